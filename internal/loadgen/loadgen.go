@@ -1,0 +1,499 @@
+// Package loadgen is a Kafka load generator built on franz-go: it produces fixed-size records to
+// a topic and consumes them back, and reports throughput (MB/s, records/s) and produce→consume
+// latency percentiles. It talks only the Kafka protocol, so the same workload runs against
+// Sediment and against any other Kafka-compatible cluster (for example franz-go's in-memory
+// kfake) for side-by-side comparison.
+//
+// A run has three phases, each optional:
+//
+//  1. produce: Records records as fast as the client settings allow (produce throughput);
+//  2. consume: read those records back from the start with a fresh client (consume throughput);
+//  3. latency: produce at a fixed Rate for LatencyDuration while a consumer reads concurrently;
+//     each record carries its send time (8 bytes, UnixNano) at the start of its value, and the
+//     consumer records now-sendTime (end-to-end latency; same process, same clock).
+//
+// Goroutines: franz-go's own, plus one consumer goroutine during the latency phase. Everything
+// stops when the context is cancelled or the phase's bounds (count, duration) are reached.
+package loadgen
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config is one workload. The zero value is not valid; start from DefaultConfig.
+type Config struct {
+	Brokers       []string
+	Topic         string
+	Partitions    int32
+	RecordSize    int           // value bytes per record (>= 8: the send timestamp)
+	Records       int64         // records for the produce and consume phases (0 = skip both)
+	Rate          int           // records/s in the latency phase
+	LatencyFor    time.Duration // length of the latency phase (0 = skip)
+	Linger        time.Duration // producer linger (kgo.ProducerLinger)
+	BatchMaxBytes int32         // per-partition batch limit (kgo.ProducerBatchMaxBytes)
+	Acks          string        // "all", "1", "0"
+	Compression   string        // none, gzip, snappy, lz4, zstd
+	Timeout       time.Duration // bound on each phase
+}
+
+// DefaultConfig: 1 KiB records, acks=all, no compression, 8 partitions, linger 0.
+func DefaultConfig() Config {
+	return Config{
+		Topic:         "sediment-bench",
+		Partitions:    8,
+		RecordSize:    1024,
+		Records:       200_000,
+		Rate:          5000,
+		LatencyFor:    10 * time.Second,
+		Linger:        0,
+		BatchMaxBytes: 1 << 20,
+		Acks:          "all",
+		Compression:   "none",
+		Timeout:       5 * time.Minute,
+	}
+}
+
+// Validate checks the settings.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	if c.Topic == "" {
+		errs = append(errs, errors.New("empty topic"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("partitions %d < 1", c.Partitions))
+	}
+	if c.RecordSize < 8 {
+		errs = append(errs, fmt.Errorf("record size %d < 8", c.RecordSize))
+	}
+	if c.Records < 0 || c.Rate < 0 || c.LatencyFor < 0 || c.Linger < 0 {
+		errs = append(errs, errors.New("negative count, rate or duration"))
+	}
+	if c.LatencyFor > 0 && c.Rate == 0 {
+		errs = append(errs, errors.New("latency phase needs a rate"))
+	}
+	if _, err := c.acks(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.codec(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) acks() (kgo.Acks, error) {
+	switch c.Acks {
+	case "all", "-1":
+		return kgo.AllISRAcks(), nil
+	case "1":
+		return kgo.LeaderAck(), nil
+	case "0":
+		return kgo.NoAck(), nil
+	}
+	return kgo.Acks{}, fmt.Errorf("acks %q: want all, 1 or 0", c.Acks)
+}
+
+func (c Config) codec() (kgo.CompressionCodec, error) {
+	switch strings.ToLower(c.Compression) {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
+}
+
+// Throughput is one phase's volume over its wall time.
+type Throughput struct {
+	Records int64
+	Bytes   int64 // value bytes
+	Elapsed time.Duration
+}
+
+func (t Throughput) MBps() float64 {
+	if t.Elapsed <= 0 {
+		return 0
+	}
+	return float64(t.Bytes) / (1 << 20) / t.Elapsed.Seconds()
+}
+
+func (t Throughput) RecordsPerSec() float64 {
+	if t.Elapsed <= 0 {
+		return 0
+	}
+	return float64(t.Records) / t.Elapsed.Seconds()
+}
+
+// Latency holds produce→consume latency percentiles of the latency phase.
+type Latency struct {
+	Sent, Received   int64
+	P50, P99, P999   time.Duration
+	Max              time.Duration
+	AchievedRate     float64 // records/s actually sent
+	ProduceErrors    int64
+	AckP50, AckP99   time.Duration // produce call → ack
+	ConsumeOutOfSync int64         // records consumed whose timestamp could not be read
+}
+
+// Result is a whole run.
+type Result struct {
+	Produce Throughput
+	Consume Throughput
+	Latency Latency
+}
+
+func (c Config) producerOpts() ([]kgo.Opt, error) {
+	acks, err := c.acks()
+	if err != nil {
+		return nil, err
+	}
+	codec, err := c.codec()
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.DefaultProduceTopic(c.Topic),
+		kgo.RequiredAcks(acks),
+		kgo.ProducerLinger(c.Linger),
+		kgo.ProducerBatchMaxBytes(c.BatchMaxBytes),
+		kgo.ProducerBatchCompression(codec),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.MaxBufferedRecords(1 << 16),
+	}
+	if c.Acks != "all" && c.Acks != "-1" {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	return opts, nil
+}
+
+// Run executes the configured phases against c.Brokers, creating the topic first if needed.
+func Run(ctx context.Context, c Config, log io.Writer) (Result, error) {
+	var res Result
+	if err := c.Validate(); err != nil {
+		return res, err
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	if err := ensureTopic(ctx, c); err != nil {
+		return res, err
+	}
+	if c.Records > 0 {
+		fmt.Fprintf(log, "produce: %d records of %d bytes, acks=%s, linger=%s, batch=%d, compression=%s, %d partitions\n",
+			c.Records, c.RecordSize, c.Acks, c.Linger, c.BatchMaxBytes, c.Compression, c.Partitions)
+		t, err := producePhase(ctx, c)
+		res.Produce = t
+		if err != nil {
+			return res, fmt.Errorf("produce phase: %w", err)
+		}
+		fmt.Fprintf(log, "consume: reading %d records back\n", c.Records)
+		t, err = consumePhase(ctx, c, c.Records)
+		res.Consume = t
+		if err != nil {
+			return res, fmt.Errorf("consume phase: %w", err)
+		}
+	}
+	if c.LatencyFor > 0 {
+		fmt.Fprintf(log, "latency: %d records/s for %s\n", c.Rate, c.LatencyFor)
+		l, err := latencyPhase(ctx, c)
+		res.Latency = l
+		if err != nil {
+			return res, fmt.Errorf("latency phase: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func ensureTopic(ctx context.Context, c Config) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(cctx, c.Partitions, 1, nil, c.Topic)
+	if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
+		return fmt.Errorf("create topic %s: %w", c.Topic, err)
+	}
+	if resp.Err != nil && !strings.Contains(resp.Err.Error(), "TOPIC_ALREADY_EXISTS") {
+		return fmt.Errorf("create topic %s: %w", c.Topic, resp.Err)
+	}
+	return nil
+}
+
+func newValue(size int) []byte {
+	v := make([]byte, size)
+	binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+	return v
+}
+
+func producePhase(ctx context.Context, c Config) (Throughput, error) {
+	opts, err := c.producerOpts()
+	if err != nil {
+		return Throughput{}, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+
+	var (
+		acked    atomic.Int64
+		firstErr atomic.Pointer[error]
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for i := int64(0); i < c.Records; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Value: newValue(c.RecordSize)}, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			acked.Add(1)
+		})
+	}
+	wg.Wait()
+	t := Throughput{Records: acked.Load(), Bytes: acked.Load() * int64(c.RecordSize), Elapsed: time.Since(start)}
+	if p := firstErr.Load(); p != nil {
+		return t, *p
+	}
+	if err := ctx.Err(); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+func consumePhase(ctx context.Context, c Config, want int64) (Throughput, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumeTopics(c.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(50<<20),
+		kgo.FetchMaxPartitionBytes(10<<20),
+	)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	var t Throughput
+	start := time.Now()
+	for t.Records < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Elapsed = time.Since(start)
+			return t, fmt.Errorf("consumed %d of %d: %w", t.Records, want, err)
+		}
+		var ferr error
+		fs.EachError(func(topic string, p int32, err error) {
+			if ferr == nil {
+				ferr = fmt.Errorf("%s[%d]: %w", topic, p, err)
+			}
+		})
+		if ferr != nil {
+			return t, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			t.Records++
+			t.Bytes += int64(len(r.Value))
+		})
+	}
+	t.Elapsed = time.Since(start)
+	return t, nil
+}
+
+func latencyPhase(ctx context.Context, c Config) (Latency, error) {
+	var l Latency
+	opts, err := c.producerOpts()
+	if err != nil {
+		return l, err
+	}
+	prod, err := kgo.NewClient(opts...)
+	if err != nil {
+		return l, err
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumeTopics(c.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return l, err
+	}
+	defer cons.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+
+	// Make sure the consumer has its position at the end before anything is sent, so that the
+	// first records are not measured from a cold start (metadata, ListOffsets).
+	if err := warmConsumer(ctx, prod, cons, c); err != nil {
+		return l, err
+	}
+
+	var (
+		mu       sync.Mutex
+		lats     = make([]time.Duration, 0, int(c.LatencyFor.Seconds()+1)*c.Rate)
+		ackLats  = make([]time.Duration, 0, cap(lats))
+		received atomic.Int64
+		bad      atomic.Int64
+		prodErrs atomic.Int64
+		sent     int64
+		wg       sync.WaitGroup
+	)
+	cctx, stopConsumer := context.WithCancel(ctx)
+	consDone := make(chan struct{})
+	go func() {
+		defer close(consDone)
+		for cctx.Err() == nil {
+			fs := cons.PollFetches(cctx)
+			now := time.Now().UnixNano()
+			fs.EachRecord(func(r *kgo.Record) {
+				if len(r.Value) < 8 || len(r.Value) != c.RecordSize {
+					bad.Add(1) // a warm-up record
+					return
+				}
+				sentAt := int64(binary.BigEndian.Uint64(r.Value))
+				mu.Lock()
+				lats = append(lats, time.Duration(now-sentAt))
+				mu.Unlock()
+				received.Add(1)
+			})
+		}
+	}()
+
+	interval := time.Second / time.Duration(c.Rate)
+	start := time.Now()
+	end := start.Add(c.LatencyFor)
+	for next := start; next.Before(end) && ctx.Err() == nil; {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		// Send every record that is due (sleep granularity is coarser than the interval at
+		// high rates).
+		for now := time.Now(); !next.After(now) && next.Before(end); next = next.Add(interval) {
+			sent++
+			wg.Add(1)
+			sendAt := time.Now()
+			prod.Produce(ctx, &kgo.Record{Value: newValue(c.RecordSize)}, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				if err != nil {
+					prodErrs.Add(1)
+					return
+				}
+				d := time.Since(sendAt)
+				mu.Lock()
+				ackLats = append(ackLats, d)
+				mu.Unlock()
+			})
+		}
+	}
+	l.AchievedRate = float64(sent) / time.Since(start).Seconds()
+	wg.Wait()
+	// Give the consumer until the timeout to see everything that was acknowledged.
+	want := sent - prodErrs.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for received.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopConsumer()
+	<-consDone
+
+	mu.Lock()
+	defer mu.Unlock()
+	l.Sent = sent
+	l.Received = received.Load()
+	l.ProduceErrors = prodErrs.Load()
+	l.ConsumeOutOfSync = bad.Load()
+	slices.Sort(lats)
+	slices.Sort(ackLats)
+	l.P50, l.P99, l.P999 = pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999)
+	if len(lats) > 0 {
+		l.Max = lats[len(lats)-1]
+	}
+	l.AckP50, l.AckP99 = pct(ackLats, 0.50), pct(ackLats, 0.99)
+	if l.Received < want {
+		return l, fmt.Errorf("consumed %d of %d acknowledged records", l.Received, want)
+	}
+	return l, nil
+}
+
+// warmConsumer sends one short record per partition and waits until the consumer has seen at
+// least one, so that both clients have metadata, connections and positions.
+func warmConsumer(ctx context.Context, prod, cons *kgo.Client, c Config) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	seen := make(chan struct{})
+	var once sync.Once
+	go func() {
+		for wctx.Err() == nil {
+			fs := cons.PollFetches(wctx)
+			if fs.NumRecords() > 0 {
+				once.Do(func() { close(seen) })
+				return
+			}
+		}
+	}()
+	// The consumer resets to the end; keep sending warm-up records until one arrives.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := prod.ProduceSync(wctx, &kgo.Record{Value: []byte("warmup")}).FirstErr(); err != nil {
+			return fmt.Errorf("warm-up produce: %w", err)
+		}
+		select {
+		case <-seen:
+			return nil
+		case <-wctx.Done():
+			return fmt.Errorf("warm-up: consumer saw nothing: %w", wctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func pct(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(sorted) {
+		i = len(sorted) - 1
+	}
+	return sorted[i]
+}
