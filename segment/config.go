@@ -1,0 +1,107 @@
+package segment
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/sediment-io/sediment/segment/vfs"
+)
+
+// FlushPolicy says when appended bytes are fsynced.
+type FlushPolicy int
+
+const (
+	// FlushAlways acknowledges an append only after it is on disk (fdatasync);
+	// concurrent appends share syncs (group commit).
+	FlushAlways FlushPolicy = iota
+	// FlushInterval syncs at most every Config.FlushInterval after data arrives.
+	FlushInterval
+	// FlushOS leaves writeback to the page cache (Kafka's default); segments are
+	// still synced when rolled and on Close.
+	FlushOS
+)
+
+func (p FlushPolicy) String() string {
+	switch p {
+	case FlushAlways:
+		return "always"
+	case FlushInterval:
+		return "interval"
+	case FlushOS:
+		return "os"
+	}
+	return fmt.Sprintf("FlushPolicy(%d)", int(p))
+}
+
+// ParseFlushPolicy parses "always", "interval" or "os".
+func ParseFlushPolicy(s string) (FlushPolicy, error) {
+	switch s {
+	case "always":
+		return FlushAlways, nil
+	case "interval":
+		return FlushInterval, nil
+	case "os":
+		return FlushOS, nil
+	}
+	return 0, fmt.Errorf("segment: unknown flush policy %q (want always, interval or os)", s)
+}
+
+// Config configures one partition log. Names follow Kafka's topic configs.
+type Config struct {
+	SegmentBytes       int64         // segment.bytes: roll when the next batch would pass it (default 1 GiB)
+	SegmentMs          time.Duration // segment.ms: roll when the segment's first batch is this old (default 7 days)
+	SegmentIndexBytes  int           // segment.index.bytes: max size of each index file (default 10 MiB)
+	IndexIntervalBytes int           // index.interval.bytes: bytes between offset-index entries (default 4096)
+	FlushPolicy        FlushPolicy   // default FlushAlways
+	FlushInterval      time.Duration // for FlushInterval (default 1s)
+	FS                 vfs.FS        // nil = the OS file system
+	Now                func() time.Time
+	Logger             *slog.Logger
+}
+
+// DefaultConfig returns Kafka's defaults with the durable flush policy.
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:       1 << 30,
+		SegmentMs:          7 * 24 * time.Hour,
+		SegmentIndexBytes:  10 << 20,
+		IndexIntervalBytes: 4096,
+		FlushPolicy:        FlushAlways,
+		FlushInterval:      time.Second,
+	}
+}
+
+// Validate reports the first invalid setting, using Kafka's config names.
+func (c Config) Validate() error {
+	switch {
+	case c.SegmentBytes < 14 || c.SegmentBytes > math.MaxInt32:
+		return fmt.Errorf("segment: segment.bytes %d outside [14, %d]", c.SegmentBytes, math.MaxInt32)
+	case c.SegmentMs < time.Millisecond:
+		return fmt.Errorf("segment: segment.ms %v must be at least 1ms", c.SegmentMs)
+	case c.SegmentIndexBytes < timeIndexEntrySize || c.SegmentIndexBytes > math.MaxInt32:
+		// Kafka's floor is 4; we need room for one entry of each index.
+		return fmt.Errorf("segment: segment.index.bytes %d outside [%d, %d]", c.SegmentIndexBytes, timeIndexEntrySize, math.MaxInt32)
+	case c.IndexIntervalBytes < 0:
+		return fmt.Errorf("segment: index.interval.bytes %d must not be negative", c.IndexIntervalBytes)
+	case c.FlushPolicy < FlushAlways || c.FlushPolicy > FlushOS:
+		return fmt.Errorf("segment: unknown flush policy %d", int(c.FlushPolicy))
+	case c.FlushPolicy == FlushInterval && c.FlushInterval <= 0:
+		return fmt.Errorf("segment: flush interval %v must be positive", c.FlushInterval)
+	}
+	return nil
+}
+
+func (c *Config) fill() {
+	if c.FS == nil {
+		c.FS = vfs.OS
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}

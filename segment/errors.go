@@ -1,0 +1,20 @@
+package segment
+
+import "errors"
+
+var (
+	// ErrOffsetOutOfRange: a read or truncation offset outside [StartOffset, EndOffset].
+	ErrOffsetOutOfRange = errors.New("segment: offset out of range")
+	// ErrCorrupt: bytes that are not a valid RecordBatch v2 or a valid segment file.
+	// Wrapped errors name the file and byte position.
+	ErrCorrupt = errors.New("segment: corrupt data")
+	// ErrClosed: the log was closed.
+	ErrClosed = errors.New("segment: log closed")
+	// ErrDecompressLimit: decompressed output would exceed the caller's limit.
+	ErrDecompressLimit = errors.New("segment: decompressed size exceeds limit")
+	// ErrInvalidOffset: AppendReplicated got batches whose offsets do not continue
+	// the log (the first base offset is not EndOffset, or offsets do not increase).
+	ErrInvalidOffset = errors.New("segment: batch offsets do not continue the log")
+	// ErrBatchTooLarge: a batch larger than segment.bytes.
+	ErrBatchTooLarge = errors.New("segment: batch larger than segment.bytes")
+)

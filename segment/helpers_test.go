@@ -1,0 +1,93 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"github.com/sediment-io/sediment/segment/vfs"
+)
+
+// testBatch builds an uncompressed RecordBatch v2 with n records of valueSize
+// bytes, timestamps ts, ts+1, ... The base offset and epoch are left 0.
+func testBatch(n, valueSize int, ts int64) []byte {
+	var recs []byte
+	val := bytes.Repeat([]byte{'v'}, valueSize)
+	for i := 0; i < n; i++ {
+		var body []byte
+		body = append(body, 0)                            // attributes
+		body = binary.AppendVarint(body, int64(i))        // timestamp delta
+		body = binary.AppendVarint(body, int64(i))        // offset delta
+		body = binary.AppendVarint(body, -1)              // key: null
+		body = binary.AppendVarint(body, int64(len(val))) // value
+		body = append(body, val...)
+		body = binary.AppendVarint(body, 0) // headers
+		recs = binary.AppendVarint(recs, int64(len(body)))
+		recs = append(recs, body...)
+	}
+	return wrapRecords(recs, n, ts, ts+int64(n)-1, 0)
+}
+
+// wrapRecords frames encoded records (possibly compressed) into a batch.
+func wrapRecords(recs []byte, n int, firstTs, maxTs int64, attrs int16) []byte {
+	b := make([]byte, HeaderSize, HeaderSize+len(recs))
+	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(HeaderSize-logOverhead+len(recs)))
+	b[offMagic] = 2
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(attrs))
+	binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(max(n-1, 0)))
+	binary.BigEndian.PutUint64(b[offBaseTimestamp:], uint64(firstTs))
+	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(maxTs))
+	binary.BigEndian.PutUint64(b[offProducerID:], ^uint64(0))
+	binary.BigEndian.PutUint16(b[offProducerEpoch:], 0xffff)
+	binary.BigEndian.PutUint32(b[offBaseSequence:], 0xffffffff)
+	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(n))
+	b = append(b, recs...)
+	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+func testConfig(fsys vfs.FS) Config {
+	c := DefaultConfig()
+	c.FS = fsys
+	return c
+}
+
+func mustOpen(t testing.TB, dir string, cfg Config) *Log {
+	t.Helper()
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return l
+}
+
+func mustAppend(t testing.TB, l *Log, b []byte, epoch int32) AppendResult {
+	t.Helper()
+	r, err := l.Append(b, epoch)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return r
+}
+
+// readAll reads every batch from offset from to the end.
+func readAll(t testing.TB, l *Log, from int64) []byte {
+	t.Helper()
+	var out []byte
+	for off := from; off < l.EndOffset(); {
+		r, err := l.Read(off, ReadOptions{MaxBytes: 1 << 20, MinOneBatch: true})
+		if err != nil {
+			t.Fatalf("Read(%d): %v", off, err)
+		}
+		if len(r.Data) == 0 {
+			t.Fatalf("Read(%d) returned nothing before the end %d", off, l.EndOffset())
+		}
+		out = append(out, r.Data...)
+		off = r.NextOffset
+	}
+	return out
+}
+
+var fixedNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -1,0 +1,833 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sediment-io/sediment/segment/vfs"
+)
+
+// Log is one partition replica's log: a directory of segments. See doc.go.
+type Log struct {
+	dir string
+	cfg Config
+	fs  vfs.FS
+
+	// syncMu serialises file syncs against changes that close, truncate or delete
+	// files (truncation, deletion, Close). Lock order: syncMu, then mu, then fmu.
+	syncMu sync.Mutex
+
+	mu            sync.RWMutex
+	segs          []*segment // oldest first; the last is active
+	start, end    int64      // log start offset, log end offset
+	recoveryPoint int64      // persisted: segments below this base need no scan
+	epochs        []epochEntry
+	err           error // sticky: set by a failed write or sync; appends refuse
+	closed        bool
+
+	// Group commit state, guarded by fmu.
+	fmu        sync.Mutex
+	fcond      sync.Cond
+	durable    int64 // every offset below is on disk
+	syncing    bool  // a goroutine is syncing on behalf of all waiters
+	ferr       error // sticky sync error
+	timer      *time.Timer
+	timerArmed bool
+}
+
+// AppendResult describes an append.
+type AppendResult struct {
+	FirstOffset, LastOffset int64
+	MaxTimestamp            int64 // max over the appended batches' maxTimestamp
+	Bytes                   int
+}
+
+// ReadOptions bound a Read.
+type ReadOptions struct {
+	MaxBytes    int
+	MaxOffset   int64 // exclusive bound on batch last offsets; <= 0 means EndOffset()
+	MinOneBatch bool
+}
+
+// ReadResult is whole batches exactly as stored.
+type ReadResult struct {
+	Data       []byte
+	NextOffset int64 // last returned offset + 1 (the requested offset when Data is empty)
+}
+
+// SegmentInfo describes one segment.
+type SegmentInfo struct {
+	BaseOffset, NextOffset int64
+	Size                   int64
+	MaxTimestamp           int64
+	Created                time.Time
+	Closed                 bool
+	Path                   string
+}
+
+func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
+
+func (l *Log) checkWritable() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.err != nil {
+		return fmt.Errorf("segment: log %s refuses writes after an earlier failure: %w", l.dir, l.err)
+	}
+	return nil
+}
+
+// fail records a sticky error (mu held).
+func (l *Log) fail(err error) error {
+	if l.err == nil {
+		l.err = err
+		l.cfg.Logger.Error("segment: log failed; refusing further writes", "dir", l.dir, "err", err)
+	}
+	return err
+}
+
+// Append assigns offsets from EndOffset() to the batches, stamps baseOffset and
+// partitionLeaderEpoch in each header (in place, in the caller's buffer), writes
+// them and returns once they are durable per the flush policy. All batches are
+// validated first; on a validation error nothing is appended. Safe for concurrent
+// use: concurrent appends get offsets in the order they take the log's lock and
+// share fsyncs.
+func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
+	res, err := l.AppendNoWait(batches, leaderEpoch)
+	if err != nil {
+		return res, err
+	}
+	return res, l.waitPolicy(res.LastOffset + 1)
+}
+
+// AppendNoWait is Append without waiting for durability: the caller may release
+// its own locks and then call WaitDurable(res.LastOffset+1), letting appends
+// that it serialises share one fsync.
+func (l *Log) AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batches, true, leaderEpoch)
+}
+
+// AppendReplicated appends batches whose offsets and epochs are already set (a
+// follower copying its leader). The first batch's baseOffset must equal
+// EndOffset() and offsets must increase; otherwise ErrInvalidOffset.
+func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
+	res, err := l.append(batches, false, 0)
+	if err != nil {
+		return res, err
+	}
+	return res, l.waitPolicy(res.LastOffset + 1)
+}
+
+func (l *Log) waitPolicy(upTo int64) error {
+	switch l.cfg.FlushPolicy {
+	case FlushAlways:
+		return l.WaitDurable(upTo)
+	case FlushInterval:
+		l.armFlushTimer()
+	}
+	return nil
+}
+
+func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
+	if len(b) == 0 {
+		return AppendResult{}, fmt.Errorf("%w: no batches to append", ErrCorrupt)
+	}
+	// Validate everything before touching the log.
+	res := AppendResult{MaxTimestamp: -1, Bytes: len(b)}
+	prevNext := int64(-1)
+	for pos := 0; pos < len(b); {
+		h, n, err := nextBatch(b[pos:])
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("batch at byte %d: %w", pos, err)
+		}
+		if int64(n) > l.cfg.SegmentBytes {
+			return AppendResult{}, fmt.Errorf("%w: batch at byte %d is %d bytes, segment.bytes is %d", ErrBatchTooLarge, pos, n, l.cfg.SegmentBytes)
+		}
+		if !assign {
+			if prevNext >= 0 && h.BaseOffset() < prevNext {
+				return AppendResult{}, fmt.Errorf("%w: batch at byte %d has base offset %d, expected at least %d", ErrInvalidOffset, pos, h.BaseOffset(), prevNext)
+			}
+			prevNext = h.LastOffset() + 1
+		}
+		res.MaxTimestamp = max(res.MaxTimestamp, h.MaxTimestamp())
+		pos += n
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkWritable(); err != nil {
+		return AppendResult{}, err
+	}
+	if !assign {
+		if first := BatchHeader(b).BaseOffset(); first != l.end {
+			return AppendResult{}, fmt.Errorf("%w: first base offset %d, log end offset %d", ErrInvalidOffset, first, l.end)
+		}
+	} else if int64(math.MaxInt64)-l.end < int64(len(b)) {
+		return AppendResult{}, fmt.Errorf("%w: offsets exhausted", ErrInvalidOffset)
+	}
+	res.FirstOffset = l.end
+	next := l.end
+	s := l.active()
+	chunkStart, pendBytes, pendBatches, pendRollTs := 0, int64(0), 0, int64(-1)
+	for pos := 0; pos < len(b); {
+		h := BatchHeader(b[pos : pos+HeaderSize])
+		n := h.Size()
+		if assign {
+			h.SetBaseOffset(next)
+			h.SetPartitionLeaderEpoch(epoch)
+		}
+		if l.shouldRoll(s, pendBytes, pendBatches, pendRollTs, n, h) {
+			if pos > chunkStart {
+				if err := l.commit(b[chunkStart:pos]); err != nil {
+					return AppendResult{}, err
+				}
+			}
+			if err := l.roll(h.BaseOffset()); err != nil {
+				return AppendResult{}, err
+			}
+			s = l.active()
+			chunkStart, pendBytes, pendBatches, pendRollTs = pos, 0, 0, -1
+		}
+		if pendBatches == 0 {
+			pendRollTs = h.MaxTimestamp()
+		}
+		pendBytes += int64(n)
+		pendBatches++
+		next = h.LastOffset() + 1
+		pos += n
+	}
+	if err := l.commit(b[chunkStart:]); err != nil {
+		return AppendResult{}, err
+	}
+	res.LastOffset = l.end - 1
+	return res, nil
+}
+
+// shouldRoll applies Kafka's roll rules to the active segment s as it will be
+// after the pending (not yet written) bytes, before adding a batch of n bytes.
+func (l *Log) shouldRoll(s *segment, pendBytes int64, pendBatches int, pendRollTs int64, n int, h BatchHeader) bool {
+	size := s.size + pendBytes
+	if size == 0 {
+		return false
+	}
+	if size+int64(n) > l.cfg.SegmentBytes {
+		return true
+	}
+	rollTs := s.rollTs
+	if s.size == 0 {
+		rollTs = pendRollTs
+	}
+	if rollTs >= 0 {
+		if h.MaxTimestamp()-rollTs > l.cfg.SegmentMs.Milliseconds() {
+			return true
+		}
+	} else if l.cfg.Now().Sub(s.created) > l.cfg.SegmentMs {
+		return true
+	}
+	if len(s.idx.entries)+pendBatches+1 > s.idx.maxEntries || len(s.tidx.entries)+pendBatches+1 > s.tidx.maxEntries {
+		return true
+	}
+	return h.LastOffset()-s.base > math.MaxInt32
+}
+
+// commit writes whole, stamped batches to the active segment (mu held).
+func (l *Log) commit(chunk []byte) error {
+	s := l.active()
+	for pos := 0; pos < len(chunk); {
+		h := BatchHeader(chunk[pos : pos+HeaderSize])
+		if e := h.PartitionLeaderEpoch(); e >= 0 {
+			if last, ok := l.latestEpoch(); !ok || e > last {
+				if err := l.assignEpochLocked(e, h.BaseOffset()); err != nil {
+					return l.fail(err)
+				}
+			}
+		}
+		pos += h.Size()
+	}
+	if _, err := s.f.WriteAt(chunk, s.size); err != nil {
+		return l.fail(fmt.Errorf("segment: write %s at byte %d: %w", s.path, s.size, err))
+	}
+	for pos := 0; pos < len(chunk); {
+		h := BatchHeader(chunk[pos : pos+HeaderSize])
+		s.onBatch(s.size, h, l.cfg.IndexIntervalBytes)
+		pos += h.Size()
+	}
+	l.end = s.next
+	return nil
+}
+
+// Roll closes the active segment and starts a new one at EndOffset(). It is a
+// no-op when the active segment is empty.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkWritable(); err != nil {
+		return err
+	}
+	if l.active().size == 0 {
+		return nil
+	}
+	return l.roll(l.end)
+}
+
+// roll makes the active segment durable (data and indexes), starts a new segment
+// at base, and advances the recovery point to it (mu held).
+func (l *Log) roll(base int64) error {
+	old := l.active()
+	if err := old.f.Datasync(); err != nil {
+		return l.fail(fmt.Errorf("segment: sync %s: %w", old.path, err))
+	}
+	old.tidx.maybeAdd(old.maxTs, old.maxTsOffset, true)
+	if err := old.writeIndexes(l.fs, l.dir); err != nil {
+		return l.fail(err)
+	}
+	f, path, err := openSegmentFile(l.fs, l.dir, base, true)
+	if err != nil {
+		return l.fail(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		f.Close()
+		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
+	}
+	old.closed = true
+	l.segs = append(l.segs, newSegment(f, path, base, &l.cfg))
+	l.markDurable(old.next)
+	if err := l.setRecoveryPoint(base); err != nil {
+		return l.fail(err)
+	}
+	return nil
+}
+
+func (l *Log) setRecoveryPoint(off int64) error {
+	if err := writeOffsetCheckpoint(l.fs, l.dir, recoveryPointFile, kindRecoveryPoint, off); err != nil {
+		return fmt.Errorf("segment: write recovery point in %s: %w", l.dir, err)
+	}
+	l.recoveryPoint = off
+	return nil
+}
+
+func (l *Log) markDurable(upTo int64) {
+	l.fmu.Lock()
+	if upTo > l.durable {
+		l.durable = upTo
+	}
+	l.fcond.Broadcast()
+	l.fmu.Unlock()
+}
+
+// WaitDurable returns once every offset below upTo is on disk, syncing if needed.
+// Concurrent callers share syncs: one syncs on behalf of everyone who has written
+// by the time its sync starts, the others wait (group commit).
+func (l *Log) WaitDurable(upTo int64) error {
+	l.fmu.Lock()
+	for {
+		if l.durable >= upTo {
+			l.fmu.Unlock()
+			return nil
+		}
+		if l.ferr != nil {
+			err := l.ferr
+			l.fmu.Unlock()
+			return err
+		}
+		if !l.syncing {
+			l.syncing = true
+			l.fmu.Unlock()
+			l.syncOnce()
+			l.fmu.Lock()
+			continue
+		}
+		l.fcond.Wait()
+	}
+}
+
+// syncOnce fsyncs the active segment and publishes how far that made the log
+// durable. Called with syncing set; clears it.
+func (l *Log) syncOnce() {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.RLock()
+	var (
+		f     vfs.File
+		path  string
+		reach int64
+		err   error
+	)
+	if l.closed {
+		err = ErrClosed
+	} else {
+		s := l.active()
+		f, path, reach = s.f, s.path, l.end
+	}
+	l.mu.RUnlock()
+	if err == nil {
+		if serr := f.Datasync(); serr != nil {
+			// After a failed fsync the kernel may have dropped the dirty pages:
+			// nothing written since the last good sync can be trusted durable.
+			err = fmt.Errorf("segment: sync %s: %w", path, serr)
+			l.mu.Lock()
+			l.fail(err)
+			l.mu.Unlock()
+		}
+	}
+	l.fmu.Lock()
+	l.syncing = false
+	if err != nil {
+		if l.ferr == nil {
+			l.ferr = err
+		}
+	} else if reach > l.durable {
+		l.durable = reach
+	}
+	l.fcond.Broadcast()
+	l.fmu.Unlock()
+}
+
+func (l *Log) armFlushTimer() {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if l.timerArmed || l.ferr != nil {
+		return
+	}
+	l.timerArmed = true
+	if l.timer == nil {
+		l.timer = time.AfterFunc(l.cfg.FlushInterval, l.intervalFlush)
+	} else {
+		l.timer.Reset(l.cfg.FlushInterval)
+	}
+}
+
+func (l *Log) intervalFlush() {
+	l.fmu.Lock()
+	l.timerArmed = false
+	l.fmu.Unlock()
+	l.mu.RLock()
+	end, closed := l.end, l.closed
+	l.mu.RUnlock()
+	if !closed {
+		_ = l.WaitDurable(end)
+	}
+}
+
+// Read returns whole batches starting with the one containing offset, as stored.
+// Reads stay within one segment; NextOffset says where to continue.
+func (l *Log) Read(offset int64, opts ReadOptions) (ReadResult, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ReadResult{}, ErrClosed
+	}
+	if offset < l.start || offset > l.end {
+		return ReadResult{}, fmt.Errorf("%w: offset %d, log %s holds [%d, %d)", ErrOffsetOutOfRange, offset, l.dir, l.start, l.end)
+	}
+	empty := ReadResult{NextOffset: offset}
+	maxOff := opts.MaxOffset
+	if maxOff <= 0 || maxOff > l.end {
+		maxOff = l.end
+	}
+	if offset >= maxOff {
+		return empty, nil
+	}
+	var hb [HeaderSize]byte
+	i := l.segmentFor(offset)
+	var s *segment
+	var pos int64
+	for ; i < len(l.segs); i++ {
+		s = l.segs[i]
+		p, _, err := s.find(offset, hb[:])
+		if err != nil {
+			return ReadResult{}, err
+		}
+		if p < s.size {
+			pos = p
+			break
+		}
+	}
+	if i == len(l.segs) {
+		return empty, nil
+	}
+	want := min(int64(max(opts.MaxBytes, HeaderSize)), s.size-pos)
+	buf := make([]byte, want)
+	if _, err := s.f.ReadAt(buf, pos); err != nil {
+		return ReadResult{}, fmt.Errorf("segment: read %s at byte %d: %w", s.path, pos, err)
+	}
+	n, last := 0, int64(-1)
+	for n+HeaderSize <= len(buf) {
+		h, err := ParseBatchHeader(buf[n:])
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("%s at byte %d: %w", s.path, pos+int64(n), err)
+		}
+		if h.LastOffset() >= maxOff {
+			break
+		}
+		sz := h.Size()
+		if n+sz > len(buf) {
+			if pos+int64(n+sz) > s.size {
+				return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d runs past the segment end", ErrCorrupt, s.path, pos+int64(n))
+			}
+			if n == 0 && opts.MinOneBatch {
+				full := make([]byte, sz)
+				copy(full, buf)
+				if _, err := s.f.ReadAt(full[len(buf):], pos+int64(len(buf))); err != nil {
+					return ReadResult{}, fmt.Errorf("segment: read %s at byte %d: %w", s.path, pos+int64(len(buf)), err)
+				}
+				return ReadResult{Data: full, NextOffset: BatchHeader(full).LastOffset() + 1}, nil
+			}
+			break
+		}
+		last = h.LastOffset()
+		n += sz
+	}
+	if n == 0 {
+		return empty, nil
+	}
+	return ReadResult{Data: buf[:n:n], NextOffset: last + 1}, nil
+}
+
+// segmentFor returns the index of the segment with the largest base <= offset (0 if none).
+func (l *Log) segmentFor(offset int64) int {
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })
+	return max(i-1, 0)
+}
+
+// OffsetForTimestamp returns the first batch (from the log start on) whose max
+// timestamp is >= ts: its base offset (or the log start offset when the batch
+// straddles it) and that max timestamp. Batch granularity, like Kafka's time
+// index; records inside a batch are not decoded.
+func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return 0, 0, false, ErrClosed
+	}
+	var hb [HeaderSize]byte
+	for _, s := range l.segs {
+		if s.maxTs < ts || s.next <= l.start {
+			continue
+		}
+		from := max(s.tidx.lookup(ts), l.start)
+		_, pos := s.idx.lookup(from)
+		for pos < s.size {
+			h, err := s.readHeader(pos, hb[:])
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if h.MaxTimestamp() >= ts && h.LastOffset() >= l.start {
+				return max(h.BaseOffset(), l.start), h.MaxTimestamp(), true, nil
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// MaxTimestamp returns the largest batch max timestamp and the last offset of its
+// batch; (-1, -1) when the log has none.
+func (l *Log) MaxTimestamp() (int64, int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	off, ts := int64(-1), int64(-1)
+	for _, s := range l.segs {
+		if s.maxTs > ts && s.maxTsOffset >= l.start {
+			off, ts = s.maxTsOffset, s.maxTs
+		}
+	}
+	return off, ts
+}
+
+// StartOffset is the log start offset.
+func (l *Log) StartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.start
+}
+
+// EndOffset is the log end offset: the next offset to assign.
+func (l *Log) EndOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.end
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Err returns the sticky error that makes the log refuse writes, if any.
+func (l *Log) Err() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.err
+}
+
+// Segments lists the segments, oldest first; the last is the active one.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]SegmentInfo, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = SegmentInfo{BaseOffset: s.base, NextOffset: s.next, Size: s.size, MaxTimestamp: s.maxTs,
+			Created: s.created, Closed: s.closed, Path: s.path}
+	}
+	return out
+}
+
+// ScanBatches calls fn with the header of each batch from the one containing
+// from on, until fn returns false. The header is valid only during the call; fn
+// must not call the Log's methods (a read lock is held).
+func (l *Log) ScanBatches(from int64, fn func(h BatchHeader) bool) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	var hb [HeaderSize]byte
+	for i := l.segmentFor(from); i < len(l.segs); i++ {
+		s := l.segs[i]
+		pos, _, err := s.find(from, hb[:])
+		if err != nil {
+			return err
+		}
+		for pos < s.size {
+			h, err := s.readHeader(pos, hb[:])
+			if err != nil {
+				return err
+			}
+			if !fn(h) {
+				return nil
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return nil
+}
+
+// TruncateTo removes every batch containing an offset >= offset (a batch
+// straddling offset goes whole, as in Kafka, so EndOffset may end up below
+// offset). Below the first segment it empties the log and restarts it at offset.
+// The leader-epoch cache is truncated with it. Durable on return.
+func (l *Log) TruncateTo(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: truncate to negative offset %d", ErrOffsetOutOfRange, offset)
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkWritable(); err != nil {
+		return err
+	}
+	if offset >= l.end {
+		return nil
+	}
+	if offset <= l.segs[0].base || offset <= l.start {
+		return l.truncateFully(offset)
+	}
+	i := l.segmentFor(offset)
+	s := l.segs[i]
+	if l.recoveryPoint > s.base {
+		if err := l.setRecoveryPoint(s.base); err != nil {
+			return l.fail(err)
+		}
+	}
+	for j := len(l.segs) - 1; j > i; j-- { // newest first: a crash leaves a prefix
+		if err := l.dropSegment(l.segs[j]); err != nil {
+			return l.fail(err)
+		}
+		l.segs = l.segs[:j]
+	}
+	var hb [HeaderSize]byte
+	pos, _, err := s.find(offset, hb[:])
+	if err != nil {
+		return l.fail(err)
+	}
+	if s.closed {
+		// It becomes the active segment; its index files are rewritten on roll/close.
+		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+			if err := l.fs.Remove(segPath(l.dir, s.base, suf)); err != nil && !isNotExist(err) {
+				return l.fail(fmt.Errorf("segment: remove: %w", err))
+			}
+		}
+		s.closed = false
+	}
+	if err := s.truncateAt(pos, &l.cfg); err != nil {
+		return l.fail(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
+	}
+	l.end = s.next
+	l.afterTruncate()
+	return l.truncateEpochsFromEnd(l.end)
+}
+
+// afterTruncate lowers the durable mark so later appends wait for their own sync.
+func (l *Log) afterTruncate() {
+	l.fmu.Lock()
+	l.durable = min(l.durable, l.end)
+	l.fmu.Unlock()
+}
+
+// truncateFully deletes every segment and restarts the log empty at offset.
+func (l *Log) truncateFully(offset int64) error {
+	if err := l.setRecoveryPoint(offset); err != nil {
+		return l.fail(err)
+	}
+	for j := len(l.segs) - 1; j >= 0; j-- {
+		if err := l.dropSegment(l.segs[j]); err != nil {
+			return l.fail(err)
+		}
+		l.segs = l.segs[:j]
+	}
+	f, path, err := openSegmentFile(l.fs, l.dir, offset, true)
+	if err != nil {
+		return l.fail(err)
+	}
+	l.segs = append(l.segs, newSegment(f, path, offset, &l.cfg))
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
+	}
+	if err := writeOffsetCheckpoint(l.fs, l.dir, logStartFile, kindLogStart, offset); err != nil {
+		return l.fail(err)
+	}
+	l.start, l.end = offset, offset
+	l.afterTruncate()
+	l.epochs = l.epochs[:0]
+	return l.persistEpochs()
+}
+
+// dropSegment closes and removes a segment's files (mu held; caller syncs the dir
+// or does so through a later SyncDir).
+func (l *Log) dropSegment(s *segment) error {
+	s.f.Close()
+	if err := removeSegmentFiles(l.fs, l.dir, s.base); err != nil {
+		return err
+	}
+	return l.fs.SyncDir(l.dir)
+}
+
+// SetStartOffset raises the log start offset, persists it, and deletes the
+// segments wholly below it (rolling first if that includes the active one).
+// Lowering is a no-op; beyond EndOffset is ErrOffsetOutOfRange.
+func (l *Log) SetStartOffset(offset int64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkWritable(); err != nil {
+		return err
+	}
+	if offset <= l.start {
+		return nil
+	}
+	if offset > l.end {
+		return fmt.Errorf("%w: start offset %d beyond log end offset %d", ErrOffsetOutOfRange, offset, l.end)
+	}
+	if err := writeOffsetCheckpoint(l.fs, l.dir, logStartFile, kindLogStart, offset); err != nil {
+		return l.fail(fmt.Errorf("segment: write log start offset in %s: %w", l.dir, err))
+	}
+	l.start = offset
+	if err := l.truncateEpochsFromStart(offset); err != nil {
+		return err
+	}
+	if a := l.active(); a.size > 0 && a.next <= offset {
+		if err := l.roll(l.end); err != nil {
+			return err
+		}
+	}
+	return l.deleteBelowStart()
+}
+
+// deleteBelowStart removes closed segments whose every offset is below the log
+// start offset, oldest first (a crash part-way leaves a suffix; the start offset
+// is already persisted).
+func (l *Log) deleteBelowStart() error {
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n].next <= l.start {
+		if err := l.dropSegment(l.segs[n]); err != nil {
+			return l.fail(err)
+		}
+		n++
+	}
+	if n > 0 {
+		l.segs = append(l.segs[:0], l.segs[n:]...)
+	}
+	return nil
+}
+
+// Close makes everything durable, writes the indexes of the active segment and
+// the clean-shutdown marker, and closes the files. A log with a sticky error is
+// closed without the marker so the next Open recovers it.
+func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	l.fmu.Lock()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.fmu.Unlock()
+	var err error
+	if l.err == nil {
+		err = l.shutdownCleanly()
+	}
+	for _, s := range l.segs {
+		if cerr := s.f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	l.fmu.Lock()
+	if err == nil {
+		l.durable = max(l.durable, l.end)
+	}
+	if l.ferr == nil {
+		l.ferr = ErrClosed
+	}
+	l.fcond.Broadcast()
+	l.fmu.Unlock()
+	return err
+}
+
+func (l *Log) shutdownCleanly() error {
+	s := l.active()
+	if err := s.f.Datasync(); err != nil {
+		return fmt.Errorf("segment: sync %s: %w", s.path, err)
+	}
+	s.tidx.maybeAdd(s.maxTs, s.maxTsOffset, true)
+	if err := s.writeIndexes(l.fs, l.dir); err != nil {
+		return err
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("segment: sync dir %s: %w", l.dir, err)
+	}
+	if err := l.setRecoveryPoint(s.base); err != nil {
+		return err
+	}
+	var p [8]byte
+	putInt64(p[:], l.end)
+	return vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, cleanShutdownFile), encodeCheckpoint(kindCleanShutdown, p[:]))
+}
+
+// Delete closes the log and removes its directory (topic deletion).
+func (l *Log) Delete() error {
+	cerr := l.Close()
+	if err := l.fs.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("segment: remove %s: %w", l.dir, err)
+	}
+	if err := l.fs.SyncDir(filepath.Dir(l.dir)); err != nil {
+		return fmt.Errorf("segment: sync dir %s: %w", filepath.Dir(l.dir), err)
+	}
+	if cerr != nil && !errors.Is(cerr, ErrClosed) {
+		l.cfg.Logger.Warn("segment: close before delete failed", "dir", l.dir, "err", cerr)
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package vfs
+
+import "os"
+
+func datasync(f *os.File, _ int) error { return f.Sync() }

@@ -1,0 +1,526 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Op names a MemFS operation for fault injection.
+type Op int
+
+const (
+	OpOpen Op = iota
+	OpRead
+	OpWrite
+	OpSync
+	OpTruncate
+	OpRemove
+	OpRename
+	OpSyncDir
+	OpMkdir
+	OpStat
+	OpReadDir
+)
+
+var opNames = [...]string{"open", "read", "write", "sync", "truncate", "remove", "rename", "syncdir", "mkdir", "stat", "readdir"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", int(o))
+}
+
+// Injector decides whether an operation fails: it returns nil to let it proceed or
+// the error to return (syscall.EIO, syscall.ENOSPC, ...). A failed write stores
+// the first half of its bytes first (a short write, as a full disk does).
+type Injector func(op Op, name string) error
+
+// ErrCrashed is returned by file handles opened before MemFS.Crash.
+var ErrCrashed = errors.New("vfs: file handle from before a simulated crash")
+
+// MemFS is an in-memory FS whose durability follows the rules in the package doc:
+// Crash forgets every byte not covered by a successful Sync/Datasync and every
+// directory entry change not covered by a successful SyncDir. Directories
+// themselves (MkdirAll) are durable at once. Safe for concurrent use.
+type MemFS struct {
+	mu       sync.Mutex
+	files    map[string]*inode // visible namespace
+	durFiles map[string]*inode // namespace as of the last SyncDir of each directory
+	dirs     map[string]bool
+	inject   Injector
+	gen      int // bumped by Crash; handles of older generations fail
+	now      func() time.Time
+	syncs    int
+}
+
+type inode struct {
+	data      []byte
+	synced    []byte // durable contents
+	dirtyFrom int    // lowest offset changed since the last sync
+	mtime     time.Time
+}
+
+// NewMemFS returns an empty MemFS with the root directory "/" and ".".
+func NewMemFS() *MemFS {
+	return &MemFS{
+		files:    map[string]*inode{},
+		durFiles: map[string]*inode{},
+		dirs:     map[string]bool{"/": true, ".": true},
+		now:      time.Now,
+	}
+}
+
+// SetInjector installs (or with nil removes) a fault injector.
+func (m *MemFS) SetInjector(f Injector) {
+	m.mu.Lock()
+	m.inject = f
+	m.mu.Unlock()
+}
+
+// Syncs reports how many file syncs succeeded (for tests of group commit).
+func (m *MemFS) Syncs() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncs
+}
+
+func (m *MemFS) fault(op Op, name string) error {
+	if m.inject == nil {
+		return nil
+	}
+	if err := m.inject(op, name); err != nil {
+		return &os.PathError{Op: op.String(), Path: name, Err: err}
+	}
+	return nil
+}
+
+// Crash simulates power loss: every file reverts to its synced contents and the
+// namespace to its synced state. Open handles become unusable.
+func (m *MemFS) Crash() { m.CrashKeep(nil) }
+
+// CrashKeep is Crash where keep decides, per file, what part of the unsynced
+// appended tail reached the disk anyway: it receives the bytes appended after the
+// synced length and returns the bytes that survive (a prefix to model a torn
+// write, possibly altered to model garbage). Files rewritten below their synced
+// length lose all unsynced changes. keep nil keeps nothing.
+func (m *MemFS) CrashKeep(keep func(name string, unsynced []byte) []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	files := make(map[string]*inode, len(m.durFiles))
+	names := make([]string, 0, len(m.durFiles))
+	for n := range m.durFiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ino := m.durFiles[name]
+		data := append([]byte(nil), ino.synced...)
+		if keep != nil && ino.dirtyFrom >= len(ino.synced) && len(ino.data) > len(ino.synced) {
+			tail := append([]byte(nil), ino.data[len(ino.synced):]...)
+			data = append(data, keep(name, tail)...)
+		}
+		ino.data = data
+		ino.synced = append([]byte(nil), data...)
+		ino.dirtyFrom = len(data)
+		files[name] = ino
+	}
+	m.files = files
+	m.durFiles = make(map[string]*inode, len(files))
+	for k, v := range files {
+		m.durFiles[k] = v
+	}
+}
+
+// TearLast is a CrashKeep policy: the whole unsynced tail survives except its last
+// n bytes (a write torn part-way).
+func TearLast(n int) func(string, []byte) []byte {
+	return func(_ string, b []byte) []byte {
+		if n >= len(b) {
+			return nil
+		}
+		return b[:len(b)-n]
+	}
+}
+
+func clean(name string) string { return filepath.Clean(name) }
+
+func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpOpen, name); err != nil {
+		return nil, err
+	}
+	if m.dirs[name] {
+		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
+	}
+	ino, ok := m.files[name]
+	switch {
+	case ok && flag&os.O_CREATE != 0 && flag&os.O_EXCL != 0:
+		return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrExist}
+	case !ok && flag&os.O_CREATE == 0:
+		return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	case !ok:
+		if !m.dirs[filepath.Dir(name)] {
+			return nil, &os.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		ino = &inode{mtime: m.now()}
+		m.files[name] = ino
+	}
+	if flag&os.O_TRUNC != 0 && len(ino.data) > 0 {
+		ino.data = ino.data[:0]
+		ino.dirtyFrom = 0
+	}
+	f := &memFile{fs: m, ino: ino, name: name, flag: flag, gen: m.gen}
+	return f, nil
+}
+
+func (m *MemFS) Remove(name string) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpRemove, name); err != nil {
+		return err
+	}
+	if _, ok := m.files[name]; ok {
+		delete(m.files, name)
+		return nil
+	}
+	if m.dirs[name] {
+		prefix := name + string(filepath.Separator)
+		for n := range m.files {
+			if strings.HasPrefix(n, prefix) {
+				return &os.PathError{Op: "remove", Path: name, Err: syscall.ENOTEMPTY}
+			}
+		}
+		for d := range m.dirs {
+			if strings.HasPrefix(d, prefix) {
+				return &os.PathError{Op: "remove", Path: name, Err: syscall.ENOTEMPTY}
+			}
+		}
+		delete(m.dirs, name)
+		return nil
+	}
+	return &os.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
+}
+
+// RemoveAll removes name and everything below it. Removal of files is durable at
+// once (a simplification: directory removal is not modelled as losable).
+func (m *MemFS) RemoveAll(name string) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpRemove, name); err != nil {
+		return err
+	}
+	prefix := name + string(filepath.Separator)
+	for _, set := range []map[string]*inode{m.files, m.durFiles} {
+		for n := range set {
+			if n == name || strings.HasPrefix(n, prefix) {
+				delete(set, n)
+			}
+		}
+	}
+	for d := range m.dirs {
+		if d == name || strings.HasPrefix(d, prefix) {
+			delete(m.dirs, d)
+		}
+	}
+	return nil
+}
+
+func (m *MemFS) Rename(oldname, newname string) error {
+	oldname, newname = clean(oldname), clean(newname)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpRename, oldname); err != nil {
+		return err
+	}
+	ino, ok := m.files[oldname]
+	if !ok {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrNotExist}
+	}
+	if !m.dirs[filepath.Dir(newname)] {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrNotExist}
+	}
+	delete(m.files, oldname)
+	m.files[newname] = ino
+	return nil
+}
+
+func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpReadDir, name); err != nil {
+		return nil, err
+	}
+	if !m.dirs[name] {
+		return nil, &os.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	var out []fs.DirEntry
+	for n, ino := range m.files {
+		if filepath.Dir(n) == name {
+			out = append(out, memInfo{name: filepath.Base(n), size: int64(len(ino.data)), mtime: ino.mtime})
+		}
+	}
+	for d := range m.dirs {
+		if d != name && filepath.Dir(d) == name {
+			out = append(out, memInfo{name: filepath.Base(d), dir: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpMkdir, name); err != nil {
+		return err
+	}
+	for d := name; ; d = filepath.Dir(d) {
+		if _, ok := m.files[d]; ok {
+			return &os.PathError{Op: "mkdir", Path: d, Err: syscall.ENOTDIR}
+		}
+		m.dirs[d] = true
+		if p := filepath.Dir(d); p == d {
+			break
+		}
+	}
+	return nil
+}
+
+func (m *MemFS) Stat(name string) (fs.FileInfo, error) {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpStat, name); err != nil {
+		return nil, err
+	}
+	if ino, ok := m.files[name]; ok {
+		return memInfo{name: filepath.Base(name), size: int64(len(ino.data)), mtime: ino.mtime}, nil
+	}
+	if m.dirs[name] {
+		return memInfo{name: filepath.Base(name), dir: true}, nil
+	}
+	return nil, &os.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+}
+
+func (m *MemFS) SyncDir(name string) error {
+	name = clean(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fault(OpSyncDir, name); err != nil {
+		return err
+	}
+	if !m.dirs[name] {
+		return &os.PathError{Op: "syncdir", Path: name, Err: fs.ErrNotExist}
+	}
+	for n := range m.durFiles {
+		if filepath.Dir(n) == name {
+			if _, ok := m.files[n]; !ok {
+				delete(m.durFiles, n)
+			}
+		}
+	}
+	for n, ino := range m.files {
+		if filepath.Dir(n) == name {
+			m.durFiles[n] = ino
+		}
+	}
+	return nil
+}
+
+type memFile struct {
+	fs     *MemFS
+	ino    *inode
+	name   string
+	flag   int
+	gen    int
+	off    int64
+	closed bool
+}
+
+func (f *memFile) Name() string { return f.name }
+
+// check must be called with f.fs.mu held.
+func (f *memFile) check(op string) error {
+	if f.closed {
+		return &os.PathError{Op: op, Path: f.name, Err: os.ErrClosed}
+	}
+	if f.gen != f.fs.gen {
+		return &os.PathError{Op: op, Path: f.name, Err: ErrCrashed}
+	}
+	return nil
+}
+
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("read"); err != nil {
+		return 0, err
+	}
+	if err := f.fs.fault(OpRead, f.name); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, &os.PathError{Op: "read", Path: f.name, Err: syscall.EINVAL}
+	}
+	if off >= int64(len(f.ino.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.ino.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.flag&os.O_APPEND != 0 {
+		f.off = int64(len(f.ino.data))
+	}
+	n, err := f.writeAtLocked(p, f.off)
+	f.off += int64(n)
+	return n, err
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	return f.writeAtLocked(p, off)
+}
+
+func (f *memFile) writeAtLocked(p []byte, off int64) (int, error) {
+	if err := f.check("write"); err != nil {
+		return 0, err
+	}
+	if f.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
+	}
+	ferr := f.fs.fault(OpWrite, f.name)
+	if ferr != nil {
+		p = p[:len(p)/2] // a short write before the failure
+	}
+	ino := f.ino
+	end := int(off) + len(p)
+	if end > len(ino.data) {
+		if end > cap(ino.data) {
+			nd := make([]byte, len(ino.data), 2*end)
+			copy(nd, ino.data)
+			ino.data = nd
+		}
+		old := len(ino.data)
+		ino.data = ino.data[:end]
+		clear(ino.data[old:])
+		if old < int(off) && old < ino.dirtyFrom {
+			ino.dirtyFrom = old
+		}
+	}
+	copy(ino.data[off:], p)
+	if int(off) < ino.dirtyFrom {
+		ino.dirtyFrom = int(off)
+	}
+	ino.mtime = f.fs.now()
+	if ferr != nil {
+		return len(p), ferr
+	}
+	return len(p), nil
+}
+
+func (f *memFile) Sync() error     { return f.sync() }
+func (f *memFile) Datasync() error { return f.sync() }
+
+func (f *memFile) sync() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("sync"); err != nil {
+		return err
+	}
+	if err := f.fs.fault(OpSync, f.name); err != nil {
+		return err
+	}
+	ino := f.ino
+	from := min(ino.dirtyFrom, len(ino.synced), len(ino.data))
+	ino.synced = append(ino.synced[:from], ino.data[from:]...)
+	ino.dirtyFrom = len(ino.data)
+	f.fs.syncs++
+	return nil
+}
+
+func (f *memFile) Truncate(size int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("truncate"); err != nil {
+		return err
+	}
+	if err := f.fs.fault(OpTruncate, f.name); err != nil {
+		return err
+	}
+	ino := f.ino
+	if int(size) < len(ino.data) {
+		ino.data = ino.data[:size]
+	} else {
+		old := len(ino.data)
+		ino.data = append(ino.data, make([]byte, int(size)-old)...)
+	}
+	if int(size) < ino.dirtyFrom {
+		ino.dirtyFrom = int(size)
+	}
+	return nil
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("stat"); err != nil {
+		return nil, err
+	}
+	return memInfo{name: filepath.Base(f.name), size: int64(len(f.ino.data)), mtime: f.ino.mtime}, nil
+}
+
+func (f *memFile) Close() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return &os.PathError{Op: "close", Path: f.name, Err: os.ErrClosed}
+	}
+	f.closed = true
+	return nil
+}
+
+type memInfo struct {
+	name  string
+	size  int64
+	mtime time.Time
+	dir   bool
+}
+
+func (i memInfo) Name() string { return i.name }
+func (i memInfo) Size() int64  { return i.size }
+func (i memInfo) Mode() fs.FileMode {
+	if i.dir {
+		return fs.ModeDir | 0o755
+	}
+	return 0o644
+}
+func (i memInfo) ModTime() time.Time         { return i.mtime }
+func (i memInfo) IsDir() bool                { return i.dir }
+func (i memInfo) Sys() any                   { return nil }
+func (i memInfo) Type() fs.FileMode          { return i.Mode().Type() }
+func (i memInfo) Info() (fs.FileInfo, error) { return i, nil }
