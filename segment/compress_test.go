@@ -1,0 +1,115 @@
+package segment
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+func compressWith(t *testing.T, c Codec, src []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	switch c {
+	case CodecNone:
+		return src
+	case CodecGzip:
+		w := gzip.NewWriter(&buf)
+		w.Write(src)
+		w.Close()
+	case CodecSnappy:
+		return snappy.Encode(nil, src)
+	case CodecLZ4:
+		w := lz4.NewWriter(&buf)
+		if _, err := w.Write(src); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	case CodecZstd:
+		w, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(src)
+		w.Close()
+	}
+	return buf.Bytes()
+}
+
+// xerial frames src as snappy-java's SnappyOutputStream does, in blocks of blockSize.
+func xerial(src []byte, blockSize int) []byte {
+	out := append([]byte(nil), xerialMagic...)
+	out = binary.BigEndian.AppendUint32(out, 1)
+	out = binary.BigEndian.AppendUint32(out, 1)
+	for len(src) > 0 {
+		n := min(blockSize, len(src))
+		blk := snappy.Encode(nil, src[:n])
+		out = binary.BigEndian.AppendUint32(out, uint32(len(blk)))
+		out = append(out, blk...)
+		src = src[n:]
+	}
+	return out
+}
+
+func TestDecompressRoundTrip(t *testing.T) {
+	// Records of a real batch: what the broker would look inside.
+	plain := testBatch(50, 100, 1)[HeaderSize:]
+	for _, c := range []Codec{CodecNone, CodecGzip, CodecSnappy, CodecLZ4, CodecZstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			got, err := Decompress(c, compressWith(t, c, plain), len(plain))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, plain) {
+				t.Fatal("round trip differs")
+			}
+			if _, err := Decompress(c, compressWith(t, c, plain), len(plain)-1); !errors.Is(err, ErrDecompressLimit) {
+				t.Fatalf("limit one below the size: %v", err)
+			}
+		})
+	}
+	t.Run("snappy-xerial", func(t *testing.T) {
+		got, err := Decompress(CodecSnappy, xerial(plain, 1000), len(plain))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("xerial round trip: %v", err)
+		}
+		if _, err := Decompress(CodecSnappy, xerial(plain, 1000), len(plain)-1); !errors.Is(err, ErrDecompressLimit) {
+			t.Fatalf("xerial limit: %v", err)
+		}
+	})
+}
+
+func TestDecompressBomb(t *testing.T) {
+	bomb := make([]byte, 8<<20) // 8 MiB of zeros compresses to a few KiB
+	for _, c := range []Codec{CodecGzip, CodecSnappy, CodecLZ4, CodecZstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			src := compressWith(t, c, bomb)
+			if len(src) > 1<<20 {
+				t.Fatalf("test input did not compress (%d bytes)", len(src))
+			}
+			out, err := Decompress(c, src, 64<<10)
+			if !errors.Is(err, ErrDecompressLimit) || out != nil {
+				t.Fatalf("bomb: %d bytes, %v", len(out), err)
+			}
+		})
+	}
+}
+
+func TestDecompressGarbage(t *testing.T) {
+	junk := []byte("this is not compressed data at all, not even close")
+	for _, c := range []Codec{CodecGzip, CodecSnappy, CodecLZ4, CodecZstd, Codec(7)} {
+		if _, err := Decompress(c, junk, 1<<20); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%v: garbage gave %v, want ErrCorrupt", c, err)
+		}
+	}
+	// A xerial block whose length runs past the input.
+	x := xerial([]byte("hello hello hello"), 100)
+	if _, err := Decompress(CodecSnappy, x[:len(x)-2], 1<<20); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated xerial: %v", err)
+	}
+}
