@@ -1,0 +1,451 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+)
+
+// Partition is this broker's replica of one topic partition: the local segment.Log and the state
+// Kafka keeps next to it (high watermark, leader epoch, ISR, idempotent producer state, and the
+// waiters of long-poll fetches and acks=all produces).
+//
+// High watermark. The HW is the minimum log end offset over the ISR. The leader's own LEO counts
+// only once its append is durable per the flush policy (Append returns after that), and each
+// follower's LEO is what its fetches report (replication, later: updateFollower). With one broker
+// the ISR is the leader alone and the HW follows its durable LEO. Consumers read only below the
+// HW; acks=all waits for the HW to pass the batch. After a restart the HW starts at the local log
+// end offset: everything in the log was durable before it was acknowledged, and the recovered log
+// contains nothing that was not fsynced (segment's recovery truncates torn tails).
+//
+// Locks: appendMu (appends, producer state, log start changes) → stateMu (leadership, ISR) →
+// waitMu (waiter set). hw is atomic. No lock is held while waiting.
+type Partition struct {
+	topic   string
+	topicID meta.TopicID
+	index   int32
+	dir     string
+	log     *segment.Log
+	now     func() time.Time
+	nodeID  int32
+
+	cfg atomic.Pointer[TopicConfig]
+
+	appendMu  sync.Mutex
+	producers *producerStateManager
+
+	stateMu     sync.RWMutex
+	leader      bool
+	leaderEpoch int32
+	isr         []int32
+	replicas    []int32
+	followerLEO map[int32]int64 // replication: each follower's fetched-up-to offset
+	leo         int64           // the leader's durable log end offset (what counts for the HW)
+	flushAlways bool
+
+	hw atomic.Int64
+
+	waitMu  sync.Mutex
+	waiters map[*waiter]struct{}
+}
+
+// waiter is a long-poll fetch or an acks=all produce waiting for the HW to move on one or more
+// partitions. Signals coalesce (channel of one).
+type waiter struct{ ch chan struct{} }
+
+func newWaiter() *waiter { return &waiter{ch: make(chan struct{}, 1)} }
+
+func (p *Partition) watch(w *waiter) {
+	p.waitMu.Lock()
+	p.waiters[w] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+func (p *Partition) unwatch(w *waiter) {
+	p.waitMu.Lock()
+	delete(p.waiters, w)
+	p.waitMu.Unlock()
+}
+
+func (p *Partition) notify() {
+	p.waitMu.Lock()
+	for w := range p.waiters {
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
+}
+
+// openPartition opens (or creates) the log in dir and rebuilds the producer state from it.
+func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32, scfg segment.Config, tc TopicConfig) (*Partition, error) {
+	l, err := segment.Open(dir, scfg)
+	if err != nil {
+		return nil, err
+	}
+	now := scfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	p := &Partition{
+		topic:       topic,
+		topicID:     id,
+		index:       index,
+		dir:         dir,
+		log:         l,
+		now:         now,
+		nodeID:      nodeID,
+		producers:   newProducerStateManager(),
+		followerLEO: map[int32]int64{},
+		waiters:     map[*waiter]struct{}{},
+		leaderEpoch: -1,
+	}
+	p.cfg.Store(&tc)
+	p.hw.Store(l.EndOffset())
+	p.leo = l.EndOffset()
+	p.flushAlways = scfg.FlushPolicy == segment.FlushAlways
+	if err := p.rebuildProducers(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("rebuilding producer state of %s-%d: %w", topic, index, err)
+	}
+	return p, nil
+}
+
+// rebuildProducers replays every batch header in the log into a fresh producer state.
+func (p *Partition) rebuildProducers() error {
+	m := newProducerStateManager()
+	now := p.now()
+	err := p.log.ScanBatches(p.log.StartOffset(), func(h segment.BatchHeader) bool {
+		if h.ProducerID() >= 0 && !h.IsControl() {
+			m.apply(h.ProducerID(), h.ProducerEpoch(), producerBatch{
+				firstSeq:    h.BaseSequence(),
+				lastSeq:     batchLastSeq(h.BaseSequence(), h.LastOffsetDelta()),
+				firstOffset: h.BaseOffset(),
+				lastOffset:  h.LastOffset(),
+				timestamp:   h.MaxTimestamp(),
+			}, now)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	p.producers = m
+	return nil
+}
+
+func (p *Partition) String() string { return fmt.Sprintf("%s-%d", p.topic, p.index) }
+
+func (p *Partition) config() TopicConfig { return *p.cfg.Load() }
+
+// HighWatermark is the offset below which records are committed (visible to consumers).
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
+
+// setLeadership applies the partition's state from meta. For a new leader epoch the log's epoch
+// cache gets an entry at the current end offset (KIP-101), so batches appended from now on carry
+// it and OffsetForLeaderEpoch can answer for it.
+func (p *Partition) setLeadership(part meta.Partition) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	p.leader = part.Leader == p.nodeID
+	p.replicas = slices.Clone(part.Replicas)
+	p.isr = slices.Clone(part.ISR)
+	if p.leader && part.LeaderEpoch > p.leaderEpoch {
+		if latest, ok := p.log.LatestEpoch(); !ok || latest < part.LeaderEpoch {
+			if err := p.log.AssignEpoch(part.LeaderEpoch, p.log.EndOffset()); err != nil {
+				return err
+			}
+		}
+	}
+	p.leaderEpoch = part.LeaderEpoch
+	p.maybeAdvanceHWLocked()
+	return nil
+}
+
+// maybeAdvanceHWLocked recomputes the HW as the minimum LEO over the ISR (stateMu held).
+func (p *Partition) maybeAdvanceHWLocked() {
+	if !p.leader {
+		return
+	}
+	hw := p.leo
+	for _, id := range p.isr {
+		if id == p.nodeID {
+			continue
+		}
+		leo, ok := p.followerLEO[id]
+		if !ok {
+			leo = p.hw.Load()
+		}
+		hw = min(hw, leo)
+	}
+	if hw > p.hw.Load() {
+		p.hw.Store(hw)
+		p.notify()
+	}
+}
+
+// checkLeader answers whether this replica may serve client produce/fetch/list-offsets, with the
+// KIP-320 leader epoch check: a client epoch older than ours is FENCED_LEADER_EPOCH, newer is
+// UNKNOWN_LEADER_EPOCH (-1 = no check).
+func (p *Partition) checkLeader(clientEpoch int32) int16 {
+	p.stateMu.RLock()
+	defer p.stateMu.RUnlock()
+	if clientEpoch >= 0 {
+		if clientEpoch < p.leaderEpoch {
+			return kerr.FencedLeaderEpoch.Code
+		}
+		if clientEpoch > p.leaderEpoch {
+			return kerr.UnknownLeaderEpoch.Code
+		}
+	}
+	if !p.leader {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return 0
+}
+
+func (p *Partition) currentLeaderEpoch() int32 {
+	p.stateMu.RLock()
+	defer p.stateMu.RUnlock()
+	return p.leaderEpoch
+}
+
+// appendResult is one partition's produce outcome.
+type appendResult struct {
+	err           *produceError
+	baseOffset    int64
+	lastOffset    int64
+	logAppendTime int64 // -1 unless the topic uses LogAppendTime
+	logStart      int64
+}
+
+// appendClient validates and appends one client batch (a produce request's records for this
+// partition). Duplicates of recent idempotent batches are answered with their original offsets
+// and not appended. It returns once the batch is durable per the flush policy; acks=all callers
+// then wait with waitHW.
+func (p *Partition) appendClient(version int16, records []byte) appendResult {
+	res := appendResult{baseOffset: -1, lastOffset: -1, logAppendTime: -1, logStart: -1}
+	if e := checkRequestRecords(version, records); e != nil {
+		res.err = e
+		return res
+	}
+	tc := p.config()
+	now := p.now()
+	h, e := validateBatch(records, limitsOf(tc), now.UnixMilli())
+	if e != nil {
+		res.err = e
+		return res
+	}
+
+	p.appendMu.Lock()
+	p.stateMu.RLock()
+	leader, epoch := p.leader, p.leaderEpoch
+	p.stateMu.RUnlock()
+	if !leader {
+		p.appendMu.Unlock()
+		res.err = &produceError{code: kerr.NotLeaderForPartition.Code, msg: "this broker is not the leader of " + p.String()}
+		return res
+	}
+
+	pid := h.ProducerID()
+	var staged *producerStateManager
+	var firstSeq, lastSeq int32
+	if pid >= 0 {
+		firstSeq = h.BaseSequence()
+		lastSeq = batchLastSeq(firstSeq, h.LastOffsetDelta())
+		c := p.producers.check(nil, pid, h.ProducerEpoch(), firstSeq, lastSeq)
+		if c.errCode != 0 {
+			p.appendMu.Unlock()
+			res.err = &produceError{code: c.errCode, msg: fmt.Sprintf("producer %d epoch %d sequence %d..%d refused on %s", pid, h.ProducerEpoch(), firstSeq, lastSeq, p)}
+			return res
+		}
+		if c.dup {
+			p.appendMu.Unlock()
+			// The original may still be on its way to disk (another request's group commit):
+			// answer the retry only once it is durable, like the original.
+			if err := p.waitDurable(c.dupOf.lastOffset + 1); err != nil {
+				res.err = appendErr(err)
+				return res
+			}
+			res.baseOffset, res.lastOffset = c.dupOf.firstOffset, c.dupOf.lastOffset
+			if tc.LogAppendTime {
+				res.logAppendTime = c.dupOf.timestamp
+			}
+			res.logStart = p.log.StartOffset()
+			return res
+		}
+		staged = newProducerStateManager()
+	}
+
+	if tc.LogAppendTime {
+		res.logAppendTime = now.UnixMilli()
+		segment.SetLogAppendTime(records, res.logAppendTime)
+	}
+	// Written under appendMu (offsets and producer state move together), made durable outside
+	// it so that concurrent producers to this partition share one fsync (segment's group commit).
+	ar, err := p.log.AppendNoWait(records, epoch)
+	if err != nil {
+		p.appendMu.Unlock()
+		res.err = appendErr(err)
+		return res
+	}
+	if staged != nil {
+		p.producers.stage(staged, pid, h.ProducerEpoch(), producerBatch{
+			firstSeq: firstSeq, lastSeq: lastSeq,
+			firstOffset: ar.FirstOffset, lastOffset: ar.LastOffset,
+			timestamp: ar.MaxTimestamp,
+		}, now)
+		p.producers.commit(staged)
+	}
+	p.appendMu.Unlock()
+
+	if err := p.waitDurable(ar.LastOffset + 1); err != nil {
+		res.err = appendErr(err)
+		return res
+	}
+	res.baseOffset, res.lastOffset = ar.FirstOffset, ar.LastOffset
+	res.logStart = p.log.StartOffset()
+	p.advanceLEO(ar.LastOffset + 1)
+	return res
+}
+
+// waitDurable returns once offsets below upTo are durable per the flush policy: fsynced for
+// "always" (shared with concurrent appenders), written to the OS otherwise.
+func (p *Partition) waitDurable(upTo int64) error {
+	if !p.flushAlways {
+		return nil
+	}
+	return p.log.WaitDurable(upTo)
+}
+
+// advanceLEO records that the leader's log is durable up to upTo and moves the HW if the ISR
+// allows.
+func (p *Partition) advanceLEO(upTo int64) {
+	p.stateMu.Lock()
+	if upTo > p.leo {
+		p.leo = upTo
+	}
+	p.maybeAdvanceHWLocked()
+	p.stateMu.Unlock()
+}
+
+func appendErr(err error) *produceError {
+	switch {
+	case errors.Is(err, segment.ErrCorrupt):
+		return &produceError{code: kerr.CorruptMessage.Code, msg: err.Error()}
+	case errors.Is(err, segment.ErrBatchTooLarge):
+		return &produceError{code: kerr.RecordListTooLarge.Code, msg: err.Error()}
+	case errors.Is(err, segment.ErrClosed):
+		return &produceError{code: kerr.NotLeaderForPartition.Code, msg: err.Error()}
+	}
+	// An I/O failure: the log refuses further writes (segment's sticky error). Kafka answers
+	// KAFKA_STORAGE_ERROR and takes the log dir offline; clients retry elsewhere.
+	return &produceError{code: kerr.KafkaStorageError.Code, msg: err.Error()}
+}
+
+// waitHW blocks until the HW is past offset (acks=all), the partition loses leadership or the
+// context ends. It returns a Kafka error code (0 on success, REQUEST_TIMED_OUT on timeout,
+// NOT_LEADER_OR_FOLLOWER when leadership moved).
+func (p *Partition) waitHW(ctx context.Context, offset int64) int16 {
+	if p.hw.Load() > offset {
+		return 0
+	}
+	w := newWaiter()
+	p.watch(w)
+	defer p.unwatch(w)
+	for {
+		if p.hw.Load() > offset {
+			return 0
+		}
+		p.stateMu.RLock()
+		leader := p.leader
+		p.stateMu.RUnlock()
+		if !leader {
+			return kerr.NotLeaderForPartition.Code
+		}
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			if p.hw.Load() > offset {
+				return 0
+			}
+			return kerr.RequestTimedOut.Code
+		}
+	}
+}
+
+// readResult is what a fetch gets from one partition.
+type readResult struct {
+	data     []byte
+	hw       int64
+	logStart int64
+	err      int16
+}
+
+// read returns whole batches from offset, at most maxBytes unless minOneBatch lets the first
+// batch through whole; only batches below the HW (isolation levels coincide while there are no
+// transactions: the last stable offset equals the HW).
+func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResult {
+	hw := p.hw.Load()
+	r := readResult{hw: hw, logStart: p.log.StartOffset()}
+	if offset < r.logStart || offset > p.log.EndOffset() {
+		r.err = kerr.OffsetOutOfRange.Code
+		return r
+	}
+	if offset >= hw || maxBytes <= 0 && !minOneBatch {
+		return r
+	}
+	rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: hw, MinOneBatch: minOneBatch})
+	if err != nil {
+		if errors.Is(err, segment.ErrOffsetOutOfRange) {
+			r.err = kerr.OffsetOutOfRange.Code
+		} else {
+			r.err = kerr.KafkaStorageError.Code
+		}
+		return r
+	}
+	r.data = rr.Data
+	return r
+}
+
+// deleteRecords raises the log start offset to offset (-1 = the HW), as DeleteRecords does.
+// Offsets above the HW are OFFSET_OUT_OF_RANGE. Returns the new low watermark.
+func (p *Partition) deleteRecords(offset int64) (int64, int16) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	hw := p.hw.Load()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, kerr.OffsetOutOfRange.Code
+	}
+	if err := p.log.SetStartOffset(offset); err != nil {
+		return -1, kerr.KafkaStorageError.Code
+	}
+	start := p.log.StartOffset()
+	p.producers.truncateHead(start)
+	p.notify() // long-polls see the new log start
+	return start, 0
+}
+
+// close closes the log (clean-shutdown marker) and wakes every waiter.
+func (p *Partition) close() error {
+	p.stateMu.Lock()
+	p.leader = false
+	p.stateMu.Unlock()
+	p.notify()
+	return p.log.Close()
+}
