@@ -1,0 +1,177 @@
+package broker
+
+// Metadata: v0–v12.
+//
+// Brokers are the registered, unfenced brokers; ControllerID is the metadata (Raft) leader, which in
+// Sediment is always a broker; ClusterID is meta's. Topics carry their ids (v10+) and may be asked for
+// by id (v10+; unknown id → UNKNOWN_TOPIC_ID). OfflineReplicas (v5+) are replicas on brokers that are
+// fenced or unregistered. A partition without a leader answers LEADER_NOT_AVAILABLE.
+//
+// Auto topic creation as Kafka: an unknown topic asked for by name is created with num.partitions and
+// default.replication.factor when auto.create.topics.enable is true and the request allows it (always
+// for v0–v3, AllowAutoTopicCreation for v4+). An invalid name then answers INVALID_TOPIC_EXCEPTION.
+// Unlike Kafka, which answers LEADER_NOT_AVAILABLE until the controller has propagated the new topic,
+// the topic's full metadata is returned at once: CreateTopic returns after the Raft commit is applied.
+//
+// Authorized operations (v8+) are reported as "everything a topic/cluster supports" when asked:
+// Sediment has no ACLs. Deliberately absent: v13's top-level error code (KIP-1102 rebootstrap).
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
+)
+
+func init() { register(kmsg.Metadata, 0, 12, (*Broker).handleMetadata) }
+
+// Bit sets of ACL operations (Kafka's AclOperation codes) that apply to a topic / the cluster;
+// with no authorizer everything is allowed.
+const (
+	topicAuthorizedOps   = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11 // READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS
+	clusterAuthorizedOps = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12       // CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE_CONFIGS ALTER_CONFIGS IDEMPOTENT_WRITE
+	notRequestedOps      = -2147483648
+	autoCreateTimeout    = 10 * time.Second
+)
+
+func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	st := b.meta.State()
+
+	for _, br := range st.Brokers() {
+		if br.Fenced {
+			continue
+		}
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			mb.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, mb)
+	}
+	cid := st.ClusterID()
+	resp.ClusterID = &cid
+	resp.ControllerID = st.ControllerID()
+	if req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterAuthorizedOps
+	}
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range st.Topics() {
+			resp.Topics = append(resp.Topics, b.topicMetadata(st, t, req.IncludeTopicAuthorizedOperations))
+		}
+		return resp, nil
+	}
+
+	autoCreate := b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, rt := range req.Topics {
+		var t *meta.Topic
+		var ok bool
+		switch {
+		case rt.Topic != nil:
+			t, ok = st.Topic(*rt.Topic)
+		case rt.TopicID != [16]byte{}:
+			t, ok = st.TopicByID(meta.TopicID(rt.TopicID))
+			if !ok {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID = rt.TopicID
+				mt.ErrorCode = kerr.UnknownTopicID.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+		default:
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.ErrorCode = kerr.InvalidRequest.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		if ok {
+			resp.Topics = append(resp.Topics, b.topicMetadata(st, t, req.IncludeTopicAuthorizedOperations))
+			continue
+		}
+		name := *rt.Topic
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic = &name
+		if !autoCreate {
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		t, err := b.autoCreateTopic(ctx, name)
+		if err != nil {
+			mt.ErrorCode = errorCode(err)
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		st = b.meta.State()
+		resp.Topics = append(resp.Topics, b.topicMetadata(st, t, req.IncludeTopicAuthorizedOperations))
+	}
+	return resp, nil
+}
+
+// autoCreateTopic creates name with the broker defaults; a concurrent creation of the same name is
+// not an error.
+func (b *Broker) autoCreateTopic(ctx context.Context, name string) (*meta.Topic, error) {
+	if err := meta.ValidateTopicName(name); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, autoCreateTimeout)
+	defer cancel()
+	t, err := b.meta.CreateTopic(ctx, meta.TopicSpec{
+		Name:              name,
+		Partitions:        b.cfg.NumPartitions,
+		ReplicationFactor: b.cfg.DefaultReplicationFactor,
+	})
+	if errors.Is(err, meta.ErrTopicExists) {
+		if t, ok := b.meta.State().Topic(name); ok {
+			return t, nil
+		}
+	}
+	if err != nil {
+		b.log.Warn("auto topic creation failed", "topic", name, "err", err)
+		return nil, err
+	}
+	b.log.Info("topic auto-created", "topic", name, "partitions", len(t.Partitions), "topic_id", t.ID.String())
+	return t, nil
+}
+
+func (b *Broker) topicMetadata(st *meta.State, t *meta.Topic, includeOps bool) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	if includeOps {
+		mt.AuthorizedOperations = topicAuthorizedOps
+	}
+	alive := func(id int32) bool {
+		br, ok := st.Broker(id)
+		return ok && !br.Fenced
+	}
+	for _, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.Index
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = append([]int32{}, p.Replicas...)
+		mp.ISR = append([]int32{}, p.ISR...)
+		mp.OfflineReplicas = []int32{}
+		for _, r := range p.Replicas {
+			if !alive(r) {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
+		if p.Leader < 0 || !alive(p.Leader) {
+			mp.Leader = -1
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

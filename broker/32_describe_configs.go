@@ -1,0 +1,248 @@
+package broker
+
+// DescribeConfigs: v0–v4.
+//
+// TOPIC resources: every topic config Kafka defines (meta's table), with the effective value and its
+// source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for an override, STATIC_BROKER_CONFIG when the
+// broker synonym (log.retention.ms for retention.ms …) was set, DEFAULT_CONFIG otherwise. Synonyms
+// (v1+, when asked) list those layers most specific first; documentation and types (v3+) as Kafka.
+// BROKER resources: this broker's id → every broker config (read-only: Sediment has no dynamic
+// broker configs); "" (cluster-wide dynamic defaults) → an empty list; another id → INVALID_REQUEST.
+// BROKER_LOGGER and other types → INVALID_REQUEST. Unknown topic → UNKNOWN_TOPIC_OR_PARTITION.
+// Unknown config names in ConfigNames are skipped, as Kafka does.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
+)
+
+func init() { register(kmsg.DescribeConfigs, 0, 4, (*Broker).handleDescribeConfigs) }
+
+type configSource = kmsg.ConfigSource
+
+const (
+	srcTopic   = kmsg.ConfigSourceDynamicTopicConfig
+	srcStatic  = kmsg.ConfigSourceStaticBrokerConfig
+	srcDefault = kmsg.ConfigSourceDefaultConfig
+)
+
+// configEntry is one described config, independent of the response type it goes into.
+type configEntry struct {
+	name     string
+	value    string
+	source   configSource
+	readOnly bool
+	typ      kmsg.ConfigType
+	doc      string
+	synonyms []configSynonym
+}
+
+type configSynonym struct {
+	name, value string
+	source      configSource
+}
+
+func (b *Broker) handleDescribeConfigs(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DescribeConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	st := b.meta.State()
+	for _, rr := range req.Resources {
+		r := kmsg.NewDescribeConfigsResponseResource()
+		r.ResourceType, r.ResourceName = rr.ResourceType, rr.ResourceName
+		var entries []configEntry
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			if err := meta.ValidateTopicName(rr.ResourceName); err != nil {
+				r.ErrorCode, r.ErrorMessage = errorCode(err), errorMessage(err)
+				break
+			}
+			t, ok := st.Topic(rr.ResourceName)
+			if !ok {
+				r.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				r.ErrorMessage = strPtr(fmt.Sprintf("topic %q does not exist", rr.ResourceName))
+				break
+			}
+			entries = b.topicConfigEntries(t.Configs, rr.ConfigNames)
+		case kmsg.ConfigResourceTypeBroker:
+			if rr.ResourceName == "" {
+				break // no dynamic cluster-wide broker defaults exist
+			}
+			if err := b.checkBrokerResource(rr.ResourceName); err != nil {
+				r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, errorMessage(err)
+				break
+			}
+			entries = b.brokerConfigEntries(rr.ConfigNames)
+		default:
+			r.ErrorCode = kerr.InvalidRequest.Code
+			r.ErrorMessage = strPtr(fmt.Sprintf("resource type %s is not supported by Sediment", rr.ResourceType))
+		}
+		for _, e := range entries {
+			rc := kmsg.NewDescribeConfigsResponseResourceConfig()
+			rc.Name = e.name
+			rc.Value = strPtr(e.value)
+			rc.ReadOnly = e.readOnly
+			rc.IsDefault = e.source == srcDefault
+			rc.Source = e.source
+			if req.IncludeSynonyms {
+				for _, s := range e.synonyms {
+					sy := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+					sy.Name, sy.Value, sy.Source = s.name, strPtr(s.value), s.source
+					rc.ConfigSynonyms = append(rc.ConfigSynonyms, sy)
+				}
+			}
+			rc.ConfigType = e.typ
+			if req.IncludeDocumentation {
+				rc.Documentation = strPtr(e.doc)
+			}
+			r.Configs = append(r.Configs, rc)
+		}
+		resp.Resources = append(resp.Resources, r)
+	}
+	return resp, nil
+}
+
+// checkBrokerResource accepts this broker's id as a BROKER resource name.
+func (b *Broker) checkBrokerResource(name string) error {
+	id, err := strconv.ParseInt(name, 10, 32)
+	if err != nil {
+		return fmt.Errorf("broker resource name %q is not a broker id", name)
+	}
+	if int32(id) != b.cfg.NodeID {
+		return fmt.Errorf("unexpected broker id %d: this is broker %d; send broker config requests to the broker they name", id, b.cfg.NodeID)
+	}
+	return nil
+}
+
+// wanted reports whether name is in names (nil = all).
+func wanted(names []string, name string) bool {
+	if names == nil {
+		return true
+	}
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// brokerConfigSource: Sediment's broker configs are static (flags, --conf, config file); a value
+// equal to Kafka's default is reported as DEFAULT_CONFIG.
+func (b *Broker) brokerConfigSource(name string) configSource {
+	d, ok := brokerConfigByName[name]
+	if !ok || d.set == nil {
+		return srcStatic
+	}
+	if d.get(&b.cfg) == d.def {
+		return srcDefault
+	}
+	return srcStatic
+}
+
+func (b *Broker) brokerConfigEntries(names []string) []configEntry {
+	var out []configEntry
+	for _, d := range brokerConfigDefs {
+		if !wanted(names, d.name) {
+			continue
+		}
+		v := d.get(&b.cfg)
+		src := b.brokerConfigSource(d.name)
+		e := configEntry{name: d.name, value: v, source: src, readOnly: true, typ: d.typ, doc: d.doc}
+		if src == srcStatic {
+			e.synonyms = append(e.synonyms, configSynonym{d.name, v, srcStatic})
+		}
+		if d.def != "" {
+			e.synonyms = append(e.synonyms, configSynonym{d.name, d.def, srcDefault})
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// topicConfigEntries describes a topic's configs given its overrides.
+func (b *Broker) topicConfigEntries(overrides map[string]string, names []string) []configEntry {
+	var out []configEntry
+	for _, tc := range meta.TopicConfigs() {
+		if !wanted(names, tc.Name) {
+			continue
+		}
+		v, src, _ := b.topicConfigValue(overrides, tc.Name)
+		e := configEntry{name: tc.Name, value: v, source: src, typ: topicConfigType(tc.Name, tc.Default), doc: topicConfigDoc(tc.Name)}
+		if ov, ok := overrides[tc.Name]; ok {
+			e.synonyms = append(e.synonyms, configSynonym{tc.Name, ov, srcTopic})
+		}
+		if syn, ok := topicBrokerSynonyms[tc.Name]; ok {
+			if bv, ok := b.cfg.Get(syn); ok {
+				if s := b.brokerConfigSource(syn); s == srcStatic {
+					e.synonyms = append(e.synonyms, configSynonym{syn, bv, srcStatic})
+				}
+				if d := brokerConfigByName[syn]; d.def != "" {
+					e.synonyms = append(e.synonyms, configSynonym{syn, d.def, srcDefault})
+				}
+			}
+		} else {
+			e.synonyms = append(e.synonyms, configSynonym{tc.Name, tc.Default, srcDefault})
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+var topicIntConfigs = map[string]bool{
+	"index.interval.bytes": true, "max.message.bytes": true, "min.insync.replicas": true,
+	"segment.bytes": true, "segment.index.bytes": true, "compression.gzip.level": true,
+	"compression.lz4.level": true, "compression.zstd.level": true,
+}
+
+func topicConfigType(name, def string) kmsg.ConfigType {
+	switch {
+	case topicIntConfigs[name]:
+		return kmsg.ConfigTypeInt
+	case name == "cleanup.policy" || name == "leader.replication.throttled.replicas" || name == "follower.replication.throttled.replicas":
+		return kmsg.ConfigTypeList
+	case name == "min.cleanable.dirty.ratio":
+		return kmsg.ConfigTypeDouble
+	case def == "true" || def == "false":
+		return kmsg.ConfigTypeBoolean
+	}
+	if _, err := strconv.ParseInt(def, 10, 64); err == nil {
+		return kmsg.ConfigTypeLong
+	}
+	return kmsg.ConfigTypeString
+}
+
+// topicConfigDocs documents the topic configs Sediment acts on; the others are accepted and stored
+// (so that tools setting them keep working) but have no effect, and say so.
+var topicConfigDocs = map[string]string{
+	"retention.ms":                    "Delete closed segments whose newest record is older than this (ms); -1 keeps data forever.",
+	"retention.bytes":                 "Delete the oldest closed segments while a partition is larger than this; -1 means no size limit.",
+	"segment.bytes":                   "Roll to a new segment file when the active one reaches this size.",
+	"segment.ms":                      "Roll to a new segment after this long even if it is not full.",
+	"segment.index.bytes":             "Maximum size of a segment's offset index.",
+	"index.interval.bytes":            "Bytes of log between two offset index entries.",
+	"cleanup.policy":                  "Only \"delete\" is implemented; compaction is not.",
+	"min.insync.replicas":             "Minimum in-sync replicas for a produce with acks=all to succeed.",
+	"max.message.bytes":               "Largest record batch (after compression) accepted for this topic.",
+	"message.timestamp.type":          "CreateTime keeps producer timestamps; LogAppendTime stamps batches with the broker's time.",
+	"message.timestamp.before.max.ms": "Reject batches whose timestamp is older than this before the broker's clock (CreateTime).",
+	"message.timestamp.after.max.ms":  "Reject batches whose timestamp is further than this ahead of the broker's clock (CreateTime).",
+	"local.retention.ms":              "Retention of the local (hot) copy once segments are in object storage; -2 = retention.ms.",
+	"local.retention.bytes":           "Size retention of the local (hot) copy once segments are in object storage; -2 = retention.bytes.",
+	"remote.storage.enable":           "Tier closed segments to object storage (tiering is not built yet).",
+	"compression.type":                "Only \"producer\" is implemented: batches are stored as the producer compressed them.",
+}
+
+func topicConfigDoc(name string) string {
+	if d, ok := topicConfigDocs[name]; ok {
+		return d
+	}
+	return "Kafka topic config, accepted and stored for compatibility; Sediment does not act on it."
+}
+
+func strPtr(s string) *string { return &s }

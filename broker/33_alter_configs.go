@@ -1,0 +1,121 @@
+package broker
+
+// AlterConfigs: v0–v2 (the legacy, whole-set API).
+//
+// TOPIC: the given configs REPLACE the topic's overrides (Kafka's semantics: any override not listed
+// is removed). Unknown name, bad value or an unimplemented value → INVALID_CONFIG; null value →
+// INVALID_CONFIG; unknown topic → UNKNOWN_TOPIC_OR_PARTITION; a resource listed twice →
+// INVALID_REQUEST. validateOnly checks against the current state and changes nothing.
+// BROKER: Sediment's broker configs are static (flags, --conf, config file), so any change is refused
+// with INVALID_REQUEST as Kafka refuses a non-dynamic config; an empty change set is accepted.
+// Other resource types → INVALID_REQUEST.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
+)
+
+func init() { register(kmsg.AlterConfigs, 0, 2, (*Broker).handleAlterConfigs) }
+
+type resourceKey struct {
+	typ  kmsg.ConfigResourceType
+	name string
+}
+
+func (b *Broker) handleAlterConfigs(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.AlterConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	ctx, cancel := adminTimeout(ctx, 0)
+	defer cancel()
+	count := map[resourceKey]int{}
+	for _, r := range req.Resources {
+		count[resourceKey{r.ResourceType, r.ResourceName}]++
+	}
+	for _, r := range req.Resources {
+		rr := kmsg.NewAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		var err error
+		switch {
+		case count[resourceKey{r.ResourceType, r.ResourceName}] > 1:
+			err = kerrf(kerr.InvalidRequest, "resource %s %q appears more than once in the request", r.ResourceType, r.ResourceName)
+		case r.ResourceType == kmsg.ConfigResourceTypeTopic:
+			set := map[string]string{}
+			for _, cf := range r.Configs {
+				if cf.Value == nil {
+					err = kerrf(kerr.InvalidConfig, "config %s has a null value", cf.Name)
+					break
+				}
+				if _, dup := set[cf.Name]; dup {
+					err = kerrf(kerr.InvalidRequest, "config %s given twice", cf.Name)
+					break
+				}
+				set[cf.Name] = *cf.Value
+			}
+			if err == nil {
+				err = b.replaceTopicConfigs(ctx, r.ResourceName, set, req.ValidateOnly, c)
+			}
+		case r.ResourceType == kmsg.ConfigResourceTypeBroker:
+			err = b.alterBrokerConfigs(r.ResourceName, len(r.Configs))
+		default:
+			err = kerrf(kerr.InvalidRequest, "resource type %s is not supported by Sediment", r.ResourceType)
+		}
+		if err != nil {
+			rr.ErrorCode, rr.ErrorMessage = errorCode(err), errorMessage(err)
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return resp, nil
+}
+
+// replaceTopicConfigs makes set the topic's complete override set.
+func (b *Broker) replaceTopicConfigs(ctx context.Context, topic string, set map[string]string, validateOnly bool, c *connCtx) error {
+	if err := meta.ValidateTopicName(topic); err != nil {
+		return err
+	}
+	t, ok := b.meta.State().Topic(topic)
+	if !ok {
+		return kerrf(kerr.UnknownTopicOrPartition, "topic %q does not exist", topic)
+	}
+	if err := validateTopicConfigs(set); err != nil {
+		return err
+	}
+	var remove []string
+	for k := range t.Configs {
+		if _, keep := set[k]; !keep {
+			remove = append(remove, k)
+		}
+	}
+	sort.Strings(remove)
+	return b.applyTopicConfigs(ctx, topic, set, remove, validateOnly, c)
+}
+
+// applyTopicConfigs commits (or with validateOnly only checks) a topic config change.
+func (b *Broker) applyTopicConfigs(ctx context.Context, topic string, set map[string]string, remove []string, validateOnly bool, c *connCtx) error {
+	if validateOnly {
+		return b.meta.ValidateTopicConfigs(topic, set, remove)
+	}
+	if err := b.meta.AlterTopicConfigs(ctx, topic, set, remove); err != nil {
+		return err
+	}
+	b.log.Info("topic configs changed", "topic", topic, "set", fmt.Sprint(set), "removed", fmt.Sprint(remove), "client_id", c.clientID)
+	return nil
+}
+
+// alterBrokerConfigs: every broker config is static in Sediment.
+func (b *Broker) alterBrokerConfigs(name string, n int) error {
+	if name != "" {
+		if err := b.checkBrokerResource(name); err != nil {
+			return kerrf(kerr.InvalidRequest, "%v", err)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return kerrf(kerr.InvalidRequest, "broker configs cannot be updated dynamically in Sediment; set them at start with --conf name=value")
+}

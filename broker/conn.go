@@ -1,0 +1,322 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// connCtx is what a handler knows about the connection a request came on.
+type connCtx struct {
+	remote   string // client address
+	clientID string // from the request header ("" when null)
+	corr     int32  // correlation id of the request being served
+}
+
+// request is one decoded request frame.
+type request struct {
+	key      int16
+	version  int16
+	corr     int32
+	clientID string
+	kreq     kmsg.Request // nil when answered without decoding (unknown ApiVersions version)
+}
+
+// response is one frame for the writer goroutine.
+type response struct {
+	corr  int32
+	kresp kmsg.Response
+}
+
+// errFrame is a request frame the connection cannot continue after (Kafka closes the connection
+// for these too: a size over the limit, a header that does not parse, an API or version not
+// served, a body that does not decode).
+var errFrame = errors.New("invalid request frame")
+
+// minHeaderSize: api key (2) + version (2) + correlation id (4) + client id length (2).
+const minHeaderSize = 10
+
+// conn serves one client connection with two goroutines:
+//
+//   - the reader reads a frame, decodes it, runs the handler, and queues the response;
+//   - the writer encodes queued responses and writes them, batching what is queued into one write.
+//
+// Requests are therefore handled one at a time in arrival order (Kafka's per-connection contract)
+// and answered in that order, while the client may pipeline: the next request is read while the
+// previous response is still being written. The queue is bounded, so a client that does not read
+// its responses stops being read from (back-pressure) instead of growing memory.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	remote string
+	log    *slog.Logger
+	resps  chan response // reader → writer; closed by the reader when it stops
+	wdone  chan struct{} // closed when the writer has returned
+}
+
+func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
+	c := &conn{
+		b:      b,
+		nc:     nc,
+		remote: nc.RemoteAddr().String(),
+		resps:  make(chan response, 16),
+		wdone:  make(chan struct{}),
+	}
+	c.log = b.log.With("remote", c.remote)
+	b.metrics.connsActive.Add(1)
+	b.metrics.connsTotal.Add(1)
+	defer b.metrics.connsActive.Add(-1)
+
+	go c.writeLoop()
+	err := c.readLoop(ctx)
+	close(c.resps)
+	<-c.wdone // the writer flushes what was queued, then returns
+	nc.Close()
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("connection closed")
+	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil:
+		c.log.Info("closing idle connection", "idle_ms", b.cfg.ConnectionsMaxIdleMs)
+	case ctx.Err() != nil:
+		c.log.Debug("connection closed by shutdown")
+	default:
+		c.log.Info("closing connection", "err", err)
+	}
+}
+
+// readLoop returns when the client goes away, the connection is idle too long, a frame is
+// invalid, a handler returns an error, or the broker shuts down (ctx done).
+func (c *conn) readLoop(ctx context.Context) error {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	idle := time.Duration(c.b.cfg.ConnectionsMaxIdleMs) * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The idle timer runs while we wait for the next request's size. Once a request started
+		// arriving, the same bound applies to the rest of it (a client that stalls mid-frame for
+		// connections.max.idle.ms is as gone as an idle one).
+		if idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		// Checked BEFORE allocating: a hostile size never becomes a 2 GiB make().
+		if size < minHeaderSize || size > c.b.cfg.SocketRequestMaxBytes {
+			c.b.metrics.frameErrors.Add(1)
+			return fmt.Errorf("%w: size %d outside [%d, socket.request.max.bytes=%d]", errFrame, size, minHeaderSize, c.b.cfg.SocketRequestMaxBytes)
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return err
+		}
+		c.b.metrics.bytesIn.Add(int64(size) + 4)
+
+		start := time.Now()
+		req, err := decodeRequest(body)
+		if err != nil {
+			c.b.metrics.frameErrors.Add(1)
+			return err
+		}
+		resp, err := c.b.handle(ctx, &connCtx{remote: c.remote, clientID: req.clientID, corr: req.corr}, req)
+		c.b.metrics.observe(req.key, time.Since(start), err != nil)
+		if err != nil {
+			return fmt.Errorf("%s v%d: %w", kmsg.NameForKey(req.key), req.version, err)
+		}
+		if resp == nil {
+			continue // acks=0
+		}
+		select {
+		case c.resps <- response{corr: req.corr, kresp: resp}:
+		case <-c.wdone:
+			return errors.New("writer stopped")
+		}
+	}
+}
+
+// writeLoop encodes and writes responses in the order queued, coalescing whatever is already
+// queued into one write.
+func (c *conn) writeLoop() {
+	defer close(c.wdone)
+	var buf []byte
+	for r := range c.resps {
+		buf = appendResponse(buf[:0], r)
+	drain:
+		for len(buf) < 1<<20 {
+			select {
+			case r2, ok := <-c.resps:
+				if !ok {
+					break drain
+				}
+				buf = appendResponse(buf, r2)
+			default:
+				break drain
+			}
+		}
+		// A client that stops reading must not pin the writer forever.
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout(c.b.cfg)))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.nc.Close() // unblocks the reader
+			for range c.resps {
+			}
+			return
+		}
+		c.b.metrics.bytesOut.Add(int64(len(buf)))
+		if cap(buf) > 4<<20 {
+			buf = nil // do not keep a huge fetch buffer per idle connection
+		}
+	}
+}
+
+func writeTimeout(cfg Config) time.Duration {
+	if cfg.ConnectionsMaxIdleMs > 0 {
+		return time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond
+	}
+	return 10 * time.Minute
+}
+
+// appendResponse appends one response frame: size, correlation id, the response header's empty
+// tag section when the response is flexible (except ApiVersions, whose response header is always
+// v0 so that a client can parse it before it knows our versions), then the body.
+func appendResponse(buf []byte, r response) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(r.corr))
+	if r.kresp.IsFlexible() && r.kresp.Key() != int16(kmsg.ApiVersions) {
+		buf = append(buf, 0)
+	}
+	buf = r.kresp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
+	return buf
+}
+
+// decodeRequest parses a frame body (everything after the size): the header by hand, then the body
+// with kmsg. It decides which requests are refused before any handler runs.
+func decodeRequest(body []byte) (req request, err error) {
+	r := kbin.Reader{Src: body}
+	req.key = r.Int16()
+	req.version = r.Int16()
+	req.corr = r.Int32()
+	cid := r.NullableString()
+	if !r.Ok() {
+		return req, fmt.Errorf("%w: short request header", errFrame)
+	}
+	if cid != nil {
+		req.clientID = *cid
+	}
+	h, ok := lookupHandler(req.key)
+	if !ok {
+		return req, fmt.Errorf("%w: API key %d (%s) is not served", errFrame, req.key, kmsg.NameForKey(req.key))
+	}
+	if req.version < h.min || req.version > h.max {
+		// KIP-511: a client may open with an ApiVersions newer than we know; it is answered at v0
+		// with UNSUPPORTED_VERSION and our ranges, and the client retries at a version we have.
+		// Its body is in a format we may not know, so it is not decoded.
+		if req.key == int16(kmsg.ApiVersions) && req.version > h.max {
+			return req, nil
+		}
+		return req, fmt.Errorf("%w: %s version %d not served (%d..%d)", errFrame, kmsg.NameForKey(req.key), req.version, h.min, h.max)
+	}
+	kreq := kmsg.RequestForKey(req.key)
+	kreq.SetVersion(req.version)
+	if kreq.IsFlexible() {
+		kmsg.SkipTags(&r)
+		if !r.Ok() {
+			return req, fmt.Errorf("%w: bad tagged fields in request header", errFrame)
+		}
+	}
+	if err := readFromSafe(kreq, r.Src); err != nil {
+		return req, fmt.Errorf("%w: %s v%d body: %v", errFrame, kmsg.NameForKey(req.key), req.version, err)
+	}
+	req.kreq = kreq
+	return req, nil
+}
+
+// readFromSafe guards against a decoder panic on hostile input (kmsg is not known to panic; the
+// fuzz test checks that, this only keeps one bad frame from taking the process down).
+func readFromSafe(kreq kmsg.Request, src []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return kreq.ReadFrom(src)
+}
+
+// panicHook, when set (tests, fuzzing), is told of every recovered handler panic.
+var panicHook struct {
+	sync.Mutex
+	fn func(key int16, p any)
+}
+
+// handle runs the handler for a decoded request. A panic is recovered, logged with its stack and
+// answered as UNKNOWN_SERVER_ERROR where the response has a top-level error code, otherwise the
+// connection is closed; it is a bug either way, never the intended path.
+func (b *Broker) handle(ctx context.Context, cc *connCtx, req request) (resp kmsg.Response, err error) {
+	if req.kreq == nil { // ApiVersions at an unknown version
+		return b.apiVersionsUnsupported(), nil
+	}
+	h, _ := lookupHandler(req.key)
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		b.log.Error("handler panic", "api", kmsg.NameForKey(req.key), "version", req.version,
+			"client_id", req.clientID, "remote", cc.remote, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		b.metrics.panics.Add(1)
+		panicHook.Lock()
+		if panicHook.fn != nil {
+			panicHook.fn(req.key, p)
+		}
+		panicHook.Unlock()
+		resp = req.kreq.ResponseKind()
+		resp.SetVersion(req.version)
+		if !setTopLevelError(resp, kerr.UnknownServerError.Code) {
+			resp, err = nil, fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	resp, err = h.fn(b, ctx, cc, req.kreq)
+	if resp != nil {
+		resp.SetVersion(req.version)
+	}
+	return resp, err
+}
+
+// setTopLevelError sets the response's top-level error code for the responses that have one.
+func setTopLevelError(resp kmsg.Response, code int16) bool {
+	switch r := resp.(type) {
+	case *kmsg.ApiVersionsResponse:
+		r.ErrorCode = code
+	case *kmsg.DescribeClusterResponse:
+		r.ErrorCode = code
+	case *kmsg.FetchResponse:
+		r.ErrorCode = code
+	case *kmsg.InitProducerIDResponse:
+		r.ErrorCode = code
+	case *kmsg.DescribeLogDirsResponse:
+		r.ErrorCode = code
+	case *kmsg.FindCoordinatorResponse:
+		r.ErrorCode = code
+	default:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,163 @@
+package broker
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+)
+
+// Effective topic configuration. meta stores only a topic's explicit overrides (Kafka names) and
+// knows Kafka's topic-level defaults; the value a topic actually runs with is, as in Kafka:
+// the override, else the broker config that is its synonym (log.retention.ms for retention.ms …),
+// else Kafka's topic default.
+
+// topicBrokerSynonyms maps a topic config to the broker config supplying its default.
+var topicBrokerSynonyms = map[string]string{
+	"retention.ms":                    "log.retention.ms",
+	"retention.bytes":                 "log.retention.bytes",
+	"segment.bytes":                   "log.segment.bytes",
+	"segment.ms":                      "log.roll.ms",
+	"segment.index.bytes":             "log.index.size.max.bytes",
+	"index.interval.bytes":            "log.index.interval.bytes",
+	"cleanup.policy":                  "log.cleanup.policy",
+	"min.insync.replicas":             "min.insync.replicas",
+	"max.message.bytes":               "message.max.bytes",
+	"message.timestamp.type":          "log.message.timestamp.type",
+	"message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms",
+	"message.timestamp.after.max.ms":  "log.message.timestamp.after.max.ms",
+	"local.retention.ms":              "log.local.retention.ms",
+	"local.retention.bytes":           "log.local.retention.bytes",
+	"compression.type":                "compression.type",
+}
+
+// unimplementedTopicValues are values meta accepts (they are valid Kafka) but Sediment does not
+// implement; setting them is refused with INVALID_CONFIG rather than silently ignored.
+func unimplementedTopicValue(name, value string) error {
+	switch name {
+	case "cleanup.policy":
+		for _, p := range strings.Split(value, ",") {
+			if strings.TrimSpace(p) == "compact" {
+				return kerrf(kerr.InvalidConfig, "cleanup.policy=compact is not implemented by Sediment (log compaction is absent)")
+			}
+		}
+	case "compression.type":
+		if strings.TrimSpace(value) != "producer" {
+			return kerrf(kerr.InvalidConfig, "compression.type=%s is not implemented by Sediment (batches are stored as produced; only \"producer\")", value)
+		}
+	}
+	return nil
+}
+
+// TopicConfig is a topic's effective configuration, typed. Fields follow the Kafka topic config
+// names in their comments.
+type TopicConfig struct {
+	RetentionMs          int64  // retention.ms (-1 unlimited)
+	RetentionBytes       int64  // retention.bytes (-1 unlimited)
+	SegmentBytes         int64  // segment.bytes
+	SegmentMs            int64  // segment.ms
+	SegmentIndexBytes    int32  // segment.index.bytes
+	IndexIntervalBytes   int32  // index.interval.bytes
+	CleanupPolicy        string // cleanup.policy
+	MinInsyncReplicas    int32  // min.insync.replicas
+	MaxMessageBytes      int32  // max.message.bytes
+	LogAppendTime        bool   // message.timestamp.type == LogAppendTime
+	TimestampBeforeMaxMs int64  // message.timestamp.before.max.ms
+	TimestampAfterMaxMs  int64  // message.timestamp.after.max.ms
+	LocalRetentionMs     int64  // local.retention.ms (-2 = retention.ms)
+	LocalRetentionBytes  int64  // local.retention.bytes (-2 = retention.bytes)
+	RemoteStorageEnable  bool   // remote.storage.enable
+}
+
+// topicConfigValue returns the effective value of one topic config and where it came from.
+func (b *Broker) topicConfigValue(overrides map[string]string, name string) (value string, src configSource, ok bool) {
+	if v, ok := overrides[name]; ok {
+		return v, srcTopic, true
+	}
+	if syn, ok := topicBrokerSynonyms[name]; ok {
+		if v, ok := b.cfg.Get(syn); ok {
+			return v, b.brokerConfigSource(syn), true
+		}
+	}
+	if v, ok := meta.TopicConfigDefault(name); ok {
+		return v, srcDefault, true
+	}
+	return "", srcDefault, false
+}
+
+// TopicConfig returns the effective configuration of t (overrides, broker synonyms, defaults).
+// Values were validated on the way in (meta), so a parse failure here falls back to the default.
+func (b *Broker) TopicConfig(t *meta.Topic) TopicConfig {
+	var ov map[string]string
+	if t != nil {
+		ov = t.Configs
+	}
+	return b.topicConfigFrom(ov)
+}
+
+func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
+	str := func(name string) string {
+		v, _, _ := b.topicConfigValue(ov, name)
+		return strings.TrimSpace(v)
+	}
+	i64 := func(name string) int64 {
+		n, err := strconv.ParseInt(str(name), 10, 64)
+		if err != nil {
+			d, _ := meta.TopicConfigDefault(name)
+			n, _ = strconv.ParseInt(d, 10, 64)
+		}
+		return n
+	}
+	return TopicConfig{
+		RetentionMs:          i64("retention.ms"),
+		RetentionBytes:       i64("retention.bytes"),
+		SegmentBytes:         i64("segment.bytes"),
+		SegmentMs:            i64("segment.ms"),
+		SegmentIndexBytes:    int32(i64("segment.index.bytes")),
+		IndexIntervalBytes:   int32(i64("index.interval.bytes")),
+		CleanupPolicy:        str("cleanup.policy"),
+		MinInsyncReplicas:    int32(i64("min.insync.replicas")),
+		MaxMessageBytes:      int32(i64("max.message.bytes")),
+		LogAppendTime:        str("message.timestamp.type") == "LogAppendTime",
+		TimestampBeforeMaxMs: i64("message.timestamp.before.max.ms"),
+		TimestampAfterMaxMs:  i64("message.timestamp.after.max.ms"),
+		LocalRetentionMs:     i64("local.retention.ms"),
+		LocalRetentionBytes:  i64("local.retention.bytes"),
+		RemoteStorageEnable:  strings.EqualFold(str("remote.storage.enable"), "true"),
+	}
+}
+
+// validateTopicConfigs checks a set of topic overrides (CreateTopics, AlterConfigs): known name and
+// valid value (meta's table), and implemented by Sediment. The error names the config.
+func validateTopicConfigs(cfg map[string]string) error {
+	for name, v := range cfg {
+		if err := meta.ValidateTopicConfig(name, v); err != nil {
+			return err
+		}
+		if err := unimplementedTopicValue(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentConfig is the segment.Config for a partition log of a topic with effective config tc:
+// the topic's segment.* settings and the broker's flush policy (log.flush.policy,
+// log.flush.interval.ms), logging under the broker's logger.
+func (b *Broker) segmentConfig(tc TopicConfig) segment.Config {
+	sc := segment.DefaultConfig()
+	sc.SegmentBytes = tc.SegmentBytes
+	sc.SegmentMs = time.Duration(tc.SegmentMs) * time.Millisecond
+	sc.SegmentIndexBytes = int(tc.SegmentIndexBytes)
+	sc.IndexIntervalBytes = int(tc.IndexIntervalBytes)
+	if fp, err := segment.ParseFlushPolicy(b.cfg.LogFlushPolicy); err == nil { // validated in Config.Validate
+		sc.FlushPolicy = fp
+	}
+	sc.FlushInterval = time.Duration(b.cfg.LogFlushIntervalMs) * time.Millisecond
+	sc.Logger = b.log.With("component", "segment")
+	return sc
+}
