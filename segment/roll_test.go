@@ -1,0 +1,200 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sediment-io/sediment/segment/vfs"
+)
+
+func TestRollBySize(t *testing.T) {
+	cfg := testConfig(vfs.NewMemFS())
+	b := testBatch(4, 100, 1)
+	cfg.SegmentBytes = int64(3 * len(b)) // three batches per segment
+	l := mustOpen(t, "/p", cfg)
+	defer l.Close()
+	var want []byte
+	for i := 0; i < 10; i++ {
+		c := append([]byte(nil), b...)
+		mustAppend(t, l, c, 0)
+		want = append(want, c...)
+	}
+	segs := l.Segments()
+	if len(segs) != 4 {
+		t.Fatalf("%d segments, want 4", len(segs))
+	}
+	for i, s := range segs {
+		if s.BaseOffset != int64(12*i) || s.Closed == (i == 3) {
+			t.Errorf("segment %d: base %d closed %v", i, s.BaseOffset, s.Closed)
+		}
+		if s.Size > cfg.SegmentBytes {
+			t.Errorf("segment %d is %d bytes, over segment.bytes", i, s.Size)
+		}
+		if filepath.Base(s.Path) != []string{"00000000000000000000.log", "00000000000000000012.log", "00000000000000000024.log", "00000000000000000036.log"}[i] {
+			t.Errorf("segment %d path %s", i, s.Path)
+		}
+	}
+	if got := readAll(t, l, 0); !bytes.Equal(got, want) {
+		t.Fatal("bytes across segments differ")
+	}
+	// A batch bigger than segment.bytes is refused.
+	big := testBatch(1, int(cfg.SegmentBytes), 1)
+	if _, err := l.Append(big, 0); !errors.Is(err, ErrBatchTooLarge) {
+		t.Fatalf("oversized batch: %v", err)
+	}
+}
+
+func TestRollByTimeAndIndexFull(t *testing.T) {
+	t.Run("segment.ms by batch timestamp", func(t *testing.T) {
+		cfg := testConfig(vfs.NewMemFS())
+		cfg.SegmentMs = time.Hour
+		l := mustOpen(t, "/p", cfg)
+		defer l.Close()
+		mustAppend(t, l, testBatch(1, 1, 1_000_000), 0)
+		mustAppend(t, l, testBatch(1, 1, 1_000_000+3_600_000), 0) // exactly segment.ms: no roll
+		if n := len(l.Segments()); n != 1 {
+			t.Fatalf("rolled too early: %d segments", n)
+		}
+		mustAppend(t, l, testBatch(1, 1, 1_000_000+3_600_001), 0)
+		if n := len(l.Segments()); n != 2 {
+			t.Fatalf("%d segments after segment.ms passed", n)
+		}
+	})
+	t.Run("segment.ms by wall clock without timestamps", func(t *testing.T) {
+		now := fixedNow
+		cfg := testConfig(vfs.NewMemFS())
+		cfg.SegmentMs = time.Minute
+		cfg.Now = func() time.Time { return now }
+		l := mustOpen(t, "/p", cfg)
+		defer l.Close()
+		mustAppend(t, l, testBatch(1, 1, -1), 0) // NO_TIMESTAMP
+		now = now.Add(2 * time.Minute)
+		mustAppend(t, l, testBatch(1, 1, -1), 0)
+		if n := len(l.Segments()); n != 2 {
+			t.Fatalf("%d segments", n)
+		}
+	})
+	t.Run("index full", func(t *testing.T) {
+		cfg := testConfig(vfs.NewMemFS())
+		cfg.SegmentIndexBytes = 3 * timeIndexEntrySize // 4 offset entries, 3 time entries
+		cfg.IndexIntervalBytes = 0                     // an entry per batch (after the first)
+		l := mustOpen(t, "/p", cfg)
+		defer l.Close()
+		for i := 0; i < 20; i++ {
+			mustAppend(t, l, testBatch(1, 10, int64(i)), 0)
+		}
+		segs := l.Segments()
+		if len(segs) < 5 {
+			t.Fatalf("only %d segments with a tiny index", len(segs))
+		}
+		for _, s := range segs[:len(segs)-1] {
+			if n := s.NextOffset - s.BaseOffset; n > 4 {
+				t.Errorf("segment %d holds %d batches with room for 3 time entries", s.BaseOffset, n)
+			}
+		}
+		if got := readAll(t, l, 0); len(got) != 20*len(testBatch(1, 10, 0)) {
+			t.Fatalf("read %d bytes", len(got))
+		}
+	})
+}
+
+func TestIndexLookupAndTimestamps(t *testing.T) {
+	cfg := testConfig(vfs.NewMemFS())
+	cfg.IndexIntervalBytes = 1000
+	cfg.SegmentBytes = 50_000
+	l := mustOpen(t, "/p", cfg)
+	var batches [][]byte
+	for i := 0; i < 300; i++ {
+		b := testBatch(1+i%5, 50+i%200, int64(1000+10*i))
+		mustAppend(t, l, b, 0)
+		batches = append(batches, b)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		if len(l.Segments()) < 3 {
+			t.Fatalf("want several segments, have %d", len(l.Segments()))
+		}
+		for _, b := range batches {
+			h := BatchHeader(b)
+			for _, off := range []int64{h.BaseOffset(), h.LastOffset()} {
+				r, err := l.Read(off, ReadOptions{MaxBytes: 1, MinOneBatch: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(r.Data, b) {
+					t.Fatalf("Read(%d) returned batch at %d", off, BatchHeader(r.Data).BaseOffset())
+				}
+			}
+			// Batch i has max timestamp 1000+10i+n-1; asking for exactly it finds it.
+			off, ts, ok, err := l.OffsetForTimestamp(h.MaxTimestamp())
+			if err != nil || !ok || off != h.BaseOffset() || ts != h.MaxTimestamp() {
+				t.Fatalf("OffsetForTimestamp(%d) = %d %d %v %v, want %d", h.MaxTimestamp(), off, ts, ok, err, h.BaseOffset())
+			}
+		}
+		if _, _, ok, _ := l.OffsetForTimestamp(1 << 40); ok {
+			t.Fatal("timestamp beyond all batches found something")
+		}
+		if off, _, ok, _ := l.OffsetForTimestamp(0); !ok || off != 0 {
+			t.Fatalf("timestamp 0 -> %d %v", off, ok)
+		}
+		last := BatchHeader(batches[len(batches)-1])
+		if off, ts := l.MaxTimestamp(); ts != last.MaxTimestamp() || off != last.LastOffset() {
+			t.Fatalf("MaxTimestamp = %d@%d", ts, off)
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, "/p", cfg) // clean reopen: indexes from files
+	check(l)
+	l.Close()
+}
+
+func TestCorruptIndexIsRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(vfs.OS)
+	cfg.SegmentBytes = 4000
+	cfg.IndexIntervalBytes = 100
+	l := mustOpen(t, dir, cfg)
+	var want []byte
+	for i := 0; i < 40; i++ {
+		b := testBatch(2, 100, int64(i))
+		mustAppend(t, l, b, 0)
+		want = append(want, b...)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Scribble over the first segment's index (entries now point nowhere) and
+	// truncate the second's time index to a partial entry.
+	idx := filepath.Join(dir, "00000000000000000000.index")
+	if err := os.WriteFile(idx, bytes.Repeat([]byte{0x7f}, 16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	segs := l.Segments()
+	tix := filepath.Join(dir, filepath.Base(segs[1].Path[:len(segs[1].Path)-4])+".timeindex")
+	if err := os.WriteFile(tix, []byte{1, 2, 3}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, filepath.Base(segs[2].Path[:len(segs[2].Path)-4])+".index"))
+	l = mustOpen(t, dir, cfg)
+	defer l.Close()
+	if got := readAll(t, l, 0); !bytes.Equal(got, want) {
+		t.Fatal("data differs after index rebuild")
+	}
+	for i := int64(0); i < l.EndOffset(); i += 7 {
+		r, err := l.Read(i, ReadOptions{MaxBytes: 1, MinOneBatch: true})
+		if err != nil || BatchHeader(r.Data).LastOffset() < i || BatchHeader(r.Data).BaseOffset() > i {
+			t.Fatalf("Read(%d) after rebuild: %v", i, err)
+		}
+	}
+	b, err := os.ReadFile(idx)
+	if err != nil || len(b)%indexEntrySize != 0 || bytes.Equal(b, bytes.Repeat([]byte{0x7f}, 16)) {
+		t.Fatalf("index file not rewritten: %d bytes, %v", len(b), err)
+	}
+}
