@@ -65,6 +65,13 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// The object store is validated now even though tiering is not built yet, so that a typo is
+	// found at the first start, not when tiering lands. A file:// store must be creatable.
+	if os, _ := ParseObjectStore(cfg.ObjectStore); os.Kind == "file" {
+		if err := mkdirAll(os.Dir); err != nil {
+			return nil, fmt.Errorf("object store %s: %w", cfg.ObjectStore, err)
+		}
+	}
 	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -261,3 +268,5 @@ func (b *Broker) Close() error {
 }
 
 var _ io.Closer = (*Broker)(nil)
+
+func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
