@@ -42,7 +42,10 @@ func (o Op) String() string {
 
 // Injector decides whether an operation fails: it returns nil to let it proceed or
 // the error to return (syscall.EIO, syscall.ENOSPC, ...). A failed write stores
-// the first half of its bytes first (a short write, as a full disk does).
+// the first half of its bytes first (a short write, as a full disk does). It runs
+// before the operation without MemFS's lock held, so it may also sleep to model a
+// slow disk (a sync then covers writes made while it slept, which a real fsync
+// may also do).
 type Injector func(op Op, name string) error
 
 // ErrCrashed is returned by file handles opened before MemFS.Crash.
@@ -94,11 +97,16 @@ func (m *MemFS) Syncs() int {
 	return m.syncs
 }
 
+// fault runs the injector, without holding m.mu so that an injector may block
+// (slow disk) without stalling other operations.
 func (m *MemFS) fault(op Op, name string) error {
-	if m.inject == nil {
+	m.mu.Lock()
+	inject := m.inject
+	m.mu.Unlock()
+	if inject == nil {
 		return nil
 	}
-	if err := m.inject(op, name); err != nil {
+	if err := inject(op, name); err != nil {
 		return &os.PathError{Op: op.String(), Path: name, Err: err}
 	}
 	return nil
@@ -157,11 +165,11 @@ func clean(name string) string { return filepath.Clean(name) }
 
 func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpOpen, name); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.dirs[name] {
 		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
 	}
@@ -188,11 +196,11 @@ func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 
 func (m *MemFS) Remove(name string) error {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpRemove, name); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if _, ok := m.files[name]; ok {
 		delete(m.files, name)
 		return nil
@@ -219,11 +227,11 @@ func (m *MemFS) Remove(name string) error {
 // once (a simplification: directory removal is not modelled as losable).
 func (m *MemFS) RemoveAll(name string) error {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpRemove, name); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	prefix := name + string(filepath.Separator)
 	for _, set := range []map[string]*inode{m.files, m.durFiles} {
 		for n := range set {
@@ -242,11 +250,11 @@ func (m *MemFS) RemoveAll(name string) error {
 
 func (m *MemFS) Rename(oldname, newname string) error {
 	oldname, newname = clean(oldname), clean(newname)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpRename, oldname); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	ino, ok := m.files[oldname]
 	if !ok {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrNotExist}
@@ -261,11 +269,11 @@ func (m *MemFS) Rename(oldname, newname string) error {
 
 func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpReadDir, name); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.dirs[name] {
 		return nil, &os.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
 	}
@@ -286,11 +294,11 @@ func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) {
 
 func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpMkdir, name); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for d := name; ; d = filepath.Dir(d) {
 		if _, ok := m.files[d]; ok {
 			return &os.PathError{Op: "mkdir", Path: d, Err: syscall.ENOTDIR}
@@ -305,11 +313,11 @@ func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error {
 
 func (m *MemFS) Stat(name string) (fs.FileInfo, error) {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpStat, name); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if ino, ok := m.files[name]; ok {
 		return memInfo{name: filepath.Base(name), size: int64(len(ino.data)), mtime: ino.mtime}, nil
 	}
@@ -321,11 +329,11 @@ func (m *MemFS) Stat(name string) (fs.FileInfo, error) {
 
 func (m *MemFS) SyncDir(name string) error {
 	name = clean(name)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.fault(OpSyncDir, name); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.dirs[name] {
 		return &os.PathError{Op: "syncdir", Path: name, Err: fs.ErrNotExist}
 	}
@@ -368,12 +376,12 @@ func (f *memFile) check(op string) error {
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := f.fs.fault(OpRead, f.name); err != nil {
+		return 0, err
+	}
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.check("read"); err != nil {
-		return 0, err
-	}
-	if err := f.fs.fault(OpRead, f.name); err != nil {
 		return 0, err
 	}
 	if off < 0 {
@@ -390,30 +398,31 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *memFile) Write(p []byte) (int, error) {
+	ferr := f.fs.fault(OpWrite, f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if f.flag&os.O_APPEND != 0 {
 		f.off = int64(len(f.ino.data))
 	}
-	n, err := f.writeAtLocked(p, f.off)
+	n, err := f.writeAtLocked(p, f.off, ferr)
 	f.off += int64(n)
 	return n, err
 }
 
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	ferr := f.fs.fault(OpWrite, f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	return f.writeAtLocked(p, off)
+	return f.writeAtLocked(p, off, ferr)
 }
 
-func (f *memFile) writeAtLocked(p []byte, off int64) (int, error) {
+func (f *memFile) writeAtLocked(p []byte, off int64, ferr error) (int, error) {
 	if err := f.check("write"); err != nil {
 		return 0, err
 	}
 	if f.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
 	}
-	ferr := f.fs.fault(OpWrite, f.name)
 	if ferr != nil {
 		p = p[:len(p)/2] // a short write before the failure
 	}
@@ -447,12 +456,12 @@ func (f *memFile) Sync() error     { return f.sync() }
 func (f *memFile) Datasync() error { return f.sync() }
 
 func (f *memFile) sync() error {
+	if err := f.fs.fault(OpSync, f.name); err != nil {
+		return err
+	}
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.check("sync"); err != nil {
-		return err
-	}
-	if err := f.fs.fault(OpSync, f.name); err != nil {
 		return err
 	}
 	ino := f.ino
@@ -464,12 +473,12 @@ func (f *memFile) sync() error {
 }
 
 func (f *memFile) Truncate(size int64) error {
+	if err := f.fs.fault(OpTruncate, f.name); err != nil {
+		return err
+	}
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.check("truncate"); err != nil {
-		return err
-	}
-	if err := f.fs.fault(OpTruncate, f.name); err != nil {
 		return err
 	}
 	ino := f.ino
