@@ -541,3 +541,51 @@ func TestMetadataAutoCreate(t *testing.T) {
 		t.Fatalf("auto.create.topics.enable=false: %v %+v", err, resp.Topics)
 	}
 }
+
+func TestDescribeLogDirs(t *testing.T) {
+	b := newTestBroker(t)
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("ld"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(cl)
+	ctx := testCtx(t)
+	if r, err := adm.CreateTopic(ctx, 2, 1, nil, "ld"); err != nil || r.Err != nil {
+		t.Fatal(err, r.Err)
+	}
+	if r, err := adm.CreateTopic(ctx, 1, 1, nil, "other"); err != nil || r.Err != nil {
+		t.Fatal(err, r.Err)
+	}
+	payload := make([]byte, 10000)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 1, Value: payload}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := adm.DescribeAllLogDirs(ctx, kadm.TopicsSet{"ld": {0: {}, 1: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes [2]int64
+	n := 0
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		if d.Err != nil {
+			t.Errorf("dir %s: %v", d.Dir, d.Err)
+		}
+		d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+			n++
+			if p.Topic != "ld" {
+				t.Errorf("unrequested topic %s", p.Topic)
+				return
+			}
+			sizes[p.Partition] = p.Size
+		})
+	})
+	if n != 2 || sizes[0] != 0 || sizes[1] < int64(len(payload)) {
+		t.Fatalf("partitions %d, sizes %v", n, sizes)
+	}
+	// v4 totals.
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Dirs) != 1 || resp.Dirs[0].TotalBytes <= 0 || resp.Dirs[0].UsableBytes <= 0 || len(resp.Dirs[0].Topics) != 2 {
+		t.Fatalf("all dirs: %+v", resp.Dirs)
+	}
+}
