@@ -579,11 +579,15 @@ func TestDescribeLogDirs(t *testing.T) {
 	if n != 2 || sizes[0] != 0 || sizes[1] < int64(len(payload)) {
 		t.Fatalf("partitions %d, sizes %v", n, sizes)
 	}
-	// v4 totals.
+	// v4 totals (sent to the broker directly: kgo's sharded merge drops the totals).
 	req := kmsg.NewPtrDescribeLogDirsRequest()
-	resp, err := req.RequestWith(ctx, cl)
+	kresp, err := cl.Broker(1).Request(ctx, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	resp := kresp.(*kmsg.DescribeLogDirsResponse)
+	if resp.Version < 4 {
+		t.Fatalf("DescribeLogDirs negotiated v%d, want 4", resp.Version)
 	}
 	if len(resp.Dirs) != 1 || resp.Dirs[0].TotalBytes <= 0 || resp.Dirs[0].UsableBytes <= 0 || len(resp.Dirs[0].Topics) != 2 {
 		t.Fatalf("all dirs: %+v", resp.Dirs)
