@@ -1,0 +1,161 @@
+package segment
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sediment-io/sediment/segment/vfs"
+)
+
+// benchBatch is 16 records of 1 KiB: a ~16.5 KiB batch, the workload.
+func benchBatch() []byte { return testBatch(16, 1000, 1_700_000_000_000) }
+
+// BenchmarkAppend appends 16 KiB batches from concurrent writers to 1 or 8
+// partition logs on the real file system under each flush policy. writers is the
+// number of goroutines per partition: with 1 the per-partition latency bounds
+// throughput; with more, a log's group commit shares each fdatasync.
+func BenchmarkAppend(b *testing.B) {
+	for _, pol := range []FlushPolicy{FlushAlways, FlushInterval, FlushOS} {
+		for _, parts := range []int{1, 8} {
+			for _, writers := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%s/p%d/w%d", pol, parts, writers), func(b *testing.B) {
+					benchAppend(b, pol, parts, writers)
+				})
+			}
+		}
+	}
+}
+
+func benchAppend(b *testing.B, pol FlushPolicy, parts, writers int) {
+	dir := b.TempDir()
+	cfg := DefaultConfig()
+	cfg.FlushPolicy = pol
+	logs := make([]*Log, parts)
+	for i := range logs {
+		l, err := Open(filepath.Join(dir, fmt.Sprint(i)), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		logs[i] = l
+	}
+	defer func() {
+		for _, l := range logs {
+			l.Close()
+		}
+	}()
+	batch := benchBatch()
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for g := 0; g < parts*writers; g++ {
+		wg.Add(1)
+		go func(l *Log) {
+			defer wg.Done()
+			buf := append([]byte(nil), batch...)
+			for next.Add(1) <= int64(b.N) {
+				if _, err := l.Append(buf, 1); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}(logs[g%parts])
+	}
+	wg.Wait()
+	b.StopTimer()
+}
+
+// BenchmarkDiskReference is dd bs=1M conv=fdatasync in Go: sequential 1 MiB
+// writes with one fdatasync at the end, on the same file system as the append
+// benchmarks. Compare Append/always/p8 to it in the same run.
+func BenchmarkDiskReference(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "ref")
+	f, err := vfs.OS.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Datasync(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// filledLog returns a log of about size bytes of bench batches (FlushOS to fill fast).
+func filledLog(b *testing.B, size int) (*Log, int64) {
+	cfg := DefaultConfig()
+	cfg.FlushPolicy = FlushOS
+	cfg.SegmentBytes = 64 << 20
+	l, err := Open(b.TempDir(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := benchBatch()
+	for n := 0; n < size; n += len(batch) {
+		if _, err := l.Append(batch, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l, l.EndOffset()
+}
+
+// BenchmarkReadSequential reads the whole log front to back in 1 MiB fetches.
+func BenchmarkReadSequential(b *testing.B) {
+	l, end := filledLog(b, 128<<20)
+	defer l.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var total int64
+	off := int64(0)
+	for i := 0; i < b.N; i++ {
+		if off >= end {
+			off = 0
+		}
+		r, err := l.Read(off, ReadOptions{MaxBytes: 1 << 20, MinOneBatch: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += int64(len(r.Data))
+		off = r.NextOffset
+	}
+	b.SetBytes(total / int64(b.N))
+}
+
+// BenchmarkIndexLookup reads one batch at random offsets (index lookup, header
+// walk, one batch read), and looks up random timestamps.
+func BenchmarkIndexLookup(b *testing.B) {
+	l, end := filledLog(b, 128<<20)
+	defer l.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.Run("offset", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			off := rng.Int64N(end)
+			r, err := l.Read(off, ReadOptions{MaxBytes: 1, MinOneBatch: true})
+			if err != nil || len(r.Data) == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("timestamp", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, _, ok, err := l.OffsetForTimestamp(1_700_000_000_000 + rng.Int64N(16)); err != nil || !ok {
+				b.Fatal(err)
+			}
+		}
+	})
+}
