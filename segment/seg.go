@@ -320,6 +320,7 @@ func (s *segment) truncateAt(pos int64, cfg *Config) error {
 	s.size = pos
 	var buf [HeaderSize]byte
 	for p := int64(0); p < pos; {
+		s.size = pos // onBatch moved it to p; headers may lie anywhere below pos
 		h, err := s.readHeader(p, buf[:])
 		if err != nil {
 			return err
