@@ -1,6 +1,178 @@
 // Package segment is Sediment's durable partition log on local disk: Kafka
 // RecordBatch v2 bytes in segment files with sparse offset and time indexes,
-// crash recovery, leader-epoch checkpoints and flush policies. It imports none of
-// Sediment's other packages and no Kafka library. (Full format description below
-// is being written; see the issue.)
+// crash recovery, a leader-epoch checkpoint and configurable flush policies.
+// It imports none of Sediment's other packages and no Kafka library; all file
+// access goes through the vfs seam (segment/vfs) so crash safety can be tested
+// with a file system that loses unsynced bytes and injects errors.
+//
+// # What it owns
+//
+// One Log per partition replica, one directory per Log. The Log owns every file
+// in that directory. It stores batches exactly as the wire carries them; the
+// only bytes it writes into a batch are the two header fields the CRC does not
+// cover (baseOffset, partitionLeaderEpoch), so a fetch returns the bytes on
+// disk unchanged. It never decodes records; Decompress exists for the few
+// callers that must look inside.
+//
+// # Goroutines and locks
+//
+// The package starts no goroutine of its own except, under FlushInterval, a
+// time.AfterFunc timer armed when unsynced data exists. Group commit runs in the
+// callers' goroutines: the first appender that needs durability becomes the
+// syncer and fdatasyncs on behalf of everyone who has written by then; later
+// appenders wait on a condition variable and one of them leads the next sync.
+//
+// Locks, always taken in this order:
+//
+//	syncMu  serialises a sync with changes that close, truncate or delete files
+//	        (TruncateTo, SetStartOffset, Close). Appends never take it.
+//	mu      (RWMutex) the segment list, offsets, epochs, sticky error. Appends
+//	        and rolls hold it for writing while they write (never while waiting
+//	        for a sync); reads hold it for reading while they read.
+//	fmu     group-commit state (durable offset, syncing flag, sync error); a leaf.
+//
+// A failed write or sync sets a sticky error: the Log refuses every later write
+// (a failed fsync may have dropped dirty pages, so nothing after the last good
+// sync can be called durable); reads of what is there continue. Reopening runs
+// recovery.
+//
+// # Files
+//
+// All integers are big-endian. In a Log's directory:
+//
+//	%020d.log                  segment data, named by its base offset
+//	%020d.index                sparse offset index of that segment
+//	%020d.timeindex            time index of that segment
+//	log-start-offset.checkpoint
+//	recovery-point.checkpoint
+//	leader-epoch.checkpoint
+//	clean-shutdown.checkpoint  present only between Close and the next Open
+//	*.tmp                      a checkpoint write that did not reach its rename;
+//	                           deleted on Open
+//
+// The base offset of a segment is the base offset of its first batch (or the
+// offset it was created at, if empty). Files with other names are ignored.
+//
+// .log — RecordBatch v2 batches back to back, exactly as on the wire, offsets
+// strictly increasing, no padding and no per-file header:
+//
+//	 0               8           12              16  17          21      23
+//	+---------------+-----------+---------------+---+-----------+-------+
+//	| baseOffset i64| length i32| leaderEpoch   | 2 | crc32c u32| attrs |
+//	+---------------+-----------+---------------+---+-----------+-------+
+//	 23              27                35                43
+//	+---------------+-----------------+-----------------+
+//	|lastOffsetDelta| baseTimestamp   | maxTimestamp    |
+//	+---------------+-----------------+-----------------+
+//	 43                51     53            57            61
+//	+-----------------+------+-------------+-------------+--------------+
+//	| producerId i64  |epoch | baseSequence| recordCount | records ...  |
+//	+-----------------+------+-------------+-------------+--------------+
+//
+// length counts the bytes after itself (batch size = 12 + length); the CRC-32C
+// (Castagnoli) covers attrs to the end. attrs bits: 0-2 codec, 3 timestamp type,
+// 4 transactional, 5 control.
+//
+// .index — 8-byte entries, no header, offsets and positions strictly increasing:
+//
+//	+----------------------+----------------------+
+//	| relOffset i32        | position i32         |   x N
+//	+----------------------+----------------------+
+//
+// relOffset is (last offset of a batch) - segment base; position is where that
+// batch starts in the .log. An entry is added before a batch is written when more
+// than index.interval.bytes were written since the last entry (Kafka's rule), so
+// lookup(target) = largest entry <= target, then walk batch headers forward.
+//
+// .timeindex — 12-byte entries, no header, timestamps strictly increasing:
+//
+//	+------------------------------+----------------------+
+//	| timestamp i64                | relOffset i32        |   x N
+//	+------------------------------+----------------------+
+//
+// (the largest batch maxTimestamp so far, relative last offset of the batch
+// holding it), added with each offset-index entry when the timestamp grew, and
+// once more when the segment is rolled or closed, so the last entry is the
+// segment's maximum. Both indexes are kept in memory for every segment and are
+// written whole (create, write, fsync) when the segment is rolled and, for the
+// active segment, on Close. segment.index.bytes caps each at
+// segment.index.bytes/8 and /12 entries; a segment rolls before either is full.
+//
+// Checkpoint files share one frame, replaced atomically (write name.tmp, fsync,
+// rename, fsync the directory):
+//
+//	 0       4         6      8             12             12+n
+//	+-------+---------+------+-------------+--------------+-----------+
+//	| "SDCK"| ver u16 | kind | payload len | payload      | crc32c u32|
+//	|       |   = 1   | u16  |   u32 = n   |              |           |
+//	+-------+---------+------+-------------+--------------+-----------+
+//
+// The CRC-32C covers everything before it. Kinds and payloads:
+//
+//	1 log-start-offset   i64 log start offset
+//	2 recovery-point     i64 base offset of the first segment that may need a scan
+//	3 leader-epoch       N x (epoch i32, start offset i64), both increasing
+//	4 clean-shutdown     i64 log end offset at Close
+//
+// # Durability
+//
+// FlushAlways: Append returns after fdatasync of the active segment (group
+// commit). FlushInterval: a timer syncs at most every FlushInterval after data
+// arrives. FlushOS: only rolls and Close sync. Under every policy a roll
+// fdatasyncs the closing segment and writes its indexes before the new segment is
+// created; every create, rename and removal of a file is followed by an fsync of
+// the directory; the recovery point advances to the new active segment only after
+// that. Directory creation is followed by an fsync of the parent.
+//
+// # Recovery (Open)
+//
+//  1. Delete *.tmp and index files without a .log.
+//  2. If clean-shutdown.checkpoint is valid, trust every segment: load its
+//     indexes (sanity-checked: whole entries, increasing, inside the segment, the
+//     last entry pointing at a batch with that last offset) and walk the batch
+//     headers after the last index entry to find the end. If the end disagrees
+//     with the marker, fall back to 3.
+//  3. Otherwise segments whose base is below the recovery point (never the
+//     last) are trusted as in 2; the others are scanned from byte 0, validating
+//     each batch: length >= 49 and inside the file, magic 2, CRC-32C, base
+//     offset >= the segment base and > the previous batch's last offset, relative
+//     offset within int32. The first invalid or incomplete batch ends the log:
+//     the file is truncated there (and fsynced) and every later segment deleted.
+//     Indexes of scanned segments are rebuilt; a trusted segment whose indexes
+//     fail their checks is scanned too.
+//  4. Scanned segments are fdatasynced (their bytes may have come from the page
+//     cache of a crashed process) so the recovered end is durable.
+//  5. log start = max(checkpoint, first base); segments wholly below it are
+//     deleted; if it is beyond the end (possible only without FlushAlways), the
+//     log restarts empty there. The leader-epoch cache drops entries at or past
+//     the end and moves the first entry up to the start; if its file is missing
+//     or corrupt it is rebuilt from the batch headers.
+//  6. The recovery point is set to the active segment and the clean-shutdown
+//     marker removed (directory fsynced) before any write is accepted.
+//
+// Errors name the file and byte position. Read errors are never treated as
+// corruption (an unreadable disk does not truncate the log).
+//
+// # Format versions
+//
+// The .log format is Kafka's and carries its own magic per batch; a batch with
+// another magic is corrupt to this version. Checkpoints carry a version: this
+// version reads version 1 and treats others as corrupt: an unreadable recovery
+// point falls back to a full scan, an unreadable clean-shutdown marker to an
+// unclean open, an unreadable leader-epoch file is rebuilt from batch headers,
+// and an unreadable log-start-offset fails Open (guessing could resurrect
+// records a DeleteRecords removed). A later version that changes a checkpoint payload must write a new
+// version number and read version 1 as described here. Index files have no
+// header because they are derived data: a later version that changes their
+// layout should use new file suffixes and rebuild from the .log files of this
+// version, which needs nothing but the rules above. A later version must keep
+// the clean-shutdown semantics: absence of the marker means "scan from the
+// recovery point".
+//
+// # Kafka differences
+//
+// OffsetForTimestamp and MaxTimestamp work at batch granularity (the batch's
+// base offset and maxTimestamp; the last offset of the batch for MaxTimestamp)
+// because records are never decoded. Read returns data from one segment per
+// call. Index files are not preallocated or memory-mapped.
 package segment
