@@ -154,4 +154,3 @@ func FuzzRecoveryScan(f *testing.F) {
 		}
 	})
 }
-
