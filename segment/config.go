@@ -81,9 +81,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("segment: segment.bytes %d outside [14, %d]", c.SegmentBytes, math.MaxInt32)
 	case c.SegmentMs < time.Millisecond:
 		return fmt.Errorf("segment: segment.ms %v must be at least 1ms", c.SegmentMs)
-	case c.SegmentIndexBytes < timeIndexEntrySize || c.SegmentIndexBytes > math.MaxInt32:
-		// Kafka's floor is 4; we need room for one entry of each index.
-		return fmt.Errorf("segment: segment.index.bytes %d outside [%d, %d]", c.SegmentIndexBytes, timeIndexEntrySize, math.MaxInt32)
+	case c.SegmentIndexBytes < 4 || c.SegmentIndexBytes > math.MaxInt32:
+		// Kafka's floor. Below 12 the time index holds no entry, so (as in Kafka)
+		// every segment holds one append.
+		return fmt.Errorf("segment: segment.index.bytes %d outside [4, %d]", c.SegmentIndexBytes, math.MaxInt32)
 	case c.IndexIntervalBytes < 0:
 		return fmt.Errorf("segment: index.interval.bytes %d must not be negative", c.IndexIntervalBytes)
 	case c.FlushPolicy < FlushAlways || c.FlushPolicy > FlushOS:

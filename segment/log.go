@@ -124,11 +124,8 @@ func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
 }
 
 func (l *Log) waitPolicy(upTo int64) error {
-	switch l.cfg.FlushPolicy {
-	case FlushAlways:
+	if l.cfg.FlushPolicy == FlushAlways {
 		return l.WaitDurable(upTo)
-	case FlushInterval:
-		l.armFlushTimer()
 	}
 	return nil
 }
@@ -205,6 +202,9 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 		return AppendResult{}, err
 	}
 	res.LastOffset = l.end - 1
+	if l.cfg.FlushPolicy == FlushInterval {
+		l.armFlushTimer() // also for AppendNoWait callers, who never wait
+	}
 	return res, nil
 }
 
