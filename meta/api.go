@@ -1,0 +1,222 @@
+package meta
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+)
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// newTopicID returns a random (version 4) UUID that is not zero.
+func newTopicID() TopicID {
+	var id TopicID
+	copy(id[:], randomBytes(16))
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// RegisterBroker registers this node's broker and keeps its session alive with heartbeats every
+// HeartbeatInterval until Close. It returns the broker epoch (Kafka's: the Raft index of the
+// registration). Calling it again re-registers with the same incarnation (same epoch unless fenced).
+func (n *Node) RegisterBroker(ctx context.Context, b BrokerRegistration) (int64, error) {
+	res, err := n.propose(ctx, &cmdRegisterBroker{
+		ID: b.ID, Host: b.Host, Port: b.Port, Rack: b.Rack,
+		RaftAddr: n.cfg.RaftAdvertise, Incarnation: n.incarnation,
+	}, true)
+	if err != nil {
+		return 0, err
+	}
+	n.regMu.Lock()
+	reg := b
+	n.reg = &reg
+	n.brokerEp.Store(res.Epoch)
+	start := !n.hbStarted
+	n.hbStarted = true
+	n.regMu.Unlock()
+	if start {
+		n.wg.Add(1)
+		go n.heartbeatLoop()
+	}
+	return res.Epoch, nil
+}
+
+// BrokerEpoch returns this node's registered broker id and epoch.
+func (n *Node) BrokerEpoch() (id int32, epoch int64, ok bool) {
+	n.regMu.Lock()
+	defer n.regMu.Unlock()
+	if n.reg == nil {
+		return -1, 0, false
+	}
+	return n.reg.ID, n.brokerEp.Load(), true
+}
+
+func (n *Node) heartbeatLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-t.C:
+		}
+		if n.hbPaused.Load() {
+			continue
+		}
+		id, epoch, _ := n.BrokerEpoch()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
+		_, err := n.propose(ctx, &cmdHeartbeat{ID: id, Epoch: epoch}, false)
+		cancel()
+		if err == nil {
+			continue
+		}
+		select {
+		case <-n.closing:
+			return
+		default:
+		}
+		if isCode(err, ErrStaleBrokerEpoch) || isCode(err, ErrUnknownBroker) {
+			n.regMu.Lock()
+			reg := *n.reg
+			n.regMu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
+			if _, err := n.RegisterBroker(ctx, reg); err != nil {
+				n.log.Warn("re-registration failed", "err", err)
+			}
+			cancel()
+			continue
+		}
+		n.log.Warn("broker heartbeat failed", "err", err)
+	}
+}
+
+func isCode(err error, sentinel error) bool {
+	e, ok := err.(*Error)
+	return ok && e.Unwrap() == sentinel
+}
+
+// TopicSpec describes a topic to create. Partitions/ReplicationFactor, or Assignments (replica lists
+// per partition; the first replica is the preferred leader) with Partitions/ReplicationFactor <= 0.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Assignments       [][]int32
+	Configs           map[string]string
+	ValidateOnly      bool
+}
+
+// CreateTopic creates a topic with a new UUID and returns it as committed. With ValidateOnly it runs
+// the same checks against the local state and returns the topic it would create, committing nothing.
+func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error) {
+	cmd := &cmdCreateTopic{ID: newTopicID(), Name: spec.Name, Partitions: spec.Partitions,
+		ReplicationFactor: spec.ReplicationFactor, Assignments: spec.Assignments, Configs: spec.Configs}
+	if spec.ValidateOnly {
+		b := newBuilder(n.State())
+		if r := b.createTopic(cmd); r.err() != nil {
+			return nil, r.err()
+		}
+		t, _ := b.s.TopicByID(cmd.ID)
+		return t, nil
+	}
+	res, err := n.propose(ctx, cmd, true)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := n.State().TopicByID(res.TopicID)
+	if !ok {
+		return nil, reject(ErrUnknownTopic, "topic %q was deleted right after creation", spec.Name)
+	}
+	return t, nil
+}
+
+// DeleteTopic deletes a topic by name.
+func (n *Node) DeleteTopic(ctx context.Context, name string) error {
+	st := n.State()
+	t, ok := st.Topic(name)
+	if !ok {
+		return reject(ErrUnknownTopic, "topic %q does not exist", name)
+	}
+	_, err := n.propose(ctx, &cmdDeleteTopic{Name: name, ID: t.ID}, true)
+	return err
+}
+
+// CreatePartitions raises a topic's partition count to total.
+func (n *Node) CreatePartitions(ctx context.Context, name string, total int32, assignments [][]int32, validateOnly bool) error {
+	cmd := &cmdCreatePartitions{Name: name, Total: total, Assignments: assignments}
+	if validateOnly {
+		return newBuilder(n.State()).createPartitions(cmd).err()
+	}
+	_, err := n.propose(ctx, cmd, true)
+	return err
+}
+
+// AlterTopicConfigs sets and removes topic config overrides (validated Kafka names and values).
+func (n *Node) AlterTopicConfigs(ctx context.Context, name string, set map[string]string, remove []string) error {
+	_, err := n.propose(ctx, &cmdAlterConfigs{Name: name, Set: set, Remove: remove}, true)
+	return err
+}
+
+// ValidateTopicConfigs checks what AlterTopicConfigs would do against the local state, committing nothing.
+func (n *Node) ValidateTopicConfigs(name string, set map[string]string, remove []string) error {
+	return newBuilder(n.State()).alterConfigs(&cmdAlterConfigs{Name: name, Set: set, Remove: remove}).err()
+}
+
+// AlterPartition proposes a new ISR for a partition this node's broker leads (Kafka's AlterPartition).
+// It returns the partition as committed.
+func (n *Node) AlterPartition(ctx context.Context, topic TopicID, partition int32, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error) {
+	id, epoch, ok := n.BrokerEpoch()
+	if !ok {
+		return Partition{}, ErrNotRegistered
+	}
+	res, err := n.propose(ctx, &cmdAlterPartition{Topic: topic, Partition: partition, BrokerID: id, BrokerEpoch: epoch,
+		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: isr}, true)
+	if err != nil {
+		return Partition{}, err
+	}
+	if res.Partition == nil {
+		return Partition{}, fmt.Errorf("meta: alter partition: no partition in result")
+	}
+	return *res.Partition, nil
+}
+
+// AllocateProducerIDs reserves count producer ids for brokerID; ids are never handed out twice.
+func (n *Node) AllocateProducerIDs(ctx context.Context, brokerID int32, count int64) (first int64, err error) {
+	res, err := n.propose(ctx, &cmdAllocateProducerIDs{BrokerID: brokerID, Count: count}, true)
+	if err != nil {
+		return 0, err
+	}
+	return res.First, nil
+}
+
+// CommitOffsets stores a group's offsets, all in one Raft entry.
+func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []OffsetCommit) error {
+	_, err := n.propose(ctx, &cmdCommitOffsets{Group: group, Offsets: offsets}, true)
+	return err
+}
+
+// DeleteOffsets removes some of a group's committed offsets, or the whole group if partitions is empty.
+func (n *Node) DeleteOffsets(ctx context.Context, group string, partitions []TopicPartition) error {
+	_, err := n.propose(ctx, &cmdDeleteOffsets{Group: group, Partitions: partitions}, true)
+	return err
+}
+
+// AddRemoteSegment appends an uploaded segment to a partition's remote manifest.
+func (n *Node) AddRemoteSegment(ctx context.Context, topic TopicID, partition int32, seg RemoteSegment) error {
+	_, err := n.propose(ctx, &cmdAddRemoteSegment{Topic: topic, Partition: partition, Segment: seg}, true)
+	return err
+}
+
+// RemoveRemoteSegments drops segments (by object key) from a partition's manifest, after the objects
+// were deleted or before they are (retention). Keys not present are ignored.
+func (n *Node) RemoveRemoteSegments(ctx context.Context, topic TopicID, partition int32, objectKeys []string) error {
+	_, err := n.propose(ctx, &cmdRemoveRemoteSegments{Topic: topic, Partition: partition, ObjectKeys: objectKeys}, true)
+	return err
+}

@@ -1,0 +1,142 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+)
+
+// testLogger is silent unless META_TEST_LOG is set, so raft's chatter does not bury test output.
+func testLogger() *slog.Logger {
+	if os.Getenv("META_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func fastConfig(id int32, dir string) Config {
+	cfg := DefaultConfig()
+	cfg.NodeID = id
+	cfg.DataDir = dir
+	cfg.Logger = testLogger()
+	cfg.RaftHeartbeatTimeout = 100 * time.Millisecond
+	cfg.RaftElectionTimeout = 100 * time.Millisecond
+	cfg.RaftLeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.RaftCommitTimeout = 5 * time.Millisecond
+	cfg.SessionTimeout = 600 * time.Millisecond
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	return cfg
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSingleNodeTCPBootstrapCreateRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fastConfig(1, dir)
+	cfg.RaftBind = "127.0.0.1:0"
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !n.IsController() {
+		t.Fatal("single voter is not the controller")
+	}
+	if id, ok := n.LeaderID(); !ok || id != 1 {
+		t.Fatalf("leader %d %v", id, ok)
+	}
+	events, cancel := n.Subscribe()
+	defer cancel()
+	epoch, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "127.0.0.1", Port: 9092})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch <= 0 {
+		t.Fatalf("epoch %d", epoch)
+	}
+	top, err := n.CreateTopic(ctx, TopicSpec{Name: "orders", Partitions: 3, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.ID.IsZero() || len(top.Partitions) != 3 {
+		t.Fatalf("topic %+v", top)
+	}
+	for _, p := range top.Partitions {
+		if p.Leader != 1 || p.LeaderEpoch != 0 || len(p.ISR) != 1 || p.Replicas[0] != 1 {
+			t.Fatalf("partition %+v", p)
+		}
+	}
+	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "orders", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	// The TopicCreated event arrives without polling.
+	deadline := time.After(5 * time.Second)
+	for got := false; !got; {
+		select {
+		case e := <-events:
+			got = e.Kind == TopicCreated && e.Topic == "orders" && e.TopicID == top.ID
+		case <-deadline:
+			t.Fatal("no TopicCreated event")
+		}
+	}
+	digest := n.State().Digest()
+	cluster := n.State().ClusterID()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart from disk: same state, no second bootstrap.
+	n2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if err := n2.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := n2.State().ClusterID(); got != cluster {
+		t.Fatalf("cluster id %q, want %q", got, cluster)
+	}
+	if got := n2.State().Digest(); got != digest {
+		t.Fatalf("digest after restart %s, want %s", got, digest)
+	}
+	if err := n2.DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n2.State().Topic("orders"); ok {
+		t.Fatal("topic still there after delete")
+	}
+	if err := n2.DeleteTopic(ctx, "orders"); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestBootstrapTwiceRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fastConfig(1, dir)
+	cfg.RaftBind = "127.0.0.1:0"
+	cfg.Voters = []Peer{{ID: 1, Addr: "127.0.0.1:19093"}}
+	if err := Bootstrap(cfg); err != nil {
+		t.Fatal(err)
+	}
+	err := Bootstrap(cfg)
+	if !errors.Is(err, ErrAlreadyBootstrapped) {
+		t.Fatalf("second bootstrap: %v", err)
+	}
+	other := cfg
+	other.NodeID = 2
+	other.Voters = []Peer{{ID: 2, Addr: "127.0.0.1:19094"}}
+	if _, err := Open(other); err == nil {
+		t.Fatal("opening node 1's data dir as node 2 succeeded")
+	}
+}
