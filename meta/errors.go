@@ -8,7 +8,7 @@ import (
 // Sentinel errors returned by the write methods. The broker maps each to one Kafka error code with
 // errors.Is; the comment names the code a Java client expects.
 var (
-	ErrTopicExists              = errors.New("meta: topic already exists")                   // TOPIC_ALREADY_EXISTS (36)
+	ErrTopicExists              = errors.New("meta: topic already exists")                    // TOPIC_ALREADY_EXISTS (36)
 	ErrUnknownTopic             = errors.New("meta: unknown topic or partition")              // UNKNOWN_TOPIC_OR_PARTITION (3)
 	ErrUnknownTopicID           = errors.New("meta: unknown topic id")                        // UNKNOWN_TOPIC_ID (100)
 	ErrInvalidTopic             = errors.New("meta: invalid topic name")                      // INVALID_TOPIC_EXCEPTION (17)

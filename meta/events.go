@@ -6,14 +6,14 @@ import "sync"
 type EventKind uint8
 
 const (
-	TopicCreated       EventKind = iota + 1 // Topic, TopicID set; Partition -1
-	TopicDeleted                            // Topic, TopicID set; Partition -1
-	PartitionChanged                        // leader, ISR, epochs or replicas of one partition (or a new partition)
-	TopicConfigChanged                      // Topic, TopicID set; Partition -1
-	BrokerChanged                           // BrokerID set: registered, fenced or unfenced
-	RemoteManifestChanged                   // TopicID, Partition: remote segments added or removed
-	ControllerChanged                       // BrokerID = new controller node id (-1 none)
-	StateRestored                           // the whole state was replaced from a snapshot: re-read everything
+	TopicCreated          EventKind = iota + 1 // Topic, TopicID set; Partition -1
+	TopicDeleted                               // Topic, TopicID set; Partition -1
+	PartitionChanged                           // leader, ISR, epochs or replicas of one partition (or a new partition)
+	TopicConfigChanged                         // Topic, TopicID set; Partition -1
+	BrokerChanged                              // BrokerID set: registered, fenced or unfenced
+	RemoteManifestChanged                      // TopicID, Partition: remote segments added or removed
+	ControllerChanged                          // BrokerID = new controller node id (-1 none)
+	StateRestored                              // the whole state was replaced from a snapshot: re-read everything
 )
 
 func (k EventKind) String() string {
