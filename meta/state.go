@@ -23,9 +23,13 @@ func (id TopicID) IsZero() bool { return id == TopicID{} }
 func (id TopicID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
 
 func (id *TopicID) UnmarshalText(b []byte) error {
+	// Check the length first: Decode panics when dst is shorter than the decoded input.
+	if len(b) != base64.RawURLEncoding.EncodedLen(16) {
+		return fmt.Errorf("meta: bad topic id %q", b)
+	}
 	var out [16]byte
 	n, err := base64.RawURLEncoding.Decode(out[:], b)
-	if err != nil || n != 16 || base64.RawURLEncoding.EncodedLen(16) != len(b) {
+	if err != nil || n != 16 {
 		return fmt.Errorf("meta: bad topic id %q", b)
 	}
 	*id = out
