@@ -12,7 +12,8 @@ import (
 type testBatchOpts struct {
 	records    int
 	ts         int64 // first timestamp (all records share it)
-	pid        int64 // -1 = none
+	idempotent bool // set pid/epoch/seq; otherwise the batch has no producer id
+	pid        int64
 	epoch      int16
 	seq        int32
 	attrs      int16
@@ -50,7 +51,7 @@ func testBatch(t testing.TB, o testBatchOpts) []byte {
 		NumRecords:      int32(o.records),
 		Records:         recs,
 	}
-	if o.pid == 0 && o.seq == 0 && o.epoch == 0 {
+	if !o.idempotent {
 		b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
 	}
 	raw := b.AppendTo(nil)

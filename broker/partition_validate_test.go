@@ -39,7 +39,7 @@ func TestValidateBatch(t *testing.T) {
 		{"too new", testBatch(t, testBatchOpts{ts: now + 120_000}), lim, 9, kerr.InvalidTimestamp.Code},
 		{"base offset from client", testBatch(t, testBatchOpts{ts: now, baseOffset: 5}), lim, 9, kerr.InvalidRecord.Code},
 		{"control batch", testBatch(t, testBatchOpts{ts: now, attrs: 0x20}), lim, 9, kerr.InvalidRecord.Code},
-		{"transactional", testBatch(t, testBatchOpts{ts: now, attrs: 0x10, pid: 1, seq: 0}), lim, 9, kerr.InvalidTxnState.Code},
+		{"transactional", testBatch(t, testBatchOpts{ts: now, attrs: 0x10, idempotent: true, pid: 1}), lim, 9, kerr.InvalidTxnState.Code},
 		{"two batches", twoBatches, lim, 9, kerr.InvalidRecord.Code},
 		{"magic 1", magic1, lim, 9, kerr.InvalidRecord.Code},
 		{"zstd before v7", zstd, lim, 6, kerr.UnsupportedCompressionType.Code},

@@ -305,6 +305,14 @@ func (rm *ReplicaManager) lookupIn(t *meta.Topic, index int32) (*Partition, *met
 		return nil, t, unknownTopicCode
 	}
 	p := rm.partition(t.ID, index)
+	if p == nil && slices.Contains(t.Partitions[index].Replicas, rm.nodeID) {
+		// Meta already assigns it here but the event has not been applied yet (a request right
+		// after CreateTopics returned): apply it now rather than answer a spurious error.
+		if err := rm.reconcile(false); err != nil {
+			rm.log.Warn("applying metadata on demand", "err", err)
+		}
+		p = rm.partition(t.ID, index)
+	}
 	if p == nil {
 		return nil, t, notLeaderCode
 	}
