@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func fetchRequest(b *Broker, topic string, offset int64, maxWait, minBytes, maxBytes, partMax int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.MaxWaitMillis = maxWait
+	req.MinBytes = minBytes
+	req.MaxBytes = maxBytes
+	req.SessionEpoch = -1 // sessionless
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset = offset
+	rp.PartitionMaxBytes = partMax
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+func rawFetch(t *testing.T, rc *rawConn, req *kmsg.FetchRequest, corr int32) *kmsg.FetchResponse {
+	t.Helper()
+	rc.write(frame(req, corr))
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = req.Version
+	if _, err := rc.read(resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// A fetch waiting for data (MinBytes 1, a long MaxWaitMs) is answered as soon as a record is
+// appended, woken by the append, not when MaxWaitMs runs out.
+func TestFetchLongPollWakesOnAppend(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "lp", 1, nil)
+	rc := dialRaw(t, b)
+	// MaxWaitMs (60 s) is longer than the connection's deadline (20 s): if the append did not
+	// wake the fetch, the read below fails.
+	req := fetchRequest(b, "lp", 0, 60_000, 1, 1<<20, 1<<20)
+	rc.write(frame(req, 1))
+
+	got := make(chan *kmsg.FetchResponse, 1)
+	go func() {
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = req.Version
+		if _, err := rc.read(resp); err != nil {
+			got <- nil
+			return
+		}
+		got <- resp
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("fetch answered before any data: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("lp"))
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("wake")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r == nil {
+		t.Fatal("fetch was not answered")
+	}
+	p := r.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || p.HighWatermark != 1 || len(p.RecordBatches) == 0 {
+		t.Fatalf("woken fetch: err %d hw %d %d bytes", p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+	}
+}
+
+// MinBytes not reached: the fetch returns what there is after MaxWaitMs.
+func TestFetchMaxWaitExpires(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "mw", 1, nil)
+	rc := dialRaw(t, b)
+	r := rawFetch(t, rc, fetchRequest(b, "mw", 0, 100, 1, 1<<20, 1<<20), 1)
+	p := r.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || p.HighWatermark != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("%+v", p)
+	}
+}
+
+func TestFetchLimitsAndOutOfRange(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "lim", 1, nil)
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("lim"))
+	// Three separate batches of ~1 KiB each.
+	for i := 0; i < 3; i++ {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: make([]byte, 1000)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := dialRaw(t, b)
+	// PartitionMaxBytes smaller than one batch: exactly one batch (progress).
+	r := rawFetch(t, rc, fetchRequest(b, "lim", 0, 0, 1, 1<<20, 10), 1)
+	p := r.Topics[0].Partitions[0]
+	hs, err := splitTestBatches(p.RecordBatches)
+	if err != nil || len(hs) != 1 || p.HighWatermark != 3 || p.LastStableOffset != 3 || p.LogStartOffset != 0 {
+		t.Fatalf("one batch for progress: %d batches (%v) hw %d", len(hs), err, p.HighWatermark)
+	}
+	// A budget of two batches.
+	r = rawFetch(t, rc, fetchRequest(b, "lim", 0, 0, 1, 1<<20, int32(2*len(p.RecordBatches))), 2)
+	if hs, _ := splitTestBatches(r.Topics[0].Partitions[0].RecordBatches); len(hs) != 2 {
+		t.Fatalf("two-batch budget returned %d batches", len(hs))
+	}
+	// Beyond the log end.
+	r = rawFetch(t, rc, fetchRequest(b, "lim", 4, 0, 1, 1<<20, 1<<20), 3)
+	if c := r.Topics[0].Partitions[0].ErrorCode; c != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("offset 4: %v", kerr.ErrorForCode(c))
+	}
+	// At the log end: empty, no error.
+	r = rawFetch(t, rc, fetchRequest(b, "lim", 3, 0, 1, 1<<20, 1<<20), 4)
+	if p := r.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("at end: %+v", p)
+	}
+	// Unknown topic.
+	r = rawFetch(t, rc, fetchRequest(b, "nope", 0, 0, 1, 1<<20, 1<<20), 5)
+	if c := r.Topics[0].Partitions[0].ErrorCode; c != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unknown topic: %v", kerr.ErrorForCode(c))
+	}
+	// Stale leader epoch (KIP-320).
+	req := fetchRequest(b, "lim", 0, 0, 1, 1<<20, 1<<20)
+	req.Topics[0].Partitions[0].CurrentLeaderEpoch = 99
+	if c := rawFetch(t, rc, req, 6).Topics[0].Partitions[0].ErrorCode; c != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("future epoch: %v", kerr.ErrorForCode(c))
+	}
+}
+
+// Fetch sessions over the wire: a full fetch opens a session, an incremental one with nothing new
+// leaves the partition out, a wrong epoch is refused.
+func TestFetchSessionsOverTheWire(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "fs", 1, nil)
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("fs"))
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("a")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, b)
+	req := fetchRequest(b, "fs", 0, 0, 1, 1<<20, 1<<20)
+	req.SessionEpoch = 0
+	r := rawFetch(t, rc, req, 1)
+	if r.ErrorCode != 0 || r.SessionID == 0 || len(r.Topics) != 1 || len(r.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("full fetch: %+v", r)
+	}
+	// Incremental, position moved to the end: nothing changed, so no partition in the answer.
+	inc := fetchRequest(b, "fs", 1, 0, 1, 1<<20, 1<<20)
+	inc.SessionID, inc.SessionEpoch = r.SessionID, 1
+	r2 := rawFetch(t, rc, inc, 2)
+	if r2.ErrorCode != 0 || r2.SessionID != r.SessionID || len(r2.Topics) != 0 {
+		t.Fatalf("incremental: %+v", r2)
+	}
+	// New data: the partition comes back.
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	inc.Topics = nil
+	inc.SessionEpoch = 2
+	r3 := rawFetch(t, rc, inc, 3)
+	if len(r3.Topics) != 1 || r3.Topics[0].Partitions[0].HighWatermark != 2 || len(r3.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("incremental with data: %+v", r3)
+	}
+	inc.SessionEpoch = 7
+	if r4 := rawFetch(t, rc, inc, 4); r4.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+		t.Fatalf("bad epoch: %v", kerr.ErrorForCode(r4.ErrorCode))
+	}
+	inc.SessionID++
+	if r5 := rawFetch(t, rc, inc, 5); r5.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("bad id: %v", kerr.ErrorForCode(r5.ErrorCode))
+	}
+}
+
+// splitTestBatches lists the base offsets of the batches in fetched bytes (kmsg decodes them).
+func splitTestBatches(b []byte) ([]int64, error) {
+	var out []int64
+	for len(b) >= 61 {
+		var rb kmsg.RecordBatch
+		if err := rb.ReadFrom(b); err != nil {
+			return nil, err
+		}
+		out = append(out, rb.FirstOffset)
+		b = b[12+int(rb.Length):]
+	}
+	return out, nil
+}
