@@ -12,7 +12,7 @@ import (
 type testBatchOpts struct {
 	records    int
 	ts         int64 // first timestamp (all records share it)
-	idempotent bool // set pid/epoch/seq; otherwise the batch has no producer id
+	idempotent bool  // set pid/epoch/seq; otherwise the batch has no producer id
 	pid        int64
 	epoch      int16
 	seq        int32
