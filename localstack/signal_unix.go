@@ -1,0 +1,5 @@
+package localstack
+
+import "syscall"
+
+var sigterm = syscall.SIGTERM
