@@ -26,3 +26,18 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+# Local stack without Docker (localstack/; owner: compat). MinIO on 127.0.0.1:9000 with bucket "sediment".
+.PHONY: minio minio-stop stack stack-down
+minio:
+	localstack/minio.sh start
+
+minio-stop:
+	localstack/minio.sh stop
+
+# MinIO plus brokers using it (one broker until the cluster lands; see localstack/stack.sh).
+stack:
+	localstack/stack.sh up
+
+stack-down:
+	localstack/stack.sh down

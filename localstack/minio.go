@@ -231,7 +231,9 @@ func (s *Server) Stop() error {
 }
 
 // Client returns a minio-go client for the server.
-func (s *Server) Client() (*minio.Client, error) { return NewClient(s.Endpoint, s.AccessKey, s.SecretKey) }
+func (s *Server) Client() (*minio.Client, error) {
+	return NewClient(s.Endpoint, s.AccessKey, s.SecretKey)
+}
 
 // ObjectStoreURL is the --object-store value for `sediment serve` pointing at this server's bucket
 // (credentials go in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, see Env).
