@@ -1,0 +1,172 @@
+package vfs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// conformance runs the FS contract against an implementation; root is an
+// existing empty directory in it.
+func conformance(t *testing.T, fsys FS, root string) {
+	dir := filepath.Join(root, "a", "b")
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "f")
+	f, err := Create(fsys, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("hello ")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("world"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Datasync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 11)
+	if n, err := f.ReadAt(buf, 0); n != 11 || (err != nil && err != io.EOF) || string(buf) != "hello world" {
+		t.Fatalf("ReadAt = %d %v %q", n, err, buf)
+	}
+	if n, err := f.ReadAt(buf, 6); n != 5 || err != io.EOF {
+		t.Fatalf("short ReadAt = %d %v, want 5 EOF", n, err)
+	}
+	if err := f.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != 5 {
+		t.Fatalf("Stat after truncate: %v %v", st, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := fsys.Stat(name); err != nil || st.Size() != 5 || st.IsDir() {
+		t.Fatalf("FS.Stat: %v %v", st, err)
+	}
+	if b, err := ReadFile(fsys, name); err != nil || string(b) != "hello" {
+		t.Fatalf("ReadFile = %q %v", b, err)
+	}
+	if err := WriteFileAtomic(fsys, filepath.Join(dir, "ck"), []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(fsys, filepath.Join(dir, "ck"), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := ReadFile(fsys, filepath.Join(dir, "ck")); string(b) != "v2" {
+		t.Fatalf("atomic replace read %q", b)
+	}
+	if err := fsys.Rename(name, filepath.Join(dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || names[0] != "ck" || names[1] != "g" {
+		t.Fatalf("ReadDir = %v (sorted, no temp files)", names)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.OpenFile(filepath.Join(dir, "missing"), os.O_RDONLY, 0); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("open missing: %v", err)
+	}
+	if _, err := fsys.OpenFile(filepath.Join(dir, "g"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("O_EXCL on existing: %v", err)
+	}
+	if err := fsys.Remove(filepath.Join(dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Stat(filepath.Join(dir, "g")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat removed: %v", err)
+	}
+	if err := fsys.RemoveAll(filepath.Join(root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat after RemoveAll: %v", err)
+	}
+}
+
+func TestConformanceOS(t *testing.T)  { conformance(t, OS, t.TempDir()) }
+func TestConformanceMem(t *testing.T) { conformance(t, NewMemFS(), "/") }
+
+func TestMemCrashDropsUnsynced(t *testing.T) {
+	m := NewMemFS()
+	m.MkdirAll("/d", 0o755)
+	f, _ := Create(m, "/d/f")
+	f.Write([]byte("synced"))
+	f.Sync()
+	m.SyncDir("/d")
+	f.Write([]byte("-lost"))
+	g, _ := Create(m, "/d/new") // entry never synced
+	g.Write([]byte("x"))
+	g.Sync()
+	m.Crash()
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "synced" {
+		t.Fatalf("after crash %q", b)
+	}
+	if _, err := m.Stat("/d/new"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file whose directory entry was never synced survived: %v", err)
+	}
+	if _, err := f.Write([]byte("z")); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("old handle after crash: %v", err)
+	}
+	// A removal not followed by SyncDir is undone by a crash.
+	m.Remove("/d/f")
+	m.Crash()
+	if _, err := m.Stat("/d/f"); err != nil {
+		t.Fatalf("unsynced removal survived the crash: %v", err)
+	}
+}
+
+func TestMemTearAndInject(t *testing.T) {
+	m := NewMemFS()
+	m.MkdirAll("/d", 0o755)
+	f, _ := Create(m, "/d/f")
+	m.SyncDir("/d")
+	f.Write([]byte("AAAA"))
+	f.Sync()
+	f.Write([]byte("BBBBBBBB"))
+	m.CrashKeep(TearLast(3))
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "AAAABBBBB" {
+		t.Fatalf("torn write left %q", b)
+	}
+	f, _ = m.OpenFile("/d/f", os.O_RDWR, 0)
+	m.SetInjector(func(op Op, name string) error {
+		if op == OpWrite {
+			return syscall.ENOSPC
+		}
+		if op == OpSync {
+			return syscall.EIO
+		}
+		return nil
+	})
+	n, err := f.WriteAt([]byte("CCCC"), 9)
+	if !errors.Is(err, syscall.ENOSPC) || n != 2 {
+		t.Fatalf("injected write = %d %v, want a short write and ENOSPC", n, err)
+	}
+	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("injected sync: %v", err)
+	}
+	m.SetInjector(nil)
+	m.Crash()
+	if b, _ := ReadFile(m, "/d/f"); !bytes.Equal(b, []byte("AAAABBBBB")) {
+		t.Fatalf("a failed sync made data durable: %q", b)
+	}
+}
