@@ -1,17 +1,210 @@
 package broker
 
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sediment-io/sediment/meta"
+)
+
+// groupConfig holds the group coordinator's Kafka configs (Kafka names and defaults). They are read
+// from the broker Config once broker-core adds them there; until then DefaultConfig's values apply and
+// tests adjust them with withGroupConfig before clients connect.
+type groupConfig struct {
+	InitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms (3000)
+	MinSessionTimeout     time.Duration // group.min.session.timeout.ms (6000)
+	MaxSessionTimeout     time.Duration // group.max.session.timeout.ms (1800000)
+	MaxSize               int           // group.max.size (MaxInt32)
+	OffsetsRetention      time.Duration // offsets.retention.minutes (10080 = 7 days)
+	RetentionCheck        time.Duration // offsets.retention.check.interval.ms (600000)
+	OffsetMetadataMax     int           // offset.metadata.max.bytes (4096)
+
+	// KIP-848 (group.consumer.*).
+	ConsumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms (5000)
+	ConsumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms (45000)
+	ConsumerAssignors         []string      // group.consumer.assignors ("uniform", "range"); the first is the default
+}
+
+func defaultGroupConfig() groupConfig {
+	return groupConfig{
+		InitialRebalanceDelay:     3 * time.Second,
+		MinSessionTimeout:         6 * time.Second,
+		MaxSessionTimeout:         30 * time.Minute,
+		MaxSize:                   1<<31 - 1,
+		OffsetsRetention:          7 * 24 * time.Hour,
+		RetentionCheck:            10 * time.Minute,
+		OffsetMetadataMax:         4096,
+		ConsumerHeartbeatInterval: 5 * time.Second,
+		ConsumerSessionTimeout:    45 * time.Second,
+		ConsumerAssignors:         []string{"uniform", "range"},
+	}
+}
+
 // groupCoordinator is this broker's consumer-group coordinator: the in-memory state of the groups it
-// coordinates (classic and KIP-848), and the commit batcher that turns offset commits into Raft entries.
-// See group_doc.go for the design.
+// coordinates (classic and KIP-848) and the commit batcher that turns offset commits into Raft
+// entries. See group_doc.go for the design, goroutines and lock order.
 type groupCoordinator struct {
-	b *Broker
+	b   *Broker
+	cfg atomic.Pointer[groupConfig] // replaced whole (tests, future dynamic configs)
+
+	mu     sync.Mutex // guards groups and closed; taken before any group's mu
+	groups map[string]*group
+	closed bool
+	expiry *time.Timer // offsets.retention.check.interval.ms
+
+	commits *commitBatcher
+	started time.Time // offsets of groups not in memory count as empty since then (expiry)
 }
 
 // newGroupCoordinator is called by Start once meta is ready and the replica manager runs.
 func newGroupCoordinator(b *Broker) *groupCoordinator {
-	return &groupCoordinator{b: b}
+	gc := &groupCoordinator{b: b, groups: map[string]*group{}, started: time.Now()}
+	cfg := defaultGroupConfig()
+	gc.cfg.Store(&cfg)
+	gc.commits = newCommitBatcher(b.meta)
+	gc.mu.Lock()
+	gc.armExpiryLocked()
+	gc.mu.Unlock()
+	return gc
 }
 
-// close stops the coordinator's timers and the commit batcher; called by Close after connections drained,
-// before meta closes.
-func (gc *groupCoordinator) close() {}
+func (gc *groupCoordinator) config() *groupConfig { return gc.cfg.Load() }
+
+// close stops every timer, answers parked JoinGroup/SyncGroup requests with NOT_COORDINATOR, and waits
+// for commits in flight. Called by Close after connections drained, before meta closes.
+func (gc *groupCoordinator) close() {
+	gc.mu.Lock()
+	gc.closed = true
+	if gc.expiry != nil {
+		gc.expiry.Stop()
+	}
+	groups := make([]*group, 0, len(gc.groups))
+	for _, g := range gc.groups {
+		groups = append(groups, g)
+	}
+	gc.groups = map[string]*group{}
+	gc.mu.Unlock()
+	for _, g := range groups {
+		g.mu.Lock()
+		g.shutdownLocked(kerr.NotCoordinator.Code)
+		g.mu.Unlock()
+	}
+	gc.commits.wait()
+}
+
+// coordinatorFor picks the broker coordinating a group: rendezvous (highest random weight) hashing of
+// the group id over the live (registered, unfenced) brokers. Committed offsets are in Raft, readable
+// by every broker, so any deterministic choice works; rendezvous hashing moves only the groups of a
+// broker that leaves (or a share of groups to one that joins). ok=false: no live broker.
+func coordinatorFor(st *meta.State, groupID string) (meta.Broker, bool) {
+	var best meta.Broker
+	var bestScore uint64
+	found := false
+	for _, br := range st.Brokers() {
+		if br.Fenced {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write([]byte(groupID))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.Itoa(int(br.ID))))
+		s := mix64(h.Sum64())
+		if !found || s > bestScore || (s == bestScore && br.ID < best.ID) {
+			best, bestScore, found = br, s, true
+		}
+	}
+	return best, found
+}
+
+// mix64 is a finaliser (splitmix64) so that FNV's weak low bits do not bias the choice.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// coordinatorCheck returns 0 when this broker coordinates groupID, else the Kafka code the client
+// should act on: NOT_COORDINATOR (re-find it) or COORDINATOR_NOT_AVAILABLE (none alive, or closing).
+func (gc *groupCoordinator) coordinatorCheck(groupID string) int16 {
+	if gc.b.ctx.Err() != nil {
+		return kerr.NotCoordinator.Code
+	}
+	br, ok := coordinatorFor(gc.b.meta.State(), groupID)
+	if !ok {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	if br.ID != gc.b.cfg.NodeID {
+		// Coordination moved (or never was here): drop what we hold so that a later move back starts
+		// clean, as Kafka unloads a group whose __consumer_offsets partition moved away.
+		gc.unload(groupID)
+		return kerr.NotCoordinator.Code
+	}
+	return 0
+}
+
+func (gc *groupCoordinator) unload(groupID string) {
+	gc.mu.Lock()
+	g := gc.groups[groupID]
+	delete(gc.groups, groupID)
+	gc.mu.Unlock()
+	if g != nil {
+		g.mu.Lock()
+		g.shutdownLocked(kerr.NotCoordinator.Code)
+		g.mu.Unlock()
+	}
+}
+
+// getGroup returns the in-memory group, creating it when create is set. nil: absent (or closed).
+func (gc *groupCoordinator) getGroup(id string, create bool) *group {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if gc.closed {
+		return nil
+	}
+	g := gc.groups[id]
+	if g == nil && create {
+		g = newGroup(gc, id)
+		gc.groups[id] = g
+	}
+	return g
+}
+
+// removeGroupIf drops g from the map if it is still the registered value (DeleteGroups, expiry).
+func (gc *groupCoordinator) removeGroupIf(g *group) {
+	gc.mu.Lock()
+	if gc.groups[g.id] == g {
+		delete(gc.groups, g.id)
+	}
+	gc.mu.Unlock()
+}
+
+// snapshotGroups lists the in-memory groups (ListGroups, expiry).
+func (gc *groupCoordinator) snapshotGroups() []*group {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	out := make([]*group, 0, len(gc.groups))
+	for _, g := range gc.groups {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// newMemberID is Kafka's shape: client id (or instance id), a dash, and a random UUID-like suffix.
+func newMemberID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return prefix + "-" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/sediment-io/sediment/meta"
+)
+
+// Offset expiry (Kafka's offsets.retention.minutes, KIP-211): the offsets of a group expire once the
+// group has had no members for the retention period; offsets committed while it was empty (simple
+// commits) expire retention after their own commit. So an offset expires at
+// max(commit time, time the group became empty) + retention, and never while the group has members.
+// The check runs every offsets.retention.check.interval.ms on a time.AfterFunc (no goroutine between
+// runs) over the groups this broker coordinates; expired offsets are removed with meta.DeleteOffsets
+// (the whole group when all of them expired). A group not in memory (coordinator restarted or moved)
+// counts as empty since the coordinator started, so a restart never expires offsets early.
+
+func (gc *groupCoordinator) armExpiryLocked() {
+	if gc.closed || gc.config().RetentionCheck <= 0 {
+		return
+	}
+	gc.expiry = time.AfterFunc(gc.config().RetentionCheck, func() {
+		gc.expireOffsets(time.Now())
+		gc.mu.Lock()
+		gc.armExpiryLocked()
+		gc.mu.Unlock()
+	})
+}
+
+// expireOffsets deletes the offsets expired at now; it returns how many partitions' offsets went.
+func (gc *groupCoordinator) expireOffsets(now time.Time) int {
+	st := gc.b.meta.State()
+	started := gc.started
+	n := 0
+	for _, id := range st.Groups() {
+		if br, ok := coordinatorFor(st, id); !ok || br.ID != gc.b.cfg.NodeID {
+			continue
+		}
+		emptySince := started
+		if g := gc.getGroup(id, false); g != nil {
+			g.mu.Lock()
+			busy := len(g.members) > 0 || len(g.pending) > 0 || g.state != groupEmpty
+			emptySince = g.emptySince
+			g.mu.Unlock()
+			if busy {
+				continue
+			}
+		}
+		if gc.commits.hasPending(id) {
+			continue
+		}
+		offsets := st.CommittedOffsets(id)
+		var expired []meta.TopicPartition
+		for tp, o := range offsets {
+			base := time.UnixMilli(o.CommitTime)
+			if emptySince.After(base) {
+				base = emptySince
+			}
+			if now.Sub(base) >= gc.config().OffsetsRetention {
+				expired = append(expired, tp)
+			}
+		}
+		if len(expired) == 0 {
+			continue
+		}
+		del := expired
+		if len(expired) == len(offsets) {
+			del = nil // the whole group
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := gc.b.meta.DeleteOffsets(ctx, id, del)
+		cancel()
+		if err != nil {
+			gc.b.log.Warn("offset expiry failed", "group", id, "err", err)
+			continue
+		}
+		gc.b.log.Info("expired committed offsets", "group", id, "partitions", len(expired))
+		n += len(expired)
+	}
+	return n
+}

@@ -1,0 +1,278 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// newGroupTestBroker is a broker whose group timings suit tests: a short initial rebalance delay and
+// session timeouts of a second or two accepted.
+func newGroupTestBroker(t testing.TB, opts ...func(*Config)) *Broker {
+	t.Helper()
+	b := newTestBroker(t, opts...)
+	setGroupTestConfig(b)
+	return b
+}
+
+func setGroupTestConfig(b *Broker) {
+	cfg := *b.groupCoord().config()
+	cfg.InitialRebalanceDelay = 100 * time.Millisecond
+	cfg.MinSessionTimeout = 500 * time.Millisecond
+	cfg.ConsumerHeartbeatInterval = 100 * time.Millisecond
+	cfg.ConsumerSessionTimeout = 2 * time.Second
+	b.groupCoord().cfg.Store(&cfg)
+}
+
+// groupOpts are kgo options for a group member with short timings.
+func groupOpts(group, topic string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(2 * time.Second), kgo.HeartbeatInterval(100 * time.Millisecond),
+		kgo.RebalanceTimeout(5 * time.Second),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+	}
+}
+
+// ledger records which consumer processed which record, to check "every record once".
+type ledger struct {
+	mu    sync.Mutex
+	seen  map[string]int // "p/offset" → times processed
+	total int
+	cond  *sync.Cond
+}
+
+func newLedger() *ledger {
+	l := &ledger{seen: map[string]int{}}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *ledger) add(r *kgo.Record) {
+	l.mu.Lock()
+	l.seen[fmt.Sprintf("%d/%d", r.Partition, r.Offset)]++
+	l.total++
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// waitDistinct waits until n distinct records were processed (or the context ends).
+func (l *ledger) waitDistinct(ctx context.Context, n int) bool {
+	stop := context.AfterFunc(ctx, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	defer stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.seen) < n {
+		if ctx.Err() != nil {
+			return false
+		}
+		l.cond.Wait()
+	}
+	return true
+}
+
+func (l *ledger) dups() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := 0
+	for _, n := range l.seen {
+		d += n - 1
+	}
+	return d
+}
+
+// groupMember is one kgo consumer processing records into a ledger. Offsets are committed by hand:
+// after each processed poll, and in OnPartitionsRevoked, with BlockRebalanceOnPoll so that a rebalance
+// never happens between processing a record and committing it. Then no record may be processed twice.
+type groupMember struct {
+	cl   *kgo.Client
+	stop context.CancelFunc
+	done chan struct{}
+
+	mu        sync.Mutex
+	owned     map[int32]bool // partitions currently assigned
+	processed int
+	assigned  chan struct{} // closed at the first non-empty assignment
+}
+
+func (m *groupMember) snapshot() (owned []int32, processed int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range m.owned {
+		owned = append(owned, p)
+	}
+	return owned, m.processed
+}
+
+func startMember(t *testing.T, b *Broker, l *ledger, extra ...kgo.Opt) *groupMember {
+	t.Helper()
+	m := &groupMember{done: make(chan struct{}), owned: map[int32]bool{}, assigned: make(chan struct{})}
+	var once sync.Once
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(b.Addr()),
+		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, c *kgo.Client, revoked map[string][]int32) {
+			if err := c.CommitUncommittedOffsets(ctx); err != nil {
+				t.Errorf("commit on revoke: %v", err)
+			}
+			m.mu.Lock()
+			for _, ps := range revoked {
+				for _, p := range ps {
+					delete(m.owned, p)
+				}
+			}
+			m.mu.Unlock()
+		}),
+		kgo.OnPartitionsLost(func(ctx context.Context, c *kgo.Client, lost map[string][]int32) {
+			t.Errorf("partitions lost: %v", lost)
+		}),
+		kgo.OnPartitionsAssigned(func(ctx context.Context, c *kgo.Client, added map[string][]int32) {
+			m.mu.Lock()
+			for _, ps := range added {
+				for _, p := range ps {
+					m.owned[p] = true
+				}
+			}
+			if len(m.owned) > 0 {
+				once.Do(func() { close(m.assigned) })
+			}
+			m.mu.Unlock()
+		}),
+	}, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cl, m.stop = cl, cancel
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			fs := cl.PollRecords(ctx, 100)
+			fs.EachRecord(l.add)
+			m.mu.Lock()
+			m.processed += len(fs.Records())
+			m.mu.Unlock()
+			if len(fs.Records()) > 0 {
+				if err := cl.CommitUncommittedOffsets(context.Background()); err != nil && ctx.Err() == nil {
+					t.Errorf("commit: %v", err)
+				}
+			}
+			cl.AllowRebalance()
+		}
+	}()
+	return m
+}
+
+// leave stops polling, commits what was processed, and closes the client (LeaveGroup).
+func (m *groupMember) leave(t *testing.T) {
+	m.stop()
+	<-m.done
+	if err := m.cl.CommitUncommittedOffsets(context.Background()); err != nil {
+		t.Errorf("final commit: %v", err)
+	}
+	m.cl.AllowRebalance()
+	m.cl.Close()
+}
+
+func produceRange(t *testing.T, cl *kgo.Client, topic string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGroupBalancersJoinLeave runs a consumer group with each client-side balancer (and KIP-848 when
+// served): two members start, a third joins while records are produced, the first leaves while records
+// are produced; every record is processed exactly once (commits are taken before each rebalance).
+func TestGroupBalancersJoinLeave(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{"range", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}},
+		{"roundrobin", []kgo.Opt{kgo.Balancers(kgo.RoundRobinBalancer())}},
+		{"sticky", []kgo.Opt{kgo.Balancers(kgo.StickyBalancer())}},
+		{"cooperative-sticky", []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer())}},
+	}
+	if _, ok := apiHandlers[68]; ok {
+		cases = append(cases, struct {
+			name string
+			opts []kgo.Opt
+		}{"kip848", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer()}})
+	}
+	b := newGroupTestBroker(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			topic, group := "bal-"+tc.name, "g-"+tc.name
+			createTopic(t, b, topic, 6, nil)
+			prod := newTestClient(t, b, kgo.DefaultProduceTopic(topic))
+			l := newLedger()
+			opts := append(groupOpts(group, topic), tc.opts...)
+			ctx := testCtx(t)
+
+			m1 := startMember(t, b, l, opts...)
+			m2 := startMember(t, b, l, opts...)
+			produceRange(t, prod, topic, 0, 300)
+			if !l.waitDistinct(ctx, 300) {
+				t.Fatalf("first phase: processed %d of 300", len(l.seen))
+			}
+			// A member joins while records keep arriving.
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); produceRange(t, prod, topic, 300, 600) }()
+			m3 := startMember(t, b, l, opts...)
+			select {
+			case <-m3.assigned:
+			case <-ctx.Done():
+				t.Fatal("the joining member was never assigned a partition")
+			}
+			wg.Wait()
+			if !l.waitDistinct(ctx, 600) {
+				t.Fatalf("after join: processed %d of 600", len(l.seen))
+			}
+			// A member leaves while records keep arriving.
+			wg.Add(1)
+			go func() { defer wg.Done(); produceRange(t, prod, topic, 600, 900) }()
+			m1.leave(t)
+			wg.Wait()
+			if !l.waitDistinct(ctx, 900) {
+				t.Fatalf("after leave: processed %d of 900", len(l.seen))
+			}
+			// The two remaining members own all six partitions between them, without overlap.
+			o2, _ := m2.snapshot()
+			o3, n3 := m3.snapshot()
+			owners := map[int32]int{}
+			for _, p := range append(o2, o3...) {
+				owners[p]++
+			}
+			if len(owners) != 6 || len(o2)+len(o3) != 6 {
+				t.Fatalf("after the leave: member 2 owns %v, member 3 owns %v; want the 6 partitions split", o2, o3)
+			}
+			if n3 == 0 {
+				t.Fatal("the member that joined processed nothing")
+			}
+			m2.leave(t)
+			m3.leave(t)
+			if d := l.dups(); d != 0 {
+				t.Fatalf("%d records processed twice", d)
+			}
+			if l.total != 900 {
+				t.Fatalf("processed %d records, want 900", l.total)
+			}
+		})
+	}
+}
