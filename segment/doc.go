@@ -29,6 +29,7 @@
 //	mu      (RWMutex) the segment list, offsets, epochs, sticky error. Appends
 //	        and rolls hold it for writing while they write (never while waiting
 //	        for a sync); reads hold it for reading while they read.
+//	idxMu   lazy loading/eviction of closed segments' indexes; taken under mu.
 //	fmu     group-commit state (durable offset, syncing flag, sync error); a leaf.
 //
 // A failed write or sync sets a sticky error: the Log refuses every later write
@@ -93,9 +94,12 @@
 // (the largest batch maxTimestamp so far, relative last offset of the batch
 // holding it), added with each offset-index entry when the timestamp grew, and
 // once more when the segment is rolled or closed, so the last entry is the
-// segment's maximum. Both indexes are kept in memory for every segment and are
-// written whole (create, write, fsync) when the segment is rolled and, for the
-// active segment, on Close. segment.index.bytes caps each at
+// segment's maximum. The active segment's indexes live in memory and are written
+// whole (create, write, fsync) when it is rolled and on Close; a closed segment's
+// are read from its files on first use (fully checked then; rebuilt in memory
+// from batch headers if they fail) and at most four closed segments' indexes
+// stay loaded per log, least recently used evicted, so memory does not grow
+// with retention. segment.index.bytes caps each at
 // segment.index.bytes/8 and /12 entries; a segment rolls before either is full.
 //
 // Checkpoint files share one frame, replaced atomically (write name.tmp, fsync,
@@ -174,5 +178,5 @@
 // OffsetForTimestamp and MaxTimestamp work at batch granularity (the batch's
 // base offset and maxTimestamp; the last offset of the batch for MaxTimestamp)
 // because records are never decoded. Read returns data from one segment per
-// call. Index files are not preallocated or memory-mapped.
+// call.
 package segment

@@ -22,6 +22,11 @@ type Log struct {
 	// files (truncation, deletion, Close). Lock order: syncMu, then mu, then fmu.
 	syncMu sync.Mutex
 
+	// idxMu guards lazy loading and eviction of closed segments' indexes; taken
+	// under mu (read or write), never the other way round.
+	idxMu    sync.Mutex
+	useClock uint64
+
 	mu            sync.RWMutex
 	segs          []*segment // oldest first; the last is active
 	start, end    int64      // log start offset, log end offset
@@ -295,6 +300,7 @@ func (l *Log) roll(base int64) error {
 		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
 	}
 	old.closed = true
+	l.unloadIndexes(old) // on disk now; loaded again when a reader needs them
 	l.segs = append(l.segs, newSegment(f, path, base, &l.cfg))
 	l.markDurable(old.next)
 	if err := l.setRecoveryPoint(base); err != nil {
@@ -439,7 +445,7 @@ func (l *Log) Read(offset int64, opts ReadOptions) (ReadResult, error) {
 	var pos int64
 	for ; i < len(l.segs); i++ {
 		s = l.segs[i]
-		p, _, err := s.find(offset, hb[:])
+		p, _, err := l.find(s, offset, hb[:])
 		if err != nil {
 			return ReadResult{}, err
 		}
@@ -510,8 +516,8 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 		if s.maxTs < ts || s.next <= l.start {
 			continue
 		}
-		from := max(s.tidx.lookup(ts), l.start)
-		_, pos := s.idx.lookup(from)
+		from := max(l.lookupTime(s, ts), l.start)
+		pos := l.lookupPos(s, from)
 		for pos < s.size {
 			h, err := s.readHeader(pos, hb[:])
 			if err != nil {
@@ -588,7 +594,7 @@ func (l *Log) ScanBatches(from int64, fn func(h BatchHeader) bool) error {
 	var hb [HeaderSize]byte
 	for i := l.segmentFor(from); i < len(l.segs); i++ {
 		s := l.segs[i]
-		pos, _, err := s.find(from, hb[:])
+		pos, _, err := l.find(s, from, hb[:])
 		if err != nil {
 			return err
 		}
@@ -641,7 +647,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		l.segs = l.segs[:j]
 	}
 	var hb [HeaderSize]byte
-	pos, _, err := s.find(offset, hb[:])
+	pos, _, err := l.find(s, offset, hb[:])
 	if err != nil {
 		return l.fail(err)
 	}

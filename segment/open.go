@@ -234,7 +234,7 @@ func (l *Log) loadSegments(clean bool, rp int64) ([]*segment, error) {
 		}
 		trusted := clean || (s.base < rp && !last)
 		if trusted {
-			if err := s.loadIndexes(l.fs, l.dir, &l.cfg); err != nil {
+			if err := s.loadIndexes(l.fs, l.dir, &l.cfg, last); err != nil {
 				l.cfg.Logger.Warn("segment: rebuilding indexes", "file", s.path, "err", err)
 				trusted = false
 			}
@@ -278,6 +278,7 @@ func (l *Log) finishRecovery(recovered []*segment) error {
 			if err := s.writeIndexes(l.fs, l.dir); err != nil {
 				return err
 			}
+			l.unloadIndexes(s)
 		}
 	}
 	return l.fs.SyncDir(l.dir)

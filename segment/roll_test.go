@@ -198,3 +198,57 @@ func TestCorruptIndexIsRebuilt(t *testing.T) {
 		t.Fatalf("index file not rewritten: %d bytes, %v", len(b), err)
 	}
 }
+
+func TestLazyIndexesBoundedAndChecked(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	cfg.SegmentBytes = 2000
+	cfg.IndexIntervalBytes = 0
+	l := mustOpen(t, "/p", cfg)
+	var all [][]byte
+	for i := 0; i < 200; i++ {
+		b := testBatch(1, 100, int64(i))
+		mustAppend(t, l, b, 0)
+		all = append(all, b)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Break the middle of segment 1's index (its last entry stays valid, so only
+	// the lazy load's full check can notice).
+	segs := l.Segments()
+	ip := segs[1].Path[:len(segs[1].Path)-len(".log")] + ".index"
+	b, err := vfs.ReadFile(fsys, ip)
+	if err != nil || len(b) < 3*indexEntrySize {
+		t.Fatalf("index of segment 1: %d bytes, %v", len(b), err)
+	}
+	copy(b[indexEntrySize:], []byte{0x7f, 0, 0, 0, 0x7f, 0, 0, 0})
+	if err := vfs.WriteFileAtomic(fsys, ip, b); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	countLoaded := func() int {
+		l.idxMu.Lock()
+		defer l.idxMu.Unlock()
+		n := 0
+		for _, s := range l.segs {
+			if s.closed && s.loaded {
+				n++
+			}
+		}
+		return n
+	}
+	if n := countLoaded(); n != 0 {
+		t.Fatalf("%d closed segments' indexes loaded at open", n)
+	}
+	for i, want := range all {
+		r, err := l.Read(int64(i), ReadOptions{MaxBytes: 1, MinOneBatch: true})
+		if err != nil || !bytes.Equal(r.Data, want) {
+			t.Fatalf("Read(%d): %v", i, err)
+		}
+		if n := countLoaded(); n > maxLoadedClosed {
+			t.Fatalf("%d closed segments' indexes in memory, cap %d", n, maxLoadedClosed)
+		}
+	}
+}

@@ -39,6 +39,12 @@ type segment struct {
 	created time.Time
 	closed  bool // rolled: no longer the active segment
 
+	// Indexes of closed segments are loaded lazily and may be evicted (see
+	// lazyindex.go); loaded and lastUse are guarded by Log.idxMu. The active
+	// segment's indexes are always in memory.
+	loaded  bool
+	lastUse uint64
+
 	bytesSinceIndex int
 	maxTs           int64 // largest batch maxTimestamp, -1 none
 	maxTsOffset     int64 // last offset of the batch holding maxTs
@@ -101,13 +107,21 @@ func (s *segment) readHeader(pos int64, buf []byte) (BatchHeader, error) {
 	return h, nil
 }
 
-// find returns the position of the first batch whose last offset >= offset, or
-// s.size when there is none; h is its header (valid until buf is reused).
-func (s *segment) find(offset int64, buf []byte) (int64, BatchHeader, error) {
-	_, pos := s.idx.lookup(offset)
+// find returns the position of the first batch in s whose last offset >= offset,
+// or s.size when there is none; h is its header (valid until buf is reused). An
+// index entry that does not point at a valid batch header is not trusted: the
+// walk restarts from the segment start.
+func (l *Log) find(s *segment, offset int64, buf []byte) (int64, BatchHeader, error) {
+	start := l.lookupPos(s, offset)
+	pos := start
 	for pos < s.size {
 		h, err := s.readHeader(pos, buf)
 		if err != nil {
+			if start > 0 && errors.Is(err, ErrCorrupt) {
+				l.cfg.Logger.Warn("segment: index points at a bad batch header; scanning from the start", "file", s.path, "position", start, "err", err)
+				start, pos = 0, 0
+				continue
+			}
 			return 0, nil, err
 		}
 		if h.LastOffset() >= offset {
@@ -150,12 +164,15 @@ func (s *segment) writeIndexes(fsys vfs.FS, dir string) error {
 // size is known). It then walks the batch headers after the last index entry to
 // find the next offset and the stats, proving the file ends on a batch boundary.
 // Any inconsistency is returned; the caller then rebuilds by a full scan.
-func (s *segment) loadIndexes(fsys vfs.FS, dir string, cfg *Config) error {
-	ib, err := vfs.ReadFile(fsys, segPath(dir, s.base, indexSuffix))
+//
+// With full false only the last entry of each file is read (closed segments load
+// the rest lazily, and check it then); the in-memory indexes are left unloaded.
+func (s *segment) loadIndexes(fsys vfs.FS, dir string, cfg *Config, full bool) error {
+	ib, err := readIndexFile(fsys, segPath(dir, s.base, indexSuffix), indexEntrySize, full)
 	if err != nil {
 		return err
 	}
-	tb, err := vfs.ReadFile(fsys, segPath(dir, s.base, timeIndexSuffix))
+	tb, err := readIndexFile(fsys, segPath(dir, s.base, timeIndexSuffix), timeIndexEntrySize, full)
 	if err != nil {
 		return err
 	}
@@ -212,6 +229,58 @@ func (s *segment) loadIndexes(fsys vfs.FS, dir string, cfg *Config) error {
 		return fmt.Errorf("%w: %s: time index entry beyond the segment's last offset", ErrCorrupt, s.path)
 	}
 	s.bytesSinceIndex = int(s.size - walkFrom)
+	s.loaded = full
+	if !full {
+		s.idx.entries, s.tidx.entries = nil, nil
+	}
+	return nil
+}
+
+// readIndexFile reads a whole index file, or with full false only its last
+// entry (after checking the size is whole entries).
+func readIndexFile(fsys vfs.FS, path string, entrySize int, full bool) ([]byte, error) {
+	if full {
+		return vfs.ReadFile(fsys, path)
+	}
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := st.Size()
+	if n%int64(entrySize) != 0 {
+		return nil, fmt.Errorf("%w: %s: size %d not a multiple of %d", ErrCorrupt, path, n, entrySize)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	b := make([]byte, entrySize)
+	if _, err := f.ReadAt(b, n-int64(entrySize)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
+}
+
+// rebuildIndexes recomputes a closed segment's indexes from its batch headers
+// (used when a lazily loaded index file fails its checks).
+func (s *segment) rebuildIndexes(cfg *Config) error {
+	tmp := newSegment(s.f, s.path, s.base, cfg)
+	var buf [HeaderSize]byte
+	for p := int64(0); p < s.size; {
+		tmp.size = s.size
+		h, err := tmp.readHeader(p, buf[:])
+		if err != nil {
+			return err
+		}
+		tmp.onBatch(p, h, cfg.IndexIntervalBytes)
+		p += int64(h.Size())
+	}
+	tmp.tidx.maybeAdd(tmp.maxTs, tmp.maxTsOffset, true)
+	s.idx, s.tidx = tmp.idx, tmp.tidx
 	return nil
 }
 
