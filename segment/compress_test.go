@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+	"github.com/sediment-io/sediment/segment/vfs"
 )
 
 func compressWith(t *testing.T, c Codec, src []byte) []byte {
@@ -111,5 +112,33 @@ func TestDecompressGarbage(t *testing.T) {
 	x := xerial([]byte("hello hello hello"), 100)
 	if _, err := Decompress(CodecSnappy, x[:len(x)-2], 1<<20); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("truncated xerial: %v", err)
+	}
+}
+
+func TestOffsetForTimestampFindsTheRecord(t *testing.T) {
+	l := mustOpen(t, "/p", testConfig(vfs.NewMemFS()))
+	defer l.Close()
+	plain := testBatch(5, 10, 1000) // records at 1000..1004, offsets 0..4
+	mustAppend(t, l, plain, 0)
+	recs := testBatch(5, 10, 2000)[HeaderSize:] // 2000..2004, offsets 5..9
+	gz := compressWith(t, CodecGzip, recs)
+	mustAppend(t, l, wrapRecords(gz, 5, 2000, 2004, int16(CodecGzip)), 0)
+	lat := testBatch(3, 10, 1) // offsets 10..12, LogAppendTime 3000
+	SetLogAppendTime(lat, 3000)
+	mustAppend(t, l, lat, 0)
+	cases := []struct{ ts, off, got int64 }{
+		{0, 0, 1000}, {1002, 2, 1002}, {1005, 5, 2000}, {2003, 8, 2003}, {2005, 10, 3000}, {3000, 10, 3000},
+	}
+	for _, c := range cases {
+		off, ts, ok, err := l.OffsetForTimestamp(c.ts)
+		if err != nil || !ok || off != c.off || ts != c.got {
+			t.Errorf("OffsetForTimestamp(%d) = %d@%d %v %v, want %d@%d", c.ts, off, ts, ok, err, c.off, c.got)
+		}
+	}
+	if err := l.SetStartOffset(7); err != nil {
+		t.Fatal(err)
+	}
+	if off, _, _, _ := l.OffsetForTimestamp(0); off != 7 {
+		t.Errorf("after start offset 7, OffsetForTimestamp(0) = %d", off)
 	}
 }

@@ -175,8 +175,9 @@
 //
 // # Kafka differences
 //
-// OffsetForTimestamp and MaxTimestamp work at batch granularity (the batch's
-// base offset and maxTimestamp; the last offset of the batch for MaxTimestamp)
-// because records are never decoded. Read returns data from one segment per
+// MaxTimestamp works at batch granularity (the batch's maxTimestamp and last
+// offset). OffsetForTimestamp decodes the records of the one batch the time
+// index leads to (Kafka's answer); only if they cannot be decoded does it answer
+// with the batch's base offset. Read returns data from one segment per
 // call.
 package segment

@@ -501,10 +501,11 @@ func (l *Log) segmentFor(offset int64) int {
 	return max(i-1, 0)
 }
 
-// OffsetForTimestamp returns the first batch (from the log start on) whose max
-// timestamp is >= ts: its base offset (or the log start offset when the batch
-// straddles it) and that max timestamp. Batch granularity, like Kafka's time
-// index; records inside a batch are not decoded.
+// OffsetForTimestamp returns the first record (from the log start on) whose
+// timestamp is >= ts, and that timestamp, as Kafka's ListOffsets: the time index
+// finds the batch (the first whose max timestamp is >= ts), then that one batch's
+// records are decoded (inflated if compressed) to find the record. If they
+// cannot be decoded the batch's base offset and max timestamp are returned.
 func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -524,7 +525,16 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 				return 0, 0, false, err
 			}
 			if h.MaxTimestamp() >= ts && h.LastOffset() >= l.start {
-				return max(h.BaseOffset(), l.start), h.MaxTimestamp(), true, nil
+				batch := make([]byte, h.Size())
+				if _, err := s.f.ReadAt(batch, pos); err != nil {
+					return 0, 0, false, fmt.Errorf("segment: read %s at byte %d: %w", s.path, pos, err)
+				}
+				if off, rts, ok := recordAtOrAfter(batch, ts, l.start); ok {
+					return off, rts, true, nil
+				}
+				// Records unreadable: answer at batch granularity, never later
+				// than the true answer.
+				return max(BatchHeader(batch).BaseOffset(), l.start), BatchHeader(batch).MaxTimestamp(), true, nil
 			}
 			pos += int64(h.Size())
 		}

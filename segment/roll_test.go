@@ -129,10 +129,13 @@ func TestIndexLookupAndTimestamps(t *testing.T) {
 					t.Fatalf("Read(%d) returned batch at %d", off, BatchHeader(r.Data).BaseOffset())
 				}
 			}
-			// Batch i has max timestamp 1000+10i+n-1; asking for exactly it finds it.
+			// Record j of batch i has timestamp 1000+10i+j: the max is its last record.
 			off, ts, ok, err := l.OffsetForTimestamp(h.MaxTimestamp())
-			if err != nil || !ok || off != h.BaseOffset() || ts != h.MaxTimestamp() {
-				t.Fatalf("OffsetForTimestamp(%d) = %d %d %v %v, want %d", h.MaxTimestamp(), off, ts, ok, err, h.BaseOffset())
+			if err != nil || !ok || off != h.LastOffset() || ts != h.MaxTimestamp() {
+				t.Fatalf("OffsetForTimestamp(%d) = %d %d %v %v, want %d", h.MaxTimestamp(), off, ts, ok, err, h.LastOffset())
+			}
+			if off, _, _, _ := l.OffsetForTimestamp(h.FirstTimestamp()); off != h.BaseOffset() {
+				t.Fatalf("OffsetForTimestamp(first %d) = %d, want %d", h.FirstTimestamp(), off, h.BaseOffset())
 			}
 		}
 		if _, _, ok, _ := l.OffsetForTimestamp(1 << 40); ok {
