@@ -62,6 +62,9 @@ func (f *inprocNet) forward(ctx context.Context, from, leader raft.ServerAddress
 		return nil, fmt.Errorf("%w: %s", errUnreachable, leader)
 	}
 	res, err := n.handleForward(ctx, data)
+	if errors.Is(err, ErrClosed) {
+		return nil, fmt.Errorf("%w: %s is shutting down", errUnreachable, leader)
+	}
 	if err != nil {
 		return nil, err
 	}

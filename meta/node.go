@@ -128,8 +128,27 @@ func checkNodeFile(dir string, id int32) error {
 	return d.Sync()
 }
 
+// walStore is raft-wal with one correction: raft-wal truncates the head of the log logically and keeps
+// serving entries below the new first index until their segment file is deleted. Raft must see those
+// entries as gone (ErrLogNotFound), so that a follower that needs them gets the snapshot instead of a
+// mix of log entries the snapshot already covers; and so that behaviour does not depend on segment size.
+type walStore struct {
+	*wal.WAL
+}
+
+func (w walStore) GetLog(index uint64, l *raft.Log) error {
+	first, err := w.WAL.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if index < first {
+		return raft.ErrLogNotFound
+	}
+	return w.WAL.GetLog(index, l)
+}
+
 type stores struct {
-	wal   *wal.WAL
+	wal   walStore
 	meta  *metadb.BoltMetaDB
 	snaps *raft.FileSnapshotStore
 }
@@ -163,7 +182,7 @@ func openStores(cfg Config, logger *slog.Logger) (*stores, error) {
 		mdb.Close()
 		return nil, fmt.Errorf("meta: open snapshot store: %w", err)
 	}
-	return &stores{w, mdb, snaps}, nil
+	return &stores{walStore{w}, mdb, snaps}, nil
 }
 
 func (c Config) raftConfig(logger *slog.Logger) *raft.Config {
@@ -535,7 +554,20 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (*applyResult, error
 		}
 	}
 	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	// Wait for the future without trusting it to complete: hashicorp/raft leaves a future that was still
+	// queued in its apply channel at Shutdown unanswered forever. The helper goroutine then leaks until
+	// process exit (only at shutdown); the caller does not.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("meta: proposal outcome unknown: %w", ctx.Err())
+	case <-n.closing:
+		return nil, ErrClosed
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrRaftShutdown) {
 			return nil, ErrClosed
 		}
