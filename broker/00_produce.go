@@ -81,7 +81,7 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		}
 	}
 
-	run := func(j *job) { j.res = j.p.appendClient(req.Version, j.recs) }
+	run := func(j *job) { j.res = j.p.appendClient(req.Version, req.Acks, j.recs) }
 	if len(jobs) == 1 {
 		run(jobs[0])
 	} else if len(jobs) > 1 {

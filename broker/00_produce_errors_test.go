@@ -138,3 +138,23 @@ func TestProduceAcksZeroAndOne(t *testing.T) {
 		t.Fatalf("values %q %q", got[0].Value, got[3].Value)
 	}
 }
+
+// min.insync.replicas above the ISR size: acks=all is refused before appending
+// (NOT_ENOUGH_REPLICAS), acks=1 still works.
+func TestProduceNotEnoughReplicas(t *testing.T) {
+	b := newTestBroker(t)
+	two := "2"
+	createTopic(t, b, "minisr", 1, map[string]*string{"min.insync.replicas": &two})
+	cl := newTestClient(t, b)
+	now := time.Now().UnixMilli()
+	if r := rawProduce(t, cl, b, "minisr", -1, testBatch(t, testBatchOpts{ts: now})); r.ErrorCode != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if end := endOffset(t, b, "minisr"); end != 0 {
+		t.Fatalf("appended despite NOT_ENOUGH_REPLICAS: end %d", end)
+	}
+	one := newTestClient(t, b, kgo.DefaultProduceTopic("minisr"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if err := one.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("acks=1: %v", err)
+	}
+}

@@ -159,7 +159,12 @@ func (p *Partition) setLeadership(part meta.Partition) error {
 	defer p.appendMu.Unlock()
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
+	wasLeader := p.leader
 	p.leader = part.Leader == p.nodeID
+	if wasLeader && !p.leader {
+		// acks=all produces waiting on this partition must learn that leadership moved.
+		defer p.notify()
+	}
 	p.replicas = slices.Clone(part.Replicas)
 	p.isr = slices.Clone(part.ISR)
 	if p.leader && part.LeaderEpoch > p.leaderEpoch {
@@ -235,7 +240,7 @@ type appendResult struct {
 // partition). Duplicates of recent idempotent batches are answered with their original offsets
 // and not appended. It returns once the batch is durable per the flush policy; acks=all callers
 // then wait with waitHW.
-func (p *Partition) appendClient(version int16, records []byte) appendResult {
+func (p *Partition) appendClient(version int16, acks int16, records []byte) appendResult {
 	res := appendResult{baseOffset: -1, lastOffset: -1, logAppendTime: -1, logStart: -1}
 	if e := checkRequestRecords(version, records); e != nil {
 		res.err = e
@@ -251,11 +256,17 @@ func (p *Partition) appendClient(version int16, records []byte) appendResult {
 
 	p.appendMu.Lock()
 	p.stateMu.RLock()
-	leader, epoch := p.leader, p.leaderEpoch
+	leader, epoch, isr := p.leader, p.leaderEpoch, len(p.isr)
 	p.stateMu.RUnlock()
 	if !leader {
 		p.appendMu.Unlock()
 		res.err = &produceError{code: kerr.NotLeaderForPartition.Code, msg: "this broker is not the leader of " + p.String()}
+		return res
+	}
+	if acks == -1 && int32(isr) < tc.MinInsyncReplicas {
+		// Kafka refuses before appending when the ISR is already too small.
+		p.appendMu.Unlock()
+		res.err = &produceError{code: kerr.NotEnoughReplicas.Code, msg: fmt.Sprintf("%s has %d in-sync replicas, min.insync.replicas is %d", p, isr, tc.MinInsyncReplicas)}
 		return res
 	}
 
@@ -409,9 +420,13 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 	}
 	rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: hw, MinOneBatch: minOneBatch})
 	if err != nil {
-		if errors.Is(err, segment.ErrOffsetOutOfRange) {
+		switch {
+		case errors.Is(err, segment.ErrOffsetOutOfRange):
 			r.err = kerr.OffsetOutOfRange.Code
-		} else {
+		case errors.Is(err, segment.ErrClosed):
+			// Deleted or shut down while the fetch was in flight.
+			r.err = kerr.NotLeaderForPartition.Code
+		default:
 			r.err = kerr.KafkaStorageError.Code
 		}
 		return r
