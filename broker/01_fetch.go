@@ -152,6 +152,9 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 		if !fctx.include(t.sp, rp.HighWatermark, rp.LogStartOffset, code, len(rp.RecordBatches)) {
 			continue
 		}
+		if t.p != nil {
+			t.p.bytesOut.Add(int64(len(rp.RecordBatches)))
+		}
 		if rt == nil || rt.Topic != t.sp.key.topic || rt.TopicID != t.sp.key.topicID {
 			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
 			rt = &resp.Topics[len(resp.Topics)-1]

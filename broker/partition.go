@@ -56,6 +56,9 @@ type Partition struct {
 
 	waitMu  sync.Mutex
 	waiters map[*waiter]struct{}
+
+	// Metrics (replica_metrics.go).
+	bytesIn, recordsIn, duplicates, bytesOut atomic.Int64
 }
 
 // waiter is a long-poll fetch or an acks=all produce waiting for the HW to move on one or more
@@ -290,6 +293,7 @@ func (p *Partition) appendClient(version int16, acks int16, records []byte) appe
 				res.err = appendErr(err)
 				return res
 			}
+			p.duplicates.Add(1)
 			res.baseOffset, res.lastOffset = c.dupOf.firstOffset, c.dupOf.lastOffset
 			if tc.LogAppendTime {
 				res.logAppendTime = c.dupOf.timestamp
@@ -328,6 +332,8 @@ func (p *Partition) appendClient(version int16, acks int16, records []byte) appe
 	}
 	res.baseOffset, res.lastOffset = ar.FirstOffset, ar.LastOffset
 	res.logStart = p.log.StartOffset()
+	p.bytesIn.Add(int64(ar.Bytes))
+	p.recordsIn.Add(ar.LastOffset - ar.FirstOffset + 1)
 	p.advanceLEO(ar.LastOffset + 1)
 	return res
 }

@@ -94,6 +94,7 @@ func newReplicaManager(b *Broker) (*ReplicaManager, error) {
 		rm.closeAll()
 		return nil, err
 	}
+	b.metrics.addCollector(rm.writeMetrics)
 	rm.wg.Add(2)
 	go func() {
 		defer rm.wg.Done()

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,5 +149,33 @@ func TestRetentionDeletesWholeSegments(t *testing.T) {
 	got := consumeN(t, b, "ret", int(20-p.log.StartOffset()))
 	if got[0].Offset != p.log.StartOffset() {
 		t.Fatalf("first consumed offset %d, log start %d", got[0].Offset, p.log.StartOffset())
+	}
+}
+
+func TestReplicaMetrics(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "met", 1, nil)
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("met"))
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("a")}, &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	consumeN(t, b, "met", 2)
+	resp, err := http.Get("http://" + b.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`sediment_partition_high_watermark{topic="met",partition="0"} 2`,
+		`sediment_partition_produced_records_total{topic="met",partition="0"} 2`,
+		`sediment_partition_leader{topic="met",partition="0"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if strings.Contains(string(body), `sediment_partition_fetched_bytes_total{topic="met",partition="0"} 0`) {
+		t.Error("fetched bytes not counted")
 	}
 }
