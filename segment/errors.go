@@ -15,6 +15,8 @@ var (
 	// ErrInvalidOffset: AppendReplicated got batches whose offsets do not continue
 	// the log (the first base offset is not EndOffset, or offsets do not increase).
 	ErrInvalidOffset = errors.New("segment: batch offsets do not continue the log")
+	// ErrTruncated: WaitDurable's data was removed by a truncation while waiting.
+	ErrTruncated = errors.New("segment: log truncated below the awaited offset")
 	// ErrBatchTooLarge: a batch larger than segment.bytes.
 	ErrBatchTooLarge = errors.New("segment: batch larger than segment.bytes")
 )

@@ -43,6 +43,13 @@ type Log struct {
 	ferr       error // sticky sync error
 	timer      *time.Timer
 	timerArmed bool
+	truncGen   uint64     // bumped by every truncation
+	truncs     [8]truncAt // the last truncations, by truncGen % 8
+}
+
+type truncAt struct {
+	gen uint64
+	to  int64
 }
 
 // AppendResult describes an append.
@@ -329,9 +336,27 @@ func (l *Log) markDurable(upTo int64) {
 // WaitDurable returns once every offset below upTo is on disk, syncing if needed.
 // Concurrent callers share syncs: one syncs on behalf of everyone who has written
 // by the time its sync starts, the others wait (group commit).
+//
+// If the log is truncated below upTo while waiting, the waited-for data is gone
+// and ErrTruncated is returned rather than waiting for other data to reach
+// upTo. (A truncation between the append and the call is not detected.)
 func (l *Log) WaitDurable(upTo int64) error {
 	l.fmu.Lock()
+	gen0 := l.truncGen
 	for {
+		if l.truncGen != gen0 {
+			if l.truncGen-gen0 > uint64(len(l.truncs)) {
+				l.fmu.Unlock()
+				return fmt.Errorf("%w: log %s truncated while waiting for offset %d", ErrTruncated, l.dir, upTo-1)
+			}
+			for g := gen0 + 1; g <= l.truncGen; g++ {
+				if t := l.truncs[g%uint64(len(l.truncs))]; t.gen == g && t.to < upTo {
+					l.fmu.Unlock()
+					return fmt.Errorf("%w: log %s truncated to %d while waiting for offset %d", ErrTruncated, l.dir, t.to, upTo-1)
+				}
+			}
+			gen0 = l.truncGen
+		}
 		if l.durable >= upTo {
 			l.fmu.Unlock()
 			return nil
@@ -685,6 +710,9 @@ func (l *Log) TruncateTo(offset int64) error {
 func (l *Log) afterTruncate() {
 	l.fmu.Lock()
 	l.durable = min(l.durable, l.end)
+	l.truncGen++
+	l.truncs[l.truncGen%uint64(len(l.truncs))] = truncAt{gen: l.truncGen, to: l.end}
+	l.fcond.Broadcast()
 	l.fmu.Unlock()
 }
 

@@ -3,7 +3,9 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sediment-io/sediment/segment/vfs"
 )
@@ -164,5 +166,45 @@ func TestEndOffsetForEpoch(t *testing.T) {
 	}
 	if got := l.Epochs(); len(got) != 2 || got[1] != [2]int64{2, 12} {
 		t.Fatalf("after AssignEpoch(2,12): %v", got)
+	}
+}
+
+func TestWaitDurableFailsWhenTruncatedAway(t *testing.T) {
+	// White-box: whether a real TruncateTo wins the race against the waiter's own
+	// sync depends on mutex scheduling, so the truncation's bookkeeping
+	// (afterTruncate) is applied directly while a sync is stuck.
+	fsys := vfs.NewMemFS()
+	block := make(chan struct{})
+	fsys.SetInjector(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && filepath.Ext(name) == ".log" {
+			<-block
+		}
+		return nil
+	})
+	l := mustOpen(t, "/p", testConfig(fsys))
+	r1, err := l.AppendNoWait(testBatch(2, 1, 1), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- l.WaitDurable(r1.LastOffset + 1) }() // leads a sync covering 0-1, stuck
+	time.Sleep(10 * time.Millisecond)
+	r2, err := l.AppendNoWait(testBatch(2, 1, 1), 0) // written after that sync started
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- l.WaitDurable(r2.LastOffset + 1) }()
+	time.Sleep(10 * time.Millisecond)
+	l.mu.Lock()
+	l.end = r2.FirstOffset // the log is cut below the second append
+	l.afterTruncate()
+	l.mu.Unlock()
+	if err := <-second; !errors.Is(err, ErrTruncated) {
+		t.Fatalf("waiter for truncated data: %v, want ErrTruncated", err)
+	}
+	close(block)
+	if err := <-first; err != nil {
+		t.Fatalf("waiter for data below the cut: %v", err)
 	}
 }
