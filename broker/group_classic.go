@@ -484,6 +484,14 @@ func (g *group) joinLocked(a joinArgs) (*kmsg.JoinGroupResponse, chan *kmsg.Join
 		inst = *req.InstanceID
 	}
 
+	except := req.MemberID
+	if id, ok := g.static[inst]; ok && inst != "" {
+		except = id
+	}
+	if !g.supportsProtocolsLocked(req.ProtocolType, req.Protocols, except) {
+		return fail(kerr.InconsistentGroupProtocol.Code, req.MemberID)
+	}
+
 	var m *member
 	isNew := false
 	switch {

@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A consumer closed and restarted resumes from its last commit; so does one after the broker restarts
+// (committed offsets are in Raft, membership is rebuilt).
+func TestGroupResumeAcrossConsumerAndBrokerRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testBrokerConfig(t, dir)
+	b, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setGroupTestConfig(b)
+	closed := false
+	defer func() {
+		if !closed {
+			b.Close()
+		}
+	}()
+	const topic, group = "resume", "g-resume"
+	createTopic(t, b, topic, 3, nil)
+	prod := newTestClient(t, b, kgo.DefaultProduceTopic(topic))
+	produceRange(t, prod, topic, 0, 300)
+	prod.Close()
+
+	// Consume exactly 100 records, commit them, close.
+	consumeAndCommit := func(b *Broker, n int) map[string]bool {
+		t.Helper()
+		cl := newTestClient(t, b, append(groupOpts(group, topic), kgo.DisableAutoCommit())...)
+		got := map[string]bool{}
+		var recs []*kgo.Record
+		ctx := testCtx(t)
+		for len(got) < n {
+			fs := cl.PollRecords(ctx, n-len(got))
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d of %d", len(got), n)
+			}
+			for _, r := range fs.Records() {
+				if got[string(r.Value)] {
+					t.Fatalf("record %s twice in one consumer", r.Value)
+				}
+				got[string(r.Value)] = true
+				recs = append(recs, r)
+			}
+		}
+		if err := cl.CommitRecords(ctx, recs...); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+		return got
+	}
+	first := consumeAndCommit(b, 100)
+	second := consumeAndCommit(b, 100)
+	for v := range second {
+		if first[v] {
+			t.Fatalf("record %s consumed again after a restart of the consumer", v)
+		}
+	}
+	committed := func(b *Broker) int64 {
+		adm := kadm.NewClient(newTestClient(t, b))
+		os, err := adm.FetchOffsets(testCtx(t), group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		os.Each(func(o kadm.OffsetResponse) { sum += o.At })
+		return sum
+	}
+	if c := committed(b); c != 200 {
+		t.Fatalf("committed offsets sum to %d, want 200", c)
+	}
+
+	// Restart the broker on the same data dir.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	cfg = testBrokerConfig(t, dir)
+	b2, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	setGroupTestConfig(b2)
+	if c := committed(b2); c != 200 {
+		t.Fatalf("after the broker restart committed offsets sum to %d, want 200", c)
+	}
+	third := consumeAndCommit(b2, 100)
+	for v := range third {
+		if first[v] || second[v] {
+			t.Fatalf("record %s consumed again after the broker restart", v)
+		}
+	}
+	if c := committed(b2); c != 300 {
+		t.Fatalf("committed offsets sum to %d, want 300", c)
+	}
+}
+
+// Offsets of a group empty for longer than offsets.retention.minutes expire; a group with members keeps
+// them however old they are.
+func TestOffsetExpiry(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 1, nil)
+	gc := b.groupCoord()
+	wantCode(t, "commit", commitCode(t, b, commitReq("lonely", "", -1, nil, "t", 5, "")), nil)
+	j := joinMember(t, b, "busy", "t")
+	wantCode(t, "join", j.ErrorCode, nil)
+	wantCode(t, "member commit before sync", commitCode(t, b, commitReq("busy", j.MemberID, j.Generation, nil, "t", 6, "")), kerr.RebalanceInProgress)
+	wantCode(t, "sync", callAPI[*kmsg.SyncGroupResponse](t, b, syncReq("busy", j.MemberID, j.Generation, nil)).ErrorCode, nil)
+	wantCode(t, "member commit", commitCode(t, b, commitReq("busy", j.MemberID, j.Generation, nil, "t", 6, "")), nil)
+
+	cfg := *gc.config()
+	cfg.OffsetsRetention = time.Hour
+	gc.cfg.Store(&cfg)
+	if n := gc.expireOffsets(time.Now()); n != 0 {
+		t.Fatalf("expired %d offsets before the retention passed", n)
+	}
+	if n := gc.expireOffsets(time.Now().Add(2 * time.Hour)); n != 1 {
+		t.Fatalf("expired %d offsets, want the empty group's 1", n)
+	}
+	if _, ok := b.meta.State().CommittedOffset("lonely", "t", 0); ok {
+		t.Fatal("expired offset still in Raft")
+	}
+	if _, ok := b.meta.State().CommittedOffset("busy", "t", 0); !ok {
+		t.Fatal("a group with members lost its offsets to expiry")
+	}
+}
