@@ -14,7 +14,7 @@ import (
 // testCluster is an in-process cluster on raft.InmemTransport. Links can be cut per node (both Raft
 // traffic and proposal forwarding), nodes killed and restarted from their data dirs.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	net    *inprocNet
 	voters []Peer
 	dirs   map[int32]string
@@ -25,7 +25,7 @@ type testCluster struct {
 
 func addrOf(id int32) raft.ServerAddress { return raft.ServerAddress(fmt.Sprintf("node-%d", id)) }
 
-func newTestCluster(t *testing.T, voters int, tweak func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, voters int, tweak func(*Config)) *testCluster {
 	c := &testCluster{t: t, net: newInprocNet(), dirs: map[int32]string{}, nodes: map[int32]*Node{},
 		trans: map[int32]*raft.InmemTransport{}, tweak: tweak}
 	for i := 1; i <= voters; i++ {

@@ -33,9 +33,8 @@ func failed(e *Error) *applyResult { return &applyResult{Code: e.Code, Reason: e
 type builder struct {
 	s *State
 
-	brokersOwned, topicsOwned, offsetsOwned, remoteOwned, deletedOwned bool
-	ownTopic                                                           map[TopicID]bool
-	ownGroup                                                           map[string]bool
+	brokersOwned, topicsOwned, remoteOwned, deletedOwned bool
+	ownTopic                                             map[TopicID]bool
 
 	events []Event
 	heard  []int32 // brokers whose registration or heartbeat was applied (for the controller's clock)
@@ -43,7 +42,7 @@ type builder struct {
 
 func newBuilder(base *State) *builder {
 	s := *base
-	return &builder{s: &s, ownTopic: map[TopicID]bool{}, ownGroup: map[string]bool{}}
+	return &builder{s: &s, ownTopic: map[TopicID]bool{}}
 }
 
 func (b *builder) brokers() map[int32]Broker {
@@ -76,22 +75,6 @@ func (b *builder) topic(id TopicID) *Topic {
 		b.ownTopic[id] = true
 	}
 	return t
-}
-
-func (b *builder) group(g string) map[string]map[TopicPartition]CommittedOffset {
-	if !b.offsetsOwned {
-		b.s.offsets = maps.Clone(b.s.offsets)
-		b.offsetsOwned = true
-	}
-	if !b.ownGroup[g] {
-		m := maps.Clone(b.s.offsets[g])
-		if m == nil {
-			m = map[TopicPartition]CommittedOffset{}
-		}
-		b.s.offsets[g] = m
-		b.ownGroup[g] = true
-	}
-	return b.s.offsets
 }
 
 func (b *builder) remoteW() map[partKey][]RemoteSegment {
@@ -554,27 +537,17 @@ func (b *builder) deleteTopic(x *cmdDeleteTopic) *applyResult {
 	delete(topics, id)
 	delete(byName, t.Name)
 	// Committed offsets of a deleted topic go with it (a re-created topic starts fresh).
-	for _, g := range slices.Sorted(maps.Keys(b.s.offsets)) {
-		m := b.s.offsets[g]
-		has := false
-		for tp := range m {
-			if tp.Topic == t.Name {
-				has = true
-				break
-			}
+	for _, g := range b.s.Groups() {
+		m, _ := b.s.offsets.Get(g)
+		nm := m
+		for i := range t.Partitions {
+			nm = nm.Delete(offsetKey(t.Name, int32(i)))
 		}
-		if !has {
-			continue
-		}
-		off := b.group(g)
-		for tp := range off[g] {
-			if tp.Topic == t.Name {
-				delete(off[g], tp)
-			}
-		}
-		if len(off[g]) == 0 {
-			delete(off, g)
-			delete(b.ownGroup, g)
+		switch {
+		case nm.Len() == 0:
+			b.s.offsets = b.s.offsets.Delete(g)
+		case nm.Len() != m.Len():
+			b.s.offsets = b.s.offsets.Set(g, nm)
 		}
 	}
 	// Remote segments stay listed until tiering deletes the objects: never leak them in the bucket.
@@ -768,29 +741,31 @@ func (b *builder) commitOffsets(x *cmdCommitOffsets) *applyResult {
 			return failed(reject(ErrInvalidRequest, "group %q: %s-%d: offset %d", x.Group, o.Topic, o.Partition, o.Offset))
 		}
 	}
-	m := b.group(x.Group)[x.Group]
-	for _, o := range x.Offsets {
-		m[TopicPartition{o.Topic, o.Partition}] = CommittedOffset{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: o.CommitTime}
+	m, ok := b.s.offsets.Get(x.Group)
+	if !ok {
+		m = newGroupOffsets()
 	}
+	for _, o := range x.Offsets {
+		m = m.Set(offsetKey(o.Topic, o.Partition), CommittedOffset{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: o.CommitTime})
+	}
+	b.s.offsets = b.s.offsets.Set(x.Group, m)
 	return &applyResult{}
 }
 
 func (b *builder) deleteOffsets(x *cmdDeleteOffsets) *applyResult {
-	if _, ok := b.s.offsets[x.Group]; !ok {
+	m, ok := b.s.offsets.Get(x.Group)
+	if !ok {
 		return &applyResult{} // nothing to delete: also what a second application sees
 	}
-	off := b.group(x.Group)
-	if len(x.Partitions) == 0 {
-		delete(off, x.Group)
-		delete(b.ownGroup, x.Group)
-		return &applyResult{}
+	if len(x.Partitions) > 0 {
+		for _, tp := range x.Partitions {
+			m = m.Delete(offsetKey(tp.Topic, tp.Partition))
+		}
 	}
-	for _, tp := range x.Partitions {
-		delete(off[x.Group], tp)
-	}
-	if len(off[x.Group]) == 0 {
-		delete(off, x.Group)
-		delete(b.ownGroup, x.Group)
+	if len(x.Partitions) == 0 || m.Len() == 0 {
+		b.s.offsets = b.s.offsets.Delete(x.Group)
+	} else {
+		b.s.offsets = b.s.offsets.Set(x.Group, m)
 	}
 	return &applyResult{}
 }

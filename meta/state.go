@@ -2,6 +2,7 @@ package meta
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"sync/atomic"
+
+	"github.com/benbjohnson/immutable"
 )
 
 // TopicID is a topic's UUID (Kafka's topic id). String/MarshalText use Kafka's rendering: URL-safe
@@ -103,6 +106,25 @@ type TopicPartition struct {
 	Partition int32
 }
 
+// groupOffsets maps offsetKey(topic, partition) to a group's committed offset.
+type groupOffsets = *immutable.Map[string, CommittedOffset]
+
+func newGroupOffsets() groupOffsets { return immutable.NewMap[string, CommittedOffset](nil) }
+
+// offsetKey packs topic and partition into one string key ("\x00" cannot occur in a topic name).
+func offsetKey(topic string, partition int32) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(partition))
+	return topic + "\x00" + string(b[:])
+}
+
+func splitOffsetKey(k string) TopicPartition {
+	if len(k) < 5 {
+		return TopicPartition{}
+	}
+	return TopicPartition{Topic: k[:len(k)-5], Partition: int32(binary.BigEndian.Uint32([]byte(k[len(k)-4:])))}
+}
+
 type partKey struct {
 	Topic     TopicID
 	Partition int32
@@ -117,7 +139,7 @@ type State struct {
 	topics         map[TopicID]*Topic
 	byName         map[string]TopicID
 	nextProducerID int64
-	offsets        map[string]map[TopicPartition]CommittedOffset
+	offsets        *immutable.Map[string, groupOffsets] // group → offsets; persistent maps: O(log n) per update
 	remote         map[partKey][]RemoteSegment
 	deletedTopics  map[TopicID]string // topics deleted while they still had remote segments: name at deletion
 
@@ -129,7 +151,7 @@ func emptyState() *State {
 		brokers:       map[int32]Broker{},
 		topics:        map[TopicID]*Topic{},
 		byName:        map[string]TopicID{},
-		offsets:       map[string]map[TopicPartition]CommittedOffset{},
+		offsets:       immutable.NewMap[string, groupOffsets](nil),
 		remote:        map[partKey][]RemoteSegment{},
 		deletedTopics: map[TopicID]string{},
 	}
@@ -204,8 +226,9 @@ func (s *State) NextProducerID() int64 { return s.nextProducerID }
 
 // Groups lists the groups with committed offsets, sorted.
 func (s *State) Groups() []string {
-	out := make([]string, 0, len(s.offsets))
-	for g := range s.offsets {
+	out := make([]string, 0, s.offsets.Len())
+	for it := s.offsets.Iterator(); !it.Done(); {
+		g, _, _ := it.Next()
 		out = append(out, g)
 	}
 	sort.Strings(out)
@@ -214,18 +237,25 @@ func (s *State) Groups() []string {
 
 // CommittedOffsets returns a copy of a group's committed offsets.
 func (s *State) CommittedOffsets(group string) map[TopicPartition]CommittedOffset {
-	m := s.offsets[group]
-	out := make(map[TopicPartition]CommittedOffset, len(m))
-	for k, v := range m {
-		out[k] = v
+	m, _ := s.offsets.Get(group)
+	if m == nil {
+		return map[TopicPartition]CommittedOffset{}
+	}
+	out := make(map[TopicPartition]CommittedOffset, m.Len())
+	for it := m.Iterator(); !it.Done(); {
+		k, v, _ := it.Next()
+		out[splitOffsetKey(k)] = v
 	}
 	return out
 }
 
 // CommittedOffset returns one committed offset.
 func (s *State) CommittedOffset(group, topic string, partition int32) (CommittedOffset, bool) {
-	o, ok := s.offsets[group][TopicPartition{topic, partition}]
-	return o, ok
+	m, ok := s.offsets.Get(group)
+	if !ok {
+		return CommittedOffset{}, false
+	}
+	return m.Get(offsetKey(topic, partition))
 }
 
 // RemoteSegments lists a partition's remote segments ordered by base offset. The slice is shared.
@@ -299,7 +329,7 @@ func (s *State) file() *stateFile {
 	}
 	for _, g := range s.Groups() {
 		gf := groupFile{Group: g}
-		for tp, o := range s.offsets[g] {
+		for tp, o := range s.CommittedOffsets(g) {
 			gf.Offsets = append(gf.Offsets, offsetFile{tp.Topic, tp.Partition, o})
 		}
 		sort.Slice(gf.Offsets, func(i, j int) bool {
@@ -359,11 +389,13 @@ func (f *stateFile) state() (*State, error) {
 		s.byName[t.Name] = t.ID
 	}
 	for _, g := range f.Offsets {
-		m := make(map[TopicPartition]CommittedOffset, len(g.Offsets))
+		b := immutable.NewMapBuilder[string, CommittedOffset](nil)
 		for _, o := range g.Offsets {
-			m[TopicPartition{o.Topic, o.Partition}] = o.CommittedOffset
+			b.Set(offsetKey(o.Topic, o.Partition), o.CommittedOffset)
 		}
-		s.offsets[g.Group] = m
+		if b.Len() > 0 {
+			s.offsets = s.offsets.Set(g.Group, b.Map())
+		}
 	}
 	for _, r := range f.Remote {
 		s.remote[partKey{r.Topic, r.Partition}] = r.Segments

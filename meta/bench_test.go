@@ -1,0 +1,140 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkCommit measures committed commands per second on one node with the real raft-wal store on
+// the test's disk: one proposer at a time (every command pays its own fsync) against many concurrent
+// proposers (raft takes up to MaxAppendEntries queued proposals into one log write and one fsync).
+// Each command is a one-offset CommitOffsets, applied to the state machine before the proposer returns.
+func BenchmarkCommit(b *testing.B) {
+	for _, proposers := range []int{1, 16, 256} {
+		b.Run(fmt.Sprint("proposers=", proposers), func(b *testing.B) {
+			cfg := fastConfig(1, b.TempDir())
+			cfg.RaftBind = "127.0.0.1:0"
+			cfg.MaxAppendEntries = 1024
+			n, err := Open(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer n.Close()
+			ctx := context.Background()
+			if err := n.WaitReady(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "127.0.0.1", Port: 9092}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := n.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 64, ReplicationFactor: 1}); err != nil {
+				b.Fatal(err)
+			}
+			groups := make([]string, proposers)
+			for i := range groups {
+				groups[i] = fmt.Sprint("group-", i)
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for w := 0; w < proposers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						err := n.CommitOffsets(ctx, groups[w], []OffsetCommit{{Topic: "t", Partition: int32(i % 64), Offset: i}})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "cmds/s")
+		})
+	}
+}
+
+// BenchmarkFailover measures the time from stopping a broker that leads partitions to every one of those
+// partitions having a new leader, with Kafka's default session timeout (6 s) and heartbeat interval
+// (1 s), in a 3-node in-process cluster. "broker": the stopped broker is not the controller.
+// "controller": it is also the Raft leader, so the new controller first waits out its grace period.
+// Run with -benchtime=1x; one iteration takes about one session timeout.
+func BenchmarkFailover(b *testing.B) {
+	for _, kind := range []string{"broker", "controller"} {
+		b.Run(kind, func(b *testing.B) {
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				c := newTestCluster(b, 3, func(cfg *Config) {
+					cfg.SessionTimeout = 6 * time.Second
+					cfg.HeartbeatInterval = time.Second
+				})
+				c.waitReady()
+				c.registerAll()
+				ctx := ctxT(b)
+				if _, err := c.leader().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 30, ReplicationFactor: 3}); err != nil {
+					b.Fatal(err)
+				}
+				victim := c.follower()
+				if kind == "controller" {
+					victim = c.leader()
+				}
+				vid := victim.NodeID()
+				var watch *Node
+				for id, n := range c.nodes {
+					if id != vid {
+						watch = n
+					}
+				}
+				c.converged()
+				events, cancel := watch.Subscribe()
+				ledByVictim := func() int {
+					tp, _ := watch.State().Topic("t")
+					k := 0
+					for _, p := range tp.Partitions {
+						if p.Leader == vid {
+							k++
+						}
+					}
+					return k
+				}
+				if ledByVictim() == 0 {
+					b.Fatalf("victim %d leads nothing", vid)
+				}
+				b.StartTimer()
+				start := time.Now()
+				c.kill(vid)
+				timeout := time.After(30 * time.Second)
+				for ledByVictim() > 0 {
+					select {
+					case <-events:
+					case <-timeout:
+						b.Fatal("leaderships did not move within 30s")
+					}
+				}
+				el := time.Since(start)
+				b.StopTimer()
+				cancel()
+				total += el
+				for id := range c.nodes {
+					c.kill(id)
+				}
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/failover")
+		})
+	}
+}
