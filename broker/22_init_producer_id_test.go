@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -143,6 +145,36 @@ func TestIdempotentProduceDuplicatesGapsAndRestart(t *testing.T) {
 	// A fresh id after restart is still unique (blocks come from Raft).
 	if pid3, _ := initProducerID(t, cl); pid3 == pid || pid3 == pid2 {
 		t.Fatalf("producer id %d reused after restart", pid3)
+	}
+
+	// Once more with a corrupt producer-state snapshot: it is ignored and the state is
+	// rebuilt from the log's batch headers alone.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "logs", "idem-0.*", producerSnapshotFile))
+	if len(snaps) != 1 {
+		t.Fatalf("snapshot files: %v", snaps)
+	}
+	raw, err := os.ReadFile(snaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0xff
+	if err := os.WriteFile(snaps[0], raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cl = newTestClient(t, b)
+	if r = rawProduce(t, cl, b, "idem", -1, batch(1, 1, 1)); r.ErrorCode != 0 || r.BaseOffset != 6 {
+		t.Fatalf("duplicate after restart without snapshot: %+v, want original offset 6", r)
+	}
+	if r = rawProduce(t, cl, b, "idem", -1, batch(3, 1, 1)); r.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Fatalf("gap after restart without snapshot: %+v", r)
 	}
 }
 

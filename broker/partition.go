@@ -124,12 +124,17 @@ func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32
 	return p, nil
 }
 
-// rebuildProducers replays every batch header in the log into a fresh producer state.
+// rebuildProducers loads the producer-state snapshot, if it fits the log, and replays the batch
+// headers after it (all of them without a snapshot).
 func (p *Partition) rebuildProducers() error {
-	m := newProducerStateManager()
+	m, from := p.loadProducerSnapshot()
+	if m == nil {
+		m, from = newProducerStateManager(), p.log.StartOffset()
+	}
+	from = max(from, p.log.StartOffset())
 	now := p.now()
-	err := p.log.ScanBatches(p.log.StartOffset(), func(h segment.BatchHeader) bool {
-		if h.ProducerID() >= 0 && !h.IsControl() {
+	err := p.log.ScanBatches(from, func(h segment.BatchHeader) bool {
+		if h.ProducerID() >= 0 && !h.IsControl() && h.LastOffset() >= from {
 			m.apply(h.ProducerID(), h.ProducerEpoch(), producerBatch{
 				firstSeq:    h.BaseSequence(),
 				lastSeq:     batchLastSeq(h.BaseSequence(), h.LastOffsetDelta()),
@@ -143,6 +148,7 @@ func (p *Partition) rebuildProducers() error {
 	if err != nil {
 		return err
 	}
+	m.truncateHead(p.log.StartOffset())
 	p.producers = m
 	return nil
 }
@@ -462,11 +468,22 @@ func (p *Partition) deleteRecords(offset int64) (int64, int16) {
 	return start, 0
 }
 
-// close closes the log (clean-shutdown marker) and wakes every waiter.
+// close snapshots the producer state, closes the log (clean-shutdown marker) and wakes every
+// waiter.
 func (p *Partition) close() error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
 	p.stateMu.Lock()
 	p.leader = false
 	p.stateMu.Unlock()
 	p.notify()
-	return p.log.Close()
+	// A failed snapshot only costs a longer scan at the next open.
+	snapErr := p.writeProducerSnapshot()
+	if err := p.log.Close(); err != nil {
+		return err
+	}
+	if snapErr != nil {
+		return fmt.Errorf("producer snapshot: %w", snapErr)
+	}
+	return nil
 }

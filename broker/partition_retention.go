@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/sediment-io/sediment/segment"
@@ -76,6 +77,10 @@ func (p *Partition) enforceRetention(now time.Time) (int, error) {
 	defer p.appendMu.Unlock()
 	// An expired producer is simply unknown again (KIP-360): its next batch is accepted.
 	p.producers.expire(now, producerIDExpiration)
+	// Bound the header scan after a crash to what was appended since the last check.
+	if err := p.writeProducerSnapshot(); err != nil {
+		return 0, fmt.Errorf("producer snapshot: %w", err)
+	}
 	newStart, n := retentionPlan(p.log.Segments(), p.hw.Load(), tc.RetentionMs, tc.RetentionBytes, now)
 	if newStart <= p.log.StartOffset() {
 		return 0, nil
