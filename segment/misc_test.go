@@ -86,3 +86,27 @@ func TestCorruptCheckpointsDetected(t *testing.T) {
 		t.Fatalf("Open with a torn log-start checkpoint: %v", err)
 	}
 }
+
+func TestStartOffsetBeyondRecoveredEndRestartsEmpty(t *testing.T) {
+	// Under FlushOS a crash can lose the unsynced tail while the (always
+	// synced) log-start checkpoint points into it: Kafka restarts the log empty
+	// at the start offset.
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	cfg.FlushPolicy = FlushOS
+	l := mustOpen(t, "/p", cfg)
+	fill(t, l, 10, 2, nil)
+	if err := l.SetStartOffset(15); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	if l.StartOffset() != 15 || l.EndOffset() != 15 {
+		t.Fatalf("start %d end %d, want 15/15", l.StartOffset(), l.EndOffset())
+	}
+	r := mustAppend(t, l, testBatch(1, 1, 1), 0)
+	if r.FirstOffset != 15 {
+		t.Fatalf("next append at %d", r.FirstOffset)
+	}
+}
