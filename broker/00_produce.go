@@ -110,6 +110,26 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		rp.LogStartOffset = j.res.logStart
 	}
 
+	if req.Version >= 12 {
+		// KIP-951: with CurrentLeader hints, also the endpoints of those leaders.
+		seen := map[int32]bool{}
+		for i := range resp.Topics {
+			for _, rp := range resp.Topics[i].Partitions {
+				if id := rp.CurrentLeader.LeaderID; id >= 0 && !seen[id] {
+					seen[id] = true
+					if br, ok := st.Broker(id); ok {
+						e := kmsg.NewProduceResponseBroker()
+						e.NodeID, e.Host, e.Port = br.ID, br.Host, br.Port
+						if br.Rack != "" {
+							e.Rack = kmsg.StringPtr(br.Rack)
+						}
+						resp.Brokers = append(resp.Brokers, e)
+					}
+				}
+			}
+		}
+	}
+
 	if req.Acks == 0 {
 		if failed {
 			return nil, errors.New("produce with acks=0 failed on at least one partition: closing the connection as Kafka does")

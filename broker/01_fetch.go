@@ -132,6 +132,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	// Build the response, grouping consecutive partitions of a topic, leaving out what an
 	// incremental session need not send.
 	var rt *kmsg.FetchResponseTopic
+	leaders := map[int32]bool{}
 	for i := range targets {
 		t := &targets[i]
 		rp := kmsg.NewFetchResponseTopicPartition()
@@ -148,6 +149,13 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			rp.RecordBatches = t.res.data
 		} else {
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			if req.Version >= 12 && (code == kerr.NotLeaderForPartition.Code || code == kerr.FencedLeaderEpoch.Code) {
+				// KIP-951: point the client at the current leader without a metadata round trip.
+				if part, ok := metaPartition(st, t.name, t.id, rp.Partition); ok && part.Leader >= 0 {
+					rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = part.Leader, part.LeaderEpoch
+					leaders[part.Leader] = true
+				}
+			}
 		}
 		if !fctx.include(t.sp, rp.HighWatermark, rp.LogStartOffset, code, len(rp.RecordBatches)) {
 			continue
@@ -162,6 +170,18 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			rt.TopicID = t.sp.key.topicID
 		}
 		rt.Partitions = append(rt.Partitions, rp)
+	}
+	if req.Version >= 16 {
+		for id := range leaders {
+			if br, ok := st.Broker(id); ok {
+				e := kmsg.NewFetchResponseBroker()
+				e.NodeID, e.Host, e.Port = br.ID, br.Host, br.Port
+				if br.Rack != "" {
+					e.Rack = kmsg.StringPtr(br.Rack)
+				}
+				resp.Brokers = append(resp.Brokers, e)
+			}
+		}
 	}
 	return resp, nil
 }
