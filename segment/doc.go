@@ -28,8 +28,11 @@
 //	        (TruncateTo, SetStartOffset, Close). Appends never take it.
 //	mu      (RWMutex) the segment list, offsets, epochs, sticky error. Appends
 //	        and rolls hold it for writing while they write (never while waiting
-//	        for a sync); reads hold it for reading while they read.
+//	        for a sync); reads hold it for reading to find the bytes, then copy
+//	        them holding only the segment's fileMu.
 //	idxMu   lazy loading/eviction of closed segments' indexes; taken under mu.
+//	fileMu  per segment: Read holds it (read) while copying bytes after letting
+//	        go of mu; closing or truncating a file takes it (write) under mu.
 //	fmu     group-commit state (durable offset, syncing flag, sync error); a leaf.
 //
 // A failed write or sync sets a sticky error: the Log refuses every later write

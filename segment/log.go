@@ -448,41 +448,15 @@ func (l *Log) intervalFlush() {
 // Read returns whole batches starting with the one containing offset, as stored.
 // Reads stay within one segment; NextOffset says where to continue.
 func (l *Log) Read(offset int64, opts ReadOptions) (ReadResult, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return ReadResult{}, ErrClosed
+	s, pos, limit, maxOff, err := l.locate(offset, opts.MaxOffset)
+	if err != nil || s == nil {
+		return ReadResult{NextOffset: offset}, err
 	}
-	if offset < l.start || offset > l.end {
-		return ReadResult{}, fmt.Errorf("%w: offset %d, log %s holds [%d, %d)", ErrOffsetOutOfRange, offset, l.dir, l.start, l.end)
-	}
-	empty := ReadResult{NextOffset: offset}
-	maxOff := opts.MaxOffset
-	if maxOff <= 0 || maxOff > l.end {
-		maxOff = l.end
-	}
-	if offset >= maxOff {
-		return empty, nil
-	}
-	var hb [HeaderSize]byte
-	i := l.segmentFor(offset)
-	var s *segment
-	var pos int64
-	for ; i < len(l.segs); i++ {
-		s = l.segs[i]
-		p, _, err := l.find(s, offset, hb[:])
-		if err != nil {
-			return ReadResult{}, err
-		}
-		if p < s.size {
-			pos = p
-			break
-		}
-	}
-	if i == len(l.segs) {
-		return empty, nil
-	}
-	want := min(int64(max(opts.MaxBytes, HeaderSize)), s.size-pos)
+	// The log lock is released; s.fileMu (read) keeps the file open and the
+	// bytes below limit unchanged (truncation and deletion take it for writing),
+	// and appends only write above limit.
+	defer s.fileMu.RUnlock()
+	want := min(int64(max(opts.MaxBytes, HeaderSize)), limit-pos)
 	buf := make([]byte, want)
 	if _, err := s.f.ReadAt(buf, pos); err != nil {
 		return ReadResult{}, fmt.Errorf("segment: read %s at byte %d: %w", s.path, pos, err)
@@ -498,7 +472,7 @@ func (l *Log) Read(offset int64, opts ReadOptions) (ReadResult, error) {
 		}
 		sz := h.Size()
 		if n+sz > len(buf) {
-			if pos+int64(n+sz) > s.size {
+			if pos+int64(n+sz) > limit {
 				return ReadResult{}, fmt.Errorf("%w: %s: batch at byte %d runs past the segment end", ErrCorrupt, s.path, pos+int64(n))
 			}
 			if n == 0 && opts.MinOneBatch {
@@ -515,9 +489,44 @@ func (l *Log) Read(offset int64, opts ReadOptions) (ReadResult, error) {
 		n += sz
 	}
 	if n == 0 {
-		return empty, nil
+		return ReadResult{NextOffset: offset}, nil
 	}
 	return ReadResult{Data: buf[:n:n], NextOffset: last + 1}, nil
+}
+
+// locate finds, under the log's read lock, the segment and position of the
+// batch containing offset, the segment's valid size and the effective max
+// offset. On success with s != nil it returns with s.fileMu read-locked; s is
+// nil when there is nothing to read.
+func (l *Log) locate(offset, maxOffset int64) (s *segment, pos, limit, maxOff int64, err error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, 0, 0, 0, ErrClosed
+	}
+	if offset < l.start || offset > l.end {
+		return nil, 0, 0, 0, fmt.Errorf("%w: offset %d, log %s holds [%d, %d)", ErrOffsetOutOfRange, offset, l.dir, l.start, l.end)
+	}
+	maxOff = maxOffset
+	if maxOff <= 0 || maxOff > l.end {
+		maxOff = l.end
+	}
+	if offset >= maxOff {
+		return nil, 0, 0, 0, nil
+	}
+	var hb [HeaderSize]byte
+	for i := l.segmentFor(offset); i < len(l.segs); i++ {
+		s := l.segs[i]
+		p, _, err := l.find(s, offset, hb[:])
+		if err != nil {
+			return nil, 0, 0, 0, err
+		}
+		if p < s.size {
+			s.fileMu.RLock()
+			return s, p, s.size, maxOff, nil
+		}
+	}
+	return nil, 0, 0, 0, nil
 }
 
 // segmentFor returns the index of the segment with the largest base <= offset (0 if none).
@@ -695,7 +704,10 @@ func (l *Log) TruncateTo(offset int64) error {
 		}
 		s.closed = false
 	}
-	if err := s.truncateAt(pos, &l.cfg); err != nil {
+	s.fileMu.Lock()
+	err = s.truncateAt(pos, &l.cfg)
+	s.fileMu.Unlock()
+	if err != nil {
 		return l.fail(err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
@@ -747,7 +759,9 @@ func (l *Log) truncateFully(offset int64) error {
 // dropSegment closes and removes a segment's files (mu held; caller syncs the dir
 // or does so through a later SyncDir).
 func (l *Log) dropSegment(s *segment) error {
+	s.fileMu.Lock() // wait for readers that let go of mu
 	s.f.Close()
+	s.fileMu.Unlock()
 	if err := removeSegmentFiles(l.fs, l.dir, s.base); err != nil {
 		return err
 	}
@@ -825,9 +839,11 @@ func (l *Log) Close() error {
 		err = l.shutdownCleanly()
 	}
 	for _, s := range l.segs {
+		s.fileMu.Lock()
 		if cerr := s.f.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
+		s.fileMu.Unlock()
 	}
 	l.fmu.Lock()
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sediment-io/sediment/segment/vfs"
@@ -44,6 +45,12 @@ type segment struct {
 	// segment's indexes are always in memory.
 	loaded  bool
 	lastUse uint64
+
+	// fileMu lets Read copy bytes without holding the log's lock: readers hold
+	// it for reading; closing the file or truncating it takes it for writing
+	// (with the log's lock held). Appends, which only write past what readers
+	// saw, do not take it.
+	fileMu sync.RWMutex
 
 	bytesSinceIndex int
 	maxTs           int64 // largest batch maxTimestamp, -1 none
