@@ -142,11 +142,16 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			code = t.res.err
 		}
 		rp.ErrorCode = code
+		// Never a null record set: librdkafka (kcat) rejects MessageSetSize -1; Kafka always
+		// sends an empty one.
+		rp.RecordBatches = []byte{}
 		if code == 0 {
 			rp.HighWatermark = t.res.hw
 			rp.LastStableOffset = t.res.hw
 			rp.LogStartOffset = t.res.logStart
-			rp.RecordBatches = t.res.data
+			if len(t.res.data) > 0 {
+				rp.RecordBatches = t.res.data
+			}
 		} else {
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
 			if req.Version >= 12 && (code == kerr.NotLeaderForPartition.Code || code == kerr.FencedLeaderEpoch.Code) {

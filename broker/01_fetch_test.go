@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"encoding/binary"
+	"io"
 	"testing"
 	"time"
 
@@ -190,4 +192,32 @@ func splitTestBatches(b []byte) ([]int64, error) {
 		b = b[12+int(rb.Length):]
 	}
 	return out, nil
+}
+
+// Partitions answered without data carry an empty, non-null record set (librdkafka rejects null).
+func TestFetchEmptyRecordSetIsNotNull(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "empty", 1, nil)
+	rc := dialRaw(t, b)
+	for i, req := range []*kmsg.FetchRequest{
+		fetchRequest(b, "empty", 0, 0, 1, 1<<20, 1<<20), // no data
+		fetchRequest(b, "empty", 5, 0, 1, 1<<20, 1<<20), // error partition
+		fetchRequest(b, "nope", 0, 0, 1, 1<<20, 1<<20),  // unknown topic
+	} {
+		req.Version = 11
+		rc.write(frame(req, int32(i)))
+		// Decode by hand the size of the records field: kmsg maps both null and empty to len 0.
+		var size [4]byte
+		if _, err := io.ReadFull(rc.br, size[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(size[:]))
+		if _, err := io.ReadFull(rc.br, body); err != nil {
+			t.Fatal(err)
+		}
+		// v11 is not flexible: the records field is the last 4 bytes (int32 length, 0 = empty, -1 = null).
+		if n := int32(binary.BigEndian.Uint32(body[len(body)-4:])); n != 0 {
+			t.Fatalf("request %d: records length %d, want 0 (empty, not null)", i, n)
+		}
+	}
 }

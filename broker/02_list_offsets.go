@@ -7,9 +7,9 @@ package broker
 // timestamp, v7+, KIP-734): the offset and value of the largest record timestamp. -4 (earliest
 // local, KIP-405): the local log start offset — with no data in object storage yet, the log start.
 // -5 (latest tiered, KIP-1005): offset -1 and timestamp -1 while nothing is tiered, exactly as
-// Kafka answers when remote storage is disabled. Any other timestamp: the first offset whose
-// record timestamp is >= it (batch granularity, as Kafka's time index), or -1/-1 when there is
-// none below the high watermark.
+// Kafka answers when remote storage is disabled. Any other timestamp: the first record whose
+// timestamp is >= it (segment finds the batch through its time index and decodes that one batch
+// for the exact record, as Kafka does), or -1/-1 when there is none below the high watermark.
 //
 // Isolation levels coincide (no transactions: last stable offset = high watermark). The leader
 // epoch returned is the current one for "latest" and -1 otherwise (the client then skips its

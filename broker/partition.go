@@ -370,7 +370,8 @@ func appendErr(err error) *produceError {
 		return &produceError{code: kerr.CorruptMessage.Code, msg: err.Error()}
 	case errors.Is(err, segment.ErrBatchTooLarge):
 		return &produceError{code: kerr.RecordListTooLarge.Code, msg: err.Error()}
-	case errors.Is(err, segment.ErrClosed):
+	case errors.Is(err, segment.ErrClosed), errors.Is(err, segment.ErrTruncated):
+		// Shut down, deleted, or truncated under us by a leadership change.
 		return &produceError{code: kerr.NotLeaderForPartition.Code, msg: err.Error()}
 	}
 	// An I/O failure: the log refuses further writes (segment's sticky error). Kafka answers
