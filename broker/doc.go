@@ -1,0 +1,44 @@
+// Package broker is one Sediment node as Kafka clients see it: the Kafka wire protocol, the
+// partition replicas behind it, and the HTTP endpoint for metrics and health.
+//
+// # What it owns
+//
+//   - server.go: Broker, Start and Close. Start order: data dir → Kafka listener (bound first so the
+//     advertised port is known) → HTTP → meta.Open → WaitReady (a Raft leader) → RegisterBroker →
+//     replica manager → accept loop. Close runs it backwards (see Goroutines).
+//   - config.go: Config, a plain struct with DefaultConfig and Validate; Kafka broker configs are
+//     typed fields reachable by their Kafka names through one table (Set/Get, DescribeConfigs, --help).
+//     topic_config.go: a topic's effective config (override → broker synonym → Kafka default).
+//   - conn.go: framing and dispatch. handlers.go: the API registry. One file per API key
+//     (NN_name.go) registers its versions from init(); ApiVersions is built from the registry.
+//     COMPAT.md lists every API, its versions and the deliberate gaps.
+//   - errors.go: the one map from segment/meta sentinels (errors.Is) to Kafka error codes.
+//     Kafka-level failures are error codes inside responses; a handler's Go error closes the connection.
+//   - http.go: /metrics (Prometheus text), /healthz, /readyz.
+//   - replica_manager.go, partition*.go, fetch_session*.go: partition logs, high watermark, producer
+//     state, long-poll waiters, fetch sessions. group_*.go: the group coordinator.
+//
+// # Goroutines
+//
+//   - one accept loop;
+//   - per connection a reader and a writer. The reader reads a frame (size checked against
+//     socket.request.max.bytes before allocating), parses the header by hand, decodes the body with
+//     kmsg and runs the handler inline, so a connection's requests are handled one at a time in order
+//     (Kafka's contract) while the client may pipeline; the writer encodes responses in that order
+//     and coalesces what is queued into one write. The queue between them is bounded (back-pressure).
+//     Idle connections (connections.max.idle.ms) are closed by a read deadline.
+//   - the replica manager's event loop (meta.Subscribe) and retention loop; the group coordinator's
+//     timers; the HTTP server.
+//
+// Shutdown (Close): stop accepting; cancel the broker context, which ends long-polls and parked
+// group joins; wake idle readers with a past read deadline; wait up to 10 s for every connection to
+// answer the request it is serving and flush; then close the replicas (clean-shutdown markers), the
+// metadata node and the HTTP server.
+//
+// # Locks
+//
+// The connection layer holds no lock while serving: the registry is immutable after init, metadata
+// is read from meta's immutable State snapshots, and metrics are atomics. Broker.connsMu guards only
+// the set of open connections (for shutdown) and is never held while doing I/O. Partition-level lock
+// order is documented in partition.go (appendMu → stateMu → waitMu) and replica_manager.go.
+package broker
