@@ -36,7 +36,7 @@ func (gc *groupCoordinator) deleteGroup(ctx context.Context, id string) int16 {
 	hasOffsets := len(gc.b.meta.State().CommittedOffsets(id)) > 0
 	if g := gc.getGroup(id, false); g != nil {
 		g.mu.Lock()
-		if len(g.members) > 0 || len(g.pending) > 0 {
+		if !g.isEmptyLocked() {
 			g.mu.Unlock()
 			return kerr.NonEmptyGroup.Code
 		}

@@ -32,7 +32,7 @@ func (b *Broker) handleOffsetDelete(ctx context.Context, c *connCtx, kreq kmsg.R
 	inMemory := false
 	if g := gc.getGroup(req.Group, false); g != nil {
 		g.mu.Lock()
-		if len(g.members) > 0 {
+		if !g.isEmptyLocked() {
 			inMemory = true
 			var ok bool
 			if subscribed, ok = g.subscribedTopicsLocked(); !ok {

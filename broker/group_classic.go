@@ -452,6 +452,14 @@ func (g *group) shutdownLocked(code int16) {
 	g.state = groupDead
 }
 
+// isEmptyLocked: no members of either protocol and nothing in progress (expiry, deletion).
+func (g *group) isEmptyLocked() bool {
+	if g.typ == groupTypeConsumer {
+		return len(g.cg.members) == 0
+	}
+	return len(g.members) == 0 && len(g.pending) == 0 && g.state == groupEmpty
+}
+
 // joinArgs is a JoinGroup request with what the connection adds.
 type joinArgs struct {
 	req        *kmsg.JoinGroupRequest
@@ -471,8 +479,13 @@ func (g *group) joinLocked(a joinArgs) (*kmsg.JoinGroupResponse, chan *kmsg.Join
 	if g.state == groupDead {
 		return fail(kerr.CoordinatorNotAvailable.Code, req.MemberID)
 	}
-	if g.typ == groupTypeConsumer && len(g.members) > 0 {
-		return fail(kerr.InconsistentGroupProtocol.Code, req.MemberID)
+	if g.typ == groupTypeConsumer {
+		if len(g.cg.members) > 0 { // no online migration (KIP-848 upgrade path) in Sediment
+			return fail(kerr.InconsistentGroupProtocol.Code, req.MemberID)
+		}
+		// An empty consumer group becomes classic on its first classic join, as Kafka converts it;
+		// generations continue from the group epoch.
+		g.generation, g.typ, g.cg = g.cg.groupEpoch, groupTypeNone, nil
 	}
 	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
 	rebalance := time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond

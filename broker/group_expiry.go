@@ -40,7 +40,7 @@ func (gc *groupCoordinator) expireOffsets(now time.Time) int {
 		emptySince := started
 		if g := gc.getGroup(id, false); g != nil {
 			g.mu.Lock()
-			busy := len(g.members) > 0 || len(g.pending) > 0 || g.state != groupEmpty
+			busy := !g.isEmptyLocked()
 			emptySince = g.emptySince
 			g.mu.Unlock()
 			if busy {

@@ -230,6 +230,19 @@ func TestGroupBalancersJoinLeave(t *testing.T) {
 			if !l.waitDistinct(ctx, 300) {
 				t.Fatalf("first phase: processed %d of 300", len(l.seen))
 			}
+			// The group runs the protocol asked for: classic for client-side balancers, KIP-848 for the
+			// server-side one.
+			want := groupTypeClassic
+			if tc.name == "kip848" {
+				want = groupTypeConsumer
+			}
+			g := b.groupCoord().getGroup(group, false)
+			g.mu.Lock()
+			typ := g.typ
+			g.mu.Unlock()
+			if typ != want {
+				t.Fatalf("group type %d, want %d", typ, want)
+			}
 			// A member joins while records keep arriving.
 			var wg sync.WaitGroup
 			wg.Add(1)
