@@ -138,3 +138,63 @@ func BenchmarkFailover(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCommitBatchingRatio interleaves the two modes on one node and disk, one round per
+// iteration (200 commands by one proposer, then 256 proposers × 40 commands), and reports both rates
+// and their ratio, so disk noise from a shared machine hits both sides alike.
+func BenchmarkCommitBatchingRatio(b *testing.B) {
+	cfg := fastConfig(1, b.TempDir())
+	cfg.RaftBind = "127.0.0.1:0"
+	cfg.MaxAppendEntries = 1024
+	n, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+	if err := n.WaitReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "127.0.0.1", Port: 9092}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 64, ReplicationFactor: 1}); err != nil {
+		b.Fatal(err)
+	}
+	const serialN, workers, perWorker = 200, 256, 40
+	groups := make([]string, workers)
+	for i := range groups {
+		groups[i] = fmt.Sprint("group-", i)
+	}
+	commit := func(g string, i int) {
+		if err := n.CommitOffsets(ctx, g, []OffsetCommit{{Topic: "t", Partition: int32(i % 64), Offset: int64(i)}}); err != nil {
+			b.Error(err)
+		}
+	}
+	var serial, batched time.Duration
+	for it := 0; it < b.N; it++ {
+		start := time.Now()
+		for i := 0; i < serialN; i++ {
+			commit("serial", i)
+		}
+		serial += time.Since(start)
+		start = time.Now()
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < perWorker; i++ {
+					commit(groups[w], i)
+				}
+			}(w)
+		}
+		wg.Wait()
+		batched += time.Since(start)
+	}
+	sRate := float64(serialN*b.N) / serial.Seconds()
+	bRate := float64(workers*perWorker*b.N) / batched.Seconds()
+	b.ReportMetric(sRate, "serial-cmds/s")
+	b.ReportMetric(bRate, "batched-cmds/s")
+	b.ReportMetric(bRate/sRate, "ratio")
+}

@@ -8,10 +8,11 @@ import (
 
 // Command encoding (one Raft log entry's Data):
 //
-//	+---------+------+----------------+-----------------------------+
-//	| version | kind | request id     | body: JSON object            |
-//	| 1 byte  | 1 B  | 16 bytes       | (fields of the kind's struct)|
-//	+---------+------+----------------+-----------------------------+
+//	+---------+------+----------------+-----------------------------------+
+//	| version | kind | request id     | body: JSON object of the kind's   |
+//	| 1 byte  | 1 B  | 16 bytes       | struct, or binary (codec.go) for  |
+//	|         |      |                | heartbeat and commit-offsets      |
+//	+---------+------+----------------+-----------------------------------+
 //
 // See doc.go for the versioning rules.
 const (
@@ -222,6 +223,12 @@ func newBody(k cmdKind) any {
 
 // encodeCommand serialises a command body (a pointer to a cmd* struct) with its request id.
 func encodeCommand(req reqID, body any) []byte {
+	if bb, ok := body.(binaryBody); ok {
+		out := make([]byte, 0, cmdHeaderSize+64)
+		out = append(out, cmdVersion, byte(kindOf(body)))
+		out = append(out, req[:]...)
+		return bb.appendBinary(out)
+	}
 	js, err := json.Marshal(body)
 	if err != nil {
 		panic(fmt.Sprintf("meta: encode %T: %v", body, err)) // plain structs: cannot fail
@@ -249,6 +256,12 @@ func decodeCommand(b []byte) (command, error) {
 	c.body = newBody(c.kind)
 	if c.body == nil {
 		return command{}, fmt.Errorf("%w: unknown kind %d", ErrCorruptCommand, b[1])
+	}
+	if bb, ok := c.body.(binaryBody); ok {
+		if err := bb.decodeBinary(b[cmdHeaderSize:]); err != nil {
+			return command{}, fmt.Errorf("%w: %s body: %v", ErrCorruptCommand, c.kind, err)
+		}
+		return c, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(b[cmdHeaderSize:]))
 	dec.DisallowUnknownFields() // same version, unknown field: written by a build we do not understand
