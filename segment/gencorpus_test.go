@@ -48,4 +48,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		put("FuzzDecompress", i, int8(c), compressWith(t, c, plain))
 	}
 	put("FuzzDecompress", 9, int8(CodecSnappy), xerial(plain, 50))
+	put("FuzzClosedSegmentIndex", 0, []byte{}, []byte{}, true)
+	put("FuzzClosedSegmentIndex", 1, []byte{0, 0, 0, 2, 0, 0, 0, 29}, []byte{0, 0, 0, 0, 0, 0, 3, 234, 0, 0, 0, 2}, true)
+	put("FuzzClosedSegmentIndex", 2, []byte{0, 0, 0, 1, 0, 0, 0, 29, 0, 0, 0, 3, 0, 0, 0, 0x7f}, []byte{1, 2, 3}, false)
 }
