@@ -211,3 +211,48 @@ func TestFlushIntervalSyncsInBackground(t *testing.T) {
 		t.Logf("append on a pre-crash handle: %v", err)
 	}
 }
+
+func TestReadersDuringTruncation(t *testing.T) {
+	cfg := testConfig(vfs.NewMemFS())
+	cfg.SegmentBytes = 3000
+	cfg.FlushPolicy = FlushOS
+	l := mustOpen(t, "/p", cfg)
+	defer l.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := l.Read(l.StartOffset(), ReadOptions{MaxBytes: 1 << 16})
+				if errors.Is(err, ErrOffsetOutOfRange) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := SplitBatches(res.Data); err != nil {
+					t.Errorf("torn read during truncation: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for round := 0; round < 30; round++ {
+		for i := 0; i < 20; i++ {
+			mustAppend(t, l, testBatch(2, 40, int64(i)), 0)
+		}
+		if err := l.TruncateTo(l.EndOffset() - 25); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
