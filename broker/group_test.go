@@ -366,3 +366,20 @@ func TestOffsetFetchVersions(t *testing.T) {
 	}
 	wantCode(t, "empty group id", r.Groups[2].ErrorCode, kerr.InvalidGroupID)
 }
+
+
+// There is no __consumer_offsets topic: listing topics (internal ones included) after groups committed
+// never shows one.
+func TestNoConsumerOffsetsTopic(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 1, nil)
+	wantCode(t, "commit", commitCode(t, b, commitReq("g", "", -1, nil, "t", 1, "")), nil)
+	adm := newTestAdmin(t, b)
+	topics, err := adm.ListTopicsWithInternal(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has("__consumer_offsets") || len(topics) != 1 {
+		t.Fatalf("topics listed: %v", topics.Names())
+	}
+}

@@ -1,0 +1,62 @@
+package broker
+
+// Consumer groups in Sediment (group_*.go and API keys 8–16, 42, 47, 68, 69).
+//
+// # Where offsets live: Raft, not __consumer_offsets
+//
+// Kafka stores committed offsets (and group metadata) as records in the internal, compacted topic
+// __consumer_offsets, and the coordinator of a group is the leader of the offsets partition the group
+// id hashes to. Sediment has no such topic: committed offsets are part of the replicated metadata
+// state (meta: one Raft group), written with meta.CommitOffsets/DeleteOffsets and read from
+// meta.State on any broker. Consequences:
+//
+//   - Metadata and ListTopics never show __consumer_offsets (there is nothing to show); clients that
+//     list internal topics see none. (Asking for it by name must not auto-create it: requested from
+//     broker-core, see notes.)
+//   - An offset commit is acknowledged only once its Raft entry is committed and applied here, so an
+//     acknowledged commit survives the loss of any minority of metadata voters and is never rolled back.
+//   - Because every broker can read every group's offsets, the coordinator is a pure function of the
+//     group id and the set of live (registered, unfenced) brokers: rendezvous hashing (coordinatorFor).
+//     When that set changes, some groups move; the old coordinator answers NOT_COORDINATOR (and drops
+//     its in-memory state of the group), clients re-run FindCoordinator, and the new coordinator starts
+//     the group from its committed offsets, exactly as Kafka rebuilds membership after a failover.
+//   - Group membership (members, generations, assignments) lives only in the coordinator's memory, as
+//     in Kafka between __consumer_offsets loads; a restarted coordinator makes members rejoin
+//     (UNKNOWN_MEMBER_ID), which every client handles.
+//
+// # Commit batching
+//
+// commitBatcher (group_commit.go) is a group commit with no timer: while one batch is being committed
+// in Raft, all commits arriving meanwhile queue up and go together in the next batch; commits of the
+// same group in one batch are merged into one meta.CommitOffsets entry. So under load the number of
+// Raft entries grows with the number of active groups per batch, not with requests.
+//
+// # Protocols
+//
+//   - classic (JoinGroup/SyncGroup/Heartbeat/LeaveGroup): group_classic.go, Kafka's state machine
+//     (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead) with session/rebalance timeouts,
+//     group.initial.rebalance.delay.ms, KIP-394 member ids, KIP-345 static membership; the broker relays
+//     the leader's assignment, so every client-side assignor (including KIP-429 cooperative) works.
+//   - KIP-848 (ConsumerGroupHeartbeat): group_consumer.go, server-side "uniform" and "range" assignors,
+//     member epochs, revocation confirmed before reassignment.
+//
+// # Goroutines, timers, locks
+//
+// No goroutine per group and nothing polls. Timers are time.AfterFunc: per classic member (session),
+// per group (rebalance timeout / initial delay), per pending KIP-394 member id, per KIP-848 member
+// (session, revocation timeout), and one coordinator-wide offset-expiry check
+// (offsets.retention.check.interval.ms). Parked JoinGroup/SyncGroup requests wait on buffered channels
+// in their connection's reader goroutine. The commit batcher runs one flusher goroutine only while
+// commits are queued.
+//
+// Lock order: groupCoordinator.mu (the group map) → group.mu (one group's state). No lock is held
+// across a Raft proposal: commits are validated under group.mu, then proposed without it.
+// commitBatcher.mu is a leaf.
+//
+// # Configs (Kafka names; defaults as Kafka)
+//
+// group.initial.rebalance.delay.ms 3000, group.min.session.timeout.ms 6000,
+// group.max.session.timeout.ms 1800000, group.max.size, offsets.retention.minutes 10080,
+// offsets.retention.check.interval.ms 600000, offset.metadata.max.bytes 4096,
+// group.consumer.heartbeat.interval.ms 5000, group.consumer.session.timeout.ms 45000,
+// group.consumer.assignors uniform,range. They are in groupConfig until broker.Config carries them.
