@@ -433,7 +433,10 @@ func TestBrokerStopsHeartbeatingLosesLeaderships(t *testing.T) {
 func TestNewControllerGracePeriod(t *testing.T) {
 	// After a leader change, brokers get one session timeout before being fenced, even though the new
 	// controller has no record of their recent heartbeats.
-	c := newTestCluster(t, 3, func(cfg *Config) { cfg.SessionTimeout = 2 * time.Second; cfg.HeartbeatInterval = 200 * time.Millisecond })
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SessionTimeout = 2 * time.Second
+		cfg.HeartbeatInterval = 200 * time.Millisecond
+	})
 	c.waitReady()
 	c.registerAll()
 	old := c.leader().NodeID()

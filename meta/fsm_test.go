@@ -91,17 +91,31 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 		{"heartbeat stale epoch", func(*harness) any { return &cmdHeartbeat{ID: 1, Epoch: 999} }, ErrStaleBrokerEpoch, "epoch 999"},
 		{"fence stale epoch", func(*harness) any { return &cmdFenceBroker{ID: 1, Epoch: 999} }, ErrStaleBrokerEpoch, "epoch 999"},
 		{"fence unknown", func(*harness) any { return &cmdFenceBroker{ID: 77, Epoch: 1} }, ErrUnknownBroker, ""},
-		{"create bad name", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "a/b", Partitions: 1, ReplicationFactor: 1} }, ErrInvalidTopic, "contains"},
-		{"create dot name", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "..", Partitions: 1, ReplicationFactor: 1} }, ErrInvalidTopic, "not allowed"},
+		{"create bad name", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "a/b", Partitions: 1, ReplicationFactor: 1}
+		}, ErrInvalidTopic, "contains"},
+		{"create dot name", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "..", Partitions: 1, ReplicationFactor: 1}
+		}, ErrInvalidTopic, "not allowed"},
 		{"create long name", func(*harness) any {
 			return &cmdCreateTopic{ID: newTopicID(), Name: strings.Repeat("x", 250), Partitions: 1, ReplicationFactor: 1}
 		}, ErrInvalidTopic, "limit"},
-		{"create exists", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "t", Partitions: 1, ReplicationFactor: 1} }, ErrTopicExists, "already exists"},
+		{"create exists", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "t", Partitions: 1, ReplicationFactor: 1}
+		}, ErrTopicExists, "already exists"},
 		{"create zero id", func(*harness) any { return &cmdCreateTopic{Name: "n", Partitions: 1, ReplicationFactor: 1} }, ErrInvalidRequest, "zero topic id"},
-		{"create reused id", func(h *harness) any { return &cmdCreateTopic{ID: tid(h, "t"), Name: "n", Partitions: 1, ReplicationFactor: 1} }, ErrInvalidRequest, "in use"},
-		{"create zero partitions", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 0, ReplicationFactor: 1} }, ErrInvalidPartitions, "1.."},
-		{"create zero rf", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 1, ReplicationFactor: 0} }, ErrInvalidReplicationFactor, "positive"},
-		{"create rf too large", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 1, ReplicationFactor: 4} }, ErrInvalidReplicationFactor, "3 available"},
+		{"create reused id", func(h *harness) any {
+			return &cmdCreateTopic{ID: tid(h, "t"), Name: "n", Partitions: 1, ReplicationFactor: 1}
+		}, ErrInvalidRequest, "in use"},
+		{"create zero partitions", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 0, ReplicationFactor: 1}
+		}, ErrInvalidPartitions, "1.."},
+		{"create zero rf", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 1, ReplicationFactor: 0}
+		}, ErrInvalidReplicationFactor, "positive"},
+		{"create rf too large", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 1, ReplicationFactor: 4}
+		}, ErrInvalidReplicationFactor, "3 available"},
 		{"create unknown config", func(*harness) any {
 			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"retention.mss": "1"}}
 		}, ErrInvalidConfig, "unknown topic config"},
@@ -117,9 +131,15 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 		{"create local retention above total", func(*harness) any {
 			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "1000", "local.retention.ms": "2000"}}
 		}, ErrInvalidConfig, "must not exceed"},
-		{"assign duplicate broker", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{1, 1}}} }, ErrInvalidReplicaAssignment, "twice"},
-		{"assign unknown broker", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{1, 9}}} }, ErrInvalidReplicaAssignment, "not registered"},
-		{"assign uneven", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{1, 2}, {3}}} }, ErrInvalidReplicaAssignment, "other partitions"},
+		{"assign duplicate broker", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{1, 1}}}
+		}, ErrInvalidReplicaAssignment, "twice"},
+		{"assign unknown broker", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{1, 9}}}
+		}, ErrInvalidReplicaAssignment, "not registered"},
+		{"assign uneven", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{1, 2}, {3}}}
+		}, ErrInvalidReplicaAssignment, "other partitions"},
 		{"assign empty", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "n", Assignments: [][]int32{{}}} }, ErrInvalidReplicaAssignment, "empty"},
 		{"assign and rf", func(*harness) any {
 			return &cmdCreateTopic{ID: newTopicID(), Name: "n", ReplicationFactor: 2, Assignments: [][]int32{{1, 2}}}
@@ -128,7 +148,9 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 		{"delete wrong id", func(*harness) any { return &cmdDeleteTopic{Name: "t", ID: newTopicID()} }, ErrUnknownTopic, ""},
 		{"partitions not larger", func(*harness) any { return &cmdCreatePartitions{Name: "t", Total: 3} }, ErrInvalidPartitions, "must be larger"},
 		{"partitions unknown topic", func(*harness) any { return &cmdCreatePartitions{Name: "zz", Total: 3} }, ErrUnknownTopic, ""},
-		{"partitions assignment count", func(*harness) any { return &cmdCreatePartitions{Name: "t", Total: 5, Assignments: [][]int32{{1, 2, 3}}} }, ErrInvalidReplicaAssignment, "2 new"},
+		{"partitions assignment count", func(*harness) any {
+			return &cmdCreatePartitions{Name: "t", Total: 5, Assignments: [][]int32{{1, 2, 3}}}
+		}, ErrInvalidReplicaAssignment, "2 new"},
 		{"partitions assignment rf", func(*harness) any { return &cmdCreatePartitions{Name: "t", Total: 4, Assignments: [][]int32{{1}}} }, ErrInvalidReplicaAssignment, "other partitions"},
 		{"alter configs unknown topic", func(*harness) any { return &cmdAlterConfigs{Name: "zz", Set: map[string]string{"retention.ms": "1"}} }, ErrUnknownTopic, ""},
 		{"alter configs bad name", func(*harness) any { return &cmdAlterConfigs{Name: "t", Set: map[string]string{"foo": "1"}} }, ErrInvalidConfig, "foo"},
@@ -137,8 +159,12 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 		{"alter configs timestamp type", func(*harness) any {
 			return &cmdAlterConfigs{Name: "t", Set: map[string]string{"message.timestamp.type": "Now"}}
 		}, ErrInvalidConfig, "CreateTime"},
-		{"alter partition unknown topic", func(*harness) any { return &cmdAlterPartition{Topic: newTopicID(), BrokerID: 1, BrokerEpoch: 2, ISR: []int32{1}} }, ErrUnknownTopicID, ""},
-		{"alter partition bad index", func(h *harness) any { return &cmdAlterPartition{Topic: tid(h, "t"), Partition: 7, BrokerID: 1, ISR: []int32{1}} }, ErrUnknownTopic, "no partition 7"},
+		{"alter partition unknown topic", func(*harness) any {
+			return &cmdAlterPartition{Topic: newTopicID(), BrokerID: 1, BrokerEpoch: 2, ISR: []int32{1}}
+		}, ErrUnknownTopicID, ""},
+		{"alter partition bad index", func(h *harness) any {
+			return &cmdAlterPartition{Topic: tid(h, "t"), Partition: 7, BrokerID: 1, ISR: []int32{1}}
+		}, ErrUnknownTopic, "no partition 7"},
 		{"alter partition stale broker epoch", func(h *harness) any {
 			p := part(h, "t", 0)
 			return &cmdAlterPartition{Topic: tid(h, "t"), BrokerID: p.Leader, BrokerEpoch: 12345, ISR: p.ISR}
@@ -182,14 +208,18 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 		{"commit unknown partition", func(*harness) any {
 			return &cmdCommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "t", Partition: 0, Offset: 1}, {Topic: "t", Partition: 9, Offset: 1}}}
 		}, ErrUnknownTopic, "t-9"},
-		{"commit bad offset", func(*harness) any { return &cmdCommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "t", Offset: -7}}} }, ErrInvalidRequest, "offset -7"},
+		{"commit bad offset", func(*harness) any {
+			return &cmdCommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "t", Offset: -7}}}
+		}, ErrInvalidRequest, "offset -7"},
 		{"remote unknown topic", func(*harness) any {
 			return &cmdAddRemoteSegment{Topic: newTopicID(), Segment: RemoteSegment{ObjectKey: "k", LastOffset: 1}}
 		}, ErrUnknownTopicID, ""},
 		{"remote bad offsets", func(h *harness) any {
 			return &cmdAddRemoteSegment{Topic: tid(h, "t"), Segment: RemoteSegment{ObjectKey: "k", BaseOffset: 5, LastOffset: 1}}
 		}, ErrInvalidRequest, "bad remote segment"},
-		{"remote empty key", func(h *harness) any { return &cmdAddRemoteSegment{Topic: tid(h, "t"), Segment: RemoteSegment{LastOffset: 1}} }, ErrInvalidRequest, "bad remote segment"},
+		{"remote empty key", func(h *harness) any {
+			return &cmdAddRemoteSegment{Topic: tid(h, "t"), Segment: RemoteSegment{LastOffset: 1}}
+		}, ErrInvalidRequest, "bad remote segment"},
 		{"remote remove unknown topic", func(*harness) any { return &cmdRemoveRemoteSegments{Topic: newTopicID(), ObjectKeys: []string{"k"}} }, ErrUnknownTopicID, ""},
 	}
 	for _, c := range cases {
@@ -394,7 +424,9 @@ func TestFSMRetriedProposalAppliedOnce(t *testing.T) {
 		body func(h *harness) any
 	}{
 		{"producer ids", func(*harness) any { return &cmdAllocateProducerIDs{BrokerID: 1, Count: 10} }},
-		{"create topic", func(*harness) any { return &cmdCreateTopic{ID: newTopicID(), Name: "x", Partitions: 2, ReplicationFactor: 2} }},
+		{"create topic", func(*harness) any {
+			return &cmdCreateTopic{ID: newTopicID(), Name: "x", Partitions: 2, ReplicationFactor: 2}
+		}},
 		{"create partitions", func(*harness) any { return &cmdCreatePartitions{Name: "t", Total: 4} }},
 		{"alter partition", func(h *harness) any {
 			tp, _ := h.st().Topic("t")

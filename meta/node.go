@@ -47,6 +47,7 @@ type Node struct {
 	hbStarted  bool
 	hbPaused   atomic.Bool // tests: simulate a broker that stops heartbeating
 	closing    chan struct{}
+	started    chan struct{} // closed once n.raft is set (forwarding connections may arrive earlier)
 	closeOnce  sync.Once
 	closeErr   error
 	wg         sync.WaitGroup
@@ -285,7 +286,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: logger, st: st, closing: make(chan struct{}),
-		applyCh: make(chan struct{}), incarnation: randomHex(16)}
+		started: make(chan struct{}), applyCh: make(chan struct{}), incarnation: randomHex(16)}
 	n.controllerID.Store(-1)
 	n.cfg = cfg
 	fail := func(err error) (*Node, error) {
@@ -302,10 +303,14 @@ func Open(cfg Config) (*Node, error) {
 			}
 			adv = a
 		}
-		nt, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, newHclog(logger, "transport"))
+		mux, err := newMuxListener(cfg.RaftBind, adv)
 		if err != nil {
 			return fail(fmt.Errorf("meta: raft transport: %w", err))
 		}
+		mux.serve = n.serveForward
+		nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: newHclog(logger, "transport"),
+		})
 		n.trans = nt
 		// With port 0 the real address is known only now.
 		cfg.RaftAdvertise = string(nt.LocalAddr())
@@ -325,7 +330,11 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.fwd = cfg.forwarder
 	if n.fwd == nil {
-		n.fwd = defaultNet
+		if cfg.Transport == nil {
+			n.fwd = tcpForwarder{}
+		} else {
+			n.fwd = defaultNet
+		}
 	}
 	n.fsm = newFSM(&n.controllerID)
 	n.ctrl = newController(n)
@@ -336,6 +345,7 @@ func Open(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("meta: start raft: %w", err))
 	}
 	n.raft = r
+	close(n.started)
 	n.observerCh = make(chan raft.Observation, 16)
 	n.observer = raft.NewObserver(n.observerCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
