@@ -167,3 +167,40 @@ func BenchmarkIndexLookup(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRawWriteDatasync is the floor under Append/always/pN/w1: N goroutines
+// each write 16.5 KiB to their own file and fdatasync, with no log around it.
+func BenchmarkRawWriteDatasync(b *testing.B) {
+	for _, parts := range []int{1, 8} {
+		b.Run(fmt.Sprintf("p%d", parts), func(b *testing.B) {
+			dir := b.TempDir()
+			batch := benchBatch()
+			b.SetBytes(int64(len(batch)))
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for g := 0; g < parts; g++ {
+				f, err := vfs.OS.OpenFile(filepath.Join(dir, fmt.Sprint(g)), os.O_RDWR|os.O_CREATE, 0o644)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer f.Close()
+					for next.Add(1) <= int64(b.N) {
+						if _, err := f.Write(batch); err != nil {
+							b.Error(err)
+							return
+						}
+						if err := f.Datasync(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
