@@ -31,6 +31,9 @@ type serveFlags struct {
 	conf                                                                      confList
 }
 
+// valueOrigin is where a flag's value came from when not from the command line.
+type valueOrigin struct{ where, value string }
+
 // confList collects repeatable --conf name=value.
 type confList []string
 
@@ -121,6 +124,16 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 	var f serveFlags
 	fs := newServeFlagSet(&f, stderr)
 	cfg := broker.DefaultConfig()
+	// origins remembers values that came from the environment or the config file, so an error
+	// names where the bad value was written, not just the flag.
+	origins := map[string]valueOrigin{}
+	bad := func(flagName, value, format string, args ...any) error {
+		where := "flag --" + flagName
+		if o, ok := origins[flagName]; ok && o.value == value {
+			where = o.where + " (flag --" + flagName + ")"
+		}
+		return usageErrorf("invalid value %q for %s: %s", value, where, fmt.Sprintf(format, args...))
+	}
 
 	// Layers below the command line: config file (named by --config or SEDIMENT_CONFIG), then env.
 	file := os.Getenv(envName("config"))
@@ -135,7 +148,7 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 		}
 	}
 	if file != "" {
-		if err := applyConfigFile(fs, file); err != nil {
+		if err := applyConfigFile(fs, file, origins); err != nil {
 			return cfg, nil, err
 		}
 	}
@@ -155,6 +168,7 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 				envErr = usageErrorf("invalid value %q for environment variable %s (flag --%s): %v", v, env, fl.Name, err)
 				return
 			}
+			origins[fl.Name] = valueOrigin{"environment variable " + env, fl.Value.String()}
 		}
 	})
 	if envErr != nil {
@@ -178,18 +192,18 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 
 	id, err := strconv.ParseInt(f.nodeID, 10, 32)
 	if err != nil || id < 0 {
-		return cfg, nil, usageErrorf("invalid value %q for flag --node-id: want an integer >= 0", f.nodeID)
+		return cfg, nil, bad("node-id", f.nodeID, "want an integer >= 0")
 	}
 	cfg.NodeID = int32(id)
 	if f.dataDir == "" {
-		return cfg, nil, usageErrorf("invalid value \"\" for flag --data-dir: must not be empty")
+		return cfg, nil, bad("data-dir", f.dataDir, "must not be empty")
 	}
 	cfg.DataDir = f.dataDir
 	cfg.Listen, cfg.Advertise = f.listen, f.advertise
 	cfg.RaftListen, cfg.RaftAdvertise = f.raftListen, f.raftAdvertise
 	cfg.HTTPListen = f.httpListen
 	if cfg.Voters, err = parseVoters(f.voters); err != nil {
-		return cfg, nil, usageErrorf("invalid value %q for flag --voters: %v", f.voters, err)
+		return cfg, nil, bad("voters", f.voters, "%v", err)
 	}
 	objectStoreSet := false
 	fs.Visit(func(fl *flag.Flag) { objectStoreSet = objectStoreSet || fl.Name == "object-store" })
@@ -198,7 +212,7 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 	}
 	cfg.ObjectStore = f.objectStore
 	if _, err := broker.ParseObjectStore(f.objectStore); err != nil {
-		return cfg, nil, usageErrorf("invalid value %q for flag --object-store: %v", f.objectStore, err)
+		return cfg, nil, bad("object-store", f.objectStore, "%v", err)
 	}
 	for _, kv := range f.conf {
 		name, value, _ := strings.Cut(kv, "=")
@@ -211,7 +225,7 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 			continue
 		}
 		if err := checkHostPort(a.v); err != nil {
-			return cfg, nil, usageErrorf("invalid value %q for flag --%s: %v", a.v, a.flag, err)
+			return cfg, nil, bad(a.flag, a.v, "%v", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -269,7 +283,7 @@ func parseVoters(s string) ([]broker.Voter, error) {
 
 // applyConfigFile reads "name = value" lines: a flag name sets that flag; any other name is a broker
 // config (as --conf name=value).
-func applyConfigFile(fs *flag.FlagSet, path string) error {
+func applyConfigFile(fs *flag.FlagSet, path string, origins map[string]valueOrigin) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return usageErrorf("invalid value %q for flag --config: %v", path, err)
@@ -294,6 +308,9 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		}
 		if err := fs.Set(name, value); err != nil {
 			return usageErrorf("config file %s:%d: invalid value %q for %s: %v", path, ln, value, name, err)
+		}
+		if name != "conf" {
+			origins[name] = valueOrigin{fmt.Sprintf("config file %s:%d", path, ln), fs.Lookup(name).Value.String()}
 		}
 	}
 	if err := sc.Err(); err != nil {
