@@ -77,7 +77,9 @@ func (b *Broker) handleCreateTopics(ctx context.Context, c *connCtx, kreq kmsg.R
 			continue
 		}
 		if created != nil {
-			t.TopicID = created.ID
+			if !req.ValidateOnly { // a dry run's id names no topic; Kafka answers the zero id
+				t.TopicID = created.ID
+			}
 			t.NumPartitions = int32(len(created.Partitions))
 			if len(created.Partitions) > 0 {
 				t.ReplicationFactor = int16(len(created.Partitions[0].Replicas))
