@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&d.Acks, "acks", d.Acks, "acks: all, 1 or 0")
 	fs.StringVar(&d.Compression, "compression", d.Compression, "compression: none, gzip, snappy, lz4, zstd")
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process broker) to this file")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -63,6 +65,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var results []loadgen.Named
 	target := "sediment"
