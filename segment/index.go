@@ -52,15 +52,6 @@ func (x *offsetIndex) lookup(target int64) (int64, int64) {
 	return x.base + int64(e.rel), int64(e.pos)
 }
 
-// truncate drops entries for offsets >= offset or positions >= pos.
-func (x *offsetIndex) truncate(offset, pos int64) {
-	n := len(x.entries)
-	for n > 0 && (x.base+int64(x.entries[n-1].rel) >= offset || int64(x.entries[n-1].pos) >= pos) {
-		n--
-	}
-	x.entries = x.entries[:n]
-}
-
 func (x *offsetIndex) encode() []byte {
 	b := make([]byte, len(x.entries)*indexEntrySize)
 	for i, e := range x.entries {
@@ -146,14 +137,6 @@ func (x *timeIndex) last() (tsEntry, bool) {
 		return tsEntry{}, false
 	}
 	return x.entries[len(x.entries)-1], true
-}
-
-func (x *timeIndex) truncate(offset int64) {
-	n := len(x.entries)
-	for n > 0 && x.base+int64(x.entries[n-1].rel) >= offset {
-		n--
-	}
-	x.entries = x.entries[:n]
 }
 
 func (x *timeIndex) encode() []byte {
