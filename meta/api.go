@@ -220,3 +220,46 @@ func (n *Node) RemoveRemoteSegments(ctx context.Context, topic TopicID, partitio
 	_, err := n.propose(ctx, &cmdRemoveRemoteSegments{Topic: topic, Partition: partition, ObjectKeys: objectKeys}, true)
 	return err
 }
+
+// GroupOffsets is one group's offsets in a CommitOffsetsBatch.
+type GroupOffsets struct {
+	Group   string
+	Offsets []OffsetCommit
+}
+
+// GroupPartitions names partitions of one group (empty Partitions = the whole group).
+type GroupPartitions struct {
+	Group      string
+	Partitions []TopicPartition
+}
+
+func itemErrors(res *applyResult, n int) []error {
+	errs := make([]error, n)
+	for i := 0; i < n && i < len(res.Errs); i++ {
+		if res.Errs[i].Code != 0 {
+			errs[i] = &Error{Code: res.Errs[i].Code, Reason: res.Errs[i].Reason}
+		}
+	}
+	return errs
+}
+
+// CommitOffsetsBatch commits many groups' offsets in ONE Raft entry. Each group is validated and
+// applied on its own: errs[i] is group i's rejection (unknown topic or partition, bad offset) or nil,
+// and a rejected group does not stop the others. err is for the entry as a whole (no quorum, closed,
+// ctx); then errs is nil.
+func (n *Node) CommitOffsetsBatch(ctx context.Context, groups []GroupOffsets) (errs []error, err error) {
+	res, err := n.propose(ctx, &cmdCommitOffsetsBatch{Groups: groups}, true)
+	if err != nil {
+		return nil, err
+	}
+	return itemErrors(res, len(groups)), nil
+}
+
+// DeleteOffsetsBatch deletes offsets of many groups in one Raft entry (see DeleteOffsets).
+func (n *Node) DeleteOffsetsBatch(ctx context.Context, groups []GroupPartitions) (errs []error, err error) {
+	res, err := n.propose(ctx, &cmdDeleteOffsetsBatch{Groups: groups}, true)
+	if err != nil {
+		return nil, err
+	}
+	return itemErrors(res, len(groups)), nil
+}

@@ -115,9 +115,13 @@ func (c *cmdHeartbeat) decodeBinary(b []byte) error {
 }
 
 func (c *cmdCommitOffsets) appendBinary(b []byte) []byte {
-	b = appendStr(b, c.Group)
-	b = binary.AppendUvarint(b, uint64(len(c.Offsets)))
-	for _, o := range c.Offsets {
+	return appendGroupOffsets(b, c.Group, c.Offsets)
+}
+
+func appendGroupOffsets(b []byte, group string, offsets []OffsetCommit) []byte {
+	b = appendStr(b, group)
+	b = binary.AppendUvarint(b, uint64(len(offsets)))
+	for _, o := range offsets {
 		b = appendStr(b, o.Topic)
 		b = binary.AppendVarint(b, int64(o.Partition))
 		b = binary.AppendVarint(b, o.Offset)
@@ -130,13 +134,39 @@ func (c *cmdCommitOffsets) appendBinary(b []byte) []byte {
 
 func (c *cmdCommitOffsets) decodeBinary(b []byte) error {
 	r := rd{b: b}
-	c.Group = r.str()
-	n := r.count(6)
+	c.Group, c.Offsets = r.groupOffsets()
+	return r.done()
+}
+
+func (c *cmdCommitOffsetsBatch) appendBinary(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(c.Groups)))
+	for _, g := range c.Groups {
+		b = appendGroupOffsets(b, g.Group, g.Offsets)
+	}
+	return b
+}
+
+func (c *cmdCommitOffsetsBatch) decodeBinary(b []byte) error {
+	r := rd{b: b}
+	n := r.count(2)
 	if n > 0 {
-		c.Offsets = make([]OffsetCommit, n)
+		c.Groups = make([]GroupOffsets, n)
 	}
 	for i := 0; i < n && r.err == nil; i++ {
-		o := &c.Offsets[i]
+		c.Groups[i].Group, c.Groups[i].Offsets = r.groupOffsets()
+	}
+	return r.done()
+}
+
+func (r *rd) groupOffsets() (string, []OffsetCommit) {
+	group := r.str()
+	n := r.count(6)
+	var offsets []OffsetCommit
+	if n > 0 {
+		offsets = make([]OffsetCommit, n)
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		o := &offsets[i]
 		o.Topic = r.str()
 		o.Partition = r.int32()
 		o.Offset = r.varint()
@@ -144,5 +174,5 @@ func (c *cmdCommitOffsets) decodeBinary(b []byte) error {
 		o.Metadata = r.str()
 		o.CommitTime = r.varint()
 	}
-	return r.done()
+	return group, offsets
 }

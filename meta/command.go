@@ -40,6 +40,8 @@ const (
 	kindDeleteOffsets
 	kindAddRemoteSegment
 	kindRemoveRemoteSegments
+	kindCommitOffsetsBatch
+	kindDeleteOffsetsBatch
 	kindMax // first unused kind
 )
 
@@ -50,6 +52,7 @@ var kindNames = map[cmdKind]string{
 	kindAlterPartition: "alter-partition", kindAllocateProducerIDs: "allocate-producer-ids",
 	kindCommitOffsets: "commit-offsets", kindDeleteOffsets: "delete-offsets",
 	kindAddRemoteSegment: "add-remote-segment", kindRemoveRemoteSegments: "remove-remote-segments",
+	kindCommitOffsetsBatch: "commit-offsets-batch", kindDeleteOffsetsBatch: "delete-offsets-batch",
 }
 
 func (k cmdKind) String() string {
@@ -134,6 +137,13 @@ type (
 		Partition int32
 		Segment   RemoteSegment
 	}
+	// cmdCommitOffsetsBatch commits many groups' offsets in one entry; each group stands or falls alone.
+	cmdCommitOffsetsBatch struct {
+		Groups []GroupOffsets
+	}
+	cmdDeleteOffsetsBatch struct {
+		Groups []GroupPartitions
+	}
 	cmdRemoveRemoteSegments struct {
 		Topic      TopicID
 		Partition  int32
@@ -181,6 +191,10 @@ func kindOf(body any) cmdKind {
 		return kindAddRemoteSegment
 	case *cmdRemoveRemoteSegments:
 		return kindRemoveRemoteSegments
+	case *cmdCommitOffsetsBatch:
+		return kindCommitOffsetsBatch
+	case *cmdDeleteOffsetsBatch:
+		return kindDeleteOffsetsBatch
 	}
 	panic(fmt.Sprintf("meta: unknown command body %T", body))
 }
@@ -217,6 +231,10 @@ func newBody(k cmdKind) any {
 		return &cmdAddRemoteSegment{}
 	case kindRemoveRemoteSegments:
 		return &cmdRemoveRemoteSegments{}
+	case kindCommitOffsetsBatch:
+		return &cmdCommitOffsetsBatch{}
+	case kindDeleteOffsetsBatch:
+		return &cmdDeleteOffsetsBatch{}
 	}
 	return nil
 }

@@ -17,6 +17,13 @@ type applyResult struct {
 	First     int64      `json:",omitempty"` // AllocateProducerIDs: first id of the block
 	TopicID   TopicID    `json:",omitzero"`  // CreateTopic
 	Partition *Partition `json:",omitempty"` // AlterPartition: the partition after the change
+	Errs      []itemErr  `json:",omitempty"` // batch commands: one outcome per item
+}
+
+// itemErr is one item's outcome in a batch command (Code 0 = applied).
+type itemErr struct {
+	Code   errCode `json:",omitempty"`
+	Reason string  `json:",omitempty"`
 }
 
 func (r *applyResult) err() error {
@@ -137,6 +144,20 @@ func (b *builder) apply(c command, idx uint64) *applyResult {
 		return b.commitOffsets(x)
 	case *cmdDeleteOffsets:
 		return b.deleteOffsets(x)
+	case *cmdCommitOffsetsBatch:
+		out := &applyResult{Errs: make([]itemErr, len(x.Groups))}
+		for i, g := range x.Groups {
+			r := b.commitOffsets(&cmdCommitOffsets{Group: g.Group, Offsets: g.Offsets})
+			out.Errs[i] = itemErr{r.Code, r.Reason}
+		}
+		return out
+	case *cmdDeleteOffsetsBatch:
+		out := &applyResult{Errs: make([]itemErr, len(x.Groups))}
+		for i, g := range x.Groups {
+			r := b.deleteOffsets(&cmdDeleteOffsets{Group: g.Group, Partitions: g.Partitions})
+			out.Errs[i] = itemErr{r.Code, r.Reason}
+		}
+		return out
 	case *cmdAddRemoteSegment:
 		return b.addRemoteSegment(x)
 	case *cmdRemoveRemoteSegments:

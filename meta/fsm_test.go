@@ -396,6 +396,32 @@ func TestFSMCommands(t *testing.T) {
 			t.Fatal("delete group")
 		}
 	})
+	t.Run("commit offsets batch: groups stand or fall alone, one entry", func(t *testing.T) {
+		h := fixture(t)
+		before := h.idx
+		r := h.must(&cmdCommitOffsetsBatch{Groups: []GroupOffsets{
+			{Group: "a", Offsets: []OffsetCommit{{Topic: "t", Partition: 0, Offset: 3}}},
+			{Group: "bad", Offsets: []OffsetCommit{{Topic: "nope", Partition: 0, Offset: 3}}},
+			{Group: "c", Offsets: []OffsetCommit{{Topic: "one", Partition: 0, Offset: 4}}},
+		}})
+		if h.idx != before+1 {
+			t.Fatal("not one entry")
+		}
+		errs := itemErrors(r, 3)
+		if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], ErrUnknownTopic) {
+			t.Fatalf("%v", errs)
+		}
+		if o, _ := h.st().CommittedOffset("c", "one", 0); o.Offset != 4 {
+			t.Fatal("group c not applied")
+		}
+		if len(h.st().CommittedOffsets("bad")) != 0 {
+			t.Fatal("rejected group applied")
+		}
+		r = h.must(&cmdDeleteOffsetsBatch{Groups: []GroupPartitions{{Group: "a"}, {Group: "c", Partitions: []TopicPartition{{"one", 0}}}}})
+		if len(h.st().Groups()) != 0 {
+			t.Fatalf("groups left: %v", h.st().Groups())
+		}
+	})
 	t.Run("remote manifest add in order, reject overlap, remove", func(t *testing.T) {
 		h := fixture(t)
 		tp, _ := h.st().Topic("t")

@@ -30,6 +30,8 @@ func seedCommands() [][]byte {
 		&cmdDeleteOffsets{Group: "g", Partitions: []TopicPartition{{"t", 1}}},
 		&cmdAddRemoteSegment{Topic: tid, Segment: RemoteSegment{LastOffset: 9, ObjectKey: "k", Size: 1}},
 		&cmdRemoveRemoteSegments{Topic: tid, ObjectKeys: []string{"k"}},
+		&cmdCommitOffsetsBatch{Groups: []GroupOffsets{{Group: "a", Offsets: []OffsetCommit{{Topic: "t", Offset: 1}}}, {Group: "b"}}},
+		&cmdDeleteOffsetsBatch{Groups: []GroupPartitions{{Group: "a"}, {Group: "b", Partitions: []TopicPartition{{"t", 0}}}}},
 	}
 	var out [][]byte
 	for i, b := range bodies {
