@@ -217,3 +217,30 @@ func TestInitProducerIDTransactionalRefused(t *testing.T) {
 		t.Fatalf("%+v", resp)
 	}
 }
+
+func TestDescribeProducers(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "dp", 1, nil)
+	cl := newTestClient(t, b)
+	pid, _ := initProducerID(t, cl)
+	now := time.Now().UnixMilli()
+	for seq := int32(0); seq < 6; seq += 3 {
+		if r := rawProduce(t, cl, b, "dp", -1, testBatch(t, testBatchOpts{records: 3, ts: now, idempotent: true, pid: pid, seq: seq})); r.ErrorCode != 0 {
+			t.Fatal(kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	req := kmsg.NewPtrDescribeProducersRequest()
+	req.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "dp", Partitions: []int32{0, 9}}}
+	resp, err := req.RequestWith(testCtx(t), cl.Broker(int(b.cfg.NodeID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := resp.Topics[0].Partitions
+	if len(ps) != 2 || ps[0].ErrorCode != 0 || len(ps[0].ActiveProducers) != 1 || ps[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("%+v", resp)
+	}
+	ap := ps[0].ActiveProducers[0]
+	if ap.ProducerID != pid || ap.ProducerEpoch != 0 || ap.LastSequence != 5 || ap.LastTimestamp != now || ap.CurrentTxnStartOffset != -1 {
+		t.Fatalf("%+v", ap)
+	}
+}
