@@ -1,0 +1,168 @@
+package tiering
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Store is the object-store seam: the handful of operations tiering needs from S3, a local directory
+// or memory. Every method is safe for concurrent use. Keys are validated identically by every
+// backend (see ValidKey) so that code tested against memory behaves the same against S3.
+//
+// Failure semantics common to all methods:
+//   - A not-found condition is reported as an error wrapping ErrNotFound (test with errors.Is).
+//   - Any other error may be transient (network, 5xx, timeout) even after the backend's own retries;
+//     callers may retry. Retried writes must reuse the same key and the same bytes, which makes them
+//     idempotent: tiering never overwrites a key with different content (keys carry a unique upload id).
+//   - Context cancellation is honoured; the error then wraps ctx.Err().
+type Store interface {
+	// Put stores size bytes read from body (at offsets 0..size-1) under key, replacing any existing
+	// object. The object appears atomically: a concurrent Get or Head sees the old object (or none)
+	// or the whole new one, never a prefix. body is an io.ReaderAt so that a backend can re-read it
+	// on retry and upload parts in parallel; it must stay valid and unchanged until Put returns.
+	//
+	// On error the object may or may not exist with the new content: a request can succeed on the
+	// server while its reply is lost (the fault "PUT succeeded, answered 500"). A retry of the same Put
+	// converges to the same state. Put never leaves a partially written object visible under key;
+	// an abandoned multipart upload is aborted on a best-effort basis (S3 lifecycle rules catch the rest).
+	Put(ctx context.Context, key string, body io.ReaderAt, size int64) error
+
+	// Get returns a reader over length bytes of the object starting at off; length -1 means "to the
+	// end". A range extending past the end is cut at the end. off must be < the object's size, except
+	// for the whole-object read Get(key, 0, -1), which also works on an empty object; otherwise the error
+	// wraps ErrInvalidRange. Missing object: ErrNotFound, returned by Get itself (not by the first Read).
+	//
+	// The reader may fail mid-stream (a connection reset); backends resume transparently where they can
+	// (S3 re-requests the remaining range, pinned to the same object version by ETag). A reader that
+	// still fails returns a non-nil, non-EOF error: callers never mistake a truncated body for the end.
+	// The caller must Close the reader.
+	Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error)
+
+	// Head returns the object's size and modification time, or ErrNotFound.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
+
+	// List returns every object whose key starts with prefix, sorted by key. Objects Put (or Deleted)
+	// before List was called are reflected (S3 is strongly consistent since 2020; file and memory are
+	// trivially); objects written concurrently with List may or may not appear. An empty prefix lists all.
+	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+
+	// Delete removes the object. Deleting a missing key succeeds (it makes retries idempotent); an error
+	// means the object may still exist.
+	Delete(ctx context.Context, key string) error
+
+	// Close releases the backend's resources. Calls after Close fail.
+	Close() error
+}
+
+// ConditionalPutter is an optional capability of a Store (find it by type assertion): a Put that
+// succeeds only if no object exists under key (S3 If-None-Match: *).
+//
+// Failure semantics: ErrExists (wrapped) means an object was already there and nothing was written.
+// Beware retries: if a first attempt succeeded but its reply was lost, the retry observes ErrExists for
+// the caller's own write. A caller that must distinguish "mine" from "someone else's" compares content
+// (Head size, or a Get) after ErrExists.
+type ConditionalPutter interface {
+	PutIfAbsent(ctx context.Context, key string, body io.ReaderAt, size int64) error
+}
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time // as the store reports it; second precision on S3
+}
+
+var (
+	// ErrNotFound: no object under the key.
+	ErrNotFound = errors.New("tiering: object not found")
+	// ErrExists: a conditional put found an object already under the key.
+	ErrExists = errors.New("tiering: object already exists")
+	// ErrInvalidRange: Get's off/length do not fit the object.
+	ErrInvalidRange = errors.New("tiering: invalid range")
+	// ErrInvalidKey: a key that ValidKey rejects.
+	ErrInvalidKey = errors.New("tiering: invalid object key")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("tiering: object store closed")
+)
+
+// MaxKeyLen is S3's limit on key length in bytes.
+const MaxKeyLen = 1024
+
+// ValidKey checks a key against the rules all backends share: non-empty, at most MaxKeyLen bytes of
+// valid UTF-8 without NUL or backslash, '/'-separated components that are non-empty and not "." or
+// "..". The rules are stricter than S3's so that every key also maps to a file path unambiguously.
+// Callers must also not use a key that is a '/'-prefix of another ("a" and "a/b"): MinIO's
+// file-backed layout rejects such pairs, so portable code avoids them (tiering's keys never form one).
+func ValidKey(key string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why) }
+	switch {
+	case key == "":
+		return bad("empty")
+	case len(key) > MaxKeyLen:
+		return bad(fmt.Sprintf("longer than %d bytes", MaxKeyLen))
+	case !utf8.ValidString(key):
+		return bad("not valid UTF-8")
+	case strings.ContainsAny(key, "\x00\\"):
+		return bad("contains NUL or backslash")
+	}
+	for _, c := range strings.Split(key, "/") {
+		if c == "" || c == "." || c == ".." {
+			return bad("empty, '.' or '..' path component")
+		}
+	}
+	return nil
+}
+
+// validPrefix checks a List prefix: empty, or a key prefix without NUL/backslash.
+func validPrefix(prefix string) error {
+	if len(prefix) > MaxKeyLen || !utf8.ValidString(prefix) || strings.ContainsAny(prefix, "\x00\\") {
+		return fmt.Errorf("%w: list prefix %q", ErrInvalidKey, prefix)
+	}
+	return nil
+}
+
+func checkRange(key string, off, length, size int64) (end int64, err error) {
+	if off < 0 || length < -1 {
+		return 0, fmt.Errorf("%w: %s: offset %d length %d", ErrInvalidRange, key, off, length)
+	}
+	if off == 0 && length == -1 {
+		return size, nil
+	}
+	if off >= size {
+		return 0, fmt.Errorf("%w: %s: offset %d beyond size %d", ErrInvalidRange, key, off, size)
+	}
+	end = size
+	if length >= 0 && off+length < size {
+		end = off + length
+	}
+	return end, nil
+}
+
+// ReadRange reads length bytes at off (length -1: to the end) and returns them, failing rather
+// than returning fewer bytes than the object holds in that range.
+func ReadRange(ctx context.Context, s Store, key string, off, length int64) ([]byte, error) {
+	rc, err := s.Get(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if length > 0 {
+		buf.Grow(int(min(length, 64<<20)))
+	}
+	if _, err := io.Copy(&buf, rc); err != nil {
+		return nil, fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, length, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// PutBytes stores b under key.
+func PutBytes(ctx context.Context, s Store, key string, b []byte) error {
+	return s.Put(ctx, key, bytes.NewReader(b), int64(len(b)))
+}
