@@ -176,7 +176,7 @@ func (st *scriptState) run(cmd string) string {
 		st.l = nil
 		return okOr(err, errStr)
 	case "crash":
-		st.fsys.CrashKeep(vfs.TearLast(int(num("tear", 1 << 30))))
+		st.fsys.CrashKeep(vfs.TearLast(int(num("tear", 1<<30))))
 		st.l = nil
 		return "ok"
 	case "segments":
