@@ -168,7 +168,11 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 				envErr = usageErrorf("invalid value %q for environment variable %s (flag --%s): %v", v, env, fl.Name, err)
 				return
 			}
-			origins[fl.Name] = valueOrigin{"environment variable " + env, fl.Value.String()}
+			if fl.Name == "conf" {
+				origins["conf="+v] = valueOrigin{"environment variable " + env, v}
+			} else {
+				origins[fl.Name] = valueOrigin{"environment variable " + env, fl.Value.String()}
+			}
 		}
 	})
 	if envErr != nil {
@@ -217,7 +221,11 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 	for _, kv := range f.conf {
 		name, value, _ := strings.Cut(kv, "=")
 		if err := cfg.Set(strings.TrimSpace(name), strings.TrimSpace(value)); err != nil {
-			return cfg, nil, usageErrorf("invalid value %q for flag --conf: %v", kv, err)
+			where := "flag --conf"
+			if o, ok := origins["conf="+kv]; ok {
+				where = o.where + " (flag --conf)"
+			}
+			return cfg, nil, usageErrorf("invalid value %q for %s: %v", kv, where, err)
 		}
 	}
 	for _, a := range []struct{ flag, v string }{{"listen", f.listen}, {"raft-listen", f.raftListen}, {"advertise", f.advertise}, {"raft-advertise", f.raftAdvertise}, {"http-listen", f.httpListen}} {
@@ -309,8 +317,11 @@ func applyConfigFile(fs *flag.FlagSet, path string, origins map[string]valueOrig
 		if err := fs.Set(name, value); err != nil {
 			return usageErrorf("config file %s:%d: invalid value %q for %s: %v", path, ln, value, name, err)
 		}
-		if name != "conf" {
-			origins[name] = valueOrigin{fmt.Sprintf("config file %s:%d", path, ln), fs.Lookup(name).Value.String()}
+		where := fmt.Sprintf("config file %s:%d", path, ln)
+		if name == "conf" {
+			origins["conf="+value] = valueOrigin{where, value}
+		} else {
+			origins[name] = valueOrigin{where, fs.Lookup(name).Value.String()}
 		}
 	}
 	if err := sc.Err(); err != nil {

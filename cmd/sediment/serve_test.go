@@ -141,3 +141,18 @@ func errorsAs(err error, target **usageError) bool {
 	}
 	return false
 }
+
+func TestConfErrorsNameTheirSource(t *testing.T) {
+	t.Setenv("SEDIMENT_CONF", "num.partitions=x")
+	_, _, err := parseServe(nil, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "SEDIMENT_CONF") || !strings.Contains(err.Error(), "num.partitions") {
+		t.Fatalf("env conf error: %v", err)
+	}
+	os.Unsetenv("SEDIMENT_CONF")
+	file := filepath.Join(t.TempDir(), "c")
+	os.WriteFile(file, []byte("\nlog.roll.ms = -4\n"), 0o644)
+	_, _, err = parseServe([]string{"--config", file}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), file+":2") || !strings.Contains(err.Error(), "log.roll.ms") {
+		t.Fatalf("file conf error: %v", err)
+	}
+}
