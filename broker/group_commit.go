@@ -13,32 +13,46 @@ type offsetStore interface {
 	CommitOffsets(ctx context.Context, group string, offsets []meta.OffsetCommit) error
 }
 
+// multiGroupStore is the optional capability of committing many groups' offsets in ONE Raft entry
+// (requested from meta in notes/requests.md). groupErrs holds the rejection of each group that was
+// refused (the others are committed); err fails the entry as a whole. When the store has it, the
+// batcher switches to one entry per batch for all groups.
+type multiGroupStore interface {
+	CommitOffsetsMulti(ctx context.Context, groups map[string][]meta.OffsetCommit) (groupErrs map[string]error, err error)
+}
+
 // commitBatcher coalesces concurrent offset commits into as few Raft entries as possible.
 //
-// There is no timer and no linger: a commit arriving while nothing is in flight is proposed at once;
-// commits arriving while a batch is being committed wait for it to finish and then all go together in
-// the next batch (group commit, as the segment log's fsync). Within a batch, all commits of one group
-// are merged into one meta.CommitOffsets (a later commit of the same partition wins), so one Raft entry
-// carries every commit of that group. Different groups of one batch are proposed concurrently; the
-// Raft leader appends entries that arrive together with one disk write. When meta gains a multi-group
-// command (requested in notes/requests.md) the whole batch becomes one entry.
+// Per group, at most one meta.CommitOffsets is in flight. Commits of a group that arrive while its
+// entry is being committed queue up and are merged (a later commit of the same partition wins) into
+// the group's next entry, proposed as soon as the previous one is applied: under load one Raft entry
+// carries all of a group's commits of that interval, however many requests they came in. Different
+// groups never wait for each other; their entries are proposed concurrently and the Raft leader writes
+// entries that arrive together with one disk write (hashicorp/raft batches its apply queue). There is
+// no timer and no linger: an idle group's commit is proposed at once.
+//
+// When the store can commit many groups in one entry (multiGroupStore), the batcher instead keeps at
+// most one entry in flight for all groups together: everything that arrives meanwhile, from any
+// number of groups, goes into the next single entry (group commit, as the segment log's fsync).
 //
 // A commit is acknowledged (commit returns nil) only after its entry is committed and applied.
 //
-// Goroutines: one flusher goroutine exists only while commits are pending; it exits when the queue is
-// empty. Lock: mu guards pending, running and unstable; it is never held across a proposal.
+// Goroutines: one per group with an entry in flight (or one flusher in multi-group mode), exiting when
+// there is nothing queued. Lock: mu guards pending, inflight, running and unstable; it is never held
+// across a proposal.
 type commitBatcher struct {
-	store offsetStore
+	store   offsetStore
+	multi   multiGroupStore // nil: one entry per group
+	running bool            // multi-group mode: the flusher is active
 
 	mu       sync.Mutex
-	pending  map[string]*groupCommits
-	running  bool
+	pending  map[string]*groupCommits // queued behind the group's in-flight entry
+	inflight map[string]bool
 	unstable map[string]int // commits accepted and not yet answered, per group (OffsetFetch require_stable)
 	wg       sync.WaitGroup
 
-	batches atomic.Int64 // batches flushed
 	entries atomic.Int64 // meta proposals made
-	commits atomic.Int64 // OffsetCommit requests answered
+	commits atomic.Int64 // commits answered
 }
 
 type groupCommits struct {
@@ -48,7 +62,9 @@ type groupCommits struct {
 }
 
 func newCommitBatcher(store offsetStore) *commitBatcher {
-	return &commitBatcher{store: store, pending: map[string]*groupCommits{}, unstable: map[string]int{}}
+	cb := &commitBatcher{store: store, pending: map[string]*groupCommits{}, inflight: map[string]bool{}, unstable: map[string]int{}}
+	cb.multi, _ = store.(multiGroupStore)
+	return cb
 }
 
 // commit stores a group's offsets and returns once they are committed in Raft (or failed). It does not
@@ -73,10 +89,17 @@ func (cb *commitBatcher) commit(group string, offsets []meta.OffsetCommit) error
 	}
 	gcm.waiters = append(gcm.waiters, done)
 	cb.unstable[group]++
-	if !cb.running {
-		cb.running = true
+	if cb.multi != nil {
+		if !cb.running {
+			cb.running = true
+			cb.wg.Add(1)
+			go cb.runMulti()
+		}
+	} else if !cb.inflight[group] {
+		cb.inflight[group] = true
+		delete(cb.pending, group)
 		cb.wg.Add(1)
-		go cb.run()
+		go cb.run(group, gcm)
 	}
 	cb.mu.Unlock()
 	return <-done
@@ -89,10 +112,39 @@ func (cb *commitBatcher) hasPending(group string) bool {
 	return cb.unstable[group] > 0
 }
 
-// wait blocks until the flusher has answered everything queued (shutdown).
+// wait blocks until every queued commit was answered (shutdown).
 func (cb *commitBatcher) wait() { cb.wg.Wait() }
 
-func (cb *commitBatcher) run() {
+// run proposes gcm, then whatever queued for the group meanwhile, until nothing is left.
+func (cb *commitBatcher) run(group string, gcm *groupCommits) {
+	defer cb.wg.Done()
+	for {
+		cb.entries.Add(1)
+		err := cb.store.CommitOffsets(context.Background(), group, gcm.offsets)
+		cb.commits.Add(int64(len(gcm.waiters)))
+		cb.mu.Lock()
+		if cb.unstable[group] -= len(gcm.waiters); cb.unstable[group] <= 0 {
+			delete(cb.unstable, group)
+		}
+		next := cb.pending[group]
+		if next == nil {
+			delete(cb.inflight, group)
+		} else {
+			delete(cb.pending, group)
+		}
+		cb.mu.Unlock()
+		for _, w := range gcm.waiters {
+			w <- err
+		}
+		if next == nil {
+			return
+		}
+		gcm = next
+	}
+}
+
+// runMulti proposes everything queued, for all groups, as one entry; then what queued meanwhile.
+func (cb *commitBatcher) runMulti() {
 	defer cb.wg.Done()
 	for {
 		cb.mu.Lock()
@@ -105,25 +157,28 @@ func (cb *commitBatcher) run() {
 		cb.pending = make(map[string]*groupCommits, len(batch))
 		cb.mu.Unlock()
 
-		cb.batches.Add(1)
-		var wg sync.WaitGroup
-		for group, gcm := range batch {
-			wg.Add(1)
-			cb.entries.Add(1)
-			go func() {
-				defer wg.Done()
-				err := cb.store.CommitOffsets(context.Background(), group, gcm.offsets)
-				cb.mu.Lock()
-				if cb.unstable[group] -= len(gcm.waiters); cb.unstable[group] <= 0 {
-					delete(cb.unstable, group)
-				}
-				cb.mu.Unlock()
-				cb.commits.Add(int64(len(gcm.waiters)))
-				for _, w := range gcm.waiters {
-					w <- err
-				}
-			}()
+		req := make(map[string][]meta.OffsetCommit, len(batch))
+		for g, gcm := range batch {
+			req[g] = gcm.offsets
 		}
-		wg.Wait()
+		cb.entries.Add(1)
+		groupErrs, err := cb.multi.CommitOffsetsMulti(context.Background(), req)
+		cb.mu.Lock()
+		for g, gcm := range batch {
+			if cb.unstable[g] -= len(gcm.waiters); cb.unstable[g] <= 0 {
+				delete(cb.unstable, g)
+			}
+		}
+		cb.mu.Unlock()
+		for g, gcm := range batch {
+			e := err
+			if e == nil {
+				e = groupErrs[g]
+			}
+			cb.commits.Add(int64(len(gcm.waiters)))
+			for _, w := range gcm.waiters {
+				w <- e
+			}
+		}
 	}
 }

@@ -149,22 +149,21 @@ func TestHeartbeatsKeepMemberAlive(t *testing.T) {
 	})
 }
 
-// countingStore is an offsetStore that counts proposals and can hold them.
+// countingStore is an offsetStore that counts proposals and can hold those of one group.
 type countingStore struct {
 	mu      sync.Mutex
 	calls   int
 	groups  map[string]int
 	last    map[string][]meta.OffsetCommit
-	gate    chan struct{} // when non-nil, each call waits for it to be closed
+	holdOf  string
+	gate    chan struct{} // proposals of group holdOf wait for it to be closed
 	entered chan struct{}
 	fail    error
 }
 
 func (s *countingStore) CommitOffsets(ctx context.Context, group string, offsets []meta.OffsetCommit) error {
-	if s.entered != nil {
+	if group == s.holdOf && s.gate != nil {
 		s.entered <- struct{}{}
-	}
-	if s.gate != nil {
 		<-s.gate
 	}
 	s.mu.Lock()
@@ -175,10 +174,11 @@ func (s *countingStore) CommitOffsets(ctx context.Context, group string, offsets
 	return s.fail
 }
 
-// Commits that arrive while a batch is in flight are coalesced: per group into one entry, and all of
-// them into the next batch.
+// Commits of a group that arrive while its entry is in flight are merged into one next entry; other
+// groups are not held up meanwhile.
 func TestCommitBatcherCoalesces(t *testing.T) {
-	st := &countingStore{groups: map[string]int{}, last: map[string][]meta.OffsetCommit{}, gate: make(chan struct{}), entered: make(chan struct{}, 1000)}
+	st := &countingStore{groups: map[string]int{}, last: map[string][]meta.OffsetCommit{}, holdOf: "g",
+		gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	cb := newCommitBatcher(st)
 	var wg sync.WaitGroup
 	var errs atomic.Int32
@@ -189,27 +189,29 @@ func TestCommitBatcherCoalesces(t *testing.T) {
 		}
 	}
 	wg.Add(1)
-	go commit("first", 0, 1)
-	<-st.entered // the first batch is in flight and held
-	if !cb.hasPending("first") {
+	go commit("g", 0, 1)
+	<-st.entered // g's first entry is in flight and held
+	if !cb.hasPending("g") {
 		t.Fatal("an unanswered commit is not pending")
 	}
-	const groups, perGroup = 50, 4
-	for g := 0; g < groups; g++ {
-		for i := 0; i < perGroup; i++ {
-			wg.Add(1)
-			go commit(fmt.Sprintf("g%d", g), int32(i%2), int64(i))
-		}
+	const queued = 40
+	for i := 0; i < queued; i++ {
+		wg.Add(1)
+		go commit("g", int32(i%3), int64(100+i))
 	}
-	// Wait until all 200 commits are queued behind the held batch.
+	// Another group commits (and is answered) while g is held.
+	if err := cb.commit("other", []meta.OffsetCommit{{Topic: "t", Offset: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until all of g's commits are queued behind the held entry.
 	for {
 		cb.mu.Lock()
 		n := 0
-		for _, gcm := range cb.pending {
-			n += len(gcm.waiters)
+		if q := cb.pending["g"]; q != nil {
+			n = len(q.waiters)
 		}
 		cb.mu.Unlock()
-		if n == groups*perGroup {
+		if n == queued {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -219,21 +221,94 @@ func TestCommitBatcherCoalesces(t *testing.T) {
 	if errs.Load() != 0 {
 		t.Fatalf("%d commits failed", errs.Load())
 	}
-	if st.calls != 1+groups || cb.batches.Load() != 2 {
-		t.Fatalf("%d proposals in %d batches for %d commits; want %d proposals in 2 batches", st.calls, cb.batches.Load(), 1+groups*perGroup, 1+groups)
+	if st.groups["g"] != 2 || st.groups["other"] != 1 {
+		t.Fatalf("proposals per group %v; want g: 2 (1 + %d merged), other: 1", st.groups, queued)
 	}
-	for g := 0; g < groups; g++ {
-		if offs := st.last[fmt.Sprintf("g%d", g)]; len(offs) != 2 {
-			t.Fatalf("group g%d: merged entry has %d offsets, want 2 partitions", g, len(offs))
-		}
+	if offs := st.last["g"]; len(offs) != 3 {
+		t.Fatalf("merged entry has %d offsets, want one per partition (3)", len(offs))
 	}
-	if cb.hasPending("g1") {
-		t.Fatal("pending after every commit was answered")
+	if cb.hasPending("g") || cb.commits.Load() != 1+queued+1 {
+		t.Fatalf("pending after every commit was answered (answered %d)", cb.commits.Load())
 	}
 	// A failed proposal fails every commit it carried.
 	st.fail = errors.New("no quorum")
-	st.gate = nil
 	if err := cb.commit("x", []meta.OffsetCommit{{Topic: "t"}}); err == nil {
 		t.Fatal("a failed proposal was acknowledged")
+	}
+}
+
+// multiStore adds the multi-group capability to countingStore.
+type multiStore struct {
+	*countingStore
+	entries [][]string // groups of each multi-group entry
+}
+
+func (s *multiStore) CommitOffsetsMulti(ctx context.Context, groups map[string][]meta.OffsetCommit) (map[string]error, error) {
+	var names []string
+	for g := range groups {
+		names = append(names, g)
+	}
+	if s.gate != nil && len(s.entries) == 0 {
+		s.entered <- struct{}{}
+		<-s.gate
+	}
+	s.mu.Lock()
+	s.entries = append(s.entries, names)
+	s.mu.Unlock()
+	errs := map[string]error{}
+	if _, ok := groups["bad"]; ok {
+		errs["bad"] = errors.New("unknown topic")
+	}
+	return errs, nil
+}
+
+// With a store that commits many groups in one entry, commits of many groups arriving while an entry
+// is in flight all go in the next single entry; a group refused inside it fails alone.
+func TestCommitBatcherMultiGroup(t *testing.T) {
+	st := &multiStore{countingStore: &countingStore{groups: map[string]int{}, last: map[string][]meta.OffsetCommit{},
+		gate: make(chan struct{}), entered: make(chan struct{}, 1)}}
+	cb := newCommitBatcher(st)
+	if cb.multi == nil {
+		t.Fatal("multi-group capability not detected")
+	}
+	var wg sync.WaitGroup
+	errs := map[string]error{}
+	var mu sync.Mutex
+	commit := func(group string) {
+		defer wg.Done()
+		err := cb.commit(group, []meta.OffsetCommit{{Topic: "t", Offset: 1}})
+		mu.Lock()
+		errs[group] = err
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go commit("first")
+	<-st.entered
+	const groups = 100
+	for i := 0; i < groups; i++ {
+		wg.Add(1)
+		go commit(fmt.Sprintf("g%d", i))
+	}
+	wg.Add(1)
+	go commit("bad")
+	for {
+		cb.mu.Lock()
+		n := len(cb.pending)
+		cb.mu.Unlock()
+		if n == groups+1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(st.gate)
+	wg.Wait()
+	if len(st.entries) != 2 || len(st.entries[1]) != groups+1 {
+		t.Fatalf("entries: %d (second with %d groups); want 2, the second with all %d", len(st.entries), len(st.entries[len(st.entries)-1]), groups+1)
+	}
+	if st.calls != 0 {
+		t.Fatalf("%d single-group proposals in multi-group mode", st.calls)
+	}
+	if errs["bad"] == nil || errs["g7"] != nil || errs["first"] != nil {
+		t.Fatalf("per-group results: bad=%v g7=%v first=%v", errs["bad"], errs["g7"], errs["first"])
 	}
 }
