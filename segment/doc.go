@@ -40,6 +40,11 @@
 // sync can be called durable); reads of what is there continue. Reopening runs
 // recovery.
 //
+// Built with -tags invariants, the log checks its in-memory state (segment
+// order, offsets, epochs, durable <= end) after every append, truncation,
+// start-offset change and open, and panics on a violation; tests can run with
+// the tag, release builds never pay for it.
+//
 // # Files
 //
 // All integers are big-endian. In a Log's directory:

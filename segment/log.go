@@ -126,7 +126,9 @@ func (l *Log) AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, err
 
 // AppendReplicated appends batches whose offsets and epochs are already set (a
 // follower copying its leader). The first batch's baseOffset must equal
-// EndOffset() and offsets must increase; otherwise ErrInvalidOffset.
+// EndOffset() and offsets must increase; otherwise ErrInvalidOffset. One
+// exception, as in Kafka: on an empty log whose end offset falls inside the
+// first batch, the log restarts at that batch's base offset.
 func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
 	res, err := l.append(batches, false, 0)
 	if err != nil {
@@ -167,14 +169,19 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 		pos += n
 	}
 
+	if !assign {
+		if err := l.maybeRestartAt(BatchHeader(b)); err != nil {
+			return AppendResult{}, err
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.checkWritable(); err != nil {
 		return AppendResult{}, err
 	}
 	if !assign {
-		if first := BatchHeader(b).BaseOffset(); first != l.end {
-			return AppendResult{}, fmt.Errorf("%w: first base offset %d, log end offset %d", ErrInvalidOffset, first, l.end)
+		if first := BatchHeader(b); first.BaseOffset() != l.end {
+			return AppendResult{}, fmt.Errorf("%w: first base offset %d, log end offset %d", ErrInvalidOffset, first.BaseOffset(), l.end)
 		}
 	} else if int64(math.MaxInt64)-l.end < int64(len(b)) {
 		return AppendResult{}, fmt.Errorf("%w: offsets exhausted", ErrInvalidOffset)
@@ -214,10 +221,35 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 		return AppendResult{}, err
 	}
 	res.LastOffset = l.end - 1
+	l.checkInvariants()
 	if l.cfg.FlushPolicy == FlushInterval {
 		l.armFlushTimer() // also for AppendNoWait callers, who never wait
 	}
 	return res, nil
+}
+
+// maybeRestartAt handles a follower's first fetch into an empty log whose end
+// offset lies inside the leader's batch (the start offset was set mid-batch):
+// the log restarts at the batch's base offset, as Kafka's follower does on
+// UnexpectedAppendOffsetException.
+func (l *Log) maybeRestartAt(first BatchHeader) error {
+	empty := func() bool {
+		return !l.closed && l.err == nil && l.start == l.end && first.BaseOffset() < l.end && first.LastOffset() >= l.end
+	}
+	l.mu.RLock()
+	need := empty()
+	l.mu.RUnlock()
+	if !need {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !empty() {
+		return nil
+	}
+	return l.truncateFully(first.BaseOffset())
 }
 
 // shouldRoll applies Kafka's roll rules to the active segment s as it will be
@@ -679,6 +711,17 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	i := l.segmentFor(offset)
 	s := l.segs[i]
+	var hb [HeaderSize]byte
+	pos, h, err := l.find(s, offset, hb[:])
+	if err != nil {
+		return l.fail(err)
+	}
+	if h != nil && h.BaseOffset() < l.start {
+		// The batch to remove straddles the log start offset: nothing at or
+		// above the start remains, so restart empty there (a follower then
+		// refetches that batch; AppendReplicated accepts it on an empty log).
+		return l.truncateFully(l.start)
+	}
 	if l.recoveryPoint > s.base {
 		if err := l.setRecoveryPoint(s.base); err != nil {
 			return l.fail(err)
@@ -689,11 +732,6 @@ func (l *Log) TruncateTo(offset int64) error {
 			return l.fail(err)
 		}
 		l.segs = l.segs[:j]
-	}
-	var hb [HeaderSize]byte
-	pos, _, err := l.find(s, offset, hb[:])
-	if err != nil {
-		return l.fail(err)
 	}
 	if s.closed {
 		// It becomes the active segment; its index files are rewritten on roll/close.
@@ -715,7 +753,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	l.end = s.next
 	l.afterTruncate()
-	return l.truncateEpochsFromEnd(l.end)
+	err = l.truncateEpochsFromEnd(l.end)
+	l.checkInvariants()
+	return err
 }
 
 // afterTruncate lowers the durable mark so later appends wait for their own sync.
@@ -797,7 +837,9 @@ func (l *Log) SetStartOffset(offset int64) error {
 			return err
 		}
 	}
-	return l.deleteBelowStart()
+	err := l.deleteBelowStart()
+	l.checkInvariants()
+	return err
 }
 
 // deleteBelowStart removes closed segments whose every offset is below the log

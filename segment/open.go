@@ -195,6 +195,7 @@ func (l *Log) load() error {
 		return fmt.Errorf("segment: sync dir %s: %w", l.dir, err)
 	}
 	l.durable = l.end
+	l.checkInvariants()
 	return l.err
 }
 

@@ -208,3 +208,37 @@ func TestWaitDurableFailsWhenTruncatedAway(t *testing.T) {
 		t.Fatalf("waiter for data below the cut: %v", err)
 	}
 }
+
+func TestTruncateAcrossStartOffsetAndRefetch(t *testing.T) {
+	// Start offset inside batch 6..9; a follower truncation to 8 removes that
+	// whole batch, which straddles the start: the log restarts empty at the
+	// start, and the leader's batch 6..9 (refetched) is accepted, restarting the
+	// log at 6 as Kafka's follower does.
+	cfg := testConfig(vfs.NewMemFS())
+	l := mustOpen(t, "/p", cfg)
+	defer l.Close()
+	fill(t, l, 3, 2, nil)    // 0..1 2..3 4..5
+	b := testBatch(4, 10, 1) // 6..9
+	mustAppend(t, l, b, 0)
+	if err := l.SetStartOffset(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateTo(8); err != nil {
+		t.Fatal(err)
+	}
+	if l.StartOffset() != 7 || l.EndOffset() != 7 {
+		t.Fatalf("after truncation start %d end %d, want 7/7", l.StartOffset(), l.EndOffset())
+	}
+	if _, err := l.AppendReplicated(b); err != nil {
+		t.Fatalf("refetched straddling batch: %v", err)
+	}
+	if l.StartOffset() != 6 || l.EndOffset() != 10 {
+		t.Fatalf("after refetch start %d end %d, want 6/10", l.StartOffset(), l.EndOffset())
+	}
+	// Not on a non-empty log.
+	c := testBatch(1, 1, 1)
+	BatchHeader(c).SetBaseOffset(9)
+	if _, err := l.AppendReplicated(c); !errors.Is(err, ErrInvalidOffset) {
+		t.Fatalf("overlapping batch on a non-empty log: %v", err)
+	}
+}
