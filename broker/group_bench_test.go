@@ -82,11 +82,16 @@ func BenchmarkOffsetCommit100Groups(b *testing.B) {
 }
 
 func benchCommit(ctx context.Context, cl *kgo.Client, group string, partition int32, offset int64) error {
+	return commitOne(ctx, cl, "bench", group, partition, offset)
+}
+
+// commitOne sends one simple (generation -1) OffsetCommit through kgo (which finds the coordinator).
+func commitOne(ctx context.Context, cl *kgo.Client, topic, group string, partition int32, offset int64) error {
 	r := kmsg.NewPtrOffsetCommitRequest()
 	r.Group, r.Generation = group, -1
 	p := kmsg.NewOffsetCommitRequestTopicPartition()
 	p.Partition, p.Offset, p.LeaderEpoch = partition, offset, -1
-	r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "bench", Partitions: []kmsg.OffsetCommitRequestTopicPartition{p}}}
+	r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{p}}}
 	resp, err := r.RequestWith(ctx, cl)
 	if err != nil {
 		return err

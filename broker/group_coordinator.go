@@ -105,10 +105,15 @@ func (gc *groupCoordinator) close() {
 // by every broker, so any deterministic choice works; rendezvous hashing moves only the groups of a
 // broker that leaves (or a share of groups to one that joins). ok=false: no live broker.
 func coordinatorFor(st *meta.State, groupID string) (meta.Broker, bool) {
+	return pickCoordinator(st.Brokers(), groupID)
+}
+
+// pickCoordinator is coordinatorFor over an explicit broker list.
+func pickCoordinator(brokers []meta.Broker, groupID string) (meta.Broker, bool) {
 	var best meta.Broker
 	var bestScore uint64
 	found := false
-	for _, br := range st.Brokers() {
+	for _, br := range brokers {
 		if br.Fenced {
 			continue
 		}

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +135,72 @@ func TestOffsetExpiry(t *testing.T) {
 	}
 	if _, ok := b.meta.State().CommittedOffset("busy", "t", 0); !ok {
 		t.Fatal("a group with members lost its offsets to expiry")
+	}
+}
+
+// The broker shuts down while commits are in flight: after it restarts, every partition's committed
+// offset is at least the last acknowledged one (acknowledged commits are never lost or rolled back)
+// and no more than the last attempted one.
+func TestCommitsInFlightAcrossBrokerRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Start(context.Background(), testBrokerConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setGroupTestConfig(b)
+	createTopic(t, b, "t", 4, nil)
+	const workers = 8
+	type result struct {
+		acked, attempted int64
+		err              error
+	}
+	results := make([]result, workers)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		cl := newTestClient(t, b, kgo.RetryTimeout(time.Second))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			group := fmt.Sprintf("inflight-%d", w)
+			for off := int64(1); ; off++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				results[w].attempted = off
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := commitOne(ctx, cl, "t", group, int32(w%4), off)
+				cancel()
+				if err != nil {
+					results[w].err = err
+					return // the broker is going away
+				}
+				results[w].acked = off
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+
+	b2, err := Start(context.Background(), testBrokerConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	st := b2.meta.State()
+	for w, r := range results {
+		if r.acked == 0 {
+			t.Fatalf("worker %d never got a commit acknowledged: %v", w, r.err)
+		}
+		o, ok := st.CommittedOffset(fmt.Sprintf("inflight-%d", w), "t", int32(w%4))
+		if !ok || o.Offset < r.acked || o.Offset > r.attempted {
+			t.Fatalf("worker %d: committed %d (present %v) after restart; acknowledged %d, attempted %d", w, o.Offset, ok, r.acked, r.attempted)
+		}
 	}
 }

@@ -367,7 +367,6 @@ func TestOffsetFetchVersions(t *testing.T) {
 	wantCode(t, "empty group id", r.Groups[2].ErrorCode, kerr.InvalidGroupID)
 }
 
-
 // There is no __consumer_offsets topic: listing topics (internal ones included) after groups committed
 // never shows one.
 func TestNoConsumerOffsetsTopic(t *testing.T) {

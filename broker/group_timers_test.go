@@ -312,3 +312,49 @@ func TestCommitBatcherMultiGroup(t *testing.T) {
 		t.Fatalf("per-group results: bad=%v g7=%v first=%v", errs["bad"], errs["g7"], errs["first"])
 	}
 }
+
+// The coordinator choice is deterministic, ignores fenced brokers, spreads groups evenly, and when a
+// broker goes away only its groups move (rendezvous hashing).
+func TestPickCoordinator(t *testing.T) {
+	brokers := []meta.Broker{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4}}
+	const n = 4000
+	count := map[int32]int{}
+	before := map[string]int32{}
+	for i := 0; i < n; i++ {
+		g := fmt.Sprintf("group-%d", i)
+		br, ok := pickCoordinator(brokers, g)
+		if !ok {
+			t.Fatal("no coordinator among live brokers")
+		}
+		if again, _ := pickCoordinator([]meta.Broker{brokers[3], brokers[1], brokers[0], brokers[2]}, g); again.ID != br.ID {
+			t.Fatalf("%s: %d, then %d with the brokers listed in another order", g, br.ID, again.ID)
+		}
+		before[g] = br.ID
+		count[br.ID]++
+	}
+	for id, c := range count {
+		if c < n/4*8/10 || c > n/4*12/10 {
+			t.Fatalf("broker %d coordinates %d of %d groups: uneven %v", id, c, n, count)
+		}
+	}
+	fenced := []meta.Broker{{ID: 1}, {ID: 2, Fenced: true}, {ID: 3}, {ID: 4}}
+	moved := 0
+	for g, was := range before {
+		now, _ := pickCoordinator(fenced, g)
+		if now.ID == 2 {
+			t.Fatalf("%s coordinated by fenced broker 2", g)
+		}
+		if was != 2 && now.ID != was {
+			t.Fatalf("%s moved from %d to %d though broker %d is alive", g, was, now.ID, was)
+		}
+		if now.ID != was {
+			moved++
+		}
+	}
+	if moved != count[2] {
+		t.Fatalf("%d groups moved, want exactly broker 2's %d", moved, count[2])
+	}
+	if _, ok := pickCoordinator([]meta.Broker{{ID: 1, Fenced: true}}, "g"); ok {
+		t.Fatal("a coordinator was chosen with no live broker")
+	}
+}
