@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -289,7 +290,7 @@ func (b *Broker) handle(ctx context.Context, cc *connCtx, req request) (resp kms
 		panicHook.Unlock()
 		resp = req.kreq.ResponseKind()
 		resp.SetVersion(req.version)
-		if !setTopLevelError(resp, kerr.UnknownServerError.Code) {
+		if !setTopLevelError(req.kreq, resp, kerr.UnknownServerError.Code) {
 			resp, err = nil, fmt.Errorf("handler panic: %v", p)
 		}
 	}()
@@ -300,21 +301,55 @@ func (b *Broker) handle(ctx context.Context, cc *connCtx, req request) (resp kms
 	return resp, err
 }
 
-// setTopLevelError sets the response's top-level error code for the responses that have one.
-func setTopLevelError(resp kmsg.Response, code int16) bool {
+// setTopLevelError answers a failed request as a whole: the response's top-level ErrorCode when it
+// has one (found by reflection, so every API is covered), otherwise, for the admin APIs, the error
+// on every resource the request named. It reports false when neither applies (the caller then
+// closes the connection).
+func setTopLevelError(req kmsg.Request, resp kmsg.Response, code int16) bool {
+	if f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode"); f.IsValid() && f.Kind() == reflect.Int16 && f.CanSet() {
+		f.SetInt(int64(code))
+		// The field may exist only in later versions (Metadata's is v13+): keep it only if it
+		// survives an encode/decode round trip at this version.
+		back := kmsg.ResponseForKey(resp.Key())
+		back.SetVersion(resp.GetVersion())
+		if back.ReadFrom(resp.AppendTo(nil)) == nil && reflect.ValueOf(back).Elem().FieldByName("ErrorCode").Int() == int64(code) {
+			return true
+		}
+		f.SetInt(0)
+	}
 	switch r := resp.(type) {
-	case *kmsg.ApiVersionsResponse:
-		r.ErrorCode = code
-	case *kmsg.DescribeClusterResponse:
-		r.ErrorCode = code
-	case *kmsg.FetchResponse:
-		r.ErrorCode = code
-	case *kmsg.InitProducerIDResponse:
-		r.ErrorCode = code
-	case *kmsg.DescribeLogDirsResponse:
-		r.ErrorCode = code
-	case *kmsg.FindCoordinatorResponse:
-		r.ErrorCode = code
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range req.(*kmsg.CreateTopicsRequest).Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsResponse:
+		for _, t := range req.(*kmsg.CreatePartitionsRequest).Topics {
+			r.Topics = append(r.Topics, kmsg.CreatePartitionsResponseTopic{Topic: t.Topic, ErrorCode: code})
+		}
+	case *kmsg.DeleteTopicsResponse:
+		q := req.(*kmsg.DeleteTopicsRequest)
+		for _, n := range q.TopicNames {
+			r.Topics = append(r.Topics, kmsg.DeleteTopicsResponseTopic{Topic: kmsg.StringPtr(n), ErrorCode: code})
+		}
+		for _, t := range q.Topics {
+			r.Topics = append(r.Topics, kmsg.DeleteTopicsResponseTopic{Topic: t.Topic, TopicID: t.TopicID, ErrorCode: code})
+		}
+	case *kmsg.DescribeConfigsResponse:
+		for _, rr := range req.(*kmsg.DescribeConfigsRequest).Resources {
+			x := kmsg.NewDescribeConfigsResponseResource()
+			x.ResourceType, x.ResourceName, x.ErrorCode = rr.ResourceType, rr.ResourceName, code
+			r.Resources = append(r.Resources, x)
+		}
+	case *kmsg.AlterConfigsResponse:
+		for _, rr := range req.(*kmsg.AlterConfigsRequest).Resources {
+			r.Resources = append(r.Resources, kmsg.AlterConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName, ErrorCode: code})
+		}
+	case *kmsg.IncrementalAlterConfigsResponse:
+		for _, rr := range req.(*kmsg.IncrementalAlterConfigsRequest).Resources {
+			r.Resources = append(r.Resources, kmsg.IncrementalAlterConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName, ErrorCode: code})
+		}
 	default:
 		return false
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -371,5 +372,49 @@ func TestKgoClientAgainstBroker(t *testing.T) {
 		}
 		fs.EachError(func(_ string, _ int32, err error) { t.Fatal(err) })
 		got += fs.NumRecords()
+	}
+}
+
+// withPanickingHandler replaces key's handler with one that panics, for the duration of the test.
+// (Tests using it must not be parallel: the registry is global.)
+func withPanickingHandler(t *testing.T, key kmsg.Key) {
+	h := apiHandlers[int16(key)]
+	orig := h.fn
+	h.fn = func(*Broker, context.Context, *connCtx, kmsg.Request) (kmsg.Response, error) { panic("injected") }
+	t.Cleanup(func() { h.fn = orig })
+}
+
+func TestHandlerPanicAnsweredAsUnknownServerError(t *testing.T) {
+	b := newTestBroker(t)
+	cl := newTestClient(t, b)
+	ctx := testCtx(t)
+	withPanickingHandler(t, kmsg.DescribeCluster)
+	withPanickingHandler(t, kmsg.CreatePartitions)
+
+	// A response with a top-level error code.
+	dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	if err != nil || dc.ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("DescribeCluster: %v %+v", err, dc)
+	}
+	// Per-resource errors for an admin API without one.
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cp.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "a", Count: 2}, {Topic: "b", Count: 3}}
+	cpr, err := cp.RequestWith(ctx, cl)
+	if err != nil || len(cpr.Topics) != 2 || cpr.Topics[1].Topic != "b" || cpr.Topics[1].ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("CreatePartitions: %v %+v", err, cpr)
+	}
+	if got := b.metrics.panics.Load(); got != 2 {
+		t.Fatalf("panics counted %d, want 2", got)
+	}
+	// Neither: the connection is closed (the process survives and keeps serving).
+	withPanickingHandler(t, kmsg.Metadata)
+	c := dialRaw(t, b)
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 1
+	c.write(frame(md, 1))
+	c.expectClosed()
+	ap := kmsg.NewPtrApiVersionsRequest()
+	if _, err := ap.RequestWith(ctx, newTestClient(t, b)); err != nil {
+		t.Fatal(err)
 	}
 }
