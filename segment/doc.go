@@ -63,7 +63,9 @@
 // offset it was created at, if empty). Files with other names are ignored.
 //
 // .log — RecordBatch v2 batches back to back, exactly as on the wire, offsets
-// strictly increasing, no padding and no per-file header:
+// contiguous (each batch starts at the previous batch's last offset + 1; the
+// first at the segment's base), no padding and no per-file header. A later
+// version that compacts logs must record where gaps are allowed:
 //
 //	 0               8           12              16  17          21      23
 //	+---------------+-----------+---------------+---+-----------+-------+
@@ -147,8 +149,10 @@
 //  3. Otherwise segments whose base is below the recovery point (never the
 //     last) are trusted as in 2; the others are scanned from byte 0, validating
 //     each batch: length >= 49 and inside the file, magic 2, CRC-32C, base
-//     offset >= the segment base and > the previous batch's last offset, relative
-//     offset within int32. The first invalid or incomplete batch ends the log:
+//     offset equal to the segment base (first batch) or the previous batch's
+//     last offset + 1 (logs are contiguous; this also detects damage to the base
+//     offset, which the CRC does not cover), leader epoch >= -1, relative offset
+//     within int32. The first invalid or incomplete batch ends the log:
 //     the file is truncated there (and fsynced) and every later segment deleted.
 //     Indexes of scanned segments are rebuilt; a trusted segment whose indexes
 //     fail their checks is scanned too.
@@ -163,7 +167,9 @@
 //     marker removed (directory fsynced) before any write is accepted.
 //
 // Errors name the file and byte position. Read errors are never treated as
-// corruption (an unreadable disk does not truncate the log).
+// corruption (an unreadable disk does not truncate the log). Residual risk,
+// inherent to Kafka's format: a change to a batch's partitionLeaderEpoch that
+// leaves it >= -1 cannot be detected (the CRC starts after it).
 //
 // # Format versions
 //

@@ -126,7 +126,8 @@ func (l *Log) AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, err
 
 // AppendReplicated appends batches whose offsets and epochs are already set (a
 // follower copying its leader). The first batch's baseOffset must equal
-// EndOffset() and offsets must increase; otherwise ErrInvalidOffset. One
+// EndOffset() and each next batch must start right after the previous one
+// (Sediment logs have no gaps); otherwise ErrInvalidOffset. One
 // exception, as in Kafka: on an empty log whose end offset falls inside the
 // first batch, the log restarts at that batch's base offset.
 func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
@@ -160,8 +161,8 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 			return AppendResult{}, fmt.Errorf("%w: batch at byte %d is %d bytes, segment.bytes is %d", ErrBatchTooLarge, pos, n, l.cfg.SegmentBytes)
 		}
 		if !assign {
-			if prevNext >= 0 && h.BaseOffset() < prevNext {
-				return AppendResult{}, fmt.Errorf("%w: batch at byte %d has base offset %d, expected at least %d", ErrInvalidOffset, pos, h.BaseOffset(), prevNext)
+			if prevNext >= 0 && h.BaseOffset() != prevNext {
+				return AppendResult{}, fmt.Errorf("%w: batch at byte %d has base offset %d, expected %d", ErrInvalidOffset, pos, h.BaseOffset(), prevNext)
 			}
 			prevNext = h.LastOffset() + 1
 		}

@@ -198,8 +198,8 @@ func (s *segment) loadIndexes(fsys vfs.FS, dir string, cfg *Config, full bool) e
 		if err != nil {
 			return err
 		}
-		if h.BaseOffset() < s.base {
-			return fmt.Errorf("%w: %s: first batch offset %d below the segment base", ErrCorrupt, s.path, h.BaseOffset())
+		if h.BaseOffset() != s.base {
+			return fmt.Errorf("%w: %s: first batch offset %d, segment base %d", ErrCorrupt, s.path, h.BaseOffset(), s.base)
 		}
 		s.rollTs = h.MaxTimestamp()
 		s.next = h.LastOffset() + 1
@@ -223,8 +223,8 @@ func (s *segment) loadIndexes(fsys vfs.FS, dir string, cfg *Config, full bool) e
 		if err != nil {
 			return err
 		}
-		if h.BaseOffset() < s.next && pos > walkFrom {
-			return fmt.Errorf("%w: %s: batch at byte %d offset %d not increasing", ErrCorrupt, s.path, pos, h.BaseOffset())
+		if h.BaseOffset() != s.next && pos > walkFrom {
+			return fmt.Errorf("%w: %s: batch at byte %d has base offset %d, expected %d", ErrCorrupt, s.path, pos, h.BaseOffset(), s.next)
 		}
 		if ts := h.MaxTimestamp(); ts > s.maxTs {
 			s.maxTs, s.maxTsOffset = ts, h.LastOffset()
@@ -292,8 +292,9 @@ func (s *segment) rebuildIndexes(cfg *Config) error {
 }
 
 // scanChunk validates the batches in buf, which holds a segment file from some
-// position on: framing, magic, CRC-32C, base offset >= the segment base and >=
-// next (offsets strictly increase), and a relative offset that fits in int32. It
+// position on: framing, magic, CRC-32C, base offset equal to the expected next
+// offset (the segment base for the first batch), a leader epoch >= -1, and a
+// relative offset that fits in int32. It
 // returns the bytes of whole valid batches, the next expected offset, and either
 // need > 0 (the batch at valid is incomplete in buf and needs that many bytes) or
 // err (the batch at valid is corrupt). visit sees each valid batch.
@@ -314,8 +315,17 @@ func scanChunk(buf []byte, segBase, next int64, visit func(pos int, h BatchHeade
 		if got, want := batchCRC(buf[p:p+n]), h.CRC(); got != want {
 			return p, next, 0, fmt.Errorf("%w: crc32c %08x, header says %08x", ErrCorrupt, got, want)
 		}
-		if b := h.BaseOffset(); b < next || b < segBase {
-			return p, next, 0, fmt.Errorf("%w: base offset %d, expected at least %d", ErrCorrupt, b, max(next, segBase))
+		// Sediment logs are contiguous (Append assigns consecutive offsets,
+		// AppendReplicated requires them), so any other base offset is
+		// corruption: this also catches damage to the base offset, which the
+		// batch CRC does not cover.
+		if b := h.BaseOffset(); b != max(next, segBase) {
+			return p, next, 0, fmt.Errorf("%w: base offset %d, expected %d", ErrCorrupt, b, max(next, segBase))
+		}
+		// The leader epoch is not covered by the CRC either; -1 (none) and up
+		// are the only values a writer sets.
+		if e := h.PartitionLeaderEpoch(); e < -1 {
+			return p, next, 0, fmt.Errorf("%w: partition leader epoch %d", ErrCorrupt, e)
 		}
 		if h.LastOffset()-segBase > math.MaxInt32 {
 			return p, next, 0, fmt.Errorf("%w: offset %d too far from segment base %d", ErrCorrupt, h.LastOffset(), segBase)
