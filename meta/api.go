@@ -37,6 +37,7 @@ func (n *Node) RegisterBroker(ctx context.Context, b BrokerRegistration) (int64,
 	reg := b
 	n.reg = &reg
 	n.brokerEp.Store(res.Epoch)
+	n.hbPaused.Store(false)
 	start := !n.hbStarted
 	n.hbStarted = true
 	n.regMu.Unlock()
@@ -67,34 +68,40 @@ func (n *Node) heartbeatLoop() {
 			return
 		case <-t.C:
 		}
-		if n.hbPaused.Load() {
-			continue
-		}
-		id, epoch, _ := n.BrokerEpoch()
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
-		_, err := n.propose(ctx, &cmdHeartbeat{ID: id, Epoch: epoch}, false)
-		cancel()
-		if err == nil {
-			continue
-		}
-		select {
-		case <-n.closing:
-			return
-		default:
-		}
-		if isCode(err, ErrStaleBrokerEpoch) || isCode(err, ErrUnknownBroker) {
-			n.regMu.Lock()
-			reg := *n.reg
-			n.regMu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
-			if _, err := n.RegisterBroker(ctx, reg); err != nil {
-				n.log.Warn("re-registration failed", "err", err)
-			}
-			cancel()
-			continue
-		}
-		n.log.Warn("broker heartbeat failed", "err", err)
+		n.heartbeatOnce()
 	}
+}
+
+// heartbeatOnce sends one heartbeat, re-registering if the controller no longer knows this incarnation.
+// It holds hbMu throughout, so ControlledShutdown can wait for it and no heartbeat lands after its fence.
+func (n *Node) heartbeatOnce() {
+	n.hbMu.Lock()
+	defer n.hbMu.Unlock()
+	if n.hbPaused.Load() {
+		return
+	}
+	id, epoch, _ := n.BrokerEpoch()
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
+	defer cancel()
+	_, err := n.propose(ctx, &cmdHeartbeat{ID: id, Epoch: epoch}, false)
+	if err == nil {
+		return
+	}
+	select {
+	case <-n.closing:
+		return
+	default:
+	}
+	if isCode(err, ErrStaleBrokerEpoch) || isCode(err, ErrUnknownBroker) {
+		n.regMu.Lock()
+		reg := *n.reg
+		n.regMu.Unlock()
+		if _, err := n.RegisterBroker(ctx, reg); err != nil {
+			n.log.Warn("re-registration failed", "err", err)
+		}
+		return
+	}
+	n.log.Warn("broker heartbeat failed", "err", err)
 }
 
 func isCode(err error, sentinel error) bool {
@@ -262,4 +269,20 @@ func (n *Node) DeleteOffsetsBatch(ctx context.Context, groups []GroupPartitions)
 		return nil, err
 	}
 	return itemErrors(res, len(groups)), nil
+}
+
+// ControlledShutdown is Kafka's controlled shutdown for this node's broker: it stops the heartbeats and
+// fences the broker at once, so every partition it leads moves to an in-sync replica now instead of
+// after the session timeout. Call it before closing the broker's listeners and logs; Close the Node
+// afterwards. A later RegisterBroker (same process) unfences it again.
+func (n *Node) ControlledShutdown(ctx context.Context) error {
+	id, epoch, ok := n.BrokerEpoch()
+	if !ok {
+		return ErrNotRegistered
+	}
+	n.hbPaused.Store(true)
+	n.hbMu.Lock() // let a heartbeat already on its way finish first
+	n.hbMu.Unlock()
+	_, err := n.propose(ctx, &cmdFenceBroker{ID: id, Epoch: epoch}, false)
+	return err
 }

@@ -462,3 +462,47 @@ func TestNewControllerGracePeriod(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+func TestControlledShutdownMovesLeadershipsAtOnce(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SessionTimeout = 30 * time.Second
+		cfg.HeartbeatInterval = 100 * time.Millisecond
+	})
+	c.waitReady()
+	c.registerAll()
+	ctx := ctxT(t)
+	l := c.leader()
+	if _, err := l.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 6, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	victim := c.follower()
+	vid := victim.NodeID()
+	before, _ := l.State().Topic("t")
+	if err := victim.ControlledShutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// No waiting for the (30 s) session timeout: done when the call returns.
+	after, _ := victim.State().Topic("t")
+	for i, p := range after.Partitions {
+		if p.Leader == vid || slices.Contains(p.ISR, vid) {
+			t.Fatalf("partition %d still on the stopped broker: %+v", i, p)
+		}
+		if before.Partitions[i].Leader == vid && p.LeaderEpoch <= before.Partitions[i].LeaderEpoch {
+			t.Fatalf("partition %d: epoch not bumped", i)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // heartbeats would have unfenced it by now if they had not stopped
+	if b, _ := l.State().Broker(vid); !b.Fenced {
+		t.Fatal("broker unfenced by a heartbeat after controlled shutdown")
+	}
+	ms, err := l.Members()
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("members %v %v", ms, err)
+	}
+	if err := l.RemoveServer(ctx, vid); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := l.Members(); len(ms) != 2 {
+		t.Fatalf("members after remove: %v", ms)
+	}
+}

@@ -35,7 +35,11 @@
 // directory with state fails with ErrAlreadyBootstrapped. A node not in Voters starts empty and waits:
 // Join(ctx, seeds) asks the leader (over TCP) to add it as a non-voter, or AddNonvoter on the leader
 // does it directly (in-process tests). Non-voters receive and apply the log (or a snapshot) and forward
-// writes like any member. Voter changes after bootstrap are not offered yet.
+// writes like any member. AddVoter / RemoveServer / Members (leader-side Go API) change and list the
+// membership; there is no wire-level command for them yet (the cluster issue).
+//
+// ControlledShutdown (Kafka's controlled shutdown) stops the heartbeats and fences the broker at once,
+// so its leaderships move now rather than after the session timeout.
 //
 // # Writes
 //
@@ -122,7 +126,9 @@
 //
 // # Lock order
 //
-// No lock is held while taking another, except hub.mu → subscriber.mu (publish). The others are leaves:
+// Two nestings only: hub.mu → subscriber.mu (publish), and Node.hbMu → Node.regMu (a heartbeat that
+// re-registers; hbMu is held across that heartbeat's proposal so ControlledShutdown can wait for it).
+// The others are leaves:
 // Node.applyMu (apply notification channel), Node.regMu (registration), controller.mu (heard-from times),
 // inprocNet.mu. The FSM's idempotency table is touched only by raft's FSM goroutine. The FSM goroutine
 // calls afterApply, which takes controller.mu, applyMu and hub.mu in turn, never nested.

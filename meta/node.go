@@ -45,7 +45,8 @@ type Node struct {
 	reg        *BrokerRegistration
 	brokerEp   atomic.Int64
 	hbStarted  bool
-	hbPaused   atomic.Bool // tests: simulate a broker that stops heartbeating
+	hbPaused   atomic.Bool // ControlledShutdown; tests: simulate a broker that stops heartbeating
+	hbMu       sync.Mutex  // held around each heartbeat proposal
 	closing    chan struct{}
 	started    chan struct{} // closed once n.raft is set (forwarding connections may arrive earlier)
 	closeOnce  sync.Once
@@ -609,6 +610,49 @@ func (n *Node) AddNonvoter(ctx context.Context, id int32, addr string) error {
 		timeout = time.Until(dl)
 	}
 	return n.raft.AddNonvoter(serverID(id), raft.ServerAddress(addr), 0, timeout).Error()
+}
+
+// AddVoter adds a voter (or promotes a non-voter) on the leader. Grow the voter set to an odd size.
+func (n *Node) AddVoter(ctx context.Context, id int32, addr string) error {
+	if n.raft.State() != raft.Leader {
+		return fmt.Errorf("%w: AddVoter must run on the leader (node %d is not)", ErrNotController, n.cfg.NodeID)
+	}
+	return n.raft.AddVoter(serverID(id), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error()
+}
+
+// RemoveServer removes a voter or non-voter from the Raft configuration, on the leader.
+func (n *Node) RemoveServer(ctx context.Context, id int32) error {
+	if n.raft.State() != raft.Leader {
+		return fmt.Errorf("%w: RemoveServer must run on the leader (node %d is not)", ErrNotController, n.cfg.NodeID)
+	}
+	return n.raft.RemoveServer(serverID(id), 0, n.timeout(ctx)).Error()
+}
+
+// Member is one server in the Raft configuration.
+type Member struct {
+	ID    int32
+	Addr  string
+	Voter bool
+}
+
+// Members lists the current Raft configuration (voters and non-voters).
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: parseServerID(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+func (n *Node) timeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return n.cfg.ProposalTimeout
 }
 
 // Snapshot forces a Raft snapshot now (tests, operators).
