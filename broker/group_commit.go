@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -14,11 +15,10 @@ type offsetStore interface {
 }
 
 // multiGroupStore is the optional capability of committing many groups' offsets in ONE Raft entry
-// (requested from meta in notes/requests.md). groupErrs holds the rejection of each group that was
-// refused (the others are committed); err fails the entry as a whole. When the store has it, the
-// batcher switches to one entry per batch for all groups.
+// (meta.Node.CommitOffsetsBatch): errs[i] is group i's rejection (the others are committed); err fails
+// the entry as a whole. When the store has it, the batcher commits each batch as one entry.
 type multiGroupStore interface {
-	CommitOffsetsMulti(ctx context.Context, groups map[string][]meta.OffsetCommit) (groupErrs map[string]error, err error)
+	CommitOffsetsBatch(ctx context.Context, groups []meta.GroupOffsets) (errs []error, err error)
 }
 
 // commitBatcher coalesces concurrent offset commits into as few Raft entries as possible.
@@ -157,12 +157,19 @@ func (cb *commitBatcher) runMulti() {
 		cb.pending = make(map[string]*groupCommits, len(batch))
 		cb.mu.Unlock()
 
-		req := make(map[string][]meta.OffsetCommit, len(batch))
+		req := make([]meta.GroupOffsets, 0, len(batch))
 		for g, gcm := range batch {
-			req[g] = gcm.offsets
+			req = append(req, meta.GroupOffsets{Group: g, Offsets: gcm.offsets})
 		}
+		sort.Slice(req, func(i, j int) bool { return req[i].Group < req[j].Group }) // deterministic entry
 		cb.entries.Add(1)
-		groupErrs, err := cb.multi.CommitOffsetsMulti(context.Background(), req)
+		errs, err := cb.multi.CommitOffsetsBatch(context.Background(), req)
+		groupErrs := make(map[string]error, len(errs))
+		for i, e := range errs {
+			if e != nil && i < len(req) {
+				groupErrs[req[i].Group] = e
+			}
+		}
 		cb.mu.Lock()
 		for g, gcm := range batch {
 			if cb.unstable[g] -= len(gcm.waiters); cb.unstable[g] <= 0 {

@@ -243,10 +243,10 @@ type multiStore struct {
 	entries [][]string // groups of each multi-group entry
 }
 
-func (s *multiStore) CommitOffsetsMulti(ctx context.Context, groups map[string][]meta.OffsetCommit) (map[string]error, error) {
+func (s *multiStore) CommitOffsetsBatch(ctx context.Context, groups []meta.GroupOffsets) ([]error, error) {
 	var names []string
-	for g := range groups {
-		names = append(names, g)
+	for _, g := range groups {
+		names = append(names, g.Group)
 	}
 	if s.gate != nil && len(s.entries) == 0 {
 		s.entered <- struct{}{}
@@ -255,9 +255,11 @@ func (s *multiStore) CommitOffsetsMulti(ctx context.Context, groups map[string][
 	s.mu.Lock()
 	s.entries = append(s.entries, names)
 	s.mu.Unlock()
-	errs := map[string]error{}
-	if _, ok := groups["bad"]; ok {
-		errs["bad"] = errors.New("unknown topic")
+	errs := make([]error, len(groups))
+	for i, g := range groups {
+		if g.Group == "bad" {
+			errs[i] = errors.New("unknown topic")
+		}
 	}
 	return errs, nil
 }
@@ -356,5 +358,52 @@ func TestPickCoordinator(t *testing.T) {
 	}
 	if _, ok := pickCoordinator([]meta.Broker{{ID: 1, Fenced: true}}, "g"); ok {
 		t.Fatal("a coordinator was chosen with no live broker")
+	}
+}
+
+// The broker's batcher uses meta's multi-group command: concurrent commits of many groups share entries.
+func TestBrokerBatcherUsesMultiGroupEntries(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 1, nil)
+	gc := b.groupCoord()
+	if gc.commits.multi == nil {
+		t.Fatal("meta's CommitOffsetsBatch not detected")
+	}
+	e0 := gc.commits.entries.Load()
+	var wg sync.WaitGroup
+	const n = 200
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gc.commits.commit(fmt.Sprintf("m%d", i), []meta.OffsetCommit{{Topic: "t", Offset: int64(i), LeaderEpoch: -1}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	st := b.meta.State()
+	for i := 0; i < n; i++ {
+		if o, ok := st.CommittedOffset(fmt.Sprintf("m%d", i), "t", 0); !ok || o.Offset != int64(i) {
+			t.Fatalf("group m%d: %+v %v", i, o, ok)
+		}
+	}
+	if entries := gc.commits.entries.Load() - e0; entries >= n {
+		t.Fatalf("%d Raft entries for %d concurrent commits of distinct groups", entries, n)
+	}
+	// A group refused inside a shared entry (unknown partition) fails alone.
+	var bad, good error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		bad = gc.commits.commit("bad", []meta.OffsetCommit{{Topic: "t", Partition: 9}})
+	}()
+	go func() {
+		defer wg.Done()
+		good = gc.commits.commit("good", []meta.OffsetCommit{{Topic: "t", Offset: 1}})
+	}()
+	wg.Wait()
+	if bad == nil || good != nil {
+		t.Fatalf("bad: %v, good: %v", bad, good)
 	}
 }
