@@ -78,6 +78,8 @@ func TestIdempotentProduceDuplicatesGapsAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b1 := b
+	t.Cleanup(func() { b1.Close() }) // on failure paths; Close is idempotent
 	createTopic(t, b, "idem", 1, nil)
 	cl := newTestClient(t, b)
 
@@ -128,7 +130,8 @@ func TestIdempotentProduceDuplicatesGapsAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	b2 := b
+	t.Cleanup(func() { b2.Close() })
 	cl = newTestClient(t, b)
 	if r = rawProduce(t, cl, b, "idem", -1, batch(0, 1, 1)); r.ErrorCode != 0 || r.BaseOffset != 5 {
 		t.Fatalf("duplicate after restart: %+v, want original offset 5", r)

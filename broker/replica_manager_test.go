@@ -54,14 +54,19 @@ func TestReplicaManagerDeletesLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b1 := b
+	t.Cleanup(func() { b1.Close() }) // on failure paths; Close is idempotent
 	createTopic(t, b, "gone", 2, nil)
 	createTopic(t, b, "kept", 1, nil)
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("gone"))
 	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	if d := partitionDirs(t, b); len(d) != 3 {
-		t.Fatalf("dirs %v", d)
+	// "kept" is opened by the replica manager's event loop, asynchronously.
+	for deadline := time.Now().Add(10 * time.Second); len(partitionDirs(t, b)) != 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dirs %v", partitionDirs(t, b))
+		}
 	}
 	if _, err := newTestAdmin(t, b).DeleteTopics(testCtx(t), "gone"); err != nil {
 		t.Fatal(err)
