@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,8 @@ type Node struct {
 
 	controllerID atomic.Int32
 	incarnation  string
+	reqPrefix    [8]byte
+	reqSeq       atomic.Uint64
 
 	applyMu sync.Mutex
 	applyCh chan struct{} // closed and replaced after every applied batch
@@ -289,6 +292,7 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: logger, st: st, closing: make(chan struct{}),
 		started: make(chan struct{}), applyCh: make(chan struct{}), incarnation: randomHex(16)}
 	n.controllerID.Store(-1)
+	_, _ = rand.Read(n.reqPrefix[:])
 	n.cfg = cfg
 	fail := func(err error) (*Node, error) {
 		st.close()
@@ -487,6 +491,15 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	}
 }
 
+// nextReqID: a random 8-byte prefix drawn when the node opened plus a counter, so ids are unique
+// across nodes and restarts (with overwhelming probability) without a getrandom call per proposal.
+func (n *Node) nextReqID() reqID {
+	var id reqID
+	copy(id[:8], n.reqPrefix[:])
+	binary.BigEndian.PutUint64(id[8:], n.reqSeq.Add(1))
+	return id
+}
+
 func retryable(err error) bool {
 	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 		errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrAbortedByRestore) ||
@@ -499,7 +512,7 @@ func retryable(err error) bool {
 func (n *Node) propose(ctx context.Context, body any, dedup bool) (*applyResult, error) {
 	var id reqID
 	if dedup {
-		_, _ = rand.Read(id[:])
+		id = n.nextReqID()
 	}
 	res, err := n.proposeBytes(ctx, encodeCommand(id, body))
 	if err != nil {
