@@ -10,6 +10,8 @@ package broker
 // Auto topic creation as Kafka: an unknown topic asked for by name is created with num.partitions and
 // default.replication.factor when auto.create.topics.enable is true and the request allows it (always
 // for v0–v3, AllowAutoTopicCreation for v4+). An invalid name then answers INVALID_TOPIC_EXCEPTION.
+// Kafka's internal topic names (__consumer_offsets, __transaction_state) are never auto-created:
+// Sediment keeps group offsets in Raft, so they answer UNKNOWN_TOPIC_OR_PARTITION.
 // Unlike Kafka, which answers LEADER_NOT_AVAILABLE until the controller has propagated the new topic,
 // the topic's full metadata is returned at once: CreateTopic returns after the Raft commit is applied.
 //
@@ -99,7 +101,7 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 		name := *rt.Topic
 		mt := kmsg.NewMetadataResponseTopic()
 		mt.Topic = &name
-		if !autoCreate {
+		if !autoCreate || internalTopic(name) {
 			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			resp.Topics = append(resp.Topics, mt)
 			continue
@@ -114,6 +116,13 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 		resp.Topics = append(resp.Topics, b.topicMetadata(st, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
+}
+
+// internalTopic reports Kafka's internal topic names. Sediment has no such topics (group offsets
+// live in Raft; there are no transactions), so they are never auto-created and CreateTopics refuses
+// them, as Kafka refuses creating an internal topic by hand.
+func internalTopic(name string) bool {
+	return name == "__consumer_offsets" || name == "__transaction_state"
 }
 
 // autoCreateTopic creates name with the broker defaults; a concurrent creation of the same name is

@@ -6,7 +6,8 @@ package broker
 // a name given twice in one request → INVALID_REQUEST (for each copy); a bad name (empty, ".", "..",
 // > 249 chars, outside [a-zA-Z0-9._-]) → INVALID_TOPIC_EXCEPTION; a name colliding with an existing
 // topic once '.' and '_' are treated alike → INVALID_TOPIC_EXCEPTION (Kafka's metric-name collision
-// rule); existing → TOPIC_ALREADY_EXISTS; partitions 0 or < -1 → INVALID_PARTITIONS; replication factor
+// rule); Kafka's internal topics (__consumer_offsets, __transaction_state) → INVALID_REQUEST, as Kafka
+// refuses creating them by hand; existing → TOPIC_ALREADY_EXISTS; partitions 0 or < -1 → INVALID_PARTITIONS; replication factor
 // 0, < -1, or more than the live brokers → INVALID_REPLICATION_FACTOR; assignments together with an
 // explicit partition count or replication factor → INVALID_REQUEST; bad assignments →
 // INVALID_REPLICA_ASSIGNMENT; unknown config name, bad value, or a value Sediment does not implement
@@ -106,6 +107,9 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 	spec := meta.TopicSpec{Name: rt.Topic, Partitions: rt.NumPartitions, ReplicationFactor: rt.ReplicationFactor, ValidateOnly: validateOnly}
 	if err := meta.ValidateTopicName(rt.Topic); err != nil {
 		return spec, err
+	}
+	if internalTopic(rt.Topic) {
+		return spec, kerrf(kerr.InvalidRequest, "Creation of internal topic %s is prohibited: Sediment keeps group offsets in Raft and has no transactions", rt.Topic)
 	}
 	if other, ok := b.collidingTopic(rt.Topic); ok {
 		return spec, kerrf(kerr.InvalidTopicException, "topic %q collides with existing topic %q ('.' and '_' are the same in metric names)", rt.Topic, other)

@@ -68,6 +68,18 @@ type Config struct {
 	LogLocalRetentionBytes   int64  // log.local.retention.bytes (-2 = use log.retention.bytes)
 	RemoteLogStorageEnable   bool   // remote.log.storage.system.enable
 	CompressionType          string // compression.type (only "producer" is implemented)
+
+	// Group coordinator (Kafka names and defaults; read by the groups code).
+	GroupInitialRebalanceDelayMs     int32  // group.initial.rebalance.delay.ms
+	GroupMinSessionTimeoutMs         int32  // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs         int32  // group.max.session.timeout.ms
+	GroupMaxSize                     int32  // group.max.size
+	OffsetsRetentionMinutes          int32  // offsets.retention.minutes
+	OffsetsRetentionCheckIntervalMs  int64  // offsets.retention.check.interval.ms
+	OffsetMetadataMaxBytes           int32  // offset.metadata.max.bytes
+	GroupConsumerHeartbeatIntervalMs int32  // group.consumer.heartbeat.interval.ms
+	GroupConsumerSessionTimeoutMs    int32  // group.consumer.session.timeout.ms
+	GroupConsumerAssignors           string // group.consumer.assignors (comma-separated; the first is the default)
 }
 
 // Voter is one initial Raft voter.
@@ -266,6 +278,24 @@ func enumDef(name, def string, typ kmsg.ConfigType, allowed []string, doc string
 		}}
 }
 
+// listDef is a comma-separated list whose items come from allowed (at least one item).
+func listDef(name, def string, allowed []string, doc string, p func(*Config) *string) configDef {
+	return configDef{name: name, typ: kmsg.ConfigTypeList, def: def, doc: doc,
+		get: func(c *Config) string { return *p(c) },
+		set: func(c *Config, s string) error {
+			var items []string
+			for _, it := range strings.Split(s, ",") {
+				v, err := parseEnum(it, allowed)
+				if err != nil {
+					return err
+				}
+				items = append(items, v)
+			}
+			*p(c) = strings.Join(items, ",")
+			return nil
+		}}
+}
+
 const (
 	maxLongStr = "9223372036854775807"
 	weekMs     = "604800000"
@@ -333,6 +363,26 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.LogLocalRetentionBytes }),
 	boolDef("remote.log.storage.system.enable", "false", "Enable tiered storage on this broker (tiering is not built yet; topics may still set remote.storage.enable).",
 		func(c *Config) *bool { return &c.RemoteLogStorageEnable }),
+	intDef("group.initial.rebalance.delay.ms", "3000", 0, "How long a new classic group waits for more members before its first rebalance.",
+		func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }),
+	intDef("group.min.session.timeout.ms", "6000", 0, "The smallest session timeout a classic group member may ask for.",
+		func(c *Config) *int32 { return &c.GroupMinSessionTimeoutMs }),
+	intDef("group.max.session.timeout.ms", "1800000", 0, "The largest session timeout a classic group member may ask for.",
+		func(c *Config) *int32 { return &c.GroupMaxSessionTimeoutMs }),
+	intDef("group.max.size", "2147483647", 1, "The maximum number of members in one consumer group.",
+		func(c *Config) *int32 { return &c.GroupMaxSize }),
+	intDef("offsets.retention.minutes", "10080", 1, "Committed offsets of a group without members are deleted after this long.",
+		func(c *Config) *int32 { return &c.OffsetsRetentionMinutes }),
+	longDef("offsets.retention.check.interval.ms", "600000", 1, "How often expired committed offsets are looked for.",
+		func(c *Config) *int64 { return &c.OffsetsRetentionCheckIntervalMs }),
+	intDef("offset.metadata.max.bytes", "4096", 0, "The largest metadata string stored with a committed offset.",
+		func(c *Config) *int32 { return &c.OffsetMetadataMaxBytes }),
+	intDef("group.consumer.heartbeat.interval.ms", "5000", 1, "KIP-848 consumer groups: the heartbeat interval given to members.",
+		func(c *Config) *int32 { return &c.GroupConsumerHeartbeatIntervalMs }),
+	intDef("group.consumer.session.timeout.ms", "45000", 1, "KIP-848 consumer groups: members silent this long are removed.",
+		func(c *Config) *int32 { return &c.GroupConsumerSessionTimeoutMs }),
+	listDef("group.consumer.assignors", "uniform,range", []string{"uniform", "range"}, "KIP-848 server-side assignors (uniform, range); the first is the default.",
+		func(c *Config) *string { return &c.GroupConsumerAssignors }),
 	enumDef("compression.type", "producer", kmsg.ConfigTypeString, []string{"producer"}, "Batches are stored as the producer compressed them; other values are not implemented.",
 		func(c *Config) *string { return &c.CompressionType }),
 }

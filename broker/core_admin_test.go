@@ -61,6 +61,8 @@ func TestCreateTopicsAdmin(t *testing.T) {
 		{"null config value", "cfgnull", 1, 1, map[string]*string{"retention.ms": nil}, kerr.InvalidConfig},
 		{"compaction not implemented", "compact", 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, kerr.InvalidConfig},
 		{"local retention above total", "local", 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("1000"), "local.retention.ms": kadm.StringPtr("2000")}, kerr.InvalidConfig},
+		{"internal offsets topic", "__consumer_offsets", 1, 1, nil, kerr.InvalidRequest},
+		{"internal txn topic", "__transaction_state", 1, 1, nil, kerr.InvalidRequest},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -503,6 +505,12 @@ func TestMetadataAutoCreate(t *testing.T) {
 	}
 	if resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("invalid name: %d", resp.Topics[1].ErrorCode)
+	}
+	// Kafka's internal topics are never auto-created.
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("__consumer_offsets")}}
+	resp, err = req.RequestWith(ctx, cl)
+	if err != nil || resp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("__consumer_offsets: %v %+v", err, resp.Topics)
 	}
 	// Not allowed by the request: UNKNOWN_TOPIC_OR_PARTITION, nothing created.
 	req.AllowAutoTopicCreation = false

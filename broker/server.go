@@ -24,7 +24,8 @@ type Broker struct {
 	cfg      Config
 	log      *slog.Logger
 	meta     *meta.Node
-	replicas *ReplicaManager // broker-data: partition logs and their state
+	replicas *ReplicaManager   // broker-data: partition logs and their state
+	groups   *groupCoordinator // groups: consumer group coordinator
 	metrics  *metrics
 
 	ctx    context.Context // cancelled when Close starts: long-polls return, loops stop
@@ -113,6 +114,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if b.replicas, err = newReplicaManager(b); err != nil {
 		return nil, fmt.Errorf("replica manager: %w", err)
 	}
+	b.groups = newGroupCoordinator(b)
 
 	b.acceptWG.Add(1)
 	go b.acceptLoop()
@@ -246,6 +248,9 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		<-done
+	}
+	if b.groups != nil {
+		b.groups.close() // flushes the offset-commit batcher, which needs meta still open
 	}
 	if b.replicas != nil {
 		if err := b.replicas.Close(); err != nil {
