@@ -2,11 +2,14 @@ package meta
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // BenchmarkCommit measures committed commands per second on one node with the real raft-wal store on
@@ -197,4 +200,32 @@ func BenchmarkCommitBatchingRatio(b *testing.B) {
 	b.ReportMetric(sRate, "serial-cmds/s")
 	b.ReportMetric(bRate, "batched-cmds/s")
 	b.ReportMetric(bRate/sRate, "ratio")
+}
+
+// BenchmarkApply measures the state machine alone (decode + apply + state swap), batches of 256
+// entries as raft hands them over, no disk: the CPU floor under the commit rate.
+func BenchmarkApply(b *testing.B) {
+	h := fixture(b)
+	for i := 0; i < 64; i++ {
+		h.topic(fmt.Sprint("x", i), 16, 1, nil)
+	}
+	const batch = 256
+	logs := make([]*raft.Log, batch)
+	for i := range logs {
+		logs[i] = &raft.Log{Type: raft.LogCommand}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n += batch {
+		b.StopTimer()
+		for i := range logs {
+			var id reqID
+			binary.BigEndian.PutUint64(id[8:], uint64(n+i+1))
+			h.idx++
+			logs[i].Index = h.idx
+			logs[i].Data = encodeCommand(id, &cmdCommitOffsets{Group: fmt.Sprint("g", i), Offsets: []OffsetCommit{{Topic: "t", Partition: int32(i % 3), Offset: int64(n)}}})
+		}
+		b.StartTimer()
+		h.f.ApplyBatch(logs)
+	}
 }
