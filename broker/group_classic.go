@@ -609,9 +609,10 @@ func (g *group) joinLocked(a joinArgs) (*kmsg.JoinGroupResponse, chan *kmsg.Join
 	}
 	g.touchLocked(m)
 
-	// An existing member rejoining with unchanged metadata while nothing is to be decided gets the
-	// current generation back (it probably lost the previous response).
-	if !changed && m.id != g.leader && (g.state == groupStable || g.state == groupCompletingRebalance) {
+	// An existing member rejoining with unchanged metadata gets the current generation back (it
+	// probably lost the previous response): always while the group completes a rebalance, and while
+	// stable unless it is the leader (a leader's rejoin asks for a new assignment), as Kafka.
+	if !changed && (g.state == groupCompletingRebalance || (g.state == groupStable && m.id != g.leader)) {
 		return g.joinResponseLocked(m), nil
 	}
 	if m.join != nil { // a duplicate join replaces the older one

@@ -13,7 +13,8 @@ import (
 // max(commit time, time the group became empty) + retention, and never while the group has members.
 // The check runs every offsets.retention.check.interval.ms on a time.AfterFunc (no goroutine between
 // runs) over the groups this broker coordinates; expired offsets are removed with meta.DeleteOffsets
-// (the whole group when all of them expired). A group not in memory (coordinator restarted or moved)
+// (the whole group when all of them expired), all expiring groups in one Raft entry
+// (meta.DeleteOffsetsBatch). A group not in memory (coordinator restarted or moved)
 // counts as empty since the coordinator started, so a restart never expires offsets early.
 
 func (gc *groupCoordinator) armExpiryLocked() {
@@ -21,6 +22,9 @@ func (gc *groupCoordinator) armExpiryLocked() {
 		return
 	}
 	gc.expiry = time.AfterFunc(gc.config().RetentionCheck, func() {
+		if gc.b.ctx.Err() != nil {
+			return // broker closing
+		}
 		gc.expireOffsets(time.Now())
 		gc.mu.Lock()
 		gc.armExpiryLocked()
@@ -32,7 +36,8 @@ func (gc *groupCoordinator) armExpiryLocked() {
 func (gc *groupCoordinator) expireOffsets(now time.Time) int {
 	st := gc.b.meta.State()
 	started := gc.started
-	n := 0
+	var batch []meta.GroupPartitions
+	var counts []int
 	for _, id := range st.Groups() {
 		if br, ok := coordinatorFor(st, id); !ok || br.ID != gc.b.cfg.NodeID {
 			continue
@@ -68,15 +73,27 @@ func (gc *groupCoordinator) expireOffsets(now time.Time) int {
 		if len(expired) == len(offsets) {
 			del = nil // the whole group
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := gc.b.meta.DeleteOffsets(ctx, id, del)
-		cancel()
-		if err != nil {
-			gc.b.log.Warn("offset expiry failed", "group", id, "err", err)
+		batch = append(batch, meta.GroupPartitions{Group: id, Partitions: del})
+		counts = append(counts, len(expired))
+	}
+	if len(batch) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	errs, err := gc.b.meta.DeleteOffsetsBatch(ctx, batch) // one Raft entry for every expiring group
+	cancel()
+	if err != nil {
+		gc.b.log.Warn("offset expiry failed", "groups", len(batch), "err", err)
+		return 0
+	}
+	n := 0
+	for i, gp := range batch {
+		if i < len(errs) && errs[i] != nil {
+			gc.b.log.Warn("offset expiry failed", "group", gp.Group, "err", errs[i])
 			continue
 		}
-		gc.b.log.Info("expired committed offsets", "group", id, "partitions", len(expired))
-		n += len(expired)
+		gc.b.log.Info("expired committed offsets", "group", gp.Group, "partitions", counts[i])
+		n += counts[i]
 	}
 	return n
 }

@@ -407,3 +407,27 @@ func TestBrokerBatcherUsesMultiGroupEntries(t *testing.T) {
 		t.Fatalf("bad: %v, good: %v", bad, good)
 	}
 }
+
+// A member that lost its JoinGroup answer and rejoins with the same metadata gets the current
+// generation back at once while the group completes the rebalance (the leader with the members), as
+// Kafka; no new rebalance starts.
+func TestRejoinDuringCompletingRebalance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gc := bareCoordinator(0)
+		g := newGroup(gc, "g")
+		a := <-joinAsync(g, "", 10*time.Second, 10*time.Second)
+		if s, _, _ := stateOf(g); s != groupCompletingRebalance {
+			t.Fatalf("state %v", s)
+		}
+		again := <-joinAsync(g, a.MemberID, 10*time.Second, 10*time.Second)
+		if again.ErrorCode != 0 || again.Generation != a.Generation || len(again.Members) != 1 {
+			t.Fatalf("rejoin answered %v gen %d members %d; want the current generation %d", kerr.ErrorForCode(again.ErrorCode), again.Generation, len(again.Members), a.Generation)
+		}
+		if s, gen, _ := stateOf(g); s != groupCompletingRebalance || gen != a.Generation {
+			t.Fatalf("rejoin changed the group: %v gen %d", s, gen)
+		}
+		g.mu.Lock()
+		g.shutdownLocked(kerr.NotCoordinator.Code)
+		g.mu.Unlock()
+	})
+}
