@@ -221,3 +221,24 @@ func TestFetchEmptyRecordSetIsNotNull(t *testing.T) {
 		}
 	}
 }
+
+// The same through franz-go: a consumer with a 60 s FetchMaxWait gets a record produced while
+// its fetch is parked (the test context gives up after 20 s).
+func TestFetchLongPollKgo(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "lpk", 1, nil)
+	cons := newTestClient(t, b, kgo.ConsumeTopics("lpk"), kgo.FetchMaxWait(60*time.Second),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	prod := newTestClient(t, b, kgo.DefaultProduceTopic("lpk"))
+	ctx := testCtx(t)
+	got := make(chan []*kgo.Record, 1)
+	go func() { got <- cons.PollFetches(ctx).Records() }()
+	time.Sleep(300 * time.Millisecond) // let the consumer park its fetch
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	recs := <-got
+	if ctx.Err() != nil || len(recs) != 1 || string(recs[0].Value) != "late" {
+		t.Fatalf("records %v, ctx %v", recs, ctx.Err())
+	}
+}
