@@ -79,7 +79,10 @@ type SegmentInfo struct {
 	MaxTimestamp           int64
 	Created                time.Time
 	Closed                 bool
-	Path                   string
+	Path                   string // the .log file
+	// IndexPath and TimeIndexPath name the segment's index files; they exist
+	// on disk for closed segments (written when rolled), not for the active one.
+	IndexPath, TimeIndexPath string
 }
 
 func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
@@ -654,7 +657,8 @@ func (l *Log) Segments() []SegmentInfo {
 	out := make([]SegmentInfo, len(l.segs))
 	for i, s := range l.segs {
 		out[i] = SegmentInfo{BaseOffset: s.base, NextOffset: s.next, Size: s.size, MaxTimestamp: s.maxTs,
-			Created: s.created, Closed: s.closed, Path: s.path}
+			Created: s.created, Closed: s.closed, Path: s.path,
+			IndexPath: segPath(l.dir, s.base, indexSuffix), TimeIndexPath: segPath(l.dir, s.base, timeIndexSuffix)}
 	}
 	return out
 }

@@ -31,6 +31,14 @@ func TestRollBySize(t *testing.T) {
 		if s.BaseOffset != int64(12*i) || s.Closed == (i == 3) {
 			t.Errorf("segment %d: base %d closed %v", i, s.BaseOffset, s.Closed)
 		}
+		if s.Closed {
+			if _, err := l.fs.Stat(s.IndexPath); err != nil {
+				t.Errorf("closed segment %d: index file: %v", i, err)
+			}
+			if _, err := l.fs.Stat(s.TimeIndexPath); err != nil {
+				t.Errorf("closed segment %d: time index file: %v", i, err)
+			}
+		}
 		if s.Size > cfg.SegmentBytes {
 			t.Errorf("segment %d is %d bytes, over segment.bytes", i, s.Size)
 		}
