@@ -141,11 +141,13 @@
 // # Recovery (Open)
 //
 //  1. Delete *.tmp and index files without a .log.
-//  2. If clean-shutdown.checkpoint is valid, trust every segment: load its
-//     indexes (sanity-checked: whole entries, increasing, inside the segment, the
-//     last entry pointing at a batch with that last offset) and walk the batch
-//     headers after the last index entry to find the end. If the end disagrees
-//     with the marker, fall back to 3.
+//  2. If clean-shutdown.checkpoint is valid, trust every segment: read the last
+//     entry of each index file (whole entries, inside the segment, pointing at
+//     a batch with that last offset; the active segment's indexes are read and
+//     checked in full) and walk the batch headers after it, each starting where
+//     the previous ended, to find the end. Closed segments' full indexes are
+//     checked when first loaded. If the end disagrees with the marker, fall
+//     back to 3.
 //  3. Otherwise segments whose base is below the recovery point (never the
 //     last) are trusted as in 2; the others are scanned from byte 0, validating
 //     each batch: length >= 49 and inside the file, magic 2, CRC-32C, base
