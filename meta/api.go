@@ -253,7 +253,8 @@ func itemErrors(res *applyResult, n int) []error {
 // CommitOffsetsBatch commits many groups' offsets in ONE Raft entry. Each group is validated and
 // applied on its own: errs[i] is group i's rejection (unknown topic or partition, bad offset) or nil,
 // and a rejected group does not stop the others. err is for the entry as a whole (no quorum, closed,
-// ctx); then errs is nil.
+// ctx); then errs is nil. One entry holds at most 8 MiB (about 100k offsets with short metadata);
+// a larger batch is refused with ErrInvalidRequest before anything is proposed.
 func (n *Node) CommitOffsetsBatch(ctx context.Context, groups []GroupOffsets) (errs []error, err error) {
 	res, err := n.propose(ctx, &cmdCommitOffsetsBatch{Groups: groups}, true)
 	if err != nil {

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"testing"
 	"time"
 )
@@ -85,5 +86,26 @@ func TestRetriedProposalAppliedOnceOnNode(t *testing.T) {
 	}
 	if r2.Index <= r1.Index {
 		t.Fatal("the retry was not a second log entry")
+	}
+}
+
+func TestOversizedCommandRefusedBeforeProposing(t *testing.T) {
+	cfg := fastConfig(1, t.TempDir())
+	cfg.RaftBind = "127.0.0.1:0"
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx := ctxT(t)
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]OffsetCommit, 1)
+	big[0] = OffsetCommit{Topic: "t", Metadata: string(make([]byte, maxCommandSize))}
+	idx := n.raft.LastIndex()
+	err = n.CommitOffsets(ctx, "g", big)
+	if !errors.Is(err, ErrInvalidRequest) || n.raft.LastIndex() != idx {
+		t.Fatalf("err %v, last index %d -> %d", err, idx, n.raft.LastIndex())
 	}
 }

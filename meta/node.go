@@ -514,7 +514,12 @@ func (n *Node) propose(ctx context.Context, body any, dedup bool) (*applyResult,
 	if dedup {
 		id = n.nextReqID()
 	}
-	res, err := n.proposeBytes(ctx, encodeCommand(id, body))
+	data := encodeCommand(id, body)
+	if len(data) > maxCommandSize {
+		// Refuse here rather than commit an entry every node would reject as corrupt.
+		return nil, reject(ErrInvalidRequest, "%s command of %d bytes exceeds the %d-byte entry limit; split it", kindOf(body), len(data), maxCommandSize)
+	}
+	res, err := n.proposeBytes(ctx, data)
 	if err != nil {
 		return nil, err
 	}
