@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -138,6 +139,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("voter %d@%s listed twice", v.ID, v.Addr))
 		}
 		ids[v.ID], addrs[v.Addr] = true, true
+		if v.ID == c.NodeID && c.Transport == nil && !strings.HasSuffix(c.RaftAdvertise, ":0") && v.Addr != c.RaftAdvertise {
+			errs = append(errs, fmt.Errorf("voter %d is listed at %s but this node advertises %s", v.ID, v.Addr, c.RaftAdvertise))
+		}
 	}
 	if c.SessionTimeout <= 0 || c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("heartbeat interval %v must be positive and shorter than the session timeout %v", c.HeartbeatInterval, c.SessionTimeout))

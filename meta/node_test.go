@@ -140,3 +140,29 @@ func TestBootstrapTwiceRefused(t *testing.T) {
 		t.Fatal("opening node 1's data dir as node 2 succeeded")
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	base := fastConfig(1, "/tmp/x")
+	base.RaftBind = "127.0.0.1:9093"
+	for _, c := range []struct {
+		name string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"defaults", func(*Config) {}, true},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
+		{"two voters", func(c *Config) { c.Voters = []Peer{{1, "a:1"}, {2, "b:1"}} }, false},
+		{"three voters, self elsewhere", func(c *Config) { c.Voters = []Peer{{1, "127.0.0.1:1"}, {2, "b:1"}, {3, "c:1"}} }, false},
+		{"three voters", func(c *Config) { c.Voters = []Peer{{1, "127.0.0.1:9093"}, {2, "b:1"}, {3, "c:1"}} }, true},
+		{"duplicate voter", func(c *Config) { c.Voters = []Peer{{1, "127.0.0.1:9093"}, {1, "b:1"}, {3, "c:1"}} }, false},
+		{"heartbeat >= session", func(c *Config) { c.HeartbeatInterval = c.SessionTimeout }, false},
+		{"negative id", func(c *Config) { c.NodeID = -1 }, false},
+		{"max append entries", func(c *Config) { c.MaxAppendEntries = 5000 }, false},
+	} {
+		cfg := base
+		c.mod(&cfg)
+		if err := cfg.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
