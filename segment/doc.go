@@ -191,9 +191,9 @@
 //
 // # Kafka differences
 //
-// MaxTimestamp works at batch granularity (the batch's maxTimestamp and last
-// offset). OffsetForTimestamp decodes the records of the one batch the time
-// index leads to (Kafka's answer); only if they cannot be decoded does it answer
-// with the batch's base offset. Read returns data from one segment per
+// OffsetForTimestamp and MaxTimestamp decode the records of the one batch the
+// time index (or the segment's maximum) leads to, giving Kafka's record-level
+// answers; only if those records cannot be decoded do they answer at batch
+// granularity (the batch's base offset, resp. last offset). Read returns data from one segment per
 // call.
 package segment

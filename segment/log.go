@@ -612,16 +612,34 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, int64, bool, error) {
 	return 0, 0, false, nil
 }
 
-// MaxTimestamp returns the largest batch max timestamp and the last offset of its
-// batch; (-1, -1) when the log has none.
+// MaxTimestamp returns the largest timestamp in the log and the offset of the
+// first record carrying it (ListOffsets -3, KIP-734); (-1, -1) when the log has
+// none. The batch holding it is decoded; if that fails, the batch's last offset
+// is returned.
 func (l *Log) MaxTimestamp() (int64, int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	off, ts := int64(-1), int64(-1)
+	var seg *segment
 	for _, s := range l.segs {
 		if s.maxTs > ts && s.maxTsOffset >= l.start {
-			off, ts = s.maxTsOffset, s.maxTs
+			off, ts, seg = s.maxTsOffset, s.maxTs, s
 		}
+	}
+	if seg == nil || l.closed {
+		return off, ts
+	}
+	var hb [HeaderSize]byte
+	pos, h, err := l.find(seg, off, hb[:])
+	if err != nil || h == nil || h.LastOffset() != off {
+		return off, ts
+	}
+	batch := make([]byte, h.Size())
+	if _, err := seg.f.ReadAt(batch, pos); err != nil {
+		return off, ts
+	}
+	if o, rts, ok := recordAtOrAfter(batch, ts, l.start); ok && rts == ts {
+		return o, ts
 	}
 	return off, ts
 }

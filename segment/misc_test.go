@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -108,5 +109,45 @@ func TestStartOffsetBeyondRecoveredEndRestartsEmpty(t *testing.T) {
 	r := mustAppend(t, l, testBatch(1, 1, 1), 0)
 	if r.FirstOffset != 15 {
 		t.Fatalf("next append at %d", r.FirstOffset)
+	}
+}
+
+func TestMaxTimestampFindsTheRecord(t *testing.T) {
+	l := mustOpen(t, "/p", testConfig(vfs.NewMemFS()))
+	defer l.Close()
+	if off, ts := l.MaxTimestamp(); off != -1 || ts != -1 {
+		t.Fatalf("empty log: %d@%d", ts, off)
+	}
+	mustAppend(t, l, testBatch(3, 10, 500), 0) // 0..2 at 500..502
+	// A CreateTime batch whose largest timestamp is on its second record:
+	// 995, 1000, 997 at offsets 3..5.
+	var recs []byte
+	for i, d := range []int64{0, 5, 2} {
+		body := []byte{0}
+		body = binary.AppendVarint(body, d)
+		body = binary.AppendVarint(body, int64(i))
+		body = binary.AppendVarint(body, -1)
+		body = binary.AppendVarint(body, 1)
+		body = append(body, 'x')
+		body = binary.AppendVarint(body, 0)
+		recs = binary.AppendVarint(recs, int64(len(body)))
+		recs = append(recs, body...)
+	}
+	mustAppend(t, l, wrapRecords(recs, 3, 995, 1000, 0), 0)
+	if off, ts := l.MaxTimestamp(); ts != 1000 || off != 4 {
+		t.Fatalf("MaxTimestamp = %d@%d, want 1000@4", ts, off)
+	}
+	if off, ts, _, _ := l.OffsetForTimestamp(996); off != 4 || ts != 1000 {
+		t.Fatalf("OffsetForTimestamp(996) = %d@%d, want the record at 4 (1000)", ts, off)
+	}
+	mustAppend(t, l, testBatch(2, 10, 700), 0) // 6..7 at 700..701
+	if off, ts := l.MaxTimestamp(); ts != 1000 || off != 4 {
+		t.Fatalf("MaxTimestamp after a later, older batch = %d@%d, want 1000@4", ts, off)
+	}
+	lat := testBatch(4, 10, 1)
+	SetLogAppendTime(lat, 5000) // 8..11, all 5000: the first record carries it
+	mustAppend(t, l, lat, 0)
+	if off, ts := l.MaxTimestamp(); ts != 5000 || off != 8 {
+		t.Fatalf("MaxTimestamp with LogAppendTime = %d@%d, want 5000@8", ts, off)
 	}
 }
