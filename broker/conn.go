@@ -34,6 +34,9 @@ type request struct {
 	corr     int32
 	clientID string
 	kreq     kmsg.Request // nil when answered without decoding (unknown ApiVersions version)
+	// refused: an advertised-but-not-served version (Produce v0–v2, see advertisedMin), decoded
+	// only to be answered with UNSUPPORTED_VERSION.
+	refused bool
 }
 
 // response is one frame for the writer goroutine.
@@ -233,7 +236,11 @@ func decodeRequest(body []byte) (req request, err error) {
 		if req.key == int16(kmsg.ApiVersions) && req.version > h.max {
 			return req, nil
 		}
-		return req, fmt.Errorf("%w: %s version %d not served (%d..%d)", errFrame, kmsg.NameForKey(req.key), req.version, h.min, h.max)
+		if m, ok := advertisedMin[h.key]; ok && req.version >= m && req.version < h.min {
+			req.refused = true
+		} else {
+			return req, fmt.Errorf("%w: %s version %d not served (%d..%d)", errFrame, kmsg.NameForKey(req.key), req.version, h.min, h.max)
+		}
 	}
 	kreq := kmsg.RequestForKey(req.key)
 	kreq.SetVersion(req.version)
@@ -274,6 +281,9 @@ func (b *Broker) handle(ctx context.Context, cc *connCtx, req request) (resp kms
 	if req.kreq == nil { // ApiVersions at an unknown version
 		return b.apiVersionsUnsupported(), nil
 	}
+	if req.refused {
+		return refuseOldProduce(req.kreq)
+	}
 	h, _ := lookupHandler(req.key)
 	defer func() {
 		p := recover()
@@ -299,6 +309,31 @@ func (b *Broker) handle(ctx context.Context, cc *connCtx, req request) (resp kms
 		resp.SetVersion(req.version)
 	}
 	return resp, err
+}
+
+// refuseOldProduce answers a Produce v0–v2 (advertised for librdkafka's sake, not served) with
+// UNSUPPORTED_VERSION on every partition. With acks=0 there is no response to carry the error, so
+// the connection is closed, as Kafka does for a failed acks=0 produce.
+func refuseOldProduce(kreq kmsg.Request) (kmsg.Response, error) {
+	req, ok := kreq.(*kmsg.ProduceRequest)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s version %d not served", errFrame, kmsg.NameForKey(kreq.Key()), kreq.GetVersion())
+	}
+	if req.Acks == 0 {
+		return nil, fmt.Errorf("%w: Produce v%d (RecordBatch v0/v1 message sets) not served", errFrame, req.Version)
+	}
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, kerr.UnsupportedVersion.Code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp, nil
 }
 
 // setTopLevelError answers a failed request as a whole: the response's top-level ErrorCode when it

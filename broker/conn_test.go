@@ -418,3 +418,47 @@ func TestHandlerPanicAnsweredAsUnknownServerError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Produce is advertised from v0 (librdkafka < 2.10 otherwise disables compression, KAFKA-18659)
+// while v0–v2 are refused per partition with UNSUPPORTED_VERSION; acks=0 closes the connection.
+func TestProduceAdvertisedFromV0RefusedBelowV3(t *testing.T) {
+	b := newTestBroker(t)
+	c := dialRaw(t, b)
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 0
+	c.write(frame(av, 1))
+	avr := kmsg.NewPtrApiVersionsResponse()
+	avr.Version = 0
+	if _, err := c.read(avr); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range avr.ApiKeys {
+		if k.ApiKey == int16(kmsg.Produce) && (k.MinVersion != 0 || k.MaxVersion < 9) {
+			t.Fatalf("Produce advertised %d..%d", k.MinVersion, k.MaxVersion)
+		}
+	}
+	p := kmsg.NewPtrProduceRequest()
+	p.Version, p.Acks, p.TimeoutMillis = 2, 1, 1000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "old"
+	pt.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: []byte{}}, {Partition: 3, Records: []byte{}}}
+	p.Topics = append(p.Topics, pt)
+	c.write(frame(p, 2))
+	pr := kmsg.NewPtrProduceResponse()
+	pr.Version = 2
+	if corr, err := c.read(pr); err != nil || corr != 2 {
+		t.Fatalf("corr %d err %v", corr, err)
+	}
+	if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 2 || pr.Topics[0].Partitions[1].Partition != 3 ||
+		pr.Topics[0].Partitions[0].ErrorCode != kerr.UnsupportedVersion.Code || pr.Topics[0].Partitions[1].ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("old produce: %+v", pr)
+	}
+	// The connection is still usable.
+	c.write(frame(av, 3))
+	if corr, err := c.read(avr); err != nil || corr != 3 {
+		t.Fatalf("after refusal: corr %d err %v", corr, err)
+	}
+	p.Acks = 0
+	c.write(frame(p, 4))
+	c.expectClosed()
+}
