@@ -289,3 +289,58 @@ func TestGroupBalancersJoinLeave(t *testing.T) {
 		})
 	}
 }
+
+// A static member (group.instance.id) that crashes — closes without leaving, as kgo does for static
+// members — and restarts under the same instance id takes its partitions back without a rebalance and
+// resumes from its last commit: nothing lost, nothing processed twice.
+func TestStaticMemberCrashAndRestart(t *testing.T) {
+	b := newGroupTestBroker(t)
+	const topic, group = "static-kgo", "g-static-kgo"
+	createTopic(t, b, topic, 4, nil)
+	prod := newTestClient(t, b, kgo.DefaultProduceTopic(topic))
+	l := newLedger()
+	ctx := testCtx(t)
+	member := func(inst string) *groupMember {
+		return startMember(t, b, l, append(groupOpts(group, topic), kgo.InstanceID(inst), kgo.Balancers(kgo.RangeBalancer()))...)
+	}
+	ms := map[string]*groupMember{"a": member("a"), "b": member("b")}
+	produceRange(t, prod, topic, 0, 200)
+	if !l.waitDistinct(ctx, 200) {
+		t.Fatalf("processed %d of 200", len(l.seen))
+	}
+	g := b.groupCoord().getGroup(group, false)
+	g.mu.Lock()
+	follower := "a"
+	if lm := g.members[g.leader]; lm != nil && lm.instanceID == "a" {
+		follower = "b"
+	}
+	gen := g.generation
+	g.mu.Unlock()
+
+	crashed := ms[follower]
+	crashed.stop()
+	<-crashed.done
+	crashed.cl.Close() // static: no LeaveGroup
+	produceRange(t, prod, topic, 200, 400)
+	ms[follower] = member(follower)
+	select {
+	case <-ms[follower].assigned:
+	case <-ctx.Done():
+		t.Fatal("the restarted static member got no partitions")
+	}
+	if !l.waitDistinct(ctx, 400) {
+		t.Fatalf("processed %d of 400", len(l.seen))
+	}
+	g.mu.Lock()
+	genAfter, n := g.generation, len(g.members)
+	g.mu.Unlock()
+	if genAfter != gen || n != 2 {
+		t.Fatalf("generation %d → %d with %d members: the static restart caused a rebalance", gen, genAfter, n)
+	}
+	for _, m := range ms {
+		m.leave(t)
+	}
+	if d := l.dups(); d != 0 {
+		t.Fatalf("%d records processed twice", d)
+	}
+}

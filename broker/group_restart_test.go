@@ -16,6 +16,13 @@ import (
 // A consumer closed and restarted resumes from its last commit; so does one after the broker restarts
 // (committed offsets are in Raft, membership is rebuilt).
 func TestGroupResumeAcrossConsumerAndBrokerRestart(t *testing.T) {
+	t.Run("classic", func(t *testing.T) { testGroupResume(t, nil) })
+	t.Run("kip848", func(t *testing.T) {
+		testGroupResume(t, []kgo.Opt{kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer()})
+	})
+}
+
+func testGroupResume(t *testing.T, mode []kgo.Opt) {
 	dir := t.TempDir()
 	cfg := testBrokerConfig(t, dir)
 	b, err := Start(context.Background(), cfg)
@@ -38,7 +45,7 @@ func TestGroupResumeAcrossConsumerAndBrokerRestart(t *testing.T) {
 	// Consume exactly 100 records, commit them, close.
 	consumeAndCommit := func(b *Broker, n int) map[string]bool {
 		t.Helper()
-		cl := newTestClient(t, b, append(groupOpts(group, topic), kgo.DisableAutoCommit())...)
+		cl := newTestClient(t, b, append(append(groupOpts(group, topic), kgo.DisableAutoCommit()), mode...)...)
 		got := map[string]bool{}
 		var recs []*kgo.Record
 		ctx := testCtx(t)
