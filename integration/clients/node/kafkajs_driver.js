@@ -1,0 +1,99 @@
+// kafkajs driver for Sediment's compatibility tests (integration/compat_kafkajs_test.go).
+// admin.createTopics creates the topics, an idempotent producer (acks=-1) produces with each codec
+// (snappy and lz4 through the kafkajs-snappy / kafkajs-lz4 codec packages; kafkajs has no pure-JS zstd),
+// a consumer in a group (kafkajs has no group-less consumer) reads each topic from the beginning.
+// Record formulas MUST match integration/compat_util_test.go. Prints one JSON result on stdout.
+'use strict'
+const { Kafka, CompressionTypes, CompressionCodecs, Partitioners, logLevel } = require('kafkajs')
+const SnappyCodec = require('kafkajs-snappy')
+const LZ4 = require('kafkajs-lz4')
+
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+CompressionCodecs[CompressionTypes.LZ4] = new LZ4().codec
+
+const CLIENT = 'kafkajs'
+const codecType = {
+  none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD,
+}
+
+function arg (name, def) {
+  const i = process.argv.indexOf('--' + name)
+  return i >= 0 ? process.argv[i + 1] : def
+}
+const bootstrap = arg('bootstrap')
+const codecs = arg('codecs').split(',').filter(Boolean)
+const n = parseInt(arg('n'), 10)
+const timeoutMs = parseFloat(arg('timeout', '30')) * 1000
+
+const key = (i) => `key-${i % 7}`
+const value = (codec, i) => `${CLIENT}|${codec}|${i}|\u00e9t\u00e9 ${'sediment '.repeat(16)}`
+const headers = (codec, i) => [['part', String(i % 3)], ['codec', codec]]
+const topic = (codec) => `compat-${codec}`
+
+// kafkajs logs with console.log by default; keep stdout for the JSON result.
+const logCreator = () => ({ namespace, level, label, log }) => {
+  process.stderr.write(`${label} [${namespace}] ${log.message} ${JSON.stringify(log)}\n`)
+}
+
+async function main () {
+  const res = { client: CLIENT, version: require('kafkajs/package.json').version, created: {}, produced: {}, consumed: [], notes: [] }
+  const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
+
+  const admin = kafka.admin()
+  try {
+    await admin.connect()
+    await admin.createTopics({ waitForLeaders: true, topics: codecs.map((c) => ({ topic: topic(c), numPartitions: 3, replicationFactor: 1 })) })
+    for (const c of codecs) res.created[topic(c)] = ''
+  } catch (e) {
+    for (const c of codecs) res.created[topic(c)] = String(e && e.stack || e)
+  } finally {
+    await admin.disconnect().catch(() => {})
+  }
+
+  for (const c of codecs) {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+    try {
+      await producer.connect()
+      const messages = []
+      for (let i = 0; i < n; i++) {
+        const h = {}
+        for (const [k, v] of headers(c, i)) h[k] = v
+        messages.push({ key: key(i), value: value(c, i), headers: h })
+      }
+      await producer.send({ topic: topic(c), acks: -1, compression: codecType[c], messages })
+      res.produced[c] = ''
+    } catch (e) {
+      res.produced[c] = String(e && e.stack || e)
+    } finally {
+      await producer.disconnect().catch(() => {})
+    }
+  }
+
+  for (const c of codecs) {
+    const consumer = kafka.consumer({ groupId: `compat-kafkajs-${c}`, sessionTimeout: 10000, heartbeatInterval: 1000 })
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topic: topic(c), fromBeginning: true })
+      let got = 0
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, timeoutMs)
+        consumer.run({
+          eachMessage: async ({ topic: t, partition, message }) => {
+            const hs = Object.entries(message.headers || {}).map(([k, v]) => [k, v == null ? '' : v.toString()])
+            res.consumed.push({ topic: t, partition, offset: Number(message.offset), key: message.key ? message.key.toString() : '', value: message.value ? message.value.toString() : '', headers: hs })
+            if (++got >= n) { clearTimeout(timer); resolve() }
+          },
+        }).catch(reject)
+      })
+    } catch (e) {
+      res.notes.push(`consume ${c}: ${e && e.stack || e}`)
+    } finally {
+      await consumer.disconnect().catch(() => {})
+    }
+  }
+  // stdout is a pipe, written asynchronously: exit only once the result is flushed.
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
+}
+
+main().then(() => process.exit(0), (e) => { process.stderr.write(String(e && e.stack || e) + '\n'); process.exit(1) })

@@ -1,0 +1,62 @@
+"""kafka-python driver: KafkaAdminClient creates the topics, KafkaProducer (acks=all) produces with each
+codec (snappy/lz4/zstd need python3-snappy / python3-lz4 / python3-zstandard), a KafkaConsumer with
+assign() + seek_to_beginning() reads back."""
+import time
+
+import kafka
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+
+import compat_common as cc
+
+CLIENT = "kafka-python"
+
+
+def main():
+    a = cc.args()
+    res = cc.result(CLIENT, kafka.__version__)
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=a.bootstrap, client_id="compat-kafka-python")
+        resp = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=1) for c in a.codecs])
+        for t, code, msg in [(x[0], x[1], x[2] if len(x) > 2 else "") for x in resp.topic_errors]:
+            res["created"][t] = "" if code == 0 else "error code %d: %s" % (code, msg)
+        admin.close()
+    except Exception as e:  # noqa: BLE001
+        for c in a.codecs:
+            res["created"][cc.topic(c)] = repr(e)
+
+    for c in a.codecs:
+        try:
+            p = KafkaProducer(bootstrap_servers=a.bootstrap, acks="all", linger_ms=5,
+                              compression_type=None if c == "none" else c)
+            futs = [p.send(cc.topic(c), key=cc.key(i).encode(), value=cc.value(CLIENT, c, i).encode(),
+                           headers=[(k, v.encode()) for k, v in cc.headers(c, i)]) for i in range(a.n)]
+            p.flush(30)
+            for f in futs:
+                f.get(timeout=30)
+            p.close(10)
+            res["produced"][c] = ""
+        except Exception as e:  # noqa: BLE001
+            res["produced"][c] = repr(e)
+
+    for c in a.codecs:
+        cons = KafkaConsumer(bootstrap_servers=a.bootstrap, enable_auto_commit=False, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        tps = [TopicPartition(cc.topic(c), p) for p in range(3)]
+        cons.assign(tps)
+        cons.seek_to_beginning(*tps)
+        got = 0
+        deadline = time.time() + a.timeout
+        while got < a.n and time.time() < deadline:
+            batch = cons.poll(timeout_ms=500)
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    res["consumed"].append(cc.record(m.topic, m.partition, m.offset, m.key, m.value, m.headers))
+                    got += 1
+        cons.close()
+    cc.emit(res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var franzCodecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+}
+
+// TestCompatFranzGo: franz-go kadm creates the topics, kgo produces (idempotent, its default) with
+// every codec and consumes back.
+func TestCompatFranzGo(t *testing.T) {
+	n := startNode(t, "")
+	version := goModVersion("github.com/twmb/franz-go")
+	logVersion(t, "franz-go", version+" (kadm "+goModVersion("github.com/twmb/franz-go/pkg/kadm")+")")
+	res := newCompatResult("franz-go", version)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	adm := kadm.NewClient(n.client(t))
+	for _, c := range allCodecs {
+		r, err := adm.CreateTopic(ctx, 3, 1, nil, compatTopic(c))
+		if err == nil {
+			err = r.Err
+		}
+		res.Created[compatTopic(c)] = errString(err)
+	}
+	for _, c := range allCodecs {
+		cl := n.client(t, kgo.ProducerBatchCompression(franzCodecs[c]), kgo.ProducerLinger(5*time.Millisecond))
+		var recs []*kgo.Record
+		for i := 0; i < compatN; i++ {
+			r := &kgo.Record{Topic: compatTopic(c), Key: []byte(compatKey(i)), Value: []byte(compatValue("franz-go", c, i))}
+			for _, h := range compatHeaders(c, i) {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
+			}
+			recs = append(recs, r)
+		}
+		res.Produced[c] = errString(cl.ProduceSync(ctx, recs...).FirstErr())
+	}
+	for _, c := range allCodecs {
+		cl := n.client(t, kgo.ConsumeTopics(compatTopic(c)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		got := 0
+		for got < compatN && ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				cr := compatRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)}
+				for _, h := range r.Headers {
+					cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
+				}
+				res.Consumed = append(res.Consumed, cr)
+				got++
+			})
+		}
+	}
+	checkCompat(t, n, res, allCodecs, "kadm CreateTopics")
+}

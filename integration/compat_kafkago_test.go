@@ -1,0 +1,103 @@
+package integration
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+)
+
+var kafkagoCodecs = map[string]kafka.Compression{
+	"none": 0, "gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd,
+}
+
+// TestCompatKafkaGo: segmentio/kafka-go's Client.CreateTopics creates the topics, a Writer (hash
+// balancer, acks=all) produces with every codec, one Reader per partition reads back.
+func TestCompatKafkaGo(t *testing.T) {
+	n := startNode(t, "")
+	version := goModVersion("github.com/segmentio/kafka-go")
+	logVersion(t, "kafka-go", version)
+	res := newCompatResult("kafka-go", version)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	client := &kafka.Client{Addr: kafka.TCP(n.kafka), Timeout: 10 * time.Second}
+	var topics []kafka.TopicConfig
+	for _, c := range allCodecs {
+		topics = append(topics, kafka.TopicConfig{Topic: compatTopic(c), NumPartitions: 3, ReplicationFactor: 1})
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
+	for _, c := range allCodecs {
+		e := err
+		if e == nil {
+			e = resp.Errors[compatTopic(c)]
+		}
+		res.Created[compatTopic(c)] = errString(e)
+	}
+
+	for _, c := range allCodecs {
+		w := &kafka.Writer{
+			Addr: kafka.TCP(n.kafka), Topic: compatTopic(c), Balancer: &kafka.Hash{},
+			Compression: kafkagoCodecs[c], RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,
+		}
+		var msgs []kafka.Message
+		for i := 0; i < compatN; i++ {
+			m := kafka.Message{Key: []byte(compatKey(i)), Value: []byte(compatValue("kafka-go", c, i))}
+			for _, h := range compatHeaders(c, i) {
+				m.Headers = append(m.Headers, kafka.Header{Key: h[0], Value: []byte(h[1])})
+			}
+			msgs = append(msgs, m)
+		}
+		err := w.WriteMessages(ctx, msgs...)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		res.Produced[c] = errString(err)
+	}
+
+	for _, c := range allCodecs {
+		var mu sync.Mutex
+		got := 0
+		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+		var wg sync.WaitGroup
+		for p := 0; p < 3; p++ {
+			r := kafka.NewReader(kafka.ReaderConfig{
+				Brokers: []string{n.kafka}, Topic: compatTopic(c), Partition: p,
+				MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
+			})
+			if err := r.SetOffset(kafka.FirstOffset); err != nil {
+				t.Errorf("SetOffset: %v", err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer r.Close()
+				for {
+					m, err := r.ReadMessage(cctx)
+					if err != nil {
+						if cctx.Err() == nil {
+							t.Logf("ReadMessage(%s p%d): %v", compatTopic(c), p, err)
+						}
+						return
+					}
+					cr := compatRecord{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)}
+					for _, h := range m.Headers {
+						cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
+					}
+					mu.Lock()
+					res.Consumed = append(res.Consumed, cr)
+					got++
+					if got >= compatN {
+						ccancel()
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		ccancel()
+	}
+	checkCompat(t, n, res, allCodecs, "kafka-go Client.CreateTopics")
+}

@@ -1,0 +1,47 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kafkajs has no pure-JS zstd (its @kafkajs/zstd codec is a native addon), so it is tested with the
+// four codecs it supports through npm packages; the matrix shows zstd as not applicable.
+var kafkajsCodecs = []string{"none", "gzip", "snappy", "lz4"}
+
+// TestCompatKafkaJS: kafkajs from npm (integration/clients/node, `npm ci`) — admin.createTopics,
+// idempotent producer with every codec it supports, a group consumer reading from the beginning.
+func TestCompatKafkaJS(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("clients", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := requireTool(t, "SEDIMENT_SKIP_KAFKAJS", "install Node.js, then `cd integration/clients/node && npm ci --ignore-scripts`", func() (string, error) {
+		node, err := exec.LookPath("node")
+		if err != nil {
+			return "", fmt.Errorf("node not found in PATH: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", "kafkajs", "package.json")); err != nil {
+			return "", fmt.Errorf("kafkajs not installed in %s/node_modules", dir)
+		}
+		return node, nil
+	})
+	var pkg struct{ Version string }
+	if b, err := os.ReadFile(filepath.Join(dir, "node_modules", "kafkajs", "package.json")); err == nil {
+		json.Unmarshal(b, &pkg)
+	}
+	logVersion(t, "kafkajs", pkg.Version)
+	n := startNode(t, "")
+	res := runDriver(t, 150*time.Second, node, nil, filepath.Join(dir, "kafkajs_driver.js"),
+		"--bootstrap", n.kafka, "--codecs", strings.Join(kafkajsCodecs, ","), "--n", fmt.Sprint(compatN), "--timeout", "30")
+	for _, note := range res.Notes {
+		t.Log(note)
+	}
+	checkCompat(t, n, res, kafkajsCodecs, "admin.createTopics")
+}

@@ -1,0 +1,56 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Debian's python3-* client packages install for the system interpreter, not whatever python3 is
+// first on PATH (pyenv and the like); SEDIMENT_PYTHON3 overrides.
+func systemPython() string {
+	if p := os.Getenv("SEDIMENT_PYTHON3"); p != "" {
+		return p
+	}
+	return "/usr/bin/python3"
+}
+
+// requirePythonModules fails (or skips with the opt-out) unless the system python imports mods.
+func requirePythonModules(t *testing.T, optOut, install string, mods ...string) string {
+	t.Helper()
+	return requireTool(t, optOut, install, func() (string, error) {
+		py := systemPython()
+		out, err := exec.Command(py, "-c", "import "+strings.Join(mods, ", ")).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("%s cannot import %s: %v: %s", py, strings.Join(mods, ", "), err, strings.TrimSpace(string(out)))
+		}
+		return py, nil
+	})
+}
+
+func pythonDriver(t *testing.T, py, script string, n *node) *compatResult {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("clients", "python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runDriver(t, 150*time.Second, py, []string{"PYTHONPATH=" + dir, "PYTHONDONTWRITEBYTECODE=1"},
+		filepath.Join(dir, script), "--bootstrap", n.kafka, "--codecs", strings.Join(allCodecs, ","),
+		"--n", fmt.Sprint(compatN), "--timeout", "30")
+}
+
+// TestCompatKafkaPython: kafka-python from Debian — KafkaAdminClient, KafkaProducer with every codec
+// (the codec libraries are separate Debian packages), KafkaConsumer with assign().
+func TestCompatKafkaPython(t *testing.T) {
+	py := requirePythonModules(t, "SEDIMENT_SKIP_KAFKA_PYTHON",
+		"apt-get install python3-kafka python3-snappy python3-lz4 python3-zstandard",
+		"kafka", "snappy", "lz4.frame", "zstandard")
+	n := startNode(t, "")
+	res := pythonDriver(t, py, "kafka_python_driver.py", n)
+	logVersion(t, "kafka-python", res.Version)
+	checkCompat(t, n, res, allCodecs, "KafkaAdminClient.create_topics")
+}

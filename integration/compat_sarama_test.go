@@ -1,0 +1,124 @@
+package integration
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+var saramaCodecs = map[string]sarama.CompressionCodec{
+	"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP, "snappy": sarama.CompressionSnappy,
+	"lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+}
+
+// TestCompatSarama: IBM/sarama's ClusterAdmin creates the topics, an idempotent SyncProducer
+// (acks=all, hash partitioner) produces with every codec, a partition consumer reads back.
+func TestCompatSarama(t *testing.T) {
+	n := startNode(t, "")
+	version := goModVersion("github.com/IBM/sarama")
+	logVersion(t, "sarama", version)
+	res := newCompatResult("sarama", version)
+
+	cfg := func(codec string) *sarama.Config {
+		c := sarama.NewConfig()
+		c.ClientID = "sediment-compat-sarama"
+		c.Version = sarama.V3_6_0_0
+		c.Producer.Return.Successes = true
+		c.Producer.RequiredAcks = sarama.WaitForAll
+		c.Producer.Idempotent = true
+		c.Net.MaxOpenRequests = 1
+		c.Producer.Flush.Frequency = 5 * time.Millisecond
+		if codec != "" {
+			c.Producer.Compression = saramaCodecs[codec]
+		}
+		c.Consumer.Return.Errors = true
+		return c
+	}
+	addrs := []string{n.kafka}
+
+	admin, err := sarama.NewClusterAdmin(addrs, cfg(""))
+	if err != nil {
+		t.Fatalf("sarama.NewClusterAdmin: %v", err)
+	}
+	for _, c := range allCodecs {
+		err := admin.CreateTopic(compatTopic(c), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
+		res.Created[compatTopic(c)] = errString(err)
+	}
+	admin.Close()
+
+	for _, c := range allCodecs {
+		res.Produced[c] = errString(func() error {
+			p, err := sarama.NewSyncProducer(addrs, cfg(c))
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			var msgs []*sarama.ProducerMessage
+			for i := 0; i < compatN; i++ {
+				m := &sarama.ProducerMessage{Topic: compatTopic(c), Key: sarama.StringEncoder(compatKey(i)), Value: sarama.StringEncoder(compatValue("sarama", c, i))}
+				for _, h := range compatHeaders(c, i) {
+					m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(h[0]), Value: []byte(h[1])})
+				}
+				msgs = append(msgs, m)
+			}
+			return p.SendMessages(msgs)
+		}())
+	}
+
+	consumer, err := sarama.NewConsumer(addrs, cfg(""))
+	if err != nil {
+		t.Fatalf("sarama.NewConsumer: %v", err)
+	}
+	defer consumer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range allCodecs {
+		parts, err := consumer.Partitions(compatTopic(c))
+		if err != nil {
+			t.Errorf("Partitions(%s): %v", compatTopic(c), err)
+			continue
+		}
+		var mu sync.Mutex
+		got := 0
+		cctx, ccancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, p := range parts {
+			pc, err := consumer.ConsumePartition(compatTopic(c), p, sarama.OffsetOldest)
+			if err != nil {
+				t.Errorf("ConsumePartition(%s, %d): %v", compatTopic(c), p, err)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer pc.AsyncClose()
+				for {
+					select {
+					case <-cctx.Done():
+						return
+					case e := <-pc.Errors():
+						t.Logf("partition consumer error: %v", e)
+					case m := <-pc.Messages():
+						cr := compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)}
+						for _, h := range m.Headers {
+							cr.Headers = append(cr.Headers, [2]string{string(h.Key), string(h.Value)})
+						}
+						mu.Lock()
+						res.Consumed = append(res.Consumed, cr)
+						got++
+						if got >= compatN {
+							ccancel()
+						}
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		ccancel()
+	}
+	checkCompat(t, n, res, allCodecs, "sarama ClusterAdmin.CreateTopic")
+}
