@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/sediment-io/sediment/meta"
 )
 
@@ -33,7 +35,10 @@ func (gc *groupCoordinator) armExpiryLocked() {
 }
 
 // expireOffsets deletes the offsets expired at now; it returns how many partitions' offsets went.
+// In-memory groups that are empty and have no offsets are forgotten (Kafka moves them to Dead), so
+// short-lived group ids do not accumulate.
 func (gc *groupCoordinator) expireOffsets(now time.Time) int {
+	defer gc.forgetEmptyGroups()
 	st := gc.b.meta.State()
 	started := gc.started
 	var batch []meta.GroupPartitions
@@ -96,4 +101,23 @@ func (gc *groupCoordinator) expireOffsets(now time.Time) int {
 		n += counts[i]
 	}
 	return n
+}
+
+// forgetEmptyGroups drops in-memory groups with no members, nothing in flight and no committed offsets.
+func (gc *groupCoordinator) forgetEmptyGroups() {
+	st := gc.b.meta.State()
+	for _, g := range gc.snapshotGroups() {
+		if gc.commits.hasPending(g.id) || len(st.CommittedOffsets(g.id)) > 0 {
+			continue
+		}
+		g.mu.Lock()
+		empty := g.isEmptyLocked()
+		if empty {
+			g.shutdownLocked(kerr.NotCoordinator.Code) // Dead: a racing join gets a fresh group
+		}
+		g.mu.Unlock()
+		if empty {
+			gc.removeGroupIf(g)
+		}
+	}
 }

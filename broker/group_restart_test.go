@@ -143,6 +143,21 @@ func TestOffsetExpiry(t *testing.T) {
 	if _, ok := b.meta.State().CommittedOffset("busy", "t", 0); !ok {
 		t.Fatal("a group with members lost its offsets to expiry")
 	}
+	// A group that emptied without ever committing is forgotten by the same check.
+	j2 := joinMember(t, b, "transient", "t")
+	lv := kmsg.NewPtrLeaveGroupRequest()
+	lv.Group, lv.MemberID = "transient", j2.MemberID
+	wantCode(t, "leave", callAPI[*kmsg.LeaveGroupResponse](t, b, lv).ErrorCode, nil)
+	if gc.getGroup("transient", false) == nil {
+		t.Fatal("group gone before the check")
+	}
+	gc.expireOffsets(time.Now())
+	if gc.getGroup("transient", false) != nil {
+		t.Fatal("an empty group without offsets is still held in memory")
+	}
+	if gc.getGroup("busy", false) == nil {
+		t.Fatal("a live group was forgotten")
+	}
 }
 
 // The broker shuts down while commits are in flight: after it restarts, every partition's committed
