@@ -92,6 +92,10 @@ func tooExpensive(in []byte) bool {
 					return true
 				}
 			}
+		case *kmsg.FetchRequest:
+			if r.MaxWaitMillis > 500 { // a legitimate long-poll; the run only waits
+				return true
+			}
 		case *kmsg.CreatePartitionsRequest:
 			for _, t := range r.Topics {
 				if t.Count > 16 {
@@ -125,6 +129,13 @@ func seedFrames() []seedFrame {
 	md := kmsg.NewPtrMetadataRequest()
 	md.Version = 12
 	out = append(out, seedFrame{name: "pipelined", frame: append(frame(av, 1), frame(md, 2)...)})
+	old := kmsg.NewPtrProduceRequest()
+	old.Version, old.Acks, old.TimeoutMillis = 2, 1, 1000
+	ot := kmsg.NewProduceRequestTopic()
+	ot.Topic = "fuzz-topic"
+	ot.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: []byte{}}}
+	old.Topics = append(old.Topics, ot)
+	out = append(out, seedFrame{name: "produce-v2-refused", frame: frame(old, 1)})
 	out = append(out,
 		seedFrame{name: "huge-size", frame: []byte{0x7f, 0xff, 0xff, 0xff, 0, 18}},
 		seedFrame{name: "negative-size", frame: []byte{0xff, 0xff, 0xff, 0xfe}},
