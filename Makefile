@@ -21,8 +21,11 @@ test-short:
 vet:
 	$(GO) vet ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# The load generator (`sediment bench`: produce/consume MB/s, records/s, end-to-end latency
+# percentiles, side by side with franz-go's kfake), then the go test benchmarks (short).
+bench: build
+	./$(BIN)/sediment bench
+	$(GO) test -run '^$$' -bench . -benchtime 100x -benchmem ./...
 
 clean:
 	rm -rf $(BIN)
