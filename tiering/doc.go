@@ -1,17 +1,87 @@
 // Package tiering moves closed log segments to object storage and reads them back.
 //
-// This file grows with the package; today it owns:
+// # What it owns
 //
 //   - The object-store seam (Store, objstore.go): Put, ranged Get, Head, List by prefix, Delete, and
 //     the optional ConditionalPutter capability. Each method documents its failure semantics; every
 //     backend passes the same conformance suite (tiering/objstoretest).
 //   - Backends: MemStore (mem://, tests), FileStore (file://DIR, the embedded default; temp → fsync →
-//     rename → fsync dir) and S3Store (s3://BUCKET/PREFIX?endpoint=&region=&path-style=, aws-sdk-go-v2,
-//     the only file importing it). OpenURL builds one from a URL.
+//     rename → fsync dir) and S3Store (s3://BUCKET/PREFIX?endpoint=&region=&path-style=; aws-sdk-go-v2
+//     appears only in store_s3.go). OpenURL builds one from a URL.
+//   - The remote segment object format (format.go, segobject.go): writer (BuildSegmentObject) and
+//     reader (OpenRemote, RemoteReader.Read / OffsetForTimestamp).
+//   - Object-key naming, all of it in keys.go.
 //
-// Goroutines: none of its own, except S3Store's multipart upload, which runs at most PartConcurrency
-// part uploads for the duration of one Put call.
+// # Remote segment object, format version 1
 //
-// Locks: MemStore has one mutex around its map; S3Store one around its request counters. No lock is
-// held across I/O or a call into another package.
+// One object per segment. All integers are big-endian. CRCs are CRC-32C (Castagnoli).
+//
+//	0                                        dataLen                               dataLen+footerLen
+//	+----------------------------------------+-----------------------------------------------+
+//	| data: the segment's RecordBatch v2     | footer                                        |
+//	| batches, byte for byte as in the local |  header | offset index | time index | tail    |
+//	| .log file (each keeps its own CRC)     |                                               |
+//	+----------------------------------------+-----------------------------------------------+
+//
+//	header (headerLen bytes; 80 in v1)
+//	   0  u32 headerLen            size of this header; later versions only append fields
+//	   4  i64 baseOffset           first offset of the first batch
+//	  12  i64 lastOffset           last offset of the last batch
+//	  20  i64 firstTimestamp       the first batch's firstTimestamp
+//	  28  i64 maxTimestamp         largest batch maxTimestamp
+//	  36  i64 maxTimestampOffset   last offset of the first batch holding maxTimestamp (ListOffsets -3)
+//	  44  u64 dataLen              bytes of data (< 4 GiB: Kafka segments are ≤ 2 GiB)
+//	  52  u32 dataCRC              CRC of the whole data section
+//	  56  u32 batchCount
+//	  60  u32 recordCount
+//	  64  u32 offsetEntries  (n)
+//	  68  u32 timeEntries    (m)
+//	  72  u32 indexInterval        bytes between index entries used by the writer (4096)
+//	  76  u32 flags                0 in v1: data stored verbatim (see "Compression" below)
+//	offset index: n × { u32 offsetDelta (batch baseOffset − baseOffset), u32 position }
+//	   entry 0 is the first batch (0, 0); both fields strictly increase; sparse (one entry per
+//	   indexInterval bytes), always at batch starts.
+//	time index:   m × { i64 timestamp, u32 offsetDelta, u32 position }
+//	   timestamp is the running maximum of batch maxTimestamp up to and including the batch at
+//	   position; strictly increasing; sparse; the final maximum is always present.
+//	tail (16 bytes, the same in every version):
+//	   u32 footerLen  (header + indexes + tail)
+//	   u16 version    (1)
+//	   u16 reserved   (0)
+//	   u32 footerCRC  (CRC of the footer bytes before this field)
+//	   [4] magic      "SDRS"
+//
+// A reader fetches the last 64 KiB of the object in one ranged GET (a second GET only if the footer
+// is longer), validates it completely (DecodeFooter: magic, version, CRC, lengths against the object
+// size, monotonic in-range entries; fuzzed by FuzzDecodeFooter), and caches it. Then:
+//   - Read(offset): the offset index gives the position of the last indexed batch ≤ offset; one ranged
+//     GET of [that position, next index position + maxBytes) holds the target batch and maxBytes after
+//     it (a single batch larger than maxBytes with minOneBatch costs one more GET). Batches are
+//     CRC-checked before they are returned.
+//   - OffsetForTimestamp(ts): the first time entry ≥ ts bounds the byte range holding the first batch
+//     whose maxTimestamp ≥ ts: one ranged GET. Batch granularity; the caller decodes that batch.
+//
+// Versioning: the tail never changes layout, so any version finds footerLen and version. A reader
+// accepts every version up to its own and refuses newer ones with ErrUnsupportedVersion (never a
+// misread). Version N+1 keeps the decoders of versions ≤ N; fields are only appended to the header
+// (headerLen tells a newer decoder whether they are present, and an older one skips them), and a
+// change to the data section's encoding sets a flags bit that older readers reject.
+//
+// Compression: not implemented. Data is stored exactly as the producer sent it (already-compressed
+// batches stay as they are, uncompressed ones are not recompressed). The planned v2 stores
+// uncompressed producer data as independently decodable lz4 chunks (pierrec/lz4/v4) with flags bit 0
+// set and a chunk table mapping logical to physical positions, so ranged reads still work.
+//
+// # Object keys
+//
+//	segments/<topic id hex>/<partition>/<base offset, 20 digits>-<leader epoch>-<upload id>.seg
+//
+// See keys.go: a fresh random upload id per attempt means a retry or a deposed leader never
+// overwrites another attempt's object.
+//
+// # Goroutines and locks
+//
+// No goroutines of its own, except S3Store's multipart upload, which runs at most PartConcurrency part
+// uploads for the duration of one Put call. MemStore has one mutex around its map; S3Store one around
+// its request counters. No lock is held across I/O or a call into another package.
 package tiering

@@ -1,0 +1,285 @@
+package tiering
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+
+	"github.com/sediment-io/sediment/segment"
+)
+
+// SegmentObject is an upload body: a closed segment's bytes followed by its footer. It is an
+// io.ReaderAt (re-readable for retries and parallel multipart parts) over the segment file, which must
+// stay unchanged until the upload ends (closed segments are immutable until retention deletes them).
+type SegmentObject struct {
+	Footer *Footer
+	data   io.ReaderAt
+	footer []byte
+}
+
+// Size is the object's length: DataLen + the footer.
+func (o *SegmentObject) Size() int64 { return o.Footer.DataLen + int64(len(o.footer)) }
+
+// ReadAt reads the concatenation data | footer.
+func (o *SegmentObject) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("tiering: negative offset")
+	}
+	n := 0
+	if off < o.Footer.DataLen {
+		k := int(min(int64(len(p)), o.Footer.DataLen-off))
+		m, err := o.data.ReadAt(p[:k], off)
+		n += m
+		if m < k {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF // the segment file shrank under us
+			}
+			return n, err
+		}
+		p, off = p[k:], off+int64(k)
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	fo := off - o.Footer.DataLen
+	if fo >= int64(len(o.footer)) {
+		return n, io.EOF
+	}
+	m := copy(p, o.footer[fo:])
+	n += m
+	if m < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// BuildSegmentObject reads size bytes of a closed segment (concatenated RecordBatch v2 batches) from
+// data, validating every batch (framing, magic, CRC-32C, strictly increasing offsets), and builds the
+// footer index with an entry every indexInterval bytes (≤ 0: DefaultIndexInterval). It reads the
+// segment once, sequentially; the upload reads it again through the returned object.
+func BuildSegmentObject(data io.ReaderAt, size int64, indexInterval int) (*SegmentObject, error) {
+	if indexInterval <= 0 {
+		indexInterval = DefaultIndexInterval
+	}
+	if size <= 0 {
+		return nil, fmt.Errorf("tiering: segment of %d bytes: nothing to upload", size)
+	}
+	if size > math.MaxUint32 {
+		return nil, fmt.Errorf("tiering: segment of %d bytes exceeds the format's 4 GiB", size)
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(data, 0, size), 1<<20)
+	crc := crc32.New(castagnoli)
+	f := &Footer{Version: FormatVersion, DataLen: size, IndexInterval: uint32(indexInterval)}
+	var (
+		buf                 []byte
+		pos                 int64
+		lastOffIdx, lastTim int64 = -1, -1
+		runningMax                = int64(math.MinInt64)
+		prevLast                  = int64(-1)
+		lastBatchDelta      uint32
+		lastBatchPos        int64
+	)
+	for pos < size {
+		var prefix [12]byte
+		if _, err := io.ReadFull(br, prefix[:]); err != nil {
+			return nil, fmt.Errorf("%w: batch at byte %d: %v", segment.ErrCorrupt, pos, err)
+		}
+		n := int64(binary.BigEndian.Uint32(prefix[8:])) + 12
+		if n < segment.HeaderSize || pos+n > size {
+			return nil, fmt.Errorf("%w: batch at byte %d has length %d (segment %d bytes)", segment.ErrCorrupt, pos, n, size)
+		}
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		b := buf[:n]
+		copy(b, prefix[:])
+		if _, err := io.ReadFull(br, b[12:]); err != nil {
+			return nil, fmt.Errorf("%w: batch at byte %d: %v", segment.ErrCorrupt, pos, err)
+		}
+		if err := segment.ValidateBatch(b); err != nil {
+			return nil, fmt.Errorf("tiering: batch at byte %d: %w", pos, err)
+		}
+		crc.Write(b)
+		h, _ := segment.ParseBatchHeader(b)
+		if f.BatchCount == 0 {
+			f.BaseOffset, f.FirstTimestamp = h.BaseOffset(), h.FirstTimestamp()
+		} else if h.BaseOffset() <= prevLast {
+			return nil, fmt.Errorf("%w: batch at byte %d starts at offset %d, not after %d", segment.ErrCorrupt, pos, h.BaseOffset(), prevLast)
+		}
+		if h.LastOffset()-f.BaseOffset > math.MaxUint32 {
+			return nil, fmt.Errorf("tiering: segment spans more than 2^32 offsets")
+		}
+		delta := uint32(h.BaseOffset() - f.BaseOffset)
+		if lastOffIdx < 0 || pos-lastOffIdx >= int64(indexInterval) {
+			f.Offsets = append(f.Offsets, OffsetEntry{OffsetDelta: delta, Position: uint32(pos)})
+			lastOffIdx = pos
+		}
+		if f.BatchCount == 0 || h.MaxTimestamp() > f.MaxTimestamp {
+			f.MaxTimestamp, f.MaxTimestampOffset = h.MaxTimestamp(), h.LastOffset()
+		}
+		runningMax = max(runningMax, h.MaxTimestamp())
+		if (lastTim < 0 || pos-lastTim >= int64(indexInterval)) && (len(f.Times) == 0 || runningMax > f.Times[len(f.Times)-1].Timestamp) {
+			f.Times = append(f.Times, TimeEntry{Timestamp: runningMax, OffsetDelta: delta, Position: uint32(pos)})
+			lastTim = pos
+		}
+		f.BatchCount++
+		f.RecordCount += uint32(h.RecordCount())
+		prevLast = h.LastOffset()
+		lastBatchDelta, lastBatchPos = delta, pos
+		pos += n
+	}
+	// The final maximum is always indexed, so a time lookup never misses the segment's newest data.
+	if t := len(f.Times); t == 0 || f.Times[t-1].Timestamp < runningMax {
+		f.Times = append(f.Times, TimeEntry{Timestamp: runningMax, OffsetDelta: lastBatchDelta, Position: uint32(lastBatchPos)})
+	}
+	f.LastOffset = prevLast
+	f.DataCRC = crc.Sum32()
+	return &SegmentObject{Footer: f, data: data, footer: AppendFooter(nil, f)}, nil
+}
+
+// RemoteReader reads one uploaded segment object: it fetches the footer once (one ranged GET of the
+// object's tail, a second only for footers beyond 64 KiB), then serves each read with one ranged GET.
+// Safe for concurrent use.
+type RemoteReader struct {
+	store  Store
+	key    string
+	size   int64
+	Footer *Footer
+}
+
+// OpenRemote reads key's footer. size is the object's size if known (from the manifest), else -1 (a Head).
+func OpenRemote(ctx context.Context, s Store, key string, size int64) (*RemoteReader, error) {
+	if size < 0 {
+		info, err := s.Head(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		size = info.Size
+	}
+	if size < headerLenV1+tailLen {
+		return nil, fmt.Errorf("%w: %s: object of %d bytes is too small", ErrBadFooter, key, size)
+	}
+	n := min(size, footerReadAhead)
+	tail, err := ReadRange(ctx, s, key, size-n, n)
+	if err != nil {
+		return nil, err
+	}
+	flen, _, err := footerLenFromTail(tail)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if int64(flen) > size {
+		return nil, fmt.Errorf("%w: %s: footer of %d bytes in a %d-byte object", ErrBadFooter, key, flen, size)
+	}
+	if flen > len(tail) {
+		if tail, err = ReadRange(ctx, s, key, size-int64(flen), int64(flen)); err != nil {
+			return nil, err
+		}
+	}
+	f, err := DecodeFooter(tail, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return &RemoteReader{store: s, key: key, size: size, Footer: f}, nil
+}
+
+// ReadResult is what RemoteReader.Read returns: whole batches and the offset after the last one.
+type ReadResult struct {
+	Data       []byte
+	NextOffset int64
+}
+
+// Read returns whole batches starting with the one containing offset, at most maxBytes of them
+// unless minOneBatch and the first is larger (then exactly that batch: Kafka's rule). One ranged GET;
+// a second only when a single batch exceeds what the first fetched. Batches are CRC-checked.
+// offset outside [BaseOffset, LastOffset]: segment.ErrOffsetOutOfRange.
+func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	f := r.Footer
+	if offset < f.BaseOffset || offset > f.LastOffset {
+		return ReadResult{}, fmt.Errorf("%w: offset %d not in remote segment %d..%d", segment.ErrOffsetOutOfRange, offset, f.BaseOffset, f.LastOffset)
+	}
+	start := int64(f.Offsets[f.floorOffset(offset)].Position)
+	end := min(f.DataLen, f.nextPosition(start)+int64(max(maxBytes, 0)))
+	buf, err := ReadRange(ctx, r.store, r.key, start, end-start)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	if int64(len(buf)) != end-start {
+		return ReadResult{}, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, len(buf), end-start)
+	}
+	res := ReadResult{NextOffset: offset}
+	from, p := -1, 0
+	for p+segment.HeaderSize <= len(buf) {
+		h, err := segment.ParseBatchHeader(buf[p:])
+		if err != nil {
+			return ReadResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(p), err)
+		}
+		size := h.Size()
+		if h.LastOffset() < offset {
+			p += size
+			continue
+		}
+		if from < 0 {
+			from = p
+		}
+		if p+size > len(buf) || p+size-from > maxBytes {
+			if p == from && minOneBatch {
+				// The first batch alone exceeds the budget: return exactly it (second GET if needed).
+				if p+size > len(buf) {
+					b, err := ReadRange(ctx, r.store, r.key, start+int64(p), int64(size))
+					if err != nil {
+						return ReadResult{}, err
+					}
+					buf, from, p = b, 0, 0
+				}
+				p += size
+				res.NextOffset = h.LastOffset() + 1
+			}
+			break
+		}
+		p += size
+		res.NextOffset = h.LastOffset() + 1
+	}
+	if from < 0 || p <= from {
+		return res, nil
+	}
+	out := buf[from:p]
+	for q := 0; q < len(out); {
+		h, _ := segment.ParseBatchHeader(out[q:])
+		if err := segment.ValidateBatch(out[q : q+h.Size()]); err != nil {
+			return ReadResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(from+q), err)
+		}
+		q += h.Size()
+	}
+	res.Data = out
+	return res, nil
+}
+
+// OffsetForTimestamp returns the base offset and maxTimestamp of the first batch whose maxTimestamp is
+// ≥ ts (batch granularity: the caller decodes that batch to find the exact record), with one ranged GET.
+func (r *RemoteReader) OffsetForTimestamp(ctx context.Context, ts int64) (offset, timestamp int64, ok bool, err error) {
+	from, to, ok := r.Footer.timeRange(ts)
+	if !ok {
+		return 0, 0, false, nil
+	}
+	buf, err := ReadRange(ctx, r.store, r.key, from, to-from)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	for p := 0; p+segment.HeaderSize <= len(buf); {
+		h, err := segment.ParseBatchHeader(buf[p:])
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("tiering: %s at byte %d: %w", r.key, from+int64(p), err)
+		}
+		if h.MaxTimestamp() >= ts {
+			return h.BaseOffset(), h.MaxTimestamp(), true, nil
+		}
+		p += h.Size()
+	}
+	return 0, 0, false, fmt.Errorf("%w: %s: time index points at bytes [%d,%d) without a batch reaching %d", ErrBadFooter, r.key, from, to, ts)
+}
