@@ -5,7 +5,7 @@
 //
 //   - server.go: Broker, Start and Close. Start order: data dir → Kafka listener (bound first so the
 //     advertised port is known) → HTTP → meta.Open → WaitReady (a Raft leader) → RegisterBroker →
-//     replica manager → accept loop. Close runs it backwards (see Goroutines).
+//     replica manager → group coordinator → accept loop. Close runs it backwards (see Goroutines).
 //   - config.go: Config, a plain struct with DefaultConfig and Validate; Kafka broker configs are
 //     typed fields reachable by their Kafka names through one table (Set/Get, DescribeConfigs, --help).
 //     topic_config.go: a topic's effective config (override → broker synonym → Kafka default).
@@ -32,8 +32,9 @@
 //
 // Shutdown (Close): stop accepting; cancel the broker context, which ends long-polls and parked
 // group joins; wake idle readers with a past read deadline; wait up to 10 s for every connection to
-// answer the request it is serving and flush; then close the replicas (clean-shutdown markers), the
-// metadata node and the HTTP server.
+// answer the request it is serving and flush; then close the group coordinator (flushing offset
+// commits while meta is still open), the replicas (clean-shutdown markers), the metadata node and
+// the HTTP server.
 //
 // # Locks
 //
