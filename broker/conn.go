@@ -93,7 +93,7 @@ func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.log.Debug("connection closed")
 	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil:
-		c.log.Info("closing idle connection", "idle_ms", b.cfg.ConnectionsMaxIdleMs)
+		c.log.Debug("closing idle connection", "idle_ms", b.cfg.ConnectionsMaxIdleMs)
 	case ctx.Err() != nil:
 		c.log.Debug("connection closed by shutdown")
 	default:
