@@ -1,15 +1,22 @@
 // kafkajs driver for Sediment's compatibility tests (integration/compat_kafkajs_test.go).
 // admin.createTopics creates the topics, an idempotent producer (acks=-1) produces with each codec
-// (snappy and lz4 through the kafkajs-snappy / kafkajs-lz4 codec packages; kafkajs has no pure-JS zstd),
+// (snappy through kafkajs-snappy, lz4 through lz4js — both pure JS; kafkajs has no pure-JS zstd),
 // a consumer in a group (kafkajs has no group-less consumer) reads each topic from the beginning.
 // Record formulas MUST match integration/compat_util_test.go. Prints one JSON result on stdout.
 'use strict'
 const { Kafka, CompressionTypes, CompressionCodecs, Partitioners, logLevel } = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
-const LZ4 = require('kafkajs-lz4')
+const lz4js = require('lz4js')
+
+// LZ4 through lz4js (pure JS, LZ4 frame format as Kafka uses): the kafkajs-lz4 package needs a
+// native build. kafkajs calls compress with its Encoder (bytes in .buffer).
+const LZ4Codec = () => ({
+  async compress (encoder) { return Buffer.from(lz4js.compress(encoder.buffer)) },
+  async decompress (buffer) { return Buffer.from(lz4js.decompress(buffer)) },
+})
 
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
-CompressionCodecs[CompressionTypes.LZ4] = new LZ4().codec
+CompressionCodecs[CompressionTypes.LZ4] = LZ4Codec
 
 const CLIENT = 'kafkajs'
 const codecType = {
