@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -124,6 +125,22 @@ func (c *testCluster) leader() *Node {
 		return false
 	})
 	return out
+}
+
+// onLeader runs op on the current leader, again on the next one if leadership moves meanwhile
+// (elections happen on a loaded CI machine with the tests' short timeouts).
+func (c *testCluster) onLeader(what string, op func(l *Node) error) {
+	c.t.Helper()
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = op(c.leader()); err == nil || !errors.Is(err, ErrNotController) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
 }
 
 func (c *testCluster) follower() *Node {
@@ -296,12 +313,16 @@ func TestCluster5KillLeaderAndNonvoterCatchesUpBySnapshot(t *testing.T) {
 	if err := l.CommitOffsets(ctx, "g", []OffsetCommit{{Topic: "topic-1", Partition: 2, Offset: 99}}); err != nil {
 		t.Fatal(err)
 	}
-	// Snapshot and compact the log, so a new member can only catch up through InstallSnapshot.
-	if err := l.Snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	if fi, _ := l.st.wal.FirstIndex(); fi <= 1 {
-		t.Fatalf("log not compacted after snapshot: first index %d", fi)
+	// Snapshot and compact the log on every member (whichever leads later), so a new member can only
+	// catch up through InstallSnapshot.
+	c.converged()
+	for id, n := range c.nodes {
+		if err := n.Snapshot(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			t.Fatalf("snapshot on %d: %v", id, err)
+		}
+		if fi, _ := n.st.wal.FirstIndex(); fi <= 1 {
+			t.Fatalf("node %d: log not compacted after snapshot: first index %d", id, fi)
+		}
 	}
 	for i := 0; i < 10; i++ {
 		if _, err := l.AllocateProducerIDs(ctx, l.NodeID(), 100); err != nil {
@@ -313,9 +334,7 @@ func TestCluster5KillLeaderAndNonvoterCatchesUpBySnapshot(t *testing.T) {
 	if n6.State().Index() != 0 {
 		t.Fatal("non-voter bootstrapped itself")
 	}
-	if err := l.AddNonvoter(ctx, 6, string(addrOf(6))); err != nil {
-		t.Fatal(err)
-	}
+	c.onLeader("add non-voter", func(l *Node) error { return l.AddNonvoter(ctx, 6, string(addrOf(6))) })
 	c.start(old) // the old leader comes back too
 	d := c.converged()
 	if n6.fsm.restores.Load() == 0 {
@@ -499,10 +518,8 @@ func TestControlledShutdownMovesLeadershipsAtOnce(t *testing.T) {
 	if err != nil || len(ms) != 3 {
 		t.Fatalf("members %v %v", ms, err)
 	}
-	if err := l.RemoveServer(ctx, vid); err != nil {
-		t.Fatal(err)
-	}
-	if ms, _ := l.Members(); len(ms) != 2 {
+	c.onLeader("remove server", func(l *Node) error { return l.RemoveServer(ctx, vid) })
+	if ms, _ := c.leader().Members(); len(ms) != 2 {
 		t.Fatalf("members after remove: %v", ms)
 	}
 }

@@ -627,7 +627,7 @@ func (n *Node) AddNonvoter(ctx context.Context, id int32, addr string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	return n.raft.AddNonvoter(serverID(id), raft.ServerAddress(addr), 0, timeout).Error()
+	return membershipErr(n.raft.AddNonvoter(serverID(id), raft.ServerAddress(addr), 0, timeout).Error())
 }
 
 // AddVoter adds a voter (or promotes a non-voter) on the leader. Grow the voter set to an odd size.
@@ -635,7 +635,15 @@ func (n *Node) AddVoter(ctx context.Context, id int32, addr string) error {
 	if n.raft.State() != raft.Leader {
 		return fmt.Errorf("%w: AddVoter must run on the leader (node %d is not)", ErrNotController, n.cfg.NodeID)
 	}
-	return n.raft.AddVoter(serverID(id), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error()
+	return membershipErr(n.raft.AddVoter(serverID(id), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error())
+}
+
+// membershipErr marks a lost leadership as ErrNotController, so callers retry on the new leader.
+func membershipErr(err error) error {
+	if err != nil && retryable(err) && !errors.Is(err, ErrNotController) {
+		return fmt.Errorf("%w: %v", ErrNotController, err)
+	}
+	return err
 }
 
 // RemoveServer removes a voter or non-voter from the Raft configuration, on the leader.
@@ -643,7 +651,7 @@ func (n *Node) RemoveServer(ctx context.Context, id int32) error {
 	if n.raft.State() != raft.Leader {
 		return fmt.Errorf("%w: RemoveServer must run on the leader (node %d is not)", ErrNotController, n.cfg.NodeID)
 	}
-	return n.raft.RemoveServer(serverID(id), 0, n.timeout(ctx)).Error()
+	return membershipErr(n.raft.RemoveServer(serverID(id), 0, n.timeout(ctx)).Error())
 }
 
 // Member is one server in the Raft configuration.

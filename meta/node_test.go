@@ -22,9 +22,10 @@ func fastConfig(id int32, dir string) Config {
 	cfg.NodeID = id
 	cfg.DataDir = dir
 	cfg.Logger = testLogger()
-	cfg.RaftHeartbeatTimeout = 100 * time.Millisecond
-	cfg.RaftElectionTimeout = 100 * time.Millisecond
-	cfg.RaftLeaderLeaseTimeout = 50 * time.Millisecond
+	// Short, but not so short that a loaded 2-core CI machine elects a new leader every few seconds.
+	cfg.RaftHeartbeatTimeout = 200 * time.Millisecond
+	cfg.RaftElectionTimeout = 200 * time.Millisecond
+	cfg.RaftLeaderLeaseTimeout = 100 * time.Millisecond
 	cfg.RaftCommitTimeout = 5 * time.Millisecond
 	cfg.SessionTimeout = 600 * time.Millisecond
 	cfg.HeartbeatInterval = 100 * time.Millisecond
