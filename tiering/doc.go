@@ -11,6 +11,15 @@
 //   - The remote segment object format (format.go, segobject.go): writer (BuildSegmentObject) and
 //     reader (OpenRemote, RemoteReader.Read / OffsetForTimestamp).
 //   - Object-key naming, all of it in keys.go.
+//   - The archiver (archiver.go): PartitionArchiver uploads a partition leader's closed segments that
+//     lie wholly below the upload limit (high watermark), in offset order, against two small
+//     interfaces the broker implements: LogView (segments, upload limit, leader epoch) and Manifest
+//     (meta's RemoteSegments / AddRemoteSegment). Order: PUT under a fresh key → commit the manifest
+//     entry → only then is the local copy deletable (Uploaded()). A failed attempt stops the pass
+//     (no gaps) and is retried by Run with jittered backoff; its object is an orphan that
+//     CollectOrphans deletes once older than a grace period. A commit whose reply was lost is detected
+//     by re-reading the manifest. After a leadership change, a segment whose start the previous leader
+//     already committed is uploaded from the first batch after the manifest's end.
 //
 // # Remote segment object, format version 1
 //
@@ -82,6 +91,8 @@
 // # Goroutines and locks
 //
 // No goroutines of its own, except S3Store's multipart upload, which runs at most PartConcurrency part
-// uploads for the duration of one Put call. MemStore has one mutex around its map; S3Store one around
+// uploads for the duration of one Put call. PartitionArchiver.Run is meant to be the one goroutine per
+// led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
+// CollectOrphans must not run concurrently with it for the same partition. MemStore has one mutex around its map; S3Store one around
 // its request counters. No lock is held across I/O or a call into another package.
 package tiering

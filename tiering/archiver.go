@@ -1,0 +1,268 @@
+package tiering
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+)
+
+// LogView is what the archiver needs from a partition leader's local log. The broker adapts its
+// partition (segment.Log + high watermark + leader epoch) to it.
+type LogView interface {
+	// Segments lists the local segments oldest first (segment.Log.Segments).
+	Segments() []segment.SegmentInfo
+	// UploadLimit is the offset below which data may be uploaded: the high watermark (the last stable
+	// offset once transactions exist). Only segments wholly below it are uploaded.
+	UploadLimit() int64
+	// LeaderEpoch is the epoch of the leadership under which this node uploads (it goes in object keys).
+	LeaderEpoch() int32
+}
+
+// Manifest is the partition's committed list of remote segments, kept in meta (Raft).
+type Manifest interface {
+	// RemoteSegments returns the committed entries ordered by base offset (meta.State.RemoteSegments).
+	RemoteSegments() []meta.RemoteSegment
+	// AddRemoteSegment commits one entry (meta.Node.AddRemoteSegment). On error the entry may or may
+	// not have been committed (a lost reply); the archiver re-reads RemoteSegments to find out.
+	AddRemoteSegment(ctx context.Context, seg meta.RemoteSegment) error
+}
+
+// ArchiverConfig tunes a PartitionArchiver. Zero values take the defaults noted.
+type ArchiverConfig struct {
+	IndexInterval int           // footer index spacing; default DefaultIndexInterval
+	RetryBase     time.Duration // Run's first retry delay after a failure; default 1s
+	RetryMax      time.Duration // Run's longest retry delay; default 1 min
+	// OrphanGrace: an object not in the manifest is deleted by CollectOrphans only once it is older
+	// than this (an upload by another, deposed leader may still be about to commit it). Default 15 min.
+	OrphanGrace time.Duration
+	Logger      *slog.Logger
+	// NewUploadID and Now are for deterministic tests; nil = NewUploadID and time.Now.
+	NewUploadID func() string
+	Now         func() time.Time
+}
+
+func (c *ArchiverConfig) setDefaults() {
+	if c.IndexInterval <= 0 {
+		c.IndexInterval = DefaultIndexInterval
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Minute
+	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = 15 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.NewUploadID == nil {
+		c.NewUploadID = NewUploadID
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// PartitionArchiver uploads one partition's closed segments, in offset order: upload the object under
+// a fresh key, then commit the manifest entry; only a committed entry makes the local copy deletable
+// (that is the broker's retention, which must not delete a segment past Uploaded()). Objects of
+// failed attempts are orphans; CollectOrphans removes them.
+//
+// Not safe for concurrent use: one goroutine (Run, or a caller of RunOnce/CollectOrphans) per partition.
+type PartitionArchiver struct {
+	store     Store
+	topic     meta.TopicID
+	partition int32
+	log       LogView
+	manifest  Manifest
+	cfg       ArchiverConfig
+	wake      chan struct{}
+}
+
+// NewPartitionArchiver builds an archiver for one partition led by this node.
+func NewPartitionArchiver(store Store, topic meta.TopicID, partition int32, log LogView, manifest Manifest, cfg ArchiverConfig) *PartitionArchiver {
+	cfg.setDefaults()
+	return &PartitionArchiver{store: store, topic: topic, partition: partition, log: log, manifest: manifest, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Uploaded returns the offset below which every record is in the committed manifest (the manifest's
+// last offset + 1), or -1 when nothing is. Local retention may delete segments wholly below it.
+func (a *PartitionArchiver) Uploaded() int64 {
+	segs := a.manifest.RemoteSegments()
+	if len(segs) == 0 {
+		return -1
+	}
+	return segs[len(segs)-1].LastOffset + 1
+}
+
+// Notify wakes Run (a segment rolled, the high watermark moved). Never blocks.
+func (a *PartitionArchiver) Notify() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run uploads until ctx ends: a pass whenever Notify is called (and every poll interval as a safety
+// net), retrying failures with jittered exponential backoff.
+func (a *PartitionArchiver) Run(ctx context.Context, poll time.Duration) {
+	delay := time.Duration(0)
+	for {
+		_, err := a.RunOnce(ctx)
+		wait := poll
+		if err != nil && ctx.Err() == nil {
+			delay = min(max(delay*2, a.cfg.RetryBase), a.cfg.RetryMax)
+			wait = time.Duration(rand.Int64N(int64(delay)) + 1)
+			a.cfg.Logger.Warn("tiering: upload failed; will retry", "topic", a.topic, "partition", a.partition, "in", wait, "err", err)
+		} else {
+			delay = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RunOnce uploads every closed segment wholly below the upload limit and not yet in the manifest, in
+// order, stopping at the first failure (so the manifest never gets a gap). It returns how many
+// segments it committed.
+func (a *PartitionArchiver) RunOnce(ctx context.Context) (int, error) {
+	done := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		next := a.Uploaded()
+		limit := a.log.UploadLimit()
+		var cand *segment.SegmentInfo
+		for _, s := range a.log.Segments() {
+			if s.Closed && s.NextOffset <= limit && s.NextOffset > next && s.NextOffset > s.BaseOffset {
+				cand = &s
+				break
+			}
+		}
+		if cand == nil {
+			return done, nil
+		}
+		if err := a.upload(ctx, *cand, next); err != nil {
+			return done, err
+		}
+		done++
+	}
+}
+
+func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, from int64) error {
+	f, err := os.Open(si.Path)
+	if err != nil {
+		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
+	}
+	defer f.Close()
+	// After a leadership change the manifest may already hold the start of this segment (the previous
+	// leader rolled at other offsets). Batches are replicated byte for byte, so upload from the first
+	// batch after the manifest's end.
+	var start int64
+	if from > si.BaseOffset {
+		if start, err = positionOf(f, si.Size, from); err != nil {
+			return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
+		}
+	}
+	obj, err := BuildSegmentObject(io.NewSectionReader(f, start, si.Size-start), si.Size-start, a.cfg.IndexInterval)
+	if err != nil {
+		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
+	}
+	ft := obj.Footer
+	if ft.LastOffset != si.NextOffset-1 {
+		return fmt.Errorf("tiering: upload %s: segment ends at offset %d, the log says %d", si.Path, ft.LastOffset, si.NextOffset-1)
+	}
+	key := SegmentKey{Topic: a.topic, Partition: a.partition, BaseOffset: ft.BaseOffset, LeaderEpoch: a.log.LeaderEpoch(), UploadID: a.cfg.NewUploadID()}.String()
+	if err := a.store.Put(ctx, key, obj, obj.Size()); err != nil {
+		return fmt.Errorf("tiering: upload %s as %s: %w", si.Path, key, err)
+	}
+	entry := meta.RemoteSegment{
+		BaseOffset: ft.BaseOffset, LastOffset: ft.LastOffset,
+		FirstTimestamp: ft.FirstTimestamp, MaxTimestamp: ft.MaxTimestamp,
+		Size: obj.Size(), ObjectKey: key, LeaderEpoch: a.log.LeaderEpoch(),
+	}
+	if err := a.manifest.AddRemoteSegment(ctx, entry); err != nil {
+		// A lost reply may hide a successful commit: look before calling it a failure.
+		if slices.ContainsFunc(a.manifest.RemoteSegments(), func(s meta.RemoteSegment) bool { return s.ObjectKey == key }) {
+			return nil
+		}
+		return fmt.Errorf("tiering: commit %s (offsets %d..%d): %w (object left for the orphan collector)", key, ft.BaseOffset, ft.LastOffset, err)
+	}
+	a.cfg.Logger.Info("tiering: segment uploaded", "key", key, "offsets", fmt.Sprintf("%d..%d", ft.BaseOffset, ft.LastOffset), "bytes", obj.Size())
+	return nil
+}
+
+// positionOf returns the byte position of the first batch whose base offset is ≥ offset, walking the
+// batch headers (12 bytes each) of a segment file.
+func positionOf(f io.ReaderAt, size, offset int64) (int64, error) {
+	var hdr [12]byte
+	for pos := int64(0); pos < size; {
+		if _, err := f.ReadAt(hdr[:], pos); err != nil {
+			return 0, fmt.Errorf("%w: batch header at byte %d: %v", segment.ErrCorrupt, pos, err)
+		}
+		if int64(binary.BigEndian.Uint64(hdr[:])) >= offset {
+			return pos, nil
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[8:])) + 12
+		if n < segment.HeaderSize {
+			return 0, fmt.Errorf("%w: batch at byte %d has length %d", segment.ErrCorrupt, pos, n)
+		}
+		pos += n
+	}
+	return 0, fmt.Errorf("%w: no batch at or after offset %d", segment.ErrCorrupt, offset)
+}
+
+// CollectOrphans deletes this partition's objects that the manifest does not name and that are older
+// than OrphanGrace: leftovers of failed uploads or commits, and objects whose manifest entries were
+// removed (retention) but whose deletion failed. Keys that do not parse as segment keys are left
+// alone. It returns the deleted keys.
+func (a *PartitionArchiver) CollectOrphans(ctx context.Context) ([]string, error) {
+	return collectOrphans(ctx, a.store, PartitionPrefix(a.topic, a.partition), a.manifest.RemoteSegments(), a.cfg.Now().Add(-a.cfg.OrphanGrace))
+}
+
+func collectOrphans(ctx context.Context, s Store, prefix string, live []meta.RemoteSegment, olderThan time.Time) ([]string, error) {
+	objs, err := s.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keep := make(map[string]bool, len(live))
+	for _, l := range live {
+		keep[l.ObjectKey] = true
+	}
+	var deleted []string
+	var errs []error
+	for _, o := range objs {
+		if keep[o.Key] || !o.ModTime.Before(olderThan) {
+			continue
+		}
+		if _, err := ParseSegmentKey(o.Key); err != nil {
+			continue
+		}
+		if err := s.Delete(ctx, o.Key); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		deleted = append(deleted, o.Key)
+	}
+	return deleted, errors.Join(errs...)
+}
