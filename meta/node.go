@@ -527,11 +527,24 @@ func (n *Node) propose(ctx context.Context, body any, dedup bool) (*applyResult,
 }
 
 func (n *Node) proposeBytes(ctx context.Context, data []byte) (*applyResult, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-		defer cancel()
+	// A caller without a deadline gets ProposalTimeout — but the timer is made only when needed (a
+	// forward or a retry): on the leader's first attempt raft.Apply's own timeout bounds the enqueue, and
+	// raft answers every dequeued proposal. This saves a timer and a context per local proposal.
+	var cancel context.CancelFunc
+	bound := func() {
+		if cancel != nil {
+			return
+		}
+		cancel = func() {}
+		if _, ok := ctx.Deadline(); !ok {
+			ctx, cancel = context.WithTimeout(ctx, n.cfg.ProposalTimeout)
+		}
 	}
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
 	backoff := 5 * time.Millisecond
 	var last error
 	for {
@@ -545,6 +558,7 @@ func (n *Node) proposeBytes(ctx context.Context, data []byte) (*applyResult, err
 		if n.raft.State() == raft.Leader {
 			res, err = n.applyLocal(ctx, data)
 		} else if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			bound()
 			res, err = n.fwd.forward(ctx, raft.ServerAddress(n.cfg.RaftAdvertise), addr, data)
 			if err == nil {
 				err = n.waitApplied(ctx, res.Index)
@@ -559,6 +573,7 @@ func (n *Node) proposeBytes(ctx context.Context, data []byte) (*applyResult, err
 			return nil, err
 		}
 		last = err
+		bound()
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
