@@ -60,6 +60,15 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 			t.Errorf("%s: offset %d ts %d err %d, want %d %d", c.name, p.Offset, p.Timestamp, p.ErrorCode, c.wantOff, c.wantT)
 		}
 	}
+	// The same lookup as a user makes it, through kadm.
+	adm0 := newTestAdmin(t, b)
+	lo, err := adm0.ListOffsetsAfterMilli(testCtx(t), ms(15*time.Second), "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := lo.Lookup("lo", 0); !ok || o.Err != nil || o.Offset != 2 || o.Timestamp != ms(20*time.Second) {
+		t.Fatalf("kadm ListOffsetsAfterMilli: %+v", o)
+	}
 	if p := listOffset(t, cl, b, "nope", -1); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("unknown topic: %v", kerr.ErrorForCode(p.ErrorCode))
 	}
