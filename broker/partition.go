@@ -13,6 +13,7 @@ import (
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/segment/vfs"
 )
 
 // Partition is this broker's replica of one topic partition: the local segment.Log and the state
@@ -35,6 +36,7 @@ type Partition struct {
 	index   int32
 	dir     string
 	log     *segment.Log
+	fs      vfs.FS // the log's file system (producer snapshots go through it too)
 	now     func() time.Time
 	nodeID  int32
 
@@ -100,7 +102,12 @@ func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32
 	if now == nil {
 		now = time.Now
 	}
+	fsys := scfg.FS
+	if fsys == nil {
+		fsys = vfs.OS
+	}
 	p := &Partition{
+		fs:          fsys,
 		topic:       topic,
 		topicID:     id,
 		index:       index,

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"time"
+
+	"github.com/sediment-io/sediment/segment/vfs"
 )
 
 // Producer-state snapshot: the idempotent producer state as of a log offset, so that opening a
@@ -16,8 +18,8 @@ import (
 // not fit the log (missing, unreadable, or at an offset past the recovered log end, as after a
 // crash that lost an unsynced tail) is ignored and the state is rebuilt by a full scan.
 //
-// Written on clean close and by the retention loop, under the partition's append lock, as
-// temp file → fsync → rename → fsync dir. Anything that truncates the log below the snapshot's
+// Written on clean close and by the retention loop, under the partition's append lock, with
+// vfs.WriteFileAtomic (temp file → fsync → rename → fsync dir). Anything that truncates the log below the snapshot's
 // offset (follower truncation, later) must remove it first (removeProducerSnapshot).
 //
 // Format (big-endian), one file "producer-state.snapshot" in the partition directory:
@@ -107,40 +109,16 @@ func decodeProducerSnapshot(b []byte) (*producerStateManager, int64, error) {
 	return m, offset, nil
 }
 
-// writeProducerSnapshot persists the state as of the current log end (appendMu held).
+// writeProducerSnapshot persists the state as of the current log end (appendMu held), through the
+// log's file system (so fault-injecting tests see it too).
 func (p *Partition) writeProducerSnapshot() error {
 	data := encodeProducerSnapshot(p.producers, p.log.EndOffset())
-	path := filepath.Join(p.dir, producerSnapshotFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(p.dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return vfs.WriteFileAtomic(p.fs, filepath.Join(p.dir, producerSnapshotFile), data)
 }
 
 // loadProducerSnapshot returns the snapshot's state and offset if it fits the log, else nil.
 func (p *Partition) loadProducerSnapshot() (*producerStateManager, int64) {
-	b, err := os.ReadFile(filepath.Join(p.dir, producerSnapshotFile))
+	b, err := vfs.ReadFile(p.fs, filepath.Join(p.dir, producerSnapshotFile))
 	if err != nil {
 		return nil, 0
 	}
@@ -153,8 +131,8 @@ func (p *Partition) loadProducerSnapshot() (*producerStateManager, int64) {
 
 // removeProducerSnapshot must precede any truncation of the log below the snapshot offset.
 func (p *Partition) removeProducerSnapshot() error {
-	err := os.Remove(filepath.Join(p.dir, producerSnapshotFile))
-	if errors.Is(err, os.ErrNotExist) {
+	err := p.fs.Remove(filepath.Join(p.dir, producerSnapshotFile))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return err
