@@ -64,7 +64,8 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 	if req.Version == 0 {
 		generation = -1
 	}
-	if code := gc.commitCheck(req.Group, generation, req.MemberID, req.InstanceID); code != 0 {
+	code, monotonic := gc.commitCheck(req.Group, generation, req.MemberID, req.InstanceID)
+	if code != 0 {
 		setAll(code)
 		return resp, nil
 	}
@@ -85,6 +86,11 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 				code = kerr.OffsetMetadataTooLarge.Code
 			case rp.Offset < -1:
 				code = kerr.InvalidRequest.Code
+			case monotonic:
+				// An adopted member after a coordinator takeover: never move an offset back.
+				if cur, ok := st.CommittedOffset(req.Group, rt.Topic, rp.Partition); ok && rp.Offset < cur.Offset {
+					code = kerr.RebalanceInProgress.Code
+				}
 			}
 			if code != 0 {
 				resp.Topics[i].Partitions[j].ErrorCode = code
@@ -123,16 +129,21 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 }
 
 // commitCheck validates an OffsetCommit's member and generation against the in-memory group.
-func (gc *groupCoordinator) commitCheck(groupID string, generation int32, memberID string, inst *string) int16 {
+// monotonic: the commit is accepted only for partitions it does not move backwards (takeover).
+func (gc *groupCoordinator) commitCheck(groupID string, generation int32, memberID string, inst *string) (int16, bool) {
 	g := gc.getGroup(groupID, false)
 	if g == nil {
 		switch {
 		case generation < 0:
-			return 0 // simple commit from a consumer that does not use group membership
-		case memberID != "":
-			return kerr.UnknownMemberID.Code
-		default:
-			return kerr.IllegalGeneration.Code
+			return 0, false // simple commit from a consumer that does not use group membership
+		case memberID == "":
+			return kerr.IllegalGeneration.Code, false
+		case len(gc.b.meta.State().CommittedOffsets(groupID)) == 0:
+			return kerr.UnknownMemberID.Code, false
+		}
+		// A member of a group this coordinator holds nothing of yet: possibly a takeover.
+		if g = gc.getGroup(groupID, true); g == nil {
+			return kerr.NotCoordinator.Code, false
 		}
 	}
 	g.mu.Lock()

@@ -24,6 +24,9 @@ func (b *Broker) handleHeartbeat(ctx context.Context, c *connCtx, kreq kmsg.Requ
 		return resp, nil
 	}
 	g := gc.getGroup(req.Group, false)
+	if g == nil && req.MemberID != "" && req.Generation >= 0 && len(b.meta.State().CommittedOffsets(req.Group)) > 0 {
+		g = gc.getGroup(req.Group, true) // possibly a takeover (group_takeover.go)
+	}
 	if g == nil {
 		resp.ErrorCode = kerr.UnknownMemberID.Code
 		return resp, nil

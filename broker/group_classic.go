@@ -79,6 +79,8 @@ type group struct {
 	static       map[string]string      // group.instance.id → member id (KIP-345)
 	pending      map[string]*time.Timer // member ids handed out with MEMBER_ID_REQUIRED, not yet joined (KIP-394)
 	emptySince   time.Time              // when the group last became empty (offset expiry)
+	fresh        bool                   // no generation formed by this coordinator yet (group_takeover.go)
+	adopt        map[string]int32       // takeover: member ids presented to us, with the generation they claimed
 
 	rebalanceTimer *time.Timer
 	initialDelay   bool // the initial-rebalance-delay window is open
@@ -104,7 +106,7 @@ type member struct {
 
 func newGroup(gc *groupCoordinator, id string) *group {
 	return &group{gc: gc, id: id, members: map[string]*member{}, static: map[string]string{},
-		pending: map[string]*time.Timer{}, emptySince: time.Now()}
+		pending: map[string]*time.Timer{}, emptySince: time.Now(), fresh: true}
 }
 
 func (m *member) metadataFor(protocol string) []byte {
@@ -316,7 +318,7 @@ func (g *group) prepareRebalanceLocked() {
 	}
 	gen := g.generation
 	timeout := g.maxRebalanceTimeoutLocked()
-	if wasEmpty && g.gc.config().InitialRebalanceDelay > 0 {
+	if wasEmpty && g.gc.config().InitialRebalanceDelay > 0 && len(g.adopt) == 0 {
 		g.initialDelay, g.newMemberAdded = true, false
 		g.rebalanceEnd = time.Now().Add(timeout)
 		g.rebalanceTimer = time.AfterFunc(min(g.gc.config().InitialRebalanceDelay, timeout), func() { g.initialDelayFired(gen) })
@@ -350,6 +352,11 @@ func (g *group) initialDelayFired(gen int32) {
 func (g *group) allJoinedLocked() bool {
 	if len(g.pending) > 0 {
 		return false
+	}
+	for id := range g.adopt { // takeover: members that presented themselves are expected back
+		if g.members[id] == nil {
+			return false
+		}
 	}
 	for _, m := range g.members {
 		if m.join == nil {
@@ -389,6 +396,7 @@ func (g *group) completeJoinLocked() {
 		g.emptySince = time.Now()
 		return
 	}
+	g.fresh, g.adopt = false, nil
 	g.protocol = g.selectProtocolLocked()
 	if _, ok := g.members[g.leader]; !ok {
 		ids := make([]string, 0, len(g.members))
@@ -581,7 +589,15 @@ func (g *group) joinLocked(a joinArgs) (*kmsg.JoinGroupResponse, chan *kmsg.Join
 			isNew = true
 			m = &member{id: req.MemberID}
 		} else if m = g.members[req.MemberID]; m == nil {
-			return fail(kerr.UnknownMemberID.Code, req.MemberID)
+			if _, claimed := g.adopt[req.MemberID]; !claimed && !g.adoptableLocked(req.MemberID, 0) {
+				return fail(kerr.UnknownMemberID.Code, req.MemberID)
+			}
+			// Takeover: a member of the previous coordinator rejoins under its id.
+			if _, claimed := g.adopt[req.MemberID]; !claimed {
+				g.adoptLocked(req.MemberID, 0)
+			}
+			isNew = true
+			m = &member{id: req.MemberID}
 		}
 	}
 	if isNew && len(g.members) >= g.gc.config().MaxSize {
@@ -712,6 +728,9 @@ func (g *group) heartbeatLocked(req *kmsg.HeartbeatRequest) int16 {
 	}
 	m := g.members[req.MemberID]
 	if m == nil {
+		if code, ok := g.takeoverHeartbeatLocked(req.MemberID, req.Generation); ok {
+			return code
+		}
 		return kerr.UnknownMemberID.Code
 	}
 	if req.Generation != g.generation {
@@ -754,7 +773,18 @@ func (g *group) leaveLocked(memberID string, inst *string) int16 {
 
 // commitCheckLocked validates a classic OffsetCommit's generation and member (Kafka's rules).
 // A group-less ("simple") commit has generation -1 and is accepted while the group is empty.
-func (g *group) commitCheckLocked(generation int32, memberID string, inst *string) int16 {
+// monotonic: accepted only where no committed offset moves backwards (takeover, group_takeover.go).
+func (g *group) commitCheckLocked(generation int32, memberID string, inst *string) (code int16, monotonic bool) {
+	if g.state != groupDead && g.typ != groupTypeConsumer && g.members[memberID] == nil && !g.staticFencedLocked(inst, memberID) {
+		if claimed, ok := g.adopt[memberID]; (ok && claimed == generation) || (!ok && g.adoptableLocked(memberID, generation)) {
+			g.adoptLocked(memberID, generation)
+			return 0, true
+		}
+	}
+	return g.commitCheckStrictLocked(generation, memberID, inst), false
+}
+
+func (g *group) commitCheckStrictLocked(generation int32, memberID string, inst *string) int16 {
 	if g.state == groupDead {
 		return kerr.CoordinatorNotAvailable.Code
 	}

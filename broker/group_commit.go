@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/sediment-io/sediment/meta"
 )
 
@@ -44,6 +46,7 @@ type commitBatcher struct {
 	store   offsetStore
 	multi   multiGroupStore // nil: one entry per group
 	running bool            // multi-group mode: the flusher is active
+	closing bool            // wait() began: new commits are refused (the coordinator is closing)
 
 	mu       sync.Mutex
 	pending  map[string]*groupCommits // queued behind the group's in-flight entry
@@ -73,6 +76,10 @@ func newCommitBatcher(store offsetStore) *commitBatcher {
 func (cb *commitBatcher) commit(group string, offsets []meta.OffsetCommit) error {
 	done := make(chan error, 1)
 	cb.mu.Lock()
+	if cb.closing {
+		cb.mu.Unlock()
+		return kerr.NotCoordinator
+	}
 	gcm := cb.pending[group]
 	if gcm == nil {
 		gcm = &groupCommits{index: map[meta.TopicPartition]int{}}
@@ -112,8 +119,13 @@ func (cb *commitBatcher) hasPending(group string) bool {
 	return cb.unstable[group] > 0
 }
 
-// wait blocks until every queued commit was answered (shutdown).
-func (cb *commitBatcher) wait() { cb.wg.Wait() }
+// wait refuses new commits (NOT_COORDINATOR) and blocks until every queued one was answered (shutdown).
+func (cb *commitBatcher) wait() {
+	cb.mu.Lock()
+	cb.closing = true
+	cb.mu.Unlock()
+	cb.wg.Wait()
+}
 
 // run proposes gcm, then whatever queued for the group meanwhile, until nothing is left.
 func (cb *commitBatcher) run(group string, gcm *groupCommits) {

@@ -61,7 +61,8 @@ type groupCoordinator struct {
 	expiry *time.Timer // offsets.retention.check.interval.ms
 
 	commits *commitBatcher
-	started time.Time // offsets of groups not in memory count as empty since then (expiry)
+	adopted atomic.Int64 // members adopted at a takeover (group_takeover.go)
+	started time.Time    // offsets of groups not in memory count as empty since then (expiry)
 }
 
 // newGroupCoordinator is called by Start once meta is ready and the replica manager runs.

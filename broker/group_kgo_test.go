@@ -95,10 +95,12 @@ type groupMember struct {
 	stop context.CancelFunc
 	done chan struct{}
 
-	mu        sync.Mutex
-	owned     map[int32]bool // partitions currently assigned
-	processed int
-	assigned  chan struct{} // closed at the first non-empty assignment
+	mu         sync.Mutex
+	owned      map[int32]bool // partitions currently assigned
+	processed  int
+	lostEvents int
+	commitErrs int
+	assigned   chan struct{} // closed at the first non-empty assignment
 }
 
 func (m *groupMember) snapshot() (owned []int32, processed int) {
@@ -112,14 +114,22 @@ func (m *groupMember) snapshot() (owned []int32, processed int) {
 
 func startMember(t *testing.T, b *Broker, l *ledger, extra ...kgo.Opt) *groupMember {
 	t.Helper()
+	return startMemberSeeds(t, []string{b.Addr()}, l, true, extra...)
+}
+
+// startMemberSeeds: strict members fail the test on a lost partition or a refused commit; others
+// count them (lostEvents, commitErrs) for tests where the client may legitimately give up (a dead
+// coordinator).
+func startMemberSeeds(t *testing.T, seeds []string, l *ledger, strict bool, extra ...kgo.Opt) *groupMember {
+	t.Helper()
 	m := &groupMember{done: make(chan struct{}), owned: map[int32]bool{}, assigned: make(chan struct{})}
 	var once sync.Once
 	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(b.Addr()),
+		kgo.SeedBrokers(seeds...),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, c *kgo.Client, revoked map[string][]int32) {
 			if err := c.CommitUncommittedOffsets(ctx); err != nil {
-				t.Errorf("commit on revoke: %v", err)
+				m.failed(t, strict, "commit on revoke: %v", err)
 			}
 			m.mu.Lock()
 			for _, ps := range revoked {
@@ -130,7 +140,13 @@ func startMember(t *testing.T, b *Broker, l *ledger, extra ...kgo.Opt) *groupMem
 			m.mu.Unlock()
 		}),
 		kgo.OnPartitionsLost(func(ctx context.Context, c *kgo.Client, lost map[string][]int32) {
-			t.Errorf("partitions lost: %v", lost)
+			m.mu.Lock()
+			m.lostEvents++
+			m.owned = map[int32]bool{}
+			m.mu.Unlock()
+			if strict {
+				t.Errorf("partitions lost: %v", lost)
+			}
 		}),
 		kgo.OnPartitionsAssigned(func(ctx context.Context, c *kgo.Client, added map[string][]int32) {
 			m.mu.Lock()
@@ -151,6 +167,11 @@ func startMember(t *testing.T, b *Broker, l *ledger, extra ...kgo.Opt) *groupMem
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cl, m.stop = cl, cancel
+	t.Cleanup(func() { // a failed test must not leave callbacks running after it ended
+		cancel()
+		<-m.done
+		cl.Close()
+	})
 	go func() {
 		defer close(m.done)
 		for ctx.Err() == nil {
@@ -161,13 +182,22 @@ func startMember(t *testing.T, b *Broker, l *ledger, extra ...kgo.Opt) *groupMem
 			m.mu.Unlock()
 			if len(fs.Records()) > 0 {
 				if err := cl.CommitUncommittedOffsets(context.Background()); err != nil && ctx.Err() == nil {
-					t.Errorf("commit: %v", err)
+					m.failed(t, strict, "commit: %v", err)
 				}
 			}
 			cl.AllowRebalance()
 		}
 	}()
 	return m
+}
+
+func (m *groupMember) failed(t *testing.T, strict bool, format string, args ...any) {
+	m.mu.Lock()
+	m.commitErrs++
+	m.mu.Unlock()
+	if strict {
+		t.Errorf(format, args...)
+	}
 }
 
 // leave stops polling, commits what was processed, and closes the client (LeaveGroup).
