@@ -17,7 +17,7 @@ import (
 // proposers (raft takes up to MaxAppendEntries queued proposals into one log write and one fsync).
 // Each command is a one-offset CommitOffsets, applied to the state machine before the proposer returns.
 func BenchmarkCommit(b *testing.B) {
-	for _, proposers := range []int{1, 16, 256} {
+	for _, proposers := range []int{1, 16, 256, 1024} {
 		b.Run(fmt.Sprint("proposers=", proposers), func(b *testing.B) {
 			cfg := fastConfig(1, b.TempDir())
 			cfg.RaftBind = "127.0.0.1:0"
@@ -143,7 +143,7 @@ func BenchmarkFailover(b *testing.B) {
 }
 
 // BenchmarkCommitBatchingRatio interleaves the two modes on one node and disk, one round per
-// iteration (200 commands by one proposer, then 256 proposers × 40 commands), and reports both rates
+// iteration (200 commands by one proposer, then 1024 proposers × 20 commands), and reports both rates
 // and their ratio, so disk noise from a shared machine hits both sides alike.
 func BenchmarkCommitBatchingRatio(b *testing.B) {
 	cfg := fastConfig(1, b.TempDir())
@@ -164,7 +164,7 @@ func BenchmarkCommitBatchingRatio(b *testing.B) {
 	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 64, ReplicationFactor: 1}); err != nil {
 		b.Fatal(err)
 	}
-	const serialN, workers, perWorker = 200, 256, 40
+	const serialN, workers, perWorker = 200, 1024, 20
 	groups := make([]string, workers)
 	for i := range groups {
 		groups[i] = fmt.Sprint("group-", i)

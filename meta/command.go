@@ -42,6 +42,7 @@ const (
 	kindRemoveRemoteSegments
 	kindCommitOffsetsBatch
 	kindDeleteOffsetsBatch
+	kindMulti
 	kindMax // first unused kind
 )
 
@@ -53,6 +54,7 @@ var kindNames = map[cmdKind]string{
 	kindCommitOffsets: "commit-offsets", kindDeleteOffsets: "delete-offsets",
 	kindAddRemoteSegment: "add-remote-segment", kindRemoveRemoteSegments: "remove-remote-segments",
 	kindCommitOffsetsBatch: "commit-offsets-batch", kindDeleteOffsetsBatch: "delete-offsets-batch",
+	kindMulti: "multi",
 }
 
 func (k cmdKind) String() string {
@@ -195,6 +197,8 @@ func kindOf(body any) cmdKind {
 		return kindCommitOffsetsBatch
 	case *cmdDeleteOffsetsBatch:
 		return kindDeleteOffsetsBatch
+	case *cmdMulti:
+		return kindMulti
 	}
 	panic(fmt.Sprintf("meta: unknown command body %T", body))
 }
@@ -235,6 +239,8 @@ func newBody(k cmdKind) any {
 		return &cmdCommitOffsetsBatch{}
 	case kindDeleteOffsetsBatch:
 		return &cmdDeleteOffsetsBatch{}
+	case kindMulti:
+		return &cmdMulti{}
 	}
 	return nil
 }

@@ -109,3 +109,59 @@ func TestOversizedCommandRefusedBeforeProposing(t *testing.T) {
 		t.Fatalf("err %v, last index %d -> %d", err, idx, n.raft.LastIndex())
 	}
 }
+
+// Concurrent proposals on the leader share Raft entries (multi entries) and each gets its own result.
+func TestConcurrentProposalsShareEntries(t *testing.T) {
+	cfg := fastConfig(1, t.TempDir())
+	cfg.RaftBind = "127.0.0.1:0"
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx := ctxT(t)
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "h", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	start := n.raft.LastIndex()
+	const workers, each = 64, 20
+	firsts := make(chan int64, workers*each)
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				f, err := n.AllocateProducerIDs(ctx, 1, 10)
+				if err != nil {
+					errs <- err
+					return
+				}
+				firsts <- f
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(firsts)
+	seen := map[int64]bool{}
+	for f := range firsts {
+		if seen[f] || f%10 != 0 {
+			t.Fatalf("block %d handed out twice or misaligned", f)
+		}
+		seen[f] = true
+	}
+	if len(seen) != workers*each || n.State().NextProducerID() != int64(workers*each*10) {
+		t.Fatalf("%d blocks, next %d", len(seen), n.State().NextProducerID())
+	}
+	entries := n.raft.LastIndex() - start
+	t.Logf("%d proposals in %d log entries", workers*each, entries)
+	if entries >= workers*each {
+		t.Fatalf("%d proposals took %d entries: no batching", workers*each, entries)
+	}
+}

@@ -18,6 +18,8 @@ type applyResult struct {
 	TopicID   TopicID    `json:",omitzero"`  // CreateTopic
 	Partition *Partition `json:",omitempty"` // AlterPartition: the partition after the change
 	Errs      []itemErr  `json:",omitempty"` // batch commands: one outcome per item
+
+	Multi []*applyResult `json:"-"` // multi entry: each inner command's result (answered locally, never stored)
 }
 
 // itemErr is one item's outcome in a batch command (Code 0 = applied).
@@ -45,6 +47,7 @@ type builder struct {
 
 	events []Event
 	heard  []int32 // brokers whose registration or heartbeat was applied (for the controller's clock)
+	sub    int     // 1-based position of the command inside a multi entry; 0 = a plain entry
 }
 
 func newBuilder(base *State) *builder {
@@ -196,14 +199,19 @@ func (b *builder) registerBroker(x *cmdRegisterBroker, idx uint64) *applyResult 
 		// in-memory state is gone), exactly as if it had been fenced.
 		b.moveLeadersAway(x.ID)
 	}
+	epoch := brokerEpoch(idx, b.sub)
 	b.brokers()[x.ID] = Broker{
 		ID: x.ID, Host: x.Host, Port: x.Port, Rack: x.Rack, RaftAddr: x.RaftAddr,
-		Incarnation: x.Incarnation, Epoch: int64(idx), Fenced: true,
+		Incarnation: x.Incarnation, Epoch: epoch, Fenced: true,
 	}
 	b.setFenced(x.ID, false)
 	b.heard = append(b.heard, x.ID)
-	return &applyResult{Epoch: int64(idx)}
+	return &applyResult{Epoch: epoch}
 }
+
+// brokerEpoch is Kafka's broker epoch made unique per registration: the Raft index of the entry in the
+// high bits, the command's position inside a multi entry in the low 16.
+func brokerEpoch(idx uint64, sub int) int64 { return int64(idx)<<16 | int64(sub) }
 
 func (b *builder) heartbeat(x *cmdHeartbeat) *applyResult {
 	br, ok := b.s.brokers[x.ID]

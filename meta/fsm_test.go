@@ -259,10 +259,10 @@ func TestFSMCorruptCommandRejected(t *testing.T) {
 }
 
 func TestFSMCommands(t *testing.T) {
-	t.Run("register gives epoch = index and re-registration keeps it", func(t *testing.T) {
+	t.Run("register gives epoch from index and re-registration keeps it", func(t *testing.T) {
 		h := newHarness(t)
 		e := h.broker(1, "")
-		if e != int64(h.idx) {
+		if e != brokerEpoch(h.idx, 0) {
 			t.Fatalf("epoch %d index %d", e, h.idx)
 		}
 		if again := h.broker(1, ""); again != e {
@@ -680,3 +680,38 @@ func flip(b []byte, i int) []byte {
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+func TestFSMMultiEntry(t *testing.T) {
+	h := fixture(t)
+	var dup reqID
+	rand.Read(dup[:])
+	inner := [][]byte{
+		encodeCommand(reqID{9, 1}, &cmdRegisterBroker{ID: 7, Host: "h", Port: 1, Incarnation: "a"}),
+		encodeCommand(reqID{9, 2}, &cmdRegisterBroker{ID: 7, Host: "h", Port: 1, Incarnation: "b"}),
+		encodeCommand(dup, &cmdAllocateProducerIDs{BrokerID: 1, Count: 10}),
+		encodeCommand(dup, &cmdAllocateProducerIDs{BrokerID: 1, Count: 10}), // a retry inside the same entry
+		encodeCommand(reqID{9, 3}, &cmdCreateTopic{ID: newTopicID(), Name: "t", Partitions: 1, ReplicationFactor: 1}),
+		encodeCommand(reqID{}, &cmdMulti{Entries: [][]byte{encodeCommand(reqID{}, &cmdNoop{})}}),
+	}
+	r := h.apply(&cmdMulti{Entries: inner})
+	if len(r.Multi) != len(inner) {
+		t.Fatalf("%d results", len(r.Multi))
+	}
+	if r.Multi[0].Epoch == r.Multi[1].Epoch || r.Multi[1].Epoch <= r.Multi[0].Epoch {
+		t.Fatalf("two registrations in one entry: epochs %d, %d", r.Multi[0].Epoch, r.Multi[1].Epoch)
+	}
+	if b, _ := h.st().Broker(7); b.Incarnation != "b" || b.Epoch != r.Multi[1].Epoch {
+		t.Fatalf("%+v", b)
+	}
+	if r.Multi[2].First != r.Multi[3].First || h.st().NextProducerID() != r.Multi[2].First+10 {
+		t.Fatal("retry inside a multi entry applied twice")
+	}
+	if !errors.Is(r.Multi[4].err(), ErrTopicExists) || !errors.Is(r.Multi[5].err(), ErrCorruptCommand) {
+		t.Fatalf("%v / %v", r.Multi[4].err(), r.Multi[5].err())
+	}
+	for _, m := range r.Multi {
+		if m.Index != h.idx {
+			t.Fatal("inner result without the entry's index")
+		}
+	}
+}

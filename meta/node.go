@@ -52,6 +52,8 @@ type Node struct {
 	hbMu       sync.Mutex  // held around each heartbeat proposal
 	closing    chan struct{}
 	started    chan struct{} // closed once n.raft is set (forwarding connections may arrive earlier)
+	propCh     chan *proposal
+	inflight   chan struct{} // batcher: a slot per multi entry in flight
 	closeOnce  sync.Once
 	closeErr   error
 	wg         sync.WaitGroup
@@ -290,7 +292,8 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: logger, st: st, closing: make(chan struct{}),
-		started: make(chan struct{}), applyCh: make(chan struct{}), incarnation: randomHex(16)}
+		started: make(chan struct{}), propCh: make(chan *proposal, 4*maxBatchCount),
+		inflight: make(chan struct{}, maxInflightBatches), applyCh: make(chan struct{}), incarnation: randomHex(16)}
 	n.controllerID.Store(-1)
 	_, _ = rand.Read(n.reqPrefix[:])
 	n.cfg = cfg
@@ -358,7 +361,8 @@ func Open(cfg Config) (*Node, error) {
 	})
 	r.RegisterObserver(n.observer)
 	n.fwd.register(raft.ServerAddress(cfg.RaftAdvertise), n)
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go n.batcher()
 	go n.watchLeader()
 	go n.ctrl.run()
 	return n, nil
@@ -588,40 +592,24 @@ func (n *Node) proposeBytes(ctx context.Context, data []byte) (*applyResult, err
 	}
 }
 
-// applyLocal appends data to the Raft log on this node (the leader) and waits for it to be applied.
+// applyLocal hands data to the batcher (this node is the leader) and waits for its result.
 func (n *Node) applyLocal(ctx context.Context, data []byte) (*applyResult, error) {
-	timeout := n.cfg.ProposalTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-		if timeout <= 0 {
-			return nil, ctx.Err()
-		}
-	}
-	f := n.raft.Apply(data, timeout)
-	// Wait for the future without trusting it to complete: hashicorp/raft leaves a future that was still
-	// queued in its apply channel at Shutdown unanswered forever. The helper goroutine then leaks until
-	// process exit (only at shutdown); the caller does not.
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	var err error
+	p := &proposal{data: data, done: make(chan proposalResult, 1)}
 	select {
-	case err = <-done:
+	case n.propCh <- p:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.closing:
+		return nil, ErrClosed
+	}
+	select {
+	case r := <-p.done:
+		return r.res, r.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("meta: proposal outcome unknown: %w", ctx.Err())
 	case <-n.closing:
 		return nil, ErrClosed
 	}
-	if err != nil {
-		if errors.Is(err, raft.ErrRaftShutdown) {
-			return nil, ErrClosed
-		}
-		return nil, err
-	}
-	res, ok := f.Response().(*applyResult)
-	if !ok || res == nil {
-		return nil, fmt.Errorf("meta: unexpected apply response %T", f.Response())
-	}
-	return res, nil
 }
 
 // handleForward serves a proposal forwarded by another node. Only the leader accepts it.

@@ -78,6 +78,11 @@ func (f *fsm) applyOne(b *builder, data []byte, idx uint64) *applyResult {
 		}
 		return &applyResult{Index: idx, Code: code, Reason: err.Error()}
 	}
+	if m, ok := c.body.(*cmdMulti); ok {
+		r := f.applyMulti(b, m, idx)
+		r.Index = idx
+		return r
+	}
 	if c.req != (reqID{}) {
 		if r, ok := f.dedup[c.req]; ok {
 			r.Index = idx

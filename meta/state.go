@@ -48,7 +48,8 @@ type Broker struct {
 	RaftAddr string
 	// Incarnation identifies one run of the broker process; a new incarnation re-registers.
 	Incarnation string
-	// Epoch is the Raft index of the registration (Kafka's broker epoch): strictly increasing per broker.
+	// Epoch identifies the registration (Kafka's broker epoch): the Raft index of its entry << 16 | its
+	// position in a multi entry. Strictly increasing per broker.
 	Epoch  int64
 	Fenced bool
 }
