@@ -21,6 +21,11 @@
 //     by re-reading the manifest. After a leadership change, a segment whose start the previous leader
 //     already committed is uploaded from the first batch after the manifest's end.
 //
+//   - Remote reads and deletion (remote.go): RemoteLog serves Read / OffsetForTimestamp over a
+//     partition's manifest with a bounded LRU of decoded footers; DeleteRemoteSegments (retention:
+//     manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
+//     prefix, then its manifest entries); MetaManifest adapts meta.Node to Manifest.
+//
 // # Remote segment object, format version 1
 //
 // One object per segment. All integers are big-endian. CRCs are CRC-32C (Castagnoli).
@@ -94,5 +99,5 @@
 // uploads for the duration of one Put call. PartitionArchiver.Run is meant to be the one goroutine per
 // led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
 // CollectOrphans must not run concurrently with it for the same partition. MemStore has one mutex around its map; S3Store one around
-// its request counters. No lock is held across I/O or a call into another package.
+// its request counters; RemoteLog one around its footer cache. No lock is held across I/O or a call into another package.
 package tiering

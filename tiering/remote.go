@@ -1,0 +1,185 @@
+package tiering
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+)
+
+// MetaManifest adapts a meta.Node to Manifest (and ManifestRemover) for one partition.
+type MetaManifest struct {
+	Node      *meta.Node
+	Topic     meta.TopicID
+	Partition int32
+}
+
+func (m MetaManifest) RemoteSegments() []meta.RemoteSegment {
+	return m.Node.State().RemoteSegments(m.Topic, m.Partition)
+}
+
+func (m MetaManifest) AddRemoteSegment(ctx context.Context, s meta.RemoteSegment) error {
+	return m.Node.AddRemoteSegment(ctx, m.Topic, m.Partition, s)
+}
+
+func (m MetaManifest) RemoveRemoteSegments(ctx context.Context, keys []string) error {
+	return m.Node.RemoveRemoteSegments(ctx, m.Topic, m.Partition, keys)
+}
+
+// ManifestRemover drops entries from a partition's manifest (meta.Node.RemoveRemoteSegments).
+type ManifestRemover interface {
+	RemoveRemoteSegments(ctx context.Context, keys []string) error
+}
+
+// DeleteRemoteSegments is remote retention's last step for segs (chosen by the caller, oldest first):
+// remove the entries from the manifest first, so no reader is sent to them any more, then delete
+// the objects. An object whose deletion fails is no longer in the manifest, so CollectOrphans
+// removes it later; the error is still returned. A reader that raced the removal gets ErrNotFound
+// from the store and should answer as for an offset below the log start.
+func DeleteRemoteSegments(ctx context.Context, s Store, m ManifestRemover, segs []meta.RemoteSegment) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(segs))
+	for i, sg := range segs {
+		keys[i] = sg.ObjectKey
+	}
+	if err := m.RemoveRemoteSegments(ctx, keys); err != nil {
+		return fmt.Errorf("tiering: removing %d manifest entries: %w", len(keys), err)
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DeleteTopicObjects removes every object of a deleted topic (committed or orphaned: everything under
+// its prefix), then the manifest entries of each partition, after which meta forgets the topic
+// (State.DeletedTopicsWithRemoteData). Idempotent: rerun it until it returns nil.
+func DeleteTopicObjects(ctx context.Context, s Store, n *meta.Node, topic meta.TopicID) error {
+	objs, err := s.List(ctx, TopicPrefix(topic))
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := s.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+	}
+	st := n.State()
+	for _, p := range st.RemotePartitions(topic) {
+		var keys []string
+		for _, sg := range st.RemoteSegments(topic, p) {
+			keys = append(keys, sg.ObjectKey)
+		}
+		if err := n.RemoveRemoteSegments(ctx, topic, p, keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoteLog serves reads of a partition's remote history from its manifest entries, keeping the
+// decoded footers of recently used objects in a bounded LRU (so a seek costs one ranged GET once the
+// footer is cached). Safe for concurrent use; one RemoteLog can serve every partition of a broker.
+type RemoteLog struct {
+	store Store
+	max   int
+
+	mu    sync.Mutex
+	lru   *list.List // of *RemoteReader, most recent first
+	byKey map[string]*list.Element
+}
+
+// NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024).
+func NewRemoteLog(s Store, maxFooters int) *RemoteLog {
+	if maxFooters <= 0 {
+		maxFooters = 1024
+	}
+	return &RemoteLog{store: s, max: maxFooters, lru: list.New(), byKey: map[string]*list.Element{}}
+}
+
+func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteReader, error) {
+	r.mu.Lock()
+	if e, ok := r.byKey[seg.ObjectKey]; ok {
+		r.lru.MoveToFront(e)
+		rr := e.Value.(*RemoteReader)
+		r.mu.Unlock()
+		return rr, nil
+	}
+	r.mu.Unlock()
+	rr, err := OpenRemote(ctx, r.store, seg.ObjectKey, seg.Size)
+	if err != nil {
+		return nil, err
+	}
+	if rr.Footer.BaseOffset != seg.BaseOffset || rr.Footer.LastOffset != seg.LastOffset {
+		return nil, fmt.Errorf("%w: %s holds offsets %d..%d, the manifest says %d..%d", ErrBadFooter, seg.ObjectKey, rr.Footer.BaseOffset, rr.Footer.LastOffset, seg.BaseOffset, seg.LastOffset)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.byKey[seg.ObjectKey]; ok { // opened concurrently
+		return e.Value.(*RemoteReader), nil
+	}
+	r.byKey[seg.ObjectKey] = r.lru.PushFront(rr)
+	for r.lru.Len() > r.max {
+		old := r.lru.Back()
+		r.lru.Remove(old)
+		delete(r.byKey, old.Value.(*RemoteReader).key)
+	}
+	return rr, nil
+}
+
+// Forget drops cached footers of keys (after remote retention deleted them).
+func (r *RemoteLog) Forget(keys ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		if e, ok := r.byKey[k]; ok {
+			r.lru.Remove(e)
+			delete(r.byKey, k)
+		}
+	}
+}
+
+// Read returns whole batches from the remote segment holding offset (segs: the partition's manifest,
+// ordered), as segment.Log.Read does for one local segment: at most maxBytes unless minOneBatch and
+// the first batch is larger. An offset in a gap between entries reads from the next entry.
+// offset below the first entry or above the last: segment.ErrOffsetOutOfRange.
+func (r *RemoteLog) Read(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].LastOffset >= offset })
+	if len(segs) == 0 || offset < segs[0].BaseOffset || i == len(segs) {
+		return ReadResult{}, fmt.Errorf("%w: offset %d not in remote storage", segment.ErrOffsetOutOfRange, offset)
+	}
+	seg := segs[i]
+	offset = max(offset, seg.BaseOffset)
+	rr, err := r.open(ctx, seg)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	return rr.Read(ctx, offset, maxBytes, minOneBatch)
+}
+
+// OffsetForTimestamp finds, across the manifest, the first batch whose maxTimestamp ≥ ts: its base
+// offset and maxTimestamp (batch granularity; the caller decodes the batch for the exact record).
+// The manifest's per-segment MaxTimestamp picks the object without touching the others.
+func (r *RemoteLog) OffsetForTimestamp(ctx context.Context, segs []meta.RemoteSegment, ts int64) (offset, timestamp int64, ok bool, err error) {
+	for _, seg := range segs {
+		if seg.MaxTimestamp < ts {
+			continue
+		}
+		rr, err := r.open(ctx, seg)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		return rr.OffsetForTimestamp(ctx, ts)
+	}
+	return 0, 0, false, nil
+}
