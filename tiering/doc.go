@@ -5,12 +5,16 @@
 //   - The object-store seam (Store, objstore.go): Put, ranged Get, Head, List by prefix, Delete, and
 //     the optional ConditionalPutter capability. Each method documents its failure semantics; every
 //     backend passes the same conformance suite (tiering/objstoretest).
+//
 //   - Backends: MemStore (mem://, tests), FileStore (file://DIR, the embedded default; temp → fsync →
 //     rename → fsync dir) and S3Store (s3://BUCKET/PREFIX?endpoint=&region=&path-style=; aws-sdk-go-v2
 //     appears only in store_s3.go). OpenURL builds one from a URL.
+//
 //   - The remote segment object format (format.go, segobject.go): writer (BuildSegmentObject) and
 //     reader (OpenRemote, RemoteReader.Read / OffsetForTimestamp).
+//
 //   - Object-key naming, all of it in keys.go.
+//
 //   - The archiver (archiver.go): PartitionArchiver uploads a partition leader's closed segments that
 //     lie wholly below the upload limit (high watermark), in offset order, against two small
 //     interfaces the broker implements: LogView (segments, upload limit, leader epoch) and Manifest
