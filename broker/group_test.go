@@ -382,3 +382,33 @@ func TestNoConsumerOffsetsTopic(t *testing.T) {
 		t.Fatalf("topics listed: %v", topics.Names())
 	}
 }
+
+// After a coordinator takeover (here: a group known only by its committed offsets, as after a broker
+// restart or failover) members that present themselves are adopted instead of refused; commits from
+// them never move an offset backwards; a group that never existed still refuses unknown members.
+func TestTakeoverAdoptsMembers(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 1, nil)
+	wantCode(t, "seed commit", commitCode(t, b, commitReq("old", "", -1, nil, "t", 50, "")), nil)
+
+	wantCode(t, "unknown member of a group that never existed", callAPI[*kmsg.HeartbeatResponse](t, b, heartbeatReq("new", "ghost", 3, nil)).ErrorCode, kerr.UnknownMemberID)
+	wantCode(t, "unknown member commit to a group that never existed", commitCode(t, b, commitReq("new", "ghost", 3, nil, "t", 1, "")), kerr.UnknownMemberID)
+
+	// Member X of the previous coordinator's generation 7.
+	wantCode(t, "heartbeat of a member of the previous coordinator", callAPI[*kmsg.HeartbeatResponse](t, b, heartbeatReq("old", "X", 7, nil)).ErrorCode, kerr.RebalanceInProgress)
+	wantCode(t, "its commit moving the offset forward", commitCode(t, b, commitReq("old", "X", 7, nil, "t", 60, "")), nil)
+	wantCode(t, "its commit moving the offset back", commitCode(t, b, commitReq("old", "X", 7, nil, "t", 40, "")), kerr.RebalanceInProgress)
+	wantCode(t, "another generation claimed by the same member", commitCode(t, b, commitReq("old", "X", 6, nil, "t", 70, "")), kerr.UnknownMemberID)
+	if o, _ := b.meta.State().CommittedOffset("old", "t", 0); o.Offset != 60 {
+		t.Fatalf("committed %d, want 60", o.Offset)
+	}
+	// X rejoins under its old id: accepted without MEMBER_ID_REQUIRED; the generation is newer than 7.
+	j := callAPI[*kmsg.JoinGroupResponse](t, b, joinReq("old", "X", nil, "t"))
+	wantCode(t, "rejoin under the old id", j.ErrorCode, nil)
+	if j.MemberID != "X" || j.Generation != 8 || j.LeaderID != "X" {
+		t.Fatalf("rejoin: member %q generation %d leader %q; want X, 8, X", j.MemberID, j.Generation, j.LeaderID)
+	}
+	// The group is formed: Kafka's rules again.
+	wantCode(t, "a stranger after the takeover", callAPI[*kmsg.HeartbeatResponse](t, b, heartbeatReq("old", "Y", 7, nil)).ErrorCode, kerr.UnknownMemberID)
+	wantCode(t, "the old generation after the takeover", commitCode(t, b, commitReq("old", "X", 7, nil, "t", 70, "")), kerr.IllegalGeneration)
+}
