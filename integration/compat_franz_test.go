@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ var franzCodecs = map[string]kgo.CompressionCodec{
 // TestCompatFranzGo: franz-go kadm creates the topics, kgo produces (idempotent, its default) with
 // every codec and consumes back.
 func TestCompatFranzGo(t *testing.T) {
-	n := startNode(t, "")
+	n := startNode(t, "", groupNodeArgs...)
 	version := goModVersion("github.com/twmb/franz-go")
 	logVersion(t, "franz-go", version+" (kadm "+goModVersion("github.com/twmb/franz-go/pkg/kadm")+")")
 	res := newCompatResult("franz-go", version)
@@ -59,4 +60,46 @@ func TestCompatFranzGo(t *testing.T) {
 		}
 	}
 	checkCompat(t, n, res, allCodecs, "kadm CreateTopics")
+
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-franz-go", franzGroup(t, n, "compat-franz-go"))
+}
+
+// franzGroup: kgo group consumers with autocommit off; CommitRecords for what was processed.
+func franzGroup(t *testing.T, n *node, group string) *groupResult {
+	res := &groupResult{Version: goModVersion("github.com/twmb/franz-go")}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	consume := func(limit int, commit bool) []compatRecord {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.kafka), kgo.ConsumerGroup(group), kgo.ConsumeTopics(groupTopic),
+			kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			return nil
+		}
+		defer cl.Close() // leaves the group
+		var taken []*kgo.Record
+		for len(taken) < limit && ctx.Err() == nil {
+			fs := cl.PollRecords(ctx, limit-len(taken))
+			fs.EachError(func(topic string, p int32, err error) {
+				if ctx.Err() == nil {
+					res.Errors = append(res.Errors, fmt.Sprintf("fetch %s/%d: %v", topic, p, err))
+				}
+			})
+			taken = append(taken, fs.Records()...)
+		}
+		if commit {
+			if err := cl.CommitRecords(ctx, taken...); err != nil {
+				res.Errors = append(res.Errors, "CommitRecords: "+err.Error())
+			}
+		}
+		var out []compatRecord
+		for _, r := range taken {
+			out = append(out, compatRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)})
+		}
+		return out
+	}
+	res.First = consume(groupFirst, true)
+	res.Second = consume(groupN-groupFirst, false)
+	return res
 }

@@ -16,7 +16,7 @@ var kafkagoCodecs = map[string]kafka.Compression{
 // TestCompatKafkaGo: segmentio/kafka-go's Client.CreateTopics creates the topics, a Writer (hash
 // balancer, acks=all) produces with every codec, one Reader per partition reads back.
 func TestCompatKafkaGo(t *testing.T) {
-	n := startNode(t, "")
+	n := startNode(t, "", groupNodeArgs...)
 	version := goModVersion("github.com/segmentio/kafka-go")
 	logVersion(t, "kafka-go", version)
 	res := newCompatResult("kafka-go", version)
@@ -100,4 +100,42 @@ func TestCompatKafkaGo(t *testing.T) {
 		ccancel()
 	}
 	checkCompat(t, n, res, allCodecs, "kafka-go Client.CreateTopics")
+
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-kafka-go", kafkagoGroup(t, n, "compat-kafka-go"))
+}
+
+// kafkagoGroup: a kafka-go Reader with GroupID; FetchMessage + CommitMessages (synchronous commits).
+func kafkagoGroup(t *testing.T, n *node, group string) *groupResult {
+	res := &groupResult{Version: goModVersion("github.com/segmentio/kafka-go")}
+	consume := func(limit int, commit bool) []compatRecord {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: []string{n.kafka}, GroupID: group, Topic: groupTopic, StartOffset: kafka.FirstOffset,
+			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
+			HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second, RebalanceTimeout: 5 * time.Second,
+		})
+		defer r.Close()
+		var msgs []kafka.Message
+		var out []compatRecord
+		for len(msgs) < limit {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				res.Errors = append(res.Errors, "FetchMessage: "+err.Error())
+				break
+			}
+			msgs = append(msgs, m)
+			out = append(out, compatRecord{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)})
+		}
+		if commit {
+			if err := r.CommitMessages(ctx, msgs...); err != nil {
+				res.Errors = append(res.Errors, "CommitMessages: "+err.Error())
+			}
+		}
+		return out
+	}
+	res.First = consume(groupFirst, true)
+	res.Second = consume(groupN-groupFirst, false)
+	return res
 }

@@ -37,11 +37,18 @@ func TestCompatKafkaJS(t *testing.T) {
 		json.Unmarshal(b, &pkg)
 	}
 	logVersion(t, "kafkajs", pkg.Version)
-	n := startNode(t, "")
+	n := startNode(t, "", groupNodeArgs...)
 	res := runDriver(t, 150*time.Second, node, nil, filepath.Join(dir, "kafkajs_driver.js"),
 		"--bootstrap", n.kafka, "--codecs", strings.Join(kafkajsCodecs, ","), "--n", fmt.Sprint(compatN), "--timeout", "30")
 	for _, note := range res.Notes {
 		t.Log(note)
 	}
 	checkCompat(t, n, res, kafkajsCodecs, "admin.createTopics")
+
+	seedGroupTopic(t, n)
+	var gres groupResult
+	runDriverJSON(t, 150*time.Second, node, nil, &gres, filepath.Join(dir, "kafkajs_driver.js"), "--mode", "group",
+		"--bootstrap", n.kafka, "--group", "compat-kafkajs", "--topic", groupTopic,
+		"--first", fmt.Sprint(groupFirst), "--rest", fmt.Sprint(groupN-groupFirst), "--timeout", "30")
+	checkGroup(t, n, "compat-kafkajs", &gres)
 }

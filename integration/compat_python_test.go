@@ -43,14 +43,31 @@ func pythonDriver(t *testing.T, py, script string, n *node) *compatResult {
 		"--n", fmt.Sprint(compatN), "--timeout", "30")
 }
 
+// pythonGroupDriver runs a driver's consumer-group scenario (see compat_group_util_test.go).
+func pythonGroupDriver(t *testing.T, py, script string, n *node, group string) *groupResult {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("clients", "python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res groupResult
+	runDriverJSON(t, 150*time.Second, py, []string{"PYTHONPATH=" + dir, "PYTHONDONTWRITEBYTECODE=1"}, &res,
+		filepath.Join(dir, script), "--mode", "group", "--bootstrap", n.kafka, "--group", group, "--topic", groupTopic,
+		"--first", fmt.Sprint(groupFirst), "--rest", fmt.Sprint(groupN-groupFirst), "--timeout", "30")
+	return &res
+}
+
 // TestCompatKafkaPython: kafka-python from Debian — KafkaAdminClient, KafkaProducer with every codec
 // (the codec libraries are separate Debian packages), KafkaConsumer with assign().
 func TestCompatKafkaPython(t *testing.T) {
 	py := requirePythonModules(t, "SEDIMENT_SKIP_KAFKA_PYTHON",
 		"apt-get install python3-kafka python3-snappy python3-lz4 python3-zstandard",
 		"kafka", "snappy", "lz4.frame", "zstandard")
-	n := startNode(t, "")
+	n := startNode(t, "", groupNodeArgs...)
 	res := pythonDriver(t, py, "kafka_python_driver.py", n)
 	logVersion(t, "kafka-python", res.Version)
 	checkCompat(t, n, res, allCodecs, "KafkaAdminClient.create_topics")
+
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-kafka-python", pythonGroupDriver(t, py, "kafka_python_driver.py", n, "compat-kafka-python"))
 }

@@ -17,7 +17,7 @@ var saramaCodecs = map[string]sarama.CompressionCodec{
 // TestCompatSarama: IBM/sarama's ClusterAdmin creates the topics, an idempotent SyncProducer
 // (acks=all, hash partitioner) produces with every codec, a partition consumer reads back.
 func TestCompatSarama(t *testing.T) {
-	n := startNode(t, "")
+	n := startNode(t, "", groupNodeArgs...)
 	version := goModVersion("github.com/IBM/sarama")
 	logVersion(t, "sarama", version)
 	res := newCompatResult("sarama", version)
@@ -121,4 +121,87 @@ func TestCompatSarama(t *testing.T) {
 		ccancel()
 	}
 	checkCompat(t, n, res, allCodecs, "sarama ClusterAdmin.CreateTopic")
+
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-sarama", saramaGroup(t, n, "compat-sarama"))
+}
+
+// saramaGroup: sarama ConsumerGroup sessions with auto-commit off; MarkMessage + session.Commit()
+// for what was processed.
+func saramaGroup(t *testing.T, n *node, group string) *groupResult {
+	res := &groupResult{Version: goModVersion("github.com/IBM/sarama")}
+	consume := func(limit int, commit bool) []compatRecord {
+		cfg := sarama.NewConfig()
+		cfg.ClientID = "sediment-compat-sarama"
+		cfg.Version = sarama.V3_6_0_0
+		cfg.Consumer.Offsets.AutoCommit.Enable = false
+		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+		cfg.Consumer.Return.Errors = true
+		cg, err := sarama.NewConsumerGroup([]string{n.kafka}, group, cfg)
+		if err != nil {
+			res.Errors = append(res.Errors, "NewConsumerGroup: "+err.Error())
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		h := &saramaHandler{limit: limit, commit: commit, done: cancel}
+		go func() {
+			for e := range cg.Errors() {
+				if ctx.Err() == nil {
+					h.mu.Lock()
+					res.Errors = append(res.Errors, "group error: "+e.Error())
+					h.mu.Unlock()
+				}
+			}
+		}()
+		for ctx.Err() == nil {
+			if err := cg.Consume(ctx, []string{groupTopic}, h); err != nil && ctx.Err() == nil {
+				res.Errors = append(res.Errors, "Consume: "+err.Error())
+				break
+			}
+		}
+		if err := cg.Close(); err != nil {
+			res.Errors = append(res.Errors, "Close: "+err.Error())
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.commitErr != nil {
+			res.Errors = append(res.Errors, "Commit: "+h.commitErr.Error())
+		}
+		return h.got
+	}
+	res.First = consume(groupFirst, true)
+	res.Second = consume(groupN-groupFirst, false)
+	return res
+}
+
+type saramaHandler struct {
+	limit     int
+	commit    bool
+	done      func()
+	mu        sync.Mutex
+	got       []compatRecord
+	commitErr error
+}
+
+func (h *saramaHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *saramaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for m := range claim.Messages() {
+		h.mu.Lock()
+		if len(h.got) >= h.limit {
+			h.mu.Unlock()
+			continue // processed enough; wait for the session to end without marking more
+		}
+		h.got = append(h.got, compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)})
+		sess.MarkMessage(m, "")
+		if len(h.got) == h.limit {
+			if h.commit {
+				sess.Commit() // synchronous with auto-commit off
+			}
+			h.done()
+		}
+		h.mu.Unlock()
+	}
+	return nil
 }

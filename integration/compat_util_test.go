@@ -122,6 +122,14 @@ func goModVersion(path string) string {
 // runDriver runs an external driver that prints one JSON compatResult on stdout.
 func runDriver(t *testing.T, timeout time.Duration, name string, env []string, args ...string) *compatResult {
 	t.Helper()
+	var res compatResult
+	runDriverJSON(t, timeout, name, env, &res, args...)
+	return &res
+}
+
+// runDriverJSON runs an external driver and decodes the one JSON object it prints on stdout into out.
+func runDriverJSON(t *testing.T, timeout time.Duration, name string, env []string, out any, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -135,14 +143,12 @@ func runDriver(t *testing.T, timeout time.Duration, name string, env []string, a
 	if err != nil {
 		t.Fatalf("%s %v: %v\nstdout:\n%s\nstderr:\n%s", name, args, err, tail(stdout.String(), 4000), tail(stderr.String(), 4000))
 	}
-	var res compatResult
-	if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil {
-		t.Fatalf("driver output is not one JSON result: %v\nstdout:\n%s\nstderr:\n%s", err, tail(stdout.String(), 4000), tail(stderr.String(), 4000))
+	if err := json.Unmarshal([]byte(stdout.String()), out); err != nil {
+		t.Fatalf("driver output is not one JSON object: %v\nstdout:\n%s\nstderr:\n%s", err, tail(stdout.String(), 4000), tail(stderr.String(), 4000))
 	}
 	if s := strings.TrimSpace(stderr.String()); s != "" {
 		t.Logf("driver stderr:\n%s", tail(s, 2000))
 	}
-	return &res
 }
 
 func tail(s string, n int) string {

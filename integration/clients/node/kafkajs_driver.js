@@ -29,8 +29,9 @@ function arg (name, def) {
   return i >= 0 ? process.argv[i + 1] : def
 }
 const bootstrap = arg('bootstrap')
-const codecs = arg('codecs').split(',').filter(Boolean)
-const n = parseInt(arg('n'), 10)
+const mode = arg('mode', 'roundtrip')
+const codecs = arg('codecs', '').split(',').filter(Boolean)
+const n = parseInt(arg('n', '0'), 10)
 const timeoutMs = parseFloat(arg('timeout', '30')) * 1000
 
 const key = (i) => `key-${i % 7}`
@@ -43,7 +44,49 @@ const logCreator = () => ({ namespace, level, label, log }) => {
   process.stderr.write(`${label} [${namespace}] ${log.message} ${JSON.stringify(log)}\n`)
 }
 
+// Consumer group: the first consumer processes `first` records and commits them with commitOffsets
+// (autoCommit off), disconnects; a second consumer of the same group reads the rest.
+async function group () {
+  const groupId = arg('group')
+  const t = arg('topic', 'compat-group')
+  const res = { version: require('kafkajs/package.json').version, first: [], second: [], errors: [] }
+  const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
+  const consume = async (limit, commit) => {
+    const got = []
+    const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 1000 })
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topic: t, fromBeginning: true })
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, timeoutMs)
+        consumer.run({
+          autoCommit: false,
+          eachMessage: async ({ topic, partition, message }) => {
+            if (got.length >= limit) return // processed enough: neither recorded nor committed
+            got.push({ topic, partition, offset: Number(message.offset), key: message.key ? message.key.toString() : '', value: message.value ? message.value.toString() : '', headers: [] })
+            if (got.length === limit) { clearTimeout(timer); resolve() }
+          },
+        }).catch(reject)
+      })
+      if (commit) {
+        const next = {}
+        for (const r of got) next[r.partition] = Math.max(next[r.partition] || 0, r.offset + 1)
+        await consumer.commitOffsets(Object.entries(next).map(([p, o]) => ({ topic: t, partition: Number(p), offset: String(o) })))
+      }
+    } catch (e) {
+      res.errors.push(String(e && e.stack || e))
+    } finally {
+      await consumer.disconnect().catch(() => {})
+    }
+    return got
+  }
+  res.first = await consume(parseInt(arg('first'), 10), true)
+  res.second = await consume(parseInt(arg('rest'), 10), false)
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
+}
+
 async function main () {
+  if (mode === 'group') return group()
   const res = { client: CLIENT, version: require('kafkajs/package.json').version, created: {}, produced: {}, consumed: [], notes: [] }
   const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
 

@@ -27,8 +27,13 @@ def topic(codec):
 def args():
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True)
-    p.add_argument("--codecs", required=True, help="comma-separated: none,gzip,snappy,lz4,zstd")
-    p.add_argument("--n", type=int, required=True, help="records per codec")
+    p.add_argument("--mode", default="roundtrip", choices=["roundtrip", "group"])
+    p.add_argument("--codecs", default="", help="roundtrip: comma-separated: none,gzip,snappy,lz4,zstd")
+    p.add_argument("--n", type=int, default=0, help="roundtrip: records per codec")
+    p.add_argument("--group", default="", help="group: the consumer group id")
+    p.add_argument("--topic", default="compat-group", help="group: the topic")
+    p.add_argument("--first", type=int, default=0, help="group: records the first consumer processes and commits")
+    p.add_argument("--rest", type=int, default=0, help="group: records the second consumer then reads")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for records when consuming")
     a = p.parse_args()
     a.codecs = [c for c in a.codecs.split(",") if c]
@@ -37,6 +42,18 @@ def args():
 
 def result(client, version):
     return {"client": client, "version": version, "created": {}, "produced": {}, "consumed": [], "notes": []}
+
+
+def group_result(version):
+    return {"version": version, "first": [], "second": [], "errors": []}
+
+
+def next_offsets(records):
+    """partition -> offset to commit (last processed + 1) for records (dicts from record())."""
+    out = {}
+    for r in records:
+        out[r["partition"]] = max(out.get(r["partition"], 0), r["offset"] + 1)
+    return out
 
 
 def record(topic, partition, offset, k, v, hdrs):

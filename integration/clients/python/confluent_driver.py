@@ -11,9 +11,47 @@ import compat_common as cc
 CLIENT = "confluent-kafka-python"
 
 
+VERSION = "%s (librdkafka %s)" % (confluent_kafka.version()[0], confluent_kafka.libversion()[0])
+
+
+def group(a):
+    """Consumer group: the first consumer processes a.first records and commits them synchronously
+    (auto-commit off), closes; a second consumer of the same group reads the rest."""
+    res = cc.group_result(VERSION)
+
+    def consume(limit, commit):
+        c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": a.group, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 10000})
+        c.subscribe([a.topic])
+        got = []
+        deadline = time.time() + a.timeout
+        while len(got) < limit and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                res["errors"].append("poll: %s" % m.error())
+                continue
+            got.append(cc.record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers()))
+        if commit:
+            try:
+                c.commit(offsets=[TopicPartition(a.topic, p, o) for p, o in cc.next_offsets(got).items()],
+                         asynchronous=False)
+            except Exception as e:  # noqa: BLE001
+                res["errors"].append("commit: %r" % e)
+        c.close()
+        return got
+
+    res["first"] = consume(a.first, True)
+    res["second"] = consume(a.rest, False)
+    cc.emit(res)
+
+
 def main():
     a = cc.args()
-    res = cc.result(CLIENT, "%s (librdkafka %s)" % (confluent_kafka.version()[0], confluent_kafka.libversion()[0]))
+    if a.mode == "group":
+        return group(a)
+    res = cc.result(CLIENT, VERSION)
 
     admin = AdminClient({"bootstrap.servers": a.bootstrap})
     futs = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=1) for c in a.codecs],

@@ -4,7 +4,7 @@ assign() + seek_to_beginning() reads back."""
 import time
 
 import kafka
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 
 import compat_common as cc
@@ -12,8 +12,39 @@ import compat_common as cc
 CLIENT = "kafka-python"
 
 
+def group(a):
+    """Consumer group: the first consumer processes a.first records and commits them (auto-commit
+    off), closes; a second consumer of the same group reads the rest."""
+    res = cc.group_result(kafka.__version__)
+
+    def consume(limit, commit):
+        c = KafkaConsumer(a.topic, bootstrap_servers=a.bootstrap, group_id=a.group, enable_auto_commit=False,
+                          auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=1000)
+        got = []
+        deadline = time.time() + a.timeout
+        try:
+            while len(got) < limit and time.time() < deadline:
+                batch = c.poll(timeout_ms=500, max_records=limit - len(got))
+                for tp, msgs in batch.items():
+                    for m in msgs:
+                        got.append(cc.record(m.topic, m.partition, m.offset, m.key, m.value, m.headers))
+            if commit:
+                c.commit({TopicPartition(a.topic, p): OffsetAndMetadata(o, None)
+                          for p, o in cc.next_offsets(got).items()})
+        except Exception as e:  # noqa: BLE001
+            res["errors"].append(repr(e))
+        c.close(autocommit=False)
+        return got
+
+    res["first"] = consume(a.first, True)
+    res["second"] = consume(a.rest, False)
+    cc.emit(res)
+
+
 def main():
     a = cc.args()
+    if a.mode == "group":
+        return group(a)
     res = cc.result(CLIENT, kafka.__version__)
 
     try:

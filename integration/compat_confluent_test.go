@@ -1,0 +1,16 @@
+package integration
+
+import "testing"
+
+// TestCompatConfluentKafkaPython: confluent-kafka-python (librdkafka) from Debian — AdminClient,
+// idempotent Producer with every codec, Consumer with manual assignment.
+func TestCompatConfluentKafkaPython(t *testing.T) {
+	py := requirePythonModules(t, "SEDIMENT_SKIP_CONFLUENT_KAFKA_PYTHON", "apt-get install python3-confluent-kafka", "confluent_kafka")
+	n := startNode(t, "", groupNodeArgs...)
+	res := pythonDriver(t, py, "confluent_driver.py", n)
+	logVersion(t, "confluent-kafka-python", res.Version)
+	checkCompat(t, n, res, allCodecs, "AdminClient.create_topics")
+
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-confluent-kafka-python", pythonGroupDriver(t, py, "confluent_driver.py", n, "compat-confluent-kafka-python"))
+}
