@@ -44,7 +44,11 @@
 // # Writes
 //
 // Every write method encodes a command, proposes it and returns once it is committed and applied on
-// this node (read-your-writes). On the leader: raft.Apply. On a follower: forwarded to the leader —
+// this node (read-your-writes). On the leader: the proposal batcher (batcher.go) packs the proposals
+// waiting at that moment into one Raft entry of kind multi (each inner command keeps its request id and
+// gets its own result); at most two such entries are in flight, so proposals arriving during an fsync
+// form the next, larger batch, and raft additionally writes several entries per fsync
+// (BatchApplyCh, MaxAppendEntries). On a follower: forwarded to the leader —
 // over TCP on the Raft port itself (the mux in tcpforward.go routes a connection by its first byte:
 // raft's RPC types are 0..4, forwarding uses 'F' and 'J'), or in-process for injected transports — and
 // then the follower waits until it has applied the entry's index. ErrNotLeader, ErrLeadershipLost and
@@ -73,8 +77,12 @@
 // runs N+1 (a finalized-version command like KRaft's metadata.version is the planned gate; not built).
 // Snapshots have their own header: magic "SDMS", version, length, CRC-32C, then JSON.
 //
+// A multi entry's body is a count and length-prefixed complete commands (version, kind, request id,
+// body each); nesting is refused. All inner commands apply at the entry's index, in order.
+//
 // Apply is deterministic: no clocks, no randomness (ids and the cluster id come in the command), sorted
-// iteration wherever order reaches the state; a broker's epoch is the Raft index of its registration.
+// iteration wherever order reaches the state; a broker's epoch is the Raft index of its registration
+// shifted left 16 bits, plus its position inside a multi entry.
 //
 // # Controller rules (controller.go, fsm.go)
 //
@@ -118,11 +126,12 @@
 // # Goroutines
 //
 // hashicorp/raft's own (run loop, FSM, snapshots, replication per peer); per node: watchLeader (leader
-// observations → ControllerID, ControllerChanged), controller.run (session checks every
+// observations → ControllerID, ControllerChanged), batcher (forms multi entries; plus one goroutine per
+// entry in flight that waits for raft's future and answers the proposers), controller.run (session checks every
 // SessionTimeout/20, clamped to 10..250 ms), heartbeatLoop once a broker is registered; per subscriber:
-// subscriber.run; with TCP: the mux accept loop and one goroutine per accepted connection; one short-lived
-// goroutine per local proposal waiting on raft's future (raft never answers a future still queued at
-// Shutdown; that goroutine then lives until exit, the caller does not wait for it).
+// subscriber.run; with TCP: the mux accept loop and one goroutine per accepted connection. Raft never
+// answers a future still queued at Shutdown; the per-entry waiter then lives until exit, but proposers
+// never wait on it: they watch their context and the node's closing channel.
 //
 // # Lock order
 //
