@@ -14,6 +14,7 @@ import (
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/segment/vfs"
 )
 
 // LogView is what the archiver needs from a partition leader's local log. The broker adapts its
@@ -46,6 +47,8 @@ type ArchiverConfig struct {
 	// than this (an upload by another, deposed leader may still be about to commit it). Default 15 min.
 	OrphanGrace time.Duration
 	Logger      *slog.Logger
+	// FS is the file system the log's segment files live on (segment.Config.FS); nil = the OS.
+	FS vfs.FS
 	// NewUploadID and Now are for deterministic tests; nil = NewUploadID and time.Now.
 	NewUploadID func() string
 	Now         func() time.Time
@@ -66,6 +69,9 @@ func (c *ArchiverConfig) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FS == nil {
+		c.FS = vfs.OS
 	}
 	if c.NewUploadID == nil {
 		c.NewUploadID = NewUploadID
@@ -170,7 +176,7 @@ func (a *PartitionArchiver) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, from int64) error {
-	f, err := os.Open(si.Path)
+	f, err := a.cfg.FS.OpenFile(si.Path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
 	}

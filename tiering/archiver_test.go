@@ -15,6 +15,7 @@ import (
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/segment/vfs"
 	"github.com/sediment-io/sediment/tiering"
 )
 
@@ -389,4 +390,41 @@ func TestArchiverRunRetries(t *testing.T) {
 	cancel()
 	<-done
 	r.checkManifest(want)
+}
+
+// TestArchiverReadsThroughLogFS: a log on segment/vfs's in-memory FS is archived through the same FS.
+func TestArchiverReadsThroughLogFS(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := segment.DefaultConfig()
+	cfg.SegmentBytes = 8 << 10
+	cfg.FS = fsys
+	l, err := segment.Open("/data/p-0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rig := &archiverRig{t: t, log: l}
+	rig.produce(20)
+	store, man := tiering.NewMemStore(), &fakeManifest{}
+	var topic meta.TopicID
+	arch := tiering.NewPartitionArchiver(store, topic, 0, &testLog{l: l, limit: -1}, man, tiering.ArchiverConfig{FS: fsys})
+	n, err := arch.RunOnce(context.Background())
+	if err != nil || n < 2 {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	segs := man.RemoteSegments()
+	rr, err := tiering.OpenRemote(context.Background(), store, segs[1].ObjectKey, segs[1].Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rr.Read(context.Background(), segs[1].BaseOffset, 1<<20, true)
+	local, _ := l.Read(segs[1].BaseOffset, segment.ReadOptions{MaxBytes: 1 << 20, MaxOffset: segs[1].LastOffset + 1})
+	if err != nil || !bytes.Equal(got.Data, local.Data) {
+		t.Fatalf("remote %d bytes (%v), local %d", len(got.Data), err, len(local.Data))
+	}
+	// Without the FS the archiver cannot find the files: an error, not a silent skip.
+	arch2 := tiering.NewPartitionArchiver(store, topic, 0, &testLog{l: l, limit: -1}, &fakeManifest{}, tiering.ArchiverConfig{})
+	if _, err := arch2.RunOnce(context.Background()); err == nil {
+		t.Fatal("archiving a MemFS log through the OS file system succeeded")
+	}
 }
