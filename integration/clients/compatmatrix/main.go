@@ -1,0 +1,259 @@
+// Command compatmatrix writes docs/compatibility.md from the results of the real-client
+// compatibility tests, read as `go test -json` events on stdin:
+//
+//	go test -count=1 -json -run '^TestCompat' ./integration/ | go run ./integration/clients/compatmatrix > docs/compatibility.md
+//
+// Each TestCompat<Client> test has subtests named after the matrix cells (see
+// integration/compat_util_test.go and compat_group_util_test.go): create_topic, produce/<codec>,
+// consume/<codec>, headers, group_commit_resume, and, once tiering lands, replay_from_bucket. A codec
+// cell passes only if both produce/<codec> and consume/<codec> passed. Client versions come from the
+// "compat-version: <client>=<version>" lines the tests log. A feature no subtest covers is shown as
+// "pending (issue N)" when it waits for an unbuilt Sediment feature, or "n/a" when the client lacks it.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+type event struct {
+	Time    time.Time
+	Action  string
+	Package string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+// client rows, in display order: the test function, how the row is labelled, and how the client
+// was driven (static text: the tests are the source of truth for what is checked).
+type client struct {
+	Test, Name, Kind, How string
+	NA                    map[string]string // feature -> why not applicable
+}
+
+var clients = []client{
+	{"TestCompatFranzGo", "franz-go (kgo, kadm)", "Go module", "kadm.CreateTopic; kgo.ProduceSync (idempotent by default) per codec; direct partition consume; group: kgo.ConsumerGroup + CommitRecords", nil},
+	{"TestCompatSarama", "IBM/sarama", "Go module", "ClusterAdmin.CreateTopic; idempotent SyncProducer (acks=all, Version 3.6) per codec; PartitionConsumer; group: ConsumerGroup + MarkMessage/session.Commit", nil},
+	{"TestCompatKafkaGo", "segmentio/kafka-go", "Go module", "Client.CreateTopics; Writer (Hash balancer, acks=all) per codec; a Reader per partition; group: Reader{GroupID} + CommitMessages", nil},
+	{"TestCompatKcat", "kcat (librdkafka)", "Debian package", "topics auto-created (kcat has no admin API; broker num.partitions=3); kcat -P -K -H -X compression.codec, enable.idempotence=true; kcat -C -J; group: kcat -G -e (librdkafka commits stored offsets on close)", nil},
+	{"TestCompatConfluentKafkaPython", "confluent-kafka-python (librdkafka)", "Debian package", "AdminClient.create_topics; idempotent Producer (acks=all) per codec; Consumer.assign from OFFSET_BEGINNING; group: subscribe + commit(asynchronous=False)", nil},
+	{"TestCompatKafkaPython", "kafka-python", "Debian package", "KafkaAdminClient.create_topics; KafkaProducer (acks=all) per codec; KafkaConsumer.assign + seek_to_beginning; group: subscribe + commit(offsets)", nil},
+	{"TestCompatKafkaJS", "kafkajs", "npm", "admin.createTopics; idempotent producer (acks=-1) per codec (snappy via kafkajs-snappy, lz4 via lz4js); consumer in a group (kafkajs has no group-less consumer); group: autoCommit off + commitOffsets",
+		map[string]string{"zstd": "kafkajs has no pure-JS zstd codec (@kafkajs/zstd is a native addon)"}},
+}
+
+type feature struct {
+	Key, Label string
+	Subtests   []string // all must pass
+	Pending    string   // shown when no client has a subtest for it
+}
+
+var features = []feature{
+	{"create", "create topic", []string{"create_topic"}, ""},
+	{"none", "uncompressed", []string{"produce/none", "consume/none"}, ""},
+	{"gzip", "gzip", []string{"produce/gzip", "consume/gzip"}, ""},
+	{"snappy", "snappy", []string{"produce/snappy", "consume/snappy"}, ""},
+	{"lz4", "lz4", []string{"produce/lz4", "consume/lz4"}, ""},
+	{"zstd", "zstd", []string{"produce/zstd", "consume/zstd"}, ""},
+	{"headers", "keys + headers", []string{"headers"}, ""},
+	{"group", "group commit / resume", []string{"group_commit_resume"}, "pending (issue 6)"},
+	{"replay", "replay from bucket (offset 0 after tiering)", []string{"replay_from_bucket"}, "pending (issue 7: tiering)"},
+	{"cluster", "3-broker cluster", []string{"cluster"}, "pending (issue 5: cluster)"},
+}
+
+var versionRE = regexp.MustCompile(`compat-version: ([^=\s]+)=(.*)$`)
+
+type results struct {
+	status   map[string]string // "TestX/sub" -> pass|fail|skip
+	versions map[string]string // test -> version text
+	started  time.Time
+}
+
+func parse(r io.Reader) (*results, error) {
+	res := &results{status: map[string]string{}, versions: map[string]string{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		var e event
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("bad go test -json line %q: %w", line, err)
+		}
+		if res.started.IsZero() && !e.Time.IsZero() {
+			res.started = e.Time
+		}
+		switch e.Action {
+		case "pass", "fail", "skip":
+			if e.Test != "" {
+				res.status[e.Test] = e.Action
+			}
+		case "output":
+			if m := versionRE.FindStringSubmatch(strings.TrimSpace(e.Output)); m != nil && e.Test != "" {
+				top := strings.SplitN(e.Test, "/", 2)[0]
+				res.versions[top] = strings.TrimSpace(m[2])
+			}
+		}
+	}
+	return res, sc.Err()
+}
+
+// cell is one matrix entry.
+func (r *results) cell(c client, f feature) string {
+	if why, ok := c.NA[f.Key]; ok {
+		_ = why
+		return "n/a¹"
+	}
+	top, ok := r.status[c.Test]
+	if !ok {
+		if f.Pending != "" && !r.anyHas(f) {
+			return f.Pending
+		}
+		return "not run"
+	}
+	if top == "skip" {
+		return "skipped (opt-out)"
+	}
+	seen, failed := 0, false
+	for _, s := range f.Subtests {
+		st, ok := r.status[c.Test+"/"+s]
+		if !ok {
+			continue
+		}
+		seen++
+		if st == "fail" {
+			failed = true
+		}
+	}
+	switch {
+	case seen == 0 && f.Pending != "":
+		return f.Pending
+	case seen == 0:
+		if top == "fail" {
+			return "FAIL (test stopped before this check)"
+		}
+		return "not tested"
+	case failed:
+		return "FAIL"
+	case seen < len(f.Subtests):
+		return "partial"
+	}
+	return "pass"
+}
+
+func (r *results) anyHas(f feature) bool {
+	for k := range r.status {
+		for _, s := range f.Subtests {
+			if strings.HasSuffix(k, "/"+s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func write(w io.Writer, r *results) {
+	fmt.Fprintln(w, "# Client compatibility")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "<!-- Generated by integration/clients/compatmatrix from `go test -json` output; do not edit by hand. -->")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Every cell is the result of a real client, driven through its own API, against a real `sediment serve`")
+	fmt.Fprintln(w, "process (one broker) in `integration/compat_*_test.go`. Regenerate with:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "```sh")
+	fmt.Fprintln(w, "go test -count=1 -json -run '^TestCompat' ./integration/ | go run ./integration/clients/compatmatrix > docs/compatibility.md")
+	fmt.Fprintln(w, "```")
+	fmt.Fprintln(w)
+	if !r.started.IsZero() {
+		fmt.Fprintf(w, "Results of the run started %s.\n\n", r.started.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	// header
+	fmt.Fprint(w, "| client | version |")
+	for _, f := range features {
+		fmt.Fprintf(w, " %s |", f.Label)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| --- | --- |")
+	for range features {
+		fmt.Fprint(w, " --- |")
+	}
+	fmt.Fprintln(w)
+	for _, c := range clients {
+		v := r.versions[c.Test]
+		if v == "" {
+			v = "?"
+		}
+		fmt.Fprintf(w, "| %s | %s |", c.Name, v)
+		for _, f := range features {
+			fmt.Fprintf(w, " %s |", r.cell(c, f))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	var notes []string
+	for _, c := range clients {
+		keys := make([]string, 0, len(c.NA))
+		for k := range c.NA {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			notes = append(notes, fmt.Sprintf("%s, %s: %s.", c.Name, k, c.NA[k]))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "¹ Not applicable: %s\n\n", strings.Join(notes, " "))
+	}
+	fmt.Fprintln(w, "## What each cell checks")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "- **create topic**: the client's admin API creates `compat-<codec>` (3 partitions) and the broker's metadata agrees.")
+	fmt.Fprintln(w, "- **codec columns**: 60 keyed records (2 headers each, UTF-8 values) produced with that codec are acknowledged;")
+	fmt.Fprintln(w, "  franz-go reads the stored batches back and every one carries that codec id (a client that silently sent")
+	fmt.Fprintln(w, "  them uncompressed fails); the client itself reads them back: each value once, its key, a key always in one")
+	fmt.Fprintln(w, "  partition, offsets 0..n-1 per partition.")
+	fmt.Fprintln(w, "- **keys + headers**: every record the client read back carries exactly the headers written, in order.")
+	fmt.Fprintln(w, "- **group commit / resume**: a group consumer processes 20 of 45 records and commits what it processed")
+	fmt.Fprintln(w, "  through the client's commit API; the broker holds exactly those offsets; a new consumer of the group")
+	fmt.Fprintln(w, "  starts each partition at the committed offset and reads the rest: every record once overall.")
+	fmt.Fprintln(w, "- **replay from bucket**: pending until tiering (issue 7) moves closed segments to MinIO; then each client")
+	fmt.Fprintln(w, "  reads from offset 0 after the local copies are gone. The MinIO side exists (`localstack.StartMinIO`).")
+	fmt.Fprintln(w, "- **3-broker cluster**: pending until the cluster (issue 5); these tests run against one broker.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## How each client is driven")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| client | installed from | calls |")
+	fmt.Fprintln(w, "| --- | --- | --- |")
+	for _, c := range clients {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", c.Name, c.Kind, c.How)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "A client that is not installed fails its test with the install command, unless its opt-out is set:")
+	fmt.Fprintln(w, "`SEDIMENT_SKIP_KCAT=1`, `SEDIMENT_SKIP_CONFLUENT_KAFKA_PYTHON=1`, `SEDIMENT_SKIP_KAFKA_PYTHON=1`,")
+	fmt.Fprintln(w, "`SEDIMENT_SKIP_KAFKAJS=1` (the Go clients are module dependencies and always present). `.ci/run` installs")
+	fmt.Fprintln(w, "all of them: `apt-get install kcat python3-confluent-kafka python3-kafka python3-snappy python3-lz4")
+	fmt.Fprintln(w, "python3-zstandard` (Debian's packages serve `/usr/bin/python3`; `SEDIMENT_PYTHON3` overrides) and")
+	fmt.Fprintln(w, "`npm ci` in `integration/clients/node`.")
+}
+
+func main() {
+	r, err := parse(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compatmatrix:", err)
+		os.Exit(1)
+	}
+	if len(r.status) == 0 {
+		fmt.Fprintln(os.Stderr, "compatmatrix: no test results on stdin (pipe `go test -json -run '^TestCompat' ./integration/` into it)")
+		os.Exit(1)
+	}
+	write(os.Stdout, r)
+}
