@@ -95,6 +95,7 @@ type PartitionArchiver struct {
 	manifest  Manifest
 	cfg       ArchiverConfig
 	wake      chan struct{}
+	stats     archiverCounters
 }
 
 // NewPartitionArchiver builds an archiver for one partition led by this node.
@@ -169,6 +170,7 @@ func (a *PartitionArchiver) RunOnce(ctx context.Context) (int, error) {
 			return done, nil
 		}
 		if err := a.upload(ctx, *cand, next); err != nil {
+			a.stats.failures.Add(1)
 			return done, err
 		}
 		done++
@@ -210,10 +212,14 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 	if err := a.manifest.AddRemoteSegment(ctx, entry); err != nil {
 		// A lost reply may hide a successful commit: look before calling it a failure.
 		if slices.ContainsFunc(a.manifest.RemoteSegments(), func(s meta.RemoteSegment) bool { return s.ObjectKey == key }) {
+			a.stats.segments.Add(1)
+			a.stats.bytes.Add(obj.Size())
 			return nil
 		}
 		return fmt.Errorf("tiering: commit %s (offsets %d..%d): %w (object left for the orphan collector)", key, ft.BaseOffset, ft.LastOffset, err)
 	}
+	a.stats.segments.Add(1)
+	a.stats.bytes.Add(obj.Size())
 	a.cfg.Logger.Info("tiering: segment uploaded", "key", key, "offsets", fmt.Sprintf("%d..%d", ft.BaseOffset, ft.LastOffset), "bytes", obj.Size())
 	return nil
 }
@@ -243,7 +249,9 @@ func positionOf(f io.ReaderAt, size, offset int64) (int64, error) {
 // removed (retention) but whose deletion failed. Keys that do not parse as segment keys are left
 // alone. It returns the deleted keys.
 func (a *PartitionArchiver) CollectOrphans(ctx context.Context) ([]string, error) {
-	return collectOrphans(ctx, a.store, PartitionPrefix(a.topic, a.partition), a.manifest.RemoteSegments(), a.cfg.Now().Add(-a.cfg.OrphanGrace))
+	del, err := collectOrphans(ctx, a.store, PartitionPrefix(a.topic, a.partition), a.manifest.RemoteSegments(), a.cfg.Now().Add(-a.cfg.OrphanGrace))
+	a.stats.orphans.Add(int64(len(del)))
+	return del, err
 }
 
 func collectOrphans(ctx context.Context, s Store, prefix string, live []meta.RemoteSegment, olderThan time.Time) ([]string, error) {

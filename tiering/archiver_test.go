@@ -326,6 +326,16 @@ func TestArchiverFailuresAndOrphans(t *testing.T) {
 	if len(objs) != 3 {
 		t.Fatalf("bucket holds %d objects, want 2 committed + 1 foreign", len(objs))
 	}
+	st := r.arch.Stats()
+	var lagBytes int64
+	for _, c := range closed[2:] {
+		lagBytes += c.Size
+	}
+	want := tiering.ArchiverStats{SegmentsUploaded: 2, BytesUploaded: r.objSize(s0) + r.objSize(s1), Failures: 3,
+		OrphansDeleted: 2, LagSegments: int64(len(closed) - 2), LagBytes: lagBytes}
+	if st != want {
+		t.Fatalf("Stats = %+v, want %+v", st, want)
+	}
 }
 
 // TestArchiverAfterLeaderChange: the previous leader committed a segment ending inside one of ours

@@ -25,6 +25,10 @@
 //     by re-reading the manifest. After a leadership change, a segment whose start the previous leader
 //     already committed is uploaded from the first batch after the manifest's end.
 //
+//   - Metrics (metrics.go): MeteredStore counts calls, errors and bytes per operation of any backend
+//     and estimates request cost (Prometheus text via WriteMetrics); PartitionArchiver.Stats reports
+//     segments/bytes uploaded, failures, orphans deleted and the upload lag.
+//
 //   - Remote reads and deletion (remote.go): RemoteLog serves Read / OffsetForTimestamp over a
 //     partition's manifest with a bounded LRU of decoded footers; DeleteRemoteSegments (retention:
 //     manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
