@@ -30,7 +30,7 @@ func init() { register(kmsg.OffsetCommit, 0, 9, (*Broker).handleOffsetCommit) }
 func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 
 	// Answer skeleton, same shape as the request.
 	for _, rt := range req.Topics {

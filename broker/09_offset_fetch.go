@@ -35,7 +35,7 @@ type fetchedOffset struct {
 func (b *Broker) handleOffsetFetch(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {

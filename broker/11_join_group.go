@@ -21,7 +21,7 @@ func init() { register(kmsg.JoinGroup, 0, 9, (*Broker).handleJoinGroup) }
 
 func (b *Broker) handleJoinGroup(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.JoinGroupRequest)
-	gc := b.groupCoord()
+	gc := b.groups
 	fail := func(code int16) (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode, resp.MemberID, resp.Generation = code, req.MemberID, -1

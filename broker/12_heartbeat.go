@@ -15,7 +15,7 @@ func init() { register(kmsg.Heartbeat, 0, 4, (*Broker).handleHeartbeat) }
 func (b *Broker) handleHeartbeat(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil

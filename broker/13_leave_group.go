@@ -16,7 +16,7 @@ func init() { register(kmsg.LeaveGroup, 0, 5, (*Broker).handleLeaveGroup) }
 func (b *Broker) handleLeaveGroup(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	leaving := req.Members
 	if req.Version < 3 {
 		lm := kmsg.NewLeaveGroupRequestMember()

@@ -16,7 +16,7 @@ func init() { register(kmsg.SyncGroup, 0, 5, (*Broker).handleSyncGroup) }
 
 func (b *Broker) handleSyncGroup(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
-	gc := b.groupCoord()
+	gc := b.groups
 	fail := func(code int16) (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code

@@ -21,7 +21,7 @@ const groupAuthorizedOps = 1<<3 | 1<<6 | 1<<8 // READ DELETE DESCRIBE
 func (b *Broker) handleDescribeGroups(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	st := b.meta.State()
 	for _, id := range req.Groups {
 		dg := kmsg.NewDescribeGroupsResponseGroup()

@@ -17,7 +17,7 @@ func init() { register(kmsg.ListGroups, 0, 5, (*Broker).handleListGroups) }
 func (b *Broker) handleListGroups(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	st := b.meta.State()
 	match := func(filter []string, v string) bool {
 		if len(filter) == 0 {

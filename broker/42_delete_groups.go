@@ -16,7 +16,7 @@ func init() { register(kmsg.DeleteGroups, 0, 2, (*Broker).handleDeleteGroups) }
 func (b *Broker) handleDeleteGroups(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	for _, id := range req.Groups {
 		dg := kmsg.NewDeleteGroupsResponseGroup()
 		dg.Group = id

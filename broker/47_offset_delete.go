@@ -19,7 +19,7 @@ func init() { register(kmsg.OffsetDelete, 0, 0, (*Broker).handleOffsetDelete) }
 func (b *Broker) handleOffsetDelete(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil

@@ -21,7 +21,7 @@ func init() { register(kmsg.ConsumerGroupHeartbeat, 0, 1, (*Broker).handleConsum
 func (b *Broker) handleConsumerGroupHeartbeat(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ConsumerGroupHeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil

@@ -16,7 +16,7 @@ func init() { register(kmsg.ConsumerGroupDescribe, 0, 1, (*Broker).handleConsume
 func (b *Broker) handleConsumerGroupDescribe(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-	gc := b.groupCoord()
+	gc := b.groups
 	st := b.meta.State()
 	for _, id := range req.Groups {
 		dg := kmsg.NewConsumerGroupDescribeResponseGroup()

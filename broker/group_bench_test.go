@@ -34,7 +34,7 @@ func benchOffsetCommits(b *testing.B, perGroup bool) {
 	const groups = 100
 	br := newGroupTestBroker(b)
 	if perGroup {
-		br.groupCoord().commits = newCommitBatcher(singleGroupOnly{br.meta})
+		br.groups.commits = newCommitBatcher(singleGroupOnly{br.meta})
 	}
 	ctx := context.Background()
 	adm := newTestAdmin(b, br)
@@ -51,7 +51,7 @@ func benchOffsetCommits(b *testing.B, perGroup bool) {
 			b.Fatal(err)
 		}
 	}
-	gc := br.groupCoord()
+	gc := br.groups
 	entries0 := gc.commits.entries.Load()
 	lat := make([][]time.Duration, groups)
 	b.ResetTimer()
@@ -206,7 +206,7 @@ func BenchmarkRebalanceOneOfTenLeaves(b *testing.B) {
 }
 
 func groupGeneration(br *Broker, id string) int32 {
-	g := br.groupCoord().getGroup(id, false)
+	g := br.groups.getGroup(id, false)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.typ == groupTypeConsumer {
@@ -220,7 +220,7 @@ func groupGeneration(br *Broker, id string) int32 {
 func waitGroupStable(b *testing.B, br *Broker, id string, n int, after int32) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if g := br.groupCoord().getGroup(id, false); g != nil {
+		if g := br.groups.getGroup(id, false); g != nil {
 			g.mu.Lock()
 			ok := false
 			switch g.typ {

@@ -40,6 +40,7 @@ func startGroupCluster(t *testing.T, n int) []*Broker {
 		cfg.NodeID = int32(i + 1)
 		cfg.RaftListen = voters[i].Addr
 		cfg.Voters = voters
+		groupTestConfig(&cfg)
 		cfg.MetaConfig = func(mc *meta.Config) {
 			mc.RaftHeartbeatTimeout = 200 * time.Millisecond
 			mc.RaftElectionTimeout = 200 * time.Millisecond
@@ -63,7 +64,6 @@ func startGroupCluster(t *testing.T, n int) []*Broker {
 		}
 	}
 	for _, b := range brokers {
-		setGroupTestConfig(b)
 		t.Cleanup(func() { b.Close() })
 	}
 	return brokers
@@ -159,7 +159,7 @@ func TestCoordinatorFailover(t *testing.T) {
 	m1.mu.Lock()
 	lost, commitErrs := m1.lostEvents, m1.commitErrs
 	m1.mu.Unlock()
-	adopted := others[0].groupCoord().adopted.Load() + others[1].groupCoord().adopted.Load()
+	adopted := others[0].groups.adopted.Load() + others[1].groups.adopted.Load()
 	t.Logf("after the failover: partitions lost %d times, %d refused commits, %d members adopted by the new coordinator", lost, commitErrs, adopted)
 	if lost == 0 && adopted == 0 {
 		t.Fatal("the member kept its partitions but the new coordinator never adopted it")

@@ -173,7 +173,7 @@ func TestUniformAssignorSticky(t *testing.T) {
 	}
 	h.beat("A", 0, nil, uni)
 	h.beat("B", 0, nil, uni)
-	g := b.groupCoord().getGroup("cg3", false)
+	g := b.groups.getGroup("cg3", false)
 	snapshot := func() map[string]int {
 		g.mu.Lock()
 		defer g.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +16,9 @@ import (
 	"github.com/sediment-io/sediment/meta"
 )
 
-// groupConfig holds the group coordinator's Kafka configs (Kafka names and defaults). They are read
-// from the broker Config once broker-core adds them there; until then DefaultConfig's values apply and
-// tests adjust them with withGroupConfig before clients connect.
+// groupConfig is the group coordinator's view of its broker configs (broker.Config's group.* and
+// offsets.* fields, Kafka's names and defaults) as durations. It is swapped whole (atomic pointer), so
+// tests may adjust it on a running broker.
 type groupConfig struct {
 	InitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms (3000)
 	MinSessionTimeout     time.Duration // group.min.session.timeout.ms (6000)
@@ -30,22 +31,38 @@ type groupConfig struct {
 	// KIP-848 (group.consumer.*).
 	ConsumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms (5000)
 	ConsumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms (45000)
-	ConsumerAssignors         []string      // group.consumer.assignors ("uniform", "range"); the first is the default
+	ConsumerAssignors         []string      // group.consumer.assignors ("uniform,range"); the first is the default
 }
 
-func defaultGroupConfig() groupConfig {
-	return groupConfig{
-		InitialRebalanceDelay:     3 * time.Second,
-		MinSessionTimeout:         6 * time.Second,
-		MaxSessionTimeout:         30 * time.Minute,
-		MaxSize:                   1<<31 - 1,
-		OffsetsRetention:          7 * 24 * time.Hour,
-		RetentionCheck:            10 * time.Minute,
-		OffsetMetadataMax:         4096,
-		ConsumerHeartbeatInterval: 5 * time.Second,
-		ConsumerSessionTimeout:    45 * time.Second,
-		ConsumerAssignors:         []string{"uniform", "range"},
+func groupConfigFrom(c *Config) groupConfig {
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+	var assignors []string
+	for _, a := range strings.Split(c.GroupConsumerAssignors, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			assignors = append(assignors, a)
+		}
 	}
+	if len(assignors) == 0 {
+		assignors = []string{"uniform", "range"}
+	}
+	return groupConfig{
+		InitialRebalanceDelay:     ms(int64(c.GroupInitialRebalanceDelayMs)),
+		MinSessionTimeout:         ms(int64(c.GroupMinSessionTimeoutMs)),
+		MaxSessionTimeout:         ms(int64(c.GroupMaxSessionTimeoutMs)),
+		MaxSize:                   int(c.GroupMaxSize),
+		OffsetsRetention:          time.Duration(c.OffsetsRetentionMinutes) * time.Minute,
+		RetentionCheck:            ms(c.OffsetsRetentionCheckIntervalMs),
+		OffsetMetadataMax:         int(c.OffsetMetadataMaxBytes),
+		ConsumerHeartbeatInterval: ms(int64(c.GroupConsumerHeartbeatIntervalMs)),
+		ConsumerSessionTimeout:    ms(int64(c.GroupConsumerSessionTimeoutMs)),
+		ConsumerAssignors:         assignors,
+	}
+}
+
+// defaultGroupConfig is Kafka's defaults (DefaultConfig's values).
+func defaultGroupConfig() groupConfig {
+	c := DefaultConfig()
+	return groupConfigFrom(&c)
 }
 
 // groupCoordinator is this broker's consumer-group coordinator: the in-memory state of the groups it
@@ -68,7 +85,7 @@ type groupCoordinator struct {
 // newGroupCoordinator is called by Start once meta is ready and the replica manager runs.
 func newGroupCoordinator(b *Broker) *groupCoordinator {
 	gc := &groupCoordinator{b: b, groups: map[string]*group{}, started: time.Now()}
-	cfg := defaultGroupConfig()
+	cfg := groupConfigFrom(&b.cfg)
 	gc.cfg.Store(&cfg)
 	gc.commits = newCommitBatcher(b.meta)
 	gc.mu.Lock()

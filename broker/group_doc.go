@@ -11,8 +11,8 @@ package broker
 // meta.State on any broker. Consequences:
 //
 //   - Metadata and ListTopics never show __consumer_offsets (there is nothing to show); clients that
-//     list internal topics see none. (Asking for it by name must not auto-create it: requested from
-//     broker-core, see notes.)
+//     list internal topics see none; asking for it by name answers UNKNOWN_TOPIC_OR_PARTITION and never
+//     auto-creates it, and CreateTopics refuses the name (03_metadata.go, 19_create_topics.go).
 //   - An offset commit is acknowledged only once its Raft entry is committed and applied here, so an
 //     acknowledged commit survives the loss of any minority of metadata voters and is never rolled back.
 //   - Because every broker can read every group's offsets, the coordinator is a pure function of the
@@ -20,9 +20,9 @@ package broker
 //     When that set changes, some groups move; the old coordinator answers NOT_COORDINATOR (and drops
 //     its in-memory state of the group), clients re-run FindCoordinator, and the new coordinator starts
 //     the group from its committed offsets, exactly as Kafka rebuilds membership after a failover.
-//   - Group membership (members, generations, assignments) lives only in the coordinator's memory, as
-//     in Kafka between __consumer_offsets loads; a restarted coordinator makes members rejoin
-//     (UNKNOWN_MEMBER_ID), which every client handles.
+//   - Group membership (members, generations, assignments) lives only in the coordinator's memory.
+//     Kafka's new coordinator reloads it from __consumer_offsets; Sediment's adopts the members that
+//     present themselves instead (group_takeover.go), sending them into one rebalance.
 //
 // # Commit batching
 //
@@ -59,4 +59,5 @@ package broker
 // group.max.session.timeout.ms 1800000, group.max.size, offsets.retention.minutes 10080,
 // offsets.retention.check.interval.ms 600000, offset.metadata.max.bytes 4096,
 // group.consumer.heartbeat.interval.ms 5000, group.consumer.session.timeout.ms 45000,
-// group.consumer.assignors uniform,range. They are in groupConfig until broker.Config carries them.
+// group.consumer.assignors uniform,range — fields of broker.Config, turned into durations by
+// groupConfigFrom.

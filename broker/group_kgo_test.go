@@ -15,18 +15,15 @@ import (
 // session timeouts of a second or two accepted.
 func newGroupTestBroker(t testing.TB, opts ...func(*Config)) *Broker {
 	t.Helper()
-	b := newTestBroker(t, opts...)
-	setGroupTestConfig(b)
-	return b
+	return newTestBroker(t, append([]func(*Config){groupTestConfig}, opts...)...)
 }
 
-func setGroupTestConfig(b *Broker) {
-	cfg := *b.groupCoord().config()
-	cfg.InitialRebalanceDelay = 100 * time.Millisecond
-	cfg.MinSessionTimeout = 500 * time.Millisecond
-	cfg.ConsumerHeartbeatInterval = 100 * time.Millisecond
-	cfg.ConsumerSessionTimeout = 2 * time.Second
-	b.groupCoord().cfg.Store(&cfg)
+// groupTestConfig shortens the group timings of a broker Config (the group.* broker configs).
+func groupTestConfig(c *Config) {
+	c.GroupInitialRebalanceDelayMs = 100
+	c.GroupMinSessionTimeoutMs = 500
+	c.GroupConsumerHeartbeatIntervalMs = 100
+	c.GroupConsumerSessionTimeoutMs = 2000
 }
 
 // groupOpts are kgo options for a group member with short timings.
@@ -266,7 +263,7 @@ func TestGroupBalancersJoinLeave(t *testing.T) {
 			if tc.name == "kip848" {
 				want = groupTypeConsumer
 			}
-			g := b.groupCoord().getGroup(group, false)
+			g := b.groups.getGroup(group, false)
 			g.mu.Lock()
 			typ := g.typ
 			g.mu.Unlock()
@@ -338,7 +335,7 @@ func TestStaticMemberCrashAndRestart(t *testing.T) {
 	if !l.waitDistinct(ctx, 200) {
 		t.Fatalf("processed %d of 200", len(l.seen))
 	}
-	g := b.groupCoord().getGroup(group, false)
+	g := b.groups.getGroup(group, false)
 	g.mu.Lock()
 	follower := "a"
 	if lm := g.members[g.leader]; lm != nil && lm.instanceID == "a" {

@@ -25,11 +25,11 @@ func TestGroupResumeAcrossConsumerAndBrokerRestart(t *testing.T) {
 func testGroupResume(t *testing.T, mode []kgo.Opt) {
 	dir := t.TempDir()
 	cfg := testBrokerConfig(t, dir)
+	groupTestConfig(&cfg)
 	b, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	setGroupTestConfig(b)
 	closed := false
 	defer func() {
 		if !closed {
@@ -95,12 +95,12 @@ func testGroupResume(t *testing.T, mode []kgo.Opt) {
 	}
 	closed = true
 	cfg = testBrokerConfig(t, dir)
+	groupTestConfig(&cfg)
 	b2, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b2.Close()
-	setGroupTestConfig(b2)
 	if c := committed(b2); c != 200 {
 		t.Fatalf("after the broker restart committed offsets sum to %d, want 200", c)
 	}
@@ -120,7 +120,7 @@ func testGroupResume(t *testing.T, mode []kgo.Opt) {
 func TestOffsetExpiry(t *testing.T) {
 	b := newGroupTestBroker(t)
 	createTopic(t, b, "t", 1, nil)
-	gc := b.groupCoord()
+	gc := b.groups
 	wantCode(t, "commit", commitCode(t, b, commitReq("lonely", "", -1, nil, "t", 5, "")), nil)
 	j := joinMember(t, b, "busy", "t")
 	wantCode(t, "join", j.ErrorCode, nil)
@@ -165,11 +165,12 @@ func TestOffsetExpiry(t *testing.T) {
 // and no more than the last attempted one.
 func TestCommitsInFlightAcrossBrokerRestart(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Start(context.Background(), testBrokerConfig(t, dir))
+	cfg := testBrokerConfig(t, dir)
+	groupTestConfig(&cfg)
+	b, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	setGroupTestConfig(b)
 	createTopic(t, b, "t", 4, nil)
 	const workers = 8
 	type result struct {

@@ -267,7 +267,7 @@ func waitState(t *testing.T, b *Broker, group string, want groupState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if g := b.groupCoord().getGroup(group, false); g != nil {
+		if g := b.groups.getGroup(group, false); g != nil {
 			g.mu.Lock()
 			s := g.state
 			g.mu.Unlock()
@@ -368,7 +368,7 @@ func TestOffsetFetchVersions(t *testing.T) {
 }
 
 // There is no __consumer_offsets topic: listing topics (internal ones included) after groups committed
-// never shows one.
+// never shows one, and asking for it by name does not create it.
 func TestNoConsumerOffsetsTopic(t *testing.T) {
 	b := newGroupTestBroker(t)
 	createTopic(t, b, "t", 1, nil)
@@ -381,6 +381,17 @@ func TestNoConsumerOffsetsTopic(t *testing.T) {
 	if topics.Has("__consumer_offsets") || len(topics) != 1 {
 		t.Fatalf("topics listed: %v", topics.Names())
 	}
+	// Asking for it by name (old tools probe it) neither creates it nor errors the request.
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(12)
+	name := "__consumer_offsets"
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &name}}
+	md.AllowAutoTopicCreation = true
+	resp := callAPI[*kmsg.MetadataResponse](t, b, md)
+	if _, ok := b.meta.State().Topic(name); ok {
+		t.Fatalf("asking for %s created it", name)
+	}
+	wantCode(t, "metadata for __consumer_offsets", resp.Topics[0].ErrorCode, kerr.UnknownTopicOrPartition)
 }
 
 // After a coordinator takeover (here: a group known only by its committed offsets, as after a broker

@@ -365,7 +365,7 @@ func TestPickCoordinator(t *testing.T) {
 func TestBrokerBatcherUsesMultiGroupEntries(t *testing.T) {
 	b := newGroupTestBroker(t)
 	createTopic(t, b, "t", 1, nil)
-	gc := b.groupCoord()
+	gc := b.groups
 	if gc.commits.multi == nil {
 		t.Fatal("meta's CommitOffsetsBatch not detected")
 	}
