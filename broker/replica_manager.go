@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,8 +48,9 @@ type ReplicaManager struct {
 	mu    sync.RWMutex
 	parts map[partitionKey]*Partition
 
-	reconcileMu sync.Mutex
-	sessions    *fetchSessionCache
+	reconcileMu      sync.Mutex
+	lastOnDemandFail atomic.Int64 // unix nanos of the last failed on-demand reconcile
+	sessions         *fetchSessionCache
 
 	pidMu   sync.Mutex
 	pidNext int64
@@ -306,10 +308,11 @@ func (rm *ReplicaManager) lookupIn(t *meta.Topic, index int32) (*Partition, *met
 		return nil, t, unknownTopicCode
 	}
 	p := rm.partition(t.ID, index)
-	if p == nil && slices.Contains(t.Partitions[index].Replicas, rm.nodeID) {
+	if p == nil && slices.Contains(t.Partitions[index].Replicas, rm.nodeID) && rm.onDemandAllowed() {
 		// Meta already assigns it here but the event has not been applied yet (a request right
 		// after CreateTopics returned): apply it now rather than answer a spurious error.
 		if err := rm.reconcile(false); err != nil {
+			rm.lastOnDemandFail.Store(time.Now().UnixNano())
 			rm.log.Warn("applying metadata on demand", "err", err)
 		}
 		p = rm.partition(t.ID, index)
@@ -318,6 +321,13 @@ func (rm *ReplicaManager) lookupIn(t *meta.Topic, index int32) (*Partition, *met
 		return nil, t, notLeaderCode
 	}
 	return p, t, 0
+}
+
+// onDemandAllowed rate-limits on-demand reconciliation after a failed one, so that a partition
+// that keeps failing to open (a broken disk) does not turn every request for it into a full
+// reconciliation; the event loop still retries on every metadata change.
+func (rm *ReplicaManager) onDemandAllowed() bool {
+	return time.Now().UnixNano()-rm.lastOnDemandFail.Load() >= int64(time.Second)
 }
 
 // allocateProducerID hands out the next producer id, reserving a new block from meta when the
