@@ -373,9 +373,9 @@ func (l *Log) markDurable(upTo int64) {
 // Concurrent callers share syncs: one syncs on behalf of everyone who has written
 // by the time its sync starts, the others wait (group commit).
 //
-// If the log is truncated below upTo while waiting, the waited-for data is gone
-// and ErrTruncated is returned rather than waiting for other data to reach
-// upTo. (A truncation between the append and the call is not detected.)
+// If the log is truncated below upTo while waiting, or does not reach upTo
+// when the call syncs it, the waited-for data is gone: ErrTruncated, rather
+// than waiting for other data to reach upTo.
 func (l *Log) WaitDurable(upTo int64) error {
 	l.fmu.Lock()
 	gen0 := l.truncGen
@@ -405,8 +405,15 @@ func (l *Log) WaitDurable(upTo int64) error {
 		if !l.syncing {
 			l.syncing = true
 			l.fmu.Unlock()
-			l.syncOnce()
+			reach := l.syncOnce()
 			l.fmu.Lock()
+			if l.ferr == nil && reach < upTo && l.durable < upTo {
+				// The sync covered everything in the log and upTo is still
+				// beyond it: the data is not there (truncated before this call,
+				// or never appended). Syncing again would not change that.
+				l.fmu.Unlock()
+				return fmt.Errorf("%w: log %s ends at %d, below awaited offset %d", ErrTruncated, l.dir, reach, upTo-1)
+			}
 			continue
 		}
 		l.fcond.Wait()
@@ -414,8 +421,8 @@ func (l *Log) WaitDurable(upTo int64) error {
 }
 
 // syncOnce fsyncs the active segment and publishes how far that made the log
-// durable. Called with syncing set; clears it.
-func (l *Log) syncOnce() {
+// durable, which it returns. Called with syncing set; clears it.
+func (l *Log) syncOnce() int64 {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.mu.RLock()
@@ -453,6 +460,7 @@ func (l *Log) syncOnce() {
 	}
 	l.fcond.Broadcast()
 	l.fmu.Unlock()
+	return reach
 }
 
 func (l *Log) armFlushTimer() {
