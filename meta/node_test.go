@@ -27,7 +27,7 @@ func fastConfig(id int32, dir string) Config {
 	cfg.RaftElectionTimeout = 200 * time.Millisecond
 	cfg.RaftLeaderLeaseTimeout = 100 * time.Millisecond
 	cfg.RaftCommitTimeout = 5 * time.Millisecond
-	cfg.SessionTimeout = 600 * time.Millisecond
+	cfg.SessionTimeout = time.Second // short, yet tolerant of a loaded CI machine delaying heartbeats
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	return cfg
 }
