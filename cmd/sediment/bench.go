@@ -30,6 +30,19 @@ func init() {
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: sediment bench [flags]
+
+Runs a franz-go load generator: a produce phase (--records as fast as the client settings allow),
+a consume phase (the same records read back), and a latency phase (--rate records/s for
+--latency-duration, reporting produce→consume latency p50/p99/p99.9). With no --brokers it starts
+a Sediment broker in this process on a temp data dir; with --kfake (default) it then runs the same
+workload against franz-go's in-memory kfake cluster and prints both side by side with ratios.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	d := loadgen.DefaultConfig()
 	brokers := fs.String("brokers", "", "comma-separated Kafka brokers to target (default: start a Sediment broker in this process)")
 	withKfake := fs.Bool("kfake", true, "also run the workload against franz-go's in-memory kfake cluster and print ratios")
