@@ -45,6 +45,7 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		res  appendResult
 	}
 	var jobs []*job
+	failed := !acksOK // any partition error: with acks=0 the connection is closed instead
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -73,6 +74,7 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 				code = p.checkLeader(-1)
 			}
 			if code != 0 {
+				failed = true
 				rp.ErrorCode = code
 				fillProduceLeader(rp, st, t.Topic, t.TopicID, req.Version)
 				continue
@@ -93,7 +95,6 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		wg.Wait()
 	}
 
-	failed := !acksOK
 	for _, j := range jobs {
 		rp := j.rp
 		if j.res.err != nil {

@@ -97,6 +97,12 @@ func TestProduceErrorCodes(t *testing.T) {
 	req.Topics[0].Partitions[0].Records = corrupt
 	rc.write(frame(req, 4))
 	rc.expectClosed()
+	// Same for acks=0 to a topic that does not exist.
+	rc = dialRaw(t, b)
+	req.Topics[0].Topic = "nope"
+	req.Topics[0].Partitions[0].Records = good
+	rc.write(frame(req, 5))
+	rc.expectClosed()
 	if end := endOffset(t, b, "errs"); end != 2 {
 		t.Fatalf("end offset %d after refused requests, want 2", end)
 	}
