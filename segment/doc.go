@@ -11,8 +11,16 @@
 // in that directory. It stores batches exactly as the wire carries them; the
 // only bytes it writes into a batch are the two header fields the CRC does not
 // cover (baseOffset, partitionLeaderEpoch), so a fetch returns the bytes on
-// disk unchanged. It never decodes records; Decompress exists for the few
-// callers that must look inside.
+// disk unchanged. Appends and fetches never decode records; only timestamp
+// lookups decode the one batch they land on, and Decompress exists for the few
+// callers that must look inside. Every segment's .log file stays open while
+// the Log is (one descriptor per segment, as in Kafka).
+//
+// Append, AppendNoWait and the readers are safe for concurrent use; appends
+// get offsets in the order they take the log's lock. A caller that must
+// serialise its own validation with the append (the broker's producer state)
+// calls AppendNoWait under its lock and WaitDurable after releasing it, so
+// appends it serialises still share one fsync.
 //
 // # Goroutines and locks
 //
