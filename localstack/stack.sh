@@ -12,7 +12,9 @@
 # uses it once tiering (issue 7) lands. When the cluster lands, raise BROKERS to 3 here: the loop
 # below already gives node N ports 9092+10*(N-1), 9093+10*(N-1), 9644+10*(N-1) and a --voters list.
 #
-# Environment: SEDIMENT_LOCALSTACK (state dir, default <repo>/.localstack), plus minio.sh's.
+# Environment: SEDIMENT_LOCALSTACK (state dir, default <repo>/.localstack); SEDIMENT_BIN (use this
+# sediment binary instead of building bin/sediment); STACK_KAFKA_PORT / STACK_RAFT_PORT / STACK_HTTP_PORT
+# (node 1's ports, default 9092 / 9093 / 9644; node N adds 10*(N-1)); plus minio.sh's (MINIO_PORT, ...).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,9 +25,14 @@ MINIO="$REPO/localstack/minio.sh"
 
 log() { echo "stack.sh: $*" >&2; }
 
+KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+RAFT_PORT=${STACK_RAFT_PORT:-9093}
+HTTP_PORT=${STACK_HTTP_PORT:-9644}
+SEDIMENT=${SEDIMENT_BIN:-$REPO/bin/sediment}
+
 ports() { # node -> "kafka raft http"
   local off=$(( ($1 - 1) * 10 ))
-  echo "$((9092 + off)) $((9093 + off)) $((9644 + off))"
+  echo "$((KAFKA_PORT + off)) $((RAFT_PORT + off)) $((HTTP_PORT + off))"
 }
 
 voters() {
@@ -54,7 +61,7 @@ ready() { # http port
 }
 
 cmd_up() {
-  (cd "$REPO" && go build -o bin/sediment ./cmd/sediment)
+  if [ -z "${SEDIMENT_BIN:-}" ]; then (cd "$REPO" && go build -o bin/sediment ./cmd/sediment); fi
   "$MINIO" start
   eval "$("$MINIO" env)"   # AWS_* credentials and SEDIMENT_OBJECT_STORE for the brokers
   local n
@@ -66,7 +73,7 @@ cmd_up() {
     local extra=()
     [ "$BROKERS" -gt 1 ] && extra=(--voters "$(voters)")
     log "starting broker $n: kafka 127.0.0.1:$1 raft :$2 http :$3 (log $dir/sediment.log)"
-    nohup "$REPO/bin/sediment" serve --node-id "$n" --data-dir "$dir/data" \
+    nohup "$SEDIMENT" serve --node-id "$n" --data-dir "$dir/data" \
       --listen "127.0.0.1:$1" --raft-listen "127.0.0.1:$2" --http-listen "127.0.0.1:$3" \
       --object-store "$SEDIMENT_OBJECT_STORE" "${extra[@]}" \
       >>"$dir/sediment.log" 2>&1 </dev/null &
@@ -113,6 +120,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
