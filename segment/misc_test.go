@@ -151,3 +151,37 @@ func TestMaxTimestampFindsTheRecord(t *testing.T) {
 		t.Fatalf("MaxTimestamp with LogAppendTime = %d@%d, want 5000@8", ts, off)
 	}
 }
+
+func TestEpochEntriesPastRecoveredEndDropped(t *testing.T) {
+	// The epoch checkpoint is written (synced) before the batch that starts the
+	// epoch; if a crash loses that batch, recovery drops the entry (Kafka's
+	// truncateFromEnd on load).
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	cfg.FlushPolicy = FlushOS
+	l := mustOpen(t, "/p", cfg)
+	fill(t, l, 2, 2, func(int) int32 { return 1 })
+	if err := l.Roll(); err != nil { // offsets 0..3 durable
+		t.Fatal(err)
+	}
+	fill(t, l, 2, 2, func(int) int32 { return 5 }) // 4..7, never synced
+	if got := l.Epochs(); len(got) != 2 || got[1] != [2]int64{5, 4} {
+		t.Fatalf("epochs before crash %v", got)
+	}
+	fsys.Crash()
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	if l.EndOffset() != 4 {
+		t.Fatalf("end after crash %d, want 4", l.EndOffset())
+	}
+	if got := l.Epochs(); len(got) != 1 || got[0] != [2]int64{1, 0} {
+		t.Fatalf("epochs after crash %v, want [[1 0]]", got)
+	}
+	b, err := vfs.ReadFile(fsys, "/p/"+leaderEpochFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := decodeEpochs("x", b); err != nil || len(es) != 1 {
+		t.Fatalf("checkpoint file not rewritten: %v %v", es, err)
+	}
+}
