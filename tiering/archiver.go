@@ -40,9 +40,11 @@ type Manifest interface {
 
 // ArchiverConfig tunes a PartitionArchiver. Zero values take the defaults noted.
 type ArchiverConfig struct {
-	IndexInterval int           // footer index spacing; default DefaultIndexInterval
-	RetryBase     time.Duration // Run's first retry delay after a failure; default 1s
-	RetryMax      time.Duration // Run's longest retry delay; default 1 min
+	IndexInterval int // footer index spacing; default DefaultIndexInterval
+	// Compress stores segments whose batches were all sent uncompressed as lz4 chunks (see BuildOptions).
+	Compress  bool
+	RetryBase time.Duration // Run's first retry delay after a failure; default 1s
+	RetryMax  time.Duration // Run's longest retry delay; default 1 min
 	// OrphanGrace: an object not in the manifest is deleted by CollectOrphans only once it is older
 	// than this (an upload by another, deposed leader may still be about to commit it). Default 15 min.
 	OrphanGrace time.Duration
@@ -192,7 +194,7 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 			return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
 		}
 	}
-	obj, err := BuildSegmentObject(io.NewSectionReader(f, start, si.Size-start), si.Size-start, a.cfg.IndexInterval)
+	obj, err := BuildSegmentObjectWith(io.NewSectionReader(f, start, si.Size-start), si.Size-start, BuildOptions{IndexInterval: a.cfg.IndexInterval, Compress: a.cfg.Compress})
 	if err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
 	}

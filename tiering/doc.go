@@ -34,48 +34,57 @@
 //     manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
 //     prefix, then its manifest entries); MetaManifest adapts meta.Node to Manifest.
 //
-// # Remote segment object, format version 1
+// # Remote segment object, format version 2 (reads 1 and 2)
 //
 // One object per segment. All integers are big-endian. CRCs are CRC-32C (Castagnoli).
 //
-//	0                                        dataLen                               dataLen+footerLen
+//	0                                        storedLen                        storedLen+footerLen
 //	+----------------------------------------+-----------------------------------------------+
-//	| data: the segment's RecordBatch v2     | footer                                        |
-//	| batches, byte for byte as in the local |  header | offset index | time index | tail    |
-//	| .log file (each keeps its own CRC)     |                                               |
+//	| data section                           | footer                                        |
+//	|  verbatim: the segment's RecordBatch   |  header | chunk table | offset index |        |
+//	|  v2 batches byte for byte as in the    |         time index | tail                     |
+//	|  local .log file, or lz4 chunks        |                                               |
 //	+----------------------------------------+-----------------------------------------------+
 //
-//	header (headerLen bytes; 80 in v1)
+//	header (headerLen bytes; 96 in v2, 80 in v1 which ends after flags)
 //	   0  u32 headerLen            size of this header; later versions only append fields
 //	   4  i64 baseOffset           first offset of the first batch
 //	  12  i64 lastOffset           last offset of the last batch
 //	  20  i64 firstTimestamp       the first batch's firstTimestamp
 //	  28  i64 maxTimestamp         largest batch maxTimestamp
 //	  36  i64 maxTimestampOffset   last offset of the first batch holding maxTimestamp (ListOffsets -3)
-//	  44  u64 dataLen              bytes of data (< 4 GiB: Kafka segments are ≤ 2 GiB)
-//	  52  u32 dataCRC              CRC of the whole data section
+//	  44  u64 dataLen              logical bytes: the segment's size (< 4 GiB: Kafka segments are ≤ 2 GiB)
+//	  52  u32 dataCRC              CRC of the logical data (whole-object check)
 //	  56  u32 batchCount
 //	  60  u32 recordCount
 //	  64  u32 offsetEntries  (n)
 //	  68  u32 timeEntries    (m)
 //	  72  u32 indexInterval        bytes between index entries used by the writer (4096)
-//	  76  u32 flags                0 in v1: data stored verbatim (see "Compression" below)
+//	  76  u32 flags                bit 0: data section is lz4 chunks; other bits must be 0
+//	  80  u32 chunkSize      (v2)  logical bytes per chunk (0 when verbatim)
+//	  84  u32 chunkCount (k) (v2)  = ceil(dataLen / chunkSize) when chunked, else 0
+//	  88  u64 storedLen      (v2)  bytes of the data section in the object (= dataLen when verbatim)
+//	chunk table (v2): k × { u32 storedPos, u32 storedLen | raw<<31, u32 CRC of the stored bytes }
+//	   contiguous from 0 to storedLen; a raw chunk is stored uncompressed (lz4 saved < 1/16), the
+//	   others are one lz4 block each (pierrec/lz4/v4), decodable alone.
 //	offset index: n × { u32 offsetDelta (batch baseOffset − baseOffset), u32 position }
 //	   entry 0 is the first batch (0, 0); both fields strictly increase; sparse (one entry per
-//	   indexInterval bytes), always at batch starts.
+//	   indexInterval bytes), always at batch starts. Positions are logical (uncompressed) bytes.
 //	time index:   m × { i64 timestamp, u32 offsetDelta, u32 position }
 //	   timestamp is the running maximum of batch maxTimestamp up to and including the batch at
 //	   position; strictly increasing; sparse; the final maximum is always present.
 //	tail (16 bytes, the same in every version):
-//	   u32 footerLen  (header + indexes + tail)
-//	   u16 version    (1)
+//	   u32 footerLen  (header + tables + tail)
+//	   u16 version    (2; 1 for objects written before chunking existed)
 //	   u16 reserved   (0)
 //	   u32 footerCRC  (CRC of the footer bytes before this field)
 //	   [4] magic      "SDRS"
 //
 // A reader fetches the last 64 KiB of the object in one ranged GET (a second GET only if the footer
 // is longer), validates it completely (DecodeFooter: magic, version, CRC, lengths against the object
-// size, monotonic in-range entries; fuzzed by FuzzDecodeFooter), and caches it. Then:
+// size, contiguous chunks, monotonic in-range entries; fuzzed by FuzzDecodeFooter), and caches it.
+// Every data access maps a logical byte range to the chunks covering it and fetches their stored
+// bytes with one ranged GET (verifying each chunk's CRC, then decoding):
 //   - Read(offset): the offset index gives the position of the last indexed batch ≤ offset; one ranged
 //     GET of [that position, next index position + maxBytes) holds the target batch and maxBytes after
 //     it (a single batch larger than maxBytes with minOneBatch costs one more GET). Batches are
@@ -83,16 +92,18 @@
 //   - OffsetForTimestamp(ts): the first time entry ≥ ts bounds the byte range holding the first batch
 //     whose maxTimestamp ≥ ts: one ranged GET. Batch granularity; the caller decodes that batch.
 //
+// Compression: a segment whose batches were all sent uncompressed may be stored as lz4 chunks
+// (BuildOptions.Compress, ArchiverConfig.Compress; default off); a segment with any compressed batch
+// is stored verbatim. Chunks cost read amplification up to one chunk (64 KiB) at each end of a read.
+// A verbatim object has no per-chunk CRC: a flipped bit in a batch's baseOffset/length/epoch (fields
+// outside the Kafka batch CRC) is caught only by a whole-object dataCRC check, as in Kafka.
+//
 // Versioning: the tail never changes layout, so any version finds footerLen and version. A reader
 // accepts every version up to its own and refuses newer ones with ErrUnsupportedVersion (never a
-// misread). Version N+1 keeps the decoders of versions ≤ N; fields are only appended to the header
-// (headerLen tells a newer decoder whether they are present, and an older one skips them), and a
-// change to the data section's encoding sets a flags bit that older readers reject.
-//
-// Compression: not implemented. Data is stored exactly as the producer sent it (already-compressed
-// batches stay as they are, uncompressed ones are not recompressed). The planned v2 stores
-// uncompressed producer data as independently decodable lz4 chunks (pierrec/lz4/v4) with flags bit 0
-// set and a chunk table mapping logical to physical positions, so ranged reads still work.
+// misread). Version N+1 keeps the decoders of versions ≤ N (v2 reads v1: headerLen 80, no chunk
+// fields, verbatim data; TestReadsVersion1Objects reads committed v1 objects); fields are only
+// appended to the header (headerLen tells a newer decoder whether they are present, and an older one
+// skips them), and a change to the data section's encoding sets a flags bit that older readers reject.
 //
 // # Object keys
 //

@@ -11,16 +11,25 @@ import (
 // The remote segment object format: see doc.go for the byte diagram and the versioning rules.
 
 const (
-	// FormatVersion is the newest object format this code writes and reads.
-	FormatVersion = 1
+	// FormatVersion is the newest object format this code writes; it reads 1 and 2.
+	FormatVersion = 2
 	// footerMagic ends every object.
 	footerMagic = "SDRS"
 	// tailLen is the fixed tail (footerLen, version, reserved, footerCRC, magic), identical in all versions.
 	tailLen = 16
-	// headerLenV1 is the v1 header size; later versions may only append fields.
-	headerLenV1  = 80
-	offEntryLen  = 8
-	timeEntryLen = 16
+	// headerLenV1 and headerLenV2 are the header sizes; later versions only append fields.
+	headerLenV1   = 80
+	headerLenV2   = 96
+	chunkEntryLen = 12
+	offEntryLen   = 8
+	timeEntryLen  = 16
+	// FlagLZ4Chunks marks a data section stored as independently decodable lz4 blocks (v2).
+	FlagLZ4Chunks = 1
+	// DefaultChunkSize is the logical (uncompressed) size of one lz4 chunk.
+	DefaultChunkSize = 64 << 10
+	minChunkSize     = 4 << 10
+	maxChunkSize     = 16 << 20
+	chunkRawBit      = 1 << 31
 	// DefaultIndexInterval is the byte spacing of index entries (Kafka's index.interval.bytes).
 	DefaultIndexInterval = 4096
 	// footerReadAhead is how much of an object's end a reader fetches to find the footer in one GET.
@@ -65,21 +74,53 @@ type Footer struct {
 	BatchCount         uint32
 	RecordCount        uint32
 	IndexInterval      uint32
-	Flags              uint32 // 0 in v1: data stored verbatim
-	Offsets            []OffsetEntry
-	Times              []TimeEntry
+	Flags              uint32 // FlagLZ4Chunks, or 0: data stored verbatim
+	// v2: the chunking of the data section (ChunkSize 0 and no Chunks when stored verbatim). DataLen and
+	// every index position are logical (uncompressed segment) bytes; StoredLen is the data section's
+	// size in the object.
+	ChunkSize uint32
+	StoredLen int64
+	Chunks    []ChunkEntry
+	Offsets   []OffsetEntry
+	Times     []TimeEntry
+}
+
+// ChunkEntry locates one chunk of ChunkSize logical bytes (the last may be shorter) in the stored data
+// section. Raw chunks are stored uncompressed (lz4 did not shrink them).
+type ChunkEntry struct {
+	StoredPos uint32
+	StoredLen uint32
+	Raw       bool
+	CRC       uint32 // CRC-32C of the stored bytes: every ranged read verifies the chunks it fetched
+}
+
+// storedRange maps the logical byte range [from, to) (to > from) to the chunks holding it: chunk
+// indexes [c0, c1] and the stored byte range [sFrom, sTo) to fetch.
+func (f *Footer) storedRange(from, to int64) (c0, c1 int, sFrom, sTo int64) {
+	if f.Flags&FlagLZ4Chunks == 0 {
+		return 0, 0, from, to
+	}
+	cs := int64(f.ChunkSize)
+	c0, c1 = int(from/cs), int((to-1)/cs)
+	return c0, c1, int64(f.Chunks[c0].StoredPos), int64(f.Chunks[c1].StoredPos) + int64(f.Chunks[c1].StoredLen)
+}
+
+// chunkLogicalLen is the uncompressed length of chunk i.
+func (f *Footer) chunkLogicalLen(i int) int64 {
+	cs := int64(f.ChunkSize)
+	return min(cs, f.DataLen-int64(i)*cs)
 }
 
 // FooterLen is the encoded size of f.
 func (f *Footer) FooterLen() int {
-	return headerLenV1 + offEntryLen*len(f.Offsets) + timeEntryLen*len(f.Times) + tailLen
+	return headerLenV2 + chunkEntryLen*len(f.Chunks) + offEntryLen*len(f.Offsets) + timeEntryLen*len(f.Times) + tailLen
 }
 
 // AppendFooter encodes f (as version FormatVersion) after dst.
 func AppendFooter(dst []byte, f *Footer) []byte {
 	start := len(dst)
 	be := binary.BigEndian
-	dst = be.AppendUint32(dst, headerLenV1)
+	dst = be.AppendUint32(dst, headerLenV2)
 	dst = be.AppendUint64(dst, uint64(f.BaseOffset))
 	dst = be.AppendUint64(dst, uint64(f.LastOffset))
 	dst = be.AppendUint64(dst, uint64(f.FirstTimestamp))
@@ -93,6 +134,18 @@ func AppendFooter(dst []byte, f *Footer) []byte {
 	dst = be.AppendUint32(dst, uint32(len(f.Times)))
 	dst = be.AppendUint32(dst, f.IndexInterval)
 	dst = be.AppendUint32(dst, f.Flags)
+	dst = be.AppendUint32(dst, f.ChunkSize)
+	dst = be.AppendUint32(dst, uint32(len(f.Chunks)))
+	dst = be.AppendUint64(dst, uint64(f.StoredLen))
+	for _, c := range f.Chunks {
+		l := c.StoredLen
+		if c.Raw {
+			l |= chunkRawBit
+		}
+		dst = be.AppendUint32(dst, c.StoredPos)
+		dst = be.AppendUint32(dst, l)
+		dst = be.AppendUint32(dst, c.CRC)
+	}
 	for _, e := range f.Offsets {
 		dst = be.AppendUint32(dst, e.OffsetDelta)
 		dst = be.AppendUint32(dst, e.Position)
@@ -154,8 +207,12 @@ func DecodeFooter(b []byte, objectSize int64) (*Footer, error) {
 		return fmt.Errorf("%w: %s", ErrBadFooter, fmt.Sprintf(format, a...))
 	}
 	hl := be.Uint32(fb)
-	if hl < headerLenV1 || int64(hl) > int64(n-tailLen) {
-		return nil, bad("header length %d", hl)
+	minHL := uint32(headerLenV1)
+	if version >= 2 {
+		minHL = headerLenV2
+	}
+	if hl < minHL || int64(hl) > int64(n-tailLen) {
+		return nil, bad("header length %d (version %d needs ≥ %d)", hl, version, minHL)
 	}
 	f := &Footer{
 		Version:            version,
@@ -172,26 +229,55 @@ func DecodeFooter(b []byte, objectSize int64) (*Footer, error) {
 		Flags:              be.Uint32(fb[76:]),
 	}
 	nOff, nTime := be.Uint32(fb[64:]), be.Uint32(fb[68:])
-	// Fields a newer minor layout appends to the header (hl > headerLenV1) are skipped.
-	if want := int64(hl) + offEntryLen*int64(nOff) + timeEntryLen*int64(nTime) + tailLen; want != int64(n) {
-		return nil, bad("footer length %d, header and %d+%d entries need %d", n, nOff, nTime, want)
+	var nChunk uint32
+	f.StoredLen = f.DataLen // v1: verbatim
+	if version >= 2 {
+		f.ChunkSize, nChunk, f.StoredLen = be.Uint32(fb[80:]), be.Uint32(fb[84:]), int64(be.Uint64(fb[88:]))
+	}
+	// Fields a newer minor layout appends to the header (hl beyond this version's size) are skipped.
+	if want := int64(hl) + chunkEntryLen*int64(nChunk) + offEntryLen*int64(nOff) + timeEntryLen*int64(nTime) + tailLen; want != int64(n) {
+		return nil, bad("footer length %d, header and %d+%d+%d entries need %d", n, nChunk, nOff, nTime, want)
 	}
 	switch {
 	case f.BaseOffset < 0 || f.LastOffset < f.BaseOffset || f.LastOffset-f.BaseOffset > 1<<32-1:
 		return nil, bad("offsets %d..%d", f.BaseOffset, f.LastOffset)
 	case f.DataLen <= 0 || f.DataLen > 1<<32-1:
 		return nil, bad("data length %d", f.DataLen)
-	case objectSize >= 0 && objectSize != f.DataLen+int64(n):
-		return nil, bad("object size %d, footer says %d data + %d footer", objectSize, f.DataLen, n)
+	case f.StoredLen <= 0 || f.StoredLen > 1<<32-1:
+		return nil, bad("stored data length %d", f.StoredLen)
+	case objectSize >= 0 && objectSize != f.StoredLen+int64(n):
+		return nil, bad("object size %d, footer says %d data + %d footer", objectSize, f.StoredLen, n)
 	case f.BatchCount == 0 || nOff == 0 || nOff > f.BatchCount || nTime > f.BatchCount:
 		return nil, bad("%d batches, %d offset and %d time entries", f.BatchCount, nOff, nTime)
-	case f.Flags != 0:
+	case f.Flags&^FlagLZ4Chunks != 0 || (version < 2 && f.Flags != 0):
 		return nil, bad("flags %#x unknown to version %d", f.Flags, version)
+	case f.Flags == 0 && (f.ChunkSize != 0 || nChunk != 0 || f.StoredLen != f.DataLen):
+		return nil, bad("verbatim data with chunking fields (%d, %d, stored %d)", f.ChunkSize, nChunk, f.StoredLen)
+	case f.Flags&FlagLZ4Chunks != 0 && (f.ChunkSize < minChunkSize || f.ChunkSize > maxChunkSize ||
+		int64(nChunk) != (f.DataLen+int64(f.ChunkSize)-1)/int64(f.ChunkSize)):
+		return nil, bad("chunk size %d with %d chunks for %d bytes", f.ChunkSize, nChunk, f.DataLen)
 	case f.MaxTimestampOffset < f.BaseOffset || f.MaxTimestampOffset > f.LastOffset:
 		return nil, bad("max timestamp offset %d outside %d..%d", f.MaxTimestampOffset, f.BaseOffset, f.LastOffset)
 	}
 	span := uint64(f.LastOffset - f.BaseOffset)
 	p := fb[hl:]
+	if nChunk > 0 {
+		f.Chunks = make([]ChunkEntry, nChunk)
+		var pos int64
+		for i := range f.Chunks {
+			sp, sl, sc := be.Uint32(p), be.Uint32(p[4:]), be.Uint32(p[8:])
+			p = p[chunkEntryLen:]
+			c := ChunkEntry{StoredPos: sp, StoredLen: sl &^ chunkRawBit, Raw: sl&chunkRawBit != 0, CRC: sc}
+			if int64(c.StoredPos) != pos || c.StoredLen == 0 || (c.Raw && int64(c.StoredLen) != f.chunkLogicalLen(i)) {
+				return nil, bad("chunk %d %+v (expected at %d)", i, c, pos)
+			}
+			pos += int64(c.StoredLen)
+			f.Chunks[i] = c
+		}
+		if pos != f.StoredLen {
+			return nil, bad("chunks end at %d, stored length %d", pos, f.StoredLen)
+		}
+	}
 	f.Offsets = make([]OffsetEntry, nOff)
 	for i := range f.Offsets {
 		e := OffsetEntry{OffsetDelta: be.Uint32(p), Position: be.Uint32(p[4:])}

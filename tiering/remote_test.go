@@ -65,7 +65,7 @@ func TestRemoteEndToEndWithMeta(t *testing.T) {
 	rig := &archiverRig{t: t, log: l}
 	rig.produce(60)
 	man := tiering.MetaManifest{Node: n, Topic: topic.ID, Partition: 0}
-	arch := tiering.NewPartitionArchiver(store, topic.ID, 0, &testLog{l: l, limit: -1, epoch: 0}, man, tiering.ArchiverConfig{})
+	arch := tiering.NewPartitionArchiver(store, topic.ID, 0, &testLog{l: l, limit: -1, epoch: 0}, man, tiering.ArchiverConfig{Compress: true})
 	up, err := arch.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +80,9 @@ func TestRemoteEndToEndWithMeta(t *testing.T) {
 		}
 	}
 	end := segs[len(segs)-1].LastOffset + 1
+	if rr, err := tiering.OpenRemote(ctx, store, segs[0].ObjectKey, segs[0].Size); err != nil || rr.Footer.Flags&tiering.FlagLZ4Chunks == 0 {
+		t.Fatalf("archiver with Compress wrote a verbatim object (%v)", err)
+	}
 
 	// The whole uploaded history, read from the bucket, equals the local log.
 	rl := tiering.NewRemoteLog(store, 2) // a tiny footer cache: evictions on the way

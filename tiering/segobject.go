@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+
+	"github.com/pierrec/lz4/v4"
 
 	"github.com/sediment-io/sediment/segment"
 )
@@ -22,8 +25,8 @@ type SegmentObject struct {
 	footer []byte
 }
 
-// Size is the object's length: DataLen + the footer.
-func (o *SegmentObject) Size() int64 { return o.Footer.DataLen + int64(len(o.footer)) }
+// Size is the object's length: the stored data section + the footer.
+func (o *SegmentObject) Size() int64 { return o.Footer.StoredLen + int64(len(o.footer)) }
 
 // ReadAt reads the concatenation data | footer.
 func (o *SegmentObject) ReadAt(p []byte, off int64) (int, error) {
@@ -31,8 +34,9 @@ func (o *SegmentObject) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errors.New("tiering: negative offset")
 	}
 	n := 0
-	if off < o.Footer.DataLen {
-		k := int(min(int64(len(p)), o.Footer.DataLen-off))
+	stored := o.Footer.StoredLen
+	if off < stored {
+		k := int(min(int64(len(p)), stored-off))
 		m, err := o.data.ReadAt(p[:k], off)
 		n += m
 		if m < k {
@@ -46,7 +50,7 @@ func (o *SegmentObject) ReadAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return n, nil
 	}
-	fo := off - o.Footer.DataLen
+	fo := off - stored
 	if fo >= int64(len(o.footer)) {
 		return n, io.EOF
 	}
@@ -58,11 +62,27 @@ func (o *SegmentObject) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// BuildSegmentObject reads size bytes of a closed segment (concatenated RecordBatch v2 batches) from
-// data, validating every batch (framing, magic, CRC-32C, strictly increasing offsets), and builds the
-// footer index with an entry every indexInterval bytes (≤ 0: DefaultIndexInterval). It reads the
-// segment once, sequentially; the upload reads it again through the returned object.
+// BuildSegmentObject builds a verbatim (uncompressed) object: BuildSegmentObjectWith without Compress.
 func BuildSegmentObject(data io.ReaderAt, size int64, indexInterval int) (*SegmentObject, error) {
+	return BuildSegmentObjectWith(data, size, BuildOptions{IndexInterval: indexInterval})
+}
+
+// BuildOptions tunes BuildSegmentObjectWith.
+type BuildOptions struct {
+	IndexInterval int // footer index spacing; ≤ 0: DefaultIndexInterval
+	// Compress stores the data as independently decodable lz4 chunks when every batch in the segment
+	// was sent uncompressed (a segment holding any compressed batch is stored verbatim: compressing
+	// compressed data costs CPU for nothing). Chunks that lz4 does not shrink are stored raw.
+	Compress  bool
+	ChunkSize int // logical bytes per chunk; ≤ 0: DefaultChunkSize
+}
+
+// BuildSegmentObjectWith reads size bytes of a closed segment (concatenated RecordBatch v2 batches)
+// from data, validating every batch (framing, magic, CRC-32C, strictly increasing offsets), and builds
+// the footer index. It reads the segment once, sequentially; a verbatim upload reads it again through
+// the returned object, a compressed one holds the compressed chunks in memory.
+func BuildSegmentObjectWith(data io.ReaderAt, size int64, opts BuildOptions) (*SegmentObject, error) {
+	indexInterval := opts.IndexInterval
 	if indexInterval <= 0 {
 		indexInterval = DefaultIndexInterval
 	}
@@ -83,6 +103,7 @@ func BuildSegmentObject(data io.ReaderAt, size int64, indexInterval int) (*Segme
 		prevLast                  = int64(-1)
 		lastBatchDelta      uint32
 		lastBatchPos        int64
+		allUncompressed     = true
 	)
 	for pos < size {
 		var prefix [12]byte
@@ -106,6 +127,9 @@ func BuildSegmentObject(data io.ReaderAt, size int64, indexInterval int) (*Segme
 		}
 		crc.Write(b)
 		h, _ := segment.ParseBatchHeader(b)
+		if h.Compression() != segment.CodecNone {
+			allUncompressed = false
+		}
 		if f.BatchCount == 0 {
 			f.BaseOffset, f.FirstTimestamp = h.BaseOffset(), h.FirstTimestamp()
 		} else if h.BaseOffset() <= prevLast {
@@ -139,7 +163,96 @@ func BuildSegmentObject(data io.ReaderAt, size int64, indexInterval int) (*Segme
 	}
 	f.LastOffset = prevLast
 	f.DataCRC = crc.Sum32()
-	return &SegmentObject{Footer: f, data: data, footer: AppendFooter(nil, f)}, nil
+	f.StoredLen = size
+	obj := &SegmentObject{Footer: f, data: data}
+	if opts.Compress && allUncompressed {
+		if err := compressChunks(obj, data, opts.ChunkSize); err != nil {
+			return nil, err
+		}
+	}
+	obj.footer = AppendFooter(nil, f)
+	return obj, nil
+}
+
+// compressChunks replaces obj's data with lz4 chunks of the logical data.
+func compressChunks(obj *SegmentObject, data io.ReaderAt, chunkSize int) error {
+	if chunkSize <= 0 {
+		chunkSize = DefaultChunkSize
+	}
+	if chunkSize < minChunkSize || chunkSize > maxChunkSize {
+		return fmt.Errorf("tiering: chunk size %d outside [%d, %d]", chunkSize, minChunkSize, maxChunkSize)
+	}
+	f := obj.Footer
+	var c lz4.Compressor
+	src := make([]byte, chunkSize)
+	dst := make([]byte, lz4.CompressBlockBound(chunkSize))
+	stored := make([]byte, 0, f.DataLen/2)
+	for off := int64(0); off < f.DataLen; off += int64(chunkSize) {
+		chunk := src[:min(int64(chunkSize), f.DataLen-off)]
+		if _, err := data.ReadAt(chunk, off); err != nil && !(err == io.EOF && off+int64(len(chunk)) == f.DataLen) {
+			return fmt.Errorf("tiering: reading segment at %d for compression: %w", off, err)
+		}
+		n, err := c.CompressBlock(chunk, dst)
+		e := ChunkEntry{StoredPos: uint32(len(stored))}
+		// Keep lz4 only where it saves at least 1/16: a chunk of mostly incompressible data is stored
+		// raw, which reads without decoding.
+		if err != nil || n == 0 || n > len(chunk)-len(chunk)/16 {
+			e.Raw, e.StoredLen = true, uint32(len(chunk))
+			stored = append(stored, chunk...)
+		} else {
+			e.StoredLen = uint32(n)
+			stored = append(stored, dst[:n]...)
+		}
+		e.CRC = crc32.Checksum(stored[e.StoredPos:], castagnoli)
+		f.Chunks = append(f.Chunks, e)
+	}
+	f.Flags |= FlagLZ4Chunks
+	f.ChunkSize = uint32(chunkSize)
+	f.StoredLen = int64(len(stored))
+	obj.data = bytes.NewReader(stored)
+	return nil
+}
+
+// readLogical returns the logical (uncompressed segment) bytes [from, to) with one ranged GET of the
+// stored bytes that hold them, decompressing chunks as needed.
+func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte, error) {
+	f := r.Footer
+	if to <= from {
+		return nil, nil
+	}
+	c0, c1, sFrom, sTo := f.storedRange(from, to)
+	raw, err := ReadRange(ctx, r.store, r.key, sFrom, sTo-sFrom)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) != sTo-sFrom {
+		return nil, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, len(raw), sTo-sFrom)
+	}
+	if f.Flags&FlagLZ4Chunks == 0 {
+		return raw, nil
+	}
+	cs := int64(f.ChunkSize)
+	out := make([]byte, 0, (c1-c0+1)*int(cs))
+	for i := c0; i <= c1; i++ {
+		e := f.Chunks[i]
+		b := raw[int64(e.StoredPos)-sFrom : int64(e.StoredPos)-sFrom+int64(e.StoredLen)]
+		if got := crc32.Checksum(b, castagnoli); got != e.CRC {
+			return nil, fmt.Errorf("%w: %s: chunk %d CRC %08x, footer says %08x", segment.ErrCorrupt, r.key, i, got, e.CRC)
+		}
+		want := f.chunkLogicalLen(i)
+		if e.Raw {
+			out = append(out, b...)
+			continue
+		}
+		dst := out[len(out) : len(out)+int(want)]
+		n, err := lz4.UncompressBlock(b, dst)
+		if err != nil || int64(n) != want {
+			return nil, fmt.Errorf("%w: %s: chunk %d decodes to %d bytes (want %d): %v", segment.ErrCorrupt, r.key, i, n, want, err)
+		}
+		out = out[:len(out)+n]
+	}
+	base := int64(c0) * cs
+	return out[from-base : to-base], nil
 }
 
 // RemoteReader reads one uploaded segment object: it fetches the footer once (one ranged GET of the
@@ -205,12 +318,9 @@ func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, min
 	}
 	start := int64(f.Offsets[f.floorOffset(offset)].Position)
 	end := min(f.DataLen, f.nextPosition(start)+int64(max(maxBytes, 0)))
-	buf, err := ReadRange(ctx, r.store, r.key, start, end-start)
+	buf, err := r.readLogical(ctx, start, end)
 	if err != nil {
 		return ReadResult{}, err
-	}
-	if int64(len(buf)) != end-start {
-		return ReadResult{}, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, len(buf), end-start)
 	}
 	res := ReadResult{NextOffset: offset}
 	from, p := -1, 0
@@ -231,7 +341,7 @@ func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, min
 			if p == from && minOneBatch {
 				// The first batch alone exceeds the budget: return exactly it (second GET if needed).
 				if p+size > len(buf) {
-					b, err := ReadRange(ctx, r.store, r.key, start+int64(p), int64(size))
+					b, err := r.readLogical(ctx, start+int64(p), start+int64(p)+int64(size))
 					if err != nil {
 						return ReadResult{}, err
 					}
@@ -267,7 +377,7 @@ func (r *RemoteReader) OffsetForTimestamp(ctx context.Context, ts int64) (offset
 	if !ok {
 		return 0, 0, false, nil
 	}
-	buf, err := ReadRange(ctx, r.store, r.key, from, to-from)
+	buf, err := r.readLogical(ctx, from, to)
 	if err != nil {
 		return 0, 0, false, err
 	}
