@@ -333,6 +333,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		"# TYPE sediment_requests_total counter",
 		`sediment_request_duration_seconds_bucket{api="ApiVersions",le="+Inf"}`,
 		"sediment_connections_active 1",
+		"sediment_ready 1",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -72,7 +72,13 @@ func (m *metrics) addCollector(fn func(w io.Writer)) {
 	m.mu.Unlock()
 }
 
-func (m *metrics) writeTo(w io.Writer) {
+func (m *metrics) writeTo(w io.Writer, ready bool) {
+	family(w, "sediment_ready", "gauge", "1 while the broker serves Kafka requests (started, not shutting down), else 0.")
+	r := 0
+	if ready {
+		r = 1
+	}
+	fmt.Fprintf(w, "sediment_ready %d\n", r)
 	family(w, "sediment_uptime_seconds", "gauge", "Seconds since the broker started.")
 	fmt.Fprintf(w, "sediment_uptime_seconds %g\n", time.Since(m.start).Seconds())
 	family(w, "sediment_connections_active", "gauge", "Open Kafka client connections.")
@@ -141,7 +147,7 @@ func (b *Broker) startHTTP() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		b.metrics.writeTo(w)
+		b.metrics.writeTo(w, b.ready.Load())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
