@@ -287,3 +287,15 @@ func (n *Node) ControlledShutdown(ctx context.Context) error {
 	_, err := n.propose(ctx, &cmdFenceBroker{ID: id, Epoch: epoch}, false)
 	return err
 }
+
+// ElectPreferredLeaders runs Kafka's preferred leader election for a topic's partitions (all of them
+// when partitions is empty): each partition whose first replica is live and in sync but not leading
+// gets it back as leader. errs[i] is partition i's outcome: nil (elected), ErrElectionNotNeeded or
+// ErrPreferredNotAvailable (or ErrUnknownTopic for a bad index).
+func (n *Node) ElectPreferredLeaders(ctx context.Context, topic string, partitions []int32) (errs []error, err error) {
+	res, err := n.propose(ctx, &cmdElectPreferred{Topic: topic, Partitions: partitions}, true)
+	if err != nil {
+		return nil, err
+	}
+	return itemErrors(res, len(res.Errs)), nil
+}

@@ -115,7 +115,7 @@ func (c *testCluster) heal(id int32) {
 func (c *testCluster) leader() *Node {
 	c.t.Helper()
 	var out *Node
-	eventually(c.t, 10*time.Second, "a leader", func() bool {
+	eventually(c.t, 30*time.Second, "a leader", func() bool {
 		for _, n := range c.nodes {
 			if n.IsController() {
 				out = n
@@ -167,7 +167,7 @@ func (c *testCluster) waitReady() {
 func (c *testCluster) converged() string {
 	c.t.Helper()
 	var d string
-	eventually(c.t, 15*time.Second, "all nodes on the same digest", func() bool {
+	eventually(c.t, 30*time.Second, "all nodes on the same digest", func() bool {
 		d = ""
 		for _, n := range c.nodes {
 			nd := n.State().Digest()
@@ -233,7 +233,7 @@ func TestCluster3KillLeaderCutNodeRestartAll(t *testing.T) {
 		t.Fatal("state did not change")
 	}
 	// The dead node's broker is fenced after its session timeout and loses its leaderships.
-	eventually(t, 10*time.Second, "dead broker fenced", func() bool {
+	eventually(t, 30*time.Second, "dead broker fenced", func() bool {
 		b, _ := nl.State().Broker(oldID)
 		return b.Fenced
 	})
@@ -251,7 +251,7 @@ func TestCluster3KillLeaderCutNodeRestartAll(t *testing.T) {
 	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: oldID, Host: "127.0.0.1", Port: 9000 + oldID}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "restarted broker unfenced", func() bool {
+	eventually(t, 30*time.Second, "restarted broker unfenced", func() bool {
 		b, _ := c.leader().State().Broker(oldID)
 		return !b.Fenced
 	})
@@ -267,7 +267,7 @@ func TestCluster3KillLeaderCutNodeRestartAll(t *testing.T) {
 		t.Fatal("cut-off node saw a write")
 	}
 	c.heal(cutID)
-	eventually(t, 10*time.Second, "healed node catches up", func() bool {
+	eventually(t, 30*time.Second, "healed node catches up", func() bool {
 		_, ok := c.nodes[cutID].State().Topic("t3")
 		return ok
 	})
@@ -390,7 +390,7 @@ func TestBrokerStopsHeartbeatingLosesLeaderships(t *testing.T) {
 	start := time.Now()
 	victim.hbPaused.Store(true)
 	var moved time.Duration
-	eventually(t, 10*time.Second, "leaderships moved", func() bool {
+	eventually(t, 30*time.Second, "leaderships moved", func() bool {
 		tp, _ := watch.State().Topic("t")
 		for _, p := range tp.Partitions {
 			if p.Leader == vid {
@@ -427,7 +427,7 @@ func TestBrokerStopsHeartbeatingLosesLeaderships(t *testing.T) {
 	}
 	// Heartbeats resume: the broker is unfenced and eligible again (it may rejoin ISRs).
 	victim.hbPaused.Store(false)
-	eventually(t, 10*time.Second, "unfenced", func() bool {
+	eventually(t, 30*time.Second, "unfenced", func() bool {
 		b, _ := watch.State().Broker(vid)
 		return !b.Fenced
 	})
@@ -470,7 +470,7 @@ func TestNewControllerGracePeriod(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	eventually(t, 10*time.Second, "dead broker fenced", func() bool {
+	eventually(t, 30*time.Second, "dead broker fenced", func() bool {
 		b, _ := l.State().Broker(old)
 		return b.Fenced
 	})
@@ -522,4 +522,42 @@ func TestControlledShutdownMovesLeadershipsAtOnce(t *testing.T) {
 	if ms, _ := c.leader().Members(); len(ms) != 2 {
 		t.Fatalf("members after remove: %v", ms)
 	}
+}
+
+func TestAutoLeaderRebalanceAfterBrokerReturns(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.LeaderImbalanceCheckInterval = 300 * time.Millisecond })
+	c.waitReady()
+	c.registerAll()
+	ctx := ctxT(t)
+	if _, err := c.leader().CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 6, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	victim := c.follower()
+	vid := victim.NodeID()
+	if err := victim.ControlledShutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// It comes back and its partitions' leaders put it back in their ISRs.
+	if _, err := victim.RegisterBroker(ctx, BrokerRegistration{ID: vid, Host: "127.0.0.1", Port: 9000 + vid}); err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := victim.State().Topic("t")
+	for i, p := range tp.Partitions {
+		if slices.Contains(p.ISR, vid) {
+			continue
+		}
+		leader := c.nodes[p.Leader]
+		if _, err := leader.AlterPartition(ctx, tp.ID, int32(i), p.LeaderEpoch, p.PartitionEpoch, p.Replicas); err != nil {
+			t.Fatalf("partition %d: %v", i, err)
+		}
+	}
+	eventually(t, 30*time.Second, "preferred replicas lead again", func() bool {
+		tp, _ := victim.State().Topic("t")
+		for _, p := range tp.Partitions {
+			if p.Leader != p.Replicas[0] {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -43,6 +43,7 @@ const (
 	kindCommitOffsetsBatch
 	kindDeleteOffsetsBatch
 	kindMulti
+	kindElectPreferred
 	kindMax // first unused kind
 )
 
@@ -54,7 +55,7 @@ var kindNames = map[cmdKind]string{
 	kindCommitOffsets: "commit-offsets", kindDeleteOffsets: "delete-offsets",
 	kindAddRemoteSegment: "add-remote-segment", kindRemoveRemoteSegments: "remove-remote-segments",
 	kindCommitOffsetsBatch: "commit-offsets-batch", kindDeleteOffsetsBatch: "delete-offsets-batch",
-	kindMulti: "multi",
+	kindMulti: "multi", kindElectPreferred: "elect-preferred",
 }
 
 func (k cmdKind) String() string {
@@ -146,6 +147,12 @@ type (
 	cmdDeleteOffsetsBatch struct {
 		Groups []GroupPartitions
 	}
+	// cmdElectPreferred makes each listed partition's first replica its leader where that replica is
+	// live and in the ISR (Kafka's preferred leader election). Empty Partitions = all of the topic's.
+	cmdElectPreferred struct {
+		Topic      string
+		Partitions []int32
+	}
 	cmdRemoveRemoteSegments struct {
 		Topic      TopicID
 		Partition  int32
@@ -199,6 +206,8 @@ func kindOf(body any) cmdKind {
 		return kindDeleteOffsetsBatch
 	case *cmdMulti:
 		return kindMulti
+	case *cmdElectPreferred:
+		return kindElectPreferred
 	}
 	panic(fmt.Sprintf("meta: unknown command body %T", body))
 }
@@ -241,6 +250,8 @@ func newBody(k cmdKind) any {
 		return &cmdDeleteOffsetsBatch{}
 	case kindMulti:
 		return &cmdMulti{}
+	case kindElectPreferred:
+		return &cmdElectPreferred{}
 	}
 	return nil
 }

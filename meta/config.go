@@ -29,6 +29,11 @@ type Config struct {
 	SessionTimeout    time.Duration // broker.session.timeout.ms (default 6s)
 	HeartbeatInterval time.Duration // broker.heartbeat.interval.ms (default 1s)
 
+	// LeaderImbalanceCheckInterval (Kafka's leader.imbalance.check.interval.seconds, default 300 s): how often
+	// the controller moves leadership back to preferred replicas that are live and in sync.
+	// Negative disables it (auto.leader.rebalance.enable=false).
+	LeaderImbalanceCheckInterval time.Duration
+
 	// Transport: nil = a TCP transport on RaftBind. Tests inject raft.InmemTransport.
 	Transport raft.Transport
 	Logger    *slog.Logger // nil = discard
@@ -52,18 +57,19 @@ type Config struct {
 // DefaultConfig returns Kafka's defaults where Kafka has one.
 func DefaultConfig() Config {
 	return Config{
-		RaftBind:               "127.0.0.1:9093",
-		SessionTimeout:         6 * time.Second,
-		HeartbeatInterval:      time.Second,
-		RaftHeartbeatTimeout:   time.Second,
-		RaftElectionTimeout:    time.Second,
-		RaftLeaderLeaseTimeout: 500 * time.Millisecond,
-		RaftCommitTimeout:      50 * time.Millisecond,
-		MaxAppendEntries:       512,
-		SnapshotInterval:       2 * time.Minute,
-		SnapshotThreshold:      8192,
-		TrailingLogs:           10240,
-		ProposalTimeout:        10 * time.Second,
+		RaftBind:                     "127.0.0.1:9093",
+		SessionTimeout:               6 * time.Second,
+		HeartbeatInterval:            time.Second,
+		LeaderImbalanceCheckInterval: 300 * time.Second,
+		RaftHeartbeatTimeout:         time.Second,
+		RaftElectionTimeout:          time.Second,
+		RaftLeaderLeaseTimeout:       500 * time.Millisecond,
+		RaftCommitTimeout:            50 * time.Millisecond,
+		MaxAppendEntries:             512,
+		SnapshotInterval:             2 * time.Minute,
+		SnapshotThreshold:            8192,
+		TrailingLogs:                 10240,
+		ProposalTimeout:              10 * time.Second,
 	}
 }
 
@@ -75,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.LeaderImbalanceCheckInterval == 0 {
+		c.LeaderImbalanceCheckInterval = d.LeaderImbalanceCheckInterval
 	}
 	if c.RaftHeartbeatTimeout == 0 {
 		c.RaftHeartbeatTimeout = d.RaftHeartbeatTimeout

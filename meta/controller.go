@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,8 @@ type controller struct {
 
 	mu       sync.Mutex
 	lastSeen map[int32]time.Time
+
+	lastRebalance time.Time // controller goroutine only
 }
 
 func newController(n *Node) *controller {
@@ -56,8 +59,13 @@ func (c *controller) run() {
 		}
 		if !leader {
 			leader, leaderSince = true, time.Now()
+			c.lastRebalance = leaderSince
 		}
 		c.step(leaderSince)
+		if iv := c.n.cfg.LeaderImbalanceCheckInterval; iv > 0 && time.Since(c.lastRebalance) >= iv {
+			c.lastRebalance = time.Now()
+			c.rebalance()
+		}
 	}
 }
 
@@ -98,4 +106,32 @@ func newClusterID() string {
 	var id TopicID
 	copy(id[:], randomBytes(16))
 	return id.String()
+}
+
+// rebalance proposes a preferred leader election for every partition whose preferred replica is live,
+// in sync and not leading (Kafka's auto.leader.rebalance; without its per-broker imbalance threshold:
+// any such partition is moved back, since leadership away from the preferred replica is never wanted).
+func (c *controller) rebalance() {
+	n := c.n
+	st := n.State()
+	for _, t := range st.Topics() {
+		var parts []int32
+		for i, p := range t.Partitions {
+			pref := p.Replicas[0]
+			if b, ok := st.Broker(pref); ok && !b.Fenced && p.Leader != pref && slices.Contains(p.ISR, pref) {
+				parts = append(parts, int32(i))
+			}
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
+		_, err := n.ElectPreferredLeaders(ctx, t.Name, parts)
+		cancel()
+		if err != nil {
+			n.log.Warn("controller: preferred leader election failed", "topic", t.Name, "err", err)
+		} else {
+			n.log.Info("controller: moved leadership back to preferred replicas", "topic", t.Name, "partitions", len(parts))
+		}
+	}
 }

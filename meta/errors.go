@@ -30,6 +30,8 @@ var (
 	ErrClosed                   = errors.New("meta: node closed")
 	ErrUnsupportedVersion       = errors.New("meta: unsupported command version")
 	ErrCorruptCommand           = errors.New("meta: corrupt command")
+	ErrElectionNotNeeded        = errors.New("meta: the preferred replica is already the leader")   // ELECTION_NOT_NEEDED (84)
+	ErrPreferredNotAvailable    = errors.New("meta: the preferred replica is not live and in sync") // PREFERRED_LEADER_NOT_AVAILABLE (80)
 )
 
 // errCode numbers the sentinels so a rejected command's reason survives the trip through the Raft
@@ -58,6 +60,8 @@ var errTable = []error{
 	18: ErrUnsupportedVersion,
 	19: ErrCorruptCommand,
 	20: ErrNotRegistered,
+	21: ErrElectionNotNeeded,
+	22: ErrPreferredNotAvailable,
 }
 
 // Error is a command rejected by the state machine: Reason says why, Unwrap gives the sentinel.

@@ -143,6 +143,8 @@ func (b *builder) apply(c command, idx uint64) *applyResult {
 		return b.alterPartition(x)
 	case *cmdAllocateProducerIDs:
 		return b.allocateProducerIDs(x)
+	case *cmdElectPreferred:
+		return b.electPreferred(x)
 	case *cmdCommitOffsets:
 		return b.commitOffsets(x)
 	case *cmdDeleteOffsets:
@@ -730,6 +732,48 @@ func (b *builder) alterPartition(x *cmdAlterPartition) *applyResult {
 	b.emit(Event{Kind: PartitionChanged, Topic: t.Name, TopicID: x.Topic, Partition: x.Partition})
 	out := clonePartition(np)
 	return &applyResult{Partition: &out}
+}
+
+// electPreferred moves leadership back to each partition's preferred (first) replica when it is live
+// and in the ISR: leader epoch and partition epoch +1. Per-partition outcomes in Errs.
+func (b *builder) electPreferred(x *cmdElectPreferred) *applyResult {
+	id, ok := b.s.byName[x.Topic]
+	if !ok {
+		return failed(reject(ErrUnknownTopic, "topic %q does not exist", x.Topic))
+	}
+	t := b.s.topics[id]
+	parts := x.Partitions
+	if len(parts) == 0 {
+		for i := range t.Partitions {
+			parts = append(parts, int32(i))
+		}
+	}
+	out := &applyResult{TopicID: id, Errs: make([]itemErr, len(parts))}
+	for i, pi := range parts {
+		if pi < 0 || int(pi) >= len(b.s.topics[id].Partitions) {
+			e := reject(ErrUnknownTopic, "%s has no partition %d", t.Name, pi)
+			out.Errs[i] = itemErr{e.Code, e.Reason}
+			continue
+		}
+		p := b.s.topics[id].Partitions[pi]
+		pref := p.Replicas[0]
+		switch {
+		case p.Leader == pref:
+			e := reject(ErrElectionNotNeeded, "%s-%d: broker %d already leads", t.Name, pi, pref)
+			out.Errs[i] = itemErr{e.Code, e.Reason}
+		case !b.live(pref) || !slices.Contains(p.ISR, pref):
+			e := reject(ErrPreferredNotAvailable, "%s-%d: preferred replica %d is fenced or out of sync", t.Name, pi, pref)
+			out.Errs[i] = itemErr{e.Code, e.Reason}
+		default:
+			np := p
+			np.Leader = pref
+			np.LeaderEpoch++
+			np.PartitionEpoch++
+			b.topic(id).Partitions[pi] = np
+			b.emit(Event{Kind: PartitionChanged, Topic: t.Name, TopicID: id, Partition: pi})
+		}
+	}
+	return out
 }
 
 // ---- producer ids, offsets, remote segments ----

@@ -546,6 +546,44 @@ func TestFSMFenceMovesLeadershipInOneEpochBump(t *testing.T) {
 	}
 }
 
+func TestFSMElectPreferred(t *testing.T) {
+	h := fixture(t)
+	tp, _ := h.st().Topic("t")
+	p0 := tp.Partitions[0]
+	pref := p0.Replicas[0]
+	pb, _ := h.st().Broker(pref)
+	h.must(&cmdFenceBroker{ID: pref, Epoch: pb.Epoch})
+	if r := h.must(&cmdElectPreferred{Topic: "t", Partitions: []int32{0}}); !errors.Is(itemErrors(r, 1)[0], ErrPreferredNotAvailable) {
+		t.Fatalf("fenced preferred: %v", itemErrors(r, 1))
+	}
+	h.must(&cmdHeartbeat{ID: pref, Epoch: pb.Epoch})
+	tp, _ = h.st().Topic("t")
+	lead := tp.Partitions[0]
+	if lead.Leader == pref {
+		t.Fatal("preferred replica led without an election")
+	}
+	// Back in the ISR (its leader says so), it can be elected.
+	lb, _ := h.st().Broker(lead.Leader)
+	h.must(&cmdAlterPartition{Topic: tp.ID, BrokerID: lead.Leader, BrokerEpoch: lb.Epoch, LeaderEpoch: lead.LeaderEpoch, PartitionEpoch: lead.PartitionEpoch, ISR: p0.Replicas})
+	r := h.must(&cmdElectPreferred{Topic: "t"})
+	errs := itemErrors(r, 3)
+	if errs[0] != nil {
+		t.Fatalf("partition 0: %v", errs[0])
+	}
+	for i := 1; i < 3; i++ {
+		if tp.Partitions[i].Leader == tp.Partitions[i].Replicas[0] && !errors.Is(errs[i], ErrElectionNotNeeded) {
+			t.Fatalf("partition %d: %v", i, errs[i])
+		}
+	}
+	tp, _ = h.st().Topic("t")
+	if p := tp.Partitions[0]; p.Leader != pref || p.LeaderEpoch != lead.LeaderEpoch+1 {
+		t.Fatalf("%+v", p)
+	}
+	if err := h.apply(&cmdElectPreferred{Topic: "nope"}).err(); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatal(err)
+	}
+}
+
 func TestFSMUncleanElection(t *testing.T) {
 	h := newHarness(t)
 	h.broker(1, "")

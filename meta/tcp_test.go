@@ -79,7 +79,7 @@ func TestTCPClusterForwardingAndJoin(t *testing.T) {
 	if _, err := nodes[4].RegisterBroker(ctx, BrokerRegistration{ID: 4, Host: "127.0.0.1", Port: 9004}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "same digest on all four", func() bool {
+	eventually(t, 30*time.Second, "same digest on all four", func() bool {
 		d := nodes[1].State().Digest()
 		for _, n := range nodes {
 			if n.State().Digest() != d {
