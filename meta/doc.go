@@ -106,6 +106,11 @@
 //     leaderless partitions whose ISR holds it (or, unclean, whose replicas do). It rejoins other ISRs
 //     when their leaders propose it (AlterPartition). A registration with a new incarnation (a restarted
 //     process) first moves the broker's leaderships away as if fenced.
+//   - Preferred leaders: ElectPreferredLeaders moves leadership back to a partition's first replica when it
+//     is live and in the ISR (leader epoch +1). The controller does so by itself every
+//     LeaderImbalanceCheckInterval (Kafka's leader.imbalance.check.interval.seconds, 300 s; negative = off),
+//     for every such partition — without Kafka's 10 % per-broker threshold, since a returned broker that
+//     leads nothing is exactly the imbalance to fix.
 //   - Placement (CreateTopic, CreatePartitions): over live brokers; each replica goes to the least-loaded
 //     broker (leader slot by leaderships, others by replicas, counting all existing topics) among those whose
 //     rack the partition does not use yet, ties rotated by partition index. Manual assignments are checked:
