@@ -33,6 +33,16 @@ func TestCompatFranzGo(t *testing.T) {
 		}
 		res.Created[compatTopic(c)] = errString(err)
 	}
+	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
+		if r, err := adm.CreateTopic(ctx, 3, 1, nil, compatDeleteTopic); err != nil || r.Err != nil {
+			return fmt.Errorf("create: %v %v", err, r.Err)
+		}
+		r, err := adm.DeleteTopic(ctx, compatDeleteTopic)
+		if err == nil {
+			err = r.Err
+		}
+		return err
+	}())}
 	for _, c := range allCodecs {
 		cl := n.client(t, kgo.ProducerBatchCompression(franzCodecs[c]), kgo.ProducerLinger(5*time.Millisecond))
 		var recs []*kgo.Record

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,21 @@ func TestCompatKafkaGo(t *testing.T) {
 		}
 		res.Created[compatTopic(c)] = errString(e)
 	}
+
+	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
+		cr, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: compatDeleteTopic, NumPartitions: 3, ReplicationFactor: 1}}})
+		if err == nil {
+			err = cr.Errors[compatDeleteTopic]
+		}
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		dr, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{compatDeleteTopic}})
+		if err == nil {
+			err = dr.Errors[compatDeleteTopic]
+		}
+		return err
+	}())}
 
 	for _, c := range allCodecs {
 		w := &kafka.Writer{

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,12 @@ func TestCompatSarama(t *testing.T) {
 		err := admin.CreateTopic(compatTopic(c), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
 		res.Created[compatTopic(c)] = errString(err)
 	}
+	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
+		if err := admin.CreateTopic(compatDeleteTopic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		return admin.DeleteTopic(compatDeleteTopic)
+	}())}
 	admin.Close()
 
 	for _, c := range allCodecs {

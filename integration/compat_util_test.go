@@ -40,6 +40,9 @@ var codecID = map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zst
 
 func compatTopic(codec string) string { return "compat-" + codec }
 
+// compatDeleteTopic is created and deleted by each client with an admin API.
+const compatDeleteTopic = "compat-delete"
+
 // compatKey, compatValue and compatHeaders define record i of codec for client: what each driver
 // must write and what it must read back. Drivers outside Go implement the same formulas
 // (integration/clients/*): keep them in step.
@@ -74,6 +77,9 @@ type compatResult struct {
 	Created  map[string]string `json:"created"`  // topic -> "" on success, else the client's error
 	Produced map[string]string `json:"produced"` // codec -> "" on success, else the client's error
 	Consumed []compatRecord    `json:"consumed"`
+	// Deleted: compatDeleteTopic -> "" when the client created it and deleted it again through its
+	// admin API, else the error (nil map: the client has no admin API).
+	Deleted map[string]string `json:"deleted"`
 	Notes    []string          `json:"notes"`
 }
 
@@ -265,6 +271,24 @@ func checkCompat(t *testing.T, n *node, res *compatResult, codecs []string, crea
 		})
 		t.Run("consume/"+c, func(t *testing.T) {
 			checkConsumed(t, res.Client, c, byTopic[compatTopic(c)])
+		})
+	}
+	if res.Deleted != nil {
+		t.Run("delete_topic", func(t *testing.T) {
+			e, ok := res.Deleted[compatDeleteTopic]
+			if !ok {
+				t.Fatal("driver did not report deleting " + compatDeleteTopic)
+			}
+			if e != "" {
+				t.Fatal(e)
+			}
+			md, err := n.admin(t).ListTopics(testCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if md.Has(compatDeleteTopic) {
+				t.Errorf("%s still in the broker's metadata after the client deleted it", compatDeleteTopic)
+			}
 		})
 	}
 	t.Run("headers", func(t *testing.T) {

@@ -43,7 +43,8 @@ var clients = []client{
 	{"TestCompatFranzGo", "franz-go (kgo, kadm)", "Go module", "kadm.CreateTopic; kgo.ProduceSync (idempotent by default) per codec; direct partition consume; group: kgo.ConsumerGroup + CommitRecords", nil},
 	{"TestCompatSarama", "IBM/sarama", "Go module", "ClusterAdmin.CreateTopic; idempotent SyncProducer (acks=all, Version 3.6) per codec; PartitionConsumer; group: ConsumerGroup + MarkMessage/session.Commit", nil},
 	{"TestCompatKafkaGo", "segmentio/kafka-go", "Go module", "Client.CreateTopics; Writer (Hash balancer, acks=all) per codec; a Reader per partition; group: Reader{GroupID} + CommitMessages", nil},
-	{"TestCompatKcat", "kcat (librdkafka)", "Debian package", "topics auto-created (kcat has no admin API; broker num.partitions=3); kcat -P -K -H -X compression.codec, enable.idempotence=true; kcat -C -J; group: kcat -G -e (librdkafka commits stored offsets on close)", nil},
+	{"TestCompatKcat", "kcat (librdkafka)", "Debian package", "topics auto-created (kcat has no admin API; broker num.partitions=3); kcat -P -K -H -X compression.codec, enable.idempotence=true; kcat -C -J; group: kcat -G -e (librdkafka commits stored offsets on close)",
+		map[string]string{"delete": "kcat has no admin API (its topics are auto-created)"}},
 	{"TestCompatConfluentKafkaPython", "confluent-kafka-python (librdkafka)", "Debian package", "AdminClient.create_topics; idempotent Producer (acks=all) per codec; Consumer.assign from OFFSET_BEGINNING; group: subscribe + commit(asynchronous=False)", nil},
 	{"TestCompatKafkaPython", "kafka-python", "Debian package", "KafkaAdminClient.create_topics; KafkaProducer (acks=all) per codec; KafkaConsumer.assign + seek_to_beginning; group: subscribe + commit(offsets)", nil},
 	{"TestCompatKafkaJS", "kafkajs", "npm", "admin.createTopics; idempotent producer (acks=-1) per codec (snappy via kafkajs-snappy, lz4 via lz4js); consumer in a group (kafkajs has no group-less consumer); group: autoCommit off + commitOffsets",
@@ -58,6 +59,7 @@ type feature struct {
 
 var features = []feature{
 	{"create", "create topic", []string{"create_topic"}, ""},
+	{"delete", "delete topic", []string{"delete_topic"}, ""},
 	{"none", "uncompressed", []string{"produce/none", "consume/none"}, ""},
 	{"gzip", "gzip", []string{"produce/gzip", "consume/gzip"}, ""},
 	{"snappy", "snappy", []string{"produce/snappy", "consume/snappy"}, ""},
@@ -217,6 +219,7 @@ func write(w io.Writer, r *results) {
 	fmt.Fprintln(w, "## What each cell checks")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "- **create topic**: the client's admin API creates `compat-<codec>` (3 partitions) and the broker's metadata agrees.")
+	fmt.Fprintln(w, "- **delete topic**: the client's admin API creates and deletes `compat-delete`; the broker no longer lists it.")
 	fmt.Fprintln(w, "- **codec columns**: 60 keyed records (2 headers each, UTF-8 values) produced with that codec are acknowledged;")
 	fmt.Fprintln(w, "  franz-go reads the stored batches back and every one carries that codec id (a client that silently sent")
 	fmt.Fprintln(w, "  them uncompressed fails); the client itself reads them back: each value once, its key, a key always in one")

@@ -97,6 +97,13 @@ async function main () {
     for (const c of codecs) res.created[topic(c)] = ''
   } catch (e) {
     for (const c of codecs) res.created[topic(c)] = String(e && e.stack || e)
+  }
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: 'compat-delete', numPartitions: 3, replicationFactor: 1 }] })
+    await admin.deleteTopics({ topics: ['compat-delete'] })
+    res.deleted = { 'compat-delete': '' }
+  } catch (e) {
+    res.deleted = { 'compat-delete': String(e && e.stack || e) }
   } finally {
     await admin.disconnect().catch(() => {})
   }

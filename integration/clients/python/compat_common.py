@@ -20,6 +20,9 @@ def headers(codec, i):
     return [("part", str(i % 3)), ("codec", codec)]
 
 
+DELETE_TOPIC = "compat-delete"  # created and deleted through the admin API
+
+
 def topic(codec):
     return "compat-" + codec
 

@@ -63,6 +63,14 @@ def main():
         except Exception as e:  # noqa: BLE001 - reported per topic
             res["created"][t] = repr(e)
 
+    try:
+        admin.create_topics([NewTopic(cc.DELETE_TOPIC, num_partitions=3, replication_factor=1)],
+                            operation_timeout=10)[cc.DELETE_TOPIC].result(timeout=20)
+        admin.delete_topics([cc.DELETE_TOPIC], operation_timeout=10)[cc.DELETE_TOPIC].result(timeout=20)
+        res["deleted"] = {cc.DELETE_TOPIC: ""}
+    except Exception as e:  # noqa: BLE001
+        res["deleted"] = {cc.DELETE_TOPIC: repr(e)}
+
     for c in a.codecs:
         errors = []
         try:

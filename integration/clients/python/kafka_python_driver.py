@@ -52,6 +52,16 @@ def main():
         resp = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=1) for c in a.codecs])
         for t, code, msg in [(x[0], x[1], x[2] if len(x) > 2 else "") for x in resp.topic_errors]:
             res["created"][t] = "" if code == 0 else "error code %d: %s" % (code, msg)
+        try:
+            cr = admin.create_topics([NewTopic(cc.DELETE_TOPIC, num_partitions=3, replication_factor=1)])
+            codes = [x[1] for x in cr.topic_errors]
+            if any(codes):
+                raise RuntimeError("create: error codes %s" % codes)
+            dr = admin.delete_topics([cc.DELETE_TOPIC])
+            codes = [x[1] for x in dr.topic_error_codes]
+            res["deleted"] = {cc.DELETE_TOPIC: "" if not any(codes) else "delete: error codes %s" % codes}
+        except Exception as e:  # noqa: BLE001
+            res["deleted"] = {cc.DELETE_TOPIC: repr(e)}
         admin.close()
     except Exception as e:  # noqa: BLE001
         for c in a.codecs:
