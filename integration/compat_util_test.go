@@ -80,7 +80,7 @@ type compatResult struct {
 	// Deleted: compatDeleteTopic -> "" when the client created it and deleted it again through its
 	// admin API, else the error (nil map: the client has no admin API).
 	Deleted map[string]string `json:"deleted"`
-	Notes    []string          `json:"notes"`
+	Notes   []string          `json:"notes"`
 }
 
 func newCompatResult(client, version string) *compatResult {
