@@ -30,7 +30,8 @@
 //     segments/bytes uploaded, failures, orphans deleted and the upload lag.
 //
 //   - Remote reads and deletion (remote.go): RemoteLog serves Read / OffsetForTimestamp over a
-//     partition's manifest with a bounded LRU of decoded footers; DeleteRemoteSegments (retention:
+//     partition's manifest with a bounded LRU of decoded footers and read-ahead of the next range for
+//     sequential consumers (within a shared byte budget); DeleteRemoteSegments (retention:
 //     manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
 //     prefix, then its manifest entries); MetaManifest adapts meta.Node to Manifest.
 //
@@ -117,6 +118,8 @@
 // No goroutines of its own, except S3Store's multipart upload, which runs at most PartConcurrency part
 // uploads for the duration of one Put call. PartitionArchiver.Run is meant to be the one goroutine per
 // led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
-// CollectOrphans must not run concurrently with it for the same partition. MemStore has one mutex around its map; S3Store one around
+// CollectOrphans must not run concurrently with it for the same partition. RemoteLog's read-ahead runs
+// at most one background fetch per cached segment object (readahead.go), each bounded by a 30 s
+// timeout and, together, by the RemoteLog's byte budget. MemStore has one mutex around its map; S3Store one around
 // its request counters; RemoteLog one around its footer cache. No lock is held across I/O or a call into another package.
 package tiering

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
@@ -91,20 +92,35 @@ func DeleteTopicObjects(ctx context.Context, s Store, n *meta.Node, topic meta.T
 // decoded footers of recently used objects in a bounded LRU (so a seek costs one ranged GET once the
 // footer is cached). Safe for concurrent use; one RemoteLog can serve every partition of a broker.
 type RemoteLog struct {
-	store Store
-	max   int
+	store  Store
+	max    int
+	budget *atomic.Int64 // read-ahead bytes available
 
 	mu    sync.Mutex
 	lru   *list.List // of *RemoteReader, most recent first
 	byKey map[string]*list.Element
 }
 
-// NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024).
+// DefaultReadAheadBytes bounds the memory a RemoteLog's prefetches hold at once.
+const DefaultReadAheadBytes = 64 << 20
+
+// NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024) and read-ahead
+// for sequential consumers within DefaultReadAheadBytes.
 func NewRemoteLog(s Store, maxFooters int) *RemoteLog {
+	return NewRemoteLogWith(s, maxFooters, DefaultReadAheadBytes)
+}
+
+// NewRemoteLogWith is NewRemoteLog with an explicit read-ahead budget in bytes (0 disables read-ahead).
+func NewRemoteLogWith(s Store, maxFooters int, readAheadBytes int64) *RemoteLog {
 	if maxFooters <= 0 {
 		maxFooters = 1024
 	}
-	return &RemoteLog{store: s, max: maxFooters, lru: list.New(), byKey: map[string]*list.Element{}}
+	r := &RemoteLog{store: s, max: maxFooters, lru: list.New(), byKey: map[string]*list.Element{}}
+	if readAheadBytes > 0 {
+		r.budget = new(atomic.Int64)
+		r.budget.Store(readAheadBytes)
+	}
+	return r
 }
 
 func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteReader, error) {
@@ -123,6 +139,9 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 	if rr.Footer.BaseOffset != seg.BaseOffset || rr.Footer.LastOffset != seg.LastOffset {
 		return nil, fmt.Errorf("%w: %s holds offsets %d..%d, the manifest says %d..%d", ErrBadFooter, seg.ObjectKey, rr.Footer.BaseOffset, rr.Footer.LastOffset, seg.BaseOffset, seg.LastOffset)
 	}
+	if r.budget != nil {
+		rr.ra = &readAhead{budget: r.budget}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.byKey[seg.ObjectKey]; ok { // opened concurrently
@@ -132,7 +151,11 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 	for r.lru.Len() > r.max {
 		old := r.lru.Back()
 		r.lru.Remove(old)
-		delete(r.byKey, old.Value.(*RemoteReader).key)
+		o := old.Value.(*RemoteReader)
+		delete(r.byKey, o.key)
+		if o.ra != nil {
+			o.ra.discard()
+		}
 	}
 	return rr, nil
 }
@@ -145,6 +168,9 @@ func (r *RemoteLog) Forget(keys ...string) {
 		if e, ok := r.byKey[k]; ok {
 			r.lru.Remove(e)
 			delete(r.byKey, k)
+			if o := e.Value.(*RemoteReader); o.ra != nil {
+				o.ra.discard()
+			}
 		}
 	}
 }

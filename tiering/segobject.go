@@ -263,6 +263,7 @@ type RemoteReader struct {
 	key    string
 	size   int64
 	Footer *Footer
+	ra     *readAhead // nil: no read-ahead (RemoteLog sets it)
 }
 
 // OpenRemote reads key's footer. size is the object's size if known (from the manifest), else -1 (a Head).
@@ -318,10 +319,27 @@ func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, min
 	}
 	start := int64(f.Offsets[f.floorOffset(offset)].Position)
 	end := min(f.DataLen, f.nextPosition(start)+int64(max(maxBytes, 0)))
-	buf, err := r.readLogical(ctx, start, end)
-	if err != nil {
-		return ReadResult{}, err
+	var buf []byte
+	if r.ra != nil {
+		buf, _ = r.ra.take(ctx, start, end)
 	}
+	if buf == nil {
+		var err error
+		if buf, err = r.readLogical(ctx, start, end); err != nil {
+			return ReadResult{}, err
+		}
+	}
+	res, err := r.parse(ctx, buf, start, offset, maxBytes, minOneBatch)
+	if err == nil && r.ra != nil && len(res.Data) > 0 && res.NextOffset <= f.LastOffset {
+		// A sequential consumer's next Read starts here: fetch it while this result is delivered.
+		s2 := int64(f.Offsets[f.floorOffset(res.NextOffset)].Position)
+		r.ra.launch(r, s2, min(f.DataLen, f.nextPosition(s2)+int64(max(maxBytes, 0))))
+	}
+	return res, err
+}
+
+// parse picks the batches of a Read out of buf, the logical bytes from position start.
+func (r *RemoteReader) parse(ctx context.Context, buf []byte, start, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
 	res := ReadResult{NextOffset: offset}
 	from, p := -1, 0
 	for p+segment.HeaderSize <= len(buf) {

@@ -1,0 +1,93 @@
+package tiering
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// readAhead prefetches, for a consumer reading a remote segment sequentially, the byte range its next
+// Read will ask for, while the current result travels to the consumer. One prefetch per open segment
+// object; a shared byte budget bounds the memory all prefetches of a RemoteLog may hold.
+type readAhead struct {
+	budget *atomic.Int64 // bytes still available for prefetched data, shared by a RemoteLog
+
+	mu  sync.Mutex
+	cur *prefetch
+}
+
+type prefetch struct {
+	start, end int64 // logical bytes
+	done       chan struct{}
+	buf        []byte
+	err        error
+	cancel     context.CancelFunc
+}
+
+// prefetchTimeout bounds one background fetch (no request context owns it).
+const prefetchTimeout = 30 * time.Second
+
+// take returns the prefetched bytes [start, end) if the pending prefetch covers them, waiting for it
+// to complete (or ctx to end). ok=false: read directly.
+func (ra *readAhead) take(ctx context.Context, start, end int64) (buf []byte, ok bool) {
+	ra.mu.Lock()
+	pf := ra.cur
+	if pf == nil || pf.start != start || pf.end < end {
+		ra.mu.Unlock()
+		return nil, false
+	}
+	ra.cur = nil
+	ra.mu.Unlock()
+	defer ra.budget.Add(pf.end - pf.start)
+	select {
+	case <-pf.done:
+	case <-ctx.Done():
+		pf.cancel()
+		return nil, false
+	}
+	if pf.err != nil || int64(len(pf.buf)) != pf.end-pf.start {
+		return nil, false
+	}
+	return pf.buf[:end-start], true
+}
+
+// launch starts prefetching [start, end) unless the budget is exhausted, replacing (and cancelling)
+// any pending prefetch.
+func (ra *readAhead) launch(r *RemoteReader, start, end int64) {
+	n := end - start
+	if n <= 0 {
+		return
+	}
+	if ra.budget.Add(-n) < 0 {
+		ra.budget.Add(n)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+	pf := &prefetch{start: start, end: end, done: make(chan struct{}), cancel: cancel}
+	ra.mu.Lock()
+	old := ra.cur
+	ra.cur = pf
+	ra.mu.Unlock()
+	if old != nil {
+		old.cancel()
+		ra.budget.Add(old.end - old.start)
+	}
+	go func() {
+		defer close(pf.done)
+		defer cancel()
+		pf.buf, pf.err = r.readLogical(ctx, start, end)
+	}()
+}
+
+// discard drops a pending prefetch (the reader left the cache).
+func (ra *readAhead) discard() {
+	ra.mu.Lock()
+	pf := ra.cur
+	ra.cur = nil
+	ra.mu.Unlock()
+	if pf != nil {
+		pf.cancel()
+		ra.budget.Add(pf.end - pf.start)
+	}
+}
