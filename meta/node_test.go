@@ -90,6 +90,16 @@ func TestSingleNodeTCPBootstrapCreateRestart(t *testing.T) {
 			t.Fatal("no TopicCreated event")
 		}
 	}
+	// Restart from a snapshot plus the log entries after it.
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "after-snapshot", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ControlledShutdown(ctx); err != nil { // no heartbeats may change the state from here on
+		t.Fatal(err)
+	}
 	digest := n.State().Digest()
 	cluster := n.State().ClusterID()
 	if err := n.Close(); err != nil {
@@ -110,6 +120,9 @@ func TestSingleNodeTCPBootstrapCreateRestart(t *testing.T) {
 	}
 	if got := n2.State().Digest(); got != digest {
 		t.Fatalf("digest after restart %s, want %s", got, digest)
+	}
+	if _, ok := n2.State().Topic("after-snapshot"); !ok {
+		t.Fatal("entry after the snapshot lost")
 	}
 	if err := n2.DeleteTopic(ctx, "orders"); err != nil {
 		t.Fatal(err)
