@@ -26,7 +26,11 @@ func TestRemoteLogReadAhead(t *testing.T) {
 	segs := []meta.RemoteSegment{{BaseOffset: obj.Footer.BaseOffset, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: "segments/x/0/k"}}
 	ls.take()
 
-	gets := func() int { ls.mu.Lock(); defer ls.mu.Unlock(); return strings.Count(strings.Join(ls.ops, "\n"), "GET ") }
+	gets := func() int {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		return strings.Count(strings.Join(ls.ops, "\n"), "GET ")
+	}
 	waitGets := func(n int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
