@@ -180,3 +180,43 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A new controller has not heard from any broker; it must give each one session timeout before fencing.
+func TestRestartedControllerGivesBrokersAGracePeriod(t *testing.T) {
+	cfg := fastConfig(1, t.TempDir())
+	cfg.RaftBind = "127.0.0.1:0"
+	cfg.SessionTimeout = 3 * time.Second
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Broker 7 is registered but no process heartbeats for it.
+	if _, err := n.propose(ctx, &cmdRegisterBroker{ID: 7, Host: "h", Port: 7, Incarnation: "x"}, true); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	n, err = Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	elected := time.Now()
+	time.Sleep(time.Second)
+	if b, _ := n.State().Broker(7); b.Fenced {
+		t.Fatal("broker fenced by a controller that had just been elected")
+	}
+	eventually(t, 30*time.Second, "silent broker fenced", func() bool {
+		b, _ := n.State().Broker(7)
+		return b.Fenced
+	})
+	if since := time.Since(elected); since < cfg.SessionTimeout-500*time.Millisecond {
+		t.Fatalf("fenced %v after election, before the session timeout", since)
+	}
+}
