@@ -56,10 +56,16 @@ func TestArchiverToMinIOThroughOutage(t *testing.T) {
 	// Back, but the next three PUT requests are applied and answered 500. With MaxAttempts 2 the first
 	// Put fails after both attempts (one orphan: retries reuse the key); the second Put's retry succeeds
 	// under the same key (no orphan).
+	// (Run is stopped while the faults change, so that no Put straddles the switch.)
+	cancel()
+	<-done
 	p.mu.Lock()
 	p.faults = nil
 	p.mu.Unlock()
 	p.inject(fault{Kind: faultOKThen500, Match: method("PUT"), Times: 3})
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { arch.Run(ctx, time.Hour); close(done) }()
 	want := 0
 	for _, si := range l.Segments() {
 		if si.Closed {

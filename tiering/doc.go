@@ -31,8 +31,9 @@
 //
 //   - Remote reads and deletion (remote.go): RemoteLog serves Read / OffsetForTimestamp over a
 //     partition's manifest with a bounded LRU of decoded footers and read-ahead of the next range for
-//     sequential consumers (within a shared byte budget); DeleteRemoteSegments (retention:
-//     manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
+//     sequential consumers (within a shared byte budget); ExpiredRemoteSegments (retention.ms /
+//     retention.bytes over both tiers, whole segments from the start, broker time for future-dated
+//     segments, retention.go); DeleteRemoteSegments (manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
 //     prefix, then its manifest entries); MetaManifest adapts meta.Node to Manifest.
 //
 // # Remote segment object, format version 2 (reads 1 and 2)
