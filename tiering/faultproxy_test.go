@@ -183,14 +183,15 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	if f != nil && f.Kind == faultResetBody && resp.ContentLength > 1 {
+		p.record(r, fmt.Sprintf("%d, reset after %d of %d body bytes (injected)", resp.StatusCode, resp.ContentLength/2, resp.ContentLength))
 		io.CopyN(w, resp.Body, resp.ContentLength/2)
 		w.(http.Flusher).Flush()
-		p.record(r, fmt.Sprintf("%d, reset after %d of %d body bytes (injected)", resp.StatusCode, resp.ContentLength/2, resp.ContentLength))
 		reset(w)
 		return
 	}
-	io.Copy(w, resp.Body)
+	// Logged before the body is sent: the client may act on the reply before this handler returns.
 	p.record(r, fmt.Sprint(resp.StatusCode))
+	io.Copy(w, resp.Body)
 }
 
 // Matchers.
