@@ -13,4 +13,6 @@ func TestCompatConfluentKafkaPython(t *testing.T) {
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-confluent-kafka-python", pythonGroupDriver(t, py, "confluent_driver.py", n, "compat-confluent-kafka-python"))
+
+	pythonTimeDriver(t, py, "confluent_driver.py", n, seedTimeTopic(t, n))
 }

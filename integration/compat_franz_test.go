@@ -73,6 +73,22 @@ func TestCompatFranzGo(t *testing.T) {
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-franz-go", franzGroup(t, n, "compat-franz-go"))
+
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	for _, ts := range timeQueryList(base) {
+		lo, err := adm.ListOffsetsAfterMilli(ctx, ts, timeTopic)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		if o, ok := lo.Lookup(timeTopic, 0); ok && o.Err == nil {
+			got[ts] = o.Offset
+		} else if ok {
+			errs = append(errs, o.Err.Error())
+		}
+	}
+	checkTimes(t, base, got, errs)
 }
 
 // franzGroup: kgo group consumers with autocommit off; CommitRecords for what was processed.

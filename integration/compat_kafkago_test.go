@@ -119,6 +119,23 @@ func TestCompatKafkaGo(t *testing.T) {
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-kafka-go", kafkagoGroup(t, n, "compat-kafka-go"))
+
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	if conn, err := kafka.DialLeader(ctx, "tcp", n.kafka, timeTopic, 0); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		for _, ts := range timeQueryList(base) {
+			o, err := conn.ReadOffset(time.UnixMilli(ts))
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			got[ts] = o
+		}
+		conn.Close()
+	}
+	checkTimes(t, base, got, errs)
 }
 
 // kafkagoGroup: a kafka-go Reader with GroupID; FetchMessage + CommitMessages (synchronous commits).

@@ -51,4 +51,9 @@ func TestCompatKafkaJS(t *testing.T) {
 		"--bootstrap", n.kafka, "--group", "compat-kafkajs", "--topic", groupTopic,
 		"--first", fmt.Sprint(groupFirst), "--rest", fmt.Sprint(groupN-groupFirst), "--timeout", "30")
 	checkGroup(t, n, "compat-kafkajs", &gres)
+
+	base := seedTimeTopic(t, n)
+	var tres timeResult
+	runDriverJSON(t, 60*time.Second, node, nil, &tres, append([]string{filepath.Join(dir, "kafkajs_driver.js")}, timeArgs(n, base)...)...)
+	checkTimes(t, base, tres.byTimestamp(t), tres.Errors)
 }

@@ -77,6 +77,23 @@ func TestCompatKcat(t *testing.T) {
 	checkCompat(t, n, res, allCodecs, "auto-create (kcat has no admin API)")
 
 	checkGroup(t, n, "compat-kcat", kcatGroup(t, kcat, n, "compat-kcat"))
+
+	// kcat -o s@<ms>: start consuming at the first offset with timestamp >= ms (ListOffsets by time).
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	for _, ts := range timeQueryList(base) {
+		out, err := exec.CommandContext(testCtx(t), kcat, "-b", n.kafka, "-C", "-t", timeTopic, "-p", "0",
+			"-o", fmt.Sprintf("s@%d", ts), "-c", "1", "-e", "-q", "-f", "%o\n").CombinedOutput()
+		var o int64
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("kcat -o s@%d: %v: %s", ts, err, out))
+		} else if _, err := fmt.Sscan(strings.TrimSpace(string(out)), &o); err != nil {
+			errs = append(errs, fmt.Sprintf("kcat -o s@%d printed %q", ts, out))
+		} else {
+			got[ts] = o
+		}
+	}
+	checkTimes(t, base, got, errs)
 }
 
 // kcatVersion pulls "kcat 1.7.1 ... librdkafka 2.0.2" out of `kcat -V`.

@@ -57,6 +57,19 @@ func pythonGroupDriver(t *testing.T, py, script string, n *node, group string) *
 	return &res
 }
 
+// pythonTimeDriver runs a driver's timestamp-lookup scenario (see compat_time_util_test.go).
+func pythonTimeDriver(t *testing.T, py, script string, n *node, base int64) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("clients", "python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res timeResult
+	runDriverJSON(t, 60*time.Second, py, []string{"PYTHONPATH=" + dir, "PYTHONDONTWRITEBYTECODE=1"}, &res,
+		append([]string{filepath.Join(dir, script)}, timeArgs(n, base)...)...)
+	checkTimes(t, base, res.byTimestamp(t), res.Errors)
+}
+
 // TestCompatKafkaPython: kafka-python from Debian — KafkaAdminClient, KafkaProducer with every codec
 // (the codec libraries are separate Debian packages), KafkaConsumer with assign().
 func TestCompatKafkaPython(t *testing.T) {
@@ -70,4 +83,6 @@ func TestCompatKafkaPython(t *testing.T) {
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-kafka-python", pythonGroupDriver(t, py, "kafka_python_driver.py", n, "compat-kafka-python"))
+
+	pythonTimeDriver(t, py, "kafka_python_driver.py", n, seedTimeTopic(t, n))
 }

@@ -131,6 +131,23 @@ func TestCompatSarama(t *testing.T) {
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-sarama", saramaGroup(t, n, "compat-sarama"))
+
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	if client, err := sarama.NewClient(addrs, cfg("")); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		for _, ts := range timeQueryList(base) {
+			o, err := client.GetOffset(timeTopic, 0, ts)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			got[ts] = o
+		}
+		client.Close()
+	}
+	checkTimes(t, base, got, errs)
 }
 
 // saramaGroup: sarama ConsumerGroup sessions with auto-commit off; MarkMessage + session.Commit()

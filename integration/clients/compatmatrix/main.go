@@ -67,6 +67,7 @@ var features = []feature{
 	{"zstd", "zstd", []string{"produce/zstd", "consume/zstd"}, ""},
 	{"headers", "keys + headers", []string{"headers"}, ""},
 	{"group", "group commit / resume", []string{"group_commit_resume"}, "pending (issue 6)"},
+	{"times", "offsets for times", []string{"offsets_for_times"}, ""},
 	{"replay", "replay from bucket (offset 0 after tiering)", []string{"replay_from_bucket"}, "pending (issue 7: tiering)"},
 	{"cluster", "3-broker cluster", []string{"cluster"}, "pending (issue 5: cluster)"},
 }
@@ -228,6 +229,10 @@ func write(w io.Writer, r *results) {
 	fmt.Fprintln(w, "- **group commit / resume**: a group consumer processes 20 of 45 records and commits what it processed")
 	fmt.Fprintln(w, "  through the client's commit API; the broker holds exactly those offsets; a new consumer of the group")
 	fmt.Fprintln(w, "  starts each partition at the committed offset and reads the rest: every record once overall.")
+	fmt.Fprintln(w, "- **offsets for times**: 30 records in three batches timestamped base, base+1 s, base+2 s; the client's")
+	fmt.Fprintln(w, "  timestamp lookup (ListOffsets by time: kadm.ListOffsetsAfterMilli, sarama Client.GetOffset, kafka-go")
+	fmt.Fprintln(w, "  Conn.ReadOffset, kcat -o s@ts, offsets_for_times, fetchTopicOffsetsByTimestamp) answers the first offset at")
+	fmt.Fprintln(w, "  or after each of six timestamps.")
 	fmt.Fprintln(w, "- **replay from bucket**: pending until tiering (issue 7) moves closed segments to MinIO; then each client")
 	fmt.Fprintln(w, "  reads from offset 0 after the local copies are gone. The MinIO side exists (`localstack.StartMinIO`).")
 	fmt.Fprintln(w, "- **3-broker cluster**: pending until the cluster (issue 5); these tests run against one broker.")

@@ -67,6 +67,7 @@ func TestCells(t *testing.T) {
 		{franz, "gzip", "FAIL"},
 		{franz, "create", "pass"},
 		{franz, "group", "pass"},
+		{franz, "times", "FAIL (test stopped before this check)"},
 		{franz, "replay", "pending (issue 7: tiering)"},
 		{franz, "zstd", "FAIL (test stopped before this check)"},
 		{kafkajs, "zstd", "n/a¹"},

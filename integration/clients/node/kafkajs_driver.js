@@ -85,8 +85,30 @@ async function group () {
   await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
 }
 
+// fetchTopicOffsetsByTimestamp on partition 0 of --topic for each of --times.
+async function times () {
+  const res = { offsets: {}, errors: [] }
+  const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
+  const admin = kafka.admin()
+  try {
+    await admin.connect()
+    for (const ts of arg('times').split(',').filter(Boolean)) {
+      const offs = await admin.fetchTopicOffsetsByTimestamp(arg('topic'), Number(ts))
+      const p0 = offs.find((o) => o.partition === 0)
+      if (p0) res.offsets[ts] = Number(p0.offset)
+      else res.errors.push(`no partition 0 in ${JSON.stringify(offs)}`)
+    }
+  } catch (e) {
+    res.errors.push(String(e && e.stack || e))
+  } finally {
+    await admin.disconnect().catch(() => {})
+  }
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
+}
+
 async function main () {
   if (mode === 'group') return group()
+  if (mode === 'time') return times()
   const res = { client: CLIENT, version: require('kafkajs/package.json').version, created: {}, produced: {}, consumed: [], notes: [] }
   const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
 

@@ -30,7 +30,8 @@ def topic(codec):
 def args():
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True)
-    p.add_argument("--mode", default="roundtrip", choices=["roundtrip", "group"])
+    p.add_argument("--mode", default="roundtrip", choices=["roundtrip", "group", "time"])
+    p.add_argument("--times", default="", help="time: comma-separated timestamps (ms) to look up in partition 0")
     p.add_argument("--codecs", default="", help="roundtrip: comma-separated: none,gzip,snappy,lz4,zstd")
     p.add_argument("--n", type=int, default=0, help="roundtrip: records per codec")
     p.add_argument("--group", default="", help="group: the consumer group id")
@@ -40,6 +41,7 @@ def args():
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for records when consuming")
     a = p.parse_args()
     a.codecs = [c for c in a.codecs.split(",") if c]
+    a.times = [int(x) for x in a.times.split(",") if x]
     return a
 
 

@@ -47,10 +47,29 @@ def group(a):
     cc.emit(res)
 
 
+def times(a):
+    """offsets_for_times on partition 0 of a.topic for each of a.times."""
+    res = {"offsets": {}, "errors": []}
+    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "compat-times", "enable.auto.commit": False})
+    try:
+        for ts in a.times:
+            tp = c.offsets_for_times([TopicPartition(a.topic, 0, ts)], timeout=15)[0]
+            if tp.error:
+                res["errors"].append(str(tp.error))
+            else:
+                res["offsets"][str(ts)] = tp.offset
+    except Exception as e:  # noqa: BLE001
+        res["errors"].append(repr(e))
+    c.close()
+    cc.emit(res)
+
+
 def main():
     a = cc.args()
     if a.mode == "group":
         return group(a)
+    if a.mode == "time":
+        return times(a)
     res = cc.result(CLIENT, VERSION)
 
     admin = AdminClient({"bootstrap.servers": a.bootstrap})

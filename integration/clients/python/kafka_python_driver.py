@@ -41,10 +41,30 @@ def group(a):
     cc.emit(res)
 
 
+def times(a):
+    """offsets_for_times on partition 0 of a.topic for each of a.times."""
+    res = {"offsets": {}, "errors": []}
+    c = KafkaConsumer(bootstrap_servers=a.bootstrap, enable_auto_commit=False, group_id=None)
+    tp = TopicPartition(a.topic, 0)
+    try:
+        for ts in a.times:
+            r = c.offsets_for_times({tp: ts})[tp]
+            if r is None:
+                res["errors"].append("no offset for %d" % ts)
+            else:
+                res["offsets"][str(ts)] = r.offset
+    except Exception as e:  # noqa: BLE001
+        res["errors"].append(repr(e))
+    c.close()
+    cc.emit(res)
+
+
 def main():
     a = cc.args()
     if a.mode == "group":
         return group(a)
+    if a.mode == "time":
+        return times(a)
     res = cc.result(CLIENT, kafka.__version__)
 
     try:
