@@ -136,6 +136,10 @@ func seedFrames() []seedFrame {
 	ot.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: []byte{}}}
 	old.Topics = append(old.Topics, ot)
 	out = append(out, seedFrame{name: "produce-v2-refused", frame: frame(old, 1)})
+	// A flexible body ending in a 2^32-1 tagged-field count (upstream kmsg loops that often).
+	hostile := []byte{0, 0, 0, 0, 0, 19, 0, 5, 0, 0, 0, 1, 0, 0, 0, 0x01, 0, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	binary.BigEndian.PutUint32(hostile, uint32(len(hostile)-4))
+	out = append(out, seedFrame{name: "hostile-body-tag-count", frame: hostile})
 	out = append(out,
 		seedFrame{name: "huge-size", frame: []byte{0x7f, 0xff, 0xff, 0xff, 0, 18}},
 		seedFrame{name: "negative-size", frame: []byte{0xff, 0xff, 0xff, 0xfe}},
@@ -301,3 +305,38 @@ func TestFuzzSeedCorpus(t *testing.T) {
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+
+// countingTagReader is a TagReader over nothing: every read fails; it counts the reads.
+type countingTagReader struct{ reads, first int }
+
+func (c *countingTagReader) Uvarint() uint32 {
+	c.reads++
+	if c.reads == 1 {
+		return uint32(c.first)
+	}
+	return 0
+}
+func (c *countingTagReader) Span(int) []byte { return nil }
+func (c *countingTagReader) Ok() bool        { return c.reads <= 1 }
+
+// TestTagLoopsStopAtEndOfInput pins the third_party/kmsg patch: a hostile tagged-field count does
+// not make the decoder loop after the input ran out (upstream v1.15.0 loops up to 2^32 times).
+func TestTagLoopsStopAtEndOfInput(t *testing.T) {
+	r := &countingTagReader{first: 1 << 30}
+	kmsg.SkipTags(r)
+	if r.reads > 4 {
+		t.Fatalf("SkipTags read %d times for an exhausted input (unpatched kmsg?)", r.reads)
+	}
+	r = &countingTagReader{first: 1 << 30}
+	kmsg.ReadTags(r)
+	if r.reads > 4 {
+		t.Fatalf("ReadTags read %d times for an exhausted input (unpatched kmsg?)", r.reads)
+	}
+	// The same inside generated decoders: a CreateTopics v5 body ending in a 2^32-1 tag count.
+	body := []byte{0x01, 0, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version = 5
+	if err := req.ReadFrom(body); err == nil {
+		t.Fatal("hostile tag count decoded without error")
+	}
+}
