@@ -16,9 +16,10 @@ package broker
 // read_committed and read_uncommitted read the same bytes and LastStableOffset = HighWatermark;
 // AbortedTransactions is always empty.
 //
-// Deliberately absent for now: follower fetching (a fetch from a replica id ≥ 0 is served like a
-// consumer's, below the HW; replication will read to the log end), preferred read replica (always
-// -1), diverging-epoch detection (LastFetchedEpoch is ignored), quotas (ThrottleMillis 0), rack.
+// Replicas (ReplicaID, or ReplicaState.ID from v15, >= 0) are served by Partition.readForFollower:
+// their fetch offset counts as their log end offset for the high watermark and they read up to the
+// log end. Deliberately absent for now: ISR changes from follower lag, preferred read replica
+// (always -1), diverging-epoch detection (LastFetchedEpoch is ignored), quotas, rack.
 
 import (
 	"context"
@@ -111,7 +112,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	}
 	var timer *time.Timer
 	for {
-		total, errs := readTargets(targets, maxBytes)
+		total, errs := readTargets(targets, maxBytes, replicaID)
 		if w == nil || errs || total >= int(req.MinBytes) || ctx.Err() != nil {
 			break
 		}
@@ -125,7 +126,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 		case <-ctx.Done():
 		case <-timer.C:
 		}
-		readTargets(targets, maxBytes)
+		readTargets(targets, maxBytes, replicaID)
 		break
 	}
 
@@ -193,7 +194,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 
 // readTargets reads every resolved partition within the response budget and reports the bytes
 // read and whether any partition has an error (which ends a long poll at once).
-func readTargets(targets []fetchTarget, maxBytes int) (total int, errs bool) {
+func readTargets(targets []fetchTarget, maxBytes int, replicaID int32) (total int, errs bool) {
 	remaining := maxBytes
 	first := true
 	for i := range targets {
@@ -204,7 +205,11 @@ func readTargets(targets []fetchTarget, maxBytes int) (total int, errs bool) {
 		}
 		limit := min(int(t.sp.maxBytes), remaining)
 		// Kafka: the first partition that returns data may exceed the limits by one batch.
-		t.res = t.p.read(t.sp.fetchOffset, limit, first)
+		if replicaID >= 0 {
+			t.res = t.p.readForFollower(replicaID, t.sp.fetchOffset, limit, first)
+		} else {
+			t.res = t.p.read(t.sp.fetchOffset, limit, first)
+		}
 		if t.res.err != 0 {
 			errs = true
 			continue

@@ -367,8 +367,14 @@ func (p *Partition) advanceLEO(upTo int64) {
 	if upTo > p.leo {
 		p.leo = upTo
 	}
+	hwBefore := p.hw.Load()
 	p.maybeAdvanceHWLocked()
+	followers := len(p.replicas) > 1
 	p.stateMu.Unlock()
+	if followers && p.hw.Load() == hwBefore {
+		// With followers the HW waits for them: wake their long-polls on the new data itself.
+		p.notify()
+	}
 }
 
 func appendErr(err error) *produceError {
@@ -453,6 +459,51 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 	}
 	r.data = rr.Data
 	return r
+}
+
+// readForFollower serves a replica's fetch (replication by pull, issue 5's leader side): the
+// follower has everything below offset, which becomes its log end offset for the HW (min over
+// the ISR); it then reads up to the log end, not the HW. Returns NOT_LEADER_OR_FOLLOWER when
+// replicaID is not one of the partition's replicas. ISR changes (replica.lag.time.max.ms) are not
+// made here yet; a follower counts for the HW only while meta lists it in the ISR.
+func (p *Partition) readForFollower(replicaID int32, offset int64, maxBytes int, minOneBatch bool) readResult {
+	p.stateMu.Lock()
+	if !p.leader || !slices.Contains(p.replicas, replicaID) || replicaID == p.nodeID {
+		p.stateMu.Unlock()
+		return readResult{err: kerr.NotLeaderForPartition.Code}
+	}
+	if cur, ok := p.followerLEO[replicaID]; offset <= p.log.EndOffset() && (!ok || offset > cur) {
+		p.followerLEO[replicaID] = offset
+		p.maybeAdvanceHWLocked()
+	}
+	p.stateMu.Unlock()
+
+	r := readResult{hw: p.hw.Load(), logStart: p.log.StartOffset()}
+	end := p.log.EndOffset()
+	if offset < r.logStart || offset > end {
+		r.err = kerr.OffsetOutOfRange.Code
+		return r
+	}
+	if offset == end || maxBytes <= 0 && !minOneBatch {
+		return r
+	}
+	rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: end, MinOneBatch: minOneBatch})
+	if err != nil {
+		r.err = readErr(err)
+		return r
+	}
+	r.data = rr.Data
+	return r
+}
+
+func readErr(err error) int16 {
+	switch {
+	case errors.Is(err, segment.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, segment.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	}
+	return kerr.KafkaStorageError.Code
 }
 
 // deleteRecords raises the log start offset to offset (-1 = the HW), as DeleteRecords does.
