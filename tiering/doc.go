@@ -30,8 +30,9 @@
 //     segments/bytes uploaded, failures, orphans deleted and the upload lag.
 //
 //   - Remote reads and deletion (remote.go): RemoteLog serves Read / OffsetForTimestamp over a
-//     partition's manifest with a bounded LRU of decoded footers and read-ahead of the next range for
-//     sequential consumers (within a shared byte budget); ExpiredRemoteSegments (retention.ms /
+//     partition's manifest with a bounded LRU of decoded footers read-ahead of the next range for
+//     sequential consumers (within a shared byte budget) and a cold-read concurrency budget (at most
+//     MaxConcurrentReads GETs in flight, so a replay queues on its own slots); ExpiredRemoteSegments (retention.ms /
 //     retention.bytes over both tiers, whole segments from the start, broker time for future-dated
 //     segments, retention.go); DeleteRemoteSegments (manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
 //     prefix, then its manifest entries); MetaManifest adapts meta.Node to Manifest.

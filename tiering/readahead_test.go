@@ -3,8 +3,13 @@ package tiering_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,7 +86,7 @@ func TestRemoteLogReadAhead(t *testing.T) {
 
 	// No budget, no read-ahead: exactly one GET per Read.
 	ls.take()
-	rl3 := tiering.NewRemoteLogWith(ls, 16, 0)
+	rl3 := tiering.NewRemoteLogWith(ls, tiering.RemoteLogConfig{MaxFooters: 16, ReadAheadBytes: -1})
 	for off, i := int64(0), 0; i < 5; i++ {
 		res, err := rl3.Read(ctx, segs, off, 20000, true)
 		if err != nil {
@@ -93,4 +98,99 @@ func TestRemoteLogReadAhead(t *testing.T) {
 	if g := gets(); g != 1+5 {
 		t.Fatalf("without read-ahead: %d GETs, want 6", g)
 	}
+}
+
+// slowStore holds each Get for a while and records how many were in flight at once.
+type slowStore struct {
+	tiering.Store
+	mu            sync.Mutex
+	inflight, max int
+}
+
+func (s *slowStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	s.mu.Lock()
+	s.inflight++
+	s.max = max(s.max, s.inflight)
+	s.mu.Unlock()
+	time.Sleep(15 * time.Millisecond)
+	rc, err := s.Store.Get(ctx, key, off, n)
+	s.mu.Lock()
+	s.inflight--
+	s.mu.Unlock()
+	return rc, err
+}
+
+// TestRemoteLogConcurrencyBudget: many concurrent cold reads (a replay of many partitions) never have
+// more than MaxConcurrentReads GETs in flight — footer loads, reads and prefetches together.
+func TestRemoteLogConcurrencyBudget(t *testing.T) {
+	ctx := context.Background()
+	mem := tiering.NewMemStore()
+	var segsList [][]meta.RemoteSegment
+	for p := 0; p < 12; p++ {
+		data, _ := genSegment(rand.New(rand.NewPCG(uint64(p), 1)), 0, 30)
+		obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("segments/x/%d/k", p)
+		mem.Put(ctx, key, obj, obj.Size())
+		segsList = append(segsList, []meta.RemoteSegment{{BaseOffset: 0, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}})
+	}
+	ss := &slowStore{Store: mem}
+	rl := tiering.NewRemoteLogWith(ss, tiering.RemoteLogConfig{MaxConcurrentReads: 3})
+	var wg sync.WaitGroup
+	for _, segs := range segsList {
+		wg.Go(func() {
+			for off := int64(0); off <= segs[0].LastOffset; {
+				res, err := rl.Read(ctx, segs, off, 5000, true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				off = res.NextOffset
+			}
+		})
+	}
+	wg.Wait()
+	if ss.max > 3 || ss.max < 2 {
+		t.Fatalf("max GETs in flight = %d, want ≤ 3 (and the budget used: ≥ 2)", ss.max)
+	}
+	// A read waiting for a slot gives up with its context.
+	gs := &gateStore{Store: mem, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	block := tiering.NewRemoteLogWith(gs, tiering.RemoteLogConfig{MaxConcurrentReads: 1, ReadAheadBytes: -1})
+	if _, err := block.Read(ctx, segsList[0], 0, 100, true); err != nil { // footer loaded, gate not armed
+		t.Fatal(err)
+	}
+	gs.armed.Store(true)
+	held := make(chan error, 1)
+	go func() { _, err := block.Read(ctx, segsList[0], 0, 100, true); held <- err }()
+	<-gs.entered // the first read holds the only slot, blocked in the store
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := block.Read(cctx, segsList[0], 0, 100, true); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read without a slot = %v, want its context's deadline", err)
+	}
+	close(gs.gate)
+	if err := <-held; err != nil {
+		t.Fatalf("the slot holder: %v", err)
+	}
+}
+
+// gateStore blocks Gets while armed until gate closes, signalling entered.
+type gateStore struct {
+	tiering.Store
+	armed   atomic.Bool
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gateStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if g.armed.Load() {
+		select {
+		case g.entered <- struct{}{}:
+		default:
+		}
+		<-g.gate
+	}
+	return g.Store.Get(ctx, key, off, n)
 }

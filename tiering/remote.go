@@ -94,7 +94,8 @@ func DeleteTopicObjects(ctx context.Context, s Store, n *meta.Node, topic meta.T
 type RemoteLog struct {
 	store  Store
 	max    int
-	budget *atomic.Int64 // read-ahead bytes available
+	budget *atomic.Int64 // read-ahead bytes available; nil = no read-ahead
+	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
 
 	mu    sync.Mutex
 	lru   *list.List // of *RemoteReader, most recent first
@@ -104,23 +105,62 @@ type RemoteLog struct {
 // DefaultReadAheadBytes bounds the memory a RemoteLog's prefetches hold at once.
 const DefaultReadAheadBytes = 64 << 20
 
-// NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024) and read-ahead
-// for sequential consumers within DefaultReadAheadBytes.
-func NewRemoteLog(s Store, maxFooters int) *RemoteLog {
-	return NewRemoteLogWith(s, maxFooters, DefaultReadAheadBytes)
+// DefaultMaxConcurrentReads bounds a RemoteLog's in-flight object-store reads.
+const DefaultMaxConcurrentReads = 8
+
+// RemoteLogConfig tunes a RemoteLog. Zero values take the defaults.
+type RemoteLogConfig struct {
+	MaxFooters     int   // decoded footers cached; default 1024
+	ReadAheadBytes int64 // memory all prefetches may hold; default DefaultReadAheadBytes; negative disables read-ahead
+	// MaxConcurrentReads is the cold-read budget: object-store GETs (reads, prefetches, footer loads) in
+	// flight at once, so a replay from the bucket queues on its own slots instead of taking the broker's
+	// network and CPU from produce. Default DefaultMaxConcurrentReads.
+	MaxConcurrentReads int
 }
 
-// NewRemoteLogWith is NewRemoteLog with an explicit read-ahead budget in bytes (0 disables read-ahead).
-func NewRemoteLogWith(s Store, maxFooters int, readAheadBytes int64) *RemoteLog {
-	if maxFooters <= 0 {
-		maxFooters = 1024
+// NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024), read-ahead for
+// sequential consumers within DefaultReadAheadBytes and DefaultMaxConcurrentReads GETs in flight.
+func NewRemoteLog(s Store, maxFooters int) *RemoteLog {
+	return NewRemoteLogWith(s, RemoteLogConfig{MaxFooters: maxFooters})
+}
+
+// NewRemoteLogWith builds a RemoteLog from a config.
+func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
+	if cfg.MaxFooters <= 0 {
+		cfg.MaxFooters = 1024
 	}
-	r := &RemoteLog{store: s, max: maxFooters, lru: list.New(), byKey: map[string]*list.Element{}}
-	if readAheadBytes > 0 {
+	if cfg.ReadAheadBytes == 0 {
+		cfg.ReadAheadBytes = DefaultReadAheadBytes
+	}
+	if cfg.MaxConcurrentReads <= 0 {
+		cfg.MaxConcurrentReads = DefaultMaxConcurrentReads
+	}
+	r := &RemoteLog{store: s, max: cfg.MaxFooters, lru: list.New(), byKey: map[string]*list.Element{},
+		sem: make(chan struct{}, cfg.MaxConcurrentReads)}
+	if cfg.ReadAheadBytes > 0 {
 		r.budget = new(atomic.Int64)
-		r.budget.Store(readAheadBytes)
+		r.budget.Store(cfg.ReadAheadBytes)
 	}
 	return r
+}
+
+// acquire takes a cold-read slot (or fails with ctx); release returns it.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	if sem == nil {
+		return nil
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func release(sem chan struct{}) {
+	if sem != nil {
+		<-sem
+	}
 }
 
 func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteReader, error) {
@@ -132,10 +172,15 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 		return rr, nil
 	}
 	r.mu.Unlock()
+	if err := acquire(ctx, r.sem); err != nil {
+		return nil, err
+	}
 	rr, err := OpenRemote(ctx, r.store, seg.ObjectKey, seg.Size)
+	release(r.sem)
 	if err != nil {
 		return nil, err
 	}
+	rr.sem = r.sem
 	if rr.Footer.BaseOffset != seg.BaseOffset || rr.Footer.LastOffset != seg.LastOffset {
 		return nil, fmt.Errorf("%w: %s holds offsets %d..%d, the manifest says %d..%d", ErrBadFooter, seg.ObjectKey, rr.Footer.BaseOffset, rr.Footer.LastOffset, seg.BaseOffset, seg.LastOffset)
 	}

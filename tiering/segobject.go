@@ -221,7 +221,11 @@ func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte,
 		return nil, nil
 	}
 	c0, c1, sFrom, sTo := f.storedRange(from, to)
+	if err := acquire(ctx, r.sem); err != nil {
+		return nil, err
+	}
 	raw, err := ReadRange(ctx, r.store, r.key, sFrom, sTo-sFrom)
+	release(r.sem)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +267,8 @@ type RemoteReader struct {
 	key    string
 	size   int64
 	Footer *Footer
-	ra     *readAhead // nil: no read-ahead (RemoteLog sets it)
+	ra     *readAhead    // nil: no read-ahead (RemoteLog sets it)
+	sem    chan struct{} // nil: no concurrency budget (RemoteLog sets it)
 }
 
 // OpenRemote reads key's footer. size is the object's size if known (from the manifest), else -1 (a Head).
