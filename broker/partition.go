@@ -446,15 +446,7 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 	}
 	rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: hw, MinOneBatch: minOneBatch})
 	if err != nil {
-		switch {
-		case errors.Is(err, segment.ErrOffsetOutOfRange):
-			r.err = kerr.OffsetOutOfRange.Code
-		case errors.Is(err, segment.ErrClosed):
-			// Deleted or shut down while the fetch was in flight.
-			r.err = kerr.NotLeaderForPartition.Code
-		default:
-			r.err = kerr.KafkaStorageError.Code
-		}
+		r.err = readErr(err)
 		return r
 	}
 	r.data = rr.Data
@@ -496,11 +488,13 @@ func (p *Partition) readForFollower(replicaID int32, offset int64, maxBytes int,
 	return r
 }
 
+// readErr maps a segment read error to the fetch error code.
 func readErr(err error) int16 {
 	switch {
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, segment.ErrClosed):
+		// Deleted or shut down while the fetch was in flight.
 		return kerr.NotLeaderForPartition.Code
 	}
 	return kerr.KafkaStorageError.Code
