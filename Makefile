@@ -38,7 +38,7 @@ minio:
 minio-stop:
 	localstack/minio.sh stop
 
-# MinIO plus brokers using it (one broker until the cluster lands; see localstack/stack.sh).
+# MinIO plus three brokers using it (replication pending; see localstack/stack.sh).
 stack:
 	localstack/stack.sh up
 

@@ -6,13 +6,13 @@
 #   localstack/stack.sh down     stop the brokers (SIGTERM, clean shutdown), then MinIO
 #   localstack/stack.sh status   what is running
 #
-# PENDING: the issue asks for three brokers. Multi-broker clusters (issue 5, "cluster") are not
-# built yet, so `up` starts ONE broker (node 1: Kafka 127.0.0.1:9092, Raft :9093, HTTP :9644) and
-# says so. Its --object-store points at the MinIO bucket; Sediment validates that URL today and
-# uses it once tiering (issue 7) lands. When the cluster lands, raise BROKERS to 3 here: the loop
-# below already gives node N ports 9092+10*(N-1), 9093+10*(N-1), 9644+10*(N-1) and a --voters list.
+# Three brokers (node N: Kafka 127.0.0.1:9092+10*(N-1), Raft 9093+10*(N-1), HTTP 9644+10*(N-1)) form one
+# Raft metadata cluster (--voters); each gets --object-store pointing at the MinIO bucket.
+# PENDING: partition replication (issue 5) is not built yet: use replication factor 1 (the default,
+# default.replication.factor=1); a topic with RF 3 accepts no acks=all writes yet. Sediment validates the
+# object-store URL today and uploads to it once tiering (issue 7) is wired into the broker.
 #
-# Environment: SEDIMENT_LOCALSTACK (state dir, default <repo>/.localstack); SEDIMENT_BIN (use this
+# Environment: STACK_BROKERS (default 3); SEDIMENT_LOCALSTACK (state dir, default <repo>/.localstack); SEDIMENT_BIN (use this
 # sediment binary instead of building bin/sediment); STACK_KAFKA_PORT / STACK_RAFT_PORT / STACK_HTTP_PORT
 # (node 1's ports, default 9092 / 9093 / 9644; node N adds 10*(N-1)); plus minio.sh's (MINIO_PORT, ...).
 set -euo pipefail
@@ -20,7 +20,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${SEDIMENT_LOCALSTACK:-$REPO/.localstack}
 STACK=$STATE/stack
-BROKERS=1   # 3 once issue 5 (cluster) lands; see the header
+BROKERS=${STACK_BROKERS:-3}
 MINIO="$REPO/localstack/minio.sh"
 
 log() { echo "stack.sh: $*" >&2; }
@@ -71,7 +71,7 @@ cmd_up() {
     local dir=$STACK/broker-$n
     mkdir -p "$dir/data"
     local extra=()
-    [ "$BROKERS" -gt 1 ] && extra=(--voters "$(voters)")
+    if [ "$BROKERS" -gt 1 ]; then extra=(--voters "$(voters)"); fi
     log "starting broker $n: kafka 127.0.0.1:$1 raft :$2 http :$3 (log $dir/sediment.log)"
     nohup "$SEDIMENT" serve --node-id "$n" --data-dir "$dir/data" \
       --listen "127.0.0.1:$1" --raft-listen "127.0.0.1:$2" --http-listen "127.0.0.1:$3" \
@@ -90,7 +90,7 @@ cmd_up() {
     ready "$3" || { log "broker $n not ready after 60 s"; return 1; }
   done
   log "up: bootstrap servers $(for n in $(seq 1 "$BROKERS"); do set -- $(ports "$n"); printf '127.0.0.1:%s ' "$1"; done)"
-  [ "$BROKERS" -lt 3 ] && log "note: $BROKERS broker(s), not 3 — the multi-broker cluster (issue 5) is pending"
+  log "note: partition replication (issue 5) is pending: create topics with replication factor 1"
   return 0
 }
 
@@ -120,6 +120,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
