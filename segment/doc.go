@@ -30,6 +30,18 @@
 // syncer and fdatasyncs on behalf of everyone who has written by then; later
 // appenders wait on a condition variable and one of them leads the next sync.
 //
+// Group commit is per log on purpose: logs do not share fsync rounds. A
+// process-wide flusher that fdatasyncs every waiting log's file per round (or
+// calls one syncfs(2)) was built and measured against per-log syncs
+// (BenchmarkSyncShare models it; status-segment.md has the figures): on ext4
+// it lost 2-4x with one writer per partition, because a shared round lasts
+// as long as its slowest sync and none of its writers can append again until
+// it ends, while per-log fdatasyncs pipeline freely and the kernel's journal
+// already folds concurrent fdatasyncs of many files into one commit. syncfs
+// would also flush every dirty file on the file system (other logs under
+// FlushOS, other processes), and before Linux 5.8 it does not report
+// write-back errors, so a failure could not be pinned on one log.
+//
 // Locks, always taken in this order:
 //
 //	syncMu  serialises a sync with changes that close, truncate or delete files
