@@ -1,6 +1,7 @@
 package tiering_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -17,16 +18,17 @@ import (
 type faultKind int
 
 const (
-	faultSlowDown   faultKind = iota // answer 503 SlowDown without forwarding
-	fault500                         // answer 500 InternalError without forwarding
-	faultResetBody                   // forward, send the headers and half the body, then reset the connection
-	faultOKThen500                   // forward (the server applies it), discard the reply, answer 500
-	faultHang                        // hold the request for a while before forwarding (a timeout upstream)
-	faultResetEarly                  // reset the connection before answering (request not forwarded)
+	faultSlowDown    faultKind = iota // answer 503 SlowDown without forwarding
+	fault500                          // answer 500 InternalError without forwarding
+	faultResetBody                    // forward, send the headers and half the body, then reset the connection
+	faultOKThen500                    // forward (the server applies it), discard the reply, answer 500
+	faultHang                         // hold the request for a while before forwarding (a timeout upstream)
+	faultResetEarly                   // reset the connection before answering (request not forwarded)
+	faultCorruptBody                  // flip one byte of the request body in transit, then forward
 )
 
 func (k faultKind) String() string {
-	return [...]string{"503-slowdown", "500", "reset-mid-body", "ok-then-500", "hang", "reset-early"}[k]
+	return [...]string{"503-slowdown", "500", "reset-mid-body", "ok-then-500", "hang", "reset-early", "corrupt-body"}[k]
 }
 
 // fault applies to the next Times requests for which Match returns true.
@@ -158,6 +160,13 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+	if f != nil && f.Kind == faultCorruptBody {
+		body, _ := io.ReadAll(r.Body)
+		if len(body) > 0 {
+			body[len(body)/2] ^= 0x01
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	out := r.Clone(r.Context())
 	out.URL.Scheme, out.URL.Host = p.target.Scheme, p.target.Host
