@@ -31,7 +31,8 @@
 //
 //   - Remote reads and deletion (remote.go): RemoteLog serves Read / OffsetForTimestamp over a
 //     partition's manifest with a bounded LRU of decoded footers read-ahead of the next range for
-//     sequential consumers (within a shared byte budget) and a cold-read concurrency budget (at most
+//     sequential consumers, across into the next object near an object's end (within a shared byte
+//     budget) and a cold-read concurrency budget (at most
 //     MaxConcurrentReads GETs in flight, so a replay queues on its own slots); ExpiredRemoteSegments (retention.ms /
 //     retention.bytes over both tiers, whole segments from the start, broker time for future-dated
 //     segments, retention.go); DeleteRemoteSegments (manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
@@ -121,7 +122,8 @@
 // uploads for the duration of one Put call. PartitionArchiver.Run is meant to be the one goroutine per
 // led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
 // CollectOrphans must not run concurrently with it for the same partition. RemoteLog's read-ahead runs
-// at most one background fetch per cached segment object (readahead.go), each bounded by a 30 s
-// timeout and, together, by the RemoteLog's byte budget. MemStore has one mutex around its map; S3Store one around
+// at most one background fetch per cached segment object (readahead.go) plus at most one warm-up per
+// next object, each bounded by a 30 s timeout and, together, by the RemoteLog's byte budget and its
+// cold-read slots. Lock order: RemoteLog.mu before nothing (readAhead.mu is never held with it). MemStore has one mutex around its map; S3Store one around
 // its request counters; RemoteLog one around its footer cache. No lock is held across I/O or a call into another package.
 package tiering

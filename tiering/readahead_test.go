@@ -194,3 +194,61 @@ func (g *gateStore) Get(ctx context.Context, key string, off, n int64) (io.ReadC
 	}
 	return g.Store.Get(ctx, key, off, n)
 }
+
+// TestRemoteLogWarmsNextSegment: a sequential consumer nearing the end of one remote segment gets the
+// next one's footer and first range fetched in the background, so crossing the boundary costs no
+// request of its own.
+func TestRemoteLogWarmsNextSegment(t *testing.T) {
+	ctx := context.Background()
+	ls := &loggingStore{Store: tiering.NewMemStore()}
+	var segs []meta.RemoteSegment
+	base := int64(0)
+	for i := 0; i < 2; i++ {
+		data, _ := genSegment(rand.New(rand.NewPCG(uint64(i), 5)), base, 40)
+		obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("segments/x/0/%d", i)
+		ls.Put(ctx, key, obj, obj.Size())
+		segs = append(segs, meta.RemoteSegment{BaseOffset: obj.Footer.BaseOffset, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key})
+		base = obj.Footer.LastOffset + 1
+	}
+	ls.take()
+	gets := func(key string) int {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		n := 0
+		for _, op := range ls.ops {
+			if strings.HasPrefix(op, "GET "+key+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	rl := tiering.NewRemoteLog(ls, 16)
+	off := int64(0)
+	for off <= segs[0].LastOffset {
+		res, err := rl.Read(ctx, segs, off, 20000, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off = res.NextOffset
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gets(segs[1].ObjectKey) < 2 { // footer + first range, in the background
+		if time.Now().After(deadline) {
+			t.Fatalf("next segment not warmed:\n%s", strings.Join(ls.ops, "\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := gets(segs[1].ObjectKey)
+	res, err := rl.Read(ctx, segs, off, 20000, true)
+	if err != nil || res.NextOffset <= off {
+		t.Fatalf("read across the boundary: %+v %v", res.NextOffset, err)
+	}
+	time.Sleep(20 * time.Millisecond) // let this read's own prefetch (if any) be logged
+	if after := gets(segs[1].ObjectKey); after > before+1 {
+		t.Fatalf("crossing the boundary made %d requests of its own, want none (≤ 1 prefetch for the next range)", after-before)
+	}
+}

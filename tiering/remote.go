@@ -97,9 +97,10 @@ type RemoteLog struct {
 	budget *atomic.Int64 // read-ahead bytes available; nil = no read-ahead
 	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
 
-	mu    sync.Mutex
-	lru   *list.List // of *RemoteReader, most recent first
-	byKey map[string]*list.Element
+	mu      sync.Mutex
+	lru     *list.List // of *RemoteReader, most recent first
+	byKey   map[string]*list.Element
+	warming map[string]bool // objects being opened in the background
 }
 
 // DefaultReadAheadBytes bounds the memory a RemoteLog's prefetches hold at once.
@@ -235,7 +236,52 @@ func (r *RemoteLog) Read(ctx context.Context, segs []meta.RemoteSegment, offset 
 	if err != nil {
 		return ReadResult{}, err
 	}
-	return rr.Read(ctx, offset, maxBytes, minOneBatch)
+	res, err := rr.Read(ctx, offset, maxBytes, minOneBatch)
+	if err == nil && r.budget != nil && i+1 < len(segs) && len(res.Data) > 0 {
+		// Nearing this object's end: warm the next one (footer and first range) so that a sequential
+		// consumer crosses the segment boundary without waiting for two GETs.
+		f := rr.Footer
+		near := res.NextOffset > f.LastOffset
+		if !near {
+			s2 := int64(f.Offsets[f.floorOffset(res.NextOffset)].Position)
+			near = f.nextPosition(s2)+int64(max(maxBytes, 0)) >= f.DataLen
+		}
+		if near {
+			r.warm(segs[i+1], maxBytes)
+		}
+	}
+	return res, err
+}
+
+// warm opens seg in the background (at most one warm-up per object at a time) and prefetches its
+// first maxBytes.
+func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
+	r.mu.Lock()
+	_, cached := r.byKey[seg.ObjectKey]
+	if cached || r.warming[seg.ObjectKey] {
+		r.mu.Unlock()
+		return
+	}
+	if r.warming == nil {
+		r.warming = map[string]bool{}
+	}
+	r.warming[seg.ObjectKey] = true
+	r.mu.Unlock()
+	go func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.warming, seg.ObjectKey)
+			r.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+		defer cancel()
+		rr, err := r.open(ctx, seg)
+		if err != nil || rr.ra == nil {
+			return
+		}
+		f := rr.Footer
+		rr.ra.launch(rr, 0, min(f.DataLen, f.nextPosition(0)+int64(max(maxBytes, 0))))
+	}()
 }
 
 // OffsetForTimestamp finds, across the manifest, the first batch whose maxTimestamp ≥ ts: its base
