@@ -124,6 +124,7 @@
 // CollectOrphans must not run concurrently with it for the same partition. RemoteLog's read-ahead runs
 // at most one background fetch per cached segment object (readahead.go) plus at most one warm-up per
 // next object, each bounded by a 30 s timeout and, together, by the RemoteLog's byte budget and its
-// cold-read slots. Lock order: RemoteLog.mu before nothing (readAhead.mu is never held with it). MemStore has one mutex around its map; S3Store one around
+// cold-read slots. Lock order: RemoteLog.mu, then readAhead.mu (eviction discards a
+// prefetch under the cache lock); nothing takes RemoteLog.mu while holding readAhead.mu. MemStore has one mutex around its map; S3Store one around
 // its request counters; RemoteLog one around its footer cache. No lock is held across I/O or a call into another package.
 package tiering
