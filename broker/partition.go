@@ -212,6 +212,7 @@ func (p *Partition) maybeAdvanceHWLocked() {
 		hw = min(hw, leo)
 	}
 	if hw > p.hw.Load() {
+		p.checkHWInvariantLocked(hw)
 		p.hw.Store(hw)
 		p.notify()
 	}
@@ -323,12 +324,14 @@ func (p *Partition) appendClient(version int16, acks int16, records []byte) appe
 	}
 	// Written under appendMu (offsets and producer state move together), made durable outside
 	// it so that concurrent producers to this partition share one fsync (segment's group commit).
+	prevEnd := p.log.EndOffset()
 	ar, err := p.log.AppendNoWait(records, epoch)
 	if err != nil {
 		p.appendMu.Unlock()
 		res.err = appendErr(err)
 		return res
 	}
+	p.checkAppendInvariant(prevEnd, ar.FirstOffset, ar.LastOffset, h.RecordCount())
 	if staged != nil {
 		p.producers.stage(staged, pid, h.ProducerEpoch(), producerBatch{
 			firstSeq: firstSeq, lastSeq: lastSeq,
