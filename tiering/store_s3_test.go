@@ -3,6 +3,7 @@ package tiering_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"testing"
 
@@ -120,5 +121,29 @@ func TestOpenURLMinIO(t *testing.T) {
 	st, err := inspect(t, srv).StatObject(context.Background(), srv.Bucket, prefix+"/k", minio.StatObjectOptions{})
 	if err != nil || st.Size != 7 {
 		t.Fatalf("minio-go stat: %+v %v", st, err)
+	}
+}
+
+// TestS3ConditionalMultipart: PutIfAbsent above the multipart threshold sends If-None-Match on
+// CompleteMultipartUpload; a second one finds the object and fails with ErrExists, leaving no upload.
+func TestS3ConditionalMultipart(t *testing.T) {
+	srv := needMinIO(t)
+	prefix := uniquePrefix(t)
+	s := newS3(t, srv, srv.Endpoint, prefix, func(c *tiering.S3Config) { c.MultipartThreshold, c.PartSize = 5<<20, 5<<20 })
+	ctx := context.Background()
+	a := bytes.Repeat([]byte("a"), 11<<20)
+	b := bytes.Repeat([]byte("b"), 11<<20)
+	if err := s.PutIfAbsent(ctx, "big", bytes.NewReader(a), int64(len(a))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutIfAbsent(ctx, "big", bytes.NewReader(b), int64(len(b))); !errors.Is(err, tiering.ErrExists) {
+		t.Fatalf("second multipart PutIfAbsent = %v, want ErrExists", err)
+	}
+	got, err := minioBytes(t, srv, prefix+"/big")
+	if err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("object overwritten or unreadable (%v)", err)
+	}
+	for u := range inspect(t, srv).ListIncompleteUploads(ctx, srv.Bucket, prefix+"/", true) {
+		t.Errorf("incomplete multipart upload left: %+v", u)
 	}
 }
