@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/segment/vfs"
 )
 
 func TestRetentionPlan(t *testing.T) {
@@ -36,5 +37,40 @@ func TestRetentionPlan(t *testing.T) {
 		if start != c.wantStart || n != c.wantN {
 			t.Errorf("%s: got start %d n %d, want %d %d", c.name, start, n, c.wantStart, c.wantN)
 		}
+	}
+}
+
+// segment.ms: an idle, non-empty active segment older than segment.ms is rolled by the retention
+// check (so its data can age out), an empty one is not.
+func TestRetentionRollsIdleActiveSegment(t *testing.T) {
+	p := memPartition(t, vfs.NewMemFS())
+	defer p.close()
+	tc := p.config()
+	tc.SegmentMs = 60_000
+	p.cfg.Store(&tc)
+	if n := len(p.log.Segments()); n != 1 {
+		t.Fatalf("segments %d", n)
+	}
+	if _, err := p.enforceRetention(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.log.Segments()); n != 1 {
+		t.Fatalf("empty active segment rolled: %d segments", n)
+	}
+	if r := p.appendClient(9, -1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli()})); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if _, err := p.enforceRetention(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.log.Segments()); n != 1 {
+		t.Fatalf("young segment rolled: %d segments", n)
+	}
+	if _, err := p.enforceRetention(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	segs := p.log.Segments()
+	if len(segs) != 2 || !segs[0].Closed || segs[1].BaseOffset != 1 {
+		t.Fatalf("after segment.ms: %+v", segs)
 	}
 }
