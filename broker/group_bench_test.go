@@ -19,8 +19,11 @@ import (
 // each answer before the next (so throughput = concurrency / latency). Reports commits/s, latency
 // percentiles and how many Raft entries the batcher needed per commit.
 func BenchmarkOffsetCommit100Groups(b *testing.B) {
-	b.Run("one-entry-per-batch", func(b *testing.B) { benchOffsetCommits(b, false) })
-	b.Run("one-entry-per-group", func(b *testing.B) { benchOffsetCommits(b, true) })
+	b.Run("one-entry-per-batch", func(b *testing.B) { benchOffsetCommits(b, false, 1) })
+	b.Run("one-entry-per-group", func(b *testing.B) { benchOffsetCommits(b, true, 1) })
+	// The setting: a 3-broker cluster (one Raft group of 3 voters); the 100 groups' coordinators
+	// are spread over the brokers, whose batches are forwarded to the Raft leader.
+	b.Run("3-brokers", func(b *testing.B) { benchOffsetCommits(b, false, 3) })
 }
 
 // singleGroupOnly hides meta's multi-group command, for the comparison.
@@ -30,9 +33,15 @@ func (s singleGroupOnly) CommitOffsets(ctx context.Context, group string, offset
 	return s.n.CommitOffsets(ctx, group, offsets)
 }
 
-func benchOffsetCommits(b *testing.B, perGroup bool) {
+func benchOffsetCommits(b *testing.B, perGroup bool, brokers int) {
 	const groups = 100
-	br := newGroupTestBroker(b)
+	var all []*Broker
+	if brokers == 1 {
+		all = []*Broker{newGroupTestBroker(b)}
+	} else {
+		all = startGroupCluster(b, brokers)
+	}
+	br := all[0]
 	if perGroup {
 		br.groups.commits = newCommitBatcher(singleGroupOnly{br.meta})
 	}
@@ -41,9 +50,26 @@ func benchOffsetCommits(b *testing.B, perGroup bool) {
 	if _, err := adm.CreateTopic(ctx, 8, 1, nil, "bench"); err != nil {
 		b.Fatal(err)
 	}
+	var seeds []string
+	for _, x := range all {
+		seeds = append(seeds, x.Addr())
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) { // followers apply
+			if _, ok := x.meta.State().Topic("bench"); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("broker %d never saw the topic", x.cfg.NodeID)
+			}
+		}
+	}
 	clients := make([]*kgo.Client, groups)
 	for i := range clients {
-		clients[i] = newTestClient(b, br)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(cl.Close)
+		clients[i] = cl
 	}
 	// Warm up: find coordinators, open connections.
 	for i, cl := range clients {
@@ -51,8 +77,14 @@ func benchOffsetCommits(b *testing.B, perGroup bool) {
 			b.Fatal(err)
 		}
 	}
-	gc := br.groups
-	entries0 := gc.commits.entries.Load()
+	entriesNow := func() int64 {
+		var n int64
+		for _, x := range all {
+			n += x.groups.commits.entries.Load()
+		}
+		return n
+	}
+	entries0 := entriesNow()
 	lat := make([][]time.Duration, groups)
 	b.ResetTimer()
 	start := time.Now()
@@ -79,21 +111,21 @@ func benchOffsetCommits(b *testing.B, perGroup bool) {
 	wg.Wait()
 	el := time.Since(start)
 	b.StopTimer()
-	var all []time.Duration
+	var lats []time.Duration
 	for _, l := range lat {
-		all = append(all, l...)
+		lats = append(lats, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	pct := func(p float64) float64 {
-		if len(all) == 0 {
+		if len(lats) == 0 {
 			return 0
 		}
-		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+		return float64(lats[min(len(lats)-1, int(p*float64(len(lats))))].Microseconds()) / 1000
 	}
-	b.ReportMetric(float64(len(all))/el.Seconds(), "commits/s")
+	b.ReportMetric(float64(len(lats))/el.Seconds(), "commits/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(len(all))/float64(max(1, gc.commits.entries.Load()-entries0)), "commits/raft-entry")
+	b.ReportMetric(float64(len(lats))/float64(max(1, entriesNow()-entries0)), "commits/raft-entry")
 }
 
 func benchCommit(ctx context.Context, cl *kgo.Client, group string, partition int32, offset int64) error {

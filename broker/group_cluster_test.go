@@ -26,7 +26,7 @@ func freePort(t testing.TB) string {
 }
 
 // startGroupCluster starts n brokers forming one Raft group, with fast broker fencing.
-func startGroupCluster(t *testing.T, n int) []*Broker {
+func startGroupCluster(t testing.TB, n int) []*Broker {
 	t.Helper()
 	var voters []Voter
 	for i := 1; i <= n; i++ {
