@@ -19,60 +19,23 @@ var franzCodecs = map[string]kgo.CompressionCodec{
 // every codec and consumes back.
 func TestCompatFranzGo(t *testing.T) {
 	n := startNode(t, "", groupNodeArgs...)
-	version := goModVersion("github.com/twmb/franz-go")
-	logVersion(t, "franz-go", version+" (kadm "+goModVersion("github.com/twmb/franz-go/pkg/kadm")+")")
-	res := newCompatResult("franz-go", version)
+	logVersion(t, "franz-go", goModVersion("github.com/twmb/franz-go")+" (kadm "+goModVersion("github.com/twmb/franz-go/pkg/kadm")+")")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-
 	adm := kadm.NewClient(n.client(t))
-	for _, c := range allCodecs {
-		r, err := adm.CreateTopic(ctx, 3, 1, nil, compatTopic(c))
-		if err == nil {
-			err = r.Err
-		}
-		res.Created[compatTopic(c)] = errString(err)
-	}
-	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
-		if r, err := adm.CreateTopic(ctx, 3, 1, nil, compatDeleteTopic); err != nil || r.Err != nil {
-			return fmt.Errorf("create: %v %v", err, r.Err)
-		}
-		r, err := adm.DeleteTopic(ctx, compatDeleteTopic)
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	}())}
-	for _, c := range allCodecs {
-		cl := n.client(t, kgo.ProducerBatchCompression(franzCodecs[c]), kgo.ProducerLinger(5*time.Millisecond))
-		var recs []*kgo.Record
-		for i := 0; i < compatN; i++ {
-			r := &kgo.Record{Topic: compatTopic(c), Key: []byte(compatKey(i)), Value: []byte(compatValue("franz-go", c, i))}
-			for _, h := range compatHeaders(c, i) {
-				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
-			}
-			recs = append(recs, r)
-		}
-		res.Produced[c] = errString(cl.ProduceSync(ctx, recs...).FirstErr())
-	}
-	for _, c := range allCodecs {
-		cl := n.client(t, kgo.ConsumeTopics(compatTopic(c)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		got := 0
-		for got < compatN && ctx.Err() == nil {
-			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-				cr := compatRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)}
-				for _, h := range r.Headers {
-					cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
-				}
-				res.Consumed = append(res.Consumed, cr)
-				got++
-			})
-		}
-	}
+	res := franzRoundTrip(t, n, allCodecs)
 	checkCompat(t, n, res, allCodecs, "kadm CreateTopics")
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-franz-go", franzGroup(t, n, "compat-franz-go"))
+
+	clusterCell(t, func(t *testing.T, n *node) {
+		res := franzRoundTrip(t, n, []string{"none"})
+		checkCompat(t, n, res, []string{"none"}, "kadm CreateTopics")
+		checkSpread(t, n, compatTopic("none"))
+		seedGroupTopic(t, n)
+		checkGroup(t, n, "compat-franz-go", franzGroup(t, n, "compat-franz-go"))
+	})
 
 	base := seedTimeTopic(t, n)
 	got, errs := map[int64]int64{}, []string(nil)
@@ -89,6 +52,60 @@ func TestCompatFranzGo(t *testing.T) {
 		}
 	}
 	checkTimes(t, base, got, errs)
+}
+
+// franzRoundTrip: kadm creates one topic per codec (and creates+deletes compat-delete), kgo produces
+// with each codec and reads everything back.
+func franzRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
+	res := newCompatResult("franz-go", goModVersion("github.com/twmb/franz-go"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	adm := kadm.NewClient(n.client(t))
+	for _, c := range codecs {
+		r, err := adm.CreateTopic(ctx, 3, 1, nil, compatTopic(c))
+		if err == nil {
+			err = r.Err
+		}
+		res.Created[compatTopic(c)] = errString(err)
+	}
+	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
+		if r, err := adm.CreateTopic(ctx, 3, 1, nil, compatDeleteTopic); err != nil || r.Err != nil {
+			return fmt.Errorf("create: %v %v", err, r.Err)
+		}
+		r, err := adm.DeleteTopic(ctx, compatDeleteTopic)
+		if err == nil {
+			err = r.Err
+		}
+		return err
+	}())}
+	for _, c := range codecs {
+		cl := n.client(t, kgo.ProducerBatchCompression(franzCodecs[c]), kgo.ProducerLinger(5*time.Millisecond))
+		var recs []*kgo.Record
+		for i := 0; i < compatN; i++ {
+			r := &kgo.Record{Topic: compatTopic(c), Key: []byte(compatKey(i)), Value: []byte(compatValue("franz-go", c, i))}
+			for _, h := range compatHeaders(c, i) {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
+			}
+			recs = append(recs, r)
+		}
+		res.Produced[c] = errString(cl.ProduceSync(ctx, recs...).FirstErr())
+	}
+	for _, c := range codecs {
+		cl := n.client(t, kgo.ConsumeTopics(compatTopic(c)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		got := 0
+		for got < compatN && ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				cr := compatRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)}
+				for _, h := range r.Headers {
+					cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
+				}
+				res.Consumed = append(res.Consumed, cr)
+				got++
+			})
+		}
+	}
+	return res
 }
 
 // franzGroup: kgo group consumers with autocommit off; CommitRecords for what was processed.

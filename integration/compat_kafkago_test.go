@@ -18,19 +18,54 @@ var kafkagoCodecs = map[string]kafka.Compression{
 // balancer, acks=all) produces with every codec, one Reader per partition reads back.
 func TestCompatKafkaGo(t *testing.T) {
 	n := startNode(t, "", groupNodeArgs...)
-	version := goModVersion("github.com/segmentio/kafka-go")
-	logVersion(t, "kafka-go", version)
-	res := newCompatResult("kafka-go", version)
+	logVersion(t, "kafka-go", goModVersion("github.com/segmentio/kafka-go"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := kafkagoRoundTrip(t, n, allCodecs)
+	checkCompat(t, n, res, allCodecs, "kafka-go Client.CreateTopics")
+
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-kafka-go", kafkagoGroup(t, n, "compat-kafka-go"))
+
+	clusterCell(t, func(t *testing.T, n *node) {
+		res := kafkagoRoundTrip(t, n, []string{"none"})
+		checkCompat(t, n, res, []string{"none"}, "kafka-go Client.CreateTopics")
+		checkSpread(t, n, compatTopic("none"))
+		seedGroupTopic(t, n)
+		checkGroup(t, n, "compat-kafka-go", kafkagoGroup(t, n, "compat-kafka-go"))
+	})
+
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	if conn, err := kafka.DialLeader(ctx, "tcp", n.kafka, timeTopic, 0); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		for _, ts := range timeQueryList(base) {
+			o, err := conn.ReadOffset(time.UnixMilli(ts))
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			got[ts] = o
+		}
+		conn.Close()
+	}
+	checkTimes(t, base, got, errs)
+}
+
+// kafkagoRoundTrip: the round trip of kafka-go (see compat_util_test.go) with codecs.
+func kafkagoRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
+	res := newCompatResult("kafka-go", goModVersion("github.com/segmentio/kafka-go"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	client := &kafka.Client{Addr: kafka.TCP(n.kafka), Timeout: 10 * time.Second}
 	var topics []kafka.TopicConfig
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		topics = append(topics, kafka.TopicConfig{Topic: compatTopic(c), NumPartitions: 3, ReplicationFactor: 1})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		e := err
 		if e == nil {
 			e = resp.Errors[compatTopic(c)]
@@ -53,7 +88,7 @@ func TestCompatKafkaGo(t *testing.T) {
 		return err
 	}())}
 
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		w := &kafka.Writer{
 			Addr: kafka.TCP(n.kafka), Topic: compatTopic(c), Balancer: &kafka.Hash{},
 			Compression: kafkagoCodecs[c], RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,
@@ -73,7 +108,7 @@ func TestCompatKafkaGo(t *testing.T) {
 		res.Produced[c] = errString(err)
 	}
 
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		var mu sync.Mutex
 		got := 0
 		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
@@ -115,27 +150,7 @@ func TestCompatKafkaGo(t *testing.T) {
 		wg.Wait()
 		ccancel()
 	}
-	checkCompat(t, n, res, allCodecs, "kafka-go Client.CreateTopics")
-
-	seedGroupTopic(t, n)
-	checkGroup(t, n, "compat-kafka-go", kafkagoGroup(t, n, "compat-kafka-go"))
-
-	base := seedTimeTopic(t, n)
-	got, errs := map[int64]int64{}, []string(nil)
-	if conn, err := kafka.DialLeader(ctx, "tcp", n.kafka, timeTopic, 0); err != nil {
-		errs = append(errs, err.Error())
-	} else {
-		for _, ts := range timeQueryList(base) {
-			o, err := conn.ReadOffset(time.UnixMilli(ts))
-			if err != nil {
-				errs = append(errs, err.Error())
-				continue
-			}
-			got[ts] = o
-		}
-		conn.Close()
-	}
-	checkTimes(t, base, got, errs)
+	return res
 }
 
 // kafkagoGroup: a kafka-go Reader with GroupID; FetchMessage + CommitMessages (synchronous commits).

@@ -22,7 +22,7 @@ func TestCompatKafkaJS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := requireTool(t, "SEDIMENT_SKIP_KAFKAJS", "install Node.js, then `cd integration/clients/node && npm ci --ignore-scripts`", func() (string, error) {
+	nodeBin := requireTool(t, "SEDIMENT_SKIP_KAFKAJS", "install Node.js, then `cd integration/clients/node && npm ci --ignore-scripts`", func() (string, error) {
 		node, err := exec.LookPath("node")
 		if err != nil {
 			return "", fmt.Errorf("node not found in PATH: %v", err)
@@ -38,22 +38,32 @@ func TestCompatKafkaJS(t *testing.T) {
 	}
 	logVersion(t, "kafkajs", pkg.Version)
 	n := startNode(t, "", groupNodeArgs...)
-	res := runDriver(t, 150*time.Second, node, nil, filepath.Join(dir, "kafkajs_driver.js"),
-		"--bootstrap", n.kafka, "--codecs", strings.Join(kafkajsCodecs, ","), "--n", fmt.Sprint(compatN), "--timeout", "30")
-	for _, note := range res.Notes {
-		t.Log(note)
+	roundTrip := func(t *testing.T, n *node, codecs []string) {
+		res := runDriver(t, 150*time.Second, nodeBin, nil, filepath.Join(dir, "kafkajs_driver.js"),
+			"--bootstrap", n.kafka, "--codecs", strings.Join(codecs, ","), "--n", fmt.Sprint(compatN), "--timeout", "30")
+		for _, note := range res.Notes {
+			t.Log(note)
+		}
+		checkCompat(t, n, res, codecs, "admin.createTopics")
 	}
-	checkCompat(t, n, res, kafkajsCodecs, "admin.createTopics")
-
-	seedGroupTopic(t, n)
-	var gres groupResult
-	runDriverJSON(t, 150*time.Second, node, nil, &gres, filepath.Join(dir, "kafkajs_driver.js"), "--mode", "group",
-		"--bootstrap", n.kafka, "--group", "compat-kafkajs", "--topic", groupTopic,
-		"--first", fmt.Sprint(groupFirst), "--rest", fmt.Sprint(groupN-groupFirst), "--timeout", "30")
-	checkGroup(t, n, "compat-kafkajs", &gres)
+	groups := func(t *testing.T, n *node) {
+		seedGroupTopic(t, n)
+		var gres groupResult
+		runDriverJSON(t, 150*time.Second, nodeBin, nil, &gres, filepath.Join(dir, "kafkajs_driver.js"), "--mode", "group",
+			"--bootstrap", n.kafka, "--group", "compat-kafkajs", "--topic", groupTopic,
+			"--first", fmt.Sprint(groupFirst), "--rest", fmt.Sprint(groupN-groupFirst), "--timeout", "30")
+		checkGroup(t, n, "compat-kafkajs", &gres)
+	}
+	roundTrip(t, n, kafkajsCodecs)
+	groups(t, n)
+	clusterCell(t, func(t *testing.T, n *node) {
+		roundTrip(t, n, []string{"none"})
+		checkSpread(t, n, compatTopic("none"))
+		groups(t, n)
+	})
 
 	base := seedTimeTopic(t, n)
 	var tres timeResult
-	runDriverJSON(t, 60*time.Second, node, nil, &tres, append([]string{filepath.Join(dir, "kafkajs_driver.js")}, timeArgs(n, base)...)...)
+	runDriverJSON(t, 60*time.Second, nodeBin, nil, &tres, append([]string{filepath.Join(dir, "kafkajs_driver.js")}, timeArgs(n, base)...)...)
 	checkTimes(t, base, tres.byTimestamp(t), tres.Errors)
 }

@@ -20,9 +20,41 @@ func TestCompatKcat(t *testing.T) {
 	version := kcatVersion(string(verOut))
 	logVersion(t, "kcat", version)
 	n := startNode(t, "", append([]string{"--conf", "num.partitions=3"}, groupNodeArgs...)...)
+	res := kcatRoundTrip(t, kcat, version, n, allCodecs)
+	checkCompat(t, n, res, allCodecs, "auto-create (kcat has no admin API)")
+
+	checkGroup(t, n, "compat-kcat", kcatGroup(t, kcat, n, "compat-kcat"))
+
+	clusterCell(t, func(t *testing.T, n *node) {
+		res := kcatRoundTrip(t, kcat, version, n, []string{"none"})
+		checkCompat(t, n, res, []string{"none"}, "auto-create (kcat has no admin API)")
+		checkSpread(t, n, compatTopic("none"))
+		checkGroup(t, n, "compat-kcat", kcatGroup(t, kcat, n, "compat-kcat"))
+	})
+
+	// kcat -o s@<ms>: start consuming at the first offset with timestamp >= ms (ListOffsets by time).
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	for _, ts := range timeQueryList(base) {
+		out, err := exec.CommandContext(testCtx(t), kcat, "-b", n.kafka, "-C", "-t", timeTopic, "-p", "0",
+			"-o", fmt.Sprintf("s@%d", ts), "-c", "1", "-e", "-q", "-f", "%o\n").CombinedOutput()
+		var o int64
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("kcat -o s@%d: %v: %s", ts, err, out))
+		} else if _, err := fmt.Sscan(strings.TrimSpace(string(out)), &o); err != nil {
+			errs = append(errs, fmt.Sprintf("kcat -o s@%d printed %q", ts, out))
+		} else {
+			got[ts] = o
+		}
+	}
+	checkTimes(t, base, got, errs)
+}
+
+// kcatRoundTrip: kcat -P per codec (auto-created topics) and kcat -C -J back.
+func kcatRoundTrip(t *testing.T, kcat, version string, n *node, codecs []string) *compatResult {
 	res := newCompatResult("kcat", version)
 
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		res.Produced[c] = errString(func() error {
 			for part := 0; part < 3; part++ {
 				var lines []string
@@ -44,7 +76,7 @@ func TestCompatKcat(t *testing.T) {
 		}())
 		res.Created[compatTopic(c)] = "" // by auto-create; checkCompat asks the broker whether it exists
 	}
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		cmd := exec.CommandContext(testCtx(t), kcat, "-b", n.kafka, "-C", "-t", compatTopic(c), "-o", "beginning", "-e", "-q", "-J")
 		out, err := cmd.Output()
 		if err != nil {
@@ -74,26 +106,7 @@ func TestCompatKcat(t *testing.T) {
 			res.Consumed = append(res.Consumed, r)
 		}
 	}
-	checkCompat(t, n, res, allCodecs, "auto-create (kcat has no admin API)")
-
-	checkGroup(t, n, "compat-kcat", kcatGroup(t, kcat, n, "compat-kcat"))
-
-	// kcat -o s@<ms>: start consuming at the first offset with timestamp >= ms (ListOffsets by time).
-	base := seedTimeTopic(t, n)
-	got, errs := map[int64]int64{}, []string(nil)
-	for _, ts := range timeQueryList(base) {
-		out, err := exec.CommandContext(testCtx(t), kcat, "-b", n.kafka, "-C", "-t", timeTopic, "-p", "0",
-			"-o", fmt.Sprintf("s@%d", ts), "-c", "1", "-e", "-q", "-f", "%o\n").CombinedOutput()
-		var o int64
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("kcat -o s@%d: %v: %s", ts, err, out))
-		} else if _, err := fmt.Sscan(strings.TrimSpace(string(out)), &o); err != nil {
-			errs = append(errs, fmt.Sprintf("kcat -o s@%d printed %q", ts, out))
-		} else {
-			got[ts] = o
-		}
-	}
-	checkTimes(t, base, got, errs)
+	return res
 }
 
 // kcatVersion pulls "kcat 1.7.1 ... librdkafka 2.0.2" out of `kcat -V`.

@@ -32,14 +32,14 @@ func requirePythonModules(t *testing.T, optOut, install string, mods ...string) 
 	})
 }
 
-func pythonDriver(t *testing.T, py, script string, n *node) *compatResult {
+func pythonDriver(t *testing.T, py, script string, n *node, codecs ...string) *compatResult {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("clients", "python"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return runDriver(t, 150*time.Second, py, []string{"PYTHONPATH=" + dir, "PYTHONDONTWRITEBYTECODE=1"},
-		filepath.Join(dir, script), "--bootstrap", n.kafka, "--codecs", strings.Join(allCodecs, ","),
+		filepath.Join(dir, script), "--bootstrap", n.kafka, "--codecs", strings.Join(codecs, ","),
 		"--n", fmt.Sprint(compatN), "--timeout", "30")
 }
 
@@ -77,12 +77,20 @@ func TestCompatKafkaPython(t *testing.T) {
 		"apt-get install python3-kafka python3-snappy python3-lz4 python3-zstandard",
 		"kafka", "snappy", "lz4.frame", "zstandard")
 	n := startNode(t, "", groupNodeArgs...)
-	res := pythonDriver(t, py, "kafka_python_driver.py", n)
+	res := pythonDriver(t, py, "kafka_python_driver.py", n, allCodecs...)
 	logVersion(t, "kafka-python", res.Version)
 	checkCompat(t, n, res, allCodecs, "KafkaAdminClient.create_topics")
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-kafka-python", pythonGroupDriver(t, py, "kafka_python_driver.py", n, "compat-kafka-python"))
+
+	clusterCell(t, func(t *testing.T, n *node) {
+		res := pythonDriver(t, py, "kafka_python_driver.py", n, "none")
+		checkCompat(t, n, res, []string{"none"}, "KafkaAdminClient.create_topics")
+		checkSpread(t, n, compatTopic("none"))
+		seedGroupTopic(t, n)
+		checkGroup(t, n, "compat-kafka-python", pythonGroupDriver(t, py, "kafka_python_driver.py", n, "compat-kafka-python"))
+	})
 
 	pythonTimeDriver(t, py, "kafka_python_driver.py", n, seedTimeTopic(t, n))
 }

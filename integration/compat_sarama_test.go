@@ -19,32 +19,68 @@ var saramaCodecs = map[string]sarama.CompressionCodec{
 // (acks=all, hash partitioner) produces with every codec, a partition consumer reads back.
 func TestCompatSarama(t *testing.T) {
 	n := startNode(t, "", groupNodeArgs...)
-	version := goModVersion("github.com/IBM/sarama")
-	logVersion(t, "sarama", version)
-	res := newCompatResult("sarama", version)
+	logVersion(t, "sarama", goModVersion("github.com/IBM/sarama"))
+	addrs := []string{n.kafka}
+	res := saramaRoundTrip(t, n, allCodecs)
+	checkCompat(t, n, res, allCodecs, "sarama ClusterAdmin.CreateTopic")
 
-	cfg := func(codec string) *sarama.Config {
-		c := sarama.NewConfig()
-		c.ClientID = "sediment-compat-sarama"
-		c.Version = sarama.V3_6_0_0
-		c.Producer.Return.Successes = true
-		c.Producer.RequiredAcks = sarama.WaitForAll
-		c.Producer.Idempotent = true
-		c.Net.MaxOpenRequests = 1
-		c.Producer.Flush.Frequency = 5 * time.Millisecond
-		if codec != "" {
-			c.Producer.Compression = saramaCodecs[codec]
+	seedGroupTopic(t, n)
+	checkGroup(t, n, "compat-sarama", saramaGroup(t, n, "compat-sarama"))
+
+	clusterCell(t, func(t *testing.T, n *node) {
+		res := saramaRoundTrip(t, n, []string{"none"})
+		checkCompat(t, n, res, []string{"none"}, "sarama ClusterAdmin.CreateTopic")
+		checkSpread(t, n, compatTopic("none"))
+		seedGroupTopic(t, n)
+		checkGroup(t, n, "compat-sarama", saramaGroup(t, n, "compat-sarama"))
+	})
+
+	base := seedTimeTopic(t, n)
+	got, errs := map[int64]int64{}, []string(nil)
+	if client, err := sarama.NewClient(addrs, saramaConfig("")); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		for _, ts := range timeQueryList(base) {
+			o, err := client.GetOffset(timeTopic, 0, ts)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			got[ts] = o
 		}
-		c.Consumer.Return.Errors = true
-		return c
+		client.Close()
 	}
+	checkTimes(t, base, got, errs)
+}
+
+// saramaConfig: sarama at protocol version 3.6, idempotent acks=all producer, codec if set.
+func saramaConfig(codec string) *sarama.Config {
+	c := sarama.NewConfig()
+	c.ClientID = "sediment-compat-sarama"
+	c.Version = sarama.V3_6_0_0
+	c.Producer.Return.Successes = true
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Producer.Idempotent = true
+	c.Net.MaxOpenRequests = 1
+	c.Producer.Flush.Frequency = 5 * time.Millisecond
+	if codec != "" {
+		c.Producer.Compression = saramaCodecs[codec]
+	}
+	c.Consumer.Return.Errors = true
+	return c
+}
+
+// saramaRoundTrip: the round trip of sarama (see compat_util_test.go) with codecs.
+func saramaRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
+	res := newCompatResult("sarama", goModVersion("github.com/IBM/sarama"))
+
 	addrs := []string{n.kafka}
 
-	admin, err := sarama.NewClusterAdmin(addrs, cfg(""))
+	admin, err := sarama.NewClusterAdmin(addrs, saramaConfig(""))
 	if err != nil {
 		t.Fatalf("sarama.NewClusterAdmin: %v", err)
 	}
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		err := admin.CreateTopic(compatTopic(c), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
 		res.Created[compatTopic(c)] = errString(err)
 	}
@@ -56,9 +92,9 @@ func TestCompatSarama(t *testing.T) {
 	}())}
 	admin.Close()
 
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		res.Produced[c] = errString(func() error {
-			p, err := sarama.NewSyncProducer(addrs, cfg(c))
+			p, err := sarama.NewSyncProducer(addrs, saramaConfig(c))
 			if err != nil {
 				return err
 			}
@@ -75,14 +111,14 @@ func TestCompatSarama(t *testing.T) {
 		}())
 	}
 
-	consumer, err := sarama.NewConsumer(addrs, cfg(""))
+	consumer, err := sarama.NewConsumer(addrs, saramaConfig(""))
 	if err != nil {
 		t.Fatalf("sarama.NewConsumer: %v", err)
 	}
 	defer consumer.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, c := range allCodecs {
+	for _, c := range codecs {
 		parts, err := consumer.Partitions(compatTopic(c))
 		if err != nil {
 			t.Errorf("Partitions(%s): %v", compatTopic(c), err)
@@ -127,27 +163,7 @@ func TestCompatSarama(t *testing.T) {
 		wg.Wait()
 		ccancel()
 	}
-	checkCompat(t, n, res, allCodecs, "sarama ClusterAdmin.CreateTopic")
-
-	seedGroupTopic(t, n)
-	checkGroup(t, n, "compat-sarama", saramaGroup(t, n, "compat-sarama"))
-
-	base := seedTimeTopic(t, n)
-	got, errs := map[int64]int64{}, []string(nil)
-	if client, err := sarama.NewClient(addrs, cfg("")); err != nil {
-		errs = append(errs, err.Error())
-	} else {
-		for _, ts := range timeQueryList(base) {
-			o, err := client.GetOffset(timeTopic, 0, ts)
-			if err != nil {
-				errs = append(errs, err.Error())
-				continue
-			}
-			got[ts] = o
-		}
-		client.Close()
-	}
-	checkTimes(t, base, got, errs)
+	return res
 }
 
 // saramaGroup: sarama ConsumerGroup sessions with auto-commit off; MarkMessage + session.Commit()
