@@ -448,7 +448,7 @@ func splitHostPort(hp string) (struct {
 
 // ObjectStoreURL is a parsed --object-store value.
 type ObjectStoreURL struct {
-	Kind      string // "file" or "s3"
+	Kind      string // "file", "s3" or "mem"
 	Dir       string // file
 	Bucket    string // s3
 	Prefix    string // s3: key prefix (the URL path)
@@ -457,7 +457,9 @@ type ObjectStoreURL struct {
 	PathStyle bool
 }
 
-// ParseObjectStore validates file://DIR and s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path-style=true.
+// ParseObjectStore checks the syntax of file://DIR, s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path-style=true
+// (and tiering's tuning parameters multipart-threshold, part-size, max-attempts) and mem:// (tests),
+// without side effects. Start then opens the store with tiering.OpenURL.
 func ParseObjectStore(s string) (ObjectStoreURL, error) {
 	var u ObjectStoreURL
 	switch {
@@ -468,6 +470,9 @@ func ParseObjectStore(s string) (ObjectStoreURL, error) {
 		if u.Dir == "" {
 			return u, fmt.Errorf("%q: file:// needs a directory", s)
 		}
+		return u, nil
+	case s == "mem://":
+		u.Kind = "mem"
 		return u, nil
 	case strings.HasPrefix(s, "s3://"):
 		u.Kind = "s3"
@@ -497,14 +502,18 @@ func ParseObjectStore(s string) (ObjectStoreURL, error) {
 						return u, fmt.Errorf("%q: path-style: %v", s, err)
 					}
 					u.PathStyle = b
+				case "multipart-threshold", "part-size", "max-attempts":
+					if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 {
+						return u, fmt.Errorf("%q: %s=%q is not a positive integer", s, k, v)
+					}
 				default:
-					return u, fmt.Errorf("%q: unknown parameter %q (endpoint, region, path-style)", s, k)
+					return u, fmt.Errorf("%q: unknown parameter %q (endpoint, region, path-style, multipart-threshold, part-size, max-attempts)", s, k)
 				}
 			}
 		}
 		return u, nil
 	}
-	return u, fmt.Errorf("%q: must start with file:// or s3://", s)
+	return u, fmt.Errorf("%q: must start with file://, s3:// or mem://", s)
 }
 
 func validBucket(b string) bool {

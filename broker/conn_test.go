@@ -334,6 +334,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		`sediment_request_duration_seconds_bucket{api="ApiVersions",le="+Inf"}`,
 		"sediment_connections_active 1",
 		"sediment_ready 1",
+		`sediment_objectstore_requests_total{op="put"} 0`, // the object store is opened and metered
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // Broker is one Sediment node: the Kafka listener and its connections, the metadata node (Raft),
@@ -26,7 +27,10 @@ type Broker struct {
 	meta     *meta.Node
 	replicas *ReplicaManager   // broker-data: partition logs and their state
 	groups   *groupCoordinator // groups: consumer group coordinator
-	metrics  *metrics
+	// objects is the object store named by Config.ObjectStore, opened (and so validated) at start and
+	// metered on /metrics. Tiering is not wired into the partitions yet: nothing reads or writes it.
+	objects *tiering.MeteredStore
+	metrics *metrics
 
 	ctx    context.Context // cancelled when Close starts: long-polls return, loops stop
 	cancel context.CancelFunc
@@ -66,13 +70,14 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	// The object store is validated now even though tiering is not built yet, so that a typo is
-	// found at the first start, not when tiering lands. A file:// store must be creatable.
-	if os, _ := ParseObjectStore(cfg.ObjectStore); os.Kind == "file" {
-		if err := mkdirAll(os.Dir); err != nil {
-			return nil, fmt.Errorf("object store %s: %w", cfg.ObjectStore, err)
-		}
+	// The object store is opened now even though tiering is not wired in yet, so that a bad URL, an
+	// unwritable file:// directory or a missing AWS region is found at the first start.
+	store, err := tiering.OpenURL(ctx, cfg.ObjectStore)
+	if err != nil {
+		return nil, fmt.Errorf("object store: %w", err)
 	}
+	b.objects = tiering.NewMeteredStore(store)
+	b.metrics.addCollector(b.objects.WriteMetrics)
 	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -262,6 +267,11 @@ func (b *Broker) Close() error {
 			errs = append(errs, fmt.Errorf("meta: %w", err))
 		}
 	}
+	if b.objects != nil {
+		if err := b.objects.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("object store: %w", err))
+		}
+	}
 	if b.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		b.httpSrv.Shutdown(ctx)
@@ -273,5 +283,3 @@ func (b *Broker) Close() error {
 }
 
 var _ io.Closer = (*Broker)(nil)
-
-func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
