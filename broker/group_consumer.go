@@ -29,9 +29,12 @@ import (
 // So no partition is ever assigned to two members at once. Session timeouts
 // (group.consumer.session.timeout.ms) remove silent members; timers are time.AfterFunc.
 // Deliberately simplified against Kafka: rack-aware assignment is not done (RackID is stored and
-// described only); static members (InstanceID) are kept as a label, epoch -2 (static leave) is a leave;
-// the uniform assignor is a sticky least-loaded balancer, not Kafka's exact algorithm (same balance
+// described only); the uniform assignor is a sticky least-loaded balancer, not Kafka's exact algorithm (same balance
 // guarantee: member counts differ by at most one for homogeneous subscriptions).
+//
+// Static members (InstanceID): a leave with epoch -2 keeps the member and its assignment reserved until
+// its session times out; a join under the same instance id (new member id) takes over its epoch and
+// assignment without a rebalance; a join while the instance is still active is UNRELEASED_INSTANCE_ID.
 
 type topicPartKey struct {
 	id meta.TopicID
@@ -66,6 +69,7 @@ type consumerGroupState struct {
 	assignor    string
 	members     map[string]*cgMember
 	target      map[string]partSet // member id → target assignment at targetEpoch
+	static      map[string]string  // group.instance.id → member id
 	topicsSig   string             // subscribed topics and partition counts at the last computation
 }
 
@@ -78,6 +82,7 @@ type cgMember struct {
 	regexSrc               string
 	assignorWanted         string
 	rebalance              time.Duration
+	staticLeft             bool // left with epoch -2: kept (assignment reserved) until its session expires
 
 	assigned    partSet // what the member was told it owns
 	revoking    partSet // removed from assigned, not yet confirmed released
@@ -90,7 +95,7 @@ type cgMember struct {
 }
 
 func newConsumerGroupState(assignor string) *consumerGroupState {
-	return &consumerGroupState{assignor: assignor, members: map[string]*cgMember{}, target: map[string]partSet{}}
+	return &consumerGroupState{assignor: assignor, members: map[string]*cgMember{}, target: map[string]partSet{}, static: map[string]string{}}
 }
 
 func (cg *consumerGroupState) stopTimers() {
@@ -427,6 +432,9 @@ func (g *group) reconcileLocked(m *cgMember) {
 func (g *group) removeConsumerMemberLocked(m *cgMember) {
 	m.stopTimers()
 	delete(g.cg.members, m.id)
+	if m.instanceID != "" && g.cg.static[m.instanceID] == m.id {
+		delete(g.cg.static, m.instanceID)
+	}
 	g.cg.bumpLocked(g.gc.b.meta.State())
 	if len(g.cg.members) == 0 {
 		g.emptySince = time.Now()
@@ -515,8 +523,15 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 	cg := g.cg
 
 	switch {
-	case req.MemberEpoch == -1 || req.MemberEpoch == -2: // leave (static leave treated as leave)
-		if m := cg.members[req.MemberID]; m != nil {
+	case req.MemberEpoch == -1 || req.MemberEpoch == -2: // leave; -2: a static member leaving for a while
+		if m := cg.members[req.MemberID]; m != nil && req.MemberEpoch == -2 && m.instanceID != "" {
+			// Its assignment stays reserved: a new incarnation under the same instance id takes it over
+			// without a rebalance; if none comes within the session timeout the member is removed.
+			m.staticLeft = true
+			if m.revokeT != nil {
+				m.revokeT.Stop()
+			}
+		} else if m != nil {
 			g.removeConsumerMemberLocked(m)
 		} else if req.MemberID == "" {
 			fail(kerr.UnknownMemberID, "")
@@ -535,6 +550,7 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 		return
 	}
 	var m *cgMember
+	takeover := false
 	if req.MemberEpoch == 0 {
 		if req.RebalanceTimeoutMillis <= 0 || (req.SubscribedTopicNames == nil && req.SubscribedTopicRegex == nil) {
 			fail(kerr.InvalidRequest, "a join (epoch 0) needs RebalanceTimeoutMillis and SubscribedTopicNames or SubscribedTopicRegex")
@@ -561,8 +577,26 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 			return
 		}
 		m = &cgMember{id: id, assigned: partSet{}, revoking: partSet{}}
-		if req.InstanceID != nil {
+		if req.InstanceID != nil && *req.InstanceID != "" {
 			m.instanceID = *req.InstanceID
+			if oldID, ok := cg.static[m.instanceID]; ok && oldID != id {
+				old := cg.members[oldID]
+				if old != nil && !old.staticLeft {
+					fail(kerr.UnreleasedInstanceID, "instance "+m.instanceID+" is still in use by member "+oldID)
+					return
+				}
+				if old != nil { // a static member's new incarnation takes over (KIP-848 static membership)
+					old.stopTimers()
+					delete(cg.members, oldID)
+					m.epoch, m.prevEpoch = old.epoch, old.prevEpoch
+					m.topics, m.regex, m.regexSrc = old.topics, old.regex, old.regexSrc
+					m.assigned = old.assigned // it owns nothing yet; the response hands these back at once
+					cg.target[id] = cg.target[oldID]
+					delete(cg.target, oldID)
+					takeover = true
+				}
+			}
+			cg.static[m.instanceID] = id
 		}
 		cg.members[id] = m
 	} else {
@@ -575,6 +609,7 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 			fail(kerr.FencedMemberEpoch, "")
 			return
 		}
+		m.staticLeft = false
 	}
 	m.clientID, m.clientHost = clientID, clientHost
 	if req.RackID != nil {
@@ -583,7 +618,7 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 	if req.RebalanceTimeoutMillis > 0 {
 		m.rebalance = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
 	}
-	subChanged := req.MemberEpoch == 0
+	subChanged := req.MemberEpoch == 0 && !takeover
 	if req.SubscribedTopicNames != nil {
 		names := append([]string(nil), req.SubscribedTopicNames...)
 		sort.Strings(names)

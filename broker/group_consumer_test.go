@@ -206,3 +206,46 @@ func TestUniformAssignorSticky(t *testing.T) {
 	}
 	g.mu.Unlock()
 }
+
+// KIP-848 static membership: a static member that leaves with epoch -2 keeps its assignment reserved;
+// its next incarnation (new member id, same instance id) gets it back at once, without a rebalance;
+// a second live member under the same instance id is refused; an instance that never returns is
+// removed after the session timeout.
+func TestConsumerGroupStaticMember(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 2, nil)
+	h := cgHB{t, b, "cgs"}
+	inst := "instance-a"
+	static := func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.InstanceID = &inst }
+	a := h.beat("A1", 0, nil, static)
+	wantParts(t, "A1", assigned(a), 0, 1)
+	epoch := a.MemberEpoch
+	wantCode(t, "second live incarnation", h.beat("A2", 0, nil, static).ErrorCode, kerr.UnreleasedInstanceID)
+	if l := h.beat("A1", -2, nil, static); l.ErrorCode != 0 || l.MemberEpoch != -2 {
+		t.Fatalf("static leave: %v epoch %d", kerr.ErrorForCode(l.ErrorCode), l.MemberEpoch)
+	}
+	a2 := h.beat("A2", 0, nil, static)
+	wantCode(t, "new incarnation", a2.ErrorCode, nil)
+	if a2.MemberEpoch != epoch {
+		t.Fatalf("new incarnation at epoch %d, want the old %d (no rebalance)", a2.MemberEpoch, epoch)
+	}
+	wantParts(t, "new incarnation", assigned(a2), 0, 1)
+	wantCode(t, "old incarnation", h.beat("A1", epoch, nil).ErrorCode, kerr.UnknownMemberID)
+
+	// Leaves for good (session timeout 2 s in tests): the group empties.
+	h.beat("A2", -2, nil, static)
+	g := b.groups.getGroup("cgs", false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		n := len(g.cg.members)
+		g.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a static member that left was never removed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

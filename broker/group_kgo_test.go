@@ -329,14 +329,33 @@ func TestGroupBalancersJoinLeave(t *testing.T) {
 // members — and restarts under the same instance id takes its partitions back without a rebalance and
 // resumes from its last commit: nothing lost, nothing processed twice.
 func TestStaticMemberCrashAndRestart(t *testing.T) {
+	t.Run("classic", func(t *testing.T) { testStaticRestart(t, false) })
+	t.Run("kip848", func(t *testing.T) { testStaticRestart(t, true) })
+}
+
+// epochOf is the group's generation (classic) or group epoch (KIP-848) and its member count.
+func epochOf(g *group) (int32, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.typ == groupTypeConsumer {
+		return g.cg.groupEpoch, len(g.cg.members)
+	}
+	return g.generation, len(g.members)
+}
+
+func testStaticRestart(t *testing.T, kip848 bool) {
 	b := newGroupTestBroker(t)
-	const topic, group = "static-kgo", "g-static-kgo"
+	topic, group := "static-kgo", "g-static-kgo"
 	createTopic(t, b, topic, 4, nil)
 	prod := newTestClient(t, b, kgo.DefaultProduceTopic(topic))
 	l := newLedger()
 	ctx := testCtx(t)
 	member := func(inst string) *groupMember {
-		return startMember(t, b, l, append(groupOpts(group, topic), kgo.InstanceID(inst), kgo.Balancers(kgo.RangeBalancer()))...)
+		opts := append(groupOpts(group, topic), kgo.InstanceID(inst), kgo.Balancers(kgo.RangeBalancer()))
+		if kip848 {
+			opts = append(opts, kgo.ServerSideBalancer())
+		}
+		return startMember(t, b, l, opts...)
 	}
 	ms := map[string]*groupMember{"a": member("a"), "b": member("b")}
 	produceRange(t, prod, topic, 0, 200)
@@ -344,18 +363,20 @@ func TestStaticMemberCrashAndRestart(t *testing.T) {
 		t.Fatalf("processed %d of 200", len(l.seen))
 	}
 	g := b.groups.getGroup(group, false)
-	g.mu.Lock()
-	follower := "a"
-	if lm := g.members[g.leader]; lm != nil && lm.instanceID == "a" {
-		follower = "b"
+	follower := "b"
+	if !kip848 { // restart a follower: a classic static leader's return triggers a rebalance by design
+		g.mu.Lock()
+		if lm := g.members[g.leader]; lm != nil && lm.instanceID == "b" {
+			follower = "a"
+		}
+		g.mu.Unlock()
 	}
-	gen := g.generation
-	g.mu.Unlock()
+	gen, _ := epochOf(g)
 
 	crashed := ms[follower]
 	crashed.stop()
 	<-crashed.done
-	crashed.cl.Close() // static: no LeaveGroup
+	crashed.cl.Close() // static: classic sends no LeaveGroup; KIP-848 leaves with epoch -2
 	produceRange(t, prod, topic, 200, 400)
 	ms[follower] = member(follower)
 	select {
@@ -366,11 +387,8 @@ func TestStaticMemberCrashAndRestart(t *testing.T) {
 	if !l.waitDistinct(ctx, 400) {
 		t.Fatalf("processed %d of 400", len(l.seen))
 	}
-	g.mu.Lock()
-	genAfter, n := g.generation, len(g.members)
-	g.mu.Unlock()
-	if genAfter != gen || n != 2 {
-		t.Fatalf("generation %d → %d with %d members: the static restart caused a rebalance", gen, genAfter, n)
+	if genAfter, n := epochOf(g); genAfter != gen || n != 2 {
+		t.Fatalf("generation/epoch %d → %d with %d members: the static restart caused a rebalance", gen, genAfter, n)
 	}
 	for _, m := range ms {
 		m.leave(t)
