@@ -5,17 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/sediment-io/sediment/broker"
 	"github.com/sediment-io/sediment/internal/loadgen"
 )
 
@@ -23,31 +18,43 @@ func init() {
 	registerSubcommand("bench", "load generator: produce/consume throughput and end-to-end latency (vs franz-go's kfake)", runBench)
 }
 
-// runBench is `sediment bench`: with no --brokers it starts a Sediment broker in this process
-// (fresh temp data dir, loopback, the given flush policy), runs the loadgen workload against it,
-// then (unless --kfake=false) runs the same workload against franz-go's in-memory kfake cluster
-// and prints both side by side with ratios.
+// runBench is `sediment bench`: the machine's limits (disk write with periodic fdatasync,
+// loopback TCP, MinIO PUT/GET), then the same loadgen workload against each target one after
+// another (Sediment in-process with flush always and os, kfake in memory and with its data dir),
+// then one table and optionally JSON with every figure and its ratios to kfake and to the limits.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sediment bench [flags]
 
-Runs a franz-go load generator: a produce phase (--records as fast as the client settings allow),
-a consume phase (the same records read back), and a latency phase (--rate records/s for
---latency-duration, reporting produce→consume latency p50/p99/p99.9). With no --brokers it starts
-a Sediment broker in this process on a temp data dir; with --kfake (default) it then runs the same
-workload against franz-go's in-memory kfake cluster and prints both side by side with ratios.
+Measures the machine's limits first (sequential disk write with periodic fdatasync and fdatasync
+latency of a small append, on the --data-dir disk; one loopback TCP stream; raw MinIO PUT/GET of
+64 MiB objects with minio-go when a MinIO binary is found), then runs a franz-go load generator
+against each of --targets one after another: a produce phase (--records as fast as the client
+settings allow), a consume phase (the same records read back from the start), and a latency phase
+(--rate records/s for --latency-duration; produce-ack and produce→consume p50/p99/p99.9). Prints
+one table with every figure, its ratio to kfake (in memory) and to the machine's limit;
+--json FILE writes the same as JSON. Never part of `+"`make test`"+`; `+"`make bench`"+` runs it.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	d := loadgen.DefaultConfig()
-	brokers := fs.String("brokers", "", "comma-separated Kafka brokers to target (default: start a Sediment broker in this process)")
-	withKfake := fs.Bool("kfake", true, "also run the workload against franz-go's in-memory kfake cluster and print ratios")
-	flush := fs.String("flush", "always", "log.flush.policy of the in-process broker: always, interval or os")
-	dataDir := fs.String("data-dir", "", "data dir of the in-process broker (default: a temp dir, removed afterwards)")
+	brokers := fs.String("brokers", "", "comma-separated Kafka brokers of a running cluster to measure as target \"target\" (in addition to --targets)")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "targets run one after another: "+strings.Join(allTargets, ", ")+" (sediment-interval also accepted)")
+	withKfake := fs.Bool("kfake", true, "include the kfake targets (false drops every kfake* target from --targets)")
+	dataDir := fs.String("data-dir", "", "parent dir for broker, kfake and disk-limit data (default: a temp dir, removed afterwards); its disk is the one measured")
+	jsonOut := fs.String("json", "", "also write every figure, ratio, limit and the machine's description as JSON to this file")
+	limits := fs.Bool("limits", true, "measure the machine's limits first (disk, loopback TCP, MinIO)")
+	diskMiB := fs.Int64("disk-mib", 512, "disk limit: MiB written sequentially (at most 1024)")
+	syncMiB := fs.Int64("disk-sync-mib", 1, "disk limit: fdatasync every this many MiB")
+	smallSyncs := fs.Int("disk-small-syncs", 300, "disk limit: fdatasync latency samples after 4 KiB appends")
+	tcpFor := fs.Duration("tcp-duration", 2*time.Second, "loopback TCP limit: length of the stream")
+	minioMode := fs.String("minio", "auto", "MinIO limit: auto (run when a binary is found: $MINIO_BIN, .localstack/bin/minio, /work/.minio-bin/minio, PATH), off, or a binary path")
+	objects := fs.Int("objects", 4, "MinIO limit: objects PUT then GET")
+	objectMiB := fs.Int64("object-mib", 64, "MinIO limit: object size in MiB")
 	fs.StringVar(&d.Topic, "topic", d.Topic, "topic (created if missing)")
 	partitions := fs.Int("partitions", int(d.Partitions), "partitions of the topic")
 	fs.IntVar(&d.RecordSize, "record-size", d.RecordSize, "value bytes per record")
@@ -59,7 +66,8 @@ Flags:
 	fs.StringVar(&d.Acks, "acks", d.Acks, "acks: all, 1 or 0")
 	fs.StringVar(&d.Compression, "compression", d.Compression, "compression: none, gzip, snappy, lz4, zstd")
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (client and in-process broker) to this file")
+	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the produce phase of the first in-process Sediment target (broker and client share the process) to this file")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -75,78 +83,102 @@ Flags:
 	if err := d.Validate(); err != nil {
 		return usageErrorf("%v", err)
 	}
+	var names []string
+	for _, n := range strings.Split(*targets, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" || (!*withKfake && strings.HasPrefix(n, "kfake")) {
+			continue
+		}
+		if _, ok := targetKinds[n]; !ok {
+			return usageErrorf("--targets: unknown target %q (want %s)", n, strings.Join(allTargets, ", "))
+		}
+		names = append(names, n)
+	}
+	if *brokers != "" {
+		names = append([]string{"target"}, names...)
+	}
+	if len(names) == 0 {
+		return usageErrorf("no targets")
+	}
+	if *diskMiB <= 0 || *diskMiB > loadgen.MaxDiskBytes>>20 || *syncMiB <= 0 {
+		return usageErrorf("--disk-mib must be in 1..1024 and --disk-sync-mib positive")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+
+	parent := *dataDir
+	if parent == "" {
+		tmp, err := os.MkdirTemp("", "sediment-bench-")
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+		defer os.RemoveAll(tmp)
+		parent = tmp
+	} else if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+
+	cmp := &loadgen.Comparison{
+		Started:  time.Now().UTC(),
+		Command:  "sediment bench " + strings.Join(args, " "),
+		Machine:  loadgen.DescribeMachine(parent),
+		Workload: d,
+		Peer:     "kfake",
+		Pending: []string{
+			"Sediment 3 brokers RF 3 vs RF 1: replication (issue 5) not landed",
+			"upload to the bucket, replay from the bucket vs local disk, produce latency during a replay, through the broker: tiering is not wired into the broker (tiering's layer-level figures: docs/benchmarks.md)",
+		},
+	}
+	cmp.Workload.Brokers = nil
+	if *limits {
+		measureLimits(ctx, stdout, cmp, parent, *diskMiB<<20, *syncMiB<<20, *smallSyncs, *tcpFor, *minioMode, *objects, *objectMiB<<20)
+	}
+
+	profiled := *cpuProfile == ""
+	for _, name := range names {
+		if ctx.Err() != nil {
+			break
+		}
+		c := d
+		c.OnPhase = nil
+		if !profiled && strings.HasPrefix(name, "sediment-") {
+			profiled = true
+			c.OnPhase = produceProfiler(*cpuProfile, stderr)
+		}
+		nt := loadgen.Named{Name: name, LoadBefore: loadgen.LoadAvg()[0]}
+		r, desc, err := runTarget(ctx, name, c, parent, *brokers, stdout)
+		nt.Result, nt.Desc, nt.LoadAfter = r, desc, loadgen.LoadAvg()[0]
+		if err != nil {
+			nt.Err = err.Error()
+			fmt.Fprintf(stdout, "%s FAILED: %v\n", name, err)
+		}
+		cmp.Targets = append(cmp.Targets, nt)
+	}
+	cmp.Machine.LoadEnd = loadgen.LoadAvg()
+	cmp.Finished = time.Now().UTC()
+	cmp.Rows = loadgen.BuildRows(d, cmp.Peer, cmp.Limits, cmp.Targets)
+	cmp.WriteText(stdout)
+	if *jsonOut != "" {
+		f, err := os.Create(*jsonOut)
+		if err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		if err := cmp.WriteJSON(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
 	}
-
-	var results []loadgen.Named
-	target := "sediment"
-	if *brokers != "" {
-		target = "target"
-		d.Brokers = strings.Split(*brokers, ",")
-	} else {
-		dir := *dataDir
-		if dir == "" {
-			tmp, err := os.MkdirTemp("", "sediment-bench-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			dir = tmp
-		}
-		cfg := broker.DefaultConfig()
-		cfg.DataDir = dir
-		cfg.ObjectStore = "file://" + dir + "/objects"
-		cfg.Listen = "127.0.0.1:0"
-		cfg.RaftListen = "127.0.0.1:0"
-		cfg.HTTPListen = ""
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		if err := cfg.Set("log.flush.policy", *flush); err != nil {
-			return usageErrorf("--flush: %v", err)
-		}
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		b, err := broker.Start(sctx, cfg)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("starting the in-process broker: %w", err)
-		}
-		defer b.Close()
-		d.Brokers = []string{b.Addr()}
-		fmt.Fprintf(stdout, "sediment broker in-process at %s (data %s, log.flush.policy=%s)\n", b.Addr(), dir, *flush)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "== %s\n", target)
-	r, err := loadgen.Run(ctx, d, stdout)
-	if err != nil {
-		return fmt.Errorf("%s: %w", target, err)
-	}
-	results = append(results, loadgen.Named{Name: target, Result: r})
-
-	if *withKfake {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-		if err != nil {
-			return fmt.Errorf("kfake: %w", err)
+	for _, t := range cmp.Targets {
+		if t.Err != "" {
+			return fmt.Errorf("target %s failed: %s", t.Name, t.Err)
 		}
-		defer cluster.Close()
-		k := d
-		k.Brokers = cluster.ListenAddrs()
-		fmt.Fprintf(stdout, "== kfake (in-memory) at %s\n", strings.Join(k.Brokers, ","))
-		r, err := loadgen.Run(ctx, k, stdout)
-		if err != nil {
-			return fmt.Errorf("kfake: %w", err)
-		}
-		results = append(results, loadgen.Named{Name: "kfake", Result: r})
 	}
-	loadgen.Report(stdout, d, results...)
 	return nil
 }

@@ -30,6 +30,12 @@ type Config struct {
 	Acks          string        // "all", "1", "0"
 	Compression   string        // none, gzip, snappy, lz4, zstd
 	Timeout       time.Duration // bound on each phase
+
+	// OnPhase, when set, is called as each phase starts (start=true) and ends, e.g. to profile
+	// only the produce phase. Not part of the workload.
+	OnPhase func(phase string, start bool) `json:"-"`
+	// ProgressEvery is the interval of the progress line during a phase (0 = 1 s; < 0 = none).
+	ProgressEvery time.Duration `json:"-"`
 }
 
 // DefaultConfig: 1 KiB records, acks=all, no compression, 8 partitions, linger 0.
@@ -136,7 +142,8 @@ type Latency struct {
 	AchievedRate     float64 // records/s actually sent
 	ProduceErrors    int64
 	AckP50, AckP99   time.Duration // produce call → ack
-	ConsumeOutOfSync int64         // records consumed whose timestamp could not be read
+	AckP999          time.Duration
+	ConsumeOutOfSync int64 // records consumed whose timestamp could not be read
 }
 
 // Result is a whole run.
@@ -186,13 +193,17 @@ func Run(ctx context.Context, c Config, log io.Writer) (Result, error) {
 	if c.Records > 0 {
 		fmt.Fprintf(log, "produce: %d records of %d bytes, acks=%s, linger=%s, batch=%d, compression=%s, %d partitions\n",
 			c.Records, c.RecordSize, c.Acks, c.Linger, c.BatchMaxBytes, c.Compression, c.Partitions)
-		t, err := producePhase(ctx, c)
+		c.phase("produce", true)
+		t, err := producePhase(ctx, c, log)
+		c.phase("produce", false)
 		res.Produce = t
 		if err != nil {
 			return res, fmt.Errorf("produce phase: %w", err)
 		}
 		fmt.Fprintf(log, "consume: reading %d records back\n", c.Records)
-		t, err = consumePhase(ctx, c, c.Records)
+		c.phase("consume", true)
+		t, err = consumePhase(ctx, c, c.Records, log)
+		c.phase("consume", false)
 		res.Consume = t
 		if err != nil {
 			return res, fmt.Errorf("consume phase: %w", err)
@@ -200,13 +211,49 @@ func Run(ctx context.Context, c Config, log io.Writer) (Result, error) {
 	}
 	if c.LatencyFor > 0 {
 		fmt.Fprintf(log, "latency: %d records/s for %s\n", c.Rate, c.LatencyFor)
-		l, err := latencyPhase(ctx, c)
+		c.phase("latency", true)
+		l, err := latencyPhase(ctx, c, log)
+		c.phase("latency", false)
 		res.Latency = l
 		if err != nil {
 			return res, fmt.Errorf("latency phase: %w", err)
 		}
 	}
 	return res, nil
+}
+
+func (c Config) phase(name string, start bool) {
+	if c.OnPhase != nil {
+		c.OnPhase(name, start)
+	}
+}
+
+// progress prints line() every c.ProgressEvery until the returned stop is called.
+func (c Config) progress(log io.Writer, line func(elapsed time.Duration) string) (stop func()) {
+	every := c.ProgressEvery
+	if every == 0 {
+		every = time.Second
+	}
+	if every < 0 || log == io.Discard {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(log, "  .. %5.1fs %s\n", time.Since(start).Seconds(), line(time.Since(start)))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func ensureTopic(ctx context.Context, c Config) error {
@@ -234,7 +281,7 @@ func newValue(size int) []byte {
 	return v
 }
 
-func producePhase(ctx context.Context, c Config) (Throughput, error) {
+func producePhase(ctx context.Context, c Config, log io.Writer) (Throughput, error) {
 	opts, err := c.producerOpts()
 	if err != nil {
 		return Throughput{}, err
@@ -253,6 +300,11 @@ func producePhase(ctx context.Context, c Config) (Throughput, error) {
 		wg       sync.WaitGroup
 	)
 	start := time.Now()
+	stop := c.progress(log, func(el time.Duration) string {
+		n := acked.Load()
+		return fmt.Sprintf("produce: %d/%d acknowledged, %.1f MB/s", n, c.Records, mbps(n*int64(c.RecordSize), el))
+	})
+	defer stop()
 	for i := int64(0); i < c.Records; i++ {
 		if ctx.Err() != nil {
 			break
@@ -278,7 +330,7 @@ func producePhase(ctx context.Context, c Config) (Throughput, error) {
 	return t, nil
 }
 
-func consumePhase(ctx context.Context, c Config, want int64) (Throughput, error) {
+func consumePhase(ctx context.Context, c Config, want int64, log io.Writer) (Throughput, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumeTopics(c.Topic),
@@ -293,7 +345,13 @@ func consumePhase(ctx context.Context, c Config, want int64) (Throughput, error)
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	var t Throughput
+	var seen atomic.Int64
 	start := time.Now()
+	stop := c.progress(log, func(el time.Duration) string {
+		n := seen.Load()
+		return fmt.Sprintf("consume: %d/%d records, %.1f MB/s", n, want, mbps(n*int64(c.RecordSize), el))
+	})
+	defer stop()
 	for t.Records < want {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -313,12 +371,13 @@ func consumePhase(ctx context.Context, c Config, want int64) (Throughput, error)
 			t.Records++
 			t.Bytes += int64(len(r.Value))
 		})
+		seen.Store(t.Records)
 	}
 	t.Elapsed = time.Since(start)
 	return t, nil
 }
 
-func latencyPhase(ctx context.Context, c Config) (Latency, error) {
+func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error) {
 	var l Latency
 	opts, err := c.producerOpts()
 	if err != nil {
@@ -380,6 +439,11 @@ func latencyPhase(ctx context.Context, c Config) (Latency, error) {
 	}()
 
 	interval := time.Second / time.Duration(c.Rate)
+	var sentA atomic.Int64
+	stop := c.progress(log, func(el time.Duration) string {
+		return fmt.Sprintf("latency: %d sent, %d received (target %d records/s for %s)", sentA.Load(), received.Load(), c.Rate, c.LatencyFor)
+	})
+	defer stop()
 	start := time.Now()
 	end := start.Add(c.LatencyFor)
 	for next := start; next.Before(end) && ctx.Err() == nil; {
@@ -390,6 +454,7 @@ func latencyPhase(ctx context.Context, c Config) (Latency, error) {
 		// high rates).
 		for now := time.Now(); !next.After(now) && next.Before(end); next = next.Add(interval) {
 			sent++
+			sentA.Store(sent)
 			wg.Add(1)
 			sendAt := time.Now()
 			prod.Produce(ctx, &kgo.Record{Value: newValue(c.RecordSize)}, func(_ *kgo.Record, err error) {
@@ -428,7 +493,7 @@ func latencyPhase(ctx context.Context, c Config) (Latency, error) {
 	if len(lats) > 0 {
 		l.Max = lats[len(lats)-1]
 	}
-	l.AckP50, l.AckP99 = pct(ackLats, 0.50), pct(ackLats, 0.99)
+	l.AckP50, l.AckP99, l.AckP999 = pct(ackLats, 0.50), pct(ackLats, 0.99), pct(ackLats, 0.999)
 	if l.Received < want {
 		return l, fmt.Errorf("consumed %d of %d acknowledged records", l.Received, want)
 	}

@@ -48,10 +48,91 @@ func TestRunAgainstKfake(t *testing.T) {
 		t.Fatalf("percentiles out of order: %+v", l)
 	}
 
+	if l.AckP50 <= 0 || l.AckP50 > l.AckP99 || l.AckP99 > l.AckP999 {
+		t.Fatalf("ack percentiles out of order: %+v", l)
+	}
+
+	rows := BuildRows(c, "b", Limits{}, []Named{{Name: "a", Result: res}, {Name: "b", Result: res}})
+	cmp := &Comparison{Workload: c, Peer: "b", Targets: []Named{{Name: "a", Result: res}, {Name: "b", Result: res}}, Rows: rows}
 	var out bytes.Buffer
-	Report(&out, c, Named{"a", res}, Named{"b", res})
+	cmp.WriteText(&out)
 	if !strings.Contains(out.String(), "e2e p99") || !strings.Contains(out.String(), "1.00") {
 		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
+// Ratios: figure/peer for every non-peer target, figure/limit where the row has a limit; a failed
+// target has no cells.
+func TestBuildRowsRatios(t *testing.T) {
+	c := DefaultConfig()
+	c.RecordSize = 1024
+	c.Records = 1
+	c.LatencyFor = time.Second
+	mk := func(mb float64, p99 time.Duration) Result {
+		b := int64(mb * (1 << 20))
+		return Result{
+			Produce: Throughput{Records: b / 1024, Bytes: b, Elapsed: time.Second},
+			Consume: Throughput{Records: b / 1024, Bytes: b, Elapsed: time.Second},
+			Latency: Latency{P99: p99, AckP99: p99},
+		}
+	}
+	lim := Limits{
+		Disk: &DiskResult{Bytes: 400 << 20, SyncEvery: 1 << 20, Elapsed: time.Second, SmallSyncP99: 2 * time.Millisecond},
+		TCP:  &TCPResult{Bytes: 1000 << 20, Elapsed: time.Second},
+	}
+	ts := []Named{{Name: "sed", Result: mk(100, 4*time.Millisecond)}, {Name: "kfake", Result: mk(200, time.Millisecond)}, {Name: "broken", Err: "x"}}
+	rows := BuildRows(c, "kfake", lim, ts)
+	get := func(metric, unit, target string) Cell {
+		for _, r := range rows {
+			if r.Metric == metric && r.Unit == unit {
+				for _, cl := range r.Cells {
+					if cl.Target == target {
+						return cl
+					}
+				}
+			}
+		}
+		t.Fatalf("no cell %s %s %s in %+v", metric, unit, target, rows)
+		return Cell{}
+	}
+	near := func(a, b float64) bool { return a > b*0.999 && a < b*1.001 }
+	if c := get("produce", "MB/s", "sed"); !near(c.VsPeer, 0.5) || !near(c.VsLimit, 0.25) {
+		t.Fatalf("produce: %+v", c)
+	}
+	if c := get("consume", "MB/s", "kfake"); c.VsPeer != 0 || !near(c.VsLimit, 0.2) {
+		t.Fatalf("consume kfake: %+v", c)
+	}
+	if c := get("e2e p99", "ms", "sed"); !near(c.VsPeer, 4) || !near(c.VsLimit, 2) {
+		t.Fatalf("e2e p99: %+v", c)
+	}
+	for _, r := range rows {
+		for _, cl := range r.Cells {
+			if cl.Target == "broken" {
+				t.Fatalf("failed target has a cell in %s", r.Metric)
+			}
+		}
+	}
+}
+
+// The machine-limit probes write and stream what they say they did.
+func TestLimitsProbes(t *testing.T) {
+	ctx := context.Background()
+	d, err := DiskWrite(ctx, t.TempDir(), 3<<20+5, 1<<20, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Bytes != 3<<20+5 || d.SmallSyncs != 5 || d.SmallSyncP50 <= 0 || d.SmallSyncP50 > d.SmallSyncP99 || d.SmallSyncP99 > d.SmallSyncMax {
+		t.Fatalf("disk: %+v", d)
+	}
+	if _, err := DiskWrite(ctx, t.TempDir(), 1<<20, 0, 0); err == nil {
+		t.Fatal("zero sync interval accepted")
+	}
+	tc, err := LoopbackTCP(ctx, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.Bytes < 1<<20 || tc.Elapsed < 50*time.Millisecond {
+		t.Fatalf("tcp: %+v", tc)
 	}
 }
 

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sediment-io/sediment/broker"
+	"github.com/sediment-io/sediment/internal/loadgen"
+	"github.com/sediment-io/sediment/localstack"
+)
+
+// The targets of `sediment bench`, in the default order. Each runs the same loadgen workload on a
+// fresh cluster with its own data directory under the bench's parent dir.
+var allTargets = []string{"sediment-always", "sediment-os", "kfake", "kfake-disk", "kfake-disk-sync"}
+
+var targetKinds = map[string]string{
+	"target":            "the cluster at --brokers",
+	"sediment-always":   "Sediment, 1 broker in-process, log.flush.policy=always (fdatasync before acks)",
+	"sediment-interval": "Sediment, 1 broker in-process, log.flush.policy=interval",
+	"sediment-os":       "Sediment, 1 broker in-process, log.flush.policy=os (page cache, no fsync per append)",
+	"kfake":             "franz-go kfake, 1 broker, in memory",
+	"kfake-disk":        "franz-go kfake, 1 broker, kfake.DataDir (persisted, no fsync per batch)",
+	"kfake-disk-sync":   "franz-go kfake, 1 broker, kfake.DataDir + SyncWrites (fsync per batch)",
+}
+
+// runTarget starts the named cluster, runs the workload against it and stops it.
+func runTarget(ctx context.Context, name string, c loadgen.Config, parent, brokers string, out io.Writer) (loadgen.Result, string, error) {
+	desc := targetKinds[name]
+	dir := filepath.Join(parent, name)
+	switch {
+	case name == "target":
+		c.Brokers = strings.Split(brokers, ",")
+	case strings.HasPrefix(name, "sediment-"):
+		cfg := broker.DefaultConfig()
+		cfg.DataDir = dir
+		cfg.ObjectStore = "file://" + dir + "/objects"
+		cfg.Listen = "127.0.0.1:0"
+		cfg.RaftListen = "127.0.0.1:0"
+		cfg.HTTPListen = ""
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		if err := cfg.Set("log.flush.policy", strings.TrimPrefix(name, "sediment-")); err != nil {
+			return loadgen.Result{}, desc, err
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		b, err := broker.Start(sctx, cfg)
+		cancel()
+		if err != nil {
+			return loadgen.Result{}, desc, fmt.Errorf("starting the in-process broker: %w", err)
+		}
+		defer b.Close()
+		c.Brokers = []string{b.Addr()}
+	case strings.HasPrefix(name, "kfake"):
+		opts := []kfake.Opt{kfake.NumBrokers(1)}
+		if name != "kfake" {
+			opts = append(opts, kfake.DataDir(dir))
+		}
+		if name == "kfake-disk-sync" {
+			opts = append(opts, kfake.SyncWrites())
+		}
+		cluster, err := kfake.NewCluster(opts...)
+		if err != nil {
+			return loadgen.Result{}, desc, fmt.Errorf("kfake: %w", err)
+		}
+		defer cluster.Close()
+		c.Brokers = cluster.ListenAddrs()
+	default:
+		return loadgen.Result{}, desc, fmt.Errorf("unknown target %q", name)
+	}
+	fmt.Fprintf(out, "== %s: %s at %s (load1 %.2f)\n", name, desc, strings.Join(c.Brokers, ","), loadgen.LoadAvg()[0])
+	r, err := loadgen.Run(ctx, c, out)
+	return r, desc, err
+}
+
+// produceProfiler returns an OnPhase hook that CPU-profiles the produce phase into path.
+func produceProfiler(path string, stderr io.Writer) func(string, bool) {
+	var f *os.File
+	return func(phase string, start bool) {
+		if phase != "produce" {
+			return
+		}
+		if start {
+			var err error
+			if f, err = os.Create(path); err != nil {
+				fmt.Fprintf(stderr, "cpuprofile: %v\n", err)
+				return
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintf(stderr, "cpuprofile: %v\n", err)
+				f.Close()
+				f = nil
+			}
+			return
+		}
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			f = nil
+		}
+	}
+}
+
+// minioBinary finds a MinIO server without installing one: $MINIO_BIN, <repo>/.localstack/bin/minio,
+// /work/.minio-bin/minio, then PATH.
+func minioBinary(mode string) (string, error) {
+	if mode != "auto" {
+		return mode, nil
+	}
+	var cands []string
+	if b := os.Getenv("MINIO_BIN"); b != "" {
+		cands = append(cands, b)
+	}
+	if root, err := localstack.RepoRoot(); err == nil {
+		cands = append(cands, filepath.Join(root, ".localstack", "bin", "minio"))
+	}
+	cands = append(cands, "/work/.minio-bin/minio")
+	for _, c := range cands {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("no MinIO binary (looked at %s and PATH; `make minio` installs one)", strings.Join(cands, ", "))
+}
+
+// measureLimits fills cmp.Limits: disk, loopback TCP, then MinIO (started and stopped here so that
+// it does not run during the broker targets).
+func measureLimits(ctx context.Context, out io.Writer, cmp *loadgen.Comparison, parent string,
+	diskBytes, syncEvery int64, smallSyncs int, tcpFor time.Duration, minioMode string, objects int, objectSize int64) {
+	fmt.Fprintf(out, "== limits: disk (%d MiB, fdatasync every %d MiB) in %s\n", diskBytes>>20, syncEvery>>20, parent)
+	if d, err := loadgen.DiskWrite(ctx, parent, diskBytes, syncEvery, smallSyncs); err != nil {
+		cmp.Limits.DiskErr = err.Error()
+	} else {
+		cmp.Limits.Disk = &d
+	}
+	fmt.Fprintf(out, "== limits: loopback TCP for %s\n", tcpFor)
+	if t, err := loadgen.LoopbackTCP(ctx, tcpFor); err != nil {
+		cmp.Limits.TCPErr = err.Error()
+	} else {
+		cmp.Limits.TCP = &t
+	}
+	if minioMode == "off" {
+		cmp.Limits.ObjectErr = "--minio off"
+		return
+	}
+	bin, err := minioBinary(minioMode)
+	if err != nil {
+		cmp.Limits.ObjectErr = err.Error()
+		return
+	}
+	fmt.Fprintf(out, "== limits: MinIO %s, %d × %d MiB PUT then GET\n", bin, objects, objectSize>>20)
+	mdir := filepath.Join(parent, "minio")
+	if err := os.MkdirAll(mdir, 0o755); err != nil {
+		cmp.Limits.ObjectErr = err.Error()
+		return
+	}
+	defer os.RemoveAll(mdir)
+	srv, err := localstack.Start(ctx, localstack.Options{Binary: bin, DataDir: mdir})
+	if err != nil {
+		cmp.Limits.ObjectErr = err.Error()
+		return
+	}
+	defer srv.Stop()
+	cl, err := srv.Client()
+	if err != nil {
+		cmp.Limits.ObjectErr = err.Error()
+		return
+	}
+	o, err := loadgen.ObjectPutGet(ctx, cl, srv.Bucket, objects, objectSize)
+	if err != nil {
+		cmp.Limits.ObjectErr = err.Error()
+		return
+	}
+	cmp.Limits.Object = &o
+}
