@@ -21,10 +21,12 @@ test-short:
 vet:
 	$(GO) vet ./...
 
-# The load generator (`sediment bench`: produce/consume MB/s, records/s, end-to-end latency
-# percentiles, side by side with franz-go's kfake), then the go test benchmarks (short).
+# The load generator (`sediment bench`: the machine's limits, then Sediment flush always/os and
+# franz-go's kfake one after another; MB/s, records/s, latency percentiles, ratios; table on stdout,
+# JSON in bin/bench.json, CPU profile of Sediment's produce phase in bin/bench-produce.pprof; see
+# docs/benchmarks.md), then the go test benchmarks (short).
 bench: build
-	./$(BIN)/sediment bench
+	./$(BIN)/sediment bench --json $(BIN)/bench.json --cpuprofile $(BIN)/bench-produce.pprof
 	$(GO) test -run '^$$' -bench . -benchtime 100x -benchmem ./...
 
 clean:
