@@ -51,6 +51,8 @@ type Partition struct {
 	isr         []int32
 	replicas    []int32
 	followerLEO map[int32]int64 // replication: each follower's fetched-up-to offset
+	caughtUp    map[int32]time.Time // replication: last time each follower had fetched up to the log end
+	partEpoch   int32               // meta's partition epoch (for AlterPartition)
 	leo         int64           // the leader's durable log end offset (what counts for the HW)
 	flushAlways bool
 
@@ -117,6 +119,7 @@ func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32
 		nodeID:      nodeID,
 		producers:   newProducerStateManager(),
 		followerLEO: map[int32]int64{},
+		caughtUp:    map[int32]time.Time{},
 		waiters:     map[*waiter]struct{}{},
 		leaderEpoch: -1,
 	}
@@ -177,9 +180,23 @@ func (p *Partition) setLeadership(part meta.Partition) error {
 	defer p.stateMu.Unlock()
 	wasLeader := p.leader
 	p.leader = part.Leader == p.nodeID
+	p.partEpoch = part.PartitionEpoch
 	if wasLeader && !p.leader {
 		// acks=all produces waiting on this partition must learn that leadership moved.
 		defer p.notify()
+	}
+	if p.leader && (!wasLeader || part.LeaderEpoch != p.leaderEpoch) {
+		// A new leadership: followers' positions are unknown until they fetch; give each a full
+		// lag window. A former follower's whole log is durable (replicated appends wait for it);
+		// a leader that only changes epoch keeps its durable mark (appends may be in flight).
+		if !wasLeader {
+			p.leo = p.log.EndOffset()
+		}
+		clear(p.followerLEO)
+		now := p.now()
+		for _, id := range part.Replicas {
+			p.caughtUp[id] = now
+		}
 	}
 	p.replicas = slices.Clone(part.Replicas)
 	p.isr = slices.Clone(part.ISR)
@@ -470,6 +487,9 @@ func (p *Partition) readForFollower(replicaID int32, offset int64, maxBytes int,
 	if cur, ok := p.followerLEO[replicaID]; offset <= p.log.EndOffset() && (!ok || offset > cur) {
 		p.followerLEO[replicaID] = offset
 		p.maybeAdvanceHWLocked()
+	}
+	if offset >= p.leo {
+		p.caughtUp[replicaID] = p.now()
 	}
 	p.stateMu.Unlock()
 

@@ -48,6 +48,7 @@ type ReplicaManager struct {
 	mu    sync.RWMutex
 	parts map[partitionKey]*Partition
 
+	fetchers         *fetcherManager
 	reconcileMu      sync.Mutex
 	lastOnDemandFail atomic.Int64 // unix nanos of the last failed on-demand reconcile
 	sessions         *fetchSessionCache
@@ -86,6 +87,7 @@ func newReplicaManager(b *Broker) (*ReplicaManager, error) {
 		sessions: newFetchSessionCache(fetchSessionSlots, fetchSessionEvictAfter),
 	}
 	rm.ctx, rm.cancel = context.WithCancel(b.ctx)
+	rm.fetchers = newFetcherManager(rm)
 	if err := os.MkdirAll(rm.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -93,11 +95,16 @@ func newReplicaManager(b *Broker) (*ReplicaManager, error) {
 	events, cancelSub := b.meta.Subscribe()
 	if err := rm.reconcile(true); err != nil {
 		cancelSub()
+		rm.fetchers.close()
 		rm.closeAll()
 		return nil, err
 	}
 	b.metrics.addCollector(rm.writeMetrics)
-	rm.wg.Add(2)
+	rm.wg.Add(3)
+	go func() {
+		defer rm.wg.Done()
+		rm.isrLoop()
+	}()
 	go func() {
 		defer rm.wg.Done()
 		defer cancelSub()
@@ -114,6 +121,7 @@ func newReplicaManager(b *Broker) (*ReplicaManager, error) {
 func (rm *ReplicaManager) Close() error {
 	rm.cancel()
 	rm.wg.Wait()
+	rm.fetchers.close()
 	return rm.closeAll()
 }
 
@@ -236,9 +244,11 @@ func (rm *ReplicaManager) reconcile(start bool) error {
 			}
 			p.cfg.Store(&tc)
 			wasLeader := p.checkLeader(-1) == 0
+			oldEpoch := p.currentLeaderEpoch()
 			if err := p.setLeadership(part); err != nil {
 				errs = append(errs, fmt.Errorf("%s: leadership: %w", p, err))
 			}
+			rm.maybeFollow(p, part, oldEpoch != part.LeaderEpoch || wasLeader)
 			if isLeader := part.Leader == rm.nodeID; isLeader != wasLeader {
 				rm.log.Info("partition leadership changed", "partition", p.String(), "leader", part.Leader, "leader_epoch", part.LeaderEpoch)
 			}
@@ -255,6 +265,7 @@ func (rm *ReplicaManager) reconcile(start bool) error {
 	}
 	rm.mu.Unlock()
 	for _, p := range gone {
+		rm.fetchers.unfollow(p)
 		p.close()
 		if err := p.log.Delete(); err != nil {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", p, err))

@@ -1,0 +1,366 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+)
+
+// Replication by pull, follower side (issue 5). One leaderFetcher goroutine per leader broker
+// fetches every partition this broker follows from it in one Fetch request (ReplicaID = this
+// node), as Kafka's ReplicaFetcherThread does, so partitions never queue behind each other's
+// long-polls on one connection. What it gets is appended with AppendReplicated, which returns once
+// durable per the flush policy: the next fetch, which tells the leader this position, is sent
+// only after that (acks=all therefore means "on disk on every ISR member" with flush always).
+//
+// Before fetching for a new leader epoch the follower truncates by OffsetForLeaderEpoch
+// (KIP-101/279, one round: to the end offset the leader gives for our latest epoch, never blindly
+// to the high watermark). The follower's high watermark is min(leader's HW, its own log end).
+//
+// Locks: fetcherManager.mu guards the fetcher map; leaderFetcher.mu its partition set. Neither is
+// held during a request.
+
+type fetcherManager struct {
+	rm       *ReplicaManager
+	mu       sync.Mutex
+	fetchers map[int32]*leaderFetcher
+}
+
+type leaderFetcher struct {
+	m      *fetcherManager
+	leader int32
+	client replicaClient
+	mu     sync.Mutex
+	parts  map[*Partition]bool // value: needs truncation before the next fetch
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newFetcherManager(rm *ReplicaManager) *fetcherManager {
+	return &fetcherManager{rm: rm, fetchers: map[int32]*leaderFetcher{}}
+}
+
+// follow makes p fetched from leader (removing it from any other fetcher). truncate asks for an
+// OffsetForLeaderEpoch round first (new leader or new epoch).
+func (m *fetcherManager) follow(p *Partition, leader int32, truncate bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, f := range m.fetchers {
+		if id != leader {
+			f.remove(p)
+		}
+	}
+	f := m.fetchers[leader]
+	if f == nil {
+		ctx, cancel := context.WithCancel(m.rm.ctx)
+		f = &leaderFetcher{m: m, leader: leader, parts: map[*Partition]bool{}, wake: make(chan struct{}, 1),
+			cancel: cancel, done: make(chan struct{})}
+		f.client.clientID = "sediment-replica-" + strconv.Itoa(int(m.rm.nodeID))
+		m.fetchers[leader] = f
+		go f.run(ctx)
+	}
+	f.mu.Lock()
+	if need, ok := f.parts[p]; !ok || truncate || need {
+		f.parts[p] = truncate || need || !ok
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// unfollow stops fetching p (it became leader, or is gone).
+func (m *fetcherManager) unfollow(p *Partition) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.fetchers {
+		f.remove(p)
+	}
+}
+
+func (m *fetcherManager) close() {
+	m.mu.Lock()
+	fs := m.fetchers
+	m.fetchers = map[int32]*leaderFetcher{}
+	m.mu.Unlock()
+	for _, f := range fs {
+		f.cancel()
+		<-f.done
+	}
+}
+
+func (f *leaderFetcher) remove(p *Partition) {
+	f.mu.Lock()
+	delete(f.parts, p)
+	f.mu.Unlock()
+}
+
+func (f *leaderFetcher) leaderAddr() (string, bool) {
+	br, ok := f.m.rm.b.meta.State().Broker(f.leader)
+	if !ok || br.Host == "" {
+		return "", false
+	}
+	return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
+}
+
+func (f *leaderFetcher) run(ctx context.Context) {
+	defer close(f.done)
+	defer f.client.close()
+	log := f.m.rm.log.With("leader", f.leader)
+	backoff := func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		parts := make(map[*Partition]bool, len(f.parts))
+		for p, t := range f.parts {
+			parts[p] = t
+		}
+		f.mu.Unlock()
+		if len(parts) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-f.wake:
+			}
+			continue
+		}
+		addr, ok := f.leaderAddr()
+		if !ok {
+			backoff()
+			continue
+		}
+		if f.client.addr != addr {
+			f.client.close()
+			f.client.addr = addr
+		}
+		for p, truncate := range parts {
+			if !truncate {
+				continue
+			}
+			if err := f.truncate(ctx, p); err != nil {
+				log.Warn("replica truncation", "partition", p.String(), "err", err)
+				continue
+			}
+			f.mu.Lock()
+			if _, still := f.parts[p]; still {
+				f.parts[p] = false
+			}
+			f.mu.Unlock()
+			parts[p] = false
+		}
+		if err := f.fetchOnce(ctx, parts); err != nil {
+			if ctx.Err() == nil {
+				log.Debug("replica fetch", "err", err)
+			}
+			backoff()
+		}
+	}
+}
+
+// truncate runs one OffsetForLeaderEpoch round for p and truncates its log to the leader's end
+// offset for our latest epoch when that is below our log end.
+func (f *leaderFetcher) truncate(ctx context.Context, p *Partition) error {
+	latest, ok := p.log.LatestEpoch()
+	if !ok {
+		return nil // an empty epoch cache: nothing appended under any leader yet
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.Version = 4
+	req.ReplicaID = f.m.rm.nodeID
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = p.topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition = p.index
+	rp.CurrentLeaderEpoch = p.currentLeaderEpoch()
+	rp.LeaderEpoch = latest
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := kmsg.NewPtrOffsetForLeaderEpochResponse()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.client.request(rctx, req, resp); err != nil {
+		return err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return fmt.Errorf("OffsetForLeaderEpoch: malformed response")
+	}
+	out := resp.Topics[0].Partitions[0]
+	if out.ErrorCode != 0 {
+		return kerr.ErrorForCode(out.ErrorCode)
+	}
+	if out.EndOffset < 0 || out.EndOffset >= p.log.EndOffset() {
+		return nil
+	}
+	return p.truncateTo(out.EndOffset)
+}
+
+func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool) error {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.ReplicaID = f.m.rm.nodeID
+	req.MaxWaitMillis = 500
+	req.MinBytes = 1
+	req.MaxBytes = 16 << 20
+	req.SessionEpoch = -1
+	byTopic := map[string]*kmsg.FetchRequestTopic{}
+	index := map[[2]any]*Partition{}
+	for p, truncate := range parts {
+		if truncate {
+			continue // still waiting for its truncation round
+		}
+		t := byTopic[p.topic]
+		if t == nil {
+			req.Topics = append(req.Topics, kmsg.NewFetchRequestTopic())
+			t = &req.Topics[len(req.Topics)-1]
+			t.Topic = p.topic
+			byTopic[p.topic] = t
+			// Re-take pointers: append may have moved the slice.
+			for i := range req.Topics {
+				byTopic[req.Topics[i].Topic] = &req.Topics[i]
+			}
+			t = byTopic[p.topic]
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p.index
+		rp.FetchOffset = p.log.EndOffset()
+		rp.CurrentLeaderEpoch = p.currentLeaderEpoch()
+		rp.LogStartOffset = p.log.StartOffset()
+		rp.PartitionMaxBytes = 4 << 20
+		t.Partitions = append(t.Partitions, rp)
+		index[[2]any{p.topic, p.index}] = p
+	}
+	if len(req.Topics) == 0 {
+		return nil
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.client.request(rctx, req, resp); err != nil {
+		return err
+	}
+	if resp.ErrorCode != 0 {
+		return kerr.ErrorForCode(resp.ErrorCode)
+	}
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			rp := &t.Partitions[j]
+			p := index[[2]any{t.Topic, rp.Partition}]
+			if p == nil {
+				continue
+			}
+			switch rp.ErrorCode {
+			case 0:
+				if err := p.appendFromLeader(rp.RecordBatches, rp.HighWatermark, rp.LogStartOffset); err != nil {
+					f.m.rm.log.Warn("replica append", "partition", p.String(), "err", err)
+				}
+			case kerr.OffsetOutOfRange.Code:
+				// Our log end is past the leader's (a tail from an older epoch): truncate first.
+				f.mu.Lock()
+				if _, ok := f.parts[p]; ok {
+					f.parts[p] = true
+				}
+				f.mu.Unlock()
+			default:
+				// NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN_LEADER_EPOCH...: meta will tell us who leads.
+			}
+		}
+	}
+	return nil
+}
+
+// appendFromLeader appends what a replica fetch returned (offsets and epochs set by the leader),
+// durably per the flush policy, and follows the leader's high watermark and log start offset.
+func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart int64) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if len(batches) > 0 {
+		if _, err := p.log.AppendReplicated(batches); err != nil {
+			return err
+		}
+		if err := p.rebuildProducersFrom(batches); err != nil {
+			return err
+		}
+	}
+	if leaderLogStart > p.log.StartOffset() && leaderLogStart <= p.log.EndOffset() {
+		if err := p.log.SetStartOffset(leaderLogStart); err != nil {
+			return err
+		}
+		p.producers.truncateHead(p.log.StartOffset())
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.leader {
+		return nil
+	}
+	p.leo = p.log.EndOffset()
+	if hw := min(leaderHW, p.leo); hw > p.hw.Load() {
+		p.hw.Store(hw)
+	}
+	return nil
+}
+
+// rebuildProducersFrom applies the producer fields of replicated batches to the producer state, so
+// a follower that becomes leader recognises retries of batches it only replicated.
+func (p *Partition) rebuildProducersFrom(batches []byte) error {
+	now := p.now()
+	for pos := 0; pos+segment.HeaderSize <= len(batches); {
+		h, err := segment.ParseBatchHeader(batches[pos:])
+		if err != nil {
+			return err
+		}
+		if h.ProducerID() >= 0 && !h.IsControl() {
+			p.producers.apply(h.ProducerID(), h.ProducerEpoch(), producerBatch{
+				firstSeq: h.BaseSequence(), lastSeq: batchLastSeq(h.BaseSequence(), h.LastOffsetDelta()),
+				firstOffset: h.BaseOffset(), lastOffset: h.LastOffset(), timestamp: h.MaxTimestamp(),
+			}, now)
+		}
+		pos += h.Size()
+	}
+	return nil
+}
+
+// truncateTo drops the log from offset on (follower truncation) and rebuilds what depends on it.
+func (p *Partition) truncateTo(offset int64) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if err := p.removeProducerSnapshot(); err != nil {
+		return err
+	}
+	if err := p.log.TruncateTo(offset); err != nil {
+		return err
+	}
+	if err := p.rebuildProducers(); err != nil {
+		return err
+	}
+	p.stateMu.Lock()
+	p.leo = p.log.EndOffset()
+	if p.hw.Load() > p.leo {
+		p.hw.Store(p.leo)
+	}
+	p.stateMu.Unlock()
+	return nil
+}
+
+// maybeFollow is called by reconcile after setLeadership: start, keep or stop fetching p.
+func (rm *ReplicaManager) maybeFollow(p *Partition, part meta.Partition, epochChanged bool) {
+	if part.Leader == rm.nodeID || part.Leader < 0 {
+		rm.fetchers.unfollow(p)
+		return
+	}
+	rm.fetchers.follow(p, part.Leader, epochChanged)
+}

@@ -1,0 +1,222 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+)
+
+// startReplCluster starts n brokers forming one Raft group, with a short replica.lag.time.max.ms.
+func startReplCluster(t *testing.T, n int) []*Broker {
+	t.Helper()
+	var voters []Voter
+	for i := 1; i <= n; i++ {
+		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
+	}
+	brokers := make([]*Broker, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		cfg := testBrokerConfig(t, t.TempDir())
+		cfg.NodeID = int32(i + 1)
+		cfg.RaftListen = voters[i].Addr
+		cfg.Voters = voters
+		cfg.ReplicaLagTimeMaxMs = 1500
+		cfg.MetaConfig = func(mc *meta.Config) {
+			mc.RaftHeartbeatTimeout = 200 * time.Millisecond
+			mc.RaftElectionTimeout = 200 * time.Millisecond
+			mc.RaftLeaderLeaseTimeout = 100 * time.Millisecond
+			mc.RaftCommitTimeout = 5 * time.Millisecond
+			mc.SessionTimeout = 2 * time.Second
+			mc.HeartbeatInterval = 200 * time.Millisecond
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			brokers[i], errs[i] = Start(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("broker %d: %v", i+1, err)
+		}
+	}
+	for _, b := range brokers {
+		t.Cleanup(func() { b.Close() })
+	}
+	return brokers
+}
+
+// localLogBytes reads a replica's whole local log.
+func localLogBytes(t *testing.T, p *Partition) []byte {
+	t.Helper()
+	var out []byte
+	for off := p.log.StartOffset(); off < p.log.EndOffset(); {
+		rr, err := p.log.Read(off, segment.ReadOptions{MaxBytes: 1 << 20, MaxOffset: p.log.EndOffset(), MinOneBatch: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rr.Data) == 0 {
+			break
+		}
+		out = append(out, rr.Data...)
+		off = rr.NextOffset
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Three brokers, a topic with replication factor 3: acks=all produce, every replica ends with a
+// byte-identical log, consumers read every record once; a stopped follower leaves the ISR and
+// acks=all produce goes on with the two that are left.
+func TestReplicationThreeBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	brokers := startReplCluster(t, 3)
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	adm := kadmFor(t, seeds)
+	const topic = "rep"
+	resp, err := adm.CreateTopic(testCtx(t), 2, 3, nil, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func(from, n int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("rec-%05d", i))})
+		}
+		if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	produce(0, 1000)
+
+	mt, _ := brokers[0].meta.State().Topic(topic)
+	replicasOf := func(index int32) []*Partition {
+		var ps []*Partition
+		for _, b := range brokers {
+			if p := b.replicas.partition(mt.ID, index); p != nil {
+				ps = append(ps, p)
+			}
+		}
+		return ps
+	}
+	for idx := int32(0); idx < 2; idx++ {
+		ps := replicasOf(idx)
+		if len(ps) != 3 {
+			t.Fatalf("partition %d has %d local replicas", idx, len(ps))
+		}
+		waitFor(t, fmt.Sprintf("partition %d replicas to converge", idx), func() bool {
+			for _, p := range ps[1:] {
+				if p.log.EndOffset() != ps[0].log.EndOffset() || p.HighWatermark() != ps[0].HighWatermark() {
+					return false
+				}
+			}
+			return ps[0].log.EndOffset() > 0
+		})
+		want := localLogBytes(t, ps[0])
+		for _, p := range ps[1:] {
+			if !bytes.Equal(localLogBytes(t, p), want) {
+				t.Fatalf("partition %d: replica logs differ", idx)
+			}
+		}
+	}
+
+	// Stop a broker that leads neither partition: it drops out of both ISRs.
+	st := brokers[0].meta.State()
+	mt, _ = st.Topic(topic)
+	var victim *Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID != mt.Partitions[0].Leader && b.cfg.NodeID != mt.Partitions[1].Leader {
+			victim = b
+			break
+		}
+	}
+	if victim == nil {
+		t.Skip("every broker leads a partition; nothing to stop without a failover")
+	}
+	victim.Close()
+	var live *Broker
+	for _, b := range brokers {
+		if b != victim {
+			live = b
+			break
+		}
+	}
+	waitFor(t, "the stopped follower to leave the ISRs", func() bool {
+		mt, _ := live.meta.State().Topic(topic)
+		for _, p := range mt.Partitions {
+			if slices.Contains(p.ISR, victim.cfg.NodeID) || len(p.ISR) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	produce(1000, 500)
+
+	// Consumers read every record exactly once.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(live.Addr()), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]bool{}
+	ctx := testCtx(t)
+	for len(seen) < 1500 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of 1500", len(seen))
+		}
+		for _, r := range fs.Records() {
+			if seen[string(r.Value)] {
+				t.Fatalf("%s twice", r.Value)
+			}
+			seen[string(r.Value)] = true
+		}
+	}
+}
+
+func kadmFor(t *testing.T, seeds []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
