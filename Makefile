@@ -11,8 +11,9 @@ build:
 run: build
 	./$(BIN)/sediment serve
 
-# Everything CI runs: vet, then every test (unit, fuzz seed corpora, integration).
-test: vet
+# Everything CI runs: the real clients and MinIO the tests drive (test-deps), vet, then every test
+# (unit, fuzz seed corpora, integration, client compatibility).
+test: test-deps vet
 	$(GO) test -count=1 -timeout 30m ./...
 
 test-short:
@@ -33,7 +34,12 @@ clean:
 	rm -rf $(BIN)
 
 # Local stack without Docker (localstack/; owner: compat). MinIO on 127.0.0.1:9000 with bucket "sediment".
-.PHONY: minio minio-stop stack stack-down
+.PHONY: minio minio-stop stack stack-down test-deps
+# kcat, Python and Node Kafka clients, MinIO: installed when missing (idempotent; apt-get only as root,
+# otherwise it prints the command; SEDIMENT_SKIP_<CLIENT>=1 opts out). See localstack/install-test-deps.sh.
+test-deps:
+	localstack/install-test-deps.sh
+
 minio:
 	localstack/minio.sh start
 
