@@ -98,6 +98,24 @@ func newConsumerGroupState(assignor string) *consumerGroupState {
 	return &consumerGroupState{assignor: assignor, members: map[string]*cgMember{}, target: map[string]partSet{}, static: map[string]string{}}
 }
 
+// chooseAssignor: the server assignor most members ask for, as Kafka; ties go to the one listed first
+// in group.consumer.assignors, which is also the choice when nobody asks.
+func (cg *consumerGroupState) chooseAssignor(configured []string) string {
+	votes := map[string]int{}
+	for _, m := range cg.members {
+		if m.assignorWanted != "" {
+			votes[m.assignorWanted]++
+		}
+	}
+	best := configured[0]
+	for _, a := range configured {
+		if votes[a] > votes[best] {
+			best = a
+		}
+	}
+	return best
+}
+
 func (cg *consumerGroupState) stopTimers() {
 	for _, m := range cg.members {
 		m.stopTimers()
@@ -640,10 +658,11 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 		}
 		subChanged = true
 	}
-	if req.ServerAssignor != nil && *req.ServerAssignor != "" && *req.ServerAssignor != cg.assignor {
-		// Kafka picks the assignor most members ask for; the last one asked for wins here (members of
-		// one application ask for the same).
-		cg.assignor, subChanged = *req.ServerAssignor, true
+	if req.ServerAssignor != nil {
+		m.assignorWanted = *req.ServerAssignor
+	}
+	if a := cg.chooseAssignor(cfg.ConsumerAssignors); a != cg.assignor {
+		cg.assignor, subChanged = a, true
 	}
 	if req.Topics != nil {
 		m.lastOwned = ownedOf(req.Topics)

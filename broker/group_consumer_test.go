@@ -249,3 +249,28 @@ func TestConsumerGroupStaticMember(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The server assignor is the one most members ask for (ties: the first configured, "uniform").
+func TestConsumerGroupAssignorVote(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 2, nil)
+	h := cgHB{t, b, "vote"}
+	ask := func(a string) func(*kmsg.ConsumerGroupHeartbeatRequest) {
+		return func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.ServerAssignor = &a }
+	}
+	assignor := func() string {
+		g := b.groups.getGroup("vote", false)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.cg.assignor
+	}
+	h.beat("A", 0, nil, ask("range"))
+	h.beat("B", 0, nil, ask("uniform"))
+	if a := assignor(); a != "uniform" {
+		t.Fatalf("tie: %s, want uniform (listed first)", a)
+	}
+	h.beat("C", 0, nil, ask("range"))
+	if a := assignor(); a != "range" {
+		t.Fatalf("majority: %s, want range", a)
+	}
+}
