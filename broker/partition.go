@@ -50,10 +50,10 @@ type Partition struct {
 	leaderEpoch int32
 	isr         []int32
 	replicas    []int32
-	followerLEO map[int32]int64 // replication: each follower's fetched-up-to offset
+	followerLEO map[int32]int64     // replication: each follower's fetched-up-to offset
 	caughtUp    map[int32]time.Time // replication: last time each follower had fetched up to the log end
 	partEpoch   int32               // meta's partition epoch (for AlterPartition)
-	leo         int64           // the leader's durable log end offset (what counts for the HW)
+	leo         int64               // the leader's durable log end offset (what counts for the HW)
 	flushAlways bool
 
 	hw atomic.Int64
