@@ -73,6 +73,11 @@ func startGroupCluster(t testing.TB, n int) []*Broker {
 // live broker (FindCoordinator), consumers continue, every record is processed, and committed offsets
 // never go backwards.
 func TestCoordinatorFailover(t *testing.T) {
+	t.Run("classic", func(t *testing.T) { testCoordinatorFailover(t, false) })
+	t.Run("kip848", func(t *testing.T) { testCoordinatorFailover(t, true) })
+}
+
+func testCoordinatorFailover(t *testing.T, kip848 bool) {
 	brokers := startGroupCluster(t, 3)
 	const topic, group = "fo", "g-failover"
 	coord, ok := coordinatorFor(brokers[0].meta.State(), group)
@@ -103,6 +108,9 @@ func TestCoordinatorFailover(t *testing.T) {
 
 	l := newLedger()
 	opts := append(groupOpts(group, topic), kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	if kip848 {
+		opts = append(groupOpts(group, topic), kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
+	}
 	m1 := startMemberSeeds(t, []string{others[0].Addr(), others[1].Addr()}, l, false, opts...)
 	ctx := testCtx(t)
 	if !l.waitDistinct(ctx, 300) {

@@ -620,8 +620,10 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 	} else {
 		m = cg.members[req.MemberID]
 		if m == nil {
-			fail(kerr.UnknownMemberID, "")
-			return
+			if m = g.adoptConsumerMemberLocked(req, st); m == nil {
+				fail(kerr.UnknownMemberID, "")
+				return
+			}
 		}
 		if req.MemberEpoch != m.epoch && !(req.MemberEpoch == m.prevEpoch && req.Topics != nil && ownedOf(req.Topics).subsetOf(m.assigned)) {
 			fail(kerr.FencedMemberEpoch, "")
@@ -635,6 +637,8 @@ func (g *group) consumerHeartbeatLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 	}
 	if req.RebalanceTimeoutMillis > 0 {
 		m.rebalance = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
+	} else if m.rebalance == 0 {
+		m.rebalance = time.Minute // Kafka clients' default max.poll.interval.ms / rebalance timeout
 	}
 	subChanged := req.MemberEpoch == 0 && !takeover
 	if req.SubscribedTopicNames != nil {
@@ -744,4 +748,39 @@ func (g *group) describeConsumerLocked(dg *kmsg.ConsumerGroupDescribeResponseGro
 		dm.MemberType = 1 // consumer protocol (not a classic member of a consumer group)
 		dg.Members = append(dg.Members, dm)
 	}
+}
+
+// adoptConsumerMemberLocked: the KIP-848 side of a coordinator takeover (group_takeover.go). A member
+// unknown here that sends a full heartbeat (its epoch, the partitions it owns, its subscription) for a
+// group that existed (committed offsets in Raft) is re-admitted at its epoch owning those partitions,
+// unless another member owns one of them; the group epoch moves past its epoch, and it reconciles
+// from there like any member. nil: not adoptable (the member gets UNKNOWN_MEMBER_ID and rejoins).
+func (g *group) adoptConsumerMemberLocked(req *kmsg.ConsumerGroupHeartbeatRequest, st *meta.State) *cgMember {
+	cg := g.cg
+	if req.MemberEpoch <= 0 || req.MemberID == "" || req.Topics == nil ||
+		(req.SubscribedTopicNames == nil && req.SubscribedTopicRegex == nil) ||
+		len(st.CommittedOffsets(g.id)) == 0 {
+		return nil
+	}
+	owned := ownedOf(req.Topics)
+	taken := cg.ownedByOthersLocked(req.MemberID)
+	for k := range owned {
+		if taken[k] {
+			return nil
+		}
+	}
+	m := &cgMember{id: req.MemberID, epoch: req.MemberEpoch, assigned: owned, revoking: partSet{}}
+	if req.InstanceID != nil && *req.InstanceID != "" {
+		if other, ok := cg.static[*req.InstanceID]; ok && other != m.id {
+			return nil
+		}
+		m.instanceID = *req.InstanceID
+		cg.static[m.instanceID] = m.id
+	}
+	cg.members[m.id] = m
+	if cg.groupEpoch < m.epoch {
+		cg.groupEpoch = m.epoch
+	}
+	g.gc.adopted.Add(1)
+	return m
 }

@@ -274,3 +274,27 @@ func TestConsumerGroupAssignorVote(t *testing.T) {
 		t.Fatalf("majority: %s, want range", a)
 	}
 }
+
+// KIP-848 side of a coordinator takeover: a member unknown here presenting a full heartbeat for a
+// group that existed is re-admitted owning what it owns; a conflicting claim or a group that never
+// existed is refused.
+func TestConsumerGroupTakeoverAdoption(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 3, nil)
+	full := func(r *kmsg.ConsumerGroupHeartbeatRequest) {
+		r.SubscribedTopicNames = []string{"t"}
+		r.RebalanceTimeoutMillis = 5000
+	}
+	wantCode(t, "never existed", cgHB{t, b, "nope"}.beat("Z", 5, []int32{0}, full).ErrorCode, kerr.UnknownMemberID)
+
+	wantCode(t, "seed commit", commitCode(t, b, commitReq("cgt", "", -1, nil, "t", 1, "")), nil)
+	h := cgHB{t, b, "cgt"}
+	wantCode(t, "keepalive without owned partitions", h.beat("Z", 5, nil).ErrorCode, kerr.UnknownMemberID)
+	z := h.beat("Z", 5, []int32{0, 1}, full)
+	wantCode(t, "adopted", z.ErrorCode, nil)
+	if z.MemberEpoch <= 5 {
+		t.Fatalf("adopted member at epoch %d, want past its old 5", z.MemberEpoch)
+	}
+	wantParts(t, "adopted member keeps and completes its assignment", assigned(z), 0, 1, 2)
+	wantCode(t, "a second claim on partition 0", h.beat("Y", 5, []int32{0}, full).ErrorCode, kerr.UnknownMemberID)
+}

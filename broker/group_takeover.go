@@ -23,6 +23,8 @@ import (
 //   - X's JoinGroup with its old member id is accepted as a known member's rejoin (no
 //     MEMBER_ID_REQUIRED round trip, and no initial rebalance delay: this is not a new group).
 // Once a generation is formed here the group is no longer fresh and every rule is Kafka's again.
+// KIP-848 members are adopted from a full heartbeat (their epoch, owned partitions and subscription):
+// see adoptConsumerMemberLocked in group_consumer.go.
 // What a takeover cannot know (which member was the leader, the previous assignment) is rebuilt by
 // the rebalance the adopted members are sent into, as after any Kafka rebalance.
 
