@@ -47,6 +47,7 @@ Flags:
 	withKfake := fs.Bool("kfake", true, "include the kfake targets (false drops every kfake* target from --targets)")
 	dataDir := fs.String("data-dir", "", "parent dir for broker, kfake and disk-limit data (default: a temp dir, removed afterwards); its disk is the one measured")
 	jsonOut := fs.String("json", "", "also write every figure, ratio, limit and the machine's description as JSON to this file")
+	cold := fs.Bool("cold-consume", true, "drop the page cache of the target's log files (fdatasync + fadvise DONTNEED) before the consume phase, so it reads the disk")
 	limits := fs.Bool("limits", true, "measure the machine's limits first (disk, loopback TCP, MinIO)")
 	diskMiB := fs.Int64("disk-mib", 512, "disk limit: MiB written sequentially (at most 1024)")
 	syncMiB := fs.Int64("disk-sync-mib", 1, "disk limit: fdatasync every this many MiB")
@@ -147,7 +148,7 @@ Flags:
 			c.OnPhase = produceProfiler(*cpuProfile, stderr)
 		}
 		nt := loadgen.Named{Name: name, LoadBefore: loadgen.LoadAvg()[0]}
-		r, desc, err := runTarget(ctx, name, c, parent, *brokers, stdout)
+		r, desc, err := runTarget(ctx, name, c, parent, *brokers, *cold, stdout)
 		nt.Result, nt.Desc, nt.LoadAfter = r, desc, loadgen.LoadAvg()[0]
 		if err != nil {
 			nt.Err = err.Error()

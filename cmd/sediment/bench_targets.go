@@ -34,7 +34,7 @@ var targetKinds = map[string]string{
 }
 
 // runTarget starts the named cluster, runs the workload against it and stops it.
-func runTarget(ctx context.Context, name string, c loadgen.Config, parent, brokers string, out io.Writer) (loadgen.Result, string, error) {
+func runTarget(ctx context.Context, name string, c loadgen.Config, parent, brokers string, coldConsume bool, out io.Writer) (loadgen.Result, string, error) {
 	desc := targetKinds[name]
 	dir := filepath.Join(parent, name)
 	switch {
@@ -75,6 +75,23 @@ func runTarget(ctx context.Context, name string, c loadgen.Config, parent, broke
 		c.Brokers = cluster.ListenAddrs()
 	default:
 		return loadgen.Result{}, desc, fmt.Errorf("unknown target %q", name)
+	}
+	if coldConsume && name != "target" && name != "kfake" {
+		// Consume from the disk, not from the page cache the produce phase just filled.
+		prev := c.OnPhase
+		c.OnPhase = func(phase string, start bool) {
+			if prev != nil {
+				prev(phase, start)
+			}
+			if phase == "consume" && start {
+				n, err := loadgen.DropCache(dir)
+				if err != nil {
+					fmt.Fprintf(out, "  dropping the page cache of %s: %v\n", dir, err)
+				} else {
+					fmt.Fprintf(out, "  dropped the page cache of %d MiB of log files (consume reads the disk)\n", n>>20)
+				}
+			}
+		}
 	}
 	fmt.Fprintf(out, "== %s: %s at %s (load1 %.2f)\n", name, desc, strings.Join(c.Brokers, ","), loadgen.LoadAvg()[0])
 	r, err := loadgen.Run(ctx, c, out)

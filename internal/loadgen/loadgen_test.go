@@ -3,6 +3,8 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +128,16 @@ func TestLimitsProbes(t *testing.T) {
 	}
 	if _, err := DiskWrite(ctx, t.TempDir(), 1<<20, 0, 0); err == nil {
 		t.Fatal("zero sync interval accepted")
+	}
+	cdir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cdir, "p-0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cdir, "p-0", "0.log"), make([]byte, 12345), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := DropCache(cdir); err != nil || n != 12345 {
+		t.Fatalf("DropCache: %d, %v", n, err)
 	}
 	tc, err := LoopbackTCP(ctx, 50*time.Millisecond)
 	if err != nil {
