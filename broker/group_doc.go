@@ -37,8 +37,10 @@ package broker
 //     (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead) with session/rebalance timeouts,
 //     group.initial.rebalance.delay.ms, KIP-394 member ids, KIP-345 static membership; the broker relays
 //     the leader's assignment, so every client-side assignor (including KIP-429 cooperative) works.
-//   - KIP-848 (ConsumerGroupHeartbeat): group_consumer.go, server-side "uniform" and "range" assignors,
-//     member epochs, revocation confirmed before reassignment.
+//   - KIP-848 (ConsumerGroupHeartbeat): group_consumer.go, server-side "uniform" and "range" assignors
+//     (majority choice), member epochs, revocation confirmed before reassignment, static members.
+//   - Coordinator takeover (group_takeover.go): members of a group that existed are adopted when they
+//     present themselves to a new coordinator, for both protocols.
 //
 // # Goroutines, timers, locks
 //
