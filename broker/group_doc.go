@@ -26,10 +26,10 @@ package broker
 //
 // # Commit batching
 //
-// commitBatcher (group_commit.go) is a group commit with no timer: while one batch is being committed
-// in Raft, all commits arriving meanwhile queue up and go together in the next batch; commits of the
-// same group in one batch are merged into one meta.CommitOffsets entry. So under load the number of
-// Raft entries grows with the number of active groups per batch, not with requests.
+// commitBatcher (group_commit.go) is a group commit with no timer: while one Raft entry is in flight,
+// all commits arriving meanwhile, from any number of groups, queue up and go together in the next
+// entry (meta.CommitOffsetsBatch; commits of the same partition merged, a refused group fails alone).
+// So under load the number of Raft entries grows neither with requests nor with groups.
 //
 // # Protocols
 //
