@@ -417,14 +417,14 @@ func appendErr(err error) *produceError {
 // NOT_LEADER_OR_FOLLOWER when leadership moved).
 func (p *Partition) waitHW(ctx context.Context, offset int64) int16 {
 	if p.hw.Load() > offset {
-		return 0
+		return p.enoughISRAfterAppend()
 	}
 	w := newWaiter()
 	p.watch(w)
 	defer p.unwatch(w)
 	for {
 		if p.hw.Load() > offset {
-			return 0
+			return p.enoughISRAfterAppend()
 		}
 		p.stateMu.RLock()
 		leader := p.leader
@@ -436,11 +436,24 @@ func (p *Partition) waitHW(ctx context.Context, offset int64) int16 {
 		case <-w.ch:
 		case <-ctx.Done():
 			if p.hw.Load() > offset {
-				return 0
+				return p.enoughISRAfterAppend()
 			}
 			return kerr.RequestTimedOut.Code
 		}
 	}
+}
+
+// enoughISRAfterAppend is Kafka's last check for acks=all once the HW has passed the batch: if the
+// ISR shrank below min.insync.replicas meanwhile, the write is committed on fewer replicas than
+// asked: NOT_ENOUGH_REPLICAS_AFTER_APPEND (the producer may retry; idempotence dedupes).
+func (p *Partition) enoughISRAfterAppend() int16 {
+	p.stateMu.RLock()
+	isr := len(p.isr)
+	p.stateMu.RUnlock()
+	if int32(isr) < p.config().MinInsyncReplicas {
+		return kerr.NotEnoughReplicasAfterAppend.Code
+	}
+	return 0
 }
 
 // readResult is what a fetch gets from one partition.

@@ -80,4 +80,8 @@ func TestHighWatermarkFollowsTheISR(t *testing.T) {
 	if r = p.appendClient(9, -1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli()})); r.err == nil || r.err.code != kerr.NotEnoughReplicas.Code {
 		t.Fatalf("acks=all with ISR below min.insync.replicas: %+v", r)
 	}
+	// A batch whose HW wait ends while the ISR is below min.insync.replicas.
+	if code := p.waitHW(context.Background(), 0); code != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("waitHW with a shrunk ISR: %v", kerr.ErrorForCode(code))
+	}
 }
