@@ -251,12 +251,23 @@ func write(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", c.Name, c.Kind, c.How)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Client notes found while testing")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "- librdkafka before 2.10 (kcat, confluent-kafka-python from Debian: 2.0.2) decides which codecs a broker")
+	fmt.Fprintln(w, "  supports from ApiVersions and silently sends gzip/snappy batches uncompressed unless Produce v0 is")
+	fmt.Fprintln(w, "  advertised, and lz4 unless FindCoordinator is. Sediment advertises Produce from v0 (as Kafka 4.0 does,")
+	fmt.Fprintln(w, "  KAFKA-18659) while refusing v0-2 requests; the codec columns check the stored batches, so a regression shows.")
+	fmt.Fprintln(w, "- kcat's `-c N` in group mode (`-G`) was seen committing past the N-th printed message (once: 25 for 20 read;")
+	fmt.Fprintln(w, "  likely offsets stored as librdkafka hands messages over); the group test lets kcat read to the end (`-e`) instead.")
+	fmt.Fprintln(w, "- kafkajs has no group-less consumer: its consume cells go through a consumer group.")
+	fmt.Fprintln(w, "- kafkajs-lz4 depends on the `lz4` package, which ships macOS binaries and needs a native build; lz4js is used.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "A client that is not installed fails its test with the install command, unless its opt-out is set:")
 	fmt.Fprintln(w, "`SEDIMENT_SKIP_KCAT=1`, `SEDIMENT_SKIP_CONFLUENT_KAFKA_PYTHON=1`, `SEDIMENT_SKIP_KAFKA_PYTHON=1`,")
-	fmt.Fprintln(w, "`SEDIMENT_SKIP_KAFKAJS=1` (the Go clients are module dependencies and always present). `.ci/run` installs")
-	fmt.Fprintln(w, "all of them: `apt-get install kcat python3-confluent-kafka python3-kafka python3-snappy python3-lz4")
-	fmt.Fprintln(w, "python3-zstandard` (Debian's packages serve `/usr/bin/python3`; `SEDIMENT_PYTHON3` overrides) and")
-	fmt.Fprintln(w, "`npm ci` in `integration/clients/node`.")
+	fmt.Fprintln(w, "`SEDIMENT_SKIP_KAFKAJS=1` (the Go clients are module dependencies and always present). CI installs")
+	fmt.Fprintln(w, "all of them through `make test` (target `test-deps`, localstack/install-test-deps.sh): `apt-get install kcat")
+	fmt.Fprintln(w, "python3-confluent-kafka python3-kafka python3-snappy python3-lz4 python3-zstandard` (Debian's packages serve")
+	fmt.Fprintln(w, "`/usr/bin/python3`; `SEDIMENT_PYTHON3` overrides) and `npm ci` in `integration/clients/node`.")
 }
 
 func main() {
