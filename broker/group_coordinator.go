@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"hash/fnv"
@@ -79,7 +80,12 @@ type groupCoordinator struct {
 
 	commits *commitBatcher
 	adopted atomic.Int64 // members adopted at a takeover (group_takeover.go)
-	started time.Time    // offsets of groups not in memory count as empty since then (expiry)
+
+	loadMu   sync.Mutex // leaf lock: the load barrier (loaded)
+	loadSig  string     // live brokers the last barrier was for
+	loadDone bool
+	loadCh   chan struct{} // closed when that barrier finished
+	started  time.Time     // offsets of groups not in memory count as empty since then (expiry)
 }
 
 // newGroupCoordinator is called by Start once meta is ready and the replica manager runs.
@@ -173,7 +179,71 @@ func (gc *groupCoordinator) coordinatorCheck(groupID string) int16 {
 		gc.unload(groupID)
 		return kerr.NotCoordinator.Code
 	}
+	if !gc.loaded(gc.b.meta.State()) {
+		return kerr.CoordinatorLoadInProgress.Code
+	}
 	return 0
+}
+
+// loadWait bounds how long a request waits inline for the load barrier before it is answered
+// COORDINATOR_LOAD_IN_PROGRESS (the client then retries).
+const loadWait = 2 * time.Second
+
+// loaded is Kafka's "offsets loaded" for Sediment: whenever the set of live brokers changes (so the
+// groups this broker coordinates may have changed), the coordinator first makes sure its Raft state
+// includes every commit made before — a barrier (meta.WaitReady: a no-op entry committed and applied
+// here). Until then it answers COORDINATOR_LOAD_IN_PROGRESS, so a new coordinator never serves offsets
+// or accepts commits against a lagging copy of the state.
+func (gc *groupCoordinator) loaded(st *meta.State) bool {
+	sig := liveBrokersSig(st)
+	gc.loadMu.Lock()
+	if gc.loadSig == sig && gc.loadDone {
+		gc.loadMu.Unlock()
+		return true
+	}
+	if gc.loadSig != sig || gc.loadCh == nil {
+		gc.loadSig, gc.loadDone = sig, false
+		ch := make(chan struct{})
+		gc.loadCh = ch
+		go func() {
+			ctx, cancel := context.WithTimeout(gc.b.ctx, 10*time.Second)
+			err := gc.b.meta.WaitReady(ctx)
+			cancel()
+			gc.loadMu.Lock()
+			if gc.loadSig == sig {
+				if err == nil {
+					gc.loadDone = true
+				} else {
+					gc.loadCh = nil // the next request starts another barrier
+				}
+			}
+			gc.loadMu.Unlock()
+			close(ch)
+		}()
+	}
+	ch := gc.loadCh
+	gc.loadMu.Unlock()
+	t := time.NewTimer(loadWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-gc.b.ctx.Done():
+	}
+	gc.loadMu.Lock()
+	defer gc.loadMu.Unlock()
+	return gc.loadSig == sig && gc.loadDone
+}
+
+func liveBrokersSig(st *meta.State) string {
+	var b []byte
+	for _, br := range st.Brokers() {
+		if !br.Fenced {
+			b = strconv.AppendInt(b, int64(br.ID), 10)
+			b = append(b, ',')
+		}
+	}
+	return string(b)
 }
 
 func (gc *groupCoordinator) unload(groupID string) {
