@@ -423,3 +423,37 @@ func TestTakeoverAdoptsMembers(t *testing.T) {
 	wantCode(t, "a stranger after the takeover", callAPI[*kmsg.HeartbeatResponse](t, b, heartbeatReq("old", "Y", 7, nil)).ErrorCode, kerr.UnknownMemberID)
 	wantCode(t, "the old generation after the takeover", commitCode(t, b, commitReq("old", "X", 7, nil, "t", 70, "")), kerr.IllegalGeneration)
 }
+
+// The first group request after the live-broker set changed (here: after start) waits for a Raft
+// barrier, so the coordinator's state includes every earlier commit; later requests do not wait.
+func TestCoordinatorLoadBarrier(t *testing.T) {
+	b := newGroupTestBroker(t)
+	gc := b.groups
+	gc.loadMu.Lock()
+	done := gc.loadDone
+	gc.loadMu.Unlock()
+	if done {
+		t.Fatal("loaded before any group request")
+	}
+	idx := b.meta.State().Index()
+	wantCode(t, "heartbeat", callAPI[*kmsg.HeartbeatResponse](t, b, heartbeatReq("g", "m", 1, nil)).ErrorCode, kerr.UnknownMemberID)
+	gc.loadMu.Lock()
+	done, sig := gc.loadDone, gc.loadSig
+	gc.loadMu.Unlock()
+	if !done || sig != liveBrokersSig(b.meta.State()) {
+		t.Fatalf("after the first request: loaded %v for brokers %q", done, sig)
+	}
+	if b.meta.State().Index() <= idx {
+		t.Fatal("no barrier entry was committed")
+	}
+	gc.loadMu.Lock()
+	ch := gc.loadCh
+	gc.loadMu.Unlock()
+	callAPI[*kmsg.HeartbeatResponse](t, b, heartbeatReq("g", "m", 1, nil))
+	gc.loadMu.Lock()
+	same := gc.loadCh == ch
+	gc.loadMu.Unlock()
+	if !same {
+		t.Fatal("a second barrier ran although the brokers did not change")
+	}
+}
