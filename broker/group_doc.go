@@ -18,8 +18,9 @@ package broker
 //   - Because every broker can read every group's offsets, the coordinator is a pure function of the
 //     group id and the set of live (registered, unfenced) brokers: rendezvous hashing (coordinatorFor).
 //     When that set changes, some groups move; the old coordinator answers NOT_COORDINATOR (and drops
-//     its in-memory state of the group), clients re-run FindCoordinator, and the new coordinator starts
-//     the group from its committed offsets, exactly as Kafka rebuilds membership after a failover.
+//     its in-memory state of the group), clients re-run FindCoordinator, and the new coordinator first
+//     runs a Raft barrier (answering COORDINATOR_LOAD_IN_PROGRESS meanwhile, Kafka's "loading") so that
+//     it serves the group from up-to-date committed offsets.
 //   - Group membership (members, generations, assignments) lives only in the coordinator's memory.
 //     Kafka's new coordinator reloads it from __consumer_offsets; Sediment's adopts the members that
 //     present themselves instead (group_takeover.go), sending them into one rebalance.
