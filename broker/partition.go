@@ -167,6 +167,13 @@ func (p *Partition) String() string { return fmt.Sprintf("%s-%d", p.topic, p.ind
 
 func (p *Partition) config() TopicConfig { return *p.cfg.Load() }
 
+// resetHW sets the HW without the monotonicity check (open, before anything is served).
+func (p *Partition) resetHW(hw int64) {
+	p.stateMu.Lock()
+	p.hw.Store(hw)
+	p.stateMu.Unlock()
+}
+
 // HighWatermark is the offset below which records are committed (visible to consumers).
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 

@@ -308,8 +308,10 @@ func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart in
 		return nil
 	}
 	p.leo = p.log.EndOffset()
-	if hw := min(leaderHW, p.leo); hw > p.hw.Load() {
-		p.hw.Store(hw)
+	// A follower's HW is the leader's, capped by its own log (it may go down after a restart,
+	// when it started from the local log end; consumers never read from followers).
+	if leaderHW >= 0 {
+		p.hw.Store(min(leaderHW, p.leo))
 	}
 	return nil
 }

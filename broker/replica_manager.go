@@ -236,6 +236,12 @@ func (rm *ReplicaManager) reconcile(start bool) error {
 					errs = append(errs, fmt.Errorf("opening %s-%d: %w", t.Name, part.Index, err))
 					continue
 				}
+				if len(part.Replicas) > 1 {
+					// Without a HW checkpoint, a replicated partition's local log end may be past
+					// what the ISR committed: start the HW low and let the ISR (as leader) or the
+					// leader's HW (as follower) raise it.
+					p.resetHW(p.log.StartOffset())
+				}
 				rm.mu.Lock()
 				rm.parts[k] = p
 				rm.mu.Unlock()
