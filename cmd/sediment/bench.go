@@ -52,6 +52,7 @@ Flags:
 	diskMiB := fs.Int64("disk-mib", 512, "disk limit: MiB written sequentially (at most 1024)")
 	syncMiB := fs.Int64("disk-sync-mib", 1, "disk limit: fdatasync every this many MiB")
 	smallSyncs := fs.Int("disk-small-syncs", 300, "disk limit: fdatasync latency samples after 4 KiB appends")
+	syncFor := fs.Duration("sync-duration", 3*time.Second, "fdatasync floor: length of the paced probe (--partitions files, --record-size appends + fdatasync at --rate in total)")
 	tcpFor := fs.Duration("tcp-duration", 2*time.Second, "loopback TCP limit: length of the stream")
 	minioMode := fs.String("minio", "auto", "MinIO limit: auto (run when a binary is found: $MINIO_BIN, .localstack/bin/minio, /work/.minio-bin/minio, PATH), off, or a binary path")
 	objects := fs.Int("objects", 4, "MinIO limit: objects PUT then GET")
@@ -133,7 +134,7 @@ Flags:
 	}
 	cmp.Workload.Brokers = nil
 	if *limits {
-		measureLimits(ctx, stdout, cmp, parent, *diskMiB<<20, *syncMiB<<20, *smallSyncs, *tcpFor, *minioMode, *objects, *objectMiB<<20)
+		measureLimits(ctx, stdout, cmp, parent, *diskMiB<<20, *syncMiB<<20, *smallSyncs, *syncFor, d, *tcpFor, *minioMode, *objects, *objectMiB<<20)
 	}
 
 	profiled := *cpuProfile == ""

@@ -154,12 +154,20 @@ func minioBinary(mode string) (string, error) {
 // measureLimits fills cmp.Limits: disk, loopback TCP, then MinIO (started and stopped here so that
 // it does not run during the broker targets).
 func measureLimits(ctx context.Context, out io.Writer, cmp *loadgen.Comparison, parent string,
-	diskBytes, syncEvery int64, smallSyncs int, tcpFor time.Duration, minioMode string, objects int, objectSize int64) {
+	diskBytes, syncEvery int64, smallSyncs int, syncFor time.Duration, c loadgen.Config, tcpFor time.Duration, minioMode string, objects int, objectSize int64) {
 	fmt.Fprintf(out, "== limits: disk (%d MiB, fdatasync every %d MiB) in %s\n", diskBytes>>20, syncEvery>>20, parent)
 	if d, err := loadgen.DiskWrite(ctx, parent, diskBytes, syncEvery, smallSyncs); err != nil {
 		cmp.Limits.DiskErr = err.Error()
 	} else {
 		cmp.Limits.Disk = &d
+	}
+	if syncFor > 0 && c.LatencyFor > 0 {
+		fmt.Fprintf(out, "== limits: fdatasync floor, %d files × %d B appends at %d/s for %s\n", c.Partitions, c.RecordSize, c.Rate, syncFor)
+		if s, err := loadgen.PacedSyncLatency(ctx, parent, int(c.Partitions), c.Rate, c.RecordSize, syncFor); err != nil {
+			cmp.Limits.SyncErr = err.Error()
+		} else {
+			cmp.Limits.Sync = &s
+		}
 	}
 	fmt.Fprintf(out, "== limits: loopback TCP for %s\n", tcpFor)
 	if t, err := loadgen.LoopbackTCP(ctx, tcpFor); err != nil {

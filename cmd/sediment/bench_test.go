@@ -19,14 +19,14 @@ func TestBenchSubcommand(t *testing.T) {
 	jsonPath := filepath.Join(dir, "bench.json")
 	code := run([]string{"bench", "--targets", "sediment-always,kfake", "--records", "300", "--record-size", "100",
 		"--partitions", "2", "--rate", "200", "--latency-duration", "300ms", "--data-dir", filepath.Join(dir, "data"),
-		"--disk-mib", "2", "--disk-small-syncs", "3", "--tcp-duration", "50ms", "--minio", "off",
+		"--disk-mib", "2", "--disk-small-syncs", "3", "--sync-duration", "100ms", "--tcp-duration", "50ms", "--minio", "off",
 		"--json", jsonPath, "--cpuprofile", filepath.Join(dir, "cpu.pprof")}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	s := out.String()
 	for _, want := range []string{"sediment-always/kfake", "sediment-always/limit", "produce", "consume", "e2e p99", "ack p99.9",
-		"received", "loopback TCP", "dropped the page cache", "fdatasync every 1 MiB", "pending: Sediment 3 brokers"} {
+		"received", "loopback TCP", "dropped the page cache", "fdatasync floor: 2 files", "fdatasync every 1 MiB", "pending: Sediment 3 brokers"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("report lacks %q:\n%s", want, s)
 		}
@@ -45,7 +45,7 @@ func TestBenchSubcommand(t *testing.T) {
 	if len(cmp.Targets) != 2 || cmp.Targets[0].Name != "sediment-always" || cmp.Targets[1].Name != "kfake" {
 		t.Fatalf("targets: %+v", cmp.Targets)
 	}
-	if cmp.Limits.Disk == nil || cmp.Limits.Disk.Bytes != 2<<20 || cmp.Limits.TCP == nil || cmp.Limits.Object != nil {
+	if cmp.Limits.Disk == nil || cmp.Limits.Disk.Bytes != 2<<20 || cmp.Limits.TCP == nil || cmp.Limits.Sync == nil || cmp.Limits.Sync.Samples == 0 || cmp.Limits.Object != nil {
 		t.Fatalf("limits: %+v", cmp.Limits)
 	}
 	var produce *loadgen.Row

@@ -247,3 +247,82 @@ func DropCache(dir string) (int64, error) {
 	})
 	return total, err
 }
+
+// SyncLatency is the latency floor under a durable produce at a fixed rate: files appenders (one
+// per partition), each writing recordSize bytes then fdatasync, together paced at rate per second.
+type SyncLatency struct {
+	Files      int           `json:"files"`
+	Rate       int           `json:"rate"`
+	RecordSize int           `json:"record_size"`
+	Samples    int           `json:"samples"`
+	P50        time.Duration `json:"p50_ns"`
+	P99        time.Duration `json:"p99_ns"`
+	P999       time.Duration `json:"p999_ns"`
+	Max        time.Duration `json:"max_ns"`
+}
+
+// PacedSyncLatency measures SyncLatency for d in dir (files removed afterwards). An appender that
+// falls behind its pace does not catch up by bursting: each sample is one write+fdatasync.
+func PacedSyncLatency(ctx context.Context, dir string, files, rate, recordSize int, d time.Duration) (SyncLatency, error) {
+	r := SyncLatency{Files: files, Rate: rate, RecordSize: recordSize}
+	if files < 1 || rate < 1 || recordSize < 1 {
+		return r, errors.New("sync latency: files, rate and record size must be positive")
+	}
+	type out struct {
+		lats []time.Duration
+		err  error
+	}
+	res := make(chan out, files)
+	interval := time.Second * time.Duration(files) / time.Duration(rate)
+	start := time.Now()
+	for i := 0; i < files; i++ {
+		go func(i int) {
+			var o out
+			defer func() { res <- o }()
+			f, err := os.CreateTemp(dir, "sediment-bench-sync-*")
+			if err != nil {
+				o.err = err
+				return
+			}
+			defer os.Remove(f.Name())
+			defer f.Close()
+			buf := make([]byte, recordSize)
+			next := start.Add(interval * time.Duration(i) / time.Duration(files))
+			for end := start.Add(d); time.Now().Before(end) && ctx.Err() == nil; {
+				if w := time.Until(next); w > 0 {
+					time.Sleep(w)
+				}
+				next = next.Add(interval)
+				if now := time.Now(); next.Before(now) {
+					next = now
+				}
+				t := time.Now()
+				if _, err := f.Write(buf); err != nil {
+					o.err = err
+					return
+				}
+				if err := unix.Fdatasync(int(f.Fd())); err != nil {
+					o.err = err
+					return
+				}
+				o.lats = append(o.lats, time.Since(t))
+			}
+		}(i)
+	}
+	var all []time.Duration
+	var firstErr error
+	for i := 0; i < files; i++ {
+		o := <-res
+		all = append(all, o.lats...)
+		if o.err != nil && firstErr == nil {
+			firstErr = o.err
+		}
+	}
+	slices.Sort(all)
+	r.Samples = len(all)
+	r.P50, r.P99, r.P999 = pct(all, 0.5), pct(all, 0.99), pct(all, 0.999)
+	if len(all) > 0 {
+		r.Max = all[len(all)-1]
+	}
+	return r, firstErr
+}

@@ -79,7 +79,8 @@ func TestBuildRowsRatios(t *testing.T) {
 		}
 	}
 	lim := Limits{
-		Disk: &DiskResult{Bytes: 400 << 20, SyncEvery: 1 << 20, Elapsed: time.Second, SmallSyncP99: 2 * time.Millisecond},
+		Disk: &DiskResult{Bytes: 400 << 20, SyncEvery: 1 << 20, Elapsed: time.Second},
+		Sync: &SyncLatency{Files: 8, Rate: 5000, RecordSize: 1024, P50: time.Millisecond / 2, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond},
 		TCP:  &TCPResult{Bytes: 1000 << 20, Elapsed: time.Second},
 	}
 	ts := []Named{{Name: "sed", Result: mk(100, 4*time.Millisecond)}, {Name: "kfake", Result: mk(200, time.Millisecond)}, {Name: "broken", Err: "x"}}
@@ -128,6 +129,17 @@ func TestLimitsProbes(t *testing.T) {
 	}
 	if _, err := DiskWrite(ctx, t.TempDir(), 1<<20, 0, 0); err == nil {
 		t.Fatal("zero sync interval accepted")
+	}
+	sl, err := PacedSyncLatency(ctx, t.TempDir(), 2, 200, 100, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200/s over 0.2 s: ~40 samples; at least a few even on a slow disk, never far more than paced.
+	if sl.Samples < 4 || sl.Samples > 44 || sl.P50 <= 0 || sl.P50 > sl.P99 || sl.P99 > sl.P999 || sl.P999 > sl.Max {
+		t.Fatalf("sync latency: %+v", sl)
+	}
+	if _, err := PacedSyncLatency(ctx, t.TempDir(), 0, 200, 100, time.Millisecond); err == nil {
+		t.Fatal("zero files accepted")
 	}
 	cdir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(cdir, "p-0"), 0o755); err != nil {
