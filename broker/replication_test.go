@@ -17,7 +17,7 @@ import (
 )
 
 // startReplCluster starts n brokers forming one Raft group, with a short replica.lag.time.max.ms.
-func startReplCluster(t *testing.T, n int) []*Broker {
+func startReplCluster(t testing.TB, n int) []*Broker {
 	t.Helper()
 	var voters []Voter
 	for i := 1; i <= n; i++ {
@@ -211,7 +211,7 @@ func TestReplicationThreeBrokers(t *testing.T) {
 	}
 }
 
-func kadmFor(t *testing.T, seeds []string) *kadm.Client {
+func kadmFor(t testing.TB, seeds []string) *kadm.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
@@ -284,12 +284,16 @@ func TestReplicationLeaderFailover(t *testing.T) {
 			live = append(live, b)
 		}
 	}
+	killedAt := time.Now()
+	ackedAtKill := count()
 	victim.Close()
 	waitFor(t, "a new leader", func() bool {
 		mt, _ := live[0].meta.State().Topic(topic)
 		l := mt.Partitions[0].Leader
 		return l >= 0 && l != oldLeader
 	})
+	waitFor(t, "the first acknowledgement after the failover", func() bool { return count() > ackedAtKill+1 })
+	failover := time.Since(killedAt)
 	before := count()
 	waitFor(t, "records after the failover", func() bool { return count() >= before+200 })
 	close(stop)
@@ -345,5 +349,56 @@ func TestReplicationLeaderFailover(t *testing.T) {
 	if !bytes.Equal(localLogBytes(t, ps[0]), localLogBytes(t, ps[1])) {
 		t.Fatal("surviving replica logs differ")
 	}
-	t.Logf("acknowledged %d (%d after the failover), consumed %d", len(acked), len(acked)-before, len(got))
+	t.Logf("acknowledged %d (%d after the failover), consumed %d; leader stop → acks=all again: %v",
+		len(acked), len(acked)-before, len(got), failover.Round(time.Millisecond))
+}
+
+// BenchmarkReplicatedProduce: acks=all produce throughput with replication factor 1 and 3 on a
+// 3-broker in-process cluster (1 KiB records, 4 partitions, linger 1 ms), for the RF3/RF1 ratio.
+func BenchmarkReplicatedProduce(b *testing.B) {
+	brokers := startReplCluster(b, 3)
+	var seeds []string
+	for _, br := range brokers {
+		seeds = append(seeds, br.Addr())
+	}
+	adm := kadmFor(b, seeds)
+	for _, rf := range []int16{1, 3} {
+		b.Run(fmt.Sprintf("rf=%d", rf), func(b *testing.B) {
+			topic := fmt.Sprintf("bench-rf%d-%d", rf, b.N)
+			if resp, err := adm.CreateTopic(context.Background(), 4, rf, nil, topic); err != nil || resp.Err != nil {
+				b.Fatalf("create: %v %v", err, resp.Err)
+			}
+			cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+				kgo.ProducerLinger(time.Millisecond), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			val := make([]byte, 1024)
+			// Warm up metadata and producer ids outside the timing.
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: val}).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(val)))
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			var failed error
+			var mu sync.Mutex
+			for i := 0; i < b.N; i++ {
+				wg.Add(1)
+				cl.Produce(context.Background(), &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+					defer wg.Done()
+					if err != nil {
+						mu.Lock()
+						failed = err
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if failed != nil {
+				b.Fatal(failed)
+			}
+		})
+	}
 }
