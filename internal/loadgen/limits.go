@@ -26,6 +26,8 @@ type DiskResult struct {
 	Bytes        int64         `json:"bytes"`
 	SyncEvery    int64         `json:"sync_every_bytes"`
 	Elapsed      time.Duration `json:"elapsed_ns"`
+	ReadBytes    int64         `json:"read_bytes"`
+	ReadElapsed  time.Duration `json:"read_elapsed_ns"`
 	SmallSyncs   int           `json:"small_syncs"`
 	SmallSyncP50 time.Duration `json:"small_sync_p50_ns"`
 	SmallSyncP99 time.Duration `json:"small_sync_p99_ns"`
@@ -33,6 +35,9 @@ type DiskResult struct {
 }
 
 func (d DiskResult) MBps() float64 { return mbps(d.Bytes, d.Elapsed) }
+
+// ReadMBps is the sequential read of the written bytes after their page cache was dropped.
+func (d DiskResult) ReadMBps() float64 { return mbps(d.ReadBytes, d.ReadElapsed) }
 
 func mbps(n int64, d time.Duration) float64 {
 	if d <= 0 {
@@ -89,6 +94,24 @@ func DiskWrite(ctx context.Context, dir string, total, syncEvery int64, smallSyn
 		return r, err
 	}
 	r.Elapsed = time.Since(start)
+
+	// Sequential read of the same bytes from the disk (page cache dropped first).
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return r, err
+	}
+	start = time.Now()
+	for off := int64(0); off < r.Bytes; {
+		n, err := f.ReadAt(buf, off)
+		off += int64(n)
+		r.ReadBytes += int64(n)
+		if err != nil {
+			if err == io.EOF {
+				break
+			}
+			return r, err
+		}
+	}
+	r.ReadElapsed = time.Since(start)
 
 	lats := make([]time.Duration, 0, smallSyncs)
 	for i := 0; i < smallSyncs && ctx.Err() == nil; i++ {

@@ -102,11 +102,17 @@ func TestBuildRowsRatios(t *testing.T) {
 	if c := get("produce", "MB/s", "sed"); !near(c.VsPeer, 0.5) || !near(c.VsLimit, 0.25) {
 		t.Fatalf("produce: %+v", c)
 	}
-	if c := get("consume", "MB/s", "kfake"); c.VsPeer != 0 || !near(c.VsLimit, 0.2) {
+	if c := get("consume", "MB/s", "kfake"); c.VsPeer != 0 || !near(c.VsLimit, 0.2) { // TCP: no disk read figure
 		t.Fatalf("consume kfake: %+v", c)
 	}
 	if c := get("e2e p99", "ms", "sed"); !near(c.VsPeer, 4) || !near(c.VsLimit, 2) {
 		t.Fatalf("e2e p99: %+v", c)
+	}
+	// With a disk read figure below TCP, consume is held against the disk.
+	lim.Disk.ReadBytes, lim.Disk.ReadElapsed = 500<<20, time.Second
+	rows2 := BuildRows(c, "kfake", lim, ts)
+	if r := rows2[2]; r.Metric != "consume" || r.Limit != 500 || !near(r.Cells[0].VsLimit, 0.2) {
+		t.Fatalf("consume vs disk read: %+v", r)
 	}
 	for _, r := range rows {
 		for _, cl := range r.Cells {
@@ -124,7 +130,7 @@ func TestLimitsProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Bytes != 3<<20+5 || d.SmallSyncs != 5 || d.SmallSyncP50 <= 0 || d.SmallSyncP50 > d.SmallSyncP99 || d.SmallSyncP99 > d.SmallSyncMax {
+	if d.Bytes != 3<<20+5 || d.ReadBytes != d.Bytes || d.ReadElapsed <= 0 || d.SmallSyncs != 5 || d.SmallSyncP50 <= 0 || d.SmallSyncP50 > d.SmallSyncP99 || d.SmallSyncP99 > d.SmallSyncMax {
 		t.Fatalf("disk: %+v", d)
 	}
 	if _, err := DiskWrite(ctx, t.TempDir(), 1<<20, 0, 0); err == nil {
