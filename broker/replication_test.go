@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -353,6 +354,8 @@ func TestReplicationLeaderFailover(t *testing.T) {
 		len(acked), len(acked)-before, len(got), failover.Round(time.Millisecond))
 }
 
+var benchTopicSeq atomic.Int64
+
 // BenchmarkReplicatedProduce: acks=all produce throughput with replication factor 1 and 3 on a
 // 3-broker in-process cluster (1 KiB records, 4 partitions, linger 1 ms), for the RF3/RF1 ratio.
 func BenchmarkReplicatedProduce(b *testing.B) {
@@ -364,7 +367,7 @@ func BenchmarkReplicatedProduce(b *testing.B) {
 	adm := kadmFor(b, seeds)
 	for _, rf := range []int16{1, 3} {
 		b.Run(fmt.Sprintf("rf=%d", rf), func(b *testing.B) {
-			topic := fmt.Sprintf("bench-rf%d-%d", rf, b.N)
+			topic := fmt.Sprintf("bench-rf%d-%d", rf, benchTopicSeq.Add(1))
 			if resp, err := adm.CreateTopic(context.Background(), 4, rf, nil, topic); err != nil || resp.Err != nil {
 				b.Fatalf("create: %v %v", err, resp.Err)
 			}
