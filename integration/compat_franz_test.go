@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var franzCodecs = map[string]kgo.CompressionCodec{
@@ -28,6 +29,27 @@ func TestCompatFranzGo(t *testing.T) {
 
 	seedGroupTopic(t, n)
 	checkGroup(t, n, "compat-franz-go", franzGroup(t, n, "compat-franz-go"))
+
+	// The same scenario through the KIP-848 protocol (ConsumerGroupHeartbeat, server-side assignment):
+	// matrix cell "group_kip848". Same topic, a new group.
+	t.Run("group_kip848", func(t *testing.T) {
+		res := franzGroup(t, n, "compat-franz-go-848", kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer()))
+		checkGroup(t, n, "compat-franz-go-848", res)
+		// The group really used the new protocol: ListGroups v5 filtered on type "consumer" names it.
+		req := kmsg.NewPtrListGroupsRequest()
+		req.TypesFilter = []string{"consumer"}
+		resp, err := req.RequestWith(testCtx(t), n.client(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, g := range resp.Groups {
+			found = found || g.Group == "compat-franz-go-848"
+		}
+		if !found {
+			t.Errorf("ListGroups(type=consumer) = %+v: the KIP-848 group is missing (did the client fall back to classic?)", resp.Groups)
+		}
+	})
 
 	clusterCell(t, func(t *testing.T, n *node) {
 		res := franzRoundTrip(t, n, []string{"none"})
@@ -108,14 +130,15 @@ func franzRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 	return res
 }
 
-// franzGroup: kgo group consumers with autocommit off; CommitRecords for what was processed.
-func franzGroup(t *testing.T, n *node, group string) *groupResult {
+// franzGroup: kgo group consumers with autocommit off; CommitRecords for what was processed. extra
+// options select the protocol (ServerSideBalancer: KIP-848).
+func franzGroup(t *testing.T, n *node, group string, extra ...kgo.Opt) *groupResult {
 	res := &groupResult{Version: goModVersion("github.com/twmb/franz-go")}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	consume := func(limit int, commit bool) []compatRecord {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(n.kafka), kgo.ConsumerGroup(group), kgo.ConsumeTopics(groupTopic),
-			kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.kafka), kgo.ConsumerGroup(group), kgo.ConsumeTopics(groupTopic),
+			kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, extra...)...)
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
 			return nil

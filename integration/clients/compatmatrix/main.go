@@ -41,14 +41,18 @@ type client struct {
 
 var clients = []client{
 	{"TestCompatFranzGo", "franz-go (kgo, kadm)", "Go module", "kadm.CreateTopic; kgo.ProduceSync (idempotent by default) per codec; direct partition consume; group: kgo.ConsumerGroup + CommitRecords", nil},
-	{"TestCompatSarama", "IBM/sarama", "Go module", "ClusterAdmin.CreateTopic; idempotent SyncProducer (acks=all, Version 3.6) per codec; PartitionConsumer; group: ConsumerGroup + MarkMessage/session.Commit", nil},
-	{"TestCompatKafkaGo", "segmentio/kafka-go", "Go module", "Client.CreateTopics; Writer (Hash balancer, acks=all) per codec; a Reader per partition; group: Reader{GroupID} + CommitMessages", nil},
+	{"TestCompatSarama", "IBM/sarama", "Go module", "ClusterAdmin.CreateTopic; idempotent SyncProducer (acks=all, Version 3.6) per codec; PartitionConsumer; group: ConsumerGroup + MarkMessage/session.Commit",
+		map[string]string{"kip848": "the client has no KIP-848 (consumer protocol) support in this version"}},
+	{"TestCompatKafkaGo", "segmentio/kafka-go", "Go module", "Client.CreateTopics; Writer (Hash balancer, acks=all) per codec; a Reader per partition; group: Reader{GroupID} + CommitMessages",
+		map[string]string{"kip848": "the client has no KIP-848 (consumer protocol) support in this version"}},
 	{"TestCompatKcat", "kcat (librdkafka)", "Debian package", "topics auto-created (kcat has no admin API; broker num.partitions=3); kcat -P -K -H -X compression.codec, enable.idempotence=true; kcat -C -J; group: kcat -G -e (librdkafka commits stored offsets on close)",
-		map[string]string{"delete": "kcat has no admin API (its topics are auto-created)"}},
-	{"TestCompatConfluentKafkaPython", "confluent-kafka-python (librdkafka)", "Debian package", "AdminClient.create_topics; idempotent Producer (acks=all) per codec; Consumer.assign from OFFSET_BEGINNING; group: subscribe + commit(asynchronous=False)", nil},
-	{"TestCompatKafkaPython", "kafka-python", "Debian package", "KafkaAdminClient.create_topics; KafkaProducer (acks=all) per codec; KafkaConsumer.assign + seek_to_beginning; group: subscribe + commit(offsets)", nil},
+		map[string]string{"delete": "kcat has no admin API (its topics are auto-created)", "kip848": "librdkafka 2.0.2 predates KIP-848 (needs 2.4+)"}},
+	{"TestCompatConfluentKafkaPython", "confluent-kafka-python (librdkafka)", "Debian package", "AdminClient.create_topics; idempotent Producer (acks=all) per codec; Consumer.assign from OFFSET_BEGINNING; group: subscribe + commit(asynchronous=False)",
+		map[string]string{"kip848": "librdkafka 2.0.2 predates KIP-848 (needs 2.4+)"}},
+	{"TestCompatKafkaPython", "kafka-python", "Debian package", "KafkaAdminClient.create_topics; KafkaProducer (acks=all) per codec; KafkaConsumer.assign + seek_to_beginning; group: subscribe + commit(offsets)",
+		map[string]string{"kip848": "the client has no KIP-848 (consumer protocol) support in this version"}},
 	{"TestCompatKafkaJS", "kafkajs", "npm", "admin.createTopics; idempotent producer (acks=-1) per codec (snappy via kafkajs-snappy, lz4 via lz4js); consumer in a group (kafkajs has no group-less consumer); group: autoCommit off + commitOffsets",
-		map[string]string{"zstd": "kafkajs has no pure-JS zstd codec (@kafkajs/zstd is a native addon)"}},
+		map[string]string{"zstd": "kafkajs has no pure-JS zstd codec (@kafkajs/zstd is a native addon)", "kip848": "the client has no KIP-848 (consumer protocol) support in this version"}},
 }
 
 type feature struct {
@@ -67,6 +71,7 @@ var features = []feature{
 	{"zstd", "zstd", []string{"produce/zstd", "consume/zstd"}, ""},
 	{"headers", "keys + headers", []string{"headers"}, ""},
 	{"group", "group commit / resume", []string{"group_commit_resume"}, "pending (issue 6)"},
+	{"kip848", "KIP-848 group", []string{"group_kip848"}, ""},
 	{"times", "offsets for times", []string{"offsets_for_times"}, ""},
 	{"replay", "replay from bucket (offset 0 after tiering)", []string{"replay_from_bucket"}, "pending (issue 7: tiering)"},
 	{"cluster", "3 brokers (RF 1)", []string{"cluster"}, ""},
@@ -230,6 +235,9 @@ func write(w io.Writer, r *results) {
 	fmt.Fprintln(w, "- **group commit / resume**: a group consumer processes 20 of 45 records and commits what it processed")
 	fmt.Fprintln(w, "  through the client's commit API; the broker holds exactly those offsets; a new consumer of the group")
 	fmt.Fprintln(w, "  starts each partition at the committed offset and reads the rest: every record once overall.")
+	fmt.Fprintln(w, "- **KIP-848 group**: the same group scenario through the new consumer protocol (ConsumerGroupHeartbeat,")
+	fmt.Fprintln(w, "  server-side range assignment; franz-go `ServerSideBalancer`), and ListGroups filtered on type `consumer`")
+	fmt.Fprintln(w, "  names the group, so a silent fallback to the classic protocol fails.")
 	fmt.Fprintln(w, "- **offsets for times**: 30 records in three batches timestamped base, base+1 s, base+2 s; the client's")
 	fmt.Fprintln(w, "  timestamp lookup (ListOffsets by time: kadm.ListOffsetsAfterMilli, sarama Client.GetOffset, kafka-go")
 	fmt.Fprintln(w, "  Conn.ReadOffset, kcat -o s@ts, offsets_for_times, fetchTopicOffsetsByTimestamp) answers the first offset at")
