@@ -6,10 +6,12 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /out/sediment ./cmd/sediment
+RUN CGO_ENABLED=0 go build -trimpath -o /out/sediment ./cmd/sediment && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sediment /usr/local/bin/sediment
+# /data owned by the image's nonroot user (65532): a named volume mounted there starts with this ownership.
+COPY --from=build --chown=65532:65532 /out/data /data
 # Kafka 9092, Raft 9093, HTTP (/metrics /healthz /readyz) 9644
 EXPOSE 9092 9093 9644
 VOLUME ["/data"]
