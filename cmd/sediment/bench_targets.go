@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,13 +23,14 @@ import (
 
 // The targets of `sediment bench`, in the default order. Each runs the same loadgen workload on a
 // fresh cluster with its own data directory under the bench's parent dir.
-var allTargets = []string{"sediment-always", "sediment-os", "kfake", "kfake-disk", "kfake-disk-sync"}
+var allTargets = []string{"sediment-always", "sediment-os", "sediment-rf3", "kfake", "kfake-disk", "kfake-disk-sync"}
 
 var targetKinds = map[string]string{
 	"target":            "the cluster at --brokers",
 	"sediment-always":   "Sediment, 1 broker in-process, log.flush.policy=always (fdatasync before acks)",
 	"sediment-interval": "Sediment, 1 broker in-process, log.flush.policy=interval",
 	"sediment-os":       "Sediment, 1 broker in-process, log.flush.policy=os (page cache, no fsync per append)",
+	"sediment-rf3":      "Sediment, 3 brokers in this one process, topic RF 3, log.flush.policy=always (acks=all waits for the ISR)",
 	"kfake":             "franz-go kfake, 1 broker, in memory",
 	"kfake-disk":        "franz-go kfake, 1 broker, kfake.DataDir (persisted, no fsync per batch)",
 	"kfake-disk-sync":   "franz-go kfake, 1 broker, kfake.DataDir + SyncWrites (fsync per batch)",
@@ -40,6 +43,21 @@ func runTarget(ctx context.Context, name string, c loadgen.Config, parent, broke
 	switch {
 	case name == "target":
 		c.Brokers = strings.Split(brokers, ",")
+	case name == "sediment-rf3":
+		bs, err := startCluster(ctx, dir, 3)
+		if err != nil {
+			return loadgen.Result{}, desc, err
+		}
+		defer func() {
+			for _, b := range bs {
+				b.Close()
+			}
+		}()
+		c.Brokers = nil
+		for _, b := range bs {
+			c.Brokers = append(c.Brokers, b.Addr())
+		}
+		c.Replication = 3
 	case strings.HasPrefix(name, "sediment-"):
 		cfg := broker.DefaultConfig()
 		cfg.DataDir = dir
@@ -208,4 +226,57 @@ func measureLimits(ctx context.Context, out io.Writer, cmp *loadgen.Comparison, 
 		return
 	}
 	cmp.Limits.Object = &o
+}
+
+// startCluster starts n brokers in this process as one Raft cluster (flush always, loopback).
+func startCluster(ctx context.Context, dir string, n int) ([]*broker.Broker, error) {
+	var voters []broker.Voter
+	for i := 1; i <= n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		voters = append(voters, broker.Voter{ID: int32(i), Addr: l.Addr().String()})
+		l.Close()
+	}
+	bs := make([]*broker.Broker, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		cfg := broker.DefaultConfig()
+		cfg.NodeID = int32(i + 1)
+		cfg.DataDir = filepath.Join(dir, fmt.Sprintf("broker-%d", i+1))
+		cfg.ObjectStore = "file://" + cfg.DataDir + "/objects"
+		cfg.Listen = "127.0.0.1:0"
+		cfg.RaftListen = voters[i].Addr
+		cfg.Voters = voters
+		cfg.HTTPListen = ""
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		if err := cfg.Set("log.flush.policy", "always"); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			bs[i], errs[i] = broker.Start(sctx, cfg)
+		}()
+	}
+	wg.Wait()
+	var err error
+	for i, e := range errs {
+		if e != nil && err == nil {
+			err = fmt.Errorf("broker %d: %w", i+1, e)
+		}
+	}
+	if err != nil {
+		for _, b := range bs {
+			if b != nil {
+				b.Close()
+			}
+		}
+		return nil, err
+	}
+	return bs, nil
 }

@@ -26,7 +26,7 @@ func TestBenchSubcommand(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{"sediment-always/kfake", "sediment-always/limit", "produce", "consume", "e2e p99", "ack p99.9",
-		"received", "loopback TCP", "dropped the page cache", "fdatasync floor: 2 files", "fdatasync every 1 MiB", "pending: Sediment 3 brokers"} {
+		"received", "loopback TCP", "dropped the page cache", "fdatasync floor: 2 files", "fdatasync every 1 MiB", "pending: upload to the bucket"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("report lacks %q:\n%s", want, s)
 		}

@@ -21,6 +21,7 @@ type Config struct {
 	Brokers       []string
 	Topic         string
 	Partitions    int32
+	Replication   int16         // replication factor of the topic (0 = 1)
 	RecordSize    int           // value bytes per record (>= 8: the send timestamp)
 	Records       int64         // records for the produce and consume phases (0 = skip both)
 	Rate          int           // records/s in the latency phase
@@ -265,7 +266,11 @@ func ensureTopic(ctx context.Context, c Config) error {
 	adm := kadm.NewClient(cl)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopic(cctx, c.Partitions, 1, nil, c.Topic)
+	rf := c.Replication
+	if rf == 0 {
+		rf = 1
+	}
+	resp, err := adm.CreateTopic(cctx, c.Partitions, rf, nil, c.Topic)
 	if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
 		return fmt.Errorf("create topic %s: %w", c.Topic, err)
 	}
