@@ -13,7 +13,8 @@ package broker
 // UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE (offset.metadata.max.bytes).
 // The leader epoch (v6+) and metadata are stored and returned by OffsetFetch. The commit time is the
 // broker's clock (v1's per-partition timestamp when given); v2–v4's RetentionTimeMillis is ignored, as
-// Kafka ≥ 2.1 ignores it (offsets.retention.minutes applies). v10 (topic ids) is not served.
+// Kafka ≥ 2.1 ignores it (offsets.retention.minutes applies). v10 names topics by id
+// (UNKNOWN_TOPIC_ID for an id that does not exist).
 
 import (
 	"context"
@@ -25,7 +26,7 @@ import (
 	"github.com/sediment-io/sediment/meta"
 )
 
-func init() { register(kmsg.OffsetCommit, 0, 9, (*Broker).handleOffsetCommit) }
+func init() { register(kmsg.OffsetCommit, 0, 10, (*Broker).handleOffsetCommit) }
 
 func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
@@ -35,7 +36,7 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 	// Answer skeleton, same shape as the request.
 	for _, rt := range req.Topics {
 		t := kmsg.NewOffsetCommitResponseTopic()
-		t.Topic = rt.Topic
+		t.Topic, t.TopicID = rt.Topic, rt.TopicID
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewOffsetCommitResponseTopicPartition()
 			p.Partition = rp.Partition
@@ -77,9 +78,14 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 	var refs []ref
 	for i, rt := range req.Topics {
 		topic, tok := st.Topic(rt.Topic)
+		if req.Version >= 10 {
+			topic, tok = st.TopicByID(rt.TopicID)
+		}
 		for j, rp := range rt.Partitions {
 			code := int16(0)
 			switch {
+			case !tok && req.Version >= 10:
+				code = kerr.UnknownTopicID.Code
 			case !tok || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				code = kerr.UnknownTopicOrPartition.Code
 			case rp.Metadata != nil && len(*rp.Metadata) > gc.config().OffsetMetadataMax:
@@ -88,7 +94,7 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 				code = kerr.InvalidRequest.Code
 			case monotonic:
 				// An adopted member after a coordinator takeover: never move an offset back.
-				if cur, ok := st.CommittedOffset(req.Group, rt.Topic, rp.Partition); ok && rp.Offset < cur.Offset {
+				if cur, ok := st.CommittedOffset(req.Group, topic.Name, rp.Partition); ok && rp.Offset < cur.Offset {
 					code = kerr.RebalanceInProgress.Code
 				}
 			}
@@ -96,7 +102,7 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, c *connCtx, kreq kmsg.R
 				resp.Topics[i].Partitions[j].ErrorCode = code
 				continue
 			}
-			o := meta.OffsetCommit{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1, CommitTime: now}
+			o := meta.OffsetCommit{Topic: topic.Name, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1, CommitTime: now}
 			if req.Version >= 6 {
 				o.LeaderEpoch = rp.LeaderEpoch
 			}

@@ -8,7 +8,7 @@ package broker
 // require_stable (v7+): while a commit of the group is accepted but not yet committed in Raft, its
 // partitions answer UNSTABLE_OFFSET_COMMIT (clients retry) — Sediment has no transactional offsets, so
 // this is the only pending state. v9: for KIP-848 groups a member id/epoch, when given, is checked
-// (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10 (topic ids) is not served.
+// (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). v10 names topics by id (UNKNOWN_TOPIC_ID for an unknown one).
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 	"github.com/sediment-io/sediment/meta"
 )
 
-func init() { register(kmsg.OffsetFetch, 0, 9, (*Broker).handleOffsetFetch) }
+func init() { register(kmsg.OffsetFetch, 0, 10, (*Broker).handleOffsetFetch) }
 
 // fetchedOffset is one answer row, independent of the response version's types.
 type fetchedOffset struct {
@@ -38,21 +38,48 @@ func (b *Broker) handleOffsetFetch(ctx context.Context, c *connCtx, kreq kmsg.Re
 	gc := b.groups
 
 	if req.Version >= 8 {
+		st := b.meta.State()
 		for _, rg := range req.Groups {
 			var topics []offsetFetchTopic
+			var unknownIDs []kmsg.OffsetFetchRequestGroupTopic
 			if rg.Topics != nil {
 				topics = []offsetFetchTopic{}
 				for _, t := range rg.Topics {
-					topics = append(topics, offsetFetchTopic{t.Topic, t.Partitions})
+					name := t.Topic
+					if req.Version >= 10 {
+						tt, ok := st.TopicByID(t.TopicID)
+						if !ok {
+							unknownIDs = append(unknownIDs, t)
+							continue
+						}
+						name = tt.Name
+					}
+					topics = append(topics, offsetFetchTopic{name, t.Partitions})
 				}
 			}
 			rows, code := gc.fetchOffsets(rg.Group, topics, req.RequireStable, rg.MemberID, rg.MemberEpoch)
 			og := kmsg.NewOffsetFetchResponseGroup()
 			og.Group, og.ErrorCode = rg.Group, code
+			for _, u := range unknownIDs {
+				if code != 0 {
+					break
+				}
+				t := kmsg.NewOffsetFetchResponseGroupTopic()
+				t.TopicID = u.TopicID
+				for _, p := range u.Partitions {
+					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p, -1, -1, kerr.UnknownTopicID.Code
+					t.Partitions = append(t.Partitions, rp)
+				}
+				og.Topics = append(og.Topics, t)
+			}
 			for _, r := range rows {
 				if n := len(og.Topics); n == 0 || og.Topics[n-1].Topic != r.topic {
 					t := kmsg.NewOffsetFetchResponseGroupTopic()
 					t.Topic = r.topic
+					if tt, ok := st.Topic(r.topic); ok {
+						t.TopicID = tt.ID
+					}
 					og.Topics = append(og.Topics, t)
 				}
 				p := kmsg.NewOffsetFetchResponseGroupTopicPartition()

@@ -62,6 +62,8 @@ func benchOffsetCommits(b *testing.B, perGroup bool, brokers int) {
 			}
 		}
 	}
+	tb, _ := br.meta.State().Topic("bench") // every broker has it now (waited above)
+	benchTopicID = tb.ID
 	clients := make([]*kgo.Client, groups)
 	for i := range clients {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
@@ -129,16 +131,19 @@ func benchOffsetCommits(b *testing.B, perGroup bool, brokers int) {
 }
 
 func benchCommit(ctx context.Context, cl *kgo.Client, group string, partition int32, offset int64) error {
-	return commitOne(ctx, cl, "bench", group, partition, offset)
+	return commitOne(ctx, cl, benchTopicID, "bench", group, partition, offset)
 }
 
+// benchTopicID is the id of the benchmark's topic (OffsetCommit v10 names topics by id).
+var benchTopicID [16]byte
+
 // commitOne sends one simple (generation -1) OffsetCommit through kgo (which finds the coordinator).
-func commitOne(ctx context.Context, cl *kgo.Client, topic, group string, partition int32, offset int64) error {
+func commitOne(ctx context.Context, cl *kgo.Client, topicID [16]byte, topic, group string, partition int32, offset int64) error {
 	r := kmsg.NewPtrOffsetCommitRequest()
 	r.Group, r.Generation = group, -1
 	p := kmsg.NewOffsetCommitRequestTopicPartition()
 	p.Partition, p.Offset, p.LeaderEpoch = partition, offset, -1
-	r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{p}}}
+	r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, TopicID: topicID, Partitions: []kmsg.OffsetCommitRequestTopicPartition{p}}}
 	resp, err := r.RequestWith(ctx, cl)
 	if err != nil {
 		return err

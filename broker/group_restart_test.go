@@ -172,6 +172,8 @@ func TestCommitsInFlightAcrossBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	createTopic(t, b, "t", 4, nil)
+	tt, _ := b.meta.State().Topic("t")
+	tid := tt.ID
 	const workers = 8
 	type result struct {
 		acked, attempted int64
@@ -194,7 +196,7 @@ func TestCommitsInFlightAcrossBrokerRestart(t *testing.T) {
 				}
 				results[w].attempted = off
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				err := commitOne(ctx, cl, "t", group, int32(w%4), off)
+				err := commitOne(ctx, cl, tid, "t", group, int32(w%4), off)
 				cancel()
 				if err != nil {
 					results[w].err = err

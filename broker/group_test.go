@@ -457,3 +457,39 @@ func TestCoordinatorLoadBarrier(t *testing.T) {
 		t.Fatal("a second barrier ran although the brokers did not change")
 	}
 }
+
+// OffsetCommit and OffsetFetch v10 name topics by id.
+func TestOffsetsByTopicID(t *testing.T) {
+	b := newGroupTestBroker(t)
+	createTopic(t, b, "t", 1, nil)
+	tt, _ := b.meta.State().Topic("t")
+	c := commitReq("gid", "", -1, nil, "", 77, "md")
+	c.SetVersion(10)
+	c.Topics[0].TopicID = tt.ID
+	bogus := kmsg.NewOffsetCommitRequestTopic()
+	bogus.TopicID = [16]byte{9, 9, 9}
+	bogus.Partitions = []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}
+	c.Topics = append(c.Topics, bogus)
+	r := callAPI[*kmsg.OffsetCommitResponse](t, b, c)
+	wantCode(t, "commit by id", r.Topics[0].Partitions[0].ErrorCode, nil)
+	wantCode(t, "commit to an unknown id", r.Topics[1].Partitions[0].ErrorCode, kerr.UnknownTopicID)
+	if r.Topics[0].TopicID != tt.ID {
+		t.Fatal("response does not echo the topic id")
+	}
+	f := kmsg.NewPtrOffsetFetchRequest()
+	f.SetVersion(10)
+	f.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "gid", Topics: []kmsg.OffsetFetchRequestGroupTopic{{TopicID: tt.ID, Partitions: []int32{0}}, {TopicID: [16]byte{9}, Partitions: []int32{0}}}}}
+	fr := callAPI[*kmsg.OffsetFetchResponse](t, b, f)
+	var got, unknown bool
+	for _, ft := range fr.Groups[0].Topics {
+		switch ft.TopicID {
+		case tt.ID:
+			got = ft.Partitions[0].Offset == 77 && *ft.Partitions[0].Metadata == "md"
+		case [16]byte{9}:
+			unknown = ft.Partitions[0].ErrorCode == kerr.UnknownTopicID.Code
+		}
+	}
+	if !got || !unknown {
+		t.Fatalf("v10 fetch: %+v", fr.Groups[0].Topics)
+	}
+}
