@@ -19,12 +19,19 @@ import (
 
 // startReplCluster starts n brokers forming one Raft group, with a short replica.lag.time.max.ms.
 func startReplCluster(t testing.TB, n int) []*Broker {
+	bs, _ := startReplClusterConfigs(t, n)
+	return bs
+}
+
+// startReplClusterConfigs is startReplCluster returning each broker's Config too (restarts).
+func startReplClusterConfigs(t testing.TB, n int) ([]*Broker, []Config) {
 	t.Helper()
 	var voters []Voter
 	for i := 1; i <= n; i++ {
 		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
 	}
 	brokers := make([]*Broker, n)
+	cfgs := make([]Config, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -41,6 +48,7 @@ func startReplCluster(t testing.TB, n int) []*Broker {
 			mc.SessionTimeout = 2 * time.Second
 			mc.HeartbeatInterval = 200 * time.Millisecond
 		}
+		cfgs[i] = cfg
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -58,7 +66,7 @@ func startReplCluster(t testing.TB, n int) []*Broker {
 	for _, b := range brokers {
 		t.Cleanup(func() { b.Close() })
 	}
-	return brokers
+	return brokers, cfgs
 }
 
 // localLogBytes reads a replica's whole local log.
@@ -97,7 +105,7 @@ func TestReplicationThreeBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three brokers")
 	}
-	brokers := startReplCluster(t, 3)
+	brokers, cfgs := startReplClusterConfigs(t, 3)
 	var seeds []string
 	for _, b := range brokers {
 		seeds = append(seeds, b.Addr())
@@ -188,6 +196,49 @@ func TestReplicationThreeBrokers(t *testing.T) {
 		return true
 	})
 	produce(1000, 500)
+
+	// The follower comes back on its data dir: it catches up (truncating by epoch if needed),
+	// rejoins both ISRs, and every replica ends byte-identical again.
+	var vcfg Config
+	for _, c := range cfgs {
+		if c.NodeID == victim.cfg.NodeID {
+			vcfg = c
+		}
+	}
+	back, err := Start(testCtx(t), vcfg)
+	if err != nil {
+		t.Fatalf("restart follower: %v", err)
+	}
+	t.Cleanup(func() { back.Close() })
+	waitFor(t, "the restarted follower to rejoin the ISRs", func() bool {
+		mt, _ := live.meta.State().Topic(topic)
+		for _, p := range mt.Partitions {
+			if !slices.Contains(p.ISR, vcfg.NodeID) {
+				return false
+			}
+		}
+		return true
+	})
+	for idx := int32(0); idx < 2; idx++ {
+		var ps []*Partition
+		for _, b := range []*Broker{back, live} {
+			ps = append(ps, b.replicas.partition(mt.ID, idx))
+		}
+		for _, b := range brokers {
+			if b != victim && b != live {
+				ps = append(ps, b.replicas.partition(mt.ID, idx))
+			}
+		}
+		waitFor(t, "all three replicas to converge again", func() bool {
+			return ps[0].log.EndOffset() == ps[1].log.EndOffset() && ps[1].log.EndOffset() == ps[2].log.EndOffset()
+		})
+		want := localLogBytes(t, ps[1])
+		for _, p := range []*Partition{ps[0], ps[2]} {
+			if !bytes.Equal(localLogBytes(t, p), want) {
+				t.Fatalf("partition %d: replica logs differ after the follower rejoined", idx)
+			}
+		}
+	}
 
 	// Consumers read every record exactly once.
 	cons, err := kgo.NewClient(kgo.SeedBrokers(live.Addr()), kgo.ConsumeTopics(topic),
