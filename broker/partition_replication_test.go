@@ -85,3 +85,55 @@ func TestHighWatermarkFollowsTheISR(t *testing.T) {
 		t.Fatalf("waitHW with a shrunk ISR: %v", kerr.ErrorForCode(code))
 	}
 }
+
+// Follower truncation (KIP-101/279): a follower whose tail was written under an epoch the new
+// leader never had truncates to where the logs diverge, rebuilds its producer state, and keeps
+// the common prefix.
+func TestFollowerTruncationByEpoch(t *testing.T) {
+	p := memPartition(t, vfs.NewMemFS())
+	defer p.close()
+	// Epoch 0: offsets 0-4 (a producer's batches); epoch 1: offsets 5-9 (a tail the new leader lacks).
+	for i := int32(0); i < 5; i++ {
+		if r := p.appendClient(9, 1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli(), idempotent: true, pid: 7, seq: i})); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if err := p.setLeadership(meta.Partition{Replicas: []int32{1}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := int32(5); i < 10; i++ {
+		if r := p.appendClient(9, 1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli(), idempotent: true, pid: 7, seq: i})); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	latest, _ := p.log.LatestEpoch()
+	if latest != 1 || p.log.EndOffset() != 10 {
+		t.Fatalf("setup: epoch %d end %d", latest, p.log.EndOffset())
+	}
+	// Becomes a follower of a leader that knows epochs 0 and 2: for our epoch 1 it answers
+	// (epoch 0, end 7) — it has 0-6 under epoch 0. Our own epoch 0 ends at 5: truncate to 5.
+	if err := p.setLeadership(meta.Partition{Replicas: []int32{1, 2}, ISR: []int32{2}, Leader: 2, LeaderEpoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	target, ok := p.truncationTarget(latest, 0, 7)
+	if !ok || target != 5 {
+		t.Fatalf("target %d %v, want 5", target, ok)
+	}
+	if err := p.truncateTo(target); err != nil {
+		t.Fatal(err)
+	}
+	if p.log.EndOffset() != 5 || p.HighWatermark() > 5 {
+		t.Fatalf("after truncation: end %d hw %d", p.log.EndOffset(), p.HighWatermark())
+	}
+	// Producer state follows the log: seq 4 is the last one kept, seq 5 would be next.
+	if c := p.producers.check(nil, 7, 0, 5, 5); c.errCode != 0 || c.dup {
+		t.Fatalf("seq 5 after truncation: %+v", c)
+	}
+	if c := p.producers.check(nil, 7, 0, 4, 4); !c.dup {
+		t.Fatalf("seq 4 should still be known: %+v", c)
+	}
+	// Same epoch known by both and nothing past the leader's end: no truncation.
+	if _, ok := p.truncationTarget(0, 0, 5); ok {
+		t.Fatal("truncation with nothing past the leader's end")
+	}
+}

@@ -23,8 +23,8 @@ import (
 // only after that (acks=all therefore means "on disk on every ISR member" with flush always).
 //
 // Before fetching for a new leader epoch the follower truncates by OffsetForLeaderEpoch
-// (KIP-101/279, one round: to the end offset the leader gives for our latest epoch, never blindly
-// to the high watermark). The follower's high watermark is min(leader's HW, its own log end).
+// (KIP-101/279: to the leader's end offset for the largest epoch both logs know, capped by our
+// own end for that epoch; never blindly to the high watermark). The follower's high watermark is min(leader's HW, its own log end).
 //
 // Locks: fetcherManager.mu guards the fetcher map; leaderFetcher.mu its partition set. Neither is
 // held during a request.
@@ -202,10 +202,27 @@ func (f *leaderFetcher) truncate(ctx context.Context, p *Partition) error {
 	if out.ErrorCode != 0 {
 		return kerr.ErrorForCode(out.ErrorCode)
 	}
-	if out.EndOffset < 0 || out.EndOffset >= p.log.EndOffset() {
-		return nil
+	if target, ok := p.truncationTarget(latest, out.LeaderEpoch, out.EndOffset); ok {
+		return p.truncateTo(target)
 	}
-	return p.truncateTo(out.EndOffset)
+	return nil
+}
+
+// truncationTarget turns the leader's OffsetForLeaderEpoch answer for our latest epoch into the
+// offset to truncate to, if any.
+func (p *Partition) truncationTarget(latest, leaderEpoch int32, leaderEnd int64) (int64, bool) {
+	if leaderEnd < 0 {
+		return 0, false
+	}
+	target := leaderEnd
+	if leaderEpoch < latest {
+		// KIP-279: the leader does not know our latest epoch; our log diverges after the end of
+		// the largest epoch both know, which may come before the leader's end for it.
+		if _, mine, ok := p.log.EndOffsetForEpoch(leaderEpoch); ok {
+			target = min(target, mine)
+		}
+	}
+	return target, target < p.log.EndOffset()
 }
 
 func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool) error {
