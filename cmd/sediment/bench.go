@@ -66,6 +66,7 @@ Flags:
 	fs.DurationVar(&d.Linger, "linger", d.Linger, "producer linger")
 	batch := fs.Int("batch-max-bytes", int(d.BatchMaxBytes), "producer batch.max.bytes per partition")
 	fs.StringVar(&d.Acks, "acks", d.Acks, "acks: all, 1 or 0")
+	fs.IntVar(&d.MaxInflight, "max-inflight", 0, "produce requests in flight per broker (0 = franz-go's default, 5 with the idempotent producer)")
 	fs.StringVar(&d.Compression, "compression", d.Compression, "compression: none, gzip, snappy, lz4, zstd")
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
 	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")

@@ -29,6 +29,7 @@ type Config struct {
 	Linger        time.Duration // producer linger (kgo.ProducerLinger)
 	BatchMaxBytes int32         // per-partition batch limit (kgo.ProducerBatchMaxBytes)
 	Acks          string        // "all", "1", "0"
+	MaxInflight   int           // produce requests in flight per broker (0 = franz-go's default: 5 when idempotent)
 	Compression   string        // none, gzip, snappy, lz4, zstd
 	Timeout       time.Duration // bound on each phase
 
@@ -71,7 +72,7 @@ func (c Config) Validate() error {
 	if c.RecordSize < 8 {
 		errs = append(errs, fmt.Errorf("record size %d < 8", c.RecordSize))
 	}
-	if c.Records < 0 || c.Rate < 0 || c.LatencyFor < 0 || c.Linger < 0 {
+	if c.Records < 0 || c.Rate < 0 || c.LatencyFor < 0 || c.Linger < 0 || c.MaxInflight < 0 {
 		errs = append(errs, errors.New("negative count, rate or duration"))
 	}
 	if c.LatencyFor > 0 && c.Rate == 0 {
@@ -175,6 +176,9 @@ func (c Config) producerOpts() ([]kgo.Opt, error) {
 	}
 	if c.Acks != "all" && c.Acks != "-1" {
 		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	if c.MaxInflight > 0 {
+		opts = append(opts, kgo.MaxProduceRequestsInflightPerBroker(c.MaxInflight))
 	}
 	return opts, nil
 }
