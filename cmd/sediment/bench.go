@@ -70,7 +70,8 @@ Flags:
 	fs.StringVar(&d.Compression, "compression", d.Compression, "compression: none, gzip, snappy, lz4, zstd")
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
 	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the produce phase of the first in-process Sediment target (broker and client share the process) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase (--profile-phase) of the first in-process Sediment target (broker and client share the process) to this file")
+	profilePhase := fs.String("profile-phase", "produce", "phase profiled by --cpuprofile: produce, consume or latency")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -102,6 +103,9 @@ Flags:
 	}
 	if len(names) == 0 {
 		return usageErrorf("no targets")
+	}
+	if p := *profilePhase; p != "produce" && p != "consume" && p != "latency" {
+		return usageErrorf("--profile-phase %q: want produce, consume or latency", p)
 	}
 	if *diskMiB <= 0 || *diskMiB > loadgen.MaxDiskBytes>>20 || *syncMiB <= 0 {
 		return usageErrorf("--disk-mib must be in 1..1024 and --disk-sync-mib positive")
@@ -148,7 +152,7 @@ Flags:
 		c.OnPhase = nil
 		if !profiled && strings.HasPrefix(name, "sediment-") {
 			profiled = true
-			c.OnPhase = produceProfiler(*cpuProfile, stderr)
+			c.OnPhase = phaseProfiler(*cpuProfile, *profilePhase, stderr)
 		}
 		nt := loadgen.Named{Name: name, LoadBefore: loadgen.LoadAvg()[0]}
 		r, desc, err := runTarget(ctx, name, c, parent, *brokers, *cold, stdout)

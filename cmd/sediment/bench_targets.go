@@ -116,11 +116,11 @@ func runTarget(ctx context.Context, name string, c loadgen.Config, parent, broke
 	return r, desc, err
 }
 
-// produceProfiler returns an OnPhase hook that CPU-profiles the produce phase into path.
-func produceProfiler(path string, stderr io.Writer) func(string, bool) {
+// phaseProfiler returns an OnPhase hook that CPU-profiles the named phase into path.
+func phaseProfiler(path, want string, stderr io.Writer) func(string, bool) {
 	var f *os.File
 	return func(phase string, start bool) {
-		if phase != "produce" {
+		if phase != want {
 			return
 		}
 		if start {
