@@ -71,6 +71,7 @@ Flags:
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
 	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase (--profile-phase) of the first in-process Sediment target (broker and client share the process) to this file")
+	traceOut := fs.String("trace", "", "write a Go execution trace of the same phase as --cpuprofile (--profile-phase) to this file (go tool trace)")
 	profilePhase := fs.String("profile-phase", "produce", "phase profiled by --cpuprofile: produce, consume or latency")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -143,7 +144,7 @@ Flags:
 		measureLimits(ctx, stdout, cmp, parent, *diskMiB<<20, *syncMiB<<20, *smallSyncs, *syncFor, d, *tcpFor, *minioMode, *objects, *objectMiB<<20)
 	}
 
-	profiled := *cpuProfile == ""
+	profiled := *cpuProfile == "" && *traceOut == ""
 	for _, name := range names {
 		if ctx.Err() != nil {
 			break
@@ -152,7 +153,7 @@ Flags:
 		c.OnPhase = nil
 		if !profiled && strings.HasPrefix(name, "sediment-") {
 			profiled = true
-			c.OnPhase = phaseProfiler(*cpuProfile, *profilePhase, stderr)
+			c.OnPhase = phaseProfiler(*cpuProfile, *traceOut, *profilePhase, stderr)
 		}
 		nt := loadgen.Named{Name: name, LoadBefore: loadgen.LoadAvg()[0]}
 		r, desc, err := runTarget(ctx, name, c, parent, *brokers, *cold, stdout)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"time"
@@ -116,30 +117,52 @@ func runTarget(ctx context.Context, name string, c loadgen.Config, parent, broke
 	return r, desc, err
 }
 
-// phaseProfiler returns an OnPhase hook that CPU-profiles the named phase into path.
-func phaseProfiler(path, want string, stderr io.Writer) func(string, bool) {
-	var f *os.File
+// phaseProfiler returns an OnPhase hook that records the named phase: a CPU profile into
+// cpuPath and/or an execution trace into tracePath (either may be empty).
+func phaseProfiler(cpuPath, tracePath, want string, stderr io.Writer) func(string, bool) {
+	var cpuF, trF *os.File
 	return func(phase string, start bool) {
 		if phase != want {
 			return
 		}
 		if start {
-			var err error
-			if f, err = os.Create(path); err != nil {
-				fmt.Fprintf(stderr, "cpuprofile: %v\n", err)
-				return
+			if cpuPath != "" {
+				f, err := os.Create(cpuPath)
+				if err == nil {
+					if err = pprof.StartCPUProfile(f); err != nil {
+						f.Close()
+					} else {
+						cpuF = f
+					}
+				}
+				if err != nil {
+					fmt.Fprintf(stderr, "cpuprofile: %v\n", err)
+				}
 			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				fmt.Fprintf(stderr, "cpuprofile: %v\n", err)
-				f.Close()
-				f = nil
+			if tracePath != "" {
+				f, err := os.Create(tracePath)
+				if err == nil {
+					if err = trace.Start(f); err != nil {
+						f.Close()
+					} else {
+						trF = f
+					}
+				}
+				if err != nil {
+					fmt.Fprintf(stderr, "trace: %v\n", err)
+				}
 			}
 			return
 		}
-		if f != nil {
+		if cpuF != nil {
 			pprof.StopCPUProfile()
-			f.Close()
-			f = nil
+			cpuF.Close()
+			cpuF = nil
+		}
+		if trF != nil {
+			trace.Stop()
+			trF.Close()
+			trF = nil
 		}
 	}
 }
