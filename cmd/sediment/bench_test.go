@@ -20,7 +20,7 @@ func TestBenchSubcommand(t *testing.T) {
 	code := run([]string{"bench", "--targets", "sediment-always,kfake", "--records", "300", "--record-size", "100",
 		"--partitions", "2", "--rate", "200", "--latency-duration", "300ms", "--data-dir", filepath.Join(dir, "data"),
 		"--disk-mib", "2", "--disk-small-syncs", "3", "--sync-duration", "100ms", "--tcp-duration", "50ms", "--minio", "off",
-		"--json", jsonPath, "--cpuprofile", filepath.Join(dir, "cpu.pprof")}, &out, &errOut)
+		"--json", jsonPath, "--cpuprofile", filepath.Join(dir, "cpu.pprof"), "--trace", filepath.Join(dir, "produce.trace")}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
@@ -31,8 +31,10 @@ func TestBenchSubcommand(t *testing.T) {
 			t.Fatalf("report lacks %q:\n%s", want, s)
 		}
 	}
-	if st, err := os.Stat(filepath.Join(dir, "cpu.pprof")); err != nil || st.Size() == 0 {
-		t.Fatalf("cpu profile: %v", err)
+	for _, f := range []string{"cpu.pprof", "produce.trace"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
 	}
 	b, err := os.ReadFile(jsonPath)
 	if err != nil {
@@ -63,6 +65,9 @@ func TestBenchSubcommand(t *testing.T) {
 
 	if code := run([]string{"bench", "--acks", "2"}, &out, &errOut); code != 2 {
 		t.Fatalf("bad flag: exit %d", code)
+	}
+	if code := run([]string{"bench", "--profile-phase", "warmup"}, &out, &errOut); code != 2 {
+		t.Fatalf("bad profile phase: exit %d", code)
 	}
 	if code := run([]string{"bench", "--targets", "redpanda"}, &out, &errOut); code != 2 {
 		t.Fatalf("unknown target: exit %d", code)
