@@ -140,8 +140,8 @@ func TestLimitsProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 200/s over 0.2 s: ~40 samples; at least a few even on a slow disk, never far more than paced.
-	if sl.Samples < 4 || sl.Samples > 44 || sl.P50 <= 0 || sl.P50 > sl.P99 || sl.P99 > sl.P999 || sl.P999 > sl.Max {
+	// 200/s over 0.2 s: ~40 samples; at least one per file even on a stalled disk, never more than paced.
+	if sl.Samples < 2 || sl.Samples > 44 || sl.P50 <= 0 || sl.P50 > sl.P99 || sl.P99 > sl.P999 || sl.P999 > sl.Max {
 		t.Fatalf("sync latency: %+v", sl)
 	}
 	if _, err := PacedSyncLatency(ctx, t.TempDir(), 0, 200, 100, time.Millisecond); err == nil {
