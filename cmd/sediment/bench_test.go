@@ -73,3 +73,37 @@ func TestBenchSubcommand(t *testing.T) {
 		t.Fatalf("unknown target: exit %d", code)
 	}
 }
+
+// The RF 3 target: three in-process brokers, a topic with three replicas, every phase completes.
+func TestBenchRF3Target(t *testing.T) {
+	var out, errOut bytes.Buffer
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "bench.json")
+	code := run([]string{"bench", "--targets", "sediment-rf3", "--records", "200", "--record-size", "100",
+		"--partitions", "2", "--rate", "200", "--latency-duration", "200ms", "--data-dir", filepath.Join(dir, "data"),
+		"--limits=false", "--json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmp loadgen.Comparison
+	if err := json.Unmarshal(b, &cmp); err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Targets) != 1 || cmp.Targets[0].Err != "" {
+		t.Fatalf("targets: %+v", cmp.Targets)
+	}
+	r := cmp.Targets[0].Result
+	if r.Produce.Records != 200 || r.Consume.Records != 200 || r.Latency.Received != r.Latency.Sent || r.Latency.Sent == 0 {
+		t.Fatalf("result: %+v", r)
+	}
+	if cmp.Limits.Disk != nil || cmp.Limits.DiskErr == "" {
+		t.Fatalf("limits measured with --limits=false: %+v", cmp.Limits)
+	}
+	if !strings.Contains(out.String(), "3 brokers") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
