@@ -114,6 +114,18 @@ func TestBuildRowsRatios(t *testing.T) {
 	if r := rows2[2]; r.Metric != "consume" || r.Limit != 500 || !near(r.Cells[0].VsLimit, 0.2) {
 		t.Fatalf("consume vs disk read: %+v", r)
 	}
+	// MinIO limits give pending rows for the bucket workloads, with their limits and no figures.
+	lim.Object = &ObjectResult{Objects: 2, ObjectSize: 64 << 20, PutElapsed: time.Second, GetElapsed: time.Second / 4}
+	rows3 := BuildRows(c, "kfake", lim, ts)
+	last := rows3[len(rows3)-1]
+	if !last.Pending || last.Metric != "replay from bucket" || last.Limit != 512 || len(last.Cells) != 0 || rows3[len(rows3)-2].Limit != 128 {
+		t.Fatalf("bucket rows: %+v %+v", rows3[len(rows3)-2], last)
+	}
+	var txt bytes.Buffer
+	(&Comparison{Workload: c, Peer: "kfake", Limits: lim, Targets: ts, Rows: rows3}).WriteText(&txt)
+	if !strings.Contains(txt.String(), "replay from bucket") || !strings.Contains(txt.String(), "pending") {
+		t.Fatalf("text:\n%s", txt.String())
+	}
 	for _, r := range rows {
 		for _, cl := range r.Cells {
 			if cl.Target == "broken" {

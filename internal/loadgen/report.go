@@ -64,6 +64,9 @@ type Row struct {
 	Limit          float64 `json:"limit,omitempty"`
 	LimitName      string  `json:"limit_name,omitempty"`
 	Cells          []Cell  `json:"cells"`
+	// Pending rows are workloads not measurable yet (the reason is in Comparison.Pending); they
+	// carry the limit measured for them and no cells.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Comparison is one `sediment bench` invocation: what ran, where, and every figure with ratios.
@@ -181,6 +184,12 @@ func BuildRows(c Config, peer string, lim Limits, ts []Named) []Row {
 		add("e2e max", "ms", false, 0, "", func(r Result) float64 { return msOf(r.Latency.Max) })
 		add("received", "records", true, 0, "", func(r Result) float64 { return float64(r.Latency.Received) })
 	}
+	if lim.Object != nil {
+		name := fmt.Sprintf("MinIO %d MiB objects, minio-go", lim.Object.ObjectSize>>20)
+		rows = append(rows,
+			Row{Metric: "upload to bucket", Unit: "MB/s", HigherIsBetter: true, Limit: lim.Object.PutMBps(), LimitName: name + " PUT", Pending: true},
+			Row{Metric: "replay from bucket", Unit: "MB/s", HigherIsBetter: true, Limit: lim.Object.GetMBps(), LimitName: name + " GET", Pending: true})
+	}
 	return rows
 }
 
@@ -276,6 +285,10 @@ func (cmp *Comparison) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t", r.Metric, r.Unit)
 		for _, t := range ok {
+			if r.Pending {
+				fmt.Fprint(tw, "pending\t")
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t", fmtVal(byT[t.Name].Value, r.Unit))
 		}
 		if r.Limit > 0 {
@@ -284,6 +297,9 @@ func (cmp *Comparison) WriteText(w io.Writer) {
 			fmt.Fprint(tw, "-\t")
 		}
 		ratio := func(v float64) string {
+			if r.Pending {
+				return "pending"
+			}
 			if v == 0 {
 				return "-"
 			}
