@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,9 +26,27 @@ func freePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// startGroupCluster starts n brokers forming one Raft group, with fast broker fencing.
+// startGroupCluster starts n brokers forming one Raft group, with fast broker fencing. The Raft
+// addresses must be known before start, so ports are reserved and released first; if another listener
+// grabs one meanwhile ("address already in use") the whole cluster is started again on fresh ports.
 func startGroupCluster(t testing.TB, n int) []*Broker {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		brokers, err := tryStartGroupCluster(t, n)
+		if err == nil {
+			for _, b := range brokers {
+				t.Cleanup(func() { b.Close() })
+			}
+			return brokers
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("restarting the cluster on fresh ports: %v", err)
+	}
+}
+
+func tryStartGroupCluster(t testing.TB, n int) ([]*Broker, error) {
 	var voters []Voter
 	for i := 1; i <= n; i++ {
 		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
@@ -52,7 +71,7 @@ func startGroupCluster(t testing.TB, n int) []*Broker {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			brokers[i], errs[i] = Start(ctx, cfg)
 		}()
@@ -60,13 +79,15 @@ func startGroupCluster(t testing.TB, n int) []*Broker {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("broker %d: %v", i+1, err)
+			for _, b := range brokers {
+				if b != nil {
+					b.Close()
+				}
+			}
+			return nil, fmt.Errorf("broker %d: %w", i+1, err)
 		}
 	}
-	for _, b := range brokers {
-		t.Cleanup(func() { b.Close() })
-	}
-	return brokers
+	return brokers, nil
 }
 
 // The coordinator's broker dies while a consumer group commits: the group's coordination moves to a
