@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,9 +24,27 @@ func startReplCluster(t testing.TB, n int) []*Broker {
 	return bs
 }
 
-// startReplClusterConfigs is startReplCluster returning each broker's Config too (restarts).
+// startReplClusterConfigs is startReplCluster returning each broker's Config too (restarts). The
+// Raft addresses must be known before start, so ports are reserved and released first; if another
+// listener grabs one meanwhile the whole cluster is started again on fresh ports.
 func startReplClusterConfigs(t testing.TB, n int) ([]*Broker, []Config) {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		brokers, cfgs, err := tryStartReplCluster(t, n)
+		if err == nil {
+			for _, b := range brokers {
+				t.Cleanup(func() { b.Close() })
+			}
+			return brokers, cfgs
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("restarting the cluster on fresh ports: %v", err)
+	}
+}
+
+func tryStartReplCluster(t testing.TB, n int) ([]*Broker, []Config, error) {
 	var voters []Voter
 	for i := 1; i <= n; i++ {
 		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
@@ -60,13 +79,15 @@ func startReplClusterConfigs(t testing.TB, n int) ([]*Broker, []Config) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("broker %d: %v", i+1, err)
+			for _, b := range brokers {
+				if b != nil {
+					b.Close()
+				}
+			}
+			return nil, nil, fmt.Errorf("broker %d: %w", i+1, err)
 		}
 	}
-	for _, b := range brokers {
-		t.Cleanup(func() { b.Close() })
-	}
-	return brokers, cfgs
+	return brokers, cfgs, nil
 }
 
 // localLogBytes reads a replica's whole local log.
