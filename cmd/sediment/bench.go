@@ -28,12 +28,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: sediment bench [flags]
 
-Measures the machine's limits first (sequential disk write with periodic fdatasync and fdatasync
-latency of a small append, on the --data-dir disk; one loopback TCP stream; raw MinIO PUT/GET of
-64 MiB objects with minio-go when a MinIO binary is found), then runs a franz-go load generator
-against each of --targets one after another: a produce phase (--records as fast as the client
-settings allow), a consume phase (the same records read back from the start), and a latency phase
-(--rate records/s for --latency-duration; produce-ack and produce→consume p50/p99/p99.9). Prints
+Measures the machine's limits first, on the --data-dir disk and loopback: sequential disk write
+with periodic fdatasync and its read-back with the page cache dropped; an fdatasync floor (one file
+per partition, --record-size appends + fdatasync at --rate in total); one loopback TCP stream; raw
+MinIO PUT/GET of 64 MiB objects with minio-go when a MinIO binary is found. Then it runs a franz-go
+load generator against each of --targets one after another, each on a fresh cluster: a produce
+phase (--records as fast as the client settings allow), a consume phase (the same records read back
+from the start, from disk: --cold-consume), and a latency phase (--rate records/s for
+--latency-duration; produce-ack and produce→consume p50/p99/p99.9), with a progress line. Prints
 one table with every figure, its ratio to kfake (in memory) and to the machine's limit;
 --json FILE writes the same as JSON. Never part of `+"`make test`"+`; `+"`make bench`"+` runs it.
 
