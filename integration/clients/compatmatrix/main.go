@@ -75,7 +75,7 @@ var features = []feature{
 	{"times", "offsets for times", []string{"offsets_for_times"}, ""},
 	{"replay", "replay from bucket (offset 0 after tiering)", []string{"replay_from_bucket"}, "pending (issue 7: tiering)"},
 	{"cluster", "3 brokers (RF 1)", []string{"cluster"}, ""},
-	{"replication", "3 brokers, RF 3", []string{"replicated"}, "pending (issue 5: replication)"},
+	{"replication", "3 brokers, RF 3", []string{"replicated"}, "not tested²"},
 }
 
 var versionRE = regexp.MustCompile(`compat-version: ([^=\s]+)=(.*)$`)
@@ -248,8 +248,10 @@ func write(w io.Writer, r *results) {
 	fmt.Fprintln(w, "  bootstrap address, repeats the uncompressed round trip (create, delete, produce, consume, headers) and the")
 	fmt.Fprintln(w, "  group scenario; the topic's partitions are led by three different brokers (the client must route to each")
 	fmt.Fprintln(w, "  leader) and the group coordinator may sit on another broker.")
-	fmt.Fprintln(w, "- **3 brokers, RF 3**: pending until partition replication (issue 5) lands; an RF-3 topic accepts no `acks=all`")
-	fmt.Fprintln(w, "  writes yet.")
+	fmt.Fprintln(w, "- **3 brokers, RF 3**: ² partition replication (issue 5) landed at 05:2x UTC, minutes before this matrix was")
+	fmt.Fprintln(w, "  made. The cluster cell with every topic at RF 3 passed for all seven clients, but confluent-kafka-python only")
+	fmt.Fprintln(w, "  in 2 of 3 runs (once, in a full run under load, its AdminClient timed out \"waiting for controller\"), so")
+	fmt.Fprintln(w, "  that variant is not committed yet: not tested, rather than pending.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## How each client is driven")
 	fmt.Fprintln(w)
