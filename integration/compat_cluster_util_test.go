@@ -1,11 +1,11 @@
 package integration
 
 // The 3-broker cell of the compatibility matrix: the same round trip (uncompressed) and the same
-// consumer-group scenario, against three `sediment serve` processes forming one cluster (--voters).
-// Topics have replication factor 1 — partition replication (issue 5) is not built yet — so this cell
-// checks what a client needs from a multi-broker cluster today: metadata naming all brokers,
-// partitions led by different brokers (the client must route to each leader), a group coordinator
-// that may live on another broker than the partitions.
+// consumer-group scenario, against three `sediment serve` processes forming one cluster (--voters),
+// with every topic at replication factor 3 (created so by the client; auto-created ones through
+// default.replication.factor=3). It checks what a client needs from a replicated cluster: metadata
+// naming all brokers, partitions led by different brokers with 3 in-sync replicas (acks=all waits
+// for all of them), a group coordinator that may live on another broker than the partitions.
 
 import (
 	"fmt"
@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// clusterNodeArgs: every compat topic gets 3 partitions even when auto-created (kcat).
-var clusterNodeArgs = append([]string{"--conf", "num.partitions=3"}, groupNodeArgs...)
+// clusterNodeArgs: every compat topic gets 3 partitions and 3 replicas even when auto-created (kcat).
+var clusterNodeArgs = append([]string{"--conf", "num.partitions=3", "--conf", "default.replication.factor=3"}, groupNodeArgs...)
 
 // startCluster runs three sediment processes as one cluster on free loopback ports and waits until
 // all answer /readyz. Processes are killed at cleanup.
@@ -80,7 +80,7 @@ func startCluster(t *testing.T, extra ...string) []*node {
 }
 
 // checkSpread asserts the broker-side shape the cell depends on: 3 brokers in metadata and the
-// topic's partitions led by 3 different brokers.
+// topic's partitions led by 3 different brokers, each with 3 replicas all in sync.
 func checkSpread(t *testing.T, n *node, topic string) {
 	t.Helper()
 	adm := n.admin(t)
@@ -95,6 +95,9 @@ func checkSpread(t *testing.T, n *node, topic string) {
 	leaders := map[int32]bool{}
 	for _, p := range td[topic].Partitions {
 		leaders[p.Leader] = true
+		if len(p.Replicas) != 3 || len(p.ISR) != 3 {
+			t.Errorf("%s partition %d: replicas %v, ISR %v: want 3 and 3", topic, p.Partition, p.Replicas, p.ISR)
+		}
 	}
 	if len(leaders) != 3 {
 		t.Errorf("%s partition leaders %v: want 3 distinct brokers", topic, leaders)
@@ -106,6 +109,8 @@ func checkSpread(t *testing.T, n *node, topic string) {
 func clusterCell(t *testing.T, fn func(t *testing.T, n *node)) {
 	t.Helper()
 	t.Run("cluster", func(t *testing.T) {
+		compatRF = 3
+		defer func() { compatRF = 1 }()
 		nodes := startCluster(t, clusterNodeArgs...)
 		fn(t, nodes[0])
 	})

@@ -85,14 +85,14 @@ func franzRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 
 	adm := kadm.NewClient(n.client(t))
 	for _, c := range codecs {
-		r, err := adm.CreateTopic(ctx, 3, 1, nil, compatTopic(c))
+		r, err := adm.CreateTopic(ctx, 3, compatRF, nil, compatTopic(c))
 		if err == nil {
 			err = r.Err
 		}
 		res.Created[compatTopic(c)] = errString(err)
 	}
 	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
-		if r, err := adm.CreateTopic(ctx, 3, 1, nil, compatDeleteTopic); err != nil || r.Err != nil {
+		if r, err := adm.CreateTopic(ctx, 3, compatRF, nil, compatDeleteTopic); err != nil || r.Err != nil {
 			return fmt.Errorf("create: %v %v", err, r.Err)
 		}
 		r, err := adm.DeleteTopic(ctx, compatDeleteTopic)

@@ -69,7 +69,7 @@ func seedGroupTopic(t *testing.T, n *node) {
 
 func createGroupTopic(t *testing.T, n *node) {
 	t.Helper()
-	if r, err := n.admin(t).CreateTopic(testCtx(t), 3, 1, nil, groupTopic); err != nil || r.Err != nil {
+	if r, err := n.admin(t).CreateTopic(testCtx(t), 3, compatRF, nil, groupTopic); err != nil || r.Err != nil {
 		t.Fatalf("create %s: %v %v", groupTopic, err, r.Err)
 	}
 }

@@ -62,7 +62,7 @@ func kafkagoRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 	client := &kafka.Client{Addr: kafka.TCP(n.kafka), Timeout: 10 * time.Second}
 	var topics []kafka.TopicConfig
 	for _, c := range codecs {
-		topics = append(topics, kafka.TopicConfig{Topic: compatTopic(c), NumPartitions: 3, ReplicationFactor: 1})
+		topics = append(topics, kafka.TopicConfig{Topic: compatTopic(c), NumPartitions: 3, ReplicationFactor: int(compatRF)})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
 	for _, c := range codecs {
@@ -74,7 +74,7 @@ func kafkagoRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 	}
 
 	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
-		cr, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: compatDeleteTopic, NumPartitions: 3, ReplicationFactor: 1}}})
+		cr, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: compatDeleteTopic, NumPartitions: 3, ReplicationFactor: int(compatRF)}}})
 		if err == nil {
 			err = cr.Errors[compatDeleteTopic]
 		}

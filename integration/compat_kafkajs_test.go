@@ -40,7 +40,7 @@ func TestCompatKafkaJS(t *testing.T) {
 	n := startNode(t, "", groupNodeArgs...)
 	roundTrip := func(t *testing.T, n *node, codecs []string) {
 		res := runDriver(t, 150*time.Second, nodeBin, nil, filepath.Join(dir, "kafkajs_driver.js"),
-			"--bootstrap", n.kafka, "--codecs", strings.Join(codecs, ","), "--n", fmt.Sprint(compatN), "--timeout", "30")
+			"--bootstrap", n.kafka, "--codecs", strings.Join(codecs, ","), "--n", fmt.Sprint(compatN), "--rf", fmt.Sprint(compatRF), "--timeout", "30")
 		for _, note := range res.Notes {
 			t.Log(note)
 		}

@@ -40,7 +40,7 @@ func pythonDriver(t *testing.T, py, script string, n *node, codecs ...string) *c
 	}
 	return runDriver(t, 150*time.Second, py, []string{"PYTHONPATH=" + dir, "PYTHONDONTWRITEBYTECODE=1"},
 		filepath.Join(dir, script), "--bootstrap", n.kafka, "--codecs", strings.Join(codecs, ","),
-		"--n", fmt.Sprint(compatN), "--timeout", "30")
+		"--n", fmt.Sprint(compatN), "--rf", fmt.Sprint(compatRF), "--timeout", "30")
 }
 
 // pythonGroupDriver runs a driver's consumer-group scenario (see compat_group_util_test.go).

@@ -81,11 +81,11 @@ func saramaRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 		t.Fatalf("sarama.NewClusterAdmin: %v", err)
 	}
 	for _, c := range codecs {
-		err := admin.CreateTopic(compatTopic(c), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
+		err := admin.CreateTopic(compatTopic(c), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: compatRF}, false)
 		res.Created[compatTopic(c)] = errString(err)
 	}
 	res.Deleted = map[string]string{compatDeleteTopic: errString(func() error {
-		if err := admin.CreateTopic(compatDeleteTopic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
+		if err := admin.CreateTopic(compatDeleteTopic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: compatRF}, false); err != nil {
 			return fmt.Errorf("create: %w", err)
 		}
 		return admin.DeleteTopic(compatDeleteTopic)

@@ -40,6 +40,10 @@ var codecID = map[string]uint8{"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zst
 
 func compatTopic(codec string) string { return "compat-" + codec }
 
+// compatRF is the replication factor the round trip's topics are created with: 1 on one broker, 3
+// inside clusterCell (set and restored there; the compat tests do not run in parallel).
+var compatRF int16 = 1
+
 // compatDeleteTopic is created and deleted by each client with an admin API.
 const compatDeleteTopic = "compat-delete"
 

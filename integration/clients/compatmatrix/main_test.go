@@ -69,7 +69,6 @@ func TestCells(t *testing.T) {
 		{franz, "group", "pass"},
 		{franz, "times", "FAIL (test stopped before this check)"},
 		{franz, "replay", "pending (issue 7: tiering)"},
-		{franz, "replication", "not tested²"},
 		{franz, "zstd", "FAIL (test stopped before this check)"},
 		{kafkajs, "zstd", "n/a¹"},
 		{clients[3], "delete", "n/a¹"},

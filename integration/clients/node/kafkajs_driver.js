@@ -32,6 +32,7 @@ const bootstrap = arg('bootstrap')
 const mode = arg('mode', 'roundtrip')
 const codecs = arg('codecs', '').split(',').filter(Boolean)
 const n = parseInt(arg('n', '0'), 10)
+const rf = parseInt(arg('rf', '1'), 10) // replication factor of the topics the round trip creates
 const timeoutMs = parseFloat(arg('timeout', '30')) * 1000
 
 const key = (i) => `key-${i % 7}`
@@ -115,13 +116,13 @@ async function main () {
   const admin = kafka.admin()
   try {
     await admin.connect()
-    await admin.createTopics({ waitForLeaders: true, topics: codecs.map((c) => ({ topic: topic(c), numPartitions: 3, replicationFactor: 1 })) })
+    await admin.createTopics({ waitForLeaders: true, topics: codecs.map((c) => ({ topic: topic(c), numPartitions: 3, replicationFactor: rf })) })
     for (const c of codecs) res.created[topic(c)] = ''
   } catch (e) {
     for (const c of codecs) res.created[topic(c)] = String(e && e.stack || e)
   }
   try {
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: 'compat-delete', numPartitions: 3, replicationFactor: 1 }] })
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: 'compat-delete', numPartitions: 3, replicationFactor: rf }] })
     await admin.deleteTopics({ topics: ['compat-delete'] })
     res.deleted = { 'compat-delete': '' }
   } catch (e) {

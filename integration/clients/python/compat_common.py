@@ -34,6 +34,7 @@ def args():
     p.add_argument("--times", default="", help="time: comma-separated timestamps (ms) to look up in partition 0")
     p.add_argument("--codecs", default="", help="roundtrip: comma-separated: none,gzip,snappy,lz4,zstd")
     p.add_argument("--n", type=int, default=0, help="roundtrip: records per codec")
+    p.add_argument("--rf", type=int, default=1, help="roundtrip: replication factor of the topics it creates")
     p.add_argument("--group", default="", help="group: the consumer group id")
     p.add_argument("--topic", default="compat-group", help="group: the topic")
     p.add_argument("--first", type=int, default=0, help="group: records the first consumer processes and commits")

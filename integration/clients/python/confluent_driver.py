@@ -73,19 +73,19 @@ def main():
     res = cc.result(CLIENT, VERSION)
 
     admin = AdminClient({"bootstrap.servers": a.bootstrap})
-    futs = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=1) for c in a.codecs],
-                               operation_timeout=10, request_timeout=15)
+    futs = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=a.rf) for c in a.codecs],
+                               operation_timeout=30, request_timeout=60)  # librdkafka's default request timeout
     for t, f in futs.items():
         try:
-            f.result(timeout=20)
+            f.result(timeout=70)
             res["created"][t] = ""
         except Exception as e:  # noqa: BLE001 - reported per topic
             res["created"][t] = repr(e)
 
     try:
-        admin.create_topics([NewTopic(cc.DELETE_TOPIC, num_partitions=3, replication_factor=1)],
-                            operation_timeout=10)[cc.DELETE_TOPIC].result(timeout=20)
-        admin.delete_topics([cc.DELETE_TOPIC], operation_timeout=10)[cc.DELETE_TOPIC].result(timeout=20)
+        admin.create_topics([NewTopic(cc.DELETE_TOPIC, num_partitions=3, replication_factor=a.rf)],
+                            operation_timeout=30, request_timeout=60)[cc.DELETE_TOPIC].result(timeout=70)
+        admin.delete_topics([cc.DELETE_TOPIC], operation_timeout=30, request_timeout=60)[cc.DELETE_TOPIC].result(timeout=70)
         res["deleted"] = {cc.DELETE_TOPIC: ""}
     except Exception as e:  # noqa: BLE001
         res["deleted"] = {cc.DELETE_TOPIC: repr(e)}

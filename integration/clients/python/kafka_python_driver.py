@@ -69,11 +69,11 @@ def main():
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=a.bootstrap, client_id="compat-kafka-python")
-        resp = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=1) for c in a.codecs])
+        resp = admin.create_topics([NewTopic(cc.topic(c), num_partitions=3, replication_factor=a.rf) for c in a.codecs])
         for t, code, msg in [(x[0], x[1], x[2] if len(x) > 2 else "") for x in resp.topic_errors]:
             res["created"][t] = "" if code == 0 else "error code %d: %s" % (code, msg)
         try:
-            cr = admin.create_topics([NewTopic(cc.DELETE_TOPIC, num_partitions=3, replication_factor=1)])
+            cr = admin.create_topics([NewTopic(cc.DELETE_TOPIC, num_partitions=3, replication_factor=a.rf)])
             codes = [x[1] for x in cr.topic_errors]
             if any(codes):
                 raise RuntimeError("create: error codes %s" % codes)
