@@ -46,7 +46,7 @@ minio:
 minio-stop:
 	localstack/minio.sh stop
 
-# MinIO plus three brokers using it (replication pending; see localstack/stack.sh).
+# MinIO plus three brokers using it (see localstack/stack.sh).
 stack:
 	localstack/stack.sh up
 

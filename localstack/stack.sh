@@ -7,10 +7,9 @@
 #   localstack/stack.sh status   what is running
 #
 # Three brokers (node N: Kafka 127.0.0.1:9092+10*(N-1), Raft 9093+10*(N-1), HTTP 9644+10*(N-1)) form one
-# Raft metadata cluster (--voters); each gets --object-store pointing at the MinIO bucket.
-# PENDING: partition replication (issue 5) is not built yet: use replication factor 1 (the default,
-# default.replication.factor=1); a topic with RF 3 accepts no acks=all writes yet. Sediment validates the
-# object-store URL today and uploads to it once tiering (issue 7) is wired into the broker.
+# Raft metadata cluster (--voters); each gets --object-store pointing at the MinIO bucket. Topics may use
+# replication factor up to 3 (default.replication.factor stays 1 unless set). PENDING: Sediment opens the
+# object store today and uploads to it once tiering (issue 7) is wired into the partitions.
 #
 # Environment: STACK_BROKERS (default 3); SEDIMENT_LOCALSTACK (state dir, default <repo>/.localstack); SEDIMENT_BIN (use this
 # sediment binary instead of building bin/sediment); STACK_KAFKA_PORT / STACK_RAFT_PORT / STACK_HTTP_PORT
@@ -90,7 +89,7 @@ cmd_up() {
     ready "$3" || { log "broker $n not ready after 60 s"; return 1; }
   done
   log "up: bootstrap servers $(for n in $(seq 1 "$BROKERS"); do set -- $(ports "$n"); printf '127.0.0.1:%s ' "$1"; done)"
-  log "note: partition replication (issue 5) is pending: create topics with replication factor 1"
+  log "note: uploads to the bucket are pending until tiering (issue 7) is wired into the broker"
   return 0
 }
 
