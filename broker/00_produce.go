@@ -8,9 +8,13 @@ package broker
 // offset over the ISR) has passed the batch, or with REQUEST_TIMED_OUT after TimeoutMillis. Any
 // other acks value is INVALID_REQUIRED_ACKS.
 //
-// Partitions of one request are appended concurrently (each to its own log, so their fsyncs
-// overlap), and answered in request order. Validation is partition_validate.go; idempotent
-// producer checks are partition_producers.go.
+// Two phases. On the connection's reader: validation, the producer-state check and the append
+// (partitions of one request concurrently, each to its own log), so pipelined requests get
+// offsets in request order. Then, as a deferredResponse (handlers.go) off the reader: waiting for
+// durability (fsyncs of the partitions overlap, and the next pipelined requests append meanwhile
+// and share the group commit) and, for acks=all, the HW; the connection answers in request order.
+// acks=0 waits on the reader, as there is no response to defer. Validation is
+// partition_validate.go; idempotent producer checks are partition_producers.go.
 //
 // Deliberately ignored: TransactionID (transactions are absent; transactional batches are refused
 // with INVALID_TXN_STATE), quotas (ThrottleMillis is 0), per-record ErrorRecords (the
@@ -45,7 +49,14 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		res  appendResult
 	}
 	var jobs []*job
-	failed := !acksOK // any partition error: with acks=0 the connection is closed instead
+	jobs2results := func(jobs []*job) []produceJob {
+		out := make([]produceJob, len(jobs))
+		for i, j := range jobs {
+			out[i] = produceJob{p: j.p, rp: j.rp, res: &j.res}
+		}
+		return out
+	}
+	failedEarly := !acksOK // any partition error: with acks=0 the connection is closed instead
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -74,7 +85,7 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 				code = p.checkLeader(-1)
 			}
 			if code != 0 {
-				failed = true
+				failedEarly = true
 				rp.ErrorCode = code
 				fillProduceLeader(rp, st, t.Topic, t.TopicID, req.Version)
 				continue
@@ -83,7 +94,10 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		}
 	}
 
-	run := func(j *job) { j.res = j.p.appendClient(req.Version, req.Acks, j.recs) }
+	// Append phase, on the connection's reader: offsets are assigned in request order. The
+	// records are not referenced afterwards, so a pending response does not pin the request.
+	version, acks := req.Version, req.Acks
+	run := func(j *job) { j.res = j.p.appendClientNoWait(version, acks, j.recs); j.recs = nil }
 	if len(jobs) == 1 {
 		run(jobs[0])
 	} else if len(jobs) > 1 {
@@ -95,15 +109,65 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		wg.Wait()
 	}
 
+	// Completion phase: durability (and the ISR for acks=all), then the response. It runs off
+	// the reader (deferredResponse) so that the next pipelined request is appended meanwhile and
+	// shares the fsync.
+	var wctx context.Context
+	cancel := func() {}
+	if acks == -1 {
+		// The timeout counts from the request's arrival, not from when its wait starts.
+		wctx, cancel = context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
+	}
+	finish := func() (failed bool) {
+		defer cancel()
+		if len(jobs) == 1 {
+			jobs[0].p.completeAppend(&jobs[0].res)
+		} else if len(jobs) > 1 {
+			var wg sync.WaitGroup
+			for _, j := range jobs {
+				if j.res.err == nil && j.res.waitUpTo != 0 {
+					wg.Add(1)
+					go func() { defer wg.Done(); j.p.completeAppend(&j.res) }()
+				}
+			}
+			wg.Wait()
+		}
+		return completeProduce(resp, st, jobs2results(jobs), version, acks, wctx) || failedEarly
+	}
+	if acks == 0 {
+		// No response: as before, the reader waits (a failure closes the connection).
+		if finish() {
+			return nil, errors.New("produce with acks=0 failed on at least one partition: closing the connection as Kafka does")
+		}
+		return nil, nil
+	}
+	if len(jobs) == 0 {
+		finish()
+		return resp, nil
+	}
+	return &deferredResponse{Response: resp, wait: func() { finish() }}, nil
+}
+
+// produceJob is one partition's part of a produce request, for completeProduce.
+type produceJob struct {
+	p   *Partition
+	rp  *kmsg.ProduceResponseTopicPartition
+	res *appendResult
+}
+
+// completeProduce fills resp from the completed appends (errors, offsets, the v12+ leader
+// endpoints) and, for acks=all, waits for the HW on each appended partition until wctx ends. It
+// reports whether any partition failed.
+func completeProduce(resp *kmsg.ProduceResponse, st *meta.State, jobs []produceJob, version, acks int16, wctx context.Context) (failed bool) {
 	for _, j := range jobs {
 		rp := j.rp
 		if j.res.err != nil {
 			failed = true
 			rp.ErrorCode = j.res.err.code
-			if req.Version >= 8 {
+			if version >= 8 {
 				rp.ErrorMessage = kmsg.StringPtr(j.res.err.msg)
 			}
-			fillProduceLeader(rp, st, j.p.topic, j.p.topicID, req.Version)
+			fillProduceLeader(rp, st, j.p.topic, j.p.topicID, version)
 			continue
 		}
 		rp.BaseOffset = j.res.baseOffset
@@ -111,7 +175,7 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		rp.LogStartOffset = j.res.logStart
 	}
 
-	if req.Version >= 12 {
+	if version >= 12 {
 		// KIP-951: with CurrentLeader hints, also the endpoints of those leaders.
 		seen := map[int32]bool{}
 		for i := range resp.Topics {
@@ -131,28 +195,20 @@ func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Reques
 		}
 	}
 
-	if req.Acks == 0 {
-		if failed {
-			return nil, errors.New("produce with acks=0 failed on at least one partition: closing the connection as Kafka does")
-		}
-		return nil, nil
-	}
-	if req.Acks == -1 {
-		wctx, cancel := context.WithTimeout(ctx, time.Duration(max(req.TimeoutMillis, 0))*time.Millisecond)
-		defer cancel()
+	if acks == -1 {
 		for _, j := range jobs {
 			if j.res.err != nil {
 				continue
 			}
 			if code := j.p.waitHW(wctx, j.res.lastOffset); code != 0 {
 				j.rp.ErrorCode = code
-				if req.Version >= 8 {
+				if version >= 8 {
 					j.rp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("waiting for the ISR of %s to reach offset %d: %s", j.p, j.res.lastOffset+1, kerr.ErrorForCode(code)))
 				}
 			}
 		}
 	}
-	return resp, nil
+	return failed
 }
 
 // fillProduceLeader sets the v12+ CurrentLeader hint (KIP-951) from meta on NOT_LEADER_OR_FOLLOWER

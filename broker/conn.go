@@ -43,7 +43,19 @@ type request struct {
 type response struct {
 	corr  int32
 	kresp kmsg.Response
+	// For a deferred response (see handlers.go): closed when its wait has returned; the writer
+	// encodes kresp only after that. nil for a response complete at once.
+	done <-chan struct{}
+	// panicked is set (before done is closed) when the wait panicked: the connection is closed.
+	panicked *bool
 }
+
+// maxPipelined bounds the responses queued per connection between the reader and the writer,
+// deferred ones included: with that many not yet written (e.g. produce requests waiting for their
+// fsync), the reader stops reading until the oldest is written, so a client cannot make the
+// broker hold an unbounded number of requests. A deferred produce holds its response, not its
+// records (they are in the log once its wait starts).
+const maxPipelined = 16
 
 // errFrame is a request frame the connection cannot continue after (Kafka closes the connection
 // for these too: a size over the limit, a header that does not parse, an API or version not
@@ -60,8 +72,16 @@ const minHeaderSize = 10
 //
 // Requests are therefore handled one at a time in arrival order (Kafka's per-connection contract)
 // and answered in that order, while the client may pipeline: the next request is read while the
-// previous response is still being written. The queue is bounded, so a client that does not read
-// its responses stops being read from (back-pressure) instead of growing memory.
+// previous response is still being written. A handler may defer the end of its work
+// (deferredResponse, handlers.go: Produce waits for durability and the ISR that way): its wait
+// runs on a goroutine of its own while the reader goes on to the next request, and the writer,
+// which takes responses strictly in queue order, waits for it before writing it and anything
+// after it. So pipelined produce requests are appended in order and share one group-committed
+// fsync, and are still answered in order. The queue is bounded (maxPipelined), so a client that
+// does not read its responses, or pipelines faster than the disk syncs, stops being read from
+// (back-pressure) instead of growing memory. Shutdown: a wait ends when the log closes or the
+// broker's ctx ends (acks=all), and the connection is closed only after the writer has written
+// every queued response, so no wait goroutine outlives its connection for long.
 type conn struct {
 	b      *Broker
 	nc     net.Conn
@@ -76,7 +96,7 @@ func (b *Broker) serveConn(ctx context.Context, nc net.Conn) {
 		b:      b,
 		nc:     nc,
 		remote: nc.RemoteAddr().String(),
-		resps:  make(chan response, 16),
+		resps:  make(chan response, maxPipelined),
 		wdone:  make(chan struct{}),
 	}
 	c.log = b.log.With("remote", c.remote)
@@ -139,33 +159,107 @@ func (c *conn) readLoop(ctx context.Context) error {
 			return err
 		}
 		resp, err := c.b.handle(ctx, &connCtx{remote: c.remote, clientID: req.clientID, corr: req.corr}, req)
-		c.b.metrics.observe(req.key, time.Since(start), err != nil)
+		d, deferred := resp.(*deferredResponse)
+		if !deferred {
+			c.b.metrics.observe(req.key, time.Since(start), err != nil)
+		}
 		if err != nil {
 			return fmt.Errorf("%s v%d: %w", kmsg.NameForKey(req.key), req.version, err)
 		}
 		if resp == nil {
 			continue // acks=0
 		}
+		r := response{corr: req.corr, kresp: resp}
+		if deferred {
+			r = c.startDeferred(req, d, start)
+		}
 		select {
-		case c.resps <- response{corr: req.corr, kresp: resp}:
+		case c.resps <- r:
 		case <-c.wdone:
 			return errors.New("writer stopped")
 		}
 	}
 }
 
+// startDeferred runs d's wait on its own goroutine and returns the queue entry the writer waits
+// on. A panic in wait is logged like a handler panic and closes the connection (a produce
+// response has no top-level error code to carry it).
+func (c *conn) startDeferred(req request, d *deferredResponse, start time.Time) response {
+	done := make(chan struct{})
+	panicked := new(bool)
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				*panicked = true
+				c.log.Error("handler panic", "api", kmsg.NameForKey(req.key), "version", req.version,
+					"client_id", req.clientID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				c.b.metrics.panics.Add(1)
+				panicHook.Lock()
+				if panicHook.fn != nil {
+					panicHook.fn(req.key, p)
+				}
+				panicHook.Unlock()
+			}
+			c.b.metrics.observe(req.key, time.Since(start), *panicked)
+		}()
+		d.wait()
+	}()
+	return response{corr: req.corr, kresp: d.Response, done: done, panicked: panicked}
+}
+
+// ready reports whether r can be encoded now (not a deferred response still waiting).
+func (r *response) ready() bool {
+	if r.done == nil {
+		return true
+	}
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // writeLoop encodes and writes responses in the order queued, coalescing whatever is already
-// queued into one write.
+// queued and complete into one write. It waits for a deferred response at the head of the queue;
+// what is queued behind it waits with it (responses go out in request order).
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
+	fail := func() {
+		c.nc.Close() // unblocks the reader
+		for range c.resps {
+		}
+	}
 	var buf []byte
-	for r := range c.resps {
+	var held *response // taken from the queue by the drain below, not complete yet
+	for {
+		var r response
+		if held != nil {
+			r, held = *held, nil
+		} else {
+			var ok bool
+			if r, ok = <-c.resps; !ok {
+				return
+			}
+		}
+		if r.done != nil {
+			<-r.done
+			if *r.panicked {
+				fail()
+				return
+			}
+		}
 		buf = appendResponse(buf[:0], r)
 	drain:
 		for len(buf) < 1<<20 {
 			select {
 			case r2, ok := <-c.resps:
 				if !ok {
+					break drain
+				}
+				if !r2.ready() || (r2.panicked != nil && *r2.panicked) {
+					held = &r2 // write what is complete first
 					break drain
 				}
 				buf = appendResponse(buf, r2)
@@ -177,9 +271,7 @@ func (c *conn) writeLoop() {
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout(c.b.cfg)))
 		if _, err := c.nc.Write(buf); err != nil {
 			c.log.Debug("write failed", "err", err)
-			c.nc.Close() // unblocks the reader
-			for range c.resps {
-			}
+			fail()
 			return
 		}
 		c.b.metrics.bytesOut.Add(int64(len(buf)))

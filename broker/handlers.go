@@ -14,7 +14,25 @@ import (
 //
 // The response must be req.ResponseKind() (or an equivalent value) at req.GetVersion(); the
 // connection layer sets the version again before encoding, so a handler cannot get that wrong.
+//
+// Deferred responses: a handler whose request has done its ordered part (Produce: the appends) but
+// must still wait for something that does not need the connection (durability, the ISR) returns a
+// *deferredResponse instead of blocking. The connection then reads and handles the next request
+// while wait runs on its own goroutine, and writes the response, in request order, once wait has
+// returned. Everything a later request must observe has to be done before the handler returns;
+// wait may only complete the response (error codes, offsets) and must end when ctx ends (or its
+// own timeout).
 type handlerFunc func(b *Broker, ctx context.Context, c *connCtx, req kmsg.Request) (kmsg.Response, error)
+
+// deferredResponse is a response completed later: the connection calls wait exactly once, on a
+// goroutine of its own, right after the handler returned, and encodes Response only after wait
+// has returned (wait may write to it until then). Response's version is set by the connection
+// layer as for any response. At most maxPipelined deferred responses are pending per connection;
+// beyond that the connection stops reading (see conn.go).
+type deferredResponse struct {
+	kmsg.Response
+	wait func()
+}
 
 // apiHandler is one registry entry: an API key, the versions served, and the handler.
 type apiHandler struct {

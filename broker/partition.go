@@ -275,13 +275,31 @@ type appendResult struct {
 	lastOffset    int64
 	logAppendTime int64 // -1 unless the topic uses LogAppendTime
 	logStart      int64
+
+	// What completeAppend still has to wait for after appendClientNoWait: durability of the
+	// offsets below waitUpTo (0: nothing pending), for a duplicate (dup) or a new append of
+	// bytes bytes.
+	waitUpTo int64
+	dup      bool
+	bytes    int
 }
 
 // appendClient validates and appends one client batch (a produce request's records for this
-// partition). Duplicates of recent idempotent batches are answered with their original offsets
-// and not appended. It returns once the batch is durable per the flush policy; acks=all callers
-// then wait with waitHW.
+// partition), then waits until it is durable per the flush policy: appendClientNoWait followed by
+// completeAppend. acks=all callers then wait with waitHW.
 func (p *Partition) appendClient(version int16, acks int16, records []byte) appendResult {
+	res := p.appendClientNoWait(version, acks, records)
+	p.completeAppend(&res)
+	return res
+}
+
+// appendClientNoWait is the ordered half of appendClient: validation, the producer-state check
+// and the append itself under appendMu, so batches get offsets in the order of the calls. It does
+// not wait for durability; the caller must call completeAppend (possibly on another goroutine)
+// before it answers the client. Duplicates of recent idempotent batches are answered with their
+// original offsets and not appended; completeAppend still waits until the original is durable.
+// records is not referenced after the call returns.
+func (p *Partition) appendClientNoWait(version int16, acks int16, records []byte) appendResult {
 	res := appendResult{baseOffset: -1, lastOffset: -1, logAppendTime: -1, logStart: -1}
 	if e := checkRequestRecords(version, records); e != nil {
 		res.err = e
@@ -326,17 +344,12 @@ func (p *Partition) appendClient(version int16, acks int16, records []byte) appe
 		if c.dup {
 			p.appendMu.Unlock()
 			// The original may still be on its way to disk (another request's group commit):
-			// answer the retry only once it is durable, like the original.
-			if err := p.waitDurable(c.dupOf.lastOffset + 1); err != nil {
-				res.err = appendErr(err)
-				return res
-			}
-			p.duplicates.Add(1)
+			// completeAppend answers the retry only once it is durable, like the original.
+			res.dup, res.waitUpTo = true, c.dupOf.lastOffset+1
 			res.baseOffset, res.lastOffset = c.dupOf.firstOffset, c.dupOf.lastOffset
 			if tc.LogAppendTime {
 				res.logAppendTime = c.dupOf.timestamp
 			}
-			res.logStart = p.log.StartOffset()
 			return res
 		}
 		staged = newProducerStateManager()
@@ -374,21 +387,47 @@ func (p *Partition) appendClient(version int16, acks int16, records []byte) appe
 		// while we fsync it, which takes one disk wait off every acks=all produce.
 		p.notify()
 	}
-	if err := p.waitDurable(ar.LastOffset + 1); err != nil {
-		res.err = appendErr(err)
-		return res
-	}
 	res.baseOffset, res.lastOffset = ar.FirstOffset, ar.LastOffset
-	res.logStart = p.log.StartOffset()
-	p.bytesIn.Add(int64(ar.Bytes))
-	p.recordsIn.Add(ar.LastOffset - ar.FirstOffset + 1)
-	p.advanceLEO(ar.LastOffset + 1)
+	res.waitUpTo, res.bytes = ar.LastOffset+1, ar.Bytes
 	return res
 }
+
+// completeAppend is the durability half of appendClient: it waits until what appendClientNoWait
+// appended (or, for a duplicate, the original) is durable per the flush policy, then counts it
+// and moves the LEO/HW. On failure res.err is set (KAFKA_STORAGE_ERROR for an I/O failure,
+// NOT_LEADER_OR_FOLLOWER when the log was truncated or closed meanwhile). It returns at once when
+// nothing is pending (res.err set, or already completed). It ends when the log closes.
+func (p *Partition) completeAppend(res *appendResult) {
+	upTo := res.waitUpTo
+	if res.err != nil || upTo == 0 {
+		return
+	}
+	res.waitUpTo = 0
+	if err := p.waitDurable(upTo); err != nil {
+		res.err = appendErr(err)
+		res.baseOffset, res.lastOffset, res.logAppendTime = -1, -1, -1
+		return
+	}
+	res.logStart = p.log.StartOffset()
+	if res.dup {
+		p.duplicates.Add(1)
+		return
+	}
+	p.bytesIn.Add(int64(res.bytes))
+	p.recordsIn.Add(res.lastOffset - res.baseOffset + 1)
+	p.advanceLEO(upTo)
+}
+
+// waitDurableHook, when set (tests), runs at the start of every waitDurable: a test can hold one
+// request's durability wait to show that the connection goes on reading and appending.
+var waitDurableHook atomic.Pointer[func(p *Partition, upTo int64)]
 
 // waitDurable returns once offsets below upTo are durable per the flush policy: fsynced for
 // "always" (shared with concurrent appenders), written to the OS otherwise.
 func (p *Partition) waitDurable(upTo int64) error {
+	if h := waitDurableHook.Load(); h != nil {
+		(*h)(p, upTo)
+	}
 	if !p.flushAlways {
 		return nil
 	}
