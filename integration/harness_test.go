@@ -209,4 +209,3 @@ func runSediment(t testing.TB, env []string, args ...string) (string, int) {
 	}
 	return out.String(), cmd.ProcessState.ExitCode()
 }
-
