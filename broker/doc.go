@@ -23,9 +23,14 @@
 //   - one accept loop;
 //   - per connection a reader and a writer. The reader reads a frame (size checked against
 //     socket.request.max.bytes before allocating), parses the header by hand, decodes the body with
-//     kmsg and runs the handler inline, so a connection's requests are handled one at a time in order
-//     (Kafka's contract) while the client may pipeline; the writer encodes responses in that order
-//     and coalesces what is queued into one write. The queue between them is bounded (back-pressure).
+//     kmsg and runs the handler inline, so a connection's requests start one at a time in order
+//     (Kafka's contract) while the client may pipeline. A handler may return a deferredResponse
+//     (handlers.go): Produce does its ordered part (validation, producer state, AppendNoWait) on the
+//     reader and leaves the durability and acks=all wait to a goroutine of its own, so the next
+//     request is appended while the previous one's fsync runs and pipelined produces share group
+//     commits. The writer encodes responses strictly in request order, waiting for a deferred one
+//     before anything queued behind it, and coalesces what is ready into one write. The queue between
+//     them is bounded (maxPipelined responses per connection; the reader stops reading when full).
 //     Idle connections (connections.max.idle.ms) are closed by a read deadline.
 //   - the replica manager's event loop (meta.Subscribe) and retention loop; the group coordinator's
 //     timers; the HTTP server.
