@@ -3,9 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,80 +11,14 @@ import (
 	"github.com/sediment-io/sediment/meta"
 )
 
-// freePort reserves a loopback port and releases it (for Raft voter addresses that must be known
-// before the brokers start).
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startGroupCluster starts n brokers forming one Raft group, with fast broker fencing. The Raft
-// addresses must be known before start, so ports are reserved and released first; if another listener
-// grabs one meanwhile ("address already in use") the whole cluster is started again on fresh ports.
+// startGroupCluster starts n brokers forming one Raft group, with fast broker fencing (1 s session).
 func startGroupCluster(t testing.TB, n int) []*Broker {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		brokers, err := tryStartGroupCluster(t, n)
-		if err == nil {
-			for _, b := range brokers {
-				t.Cleanup(func() { b.Close() })
-			}
-			return brokers
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-		t.Logf("restarting the cluster on fresh ports: %v", err)
-	}
-}
-
-func tryStartGroupCluster(t testing.TB, n int) ([]*Broker, error) {
-	var voters []Voter
-	for i := 1; i <= n; i++ {
-		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
-	}
-	brokers := make([]*Broker, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		cfg := testBrokerConfig(t, t.TempDir())
-		cfg.NodeID = int32(i + 1)
-		cfg.RaftListen = voters[i].Addr
-		cfg.Voters = voters
-		groupTestConfig(&cfg)
-		cfg.MetaConfig = func(mc *meta.Config) {
-			mc.RaftHeartbeatTimeout = 200 * time.Millisecond
-			mc.RaftElectionTimeout = 200 * time.Millisecond
-			mc.RaftLeaderLeaseTimeout = 100 * time.Millisecond
-			mc.RaftCommitTimeout = 5 * time.Millisecond
-			mc.SessionTimeout = time.Second
-			mc.HeartbeatInterval = 100 * time.Millisecond
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			brokers[i], errs[i] = Start(ctx, cfg)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			for _, b := range brokers {
-				if b != nil {
-					b.Close()
-				}
-			}
-			return nil, fmt.Errorf("broker %d: %w", i+1, err)
-		}
-	}
-	return brokers, nil
+	brokers, _ := startTestCluster(t, n, func(cfg *Config) {
+		groupTestConfig(cfg)
+		cfg.MetaConfig = fastClusterMeta(time.Second, 100*time.Millisecond)
+	})
+	return brokers
 }
 
 // The coordinator's broker dies while a consumer group commits: the group's coordination moves to a

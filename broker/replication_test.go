@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
 )
 
@@ -24,70 +22,13 @@ func startReplCluster(t testing.TB, n int) []*Broker {
 	return bs
 }
 
-// startReplClusterConfigs is startReplCluster returning each broker's Config too (restarts). The
-// Raft addresses must be known before start, so ports are reserved and released first; if another
-// listener grabs one meanwhile the whole cluster is started again on fresh ports.
+// startReplClusterConfigs is startReplCluster returning each broker's Config too (restarts).
 func startReplClusterConfigs(t testing.TB, n int) ([]*Broker, []Config) {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		brokers, cfgs, err := tryStartReplCluster(t, n)
-		if err == nil {
-			for _, b := range brokers {
-				t.Cleanup(func() { b.Close() })
-			}
-			return brokers, cfgs
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-		t.Logf("restarting the cluster on fresh ports: %v", err)
-	}
-}
-
-func tryStartReplCluster(t testing.TB, n int) ([]*Broker, []Config, error) {
-	var voters []Voter
-	for i := 1; i <= n; i++ {
-		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
-	}
-	brokers := make([]*Broker, n)
-	cfgs := make([]Config, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		cfg := testBrokerConfig(t, t.TempDir())
-		cfg.NodeID = int32(i + 1)
-		cfg.RaftListen = voters[i].Addr
-		cfg.Voters = voters
+	return startTestCluster(t, n, func(cfg *Config) {
 		cfg.ReplicaLagTimeMaxMs = 1500
-		cfg.MetaConfig = func(mc *meta.Config) {
-			mc.RaftHeartbeatTimeout = 200 * time.Millisecond
-			mc.RaftElectionTimeout = 200 * time.Millisecond
-			mc.RaftLeaderLeaseTimeout = 100 * time.Millisecond
-			mc.RaftCommitTimeout = 5 * time.Millisecond
-			mc.SessionTimeout = 2 * time.Second
-			mc.HeartbeatInterval = 200 * time.Millisecond
-		}
-		cfgs[i] = cfg
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			brokers[i], errs[i] = Start(ctx, cfg)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			for _, b := range brokers {
-				if b != nil {
-					b.Close()
-				}
-			}
-			return nil, nil, fmt.Errorf("broker %d: %w", i+1, err)
-		}
-	}
-	return brokers, cfgs, nil
+		cfg.MetaConfig = fastClusterMeta(2*time.Second, 200*time.Millisecond)
+	})
 }
 
 // localLogBytes reads a replica's whole local log.
