@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -292,6 +293,9 @@ func writeTimeout(cfg Config) time.Duration {
 // tag section when the response is flexible (except ApiVersions, whose response header is always
 // v0 so that a client can parse it before it knows our versions), then the body.
 func appendResponse(buf []byte, r response) []byte {
+	// Grow once to the frame's size: a fetch response is mostly record bytes, and letting append
+	// double its way up to several MiB would copy them about twice.
+	buf = slices.Grow(buf, 16+fetchRecordBytes(r.kresp))
 	start := len(buf)
 	buf = append(buf, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(r.corr))
@@ -301,6 +305,24 @@ func appendResponse(buf []byte, r response) []byte {
 	buf = r.kresp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
 	return buf
+}
+
+// fetchRecordBytes is a size hint for a response frame: the record bytes a fetch response carries
+// plus a little per partition for the fields around them; 0 for other responses.
+func fetchRecordBytes(kresp kmsg.Response) int {
+	fr, ok := kresp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 64
+	for i := range fr.Topics {
+		t := &fr.Topics[i]
+		n += 32 + len(t.Topic)
+		for j := range t.Partitions {
+			n += 64 + len(t.Partitions[j].RecordBatches)
+		}
+	}
+	return n
 }
 
 // decodeRequest parses a frame body (everything after the size): the header by hand, then the body
