@@ -19,21 +19,8 @@ import (
 func BenchmarkCommit(b *testing.B) {
 	for _, proposers := range []int{1, 16, 256, 1024} {
 		b.Run(fmt.Sprint("proposers=", proposers), func(b *testing.B) {
-			cfg := fastConfig(1, b.TempDir())
-			cfg.RaftBind = "127.0.0.1:0"
-			cfg.MaxAppendEntries = 1024
-			n, err := Open(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer n.Close()
+			n := openTestNode(b, func(cfg *Config) { cfg.MaxAppendEntries = 1024 })
 			ctx := context.Background()
-			if err := n.WaitReady(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "127.0.0.1", Port: 9092}); err != nil {
-				b.Fatal(err)
-			}
 			if _, err := n.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 64, ReplicationFactor: 1}); err != nil {
 				b.Fatal(err)
 			}
@@ -146,21 +133,8 @@ func BenchmarkFailover(b *testing.B) {
 // iteration (200 commands by one proposer, then 1024 proposers × 20 commands), and reports both rates
 // and their ratio, so disk noise from a shared machine hits both sides alike.
 func BenchmarkCommitBatchingRatio(b *testing.B) {
-	cfg := fastConfig(1, b.TempDir())
-	cfg.RaftBind = "127.0.0.1:0"
-	cfg.MaxAppendEntries = 1024
-	n, err := Open(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
+	n := openTestNode(b, func(cfg *Config) { cfg.MaxAppendEntries = 1024 })
 	ctx := context.Background()
-	if err := n.WaitReady(ctx); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "127.0.0.1", Port: 9092}); err != nil {
-		b.Fatal(err)
-	}
 	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 64, ReplicationFactor: 1}); err != nil {
 		b.Fatal(err)
 	}

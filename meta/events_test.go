@@ -55,21 +55,9 @@ func TestSubscriberCoalescesAndNeverBlocks(t *testing.T) {
 
 // A proposal retried with the same bytes (what proposeBytes does after ErrLeadershipLost) is applied once.
 func TestRetriedProposalAppliedOnceOnNode(t *testing.T) {
-	cfg := fastConfig(1, t.TempDir())
-	cfg.RaftBind = "127.0.0.1:0"
-	n, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := openTestNode(t, nil)
 	ctx, cancelCtx := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelCtx()
-	if err := n.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "h", Port: 1}); err != nil {
-		t.Fatal(err)
-	}
 	var id reqID
 	rand.Read(id[:])
 	data := encodeCommand(id, &cmdAllocateProducerIDs{BrokerID: 1, Count: 1000})
@@ -112,20 +100,8 @@ func TestOversizedCommandRefusedBeforeProposing(t *testing.T) {
 
 // Concurrent proposals on the leader share Raft entries (multi entries) and each gets its own result.
 func TestConcurrentProposalsShareEntries(t *testing.T) {
-	cfg := fastConfig(1, t.TempDir())
-	cfg.RaftBind = "127.0.0.1:0"
-	n, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := openTestNode(t, nil)
 	ctx := ctxT(t)
-	if err := n.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "h", Port: 1}); err != nil {
-		t.Fatal(err)
-	}
 	start := n.raft.LastIndex()
 	const workers, each = 64, 20
 	firsts := make(chan int64, workers*each)

@@ -32,20 +32,8 @@ func TestHclogAdapterRoutesToSlog(t *testing.T) {
 }
 
 func TestValidateOnlyCommitsNothing(t *testing.T) {
-	cfg := fastConfig(1, t.TempDir())
-	cfg.RaftBind = "127.0.0.1:0"
-	n, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := openTestNode(t, nil)
 	ctx := ctxT(t)
-	if err := n.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "h", Port: 1}); err != nil {
-		t.Fatal(err)
-	}
 	tp, err := n.CreateTopic(ctx, TopicSpec{Name: "v", Partitions: 2, ReplicationFactor: 1, ValidateOnly: true})
 	if err != nil || tp == nil || len(tp.Partitions) != 2 {
 		t.Fatalf("%+v %v", tp, err)

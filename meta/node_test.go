@@ -32,6 +32,31 @@ func fastConfig(id int32, dir string) Config {
 	return cfg
 }
 
+// openTestNode opens a single-voter node in a temp dir with Raft on a free loopback port (tune, if
+// not nil, adjusts the config first), waits until it leads, registers broker 1, and closes it at
+// cleanup.
+func openTestNode(t testing.TB, tune func(*Config)) *Node {
+	t.Helper()
+	cfg := fastConfig(1, t.TempDir())
+	cfg.RaftBind = "127.0.0.1:0"
+	if tune != nil {
+		tune(&cfg)
+	}
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx := ctxT(t)
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.RegisterBroker(ctx, BrokerRegistration{ID: 1, Host: "127.0.0.1", Port: 9092}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
