@@ -236,6 +236,7 @@ func (rm *ReplicaManager) reconcile(start bool) error {
 					errs = append(errs, fmt.Errorf("opening %s-%d: %w", t.Name, part.Index, err))
 					continue
 				}
+				p.tier = rm.b.tier
 				if len(part.Replicas) > 1 {
 					// Without a HW checkpoint, a replicated partition's local log end may be past
 					// what the ISR committed: start the HW low and let the ISR (as leader) or the

@@ -27,9 +27,7 @@ type Broker struct {
 	meta     *meta.Node
 	replicas *ReplicaManager   // broker-data: partition logs and their state
 	groups   *groupCoordinator // groups: consumer group coordinator
-	// objects is the object store named by Config.ObjectStore, opened (and so validated) at start and
-	// metered on /metrics. Tiering is not wired into the partitions yet: nothing reads or writes it.
-	objects *tiering.MeteredStore
+	tier     *tierManager      // tiering: the object store and reads from it (tiering.go)
 	metrics *metrics
 
 	ctx    context.Context // cancelled when Close starts: long-polls return, loops stop
@@ -70,14 +68,13 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	// The object store is opened now even though tiering is not wired in yet, so that a bad URL, an
-	// unwritable file:// directory or a missing AWS region is found at the first start.
+	// The object store is opened first, so that a bad URL, an unwritable file:// directory or a
+	// missing AWS region is found at the first start, before anything else is running.
 	store, err := tiering.OpenURL(ctx, cfg.ObjectStore)
 	if err != nil {
 		return nil, fmt.Errorf("object store: %w", err)
 	}
-	b.objects = tiering.NewMeteredStore(store)
-	b.metrics.addCollector(b.objects.WriteMetrics)
+	b.tier = newTierManager(b, store)
 	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -267,8 +264,8 @@ func (b *Broker) Close() error {
 			errs = append(errs, fmt.Errorf("meta: %w", err))
 		}
 	}
-	if b.objects != nil {
-		if err := b.objects.Close(); err != nil {
+	if b.tier != nil {
+		if err := b.tier.close(); err != nil {
 			errs = append(errs, fmt.Errorf("object store: %w", err))
 		}
 	}
