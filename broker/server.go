@@ -28,7 +28,7 @@ type Broker struct {
 	replicas *ReplicaManager   // broker-data: partition logs and their state
 	groups   *groupCoordinator // groups: consumer group coordinator
 	tier     *tierManager      // tiering: the object store and reads from it (tiering.go)
-	metrics *metrics
+	metrics  *metrics
 
 	ctx    context.Context // cancelled when Close starts: long-polls return, loops stop
 	cancel context.CancelFunc
