@@ -26,8 +26,10 @@ type Config struct {
 	// is a non-voter that waits to be added (Join / AddNonvoter). Used only to bootstrap a fresh data dir.
 	Voters []Peer
 
-	SessionTimeout    time.Duration // broker.session.timeout.ms (default 6s)
-	HeartbeatInterval time.Duration // broker.heartbeat.interval.ms (default 1s)
+	SessionTimeout time.Duration // broker.session.timeout.ms (default 6s)
+	// HeartbeatInterval: broker.heartbeat.interval.ms. Default 500 ms (Kafka: 2 s): a heartbeat overdue
+	// by half an interval lets the controller probe the broker and fence it at once if its process is gone.
+	HeartbeatInterval time.Duration
 
 	// LeaderImbalanceCheckInterval (Kafka's leader.imbalance.check.interval.seconds, default 300 s): how often
 	// the controller moves leadership back to preferred replicas that are live and in sync.
@@ -52,6 +54,8 @@ type Config struct {
 	ProposalTimeout time.Duration
 
 	forwarder forwarder // nil = in-process registry when Transport is injected, TCP otherwise
+	// probe: tests replace the controller's liveness probe (nil = a TCP dial of the Raft address).
+	probe func(raftAddr string) bool
 }
 
 // DefaultConfig returns Kafka's defaults where Kafka has one.
@@ -59,7 +63,7 @@ func DefaultConfig() Config {
 	return Config{
 		RaftBind:                     "127.0.0.1:9093",
 		SessionTimeout:               6 * time.Second,
-		HeartbeatInterval:            time.Second,
+		HeartbeatInterval:            500 * time.Millisecond,
 		LeaderImbalanceCheckInterval: 300 * time.Second,
 		RaftHeartbeatTimeout:         time.Second,
 		RaftElectionTimeout:          time.Second,

@@ -2,8 +2,11 @@ package meta
 
 import (
 	"context"
+	"errors"
+	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -20,12 +23,36 @@ type controller struct {
 	mu       sync.Mutex
 	lastSeen map[int32]time.Time
 
-	lastRebalance time.Time // controller goroutine only
+	lastRebalance time.Time           // controller goroutine only
+	lastProbe     map[int32]time.Time // controller goroutine only
+
+	// probe reports whether a broker's Raft address refuses connections (nothing listens there:
+	// the process is gone). Tests replace it.
+	probe func(addr string) bool
 }
 
 func newController(n *Node) *controller {
-	return &controller{n: n, lastSeen: map[int32]time.Time{}}
+	probe := n.cfg.probe
+	if probe == nil {
+		probe = refusesConnections
+	}
+	return &controller{n: n, lastSeen: map[int32]time.Time{}, lastProbe: map[int32]time.Time{}, probe: probe}
 }
+
+// refusesConnections dials addr once: true only for ECONNREFUSED, the kernel's answer when no
+// process listens on the port. A timeout, a reset or any other error proves nothing (a paused or
+// overloaded process, a lossy network) and returns false.
+func refusesConnections(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// probeTimeout bounds one liveness probe; probes of several brokers run in parallel.
+const probeTimeout = 200 * time.Millisecond
 
 func (c *controller) heard(ids []int32) {
 	now := time.Now()
@@ -36,9 +63,16 @@ func (c *controller) heard(ids []int32) {
 	c.mu.Unlock()
 }
 
-// tick is how often sessions are checked: a 20th of the session timeout, within [10ms, 250ms].
+// tick is how often sessions are checked: a 20th of the session timeout, within [10ms, 100ms]
+// (the fast path below fences a dead broker within a tick or two of its missed heartbeat).
 func (c *controller) tick() time.Duration {
-	return min(max(c.n.cfg.SessionTimeout/20, 10*time.Millisecond), 250*time.Millisecond)
+	return min(max(c.n.cfg.SessionTimeout/20, 10*time.Millisecond), 100*time.Millisecond)
+}
+
+// overdue is how long past its last heartbeat a broker is probed: one heartbeat interval plus a
+// margin for the heartbeat's own Raft commit.
+func (c *controller) overdue() time.Duration {
+	return c.n.cfg.HeartbeatInterval + max(c.n.cfg.HeartbeatInterval/2, 100*time.Millisecond)
 }
 
 func (c *controller) run() {
@@ -69,6 +103,19 @@ func (c *controller) run() {
 	}
 }
 
+// step fences brokers that are gone. Two ways:
+//
+//   - Session expiry (Kafka's broker.session.timeout.ms): unheard for SessionTimeout, counted from
+//     this node's election at the earliest (grace period). Covers every failure, including a paused
+//     process or a lossy link, at the cost of the full timeout.
+//   - Fast path: a broker whose heartbeat is overdue (unheard for a heartbeat interval and a margin,
+//     by the heartbeats this node applied, leader or not) and whose Raft address refuses
+//     connections is fenced at once, grace period or not. A refused connection means no process
+//     listens there: the broker died (kill -9, crash, OOM) or closed. Load cannot cause it (a slow
+//     or paused broker still accepts: its kernel completes the handshake), so this adds no false
+//     fencing; a network that drops packets times the probe out and leaves it to the session
+//     timeout. Both conditions are needed: a broker whose heartbeats still arrive is never fenced,
+//     even if a firewall rejects this node's connections to it.
 func (c *controller) step(leaderSince time.Time) {
 	n := c.n
 	st := n.State()
@@ -81,20 +128,47 @@ func (c *controller) step(leaderSince time.Time) {
 		return
 	}
 	now := time.Now()
+	var expired, suspects []Broker
 	for _, b := range st.Brokers() {
 		if b.Fenced {
 			continue
 		}
 		c.mu.Lock()
-		seen := c.lastSeen[b.ID]
+		heard := c.lastSeen[b.ID]
 		c.mu.Unlock()
+		seen := heard
 		if seen.Before(leaderSince) {
 			seen = leaderSince
 		}
-		if now.Sub(seen) <= n.cfg.SessionTimeout {
-			continue
+		switch {
+		case now.Sub(seen) > n.cfg.SessionTimeout:
+			n.log.Info("controller: broker session expired; fencing", "broker", b.ID, "epoch", b.Epoch, "last_heard", now.Sub(seen))
+			expired = append(expired, b)
+		case b.ID != n.cfg.NodeID && b.RaftAddr != "" && now.Sub(heard) > c.overdue() && now.Sub(c.lastProbe[b.ID]) >= probeTimeout:
+			c.lastProbe[b.ID] = now
+			suspects = append(suspects, b)
 		}
-		n.log.Info("controller: broker session expired; fencing", "broker", b.ID, "epoch", b.Epoch, "last_heard", now.Sub(seen))
+	}
+	if len(suspects) > 0 {
+		refused := make([]bool, len(suspects))
+		var wg sync.WaitGroup
+		for i, b := range suspects {
+			wg.Add(1)
+			go func() { defer wg.Done(); refused[i] = c.probe(b.RaftAddr) }()
+		}
+		wg.Wait()
+		for i, b := range suspects {
+			if refused[i] {
+				c.mu.Lock()
+				heard := c.lastSeen[b.ID]
+				c.mu.Unlock()
+				n.log.Info("controller: broker missed its heartbeat and its Raft address refuses connections; fencing",
+					"broker", b.ID, "epoch", b.Epoch, "last_heard", time.Since(heard).Round(time.Millisecond))
+				expired = append(expired, b)
+			}
+		}
+	}
+	for _, b := range expired {
 		if _, err := n.propose(ctx, &cmdFenceBroker{ID: b.ID, Epoch: b.Epoch}, false); err != nil {
 			n.log.Warn("controller: fencing failed", "broker", b.ID, "err", err)
 		}

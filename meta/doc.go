@@ -92,10 +92,16 @@
 //     to the arrival time; followers note it too, but only the leader acts on it.
 //   - A node that becomes leader grants every broker one session timeout from that moment before it can be
 //     fenced, since it cannot know how recent the heartbeats it applied as a follower were.
-//     Putting heartbeats through Raft costs one log entry per broker per second (batched with everything
+//     Putting heartbeats through Raft costs one log entry per broker per heartbeat interval (500 ms) (batched with everything
 //     else, compacted by snapshots) and buys: every member sees liveness changes in order with the rest of
 //     the metadata, a fenced broker is unfenced by the same command that proves it is back, and no second
 //     RPC path is needed for liveness.
+//   - Fast path for a dead process: a broker whose heartbeat is overdue (HeartbeatInterval plus half of it,
+//     by heartbeats this node applied) and whose Raft address refuses TCP connections (ECONNREFUSED: no
+//     process listens) is fenced at once, grace period or not. Load never produces a refusal (a slow or
+//     paused process's kernel still accepts), a heartbeat that arrives keeps the broker live whatever
+//     the probe says, and a probe that times out proves nothing, so this adds no false fencing; it cuts
+//     kill -9 → new leaders from the session timeout to about one heartbeat interval.
 //   - A broker unheard for SessionTimeout (default 6 s) is fenced by a FenceBroker command (conditional on
 //     its epoch). Applying it removes the broker from every ISR (unless it is the last member) and gives
 //     every partition it led a new leader: the first live ISR member in replica order, leader epoch +1 and
@@ -133,7 +139,7 @@
 // hashicorp/raft's own (run loop, FSM, snapshots, replication per peer); per node: watchLeader (leader
 // observations → ControllerID, ControllerChanged), batcher (forms multi entries; plus one goroutine per
 // entry in flight that waits for raft's future and answers the proposers), controller.run (session checks every
-// SessionTimeout/20, clamped to 10..250 ms), heartbeatLoop once a broker is registered; per subscriber:
+// SessionTimeout/20, clamped to 10..100 ms; liveness probes of overdue brokers in parallel goroutines, 200 ms each), heartbeatLoop once a broker is registered; per subscriber:
 // subscriber.run; with TCP: the mux accept loop and one goroutine per accepted connection. Raft never
 // answers a future still queued at Shutdown; the per-entry waiter then lives until exit, but proposers
 // never wait on it: they watch their context and the node's closing channel.

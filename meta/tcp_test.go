@@ -7,6 +7,32 @@ import (
 	"time"
 )
 
+// openTCPNodes opens one node per address on real TCP, the first voters of them as the initial
+// voters (the rest wait to join), tune adjusting each config; nodes close at cleanup.
+func openTCPNodes(t *testing.T, addrs []string, voters int, tune func(*Config)) map[int32]*Node {
+	t.Helper()
+	var peers []Peer
+	for i := 0; i < voters; i++ {
+		peers = append(peers, Peer{ID: int32(i + 1), Addr: addrs[i]})
+	}
+	nodes := map[int32]*Node{}
+	for i := range addrs {
+		cfg := fastConfig(int32(i+1), t.TempDir())
+		cfg.RaftBind = addrs[i]
+		cfg.Voters = peers
+		if tune != nil {
+			tune(&cfg)
+		}
+		n, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[int32(i+1)] = n
+		t.Cleanup(func() { n.Close() })
+	}
+	return nodes
+}
+
 func freeAddrs(t *testing.T, n int) []string {
 	var out []string
 	var lns []net.Listener
@@ -28,22 +54,7 @@ func freeAddrs(t *testing.T, n int) []string {
 // per node), writes through a follower, and joins a fourth node as a non-voter through Join.
 func TestTCPClusterForwardingAndJoin(t *testing.T) {
 	addrs := freeAddrs(t, 4)
-	var voters []Peer
-	for i := 0; i < 3; i++ {
-		voters = append(voters, Peer{ID: int32(i + 1), Addr: addrs[i]})
-	}
-	nodes := map[int32]*Node{}
-	for i := 0; i < 4; i++ {
-		cfg := fastConfig(int32(i+1), t.TempDir())
-		cfg.RaftBind = addrs[i]
-		cfg.Voters = voters
-		n, err := Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[int32(i+1)] = n
-		t.Cleanup(func() { n.Close() })
-	}
+	nodes := openTCPNodes(t, addrs, 3, nil)
 	ctx := ctxT(t)
 	for i := int32(1); i <= 3; i++ {
 		if err := nodes[i].WaitReady(ctx); err != nil {
