@@ -43,23 +43,85 @@ func encodeCheckpoint(kind uint16, payload []byte) []byte {
 // decodeCheckpoint checks framing and returns the payload. Versions above ours
 // are refused: a newer writer may have changed the payload's meaning.
 func decodeCheckpoint(name string, b []byte, kind uint16) ([]byte, error) {
+	p, _, err := decodeCheckpointVersions(name, b, kind, ckVersion)
+	return p, err
+}
+
+// decodeCheckpointVersions is decodeCheckpoint accepting versions 1..maxVersion;
+// it returns the version read.
+func decodeCheckpointVersions(name string, b []byte, kind, maxVersion uint16) ([]byte, uint16, error) {
 	if len(b) < ckHeader+ckTrailer || string(b[:4]) != ckMagic {
-		return nil, fmt.Errorf("%w: %s: not a checkpoint file (%d bytes)", ErrCorrupt, name, len(b))
+		return nil, 0, fmt.Errorf("%w: %s: not a checkpoint file (%d bytes)", ErrCorrupt, name, len(b))
 	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != ckVersion {
-		return nil, fmt.Errorf("%w: %s: checkpoint version %d, this build reads %d", ErrCorrupt, name, v, ckVersion)
+	v := binary.BigEndian.Uint16(b[4:])
+	if v < 1 || v > maxVersion {
+		return nil, 0, fmt.Errorf("%w: %s: checkpoint version %d, this build reads 1 to %d", ErrCorrupt, name, v, maxVersion)
 	}
 	if k := binary.BigEndian.Uint16(b[6:]); k != kind {
-		return nil, fmt.Errorf("%w: %s: checkpoint kind %d, want %d", ErrCorrupt, name, k, kind)
+		return nil, 0, fmt.Errorf("%w: %s: checkpoint kind %d, want %d", ErrCorrupt, name, k, kind)
 	}
 	n := int(binary.BigEndian.Uint32(b[8:]))
 	if n != len(b)-ckHeader-ckTrailer {
-		return nil, fmt.Errorf("%w: %s: payload length %d does not match file size %d", ErrCorrupt, name, n, len(b))
+		return nil, 0, fmt.Errorf("%w: %s: payload length %d does not match file size %d", ErrCorrupt, name, n, len(b))
 	}
 	if got, want := crc32.Checksum(b[:ckHeader+n], castagnoli), binary.BigEndian.Uint32(b[ckHeader+n:]); got != want {
-		return nil, fmt.Errorf("%w: %s: crc32c %08x, file says %08x", ErrCorrupt, name, got, want)
+		return nil, 0, fmt.Errorf("%w: %s: crc32c %08x, file says %08x", ErrCorrupt, name, got, want)
 	}
-	return b[ckHeader : ckHeader+n], nil
+	return b[ckHeader : ckHeader+n], v, nil
+}
+
+// The log-start checkpoint. Version 1 (payload: i64 log start) when the log
+// start is at or above the first local segment; version 2 (payload: i64 log
+// start, i64 local log start) when tiering left the log start below the first
+// local segment. Writing version 2 only then keeps logs without tiering
+// readable by builds that know only version 1, and makes such builds refuse
+// (not misread) a log whose history is partly remote.
+const logStartVersionTiered = 2
+
+func writeStartCheckpoint(fsys vfs.FS, dir string, start, localStart int64) error {
+	if localStart <= start {
+		return writeOffsetCheckpoint(fsys, dir, logStartFile, kindLogStart, start)
+	}
+	var p [16]byte
+	binary.BigEndian.PutUint64(p[:], uint64(start))
+	binary.BigEndian.PutUint64(p[8:], uint64(localStart))
+	b := encodeCheckpoint(kindLogStart, p[:])
+	binary.BigEndian.PutUint16(b[4:], logStartVersionTiered)
+	binary.BigEndian.PutUint32(b[len(b)-ckTrailer:], crc32.Checksum(b[:len(b)-ckTrailer], castagnoli))
+	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, logStartFile), b)
+}
+
+// readStartCheckpoint returns the log start and the local log start (equal for
+// a version-1 file); ok=false when the file does not exist.
+func readStartCheckpoint(fsys vfs.FS, dir string) (start, localStart int64, ok bool, err error) {
+	path := filepath.Join(dir, logStartFile)
+	b, err := vfs.ReadFile(fsys, path)
+	if err != nil {
+		if isNotExist(err) {
+			return 0, 0, false, nil
+		}
+		return 0, 0, false, err
+	}
+	p, v, err := decodeCheckpointVersions(path, b, kindLogStart, logStartVersionTiered)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	want := 8
+	if v == logStartVersionTiered {
+		want = 16
+	}
+	if len(p) != want {
+		return 0, 0, false, fmt.Errorf("%w: %s: version %d payload of %d bytes, want %d", ErrCorrupt, path, v, len(p), want)
+	}
+	start = int64(binary.BigEndian.Uint64(p))
+	localStart = start
+	if v == logStartVersionTiered {
+		localStart = int64(binary.BigEndian.Uint64(p[8:]))
+	}
+	if start < 0 || localStart < start {
+		return 0, 0, false, fmt.Errorf("%w: %s: log start %d, local log start %d", ErrCorrupt, path, start, localStart)
+	}
+	return start, localStart, true, nil
 }
 
 func writeOffsetCheckpoint(fsys vfs.FS, dir, name string, kind uint16, off int64) error {

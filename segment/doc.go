@@ -45,7 +45,8 @@
 // Locks, always taken in this order:
 //
 //	syncMu  serialises a sync with changes that close, truncate or delete files
-//	        (TruncateTo, SetStartOffset, Close). Appends never take it.
+//	        (TruncateTo, SetStartOffset, DeleteLocalBelow, ResetLocal, Close).
+//	        Appends never take it.
 //	mu      (RWMutex) the segment list, offsets, epochs, sticky error. Appends
 //	        and rolls hold it for writing while they write (never while waiting
 //	        for a sync); reads hold it for reading to find the bytes, then copy
@@ -54,6 +55,22 @@
 //	fileMu  per segment: Read holds it (read) while copying bytes after letting
 //	        go of mu; closing or truncating a file takes it (write) under mu.
 //	fmu     group-commit state (durable offset, syncing flag, sync error); a leaf.
+//
+// # Tiering: log start below the local log
+//
+// StartOffset is the whole log's start (Kafka's logStartOffset). With tiered
+// storage the oldest segments are deleted locally once uploaded
+// (DeleteLocalBelow) while StartOffset stays where it was, and a replica may
+// start empty at its leader's local start (ResetLocal): then StartOffset <
+// LocalStartOffset = the first local segment's base (KIP-405's local log start
+// offset). Reads in [StartOffset, LocalStartOffset) return ErrNotLocal, below
+// StartOffset ErrOffsetOutOfRange. SetStartOffset below LocalStartOffset raises
+// only the whole-log start; above it, it deletes local segments as before.
+// TruncateTo at or below the first local segment empties the local log and
+// restarts it at the offset, keeping StartOffset when the offset is above it
+// (lowering it to the offset otherwise, as Kafka). OffsetForTimestamp,
+// MaxTimestamp and ScanBatches see local data only. The leader-epoch cache
+// keeps its entries on DeleteLocalBelow and is cleared by ResetLocal.
 //
 // A failed write or sync sets a sticky error: the Log refuses every later write
 // (a failed fsync may have dropped dirty pages, so nothing after the last good
@@ -143,12 +160,28 @@
 //
 // The CRC-32C covers everything before it. Kinds and payloads:
 //
-//	1 log-start-offset   i64 log start offset
+//	1 log-start-offset   version 1: i64 log start offset
+//	                     version 2: i64 log start offset, i64 local log start
 //	2 recovery-point     i64 base offset of the first segment that may need a scan
 //	3 leader-epoch       N x (epoch i32, start offset i64), both increasing
 //	4 clean-shutdown     i64 log end offset at Close
 //
+// The log-start checkpoint expresses a start below the first segment with
+// version 2: it is written only when StartOffset < LocalStartOffset (the
+// history between lives in object storage), version 1 otherwise, so logs
+// without a remote prefix stay readable by builds that read only version 1,
+// and such builds refuse (never misread) a log with one. Version 2 requires
+// log start <= local log start. In a version-1 file a log start below the
+// first segment's base means nothing (the first base is the start).
+//
 // # Durability
+//
+// Changes of the start offsets are ordered so a crash leaves a valid log:
+// SetStartOffset and DeleteLocalBelow write the log-start checkpoint before
+// removing any file (Open finishes the removal); ResetLocal and a full
+// truncation remove segments newest first (a crash leaves a prefix of the old
+// log), clear the epoch cache, write the checkpoint, then create the new empty
+// segment (Open creates it from the checkpoint when it is missing).
 //
 // FlushAlways: Append returns after fdatasync of the active segment (group
 // commit). FlushInterval: a timer syncs at most every FlushInterval after data
@@ -180,9 +213,14 @@
 //     fail their checks is scanned too.
 //  4. Scanned segments are fdatasynced (their bytes may have come from the page
 //     cache of a crashed process) so the recovered end is durable.
-//  5. log start = max(checkpoint, first base); segments wholly below it are
-//     deleted; if it is beyond the end (possible only without FlushAlways), the
-//     log restarts empty there. The leader-epoch cache drops entries at or past
+//  5. log start = max(checkpoint, first base) for a version-1 log-start
+//     checkpoint; with version 2 the checkpoint's log start, even below the
+//     first base. Segments wholly below the checkpoint's local start (its log
+//     start for version 1) are deleted (a crash interrupted SetStartOffset or
+//     DeleteLocalBelow, which write the checkpoint first); if the local start
+//     is beyond the end (possible only without FlushAlways, or a crash inside
+//     ResetLocal), the log restarts empty there. With no segment file at all
+//     the log starts empty at the checkpoint's local start. The leader-epoch cache drops entries at or past
 //     the end and moves the first entry up to the start; if its file is missing
 //     or corrupt it is rebuilt from the batch headers.
 //  6. The recovery point is set to the active segment and the clean-shutdown

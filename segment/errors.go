@@ -17,6 +17,10 @@ var (
 	ErrInvalidOffset = errors.New("segment: batch offsets do not continue the log")
 	// ErrTruncated: WaitDurable's data was removed by a truncation while waiting.
 	ErrTruncated = errors.New("segment: log truncated below the awaited offset")
+	// ErrNotLocal: a read at or above StartOffset but below LocalStartOffset: the
+	// data lives only in object storage (tiering), not on local disk. Distinct
+	// from ErrOffsetOutOfRange so a broker can serve it from the bucket.
+	ErrNotLocal = errors.New("segment: offset below the local log start (data only in object storage)")
 	// ErrBatchTooLarge: a batch larger than segment.bytes.
 	ErrBatchTooLarge = errors.New("segment: batch larger than segment.bytes")
 )

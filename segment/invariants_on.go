@@ -24,8 +24,8 @@ func (l *Log) checkInvariants() {
 	if l.end != l.active().next {
 		panic(fmt.Sprintf("segment invariant: end %d, active segment ends at %d", l.end, l.active().next))
 	}
-	if l.start < l.segs[0].base || l.start > l.end {
-		panic(fmt.Sprintf("segment invariant: start %d outside [%d, %d]", l.start, l.segs[0].base, l.end))
+	if l.start < 0 || l.start > l.end || l.localStart() > l.end {
+		panic(fmt.Sprintf("segment invariant: start %d, local start %d, end %d", l.start, l.localStart(), l.end))
 	}
 	for i := 1; i < len(l.epochs); i++ {
 		if l.epochs[i].epoch <= l.epochs[i-1].epoch || l.epochs[i].start < l.epochs[i-1].start {

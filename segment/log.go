@@ -97,6 +97,24 @@ func (l *Log) checkWritable() error {
 	return nil
 }
 
+// lockChange takes syncMu and mu (in that order) for a change that closes,
+// truncates or deletes files, and fails if the log refuses writes; on success
+// the caller must call unlockChange.
+func (l *Log) lockChange() error {
+	l.syncMu.Lock()
+	l.mu.Lock()
+	if err := l.checkWritable(); err != nil {
+		l.unlockChange()
+		return err
+	}
+	return nil
+}
+
+func (l *Log) unlockChange() {
+	l.mu.Unlock()
+	l.syncMu.Unlock()
+}
+
 // fail records a sticky error (mu held).
 func (l *Log) fail(err error) error {
 	if l.err == nil {
@@ -232,13 +250,13 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 	return res, nil
 }
 
-// maybeRestartAt handles a follower's first fetch into an empty log whose end
-// offset lies inside the leader's batch (the start offset was set mid-batch):
+// maybeRestartAt handles a follower's first fetch into an empty log (no local
+// data) whose end offset lies inside the leader's batch (the start offset was set mid-batch):
 // the log restarts at the batch's base offset, as Kafka's follower does on
 // UnexpectedAppendOffsetException.
 func (l *Log) maybeRestartAt(first BatchHeader) error {
 	empty := func() bool {
-		return !l.closed && l.err == nil && l.start == l.end && first.BaseOffset() < l.end && first.LastOffset() >= l.end
+		return !l.closed && l.err == nil && l.localStart() == l.end && first.BaseOffset() < l.end && first.LastOffset() >= l.end
 	}
 	l.mu.RLock()
 	need := empty()
@@ -253,7 +271,7 @@ func (l *Log) maybeRestartAt(first BatchHeader) error {
 	if !empty() {
 		return nil
 	}
-	return l.truncateFully(first.BaseOffset())
+	return l.resetLocked(first.BaseOffset(), min(l.start, first.BaseOffset()))
 }
 
 // shouldRoll applies Kafka's roll rules to the active segment s as it will be
@@ -551,6 +569,9 @@ func (l *Log) locate(offset, maxOffset int64) (s *segment, pos, limit, maxOff in
 	if offset < l.start || offset > l.end {
 		return nil, 0, 0, 0, fmt.Errorf("%w: offset %d, log %s holds [%d, %d)", ErrOffsetOutOfRange, offset, l.dir, l.start, l.end)
 	}
+	if ls := l.localStart(); offset < ls {
+		return nil, 0, 0, 0, fmt.Errorf("%w: offset %d, log %s holds [%d, %d) locally, log start %d", ErrNotLocal, offset, l.dir, ls, l.end, l.start)
+	}
 	maxOff = maxOffset
 	if maxOff <= 0 || maxOff > l.end {
 		maxOff = l.end
@@ -652,11 +673,33 @@ func (l *Log) MaxTimestamp() (int64, int64) {
 	return off, ts
 }
 
-// StartOffset is the log start offset.
+// StartOffset is the log start offset of the whole log (Kafka's logStartOffset),
+// persisted. With tiering it may be below LocalStartOffset: the offsets between
+// live only in object storage.
 func (l *Log) StartOffset() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.start
+}
+
+// LocalStartOffset is the first offset held on local disk: the base of the first
+// local segment, or StartOffset when that is higher (KIP-405's local log start
+// offset). Reads below it and at or above StartOffset return ErrNotLocal.
+func (l *Log) LocalStartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.localStart()
+}
+
+// localStart is LocalStartOffset (mu held).
+func (l *Log) localStart() int64 { return max(l.start, l.segs[0].base) }
+
+// writeStart persists the log start and local log start (mu held).
+func (l *Log) writeStart(start, localStart int64) error {
+	if err := writeStartCheckpoint(l.fs, l.dir, start, localStart); err != nil {
+		return fmt.Errorf("segment: write log start offset in %s: %w", l.dir, err)
+	}
+	return nil
 }
 
 // EndOffset is the log end offset: the next offset to assign.
@@ -721,24 +764,25 @@ func (l *Log) ScanBatches(from int64, fn func(h BatchHeader) bool) error {
 
 // TruncateTo removes every batch containing an offset >= offset (a batch
 // straddling offset goes whole, as in Kafka, so EndOffset may end up below
-// offset). Below the first segment it empties the log and restarts it at offset.
-// The leader-epoch cache is truncated with it. Durable on return.
+// offset). At or below the first local segment's base it empties the local log
+// and restarts it at offset: StartOffset becomes offset if offset is at or
+// below StartOffset (as Kafka), and is kept if offset lies between StartOffset
+// and LocalStartOffset (the history below offset stays in object storage;
+// LocalStartOffset becomes offset). The leader-epoch cache is truncated with
+// it (cleared when the local log is emptied). Durable on return.
 func (l *Log) TruncateTo(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: truncate to negative offset %d", ErrOffsetOutOfRange, offset)
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.checkWritable(); err != nil {
+	if err := l.lockChange(); err != nil {
 		return err
 	}
+	defer l.unlockChange()
 	if offset >= l.end {
 		return nil
 	}
 	if offset <= l.segs[0].base || offset <= l.start {
-		return l.truncateFully(offset)
+		return l.resetLocked(offset, min(l.start, offset))
 	}
 	i := l.segmentFor(offset)
 	s := l.segs[i]
@@ -751,7 +795,7 @@ func (l *Log) TruncateTo(offset int64) error {
 		// The batch to remove straddles the log start offset: nothing at or
 		// above the start remains, so restart empty there (a follower then
 		// refetches that batch; AppendReplicated accepts it on an empty log).
-		return l.truncateFully(l.start)
+		return l.resetLocked(l.start, l.start)
 	}
 	if l.recoveryPoint > s.base {
 		if err := l.setRecoveryPoint(s.base); err != nil {
@@ -783,25 +827,49 @@ func (l *Log) TruncateTo(offset int64) error {
 		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
 	}
 	l.end = s.next
-	l.afterTruncate()
+	l.afterTruncate(l.end)
 	err = l.truncateEpochsFromEnd(l.end)
 	l.checkInvariants()
 	return err
 }
 
-// afterTruncate lowers the durable mark so later appends wait for their own sync.
-func (l *Log) afterTruncate() {
+// afterTruncate records that every offset >= to was removed and lowers the
+// durable mark so later appends wait for their own sync; waiters for removed
+// offsets get ErrTruncated.
+func (l *Log) afterTruncate(to int64) {
 	l.fmu.Lock()
-	l.durable = min(l.durable, l.end)
+	l.durable = min(l.durable, to)
 	l.truncGen++
-	l.truncs[l.truncGen%uint64(len(l.truncs))] = truncAt{gen: l.truncGen, to: l.end}
+	l.truncs[l.truncGen%uint64(len(l.truncs))] = truncAt{gen: l.truncGen, to: to}
 	l.fcond.Broadcast()
 	l.fmu.Unlock()
 }
 
-// truncateFully deletes every segment and restarts the log empty at offset.
-func (l *Log) truncateFully(offset int64) error {
-	if err := l.setRecoveryPoint(offset); err != nil {
+// ResetLocal drops every local segment and starts an empty log at localStart
+// with StartOffset() = logStart (logStart <= localStart): a replica that copies
+// only its leader's local tail (KIP-405), or a broker whose data directory was
+// emptied while object storage still has the history. The leader-epoch cache is
+// cleared. Durable on return (survives a crash and reopen); a crash part-way
+// leaves either a prefix of the old log or the reset log.
+func (l *Log) ResetLocal(localStart, logStart int64) error {
+	if logStart < 0 || localStart < logStart {
+		return fmt.Errorf("%w: reset to local start %d, log start %d (want 0 <= log start <= local start)", ErrOffsetOutOfRange, localStart, logStart)
+	}
+	if err := l.lockChange(); err != nil {
+		return err
+	}
+	defer l.unlockChange()
+	return l.resetLocked(localStart, logStart)
+}
+
+// resetLocked deletes every segment and restarts the log empty at localStart
+// with log start logStart (syncMu and mu held). Order, for crash safety:
+// recovery point; segments removed newest first (a crash leaves a prefix of
+// the old log); epoch cache cleared; log-start checkpoint; the new segment
+// (an Open that finds no segment creates it at the checkpoint's local start).
+func (l *Log) resetLocked(localStart, logStart int64) error {
+	oldLocal := l.localStart()
+	if err := l.setRecoveryPoint(localStart); err != nil {
 		return l.fail(err)
 	}
 	for j := len(l.segs) - 1; j >= 0; j-- {
@@ -810,21 +878,25 @@ func (l *Log) truncateFully(offset int64) error {
 		}
 		l.segs = l.segs[:j]
 	}
-	f, path, err := openSegmentFile(l.fs, l.dir, offset, true)
+	l.epochs = l.epochs[:0]
+	if err := l.persistEpochs(); err != nil {
+		return l.fail(err)
+	}
+	if err := l.writeStart(logStart, localStart); err != nil {
+		return l.fail(err)
+	}
+	f, path, err := openSegmentFile(l.fs, l.dir, localStart, true)
 	if err != nil {
 		return l.fail(err)
 	}
-	l.segs = append(l.segs, newSegment(f, path, offset, &l.cfg))
+	l.segs = append(l.segs, newSegment(f, path, localStart, &l.cfg))
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
 	}
-	if err := writeOffsetCheckpoint(l.fs, l.dir, logStartFile, kindLogStart, offset); err != nil {
-		return l.fail(err)
-	}
-	l.start, l.end = offset, offset
-	l.afterTruncate()
-	l.epochs = l.epochs[:0]
-	return l.persistEpochs()
+	l.start, l.end = logStart, localStart
+	l.afterTruncate(min(oldLocal, localStart))
+	l.checkInvariants()
+	return nil
 }
 
 // dropSegment closes and removes a segment's files (mu held; caller syncs the dir
@@ -841,23 +913,21 @@ func (l *Log) dropSegment(s *segment) error {
 
 // SetStartOffset raises the log start offset, persists it, and deletes the
 // segments wholly below it (rolling first if that includes the active one).
-// Lowering is a no-op; beyond EndOffset is ErrOffsetOutOfRange.
+// Lowering is a no-op; beyond EndOffset is ErrOffsetOutOfRange. Below
+// LocalStartOffset it raises only the whole-log start (remote retention).
 func (l *Log) SetStartOffset(offset int64) error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.checkWritable(); err != nil {
+	if err := l.lockChange(); err != nil {
 		return err
 	}
+	defer l.unlockChange()
 	if offset <= l.start {
 		return nil
 	}
 	if offset > l.end {
 		return fmt.Errorf("%w: start offset %d beyond log end offset %d", ErrOffsetOutOfRange, offset, l.end)
 	}
-	if err := writeOffsetCheckpoint(l.fs, l.dir, logStartFile, kindLogStart, offset); err != nil {
-		return l.fail(fmt.Errorf("segment: write log start offset in %s: %w", l.dir, err))
+	if err := l.writeStart(offset, max(offset, l.segs[0].base)); err != nil {
+		return l.fail(err)
 	}
 	l.start = offset
 	if err := l.truncateEpochsFromStart(offset); err != nil {
@@ -877,17 +947,54 @@ func (l *Log) SetStartOffset(offset int64) error {
 // start offset, oldest first (a crash part-way leaves a suffix; the start offset
 // is already persisted).
 func (l *Log) deleteBelowStart() error {
+	_, err := l.deleteBelow(l.start)
+	return err
+}
+
+// deleteBelow removes closed segments wholly below offset (NextOffset <= offset),
+// oldest first, never the active one, and returns how many (mu held). The
+// directory is fsynced after each removal.
+func (l *Log) deleteBelow(offset int64) (int, error) {
 	n := 0
-	for n < len(l.segs)-1 && l.segs[n].next <= l.start {
+	for n < len(l.segs)-1 && l.segs[n].next <= offset {
 		if err := l.dropSegment(l.segs[n]); err != nil {
-			return l.fail(err)
+			if n > 0 {
+				l.segs = append(l.segs[:0], l.segs[n:]...)
+			}
+			return n, l.fail(err)
 		}
 		n++
 	}
 	if n > 0 {
 		l.segs = append(l.segs[:0], l.segs[n:]...)
 	}
-	return nil
+	return n, nil
+}
+
+// DeleteLocalBelow deletes closed segments wholly below offset (NextOffset <=
+// offset), never the active one, WITHOUT raising StartOffset: their data lives
+// on in object storage (KIP-405 local retention). LocalStartOffset rises to the
+// first remaining segment. The new local start is persisted before any file is
+// removed (a crash part-way finishes the deletion on Open); the directory is
+// fsynced. Returns how many segments were deleted.
+func (l *Log) DeleteLocalBelow(offset int64) (int, error) {
+	if err := l.lockChange(); err != nil {
+		return 0, err
+	}
+	defer l.unlockChange()
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n].next <= offset {
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := l.writeStart(l.start, max(l.start, l.segs[n].base)); err != nil {
+		return 0, l.fail(err)
+	}
+	deleted, err := l.deleteBelow(l.segs[n-1].next)
+	l.checkInvariants()
+	return deleted, err
 }
 
 // Close makes everything durable, writes the indexes of the active segment and

@@ -103,7 +103,7 @@ func (l *Log) load() error {
 	if !ok {
 		rp = 0
 	}
-	logStart, haveStart, err := readOffsetCheckpoint(l.fs, l.dir, logStartFile, kindLogStart)
+	logStart, localStart, haveStart, err := readStartCheckpoint(l.fs, l.dir)
 	if err != nil {
 		return fmt.Errorf("segment: %w", err)
 	}
@@ -122,7 +122,7 @@ func (l *Log) load() error {
 	if len(bases) == 0 {
 		base := int64(0)
 		if haveStart {
-			base = logStart
+			base = localStart
 		}
 		f, path, err := openSegmentFile(l.fs, l.dir, base, true)
 		if err != nil {
@@ -158,20 +158,28 @@ func (l *Log) load() error {
 	}
 	l.end = l.active().next
 	l.start = l.segs[0].base
-	if haveStart && logStart > l.start {
+	if haveStart && (logStart > l.start || localStart > logStart) {
+		// A version-2 checkpoint (localStart > logStart) keeps the log start
+		// below the first local segment: that history is in object storage.
 		l.start = logStart
+	}
+	if !haveStart {
+		localStart = l.start
 	}
 	if epochsBad && l.end > l.start {
 		l.rebuildEpochs()
 	}
-	if l.start > l.end {
-		// The start offset was raised past data that a crash then lost (possible
-		// only without FlushAlways): restart empty at the start offset, as Kafka.
-		if err := l.truncateFully(l.start); err != nil {
+	if localStart > l.end {
+		// The (local) start offset was raised past data that a crash then lost
+		// (possible only without FlushAlways), or a crash interrupted
+		// ResetLocal after its checkpoint: restart empty there, as Kafka.
+		if err := l.resetLocked(localStart, l.start); err != nil {
 			return err
 		}
 	}
-	if err := l.deleteBelowStart(); err != nil {
+	// Segments wholly below the local start: a crash interrupted SetStartOffset
+	// or DeleteLocalBelow after their checkpoint was written.
+	if _, err := l.deleteBelow(localStart); err != nil {
 		return err
 	}
 	if err := l.truncateEpochsFromEnd(l.end); err != nil {

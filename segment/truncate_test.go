@@ -201,7 +201,7 @@ func TestWaitDurableFailsWhenTruncatedAway(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // usually waiting by now; if not, it finds the log too short
 	l.mu.Lock()
 	l.end = r2.FirstOffset // the log is cut below the second append
-	l.afterTruncate()
+	l.afterTruncate(l.end)
 	l.mu.Unlock()
 	close(block)
 	if err := <-second; !errors.Is(err, ErrTruncated) {
