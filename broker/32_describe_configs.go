@@ -186,6 +186,9 @@ func (b *Broker) topicConfigEntries(overrides map[string]string, names []string)
 					e.synonyms = append(e.synonyms, configSynonym{syn, d.def, srcDefault})
 				}
 			}
+		} else if tc.Name == "remote.storage.enable" {
+			// Sediment's default follows the broker (remote.log.storage.system.enable), not Kafka's false.
+			e.synonyms = append(e.synonyms, configSynonym{tc.Name, strconv.FormatBool(b.cfg.RemoteLogStorageEnable), srcDefault})
 		} else {
 			e.synonyms = append(e.synonyms, configSynonym{tc.Name, tc.Default, srcDefault})
 		}
@@ -220,8 +223,8 @@ func topicConfigType(name, def string) kmsg.ConfigType {
 // topicConfigDocs documents the topic configs Sediment acts on; the others are accepted and stored
 // (so that tools setting them keep working) but have no effect, and say so.
 var topicConfigDocs = map[string]string{
-	"retention.ms":                    "Delete closed segments whose newest record is older than this (ms); -1 keeps data forever.",
-	"retention.bytes":                 "Delete the oldest closed segments while a partition is larger than this; -1 means no size limit.",
+	"retention.ms":                    "Delete whole segments whose newest record is older than this (ms), over the whole log (local and object storage); -1 keeps data forever.",
+	"retention.bytes":                 "Delete the oldest whole segments while a partition (local and object storage together) is larger than this; -1 means no size limit.",
 	"segment.bytes":                   "Roll to a new segment file when the active one reaches this size.",
 	"segment.ms":                      "Roll to a new segment after this long even if it is not full.",
 	"segment.index.bytes":             "Maximum size of a segment's offset index.",
@@ -232,9 +235,10 @@ var topicConfigDocs = map[string]string{
 	"message.timestamp.type":          "CreateTime keeps producer timestamps; LogAppendTime stamps batches with the broker's time.",
 	"message.timestamp.before.max.ms": "Reject batches whose timestamp is older than this before the broker's clock (CreateTime).",
 	"message.timestamp.after.max.ms":  "Reject batches whose timestamp is further than this ahead of the broker's clock (CreateTime).",
-	"local.retention.ms":              "Retention of the local (hot) copy once segments are in object storage; -2 = retention.ms.",
-	"local.retention.bytes":           "Size retention of the local (hot) copy once segments are in object storage; -2 = retention.bytes.",
-	"remote.storage.enable":           "Tier closed segments to object storage (tiering is not built yet).",
+	"local.retention.ms":              "Retention of the local (hot) copy of a tiered topic; only segments already uploaded are deleted locally; -2 = retention.ms.",
+	"local.retention.bytes":           "Size retention of the local (hot) copy of a tiered topic; only segments already uploaded are deleted locally; -2 = retention.bytes.",
+	"remote.storage.enable":           "Tier closed segments to object storage: the leader uploads each closed segment below the high watermark, reads below the local log start are served from the bucket. Defaults to the broker's remote.log.storage.system.enable (on when an object store is configured).",
+	"remote.log.copy.disable":         "Pause uploads of this tiered topic (KIP-950). Unlike Kafka, local retention still deletes only uploaded segments while paused, so nothing is lost; uploads resume where they stopped when set back to false.",
 	"compression.type":                "Only \"producer\" is implemented: batches are stored as the producer compressed them.",
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // Config is everything one broker process needs. It is a plain struct: cmd/sediment fills it from
@@ -33,12 +34,16 @@ type Config struct {
 	HTTPListen    string // metrics and health host:port; "" = no HTTP server
 	// Voters are the initial Raft voters (id → Raft address); empty means a single-voter cluster of this node.
 	Voters      []Voter
-	ObjectStore string // file://DIR or s3://BUCKET?...; validated, not used until tiering lands
+	ObjectStore string // file://DIR or s3://BUCKET?...: where closed segments of tiered topics go
 	Rack        string // broker.rack
 	Logger      *slog.Logger
 	// MetaConfig, when set, adjusts the metadata node's config after the broker filled it (tests
 	// shorten Raft timings; tools may tune it).
 	MetaConfig func(*meta.Config)
+	// tierTuning, when set (tests in this package), adjusts the tiering loops' timings;
+	// tierStoreWrap wraps the opened object store (tests inject faults with it).
+	tierTuning    func(*tierTuning)
+	tierStoreWrap func(tiering.Store) tiering.Store
 
 	// Kafka broker configs. Durations are in milliseconds as in Kafka.
 	NumPartitions            int32  // num.partitions
@@ -67,6 +72,10 @@ type Config struct {
 	LogLocalRetentionMs      int64  // log.local.retention.ms (-2 = use log.retention.ms)
 	LogLocalRetentionBytes   int64  // log.local.retention.bytes (-2 = use log.retention.bytes)
 	RemoteLogStorageEnable   bool   // remote.log.storage.system.enable
+	// remote.log.manager.task.interval.ms, ...task.retry.backoff.ms, ...task.retry.backoff.max.ms
+	RemoteLogManagerTaskIntervalMs        int64
+	RemoteLogManagerTaskRetryBackoffMs    int64
+	RemoteLogManagerTaskRetryBackoffMaxMs int64
 	CompressionType          string // compression.type (only "producer" is implemented)
 
 	// Group coordinator (Kafka names and defaults; read by the groups code).
@@ -361,8 +370,14 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.LogLocalRetentionMs }),
 	longDef("log.local.retention.bytes", "-2", -2, "Local (hot tier) size retention when remote storage is enabled; -2 = same as log.retention.bytes. Topic synonym local.retention.bytes.",
 		func(c *Config) *int64 { return &c.LogLocalRetentionBytes }),
-	boolDef("remote.log.storage.system.enable", "false", "Enable tiered storage on this broker (tiering is not built yet; topics may still set remote.storage.enable).",
+	boolDef("remote.log.storage.system.enable", "false", "Tiered storage on this broker: the leader of each partition of a topic with remote.storage.enable uploads closed segments below the high watermark to the object store (--object-store), and local retention (local.retention.*) then deletes only uploaded segments. The topic config remote.storage.enable defaults to this value.",
 		func(c *Config) *bool { return &c.RemoteLogStorageEnable }),
+	longDef("remote.log.manager.task.interval.ms", "30000", 1, "How often each led tiered partition looks for segments to upload when nothing woke it (a roll or high-watermark move wakes it at once).",
+		func(c *Config) *int64 { return &c.RemoteLogManagerTaskIntervalMs }),
+	longDef("remote.log.manager.task.retry.backoff.ms", "500", 1, "First retry delay after a failed upload (doubles per failure, full jitter).",
+		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMs }),
+	longDef("remote.log.manager.task.retry.backoff.max.ms", "30000", 1, "Longest retry delay after failed uploads.",
+		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMaxMs }),
 	intDef("group.initial.rebalance.delay.ms", "3000", 0, "How long a new classic group waits for more members before its first rebalance.",
 		func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }),
 	intDef("group.min.session.timeout.ms", "6000", 0, "The smallest session timeout a classic group member may ask for.",

@@ -44,6 +44,14 @@ type Partition struct {
 
 	// tier is the broker's tiered-storage side (tiering.go); set by the replica manager on open.
 	tier *tierManager
+	// tierMu serialises starting and stopping this partition's upload task (updateTiering, close);
+	// taken with no other partition lock held. tierTask is set under it; tierCur mirrors it for
+	// the lock-free wake on HW advance.
+	tierMu     sync.Mutex
+	tierTask   *tierTask
+	tierCur    atomic.Pointer[tierTask]
+	tierClosed bool
+	tierOpened bool // restoreFromRemote ran (first setLeadership, appendMu held)
 
 	appendMu  sync.Mutex
 	producers *producerStateManager
@@ -184,10 +192,23 @@ func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 // cache gets an entry at the current end offset (KIP-101), so batches appended from now on carry
 // it and OffsetForLeaderEpoch can answer for it.
 func (p *Partition) setLeadership(part meta.Partition) error {
+	err := p.setLeadershipLocked(part)
+	// Outside the partition locks: stopping a task waits for its goroutine, which takes them.
+	p.updateTiering()
+	return err
+}
+
+func (p *Partition) setLeadershipLocked(part meta.Partition) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
+	if !p.tierOpened {
+		p.tierOpened = true
+		if err := p.restoreFromRemoteLocked(); err != nil {
+			return err
+		}
+	}
 	wasLeader := p.leader
 	p.leader = part.Leader == p.nodeID
 	p.partEpoch = part.PartitionEpoch
@@ -222,6 +243,35 @@ func (p *Partition) setLeadership(part meta.Partition) error {
 	return nil
 }
 
+// restoreFromRemoteLocked runs once, when the partition is first given its state: a partition
+// whose local log is empty while its remote manifest is not (a broker restarted with an emptied
+// data directory, a new replica) starts its local log at the manifest's end with the whole-log
+// start at the manifest's start (segment.ResetLocal), so all history stays readable from the
+// bucket and appends or replication continue after it. Everything in the manifest was below the
+// HW when uploaded, so the HW and the durable LEO start at its end. Producer state of that
+// history is not rebuilt (it is in no local batch): idempotent producers get a fresh sequence
+// check (KIP-360 treats them as unknown). appendMu and stateMu held.
+func (p *Partition) restoreFromRemoteLocked() error {
+	if p.tier == nil || p.log.EndOffset() != p.log.LocalStartOffset() {
+		return nil
+	}
+	segs := p.tier.b.meta.State().RemoteSegments(p.topicID, p.index)
+	end := uploadedEnd(segs)
+	if end <= p.log.EndOffset() {
+		return nil
+	}
+	logStart := min(max(segs[0].BaseOffset, p.log.StartOffset()), end)
+	if err := p.log.ResetLocal(end, logStart); err != nil {
+		return fmt.Errorf("restoring %s from the remote manifest: %w", p, err)
+	}
+	p.producers = newProducerStateManager()
+	p.leo = end
+	p.hw.Store(end)
+	p.tier.log.Info("tiering: empty local log restored from the remote manifest", "partition", p.String(),
+		"log_start", logStart, "local_start", end)
+	return nil
+}
+
 // maybeAdvanceHWLocked recomputes the HW as the minimum LEO over the ISR (stateMu held).
 func (p *Partition) maybeAdvanceHWLocked() {
 	if !p.leader {
@@ -242,6 +292,9 @@ func (p *Partition) maybeAdvanceHWLocked() {
 		p.checkHWInvariantLocked(hw)
 		p.hw.Store(hw)
 		p.notify()
+		if t := p.tierCur.Load(); t != nil {
+			poke(t.wake) // a closed segment may now lie wholly below the HW
+		}
 	}
 }
 
@@ -531,12 +584,70 @@ func (p *Partition) deleteRecords(offset int64) (int64, int16) {
 	start := p.log.StartOffset()
 	p.producers.truncateHead(start)
 	p.notify() // long-polls see the new log start
+	if t := p.tierCur.Load(); t != nil {
+		poke(t.retention) // remote segments wholly below the new start go now
+	}
 	return start, 0
+}
+
+// raiseLogStart raises the whole-log start offset to offset (remote retention: the records below
+// it were deleted from the bucket), deleting local segments wholly below it. Never above the HW.
+func (p *Partition) raiseLogStart(offset int64) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	offset = min(offset, p.hw.Load())
+	if offset <= p.log.StartOffset() {
+		return nil
+	}
+	if err := p.log.SetStartOffset(offset); err != nil {
+		return err
+	}
+	p.producers.truncateHead(p.log.StartOffset())
+	p.notify()
+	return nil
+}
+
+// updateTiering starts this partition's upload task when it leads a tiered topic and stops it
+// otherwise (leadership lost, remote.storage.enable turned off, partition closed). Called after
+// every leadership/config application, with no partition lock held.
+func (p *Partition) updateTiering() {
+	if p.tier == nil {
+		return
+	}
+	p.tier.start()
+	p.stateMu.RLock()
+	leader := p.leader
+	p.stateMu.RUnlock()
+	p.tierMu.Lock()
+	defer p.tierMu.Unlock()
+	want := leader && !p.tierClosed && p.tier.enabled(p.config())
+	switch {
+	case want && p.tierTask == nil:
+		p.tierTask = p.tier.startTask(p)
+		p.tierCur.Store(p.tierTask)
+	case !want && p.tierTask != nil:
+		p.tierCur.Store(nil)
+		p.tierTask.stop()
+		p.tierTask = nil
+	}
+}
+
+// stopTiering stops the upload task for good (close).
+func (p *Partition) stopTiering() {
+	p.tierMu.Lock()
+	defer p.tierMu.Unlock()
+	p.tierClosed = true
+	if p.tierTask != nil {
+		p.tierCur.Store(nil)
+		p.tierTask.stop()
+		p.tierTask = nil
+	}
 }
 
 // close snapshots the producer state, closes the log (clean-shutdown marker) and wakes every
 // waiter.
 func (p *Partition) close() error {
+	p.stopTiering() // before the locks: the task takes them
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	p.stateMu.Lock()

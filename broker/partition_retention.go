@@ -21,6 +21,16 @@ import (
 // Only closed segments wholly below the high watermark are deleted; the active segment never is.
 // Deletion raises the log start offset (segment.SetStartOffset persists it and removes the files),
 // and producers left without data are forgotten, as Kafka does.
+//
+// Tiered topics (remote.storage.enable, KIP-405) split this in two:
+//
+//   - local retention, here: local.retention.ms / local.retention.bytes (-2 = retention.ms /
+//     retention.bytes) over the local segments, deleting only segments wholly below both the HW
+//     and the end of the committed remote manifest (segment.DeleteLocalBelow: the log start offset
+//     does not move; the data lives on in the bucket). A segment not yet uploaded is never deleted
+//     locally, whatever the store does (down, uploads paused): it waits for its upload;
+//   - whole-log retention: retention.ms / retention.bytes over remote + local, done by the leader's
+//     tier task (tier_task.go remoteRetention), which raises the log start offset.
 
 // retentionPlan returns the new log start offset implied by the retention configs, or -1 when
 // nothing is due. segs are oldest first, the last one active.
@@ -81,6 +91,9 @@ func (p *Partition) enforceRetention(now time.Time) (int, error) {
 	if err := p.writeProducerSnapshot(); err != nil {
 		return 0, fmt.Errorf("producer snapshot: %w", err)
 	}
+	if p.tier.enabled(tc) {
+		return p.enforceLocalRetention(tc, now)
+	}
 	newStart, n := retentionPlan(p.log.Segments(), p.hw.Load(), tc.RetentionMs, tc.RetentionBytes, now)
 	if newStart <= p.log.StartOffset() {
 		return 0, nil
@@ -91,4 +104,22 @@ func (p *Partition) enforceRetention(now time.Time) (int, error) {
 	p.producers.truncateHead(p.log.StartOffset())
 	p.notify()
 	return n, nil
+}
+
+// enforceLocalRetention is local retention of a tiered partition (appendMu held): uploaded segments
+// only, the log start offset unchanged.
+func (p *Partition) enforceLocalRetention(tc TopicConfig, now time.Time) (int, error) {
+	localMs, localBytes := tc.LocalRetentionMs, tc.LocalRetentionBytes
+	if localMs == -2 {
+		localMs = tc.RetentionMs
+	}
+	if localBytes == -2 {
+		localBytes = tc.RetentionBytes
+	}
+	limit := min(p.hw.Load(), uploadedEnd(p.tier.b.meta.State().RemoteSegments(p.topicID, p.index)))
+	newLocal, n := retentionPlan(p.log.Segments(), limit, localMs, localBytes, now)
+	if n == 0 || newLocal <= p.log.LocalStartOffset() {
+		return 0, nil
+	}
+	return p.log.DeleteLocalBelow(newLocal)
 }

@@ -2,24 +2,93 @@ package broker
 
 import (
 	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
 )
 
 // tierManager is the broker's side of tiered storage (issue 7): the object store named by
-// Config.ObjectStore (metered on /metrics) and the remote-log reader shared by every partition.
-// One per broker, created before the replica manager so that partitions can reach it, closed
-// after it.
+// Config.ObjectStore (metered on /metrics), the remote-log reader shared by every partition, one
+// upload task per led partition of a topic with remote storage (tier_task.go), and the
+// broker-wide background work (tier_background.go): deleting the objects of deleted topics and
+// sweeping objects no topic owns. One per broker, created before the replica manager so that
+// partitions can reach it, closed after it.
 //
-// The per-partition work (archivers for led partitions, local retention gated on upload, remote
-// retention, reads below the local log start) hangs off this type as it is built.
+// Goroutines: one tierTask per led partition with remote storage (started and stopped by the
+// partition, Partition.updateTiering), and one background loop (started once, by start). All end
+// when close cancels ctx; tasks are also stopped one by one on leadership loss and partition close.
+//
+// Locks: mu guards tasks only; it is taken after a partition's tierMu and never held across I/O.
 type tierManager struct {
 	b      *Broker
 	store  *tiering.MeteredStore
 	remote *tiering.RemoteLog
+	log    *slog.Logger
+	tune   tierTuning
 
 	ctx    context.Context // cancelled by close: archiver loops and remote reads stop
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // background loop
+	once   sync.Once
+
+	mu    sync.Mutex
+	tasks map[*Partition]*tierTask
+
+	// Broker-wide counters over every task this broker ran (a task's own stats end with it).
+	segmentsUploaded atomic.Int64
+	bytesUploaded    atomic.Int64
+	uploadFailures   atomic.Int64
+	orphansDeleted   atomic.Int64
+	remoteDeleted    atomic.Int64 // segments removed by remote retention / DeleteRecords
+	topicsPurged     atomic.Int64 // deleted topics whose objects are all gone
+}
+
+// tierTuning holds the timings of the tiering loops. The Kafka-named ones come from broker
+// configs; the rest are Sediment's and only tests change them (Config.tierTuning).
+type tierTuning struct {
+	taskInterval time.Duration // remote.log.manager.task.interval.ms: safety-net pass period
+	retryBase    time.Duration // remote.log.manager.task.retry.backoff.ms
+	retryMax     time.Duration // remote.log.manager.task.retry.backoff.max.ms
+	minPassGap   time.Duration // at most one upload pass per partition this often (wakes coalesce)
+	retention    time.Duration // remote retention check period (log.retention.check.interval.ms)
+	orphanEvery  time.Duration // per-partition orphan collection period
+	orphanGrace  time.Duration // an unlisted object younger than this may still be committed
+	deleteEvery  time.Duration // controller: deleted topics' objects and the bucket sweep
+	sweepEvery   time.Duration // controller: objects of topics meta no longer knows
+}
+
+func defaultTierTuning(cfg *Config) tierTuning {
+	t := tierTuning{
+		taskInterval: time.Duration(cfg.RemoteLogManagerTaskIntervalMs) * time.Millisecond,
+		retryBase:    time.Duration(cfg.RemoteLogManagerTaskRetryBackoffMs) * time.Millisecond,
+		retryMax:     time.Duration(cfg.RemoteLogManagerTaskRetryBackoffMaxMs) * time.Millisecond,
+		minPassGap:   200 * time.Millisecond,
+		retention:    time.Duration(cfg.LogRetentionCheckMs) * time.Millisecond,
+		orphanEvery:  time.Hour,
+		orphanGrace:  15 * time.Minute,
+		deleteEvery:  5 * time.Second,
+		sweepEvery:   time.Hour,
+	}
+	if cfg.tierTuning != nil {
+		cfg.tierTuning(&t)
+	}
+	if t.taskInterval <= 0 {
+		t.taskInterval = 30 * time.Second
+	}
+	if t.retryBase <= 0 {
+		t.retryBase = 500 * time.Millisecond
+	}
+	if t.retryMax < t.retryBase {
+		t.retryMax = t.retryBase
+	}
+	if t.retention <= 0 {
+		t.retention = 5 * time.Minute
+	}
+	return t
 }
 
 // remoteFooterCache bounds how many segment-object footers (offset and time indexes) the broker
@@ -27,15 +96,65 @@ type tierManager struct {
 const remoteFooterCache = 1024
 
 func newTierManager(b *Broker, store tiering.Store) *tierManager {
-	tm := &tierManager{b: b, store: tiering.NewMeteredStore(store)}
+	if b.cfg.tierStoreWrap != nil {
+		store = b.cfg.tierStoreWrap(store)
+	}
+	tm := &tierManager{b: b, store: tiering.NewMeteredStore(store), log: b.log.With("component", "tiering"),
+		tune: defaultTierTuning(&b.cfg), tasks: map[*Partition]*tierTask{}}
 	tm.remote = tiering.NewRemoteLog(tm.store, remoteFooterCache)
 	tm.ctx, tm.cancel = context.WithCancel(context.Background())
 	b.metrics.addCollector(tm.store.WriteMetrics)
+	b.metrics.addCollector(tm.writeMetrics)
 	return tm
+}
+
+// start runs the broker-wide background loop (deleted topics' objects, bucket sweep). It needs
+// the metadata node, so it is called once meta is open: by the first partition that opens, and
+// by Start. Idempotent.
+func (tm *tierManager) start() {
+	tm.once.Do(func() {
+		tm.wg.Add(1)
+		go func() {
+			defer tm.wg.Done()
+			tm.backgroundLoop()
+		}()
+	})
+}
+
+// enabled reports whether a partition of a topic with effective config tc is tiered: the broker
+// has remote storage (remote.log.storage.system.enable) and the topic asks for it
+// (remote.storage.enable).
+func (tm *tierManager) enabled(tc TopicConfig) bool {
+	return tm != nil && tm.b.cfg.RemoteLogStorageEnable && tc.RemoteStorageEnable
+}
+
+// manifest is the meta-backed manifest of one partition.
+func (tm *tierManager) manifest(id meta.TopicID, index int32) tiering.MetaManifest {
+	return tiering.MetaManifest{Node: tm.b.meta, Topic: id, Partition: index}
 }
 
 // close stops tiering work and closes the object store.
 func (tm *tierManager) close() error {
 	tm.cancel()
+	tm.mu.Lock()
+	tasks := make([]*tierTask, 0, len(tm.tasks))
+	for _, t := range tm.tasks {
+		tasks = append(tasks, t)
+	}
+	tm.mu.Unlock()
+	for _, t := range tasks {
+		<-t.done
+	}
+	tm.wg.Wait()
 	return tm.store.Close()
+}
+
+// uploadedEnd is the offset below which a partition's records are in the committed manifest (the
+// last entry's LastOffset + 1), or -1 when the manifest is empty. Only local segments wholly below
+// it may be deleted by local retention.
+func uploadedEnd(segs []meta.RemoteSegment) int64 {
+	if len(segs) == 0 {
+		return -1
+	}
+	return segs[len(segs)-1].LastOffset + 1
 }

@@ -71,6 +71,7 @@ type TopicConfig struct {
 	LocalRetentionMs     int64  // local.retention.ms (-2 = retention.ms)
 	LocalRetentionBytes  int64  // local.retention.bytes (-2 = retention.bytes)
 	RemoteStorageEnable  bool   // remote.storage.enable
+	RemoteLogCopyDisable bool   // remote.log.copy.disable (uploads paused; KIP-950)
 }
 
 // topicConfigValue returns the effective value of one topic config and where it came from.
@@ -82,6 +83,11 @@ func (b *Broker) topicConfigValue(overrides map[string]string, name string) (val
 		if v, ok := b.cfg.Get(syn); ok {
 			return v, b.brokerConfigSource(syn), true
 		}
+	}
+	if name == "remote.storage.enable" {
+		// Kafka's default is false; Sediment's is "on when the broker has an object store", which
+		// remote.log.storage.system.enable says (serve always has one: the embedded file:// store).
+		return strconv.FormatBool(b.cfg.RemoteLogStorageEnable), srcDefault, true
 	}
 	if v, ok := meta.TopicConfigDefault(name); ok {
 		return v, srcDefault, true
@@ -128,6 +134,7 @@ func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
 		LocalRetentionMs:     i64("local.retention.ms"),
 		LocalRetentionBytes:  i64("local.retention.bytes"),
 		RemoteStorageEnable:  strings.EqualFold(str("remote.storage.enable"), "true"),
+		RemoteLogCopyDisable: strings.EqualFold(str("remote.log.copy.disable"), "true"),
 	}
 }
 

@@ -1,0 +1,150 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// backgroundLoop is the broker-wide tiering work, done only while this broker is the controller
+// (the Raft leader), so that one broker does it:
+//
+//   - deleted topics: for every topic meta still lists as deleted-with-remote-data, delete all its
+//     objects and then its manifest entries (tiering.DeleteTopicObjects; idempotent, retried every
+//     deleteEvery until meta forgets the topic);
+//   - bucket sweep: objects under segments/ whose topic meta no longer knows at all (an upload that
+//     was in flight when its topic was deleted, after the topic's manifest was already purged) are
+//     deleted once older than orphanGrace. Nothing is left behind in the bucket.
+func (tm *tierManager) backgroundLoop() {
+	t := time.NewTicker(tm.tune.deleteEvery)
+	defer t.Stop()
+	var nextSweep time.Time
+	for {
+		select {
+		case <-tm.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !tm.b.meta.IsController() {
+			continue
+		}
+		tm.purgeDeletedTopics()
+		if now := time.Now(); now.After(nextSweep) {
+			if n, err := tm.sweepUnknownTopics(); err != nil {
+				tm.log.Warn("tiering: bucket sweep", "err", err)
+			} else {
+				if n > 0 {
+					tm.log.Info("tiering: bucket sweep deleted objects of deleted topics", "objects", n)
+				}
+				nextSweep = now.Add(tm.tune.sweepEvery)
+			}
+		}
+	}
+}
+
+func (tm *tierManager) purgeDeletedTopics() {
+	for _, id := range tm.b.meta.State().DeletedTopicsWithRemoteData() {
+		ctx, cancel := context.WithTimeout(tm.ctx, time.Minute)
+		err := tiering.DeleteTopicObjects(ctx, tm.store, tm.b.meta, id)
+		cancel()
+		if err != nil {
+			if tm.ctx.Err() == nil {
+				tm.log.Warn("tiering: deleting a deleted topic's objects; will retry", "topic_id", id.String(), "err", err)
+			}
+			continue
+		}
+		tm.topicsPurged.Add(1)
+		tm.log.Info("tiering: deleted topic's objects removed", "topic_id", id.String())
+	}
+}
+
+// sweepUnknownTopics deletes objects whose topic id meta knows neither as live nor as deleted.
+func (tm *tierManager) sweepUnknownTopics() (int, error) {
+	ctx, cancel := context.WithTimeout(tm.ctx, 5*time.Minute)
+	defer cancel()
+	objs, err := tm.store.List(ctx, "segments/")
+	if err != nil {
+		return 0, err
+	}
+	st := tm.b.meta.State()
+	deleted := map[meta.TopicID]bool{}
+	for _, id := range st.DeletedTopicsWithRemoteData() {
+		deleted[id] = true
+	}
+	cutoff := time.Now().Add(-tm.tune.orphanGrace)
+	n := 0
+	for _, o := range objs {
+		k, err := tiering.ParseSegmentKey(o.Key)
+		if err != nil || !o.ModTime.Before(cutoff) {
+			continue
+		}
+		if _, live := st.TopicByID(k.Topic); live || deleted[k.Topic] {
+			continue
+		}
+		if err := tm.store.Delete(ctx, o.Key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	tm.orphansDeleted.Add(int64(n))
+	return n, nil
+}
+
+// writeMetrics adds the tiering families to /metrics: broker-wide upload counters and, per led
+// tiered partition, the upload lag.
+func (tm *tierManager) writeMetrics(w io.Writer) {
+	for _, c := range []struct {
+		name, help string
+		v          int64
+	}{
+		{"sediment_tier_uploaded_segments_total", "Segments uploaded to object storage and committed to the manifest by this broker.", tm.segmentsUploaded.Load()},
+		{"sediment_tier_uploaded_bytes_total", "Object bytes uploaded and committed by this broker.", tm.bytesUploaded.Load()},
+		{"sediment_tier_upload_failures_total", "Failed segment upload or manifest commit attempts (each is retried).", tm.uploadFailures.Load()},
+		{"sediment_tier_orphans_deleted_total", "Objects of failed uploads or deleted topics removed by the collectors.", tm.orphansDeleted.Load()},
+		{"sediment_tier_retention_deleted_segments_total", "Remote segments deleted by retention or DeleteRecords.", tm.remoteDeleted.Load()},
+		{"sediment_tier_deleted_topics_purged_total", "Deleted topics whose objects were all removed by this broker.", tm.topicsPurged.Load()},
+	} {
+		family(w, c.name, "counter", c.help)
+		fmt.Fprintf(w, "%s %d\n", c.name, c.v)
+	}
+	tm.mu.Lock()
+	tasks := make([]*tierTask, 0, len(tm.tasks))
+	for _, t := range tm.tasks {
+		tasks = append(tasks, t)
+	}
+	tm.mu.Unlock()
+	sort.Slice(tasks, func(i, j int) bool {
+		a, b := tasks[i].p, tasks[j].p
+		if a.topic != b.topic {
+			return a.topic < b.topic
+		}
+		return a.index < b.index
+	})
+	stats := make([]tiering.ArchiverStats, len(tasks))
+	var lagSegs, lagBytes int64
+	for i, t := range tasks {
+		stats[i] = t.arch.Stats()
+		lagSegs += stats[i].LagSegments
+		lagBytes += stats[i].LagBytes
+	}
+	family(w, "sediment_tier_uploading_partitions", "gauge", "Led partitions of tiered topics with a running upload task.")
+	fmt.Fprintf(w, "sediment_tier_uploading_partitions %d\n", len(tasks))
+	family(w, "sediment_tier_upload_lag_segments", "gauge", "Closed local segments not yet in object storage, per led tiered partition.")
+	for i, t := range tasks {
+		fmt.Fprintf(w, "sediment_tier_upload_lag_segments{topic=%s,partition=\"%d\"} %d\n", strconv.Quote(t.p.topic), t.p.index, stats[i].LagSegments)
+	}
+	family(w, "sediment_tier_upload_lag_bytes", "gauge", "Bytes of closed local segments not yet in object storage, per led tiered partition.")
+	for i, t := range tasks {
+		fmt.Fprintf(w, "sediment_tier_upload_lag_bytes{topic=%s,partition=\"%d\"} %d\n", strconv.Quote(t.p.topic), t.p.index, stats[i].LagBytes)
+	}
+	family(w, "sediment_tier_broker_upload_lag_segments", "gauge", "Closed local segments not yet in object storage, over every partition this broker leads.")
+	fmt.Fprintf(w, "sediment_tier_broker_upload_lag_segments %d\n", lagSegs)
+	family(w, "sediment_tier_broker_upload_lag_bytes", "gauge", "Bytes of closed local segments not yet in object storage, over every partition this broker leads.")
+	fmt.Fprintf(w, "sediment_tier_broker_upload_lag_bytes %d\n", lagBytes)
+}

@@ -1,0 +1,221 @@
+package broker
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// tierTask is the tiering work of one partition this broker leads, on one goroutine (so that the
+// archiver's upload passes, its orphan collection and remote retention never run concurrently for
+// the partition, as tiering requires):
+//
+//   - upload passes (tiering.PartitionArchiver.RunOnce): on a wake (the HW moved, a segment rolled),
+//     at most one per minPassGap, and every remote.log.manager.task.interval.ms as a safety net; a
+//     failed pass is retried with jittered exponential backoff between
+//     remote.log.manager.task.retry.backoff.ms and ...backoff.max.ms. Skipped while the topic has
+//     remote.log.copy.disable=true (uploads paused; local retention then keeps every segment not
+//     uploaded, so nothing is lost);
+//   - remote retention (retention.ms / retention.bytes over the whole log, and manifest entries
+//     wholly below the log start after DeleteRecords): raise the log start, remove the manifest
+//     entries, delete the objects;
+//   - orphan collection (objects of failed attempts), every orphanEvery.
+//
+// Started by Partition.updateTiering when the partition becomes leader of a tiered topic, stopped
+// (stop: cancel and wait) on leadership loss, when remote storage is turned off, and on close.
+type tierTask struct {
+	tm   *tierManager
+	p    *Partition
+	arch *tiering.PartitionArchiver
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	wake      chan struct{} // upload pass wanted (coalesces)
+	retention chan struct{} // remote retention wanted now (DeleteRecords)
+
+	last tiering.ArchiverStats // counters already added to the manager's totals
+}
+
+// partitionLogView adapts a Partition to tiering.LogView.
+type partitionLogView struct{ p *Partition }
+
+func (v partitionLogView) Segments() []segment.SegmentInfo { return v.p.log.Segments() }
+
+// UploadLimit is the high watermark: only committed data goes to the bucket (the last stable
+// offset once transactions exist).
+func (v partitionLogView) UploadLimit() int64 { return v.p.HighWatermark() }
+func (v partitionLogView) LeaderEpoch() int32 { return v.p.currentLeaderEpoch() }
+
+// startTask starts p's upload task. The caller (Partition.updateTiering) holds p.tierMu.
+func (tm *tierManager) startTask(p *Partition) *tierTask {
+	ctx, cancel := context.WithCancel(tm.ctx)
+	t := &tierTask{tm: tm, p: p, cancel: cancel, done: make(chan struct{}),
+		wake: make(chan struct{}, 1), retention: make(chan struct{}, 1)}
+	t.arch = tiering.NewPartitionArchiver(tm.store, p.topicID, p.index, partitionLogView{p}, tm.manifest(p.topicID, p.index),
+		tiering.ArchiverConfig{FS: p.fs, Logger: tm.log, OrphanGrace: tm.tune.orphanGrace})
+	tm.mu.Lock()
+	tm.tasks[p] = t
+	tm.mu.Unlock()
+	tm.log.Info("tiering: uploads started", "partition", p.String(), "leader_epoch", p.currentLeaderEpoch())
+	go t.run(ctx)
+	return t
+}
+
+// stop cancels the task and waits for its goroutine. An upload in flight is abandoned: its object,
+// if written, is an orphan the next leader collects.
+func (t *tierTask) stop() {
+	t.cancel()
+	<-t.done
+	t.tm.mu.Lock()
+	if t.tm.tasks[t.p] == t {
+		delete(t.tm.tasks, t.p)
+	}
+	t.tm.mu.Unlock()
+	t.tm.log.Info("tiering: uploads stopped", "partition", t.p.String())
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (t *tierTask) run(ctx context.Context) {
+	defer close(t.done)
+	tune := t.tm.tune
+	var delay time.Duration // current retry backoff; 0 = healthy
+	nextRetention := time.Now()
+	nextOrphans := time.Now().Add(jitter(tune.orphanEvery))
+	for {
+		wait := tune.taskInterval
+		if !t.p.config().RemoteLogCopyDisable {
+			_, err := t.arch.RunOnce(ctx)
+			t.account()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				delay = min(max(2*delay, tune.retryBase), tune.retryMax)
+				wait = jitter(delay)
+				t.tm.log.Warn("tiering: upload failed; will retry", "partition", t.p.String(), "in", wait, "err", err)
+			} else {
+				delay = 0
+			}
+		}
+		if now := time.Now(); !now.Before(nextRetention) {
+			if err := t.remoteRetention(ctx); err != nil && ctx.Err() == nil {
+				t.tm.log.Warn("tiering: remote retention", "partition", t.p.String(), "err", err)
+			}
+			nextRetention = time.Now().Add(tune.retention)
+		}
+		if now := time.Now(); !now.Before(nextOrphans) {
+			del, err := t.arch.CollectOrphans(ctx)
+			t.account()
+			if err != nil && ctx.Err() == nil {
+				t.tm.log.Warn("tiering: orphan collection", "partition", t.p.String(), "err", err)
+			} else if len(del) > 0 {
+				t.tm.log.Info("tiering: orphans deleted", "partition", t.p.String(), "objects", len(del))
+			}
+			nextOrphans = time.Now().Add(tune.orphanEvery)
+		}
+		if d := time.Until(nextRetention); d < wait {
+			wait = max(d, 0)
+		}
+		if d := time.Until(nextOrphans); d < wait {
+			wait = max(d, 0)
+		}
+		timer := time.NewTimer(wait)
+		var wake chan struct{}
+		if delay == 0 {
+			wake = t.wake // while backing off, new data does not shorten the wait
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		case <-wake:
+		case <-t.retention:
+			nextRetention = time.Now()
+		}
+		timer.Stop()
+		// Coalesce a burst of wakes (every HW advance pokes) into one pass per minPassGap.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(tune.minPassGap):
+		}
+	}
+}
+
+// jitter is a uniformly random duration in (0, d] (full jitter).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d))) + 1
+}
+
+// account adds the archiver's counters since the last call to the manager's totals.
+func (t *tierTask) account() {
+	st := t.arch.Stats()
+	t.tm.segmentsUploaded.Add(st.SegmentsUploaded - t.last.SegmentsUploaded)
+	t.tm.bytesUploaded.Add(st.BytesUploaded - t.last.BytesUploaded)
+	t.tm.uploadFailures.Add(st.Failures - t.last.Failures)
+	t.tm.orphansDeleted.Add(st.OrphansDeleted - t.last.OrphansDeleted)
+	t.last = st
+}
+
+// remoteRetention applies retention.ms / retention.bytes to the whole log (remote + local, whole
+// segments from the start; broker time decides for future-dated segments) and removes manifest
+// entries wholly below the log start (DeleteRecords). Order: raise the log start first (readers
+// stop being sent below it; local copies below it go), then remove the manifest entries, then the
+// objects; an object whose deletion fails is an orphan for CollectOrphans.
+func (t *tierTask) remoteRetention(ctx context.Context) error {
+	p := t.p
+	tc := p.config()
+	m := t.tm.manifest(p.topicID, p.index)
+	segs := m.RemoteSegments()
+	if len(segs) == 0 {
+		return nil
+	}
+	below := 0
+	for start := p.log.StartOffset(); below < len(segs) && segs[below].LastOffset < start; below++ {
+	}
+	up := uploadedEnd(segs)
+	var localBytes int64 // local bytes not (wholly) in the manifest
+	for _, s := range p.log.Segments() {
+		if s.NextOffset > up {
+			localBytes += s.Size
+		}
+	}
+	n, err := tiering.ExpiredRemoteSegments(ctx, t.tm.store, segs, localBytes,
+		tiering.RetentionPolicy{RetentionMs: tc.RetentionMs, RetentionBytes: tc.RetentionBytes}, p.now())
+	if err != nil && n < below {
+		return err
+	}
+	n = max(n, below)
+	if n == 0 {
+		return err
+	}
+	del := segs[:n]
+	if err := p.raiseLogStart(del[n-1].LastOffset + 1); err != nil {
+		return err
+	}
+	keys := make([]string, len(del))
+	for i, s := range del {
+		keys[i] = s.ObjectKey
+	}
+	derr := tiering.DeleteRemoteSegments(ctx, t.tm.store, m, del)
+	t.tm.remote.Forget(keys...)
+	if now := m.RemoteSegments(); len(now) == 0 || now[0].ObjectKey != keys[0] { // the entries are gone
+		t.tm.remoteDeleted.Add(int64(n))
+		t.tm.log.Info("tiering: remote segments deleted by retention", "partition", p.String(), "segments", n,
+			"log_start", p.log.StartOffset())
+	}
+	return derr
+}
