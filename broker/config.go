@@ -76,7 +76,7 @@ type Config struct {
 	RemoteLogManagerTaskIntervalMs        int64
 	RemoteLogManagerTaskRetryBackoffMs    int64
 	RemoteLogManagerTaskRetryBackoffMaxMs int64
-	CompressionType          string // compression.type (only "producer" is implemented)
+	CompressionType                       string // compression.type (only "producer" is implemented)
 
 	// Group coordinator (Kafka names and defaults; read by the groups code).
 	GroupInitialRebalanceDelayMs     int32  // group.initial.rebalance.delay.ms
