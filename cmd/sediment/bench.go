@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -72,6 +73,18 @@ Flags:
 	fs.StringVar(&d.Compression, "compression", d.Compression, "compression: none, gzip, snappy, lz4, zstd")
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
 	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")
+	var to tierOptions
+	fs.StringVar(&to.mode, "tier", "off", "tiering workloads through an in-process broker with a MinIO bucket: on or off (upload vs raw PUT, PUT requests per GiB, replay from the bucket vs local disk, produce latency during a replay)")
+	fs.Int64Var(&to.mib, "tier-mib", 1024, "tiering: MiB of record values produced to each of the two topics (the tiered one and the local one)")
+	tierParts := fs.Int("tier-partitions", 4, "tiering: partitions of the tiered and local topics")
+	fs.Int64Var(&to.segmentMiB, "tier-segment-mib", 96, "tiering: segment.bytes of both topics in MiB (one object per segment: PUT requests per GiB is about 1024 / this)")
+	fs.StringVar(&to.endpoint, "minio-endpoint", "", "tiering: use this running S3 endpoint (http://host:port) instead of starting MinIO")
+	fs.StringVar(&to.accessKey, "minio-access-key", "sediment", "tiering: access key for --minio-endpoint")
+	fs.StringVar(&to.secretKey, "minio-secret-key", "sediment-local-secret", "tiering: secret key for --minio-endpoint")
+	fs.StringVar(&to.bucket, "minio-bucket", "sediment", "tiering: bucket (must exist at --minio-endpoint; created in a MinIO the bench starts)")
+	fs.DurationVar(&to.latencyFor, "tier-latency-duration", 10*time.Second, "tiering: length of each fixed-rate produce (--rate) without and with a replay")
+	fs.DurationVar(&to.trimWait, "tier-trim-wait", time.Minute, "tiering: how long to wait for local retention to delete the uploaded local segments")
+	fs.DurationVar(&to.uploadTimeout, "tier-upload-timeout", 3*time.Minute, "tiering: how long to wait for the upload lag to reach zero")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase (--profile-phase) of the first in-process Sediment target (broker and client share the process) to this file")
 	traceOut := fs.String("trace", "", "write a Go execution trace of the same phase as --cpuprofile (--profile-phase) to this file (go tool trace)")
 	profilePhase := fs.String("profile-phase", "produce", "phase profiled by --cpuprofile: produce, consume or latency")
@@ -104,7 +117,16 @@ Flags:
 	if *brokers != "" {
 		names = append([]string{"target"}, names...)
 	}
-	if len(names) == 0 {
+	switch to.mode {
+	case "on", "off":
+	default:
+		return usageErrorf("--tier %q: want on or off", to.mode)
+	}
+	if to.mode == "on" && (to.mib <= 0 || *tierParts < 1 || to.segmentMiB <= 0 || to.latencyFor <= 0 || d.Rate <= 0) {
+		return usageErrorf("--tier on needs positive --tier-mib, --tier-partitions, --tier-segment-mib, --tier-latency-duration and --rate")
+	}
+	to.partitions, to.minioMode = int32(*tierParts), *minioMode
+	if len(names) == 0 && to.mode == "off" {
 		return usageErrorf("no targets")
 	}
 	if p := *profilePhase; p != "produce" && p != "consume" && p != "latency" {
@@ -135,9 +157,9 @@ Flags:
 		Machine:  loadgen.DescribeMachine(parent),
 		Workload: d,
 		Peer:     "kfake",
-		Pending: []string{
-			"upload to the bucket, replay from the bucket vs local disk, produce latency during a replay, through the broker: tiering is not wired into the broker (tiering's layer-level figures: docs/benchmarks.md)",
-		},
+	}
+	if to.mode == "off" {
+		cmp.Pending = append(cmp.Pending, "upload to the bucket, replay from the bucket vs local disk, produce latency during a replay: not run (--tier off; see docs/benchmarks.md)")
 	}
 	cmp.Workload.Brokers = nil
 	if !*limits {
@@ -166,9 +188,17 @@ Flags:
 		}
 		cmp.Targets = append(cmp.Targets, nt)
 	}
+	var tierErr error
+	if to.mode == "on" && ctx.Err() == nil {
+		cmp.Tier, tierErr = runTier(ctx, to, d, parent, stdout)
+		cmp.TierRows = loadgen.TierRows(*cmp.Tier)
+	}
 	cmp.Machine.LoadEnd = loadgen.LoadAvg()
 	cmp.Finished = time.Now().UTC()
 	cmp.Rows = loadgen.BuildRows(d, cmp.Peer, cmp.Limits, cmp.Targets)
+	if cmp.Tier != nil { // measured (or failed, with the reason in the tiering section): no pending rows
+		cmp.Rows = slices.DeleteFunc(cmp.Rows, func(r loadgen.Row) bool { return r.Pending })
+	}
 	cmp.WriteText(stdout)
 	if *jsonOut != "" {
 		f, err := os.Create(*jsonOut)
@@ -190,6 +220,9 @@ Flags:
 		if t.Err != "" {
 			return fmt.Errorf("target %s failed: %s", t.Name, t.Err)
 		}
+	}
+	if tierErr != nil {
+		return fmt.Errorf("tiering workloads: %w", tierErr)
 	}
 	return nil
 }

@@ -81,6 +81,10 @@ type Comparison struct {
 	Targets  []Named   `json:"targets"`
 	Rows     []Row     `json:"rows"`
 	Pending  []string  `json:"pending,omitempty"`
+	// Tiering workloads (upload, replay from the bucket vs local disk, produce latency during a
+	// replay), nil when not run.
+	Tier     *TierResult `json:"tiering,omitempty"`
+	TierRows []TierRow   `json:"tiering_rows,omitempty"`
 }
 
 // DescribeMachine reads CPU count, memory, kernel and load from the running system (Linux /proc;
@@ -250,6 +254,26 @@ func (cmp *Comparison) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 
+	if len(cmp.Targets) > 0 {
+		cmp.writeTable(w)
+	}
+	for _, t := range cmp.Targets {
+		fmt.Fprintf(w, "%-16s %s; load1 %.2f → %.2f", t.Name, t.Desc, t.LoadBefore, t.LoadAfter)
+		if t.Err != "" {
+			fmt.Fprintf(w, "; FAILED: %s", t.Err)
+		}
+		fmt.Fprintln(w)
+	}
+	if cmp.Tier != nil {
+		writeTier(w, cmp.Tier, cmp.TierRows)
+	}
+	for _, p := range cmp.Pending {
+		fmt.Fprintf(w, "pending: %s\n", p)
+	}
+}
+
+// writeTable prints the targets table (a column per target, then the limit, then the ratios).
+func (cmp *Comparison) writeTable(w io.Writer) {
 	var ok []Named
 	for _, t := range cmp.Targets {
 		if t.Err == "" {
@@ -317,14 +341,4 @@ func (cmp *Comparison) WriteText(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nlimits: produce = disk write with periodic fdatasync; consume = the lower of disk sequential read (page cache dropped) and loopback TCP; ack/e2e percentiles = the same percentile of the paced fdatasync floor (ratio > 1: slower than that floor)")
-	for _, t := range cmp.Targets {
-		fmt.Fprintf(w, "%-16s %s; load1 %.2f → %.2f", t.Name, t.Desc, t.LoadBefore, t.LoadAfter)
-		if t.Err != "" {
-			fmt.Fprintf(w, "; FAILED: %s", t.Err)
-		}
-		fmt.Fprintln(w)
-	}
-	for _, p := range cmp.Pending {
-		fmt.Fprintf(w, "pending: %s\n", p)
-	}
 }

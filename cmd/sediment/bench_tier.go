@@ -1,0 +1,534 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sediment-io/sediment/broker"
+	"github.com/sediment-io/sediment/internal/loadgen"
+	"github.com/sediment-io/sediment/localstack"
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// tierOptions are the flags of the tiering workloads (issue 7's figures).
+type tierOptions struct {
+	mode          string // on, off
+	mib           int64  // volume per topic
+	partitions    int32
+	segmentMiB    int64
+	minioMode     string // binary discovery, as --minio
+	endpoint      string // an already running S3 endpoint instead of starting MinIO
+	accessKey     string
+	secretKey     string
+	bucket        string
+	trimWait      time.Duration
+	latencyFor    time.Duration
+	uploadTimeout time.Duration
+}
+
+// tierStore is the bucket the tiering workloads use: a MinIO we started or one given by
+// --minio-endpoint, seen through a counting proxy (the broker and the raw PUT both go through it).
+type tierStore struct {
+	srv      *localstack.Server // nil with --minio-endpoint
+	proxy    *loadgen.CountingProxy
+	direct   *minio.Client // straight to MinIO: listing the bucket does not disturb the counts
+	viaProxy *minio.Client // the raw PUT baseline takes the same path as the broker
+	bucket   string
+	dataDir  string // MinIO's data dir when we started it (its page cache can be dropped)
+	desc     string
+}
+
+func (s *tierStore) close() {
+	if s.proxy != nil {
+		s.proxy.Close()
+	}
+	if s.srv != nil {
+		s.srv.Stop()
+	}
+}
+
+func openTierStore(ctx context.Context, o tierOptions, parent string) (*tierStore, error) {
+	s := &tierStore{bucket: o.bucket}
+	endpoint, access, secret := o.endpoint, o.accessKey, o.secretKey
+	if endpoint == "" {
+		bin, err := minioBinary(o.minioMode)
+		if err != nil {
+			return nil, err
+		}
+		s.dataDir = filepath.Join(parent, "tier-minio")
+		if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
+			return nil, err
+		}
+		srv, err := localstack.Start(ctx, localstack.Options{Binary: bin, DataDir: s.dataDir, Bucket: o.bucket})
+		if err != nil {
+			return nil, fmt.Errorf("starting MinIO: %w", err)
+		}
+		s.srv = srv
+		endpoint, access, secret, s.bucket = srv.Endpoint, srv.AccessKey, srv.SecretKey, srv.Bucket
+		s.desc = "MinIO started by the bench on loopback, data in " + s.dataDir
+	} else {
+		s.desc = "S3 endpoint " + endpoint + " (--minio-endpoint)"
+	}
+	var err error
+	if s.proxy, err = loadgen.StartCountingProxy(endpoint); err != nil {
+		s.close()
+		return nil, err
+	}
+	mk := func(ep string) (*minio.Client, error) {
+		host := strings.TrimPrefix(strings.TrimPrefix(ep, "http://"), "https://")
+		return minio.New(host, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""),
+			Secure: strings.HasPrefix(ep, "https://"), Region: localstack.DefaultRegion, BucketLookup: minio.BucketLookupPath})
+	}
+	if s.direct, err = mk(endpoint); err == nil {
+		s.viaProxy, err = mk(s.proxy.URL)
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if ok, err := s.direct.BucketExists(ctx, s.bucket); err != nil || !ok {
+		s.close()
+		return nil, fmt.Errorf("bucket %q at %s: exists=%v err=%v", s.bucket, endpoint, ok, err)
+	}
+	// The broker's S3 client takes credentials from the standard chain.
+	os.Setenv("AWS_ACCESS_KEY_ID", access)
+	os.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	os.Setenv("AWS_REGION", localstack.DefaultRegion)
+	return s, nil
+}
+
+// tierBroker is the in-process broker of the tiering workloads, restartable on the same ports.
+type tierBroker struct {
+	cfg broker.Config
+	b   *broker.Broker
+}
+
+func startTierBroker(ctx context.Context, dir string, store *tierStore) (*tierBroker, error) {
+	cfg := broker.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.ObjectStore = "s3://" + store.bucket + "?endpoint=" + store.proxy.URL + "&region=" + localstack.DefaultRegion + "&path-style=true"
+	cfg.Listen = "127.0.0.1:0"
+	raft, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg.RaftListen = raft
+	cfg.HTTPListen = ""
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	for k, v := range map[string]string{
+		"log.flush.policy":                 "always",
+		"log.retention.check.interval.ms":  "200",
+		"remote.log.storage.system.enable": "true",
+	} {
+		if err := cfg.Set(k, v); err != nil {
+			return nil, fmt.Errorf("broker config %s=%s: %w", k, v, err)
+		}
+	}
+	tb := &tierBroker{cfg: cfg}
+	return tb, tb.start(ctx)
+}
+
+func (tb *tierBroker) start(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	b, err := broker.Start(sctx, tb.cfg)
+	if err != nil {
+		return fmt.Errorf("starting the in-process broker: %w", err)
+	}
+	tb.b = b
+	tb.cfg.Listen = b.Addr() // a restart keeps the address clients know
+	return nil
+}
+
+func (tb *tierBroker) restart(ctx context.Context) error {
+	tb.b.Close()
+	return tb.start(ctx)
+}
+
+func (tb *tierBroker) close() {
+	if tb.b != nil {
+		tb.b.Close()
+	}
+}
+
+func (tb *tierBroker) brokers() []string { return []string{tb.b.Addr()} }
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// partitionDirs finds topic's partition directories under the broker's logs dir
+// (<topic>-<partition>.<topic id>) and returns them by partition, with the topic id.
+func partitionDirs(dataDir, topic string) (map[int32]string, meta.TopicID, error) {
+	var id meta.TopicID
+	logs := filepath.Join(dataDir, "logs")
+	ents, err := os.ReadDir(logs)
+	if err != nil {
+		return nil, id, err
+	}
+	dirs := map[int32]string{}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), topic+"-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		ps, ids, ok := strings.Cut(rest, ".")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseInt(ps, 10, 32)
+		if err != nil {
+			continue
+		}
+		var pid meta.TopicID
+		if err := pid.UnmarshalText([]byte(ids)); err != nil {
+			continue
+		}
+		id = pid
+		dirs[int32(p)] = filepath.Join(logs, e.Name())
+	}
+	if len(dirs) == 0 {
+		return nil, id, fmt.Errorf("no partition directories of %s under %s", topic, logs)
+	}
+	return dirs, id, nil
+}
+
+// localBases lists the base offsets of the segment files in a partition dir, ascending; the last
+// one is the active segment.
+func localBases(dir string) ([]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bases []int64
+	for _, e := range ents {
+		if s, ok := strings.CutSuffix(e.Name(), ".log"); ok {
+			if b, err := strconv.ParseInt(s, 10, 64); err == nil {
+				bases = append(bases, b)
+			}
+		}
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
+
+type bucketObject struct {
+	partition int32
+	base      int64
+	size      int64
+}
+
+// bucketObjects lists the topic's segment objects (one per base offset; a second attempt's object
+// for the same base, an orphan, is counted once).
+func bucketObjects(ctx context.Context, cl *minio.Client, bucket string, id meta.TopicID) (map[int32]map[int64]int64, error) {
+	out := map[int32]map[int64]int64{}
+	for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: tiering.TopicPrefix(id), Recursive: true}) {
+		if o.Err != nil {
+			return nil, o.Err
+		}
+		k, err := tiering.ParseSegmentKey(o.Key)
+		if err != nil || k.Topic != id {
+			continue
+		}
+		if out[k.Partition] == nil {
+			out[k.Partition] = map[int64]int64{}
+		}
+		out[k.Partition][k.BaseOffset] = o.Size
+	}
+	return out, nil
+}
+
+// uploadState compares the local segments with the bucket: lag is the closed local segments that
+// have no object yet.
+func uploadState(ctx context.Context, s *tierStore, dataDir, topic string) (lag int, objs []bucketObject, err error) {
+	dirs, id, err := partitionDirs(dataDir, topic)
+	if err != nil {
+		return 0, nil, err
+	}
+	inBucket, err := bucketObjects(ctx, s.direct, s.bucket, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	for p, dir := range dirs {
+		bases, err := localBases(dir)
+		if err != nil {
+			return 0, nil, err
+		}
+		for i, b := range bases {
+			if i < len(bases)-1 { // closed
+				if _, ok := inBucket[p][b]; !ok {
+					lag++
+				}
+			}
+		}
+	}
+	for p, m := range inBucket {
+		for b, size := range m {
+			objs = append(objs, bucketObject{p, b, size})
+		}
+	}
+	return lag, objs, nil
+}
+
+// runTier runs the tiering workloads: upload, replay from the bucket vs local disk, produce latency
+// during a replay. Every failure is recorded in the result (never a figure made up); the error
+// returned is the first of them.
+func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string, out io.Writer) (*loadgen.TierResult, error) {
+	t := &loadgen.TierResult{Partitions: o.partitions, SegmentBytes: o.segmentMiB << 20, RecordSize: c.RecordSize}
+	t.Records = (o.mib << 20) / int64(c.RecordSize)
+	fail := func(field *string, err error) error {
+		*field = err.Error()
+		fmt.Fprintf(out, "  tiering: %v\n", err)
+		return err
+	}
+	store, err := openTierStore(ctx, o, parent)
+	if err != nil {
+		t.Store = "none"
+		t.UploadErr = err.Error()
+		return t, err
+	}
+	defer store.close()
+	t.Store = store.desc
+	dir := filepath.Join(parent, "tier-broker")
+	tb, err := startTierBroker(ctx, dir, store)
+	if err != nil {
+		return t, fail(&t.UploadErr, err)
+	}
+	defer tb.close()
+	fmt.Fprintf(out, "== tiering: Sediment at %s, bucket %s through proxy %s (load1 %.2f)\n", tb.b.Addr(), store.bucket, store.proxy.URL, loadgen.LoadAvg()[0])
+
+	tiered, local := c.Topic+"-tiered", c.Topic+"-local"
+	seg := strconv.FormatInt(o.segmentMiB<<20, 10)
+	for topic, remote := range map[string]string{tiered: "false", local: "false"} {
+		cfgs := map[string]string{"segment.bytes": seg, "remote.storage.enable": remote}
+		if topic == tiered {
+			// Local copies go as soon as they are uploaded (retention checked every 200 ms).
+			cfgs["local.retention.ms"] = "1000"
+		}
+		if err := loadgen.CreateTopicWithConfigs(ctx, tb.brokers(), topic, o.partitions, 1, cfgs); err != nil {
+			return t, fail(&t.UploadErr, err)
+		}
+	}
+	pc := c
+	pc.Brokers, pc.Partitions, pc.Records, pc.OnPhase = tb.brokers(), o.partitions, t.Records, nil
+	for _, topic := range []string{tiered, local} {
+		pc.Topic = topic
+		fmt.Fprintf(out, "produce: %d records of %d B to %s (remote storage off for now)\n", pc.Records, pc.RecordSize, topic)
+		th, err := loadgen.Produce(ctx, pc, out)
+		if err != nil {
+			return t, fail(&t.UploadErr, fmt.Errorf("produce to %s: %w", topic, err))
+		}
+		if topic == tiered {
+			t.Produced = th
+		}
+	}
+
+	// Upload: switch remote storage on and time until every closed segment is an object.
+	lag, _, err := uploadState(ctx, store, dir, tiered)
+	if err != nil {
+		return t, fail(&t.UploadErr, err)
+	}
+	if lag == 0 {
+		return t, fail(&t.UploadErr, fmt.Errorf("no closed segment to upload: %d MiB over %d partitions does not fill one %d MiB segment", o.mib, o.partitions, o.segmentMiB))
+	}
+	fmt.Fprintf(out, "upload: %d closed segments; remote.storage.enable=true on %s\n", lag, tiered)
+	before := store.proxy.Counts()
+	start := time.Now()
+	if err := loadgen.SetTopicConfigs(ctx, tb.brokers(), tiered, map[string]string{"remote.storage.enable": "true"}); err != nil {
+		return t, fail(&t.UploadErr, err)
+	}
+	deadline := start.Add(o.uploadTimeout)
+	var objs []bucketObject
+	for {
+		lag, objs, err = uploadState(ctx, store, dir, tiered)
+		if err != nil {
+			return t, fail(&t.UploadErr, err)
+		}
+		if lag == 0 {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return t, fail(&t.UploadErr, fmt.Errorf("upload lag still %d segments %s after remote.storage.enable=true (%d objects in the bucket, proxy saw %d PUT)",
+				lag, o.uploadTimeout, len(objs), store.proxy.Counts().Sub(before).Puts))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.UploadElapsed = time.Since(start)
+	t.UploadRequests = store.proxy.Counts().Sub(before)
+	var sizes []int64
+	for _, ob := range objs {
+		sizes = append(sizes, ob.size)
+		t.UploadBytes += ob.size
+	}
+	t.UploadObjects = len(objs)
+	fmt.Fprintf(out, "upload: %d objects, %.1f MiB in %.2fs: %.1f MB/s\n", t.UploadObjects, float64(t.UploadBytes)/(1<<20), t.UploadElapsed.Seconds(), t.UploadMBps())
+
+	// The same bytes, the same object sizes, as many at a time as there are partitions.
+	slices.SortFunc(sizes, func(a, b int64) int { return int(b - a) })
+	before = store.proxy.Counts()
+	rp, err := loadgen.ObjectPutSizes(ctx, store.viaProxy, store.bucket, sizes, int(o.partitions))
+	t.RawPut, t.RawPutRequests = rp, store.proxy.Counts().Sub(before)
+	if err != nil {
+		fail(&t.RawPutErr, err)
+	} else {
+		fmt.Fprintf(out, "raw PUT: %d objects, %.1f MiB, %d at a time: %.1f MB/s\n", rp.Objects, float64(rp.Bytes)/(1<<20), rp.Concurrency, rp.MBps())
+	}
+
+	// Replay: wait until local retention has removed the uploaded local copies.
+	ends, err := waitLocalTrim(ctx, dir, tiered, o.trimWait, t)
+	if err != nil {
+		fail(&t.ReplayErr, err)
+	} else if err := replayBoth(ctx, tb, store, dir, tiered, local, ends, c, t, out); err != nil {
+		fail(&t.ReplayErr, err)
+	}
+	if t.ReplayErr != "" {
+		t.LatencyErr = "no replay from the bucket: " + t.ReplayErr
+		return t, errors.New(t.ReplayErr)
+	}
+
+	// Produce latency at a fixed rate, without and then with a replay from the bucket running.
+	lc := c
+	lc.Brokers, lc.Topic, lc.Records, lc.LatencyFor, lc.OnPhase = tb.brokers(), c.Topic+"-latency", 0, o.latencyFor, nil
+	fmt.Fprintf(out, "latency: %d records/s for %s to %s, no replay\n", lc.Rate, lc.LatencyFor, lc.Topic)
+	if t.LatencyAlone, err = loadgen.FixedRateLatency(ctx, lc, out); err != nil {
+		return t, fail(&t.LatencyErr, err)
+	}
+	rctx, stopReplay := context.WithCancel(ctx)
+	var replayed atomic.Int64
+	replayDone := make(chan error, 1)
+	before = store.proxy.Counts()
+	rstart := time.Now()
+	go func() {
+		var err error
+		for rctx.Err() == nil && err == nil {
+			_, err = loadgen.Replay(rctx, tb.brokers(), tiered, ends, c.Timeout, &replayed)
+		}
+		if rctx.Err() != nil {
+			err = nil
+		}
+		replayDone <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the replay is reading from the bucket before the first record is sent
+	fmt.Fprintf(out, "latency: %d records/s for %s to %s while a consumer replays %s from the bucket\n", lc.Rate, lc.LatencyFor, lc.Topic, tiered)
+	t.LatencyReplay, err = loadgen.FixedRateLatency(ctx, lc, out)
+	stopReplay()
+	rerr := <-replayDone
+	t.ReplayDuring = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(c.RecordSize), Elapsed: time.Since(rstart)}
+	t.DuringRequests = store.proxy.Counts().Sub(before)
+	if err == nil && rerr != nil {
+		err = fmt.Errorf("background replay: %w", rerr)
+	}
+	if err != nil {
+		return t, fail(&t.LatencyErr, err)
+	}
+	return t, nil
+}
+
+// waitLocalTrim waits until local retention has deleted every closed (uploaded) local segment of
+// topic, and returns each partition's local start: the replay from the bucket reads [0, start).
+func waitLocalTrim(ctx context.Context, dir, topic string, wait time.Duration, t *loadgen.TierResult) (map[int32]int64, error) {
+	start := time.Now()
+	for {
+		dirs, _, err := partitionDirs(dir, topic)
+		if err != nil {
+			return nil, err
+		}
+		ends := map[int32]int64{}
+		closed := 0
+		for p, d := range dirs {
+			bases, err := localBases(d)
+			if err != nil {
+				return nil, err
+			}
+			if len(bases) > 0 {
+				ends[p] = bases[0]
+				closed += len(bases) - 1
+			}
+		}
+		if closed == 0 {
+			t.LocalTrimWait = time.Since(start)
+			return ends, nil
+		}
+		if time.Since(start) > wait || ctx.Err() != nil {
+			return nil, fmt.Errorf("%d uploaded local segments of %s still on disk %s after the upload (local.retention.ms=1000, checked every 200 ms)", closed, topic, wait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// replayBoth reads [0, ends[p]) of the tiered topic (now only in the bucket) and the same offsets of
+// the local topic, page caches dropped before each.
+func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, local string, ends map[int32]int64, c loadgen.Config, t *loadgen.TierResult, out io.Writer) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.brokers()...))
+	if err != nil {
+		return err
+	}
+	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, local)
+	cl.Close()
+	if err != nil {
+		return fmt.Errorf("end offsets of %s: %w", local, err)
+	}
+	localEnds := map[int32]int64{}
+	for p, e := range ends {
+		if o, ok := lo.Lookup(local, p); ok {
+			localEnds[p] = min(e, o.Offset)
+		}
+	}
+	dropCaches := func() {
+		for _, d := range []string{s.dataDir, filepath.Join(dir, "logs")} {
+			if d == "" {
+				continue
+			}
+			if _, err := loadgen.DropCache(d); err != nil {
+				fmt.Fprintf(out, "  dropping the page cache of %s: %v\n", d, err)
+			}
+		}
+	}
+	var want int64
+	for _, e := range ends {
+		want += e
+	}
+	dropCaches()
+	fmt.Fprintf(out, "replay: %d records of %s from offset 0, all in the bucket (page caches dropped)\n", want, tiered)
+	before := s.proxy.Counts()
+	if t.ReplayBucket, err = loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil); err != nil {
+		return fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
+	}
+	t.ReplayRequests = s.proxy.Counts().Sub(before)
+	fmt.Fprintf(out, "replay from the bucket: %.1f MB/s (GET %.1f MiB through the proxy)\n", t.ReplayBucket.MBps(), float64(t.ReplayRequests.GetBytes)/(1<<20))
+	if t.ReplayRequests.GetBytes < t.ReplayBucket.Bytes/2 {
+		t.Notes = append(t.Notes, fmt.Sprintf("the replay of %s fetched only %d bytes from the bucket for %d value bytes", tiered, t.ReplayRequests.GetBytes, t.ReplayBucket.Bytes))
+	}
+	dropCaches()
+	fmt.Fprintf(out, "replay: the same offsets of %s from local disk (page cache dropped)\n", local)
+	if t.ReplayLocal, err = loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil); err != nil {
+		return fmt.Errorf("replay of %s from local disk: %w", local, err)
+	}
+	fmt.Fprintf(out, "replay from local disk: %.1f MB/s\n", t.ReplayLocal.MBps())
+	if t.ReplayLocal.Bytes != t.ReplayBucket.Bytes {
+		t.Notes = append(t.Notes, fmt.Sprintf("replay volumes differ: bucket %d B, local %d B", t.ReplayBucket.Bytes, t.ReplayLocal.Bytes))
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// fakeS3 answers PUT, GET and DELETE of whole objects in memory, enough for minio-go's PutObject
+// (single PUT below its multipart size) and RemoveObject.
+type fakeS3 struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	hosts   map[string]bool // Host headers seen
+}
+
+func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts[r.Host] = true
+	switch r.Method {
+	case http.MethodPut:
+		b, _ := io.ReadAll(r.Body)
+		f.objects[r.URL.Path] = b
+		w.Header().Set("ETag", `"00000000000000000000000000000000"`)
+	case http.MethodGet:
+		b, ok := f.objects[r.URL.Path]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	case http.MethodDelete:
+		delete(f.objects, r.URL.Path)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+// The raw PUT baseline through the counting proxy: every size PUT once, bytes and requests
+// counted on the way, the client's Host header passed through (SigV4 signs it), objects deleted
+// afterwards; GET bytes and error statuses counted too.
+func TestObjectPutSizesThroughCountingProxy(t *testing.T) {
+	f := &fakeS3{objects: map[string][]byte{}, hosts: map[string]bool{}}
+	s3 := httptest.NewServer(f)
+	defer s3.Close()
+	p, err := StartCountingProxy(s3.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	host := strings.TrimPrefix(p.URL, "http://")
+	cl, err := minio.New(host, &minio.Options{Creds: credentials.NewStaticV4("a", "b", ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int64{300 << 10, 100 << 10, 200 << 10, 1}
+	r, err := ObjectPutSizes(context.Background(), cl, "bucket", sizes, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	if r.Objects != 4 || r.Bytes != total || r.Concurrency != 2 || r.Elapsed <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+	c := p.Counts()
+	// Wire bytes: minio-go signs the body in chunks over plain HTTP (aws-chunked framing on top).
+	if c.Puts != 4 || c.PutBytes < total || c.PutBytes > total+total/100 || c.Posts != 0 || c.Errors != 0 {
+		t.Fatalf("proxy counts %+v", c)
+	}
+	if c.Other != 4 { // the four DELETEs
+		t.Fatalf("deletes: %+v", c)
+	}
+	f.mu.Lock()
+	left, hosts := len(f.objects), f.hosts
+	f.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d objects left behind", left)
+	}
+	if !hosts[host] || len(hosts) != 1 {
+		t.Fatalf("Host headers at the store: %v (want only the proxy's %s, which the client signed)", hosts, host)
+	}
+
+	// GET bytes and errors.
+	f.mu.Lock()
+	f.objects["/bucket/k"] = bytes.Repeat([]byte{7}, 1000)
+	f.mu.Unlock()
+	before := p.Counts()
+	for _, k := range []string{"k", "missing"} {
+		resp, err := http.Get(p.URL + "/bucket/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	d := p.Counts().Sub(before)
+	if d.Gets != 2 || d.GetBytes != 1000 || d.Errors != 1 || d.Puts != 0 {
+		t.Fatalf("GET counts %+v", d)
+	}
+}
+
+// Replay reads exactly [0, end) of each partition named, from a fresh consumer, and ignores
+// partitions with end 0.
+func TestReplayBounded(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for p := int32(0); p < 3; p++ {
+		for i := 0; i < 100; i++ {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "t", Partition: p, Value: make([]byte, 10+int(p))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 40, 1: 100, 2: 0}, 30*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Records != 140 || got.Bytes != 40*10+100*11 || got.Elapsed <= 0 {
+		t.Fatalf("replay %+v", got)
+	}
+	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 0}, time.Second, nil); err == nil {
+		t.Fatal("replay of nothing succeeded")
+	}
+	// An end past the log's end cannot be reached: the timeout ends it with an error, not a hang.
+	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 101}, 500*time.Millisecond, nil); err == nil {
+		t.Fatal("replay past the end succeeded")
+	}
+}
+
+// Ratios, targets and missing figures of the tiering rows.
+func TestTierRows(t *testing.T) {
+	tr := TierResult{
+		UploadBytes: 1 << 30, UploadElapsed: 4 * time.Second, UploadRequests: ProxyCounts{Puts: 11, Posts: 1},
+		RawPut: ObjectPutResult{Objects: 11, Bytes: 1 << 30, Concurrency: 4, Elapsed: 2 * time.Second}, RawPutRequests: ProxyCounts{Puts: 11},
+		ReplayBucket:  Throughput{Bytes: 300 << 20, Elapsed: time.Second},
+		ReplayLocal:   Throughput{Bytes: 300 << 20, Elapsed: 500 * time.Millisecond},
+		LatencyAlone:  Latency{Sent: 10, AckP99: 10 * time.Millisecond, AckP50: time.Millisecond, P99: 20 * time.Millisecond},
+		LatencyReplay: Latency{Sent: 10, AckP99: 11 * time.Millisecond, AckP50: 2 * time.Millisecond, P99: 30 * time.Millisecond},
+	}
+	rows := TierRows(tr)
+	by := map[string]TierRow{}
+	for _, r := range rows {
+		by[r.Metric] = r
+	}
+	check := func(name string, value, ratio float64, met *bool) {
+		t.Helper()
+		r, ok := by[name]
+		if !ok {
+			t.Fatalf("no row %q in %+v", name, rows)
+		}
+		if d := r.Value - value; d > 1e-9 || d < -1e-9 {
+			t.Fatalf("%s value %v, want %v", name, r.Value, value)
+		}
+		if d := r.Ratio - ratio; d > 1e-9 || d < -1e-9 {
+			t.Fatalf("%s ratio %v, want %v", name, r.Ratio, ratio)
+		}
+		if (met == nil) != (r.Met == nil) || met != nil && *met != *r.Met {
+			t.Fatalf("%s met %v, want %v", name, r.Met, met)
+		}
+	}
+	yes, no := true, false
+	check("upload to bucket", 256, 0.5, &no)
+	check("PUT requests per GiB uploaded", 12, 12.0/11, &yes)
+	check("replay from bucket", 300, 0.5, &no)
+	check("produce ack p99 during replay", 11, 1.1, &yes)
+	check("produce ack p50 during replay", 2, 2, nil)
+	check("e2e p99 during replay", 30, 1.5, nil)
+
+	// Nothing measured: every row says why, none carries a figure.
+	rows = TierRows(TierResult{UploadErr: "no MinIO", ReplayErr: "not wired"})
+	if len(rows) != 4 {
+		t.Fatalf("rows %+v", rows)
+	}
+	for _, r := range rows {
+		if r.Missing == "" || r.Value != 0 || r.Met != nil {
+			t.Fatalf("row %+v", r)
+		}
+	}
+	var out bytes.Buffer
+	cmp := &Comparison{Tier: &TierResult{UploadErr: "no MinIO"}, TierRows: rows}
+	cmp.WriteText(&out)
+	if s := out.String(); !strings.Contains(s, "missing: no MinIO") || strings.Contains(s, "produce  ") {
+		t.Fatalf("text:\n%s", s)
+	}
+}
