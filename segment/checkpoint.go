@@ -27,6 +27,9 @@ const (
 	recoveryPointFile = "recovery-point.checkpoint"
 	leaderEpochFile   = "leader-epoch.checkpoint"
 	cleanShutdownFile = "clean-shutdown.checkpoint"
+
+	// lockFile is flocked while a Log has the directory open (see doc.go).
+	lockFile = ".lock"
 )
 
 func encodeCheckpoint(kind uint16, payload []byte) []byte {

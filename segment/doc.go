@@ -95,6 +95,16 @@
 //	clean-shutdown.checkpoint  present only between Close and the next Open
 //	*.tmp                      a checkpoint write that did not reach its rename;
 //	                           deleted on Open
+//	.lock                      empty; flocked while a Log has the directory open
+//
+// Open takes an exclusive, non-blocking flock(2) on .lock (through vfs.Locker;
+// MemFS models it) and holds it until Close (Delete: until the directory is
+// removed). A second Open of the same directory, in this process or another,
+// fails with ErrLocked naming the directory: two Logs on one directory would
+// interleave appends and delete each other's files. The kernel drops the lock
+// when the holding process dies, so a crash never leaves the directory locked;
+// the file itself carries nothing and may stay. File systems that are not a
+// vfs.Locker, and the OS FS on systems without flock, are not protected.
 //
 // The base offset of a segment is the base offset of its first batch (or the
 // offset it was created at, if empty). Files with other names are ignored.

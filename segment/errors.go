@@ -21,6 +21,9 @@ var (
 	// data lives only in object storage (tiering), not on local disk. Distinct
 	// from ErrOffsetOutOfRange so a broker can serve it from the bucket.
 	ErrNotLocal = errors.New("segment: offset below the local log start (data only in object storage)")
+	// ErrLocked: Open found the log directory in use by another Log (in this or
+	// another process): its lock file is held. The error names the directory.
+	ErrLocked = errors.New("segment: log directory in use")
 	// ErrBatchTooLarge: a batch larger than segment.bytes.
 	ErrBatchTooLarge = errors.New("segment: batch larger than segment.bytes")
 )

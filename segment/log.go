@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 	"sort"
@@ -14,9 +15,10 @@ import (
 
 // Log is one partition replica's log: a directory of segments. See doc.go.
 type Log struct {
-	dir string
-	cfg Config
-	fs  vfs.FS
+	dir  string
+	cfg  Config
+	fs   vfs.FS
+	lock io.Closer // the directory's lock file (nil if the FS cannot lock)
 
 	// syncMu serialises file syncs against changes that close, truncate or delete
 	// files (truncation, deletion, Close). Lock order: syncMu, then mu, then fmu.
@@ -1001,6 +1003,12 @@ func (l *Log) DeleteLocalBelow(offset int64) (int, error) {
 // the clean-shutdown marker, and closes the files. A log with a sticky error is
 // closed without the marker so the next Open recovers it.
 func (l *Log) Close() error {
+	return l.close(true)
+}
+
+// close closes the log; unlock releases the directory lock too (Delete keeps
+// it until the directory is gone).
+func (l *Log) close(unlock bool) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	l.mu.Lock()
@@ -1034,6 +1042,9 @@ func (l *Log) Close() error {
 	}
 	l.fcond.Broadcast()
 	l.fmu.Unlock()
+	if unlock {
+		l.unlockDir()
+	}
 	return err
 }
 
@@ -1059,7 +1070,12 @@ func (l *Log) shutdownCleanly() error {
 
 // Delete closes the log and removes its directory (topic deletion).
 func (l *Log) Delete() error {
-	cerr := l.Close()
+	cerr := l.close(false)
+	defer func() {
+		l.mu.Lock()
+		l.unlockDir()
+		l.mu.Unlock()
+	}()
 	if err := l.fs.RemoveAll(l.dir); err != nil {
 		return fmt.Errorf("segment: remove %s: %w", l.dir, err)
 	}

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -27,13 +28,45 @@ func Open(dir string, cfg Config) (*Log, error) {
 	if err := l.fs.SyncDir(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("segment: sync dir %s: %w", filepath.Dir(dir), err)
 	}
+	if err := l.lockDir(); err != nil {
+		return nil, err
+	}
 	if err := l.load(); err != nil {
 		for _, s := range l.segs {
 			s.f.Close()
 		}
+		l.unlockDir()
 		return nil, err
 	}
 	return l, nil
+}
+
+// lockDir takes the directory's lock file so that no second Log (in this or
+// another process) opens the same directory: two writers would interleave
+// appends and each delete the other's files. File systems without locking
+// (not a vfs.Locker) are not protected.
+func (l *Log) lockDir() error {
+	lk, ok := l.fs.(vfs.Locker)
+	if !ok {
+		return nil
+	}
+	path := filepath.Join(l.dir, lockFile)
+	c, err := lk.Lock(path)
+	if err != nil {
+		if errors.Is(err, vfs.ErrLocked) {
+			return fmt.Errorf("%w: %s is already open (lock file %s held by another Log in this or another process)", ErrLocked, l.dir, path)
+		}
+		return fmt.Errorf("segment: lock %s: %w", path, err)
+	}
+	l.lock = c
+	return nil
+}
+
+func (l *Log) unlockDir() {
+	if l.lock != nil {
+		l.lock.Close()
+		l.lock = nil
+	}
 }
 
 // parseSegmentName returns the base offset and suffix of a segment file name.

@@ -64,6 +64,7 @@ type MemFS struct {
 	gen      int // bumped by Crash; handles of older generations fail
 	now      func() time.Time
 	syncs    int
+	locks    map[string]*memLock // held locks; a Crash (process death) drops them
 }
 
 type inode struct {
@@ -144,10 +145,47 @@ func (m *MemFS) CrashKeep(keep func(name string, unsynced []byte) []byte) {
 		files[name] = ino
 	}
 	m.files = files
+	m.locks = nil // the crashed process held them
 	m.durFiles = make(map[string]*inode, len(files))
 	for k, v := range files {
 		m.durFiles[k] = v
 	}
+}
+
+// Lock implements Locker: it creates name if missing and fails with ErrLocked
+// while another Lock of name is held (until Close or a Crash).
+func (m *MemFS) Lock(name string) (io.Closer, error) {
+	f, err := m.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	name = clean(name)
+	if m.locks[name] != nil {
+		return nil, &os.PathError{Op: "flock", Path: name, Err: ErrLocked}
+	}
+	if m.locks == nil {
+		m.locks = map[string]*memLock{}
+	}
+	lk := &memLock{fs: m, name: name}
+	m.locks[name] = lk
+	return lk, nil
+}
+
+type memLock struct {
+	fs   *MemFS
+	name string
+}
+
+func (lk *memLock) Close() error {
+	lk.fs.mu.Lock()
+	defer lk.fs.mu.Unlock()
+	if lk.fs.locks[lk.name] == lk {
+		delete(lk.fs.locks, lk.name)
+	}
+	return nil
 }
 
 // TearLast is a CrashKeep policy: the whole unsynced tail survives except its last

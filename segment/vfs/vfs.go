@@ -53,6 +53,17 @@ type FS interface {
 	SyncDir(name string) error
 }
 
+// Locker is implemented by file systems that can lock a file exclusively
+// (OS: flock(2); MemFS: in memory). Lock does not wait: a lock held by anyone
+// else (another process, or another Lock in this one) fails with an error
+// wrapping ErrLocked. Closing the returned Closer releases the lock.
+type Locker interface {
+	Lock(name string) (io.Closer, error)
+}
+
+// ErrLocked: the file is locked by another holder.
+var ErrLocked = errors.New("vfs: locked by another holder")
+
 // Create creates or truncates name for reading and writing.
 func Create(fsys FS, name string) (File, error) {
 	return fsys.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)

@@ -95,6 +95,24 @@ func conformance(t *testing.T, fsys FS, root string) {
 	if _, err := fsys.Stat(filepath.Join(dir, "g")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("stat removed: %v", err)
 	}
+	// Locker: exclusive, not waiting, released by Close.
+	lk := fsys.(Locker)
+	lockPath := filepath.Join(dir, ".lock")
+	c1, err := lk.Lock(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lk.Lock(lockPath); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock: %v, want ErrLocked", err)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := lk.Lock(lockPath)
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	c2.Close()
 	if err := fsys.RemoveAll(filepath.Join(root, "a")); err != nil {
 		t.Fatal(err)
 	}
