@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -74,7 +75,7 @@ Flags:
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
 	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")
 	var to tierOptions
-	fs.StringVar(&to.mode, "tier", "off", "tiering workloads through an in-process broker with a MinIO bucket: on or off (upload vs raw PUT, PUT requests per GiB, replay from the bucket vs local disk, produce latency during a replay)")
+	fs.StringVar(&to.mode, "tier", "off", "tiering workloads through an in-process broker with a MinIO bucket: on, off, or auto (on when --minio-endpoint is given or a MinIO binary is found as for --minio; else reported missing) (upload vs raw PUT, PUT requests per GiB, replay from the bucket vs local disk, produce latency during a replay)")
 	fs.Int64Var(&to.mib, "tier-mib", 1024, "tiering: MiB of record values produced to each of the two topics (the tiered one and the local one)")
 	tierParts := fs.Int("tier-partitions", 4, "tiering: partitions of the tiered and local topics")
 	fs.Int64Var(&to.segmentMiB, "tier-segment-mib", 96, "tiering: segment.bytes of both topics in MiB (one object per segment: PUT requests per GiB is about 1024 / this)")
@@ -118,11 +119,11 @@ Flags:
 		names = append([]string{"target"}, names...)
 	}
 	switch to.mode {
-	case "on", "off":
+	case "on", "off", "auto":
 	default:
-		return usageErrorf("--tier %q: want on or off", to.mode)
+		return usageErrorf("--tier %q: want on, off or auto", to.mode)
 	}
-	if to.mode == "on" && (to.mib <= 0 || *tierParts < 1 || to.segmentMiB <= 0 || to.latencyFor <= 0 || d.Rate <= 0) {
+	if to.mode != "off" && (to.mib <= 0 || *tierParts < 1 || to.segmentMiB <= 0 || to.latencyFor <= 0 || d.Rate <= 0) {
 		return usageErrorf("--tier on needs positive --tier-mib, --tier-partitions, --tier-segment-mib, --tier-latency-duration and --rate")
 	}
 	to.partitions, to.minioMode = int32(*tierParts), *minioMode
@@ -189,8 +190,16 @@ Flags:
 		cmp.Targets = append(cmp.Targets, nt)
 	}
 	var tierErr error
-	if to.mode == "on" && ctx.Err() == nil {
-		cmp.Tier, tierErr = runTier(ctx, to, d, parent, stdout)
+	if to.mode != "off" && ctx.Err() == nil {
+		_, err := minioBinary(*minioMode)
+		if *minioMode == "off" {
+			err = errors.New("--minio off")
+		}
+		if to.mode == "auto" && to.endpoint == "" && err != nil {
+			cmp.Tier = &loadgen.TierResult{Store: "none", UploadErr: "--tier auto: no bucket: " + err.Error()}
+		} else {
+			cmp.Tier, tierErr = runTier(ctx, to, d, parent, stdout)
+		}
 		cmp.TierRows = loadgen.TierRows(*cmp.Tier)
 	}
 	cmp.Machine.LoadEnd = loadgen.LoadAvg()

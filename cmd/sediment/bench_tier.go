@@ -68,6 +68,9 @@ func openTierStore(ctx context.Context, o tierOptions, parent string) (*tierStor
 	s := &tierStore{bucket: o.bucket}
 	endpoint, access, secret := o.endpoint, o.accessKey, o.secretKey
 	if endpoint == "" {
+		if o.minioMode == "off" {
+			return nil, errors.New("no bucket: --minio off and no --minio-endpoint")
+		}
 		bin, err := minioBinary(o.minioMode)
 		if err != nil {
 			return nil, err
