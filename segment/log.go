@@ -133,18 +133,19 @@ func (l *Log) fail(err error) error {
 // use: concurrent appends get offsets in the order they take the log's lock and
 // share fsyncs.
 func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
-	res, err := l.AppendNoWait(batches, leaderEpoch)
+	res, policy, err := l.append(batches, true, leaderEpoch)
 	if err != nil {
 		return res, err
 	}
-	return res, l.waitPolicy(res.LastOffset + 1)
+	return res, l.waitPolicy(policy, res.LastOffset+1)
 }
 
 // AppendNoWait is Append without waiting for durability: the caller may release
 // its own locks and then call WaitDurable(res.LastOffset+1), letting appends
 // that it serialises share one fsync.
 func (l *Log) AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, error) {
-	return l.append(batches, true, leaderEpoch)
+	res, _, err := l.append(batches, true, leaderEpoch)
+	return res, err
 }
 
 // AppendReplicated appends batches whose offsets and epochs are already set (a
@@ -154,38 +155,41 @@ func (l *Log) AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, err
 // exception, as in Kafka: on an empty log whose end offset falls inside the
 // first batch, the log restarts at that batch's base offset.
 func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
-	res, err := l.append(batches, false, 0)
+	res, policy, err := l.append(batches, false, 0)
 	if err != nil {
 		return res, err
 	}
-	return res, l.waitPolicy(res.LastOffset + 1)
+	return res, l.waitPolicy(policy, res.LastOffset+1)
 }
 
-func (l *Log) waitPolicy(upTo int64) error {
-	if l.cfg.FlushPolicy == FlushAlways {
+func (l *Log) waitPolicy(policy FlushPolicy, upTo int64) error {
+	if policy == FlushAlways {
 		return l.WaitDurable(upTo)
 	}
 	return nil
 }
 
-func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
+// append writes the batches and returns the flush policy in force when it did
+// (SetConfig may change it concurrently).
+func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, FlushPolicy, error) {
 	if len(b) == 0 {
-		return AppendResult{}, fmt.Errorf("%w: no batches to append", ErrCorrupt)
+		return AppendResult{}, 0, fmt.Errorf("%w: no batches to append", ErrCorrupt)
 	}
 	// Validate everything before touching the log.
 	res := AppendResult{MaxTimestamp: -1, Bytes: len(b)}
 	prevNext := int64(-1)
+	largest, largestAt := 0, 0
 	for pos := 0; pos < len(b); {
 		h, n, err := nextBatch(b[pos:])
 		if err != nil {
-			return AppendResult{}, fmt.Errorf("batch at byte %d: %w", pos, err)
+			return AppendResult{}, 0, fmt.Errorf("batch at byte %d: %w", pos, err)
 		}
-		if int64(n) > l.cfg.SegmentBytes {
-			return AppendResult{}, fmt.Errorf("%w: batch at byte %d is %d bytes, segment.bytes is %d", ErrBatchTooLarge, pos, n, l.cfg.SegmentBytes)
+		if n > largest {
+			largest, largestAt = n, pos
 		}
 		if !assign {
 			if prevNext >= 0 && h.BaseOffset() != prevNext {
-				return AppendResult{}, fmt.Errorf("%w: batch at byte %d has base offset %d, expected %d", ErrInvalidOffset, pos, h.BaseOffset(), prevNext)
+				return AppendResult{}, 0, fmt.Errorf("%w: batch at byte %d has base offset %d, expected %d", ErrInvalidOffset, pos, h.BaseOffset(), prevNext)
 			}
 			prevNext = h.LastOffset() + 1
 		}
@@ -195,20 +199,23 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 
 	if !assign {
 		if err := l.maybeRestartAt(BatchHeader(b)); err != nil {
-			return AppendResult{}, err
+			return AppendResult{}, 0, err
 		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.checkWritable(); err != nil {
-		return AppendResult{}, err
+		return AppendResult{}, 0, err
+	}
+	if int64(largest) > l.cfg.SegmentBytes {
+		return AppendResult{}, 0, fmt.Errorf("%w: batch at byte %d is %d bytes, segment.bytes is %d", ErrBatchTooLarge, largestAt, largest, l.cfg.SegmentBytes)
 	}
 	if !assign {
 		if first := BatchHeader(b); first.BaseOffset() != l.end {
-			return AppendResult{}, fmt.Errorf("%w: first base offset %d, log end offset %d", ErrInvalidOffset, first.BaseOffset(), l.end)
+			return AppendResult{}, 0, fmt.Errorf("%w: first base offset %d, log end offset %d", ErrInvalidOffset, first.BaseOffset(), l.end)
 		}
 	} else if int64(math.MaxInt64)-l.end < int64(len(b)) {
-		return AppendResult{}, fmt.Errorf("%w: offsets exhausted", ErrInvalidOffset)
+		return AppendResult{}, 0, fmt.Errorf("%w: offsets exhausted", ErrInvalidOffset)
 	}
 	res.FirstOffset = l.end
 	next := l.end
@@ -224,11 +231,11 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 		if l.shouldRoll(s, pendBytes, pendBatches, pendRollTs, n, h) {
 			if pos > chunkStart {
 				if err := l.commit(b[chunkStart:pos]); err != nil {
-					return AppendResult{}, err
+					return AppendResult{}, 0, err
 				}
 			}
 			if err := l.roll(h.BaseOffset()); err != nil {
-				return AppendResult{}, err
+				return AppendResult{}, 0, err
 			}
 			s = l.active()
 			chunkStart, pendBytes, pendBatches, pendRollTs = pos, 0, 0, -1
@@ -242,14 +249,61 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, error) {
 		pos += n
 	}
 	if err := l.commit(b[chunkStart:]); err != nil {
-		return AppendResult{}, err
+		return AppendResult{}, 0, err
 	}
 	res.LastOffset = l.end - 1
 	l.checkInvariants()
 	if l.cfg.FlushPolicy == FlushInterval {
 		l.armFlushTimer() // also for AppendNoWait callers, who never wait
 	}
-	return res, nil
+	return res, l.cfg.FlushPolicy, nil
+}
+
+// SetConfig applies changed topic configs to the open log, as Kafka applies
+// topic config changes without reopening: segment.bytes, segment.ms,
+// segment.index.bytes, index.interval.bytes, the flush policy and interval.
+// They take effect from the next append: a segment already past the new
+// segment.bytes or segment.ms, or whose index is past the new
+// segment.index.bytes, rolls before the next batch is written; appends already
+// waiting keep the policy they were appended under. cfg's FS, Now and Logger
+// are fixed at Open and ignored here. An invalid cfg changes nothing.
+func (l *Log) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.cfg.SegmentBytes = cfg.SegmentBytes
+	l.cfg.SegmentMs = cfg.SegmentMs
+	l.cfg.SegmentIndexBytes = cfg.SegmentIndexBytes
+	l.cfg.IndexIntervalBytes = cfg.IndexIntervalBytes
+	l.cfg.FlushPolicy = cfg.FlushPolicy
+	l.cfg.FlushInterval = cfg.FlushInterval
+	a := l.active()
+	a.idx.maxEntries = cfg.SegmentIndexBytes / indexEntrySize
+	a.tidx.maxEntries = cfg.SegmentIndexBytes / timeIndexEntrySize
+	if cfg.FlushPolicy == FlushInterval {
+		// Data appended under another policy, or waiting for a timer armed
+		// with the old interval, is synced within the new interval even if
+		// nothing more is appended.
+		l.fmu.Lock()
+		if l.timerArmed {
+			l.timer.Reset(cfg.FlushInterval)
+		}
+		l.fmu.Unlock()
+		l.armFlushTimer()
+	}
+	return nil
+}
+
+// Config returns the log's current configuration.
+func (l *Log) Config() Config {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cfg
 }
 
 // maybeRestartAt handles a follower's first fetch into an empty log (no local
