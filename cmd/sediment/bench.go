@@ -84,6 +84,7 @@ Flags:
 	fs.StringVar(&to.secretKey, "minio-secret-key", "sediment-local-secret", "tiering: secret key for --minio-endpoint")
 	fs.StringVar(&to.bucket, "minio-bucket", "sediment", "tiering: bucket (must exist at --minio-endpoint; created in a MinIO the bench starts)")
 	fs.DurationVar(&to.latencyFor, "tier-latency-duration", 10*time.Second, "tiering: length of each fixed-rate produce (--rate) without and with a replay")
+	replayMBps := fs.Float64("tier-replay-mbps", 0, "tiering: pace of the replay that runs during the second fixed-rate produce, MB/s (0 = as fast as it goes)")
 	fs.DurationVar(&to.trimWait, "tier-trim-wait", time.Minute, "tiering: how long to wait for local retention to delete the uploaded local segments")
 	fs.DurationVar(&to.uploadTimeout, "tier-upload-timeout", 3*time.Minute, "tiering: how long to wait for the upload lag to reach zero")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase (--profile-phase) of the first in-process Sediment target (broker and client share the process) to this file")
@@ -126,7 +127,7 @@ Flags:
 	if to.mode != "off" && (to.mib <= 0 || *tierParts < 1 || to.segmentMiB <= 0 || to.latencyFor <= 0 || d.Rate <= 0) {
 		return usageErrorf("--tier on needs positive --tier-mib, --tier-partitions, --tier-segment-mib, --tier-latency-duration and --rate")
 	}
-	to.partitions, to.minioMode = int32(*tierParts), *minioMode
+	to.partitions, to.minioMode, to.replayPace = int32(*tierParts), *minioMode, int64(*replayMBps*(1<<20))
 	if len(names) == 0 && to.mode == "off" {
 		return usageErrorf("no targets")
 	}

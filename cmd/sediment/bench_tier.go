@@ -41,6 +41,7 @@ type tierOptions struct {
 	trimWait      time.Duration
 	latencyFor    time.Duration
 	uploadTimeout time.Duration
+	replayPace    int64 // bytes/s of the replay during the latency run (0 = unpaced)
 }
 
 // tierStore is the bucket the tiering workloads use: a MinIO we started or one given by
@@ -418,6 +419,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	if t.LatencyAlone, err = loadgen.FixedRateLatency(ctx, lc, out); err != nil {
 		return t, fail(&t.LatencyErr, err)
 	}
+	t.ReplayPace = o.replayPace
 	rctx, stopReplay := context.WithCancel(ctx)
 	var replayed atomic.Int64
 	replayDone := make(chan error, 1)
@@ -426,7 +428,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	go func() {
 		var err error
 		for rctx.Err() == nil && err == nil {
-			_, err = loadgen.Replay(rctx, tb.brokers(), tiered, ends, c.Timeout, &replayed)
+			_, err = loadgen.Replay(rctx, tb.brokers(), tiered, ends, c.Timeout, &replayed, o.replayPace)
 		}
 		if rctx.Err() != nil {
 			err = nil
@@ -516,7 +518,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	dropCaches()
 	fmt.Fprintf(out, "replay: %d records of %s from offset 0, all in the bucket (page caches dropped)\n", want, tiered)
 	before := s.proxy.Counts()
-	if t.ReplayBucket, err = loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil); err != nil {
+	if t.ReplayBucket, err = loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0); err != nil {
 		return fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
 	}
 	t.ReplayRequests = s.proxy.Counts().Sub(before)
@@ -526,7 +528,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	}
 	dropCaches()
 	fmt.Fprintf(out, "replay: the same offsets of %s from local disk (page cache dropped)\n", local)
-	if t.ReplayLocal, err = loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil); err != nil {
+	if t.ReplayLocal, err = loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil, 0); err != nil {
 		return fmt.Errorf("replay of %s from local disk: %w", local, err)
 	}
 	fmt.Fprintf(out, "replay from local disk: %.1f MB/s\n", t.ReplayLocal.MBps())

@@ -194,8 +194,9 @@ func FixedRateLatency(ctx context.Context, c Config, log io.Writer) (Latency, er
 // Replay reads topic's partitions from offset 0 up to (not including) ends[p] with a fresh
 // consumer and returns the volume of record values over the wall time. Partitions with ends[p] <= 0
 // are not read. Records at or past their end are fetched (a fetch returns whole batches) but not
-// counted. progress, when not nil, gets the value bytes as they arrive.
-func Replay(ctx context.Context, brokers []string, topic string, ends map[int32]int64, timeout time.Duration, progress *atomic.Int64) (Throughput, error) {
+// counted. progress, when not nil, gets the value bytes as they arrive. bytesPerSec > 0 paces the
+// consumer (it stops polling while it is ahead of that rate; a fetch is still as large as it comes).
+func Replay(ctx context.Context, brokers []string, topic string, ends map[int32]int64, timeout time.Duration, progress *atomic.Int64, bytesPerSec int64) (Throughput, error) {
 	offsets := map[int32]kgo.Offset{}
 	left := map[int32]int64{}
 	for p, e := range ends {
@@ -254,6 +255,15 @@ func Replay(ctx context.Context, brokers []string, topic string, ends map[int32]
 		})
 		for _, p := range done {
 			delete(left, p)
+		}
+		if bytesPerSec > 0 {
+			due := start.Add(time.Duration(float64(t.Bytes) / float64(bytesPerSec) * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+				}
+			}
 		}
 		if len(done) > 0 {
 			cl.PauseFetchPartitions(map[string][]int32{topic: done})
@@ -365,7 +375,8 @@ type TierResult struct {
 	// Produce latency at a fixed rate without and with a replay from the bucket running.
 	LatencyAlone   Latency     `json:"latency_alone"`
 	LatencyReplay  Latency     `json:"latency_during_replay"`
-	ReplayDuring   Throughput  `json:"replay_during_latency"` // what the background replay read meanwhile
+	ReplayDuring   Throughput  `json:"replay_during_latency"`               // what the background replay read meanwhile
+	ReplayPace     int64       `json:"replay_pace_bytes_per_sec,omitempty"` // the background replay's pace (0 = as fast as it goes)
 	DuringRequests ProxyCounts `json:"replay_during_requests"`
 	LatencyErr     string      `json:"latency_error,omitempty"`
 
@@ -485,10 +496,10 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 			t.ReplayBucket.Records, t.ReplayBucket.Elapsed.Seconds(), float64(t.ReplayRequests.GetBytes)/(1<<20), t.ReplayRequests.Gets, t.ReplayLocal.Elapsed.Seconds())
 	}
 	if t.LatencyReplay.Sent > 0 {
-		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms), %.0f rec/s during replay (%.2f/%.2f/%.2f ms) while the replay read %.1f MB/s from the bucket (GET %.1f MiB)\n",
+		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms), %.0f rec/s during replay (%.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s from the bucket (GET %.1f MiB)\n",
 			t.LatencyAlone.AchievedRate, ms(t.LatencyAlone.AckP50), ms(t.LatencyAlone.AckP99), ms(t.LatencyAlone.AckP999),
 			t.LatencyReplay.AchievedRate, ms(t.LatencyReplay.AckP50), ms(t.LatencyReplay.AckP99), ms(t.LatencyReplay.AckP999),
-			t.ReplayDuring.MBps(), float64(t.DuringRequests.GetBytes)/(1<<20))
+			pace(t.ReplayPace), t.ReplayDuring.MBps(), float64(t.DuringRequests.GetBytes)/(1<<20))
 	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "metric\tunit\tsediment\tbaseline\tratio\ttarget\tmet\t")
@@ -524,6 +535,13 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func pace(bytesPerSec int64) string {
+	if bytesPerSec <= 0 {
+		return "unpaced"
+	}
+	return fmt.Sprintf("paced at %.0f MB/s", float64(bytesPerSec)/(1<<20))
+}
 
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,18 +136,27 @@ func TestReplayBounded(t *testing.T) {
 			}
 		}
 	}
-	got, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 40, 1: 100, 2: 0}, 30*time.Second, nil)
+	got, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 40, 1: 100, 2: 0}, 30*time.Second, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Records != 140 || got.Bytes != 40*10+100*11 || got.Elapsed <= 0 {
 		t.Fatalf("replay %+v", got)
 	}
-	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 0}, time.Second, nil); err == nil {
+	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 0}, time.Second, nil, 0); err == nil {
 		t.Fatal("replay of nothing succeeded")
 	}
+	// Paced: 1,500 value bytes at 5,000 B/s cannot take much less than 0.3 s (the first fetch is free).
+	var seen atomic.Int64
+	paced, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 100, 1: 50}, 30*time.Second, &seen, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paced.Bytes != 100*10+50*11 || seen.Load() != paced.Bytes {
+		t.Fatalf("paced replay %+v, progress %d", paced, seen.Load())
+	}
 	// An end past the log's end cannot be reached: the timeout ends it with an error, not a hang.
-	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 101}, 500*time.Millisecond, nil); err == nil {
+	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 101}, 500*time.Millisecond, nil, 0); err == nil {
 		t.Fatal("replay past the end succeeded")
 	}
 }
