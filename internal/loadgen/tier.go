@@ -283,9 +283,10 @@ type ObjectPutResult struct {
 
 func (o ObjectPutResult) MBps() float64 { return mbps(o.Bytes, o.Elapsed) }
 
-// ObjectPutSizes PUTs one object of each size (random bytes) to bucket with minio-go, at most
-// concurrency at a time, then deletes them. It is the baseline of the broker's upload: the same
-// bytes in the same object sizes to the same store.
+// ObjectPutSizes PUTs one object of each size (random bytes) to bucket with minio-go, one PUT
+// request per object (no multipart, as the broker sends a segment below its multipart threshold),
+// at most concurrency at a time, then deletes them. It is the baseline of the broker's upload: the
+// same bytes in the same object sizes to the same store.
 func ObjectPutSizes(ctx context.Context, cl *minio.Client, bucket string, sizes []int64, concurrency int) (ObjectPutResult, error) {
 	r := ObjectPutResult{Concurrency: max(concurrency, 1)}
 	var biggest int64
@@ -318,7 +319,7 @@ func ObjectPutSizes(ctx context.Context, cl *minio.Client, bucket string, sizes 
 					return
 				}
 				k := fmt.Sprintf("%sobj-%05d", prefix, i)
-				_, err := cl.PutObject(ctx, bucket, k, bytes.NewReader(data[:sizes[i]]), sizes[i], minio.PutObjectOptions{})
+				_, err := cl.PutObject(ctx, bucket, k, bytes.NewReader(data[:sizes[i]]), sizes[i], minio.PutObjectOptions{DisableMultipart: true})
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {

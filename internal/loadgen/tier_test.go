@@ -67,7 +67,7 @@ func TestObjectPutSizesThroughCountingProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sizes := []int64{300 << 10, 100 << 10, 200 << 10, 1}
+	sizes := []int64{17 << 20, 100 << 10, 200 << 10, 1} // 17 MiB: above minio-go's multipart size, still one PUT
 	r, err := ObjectPutSizes(context.Background(), cl, "bucket", sizes, 2)
 	if err != nil {
 		t.Fatal(err)
