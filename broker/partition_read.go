@@ -9,8 +9,8 @@ import (
 )
 
 // The partition's read path: consumer fetches (below the HW) and replica fetches (up to the log
-// end). Reads below the local log start are the tiering read path's business (partition_remote.go
-// once it exists).
+// end). Consumer reads below the local log start are served from the bucket (partition_remote.go);
+// replica reads there are answered OFFSET_MOVED_TO_TIERED_STORAGE (KIP-405).
 
 // readResult is what a fetch gets from one partition.
 type readResult struct {
@@ -22,7 +22,8 @@ type readResult struct {
 
 // read returns whole batches from offset, at most maxBytes unless minOneBatch lets the first
 // batch through whole; only batches below the HW (isolation levels coincide while there are no
-// transactions: the last stable offset equals the HW).
+// transactions: the last stable offset equals the HW). Offsets below the local log start (the
+// whole log's start is lower once segments live in the bucket) are read from object storage.
 func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResult {
 	hw := p.hw.Load()
 	r := readResult{hw: hw, logStart: p.log.StartOffset()}
@@ -33,12 +34,7 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 	if offset >= hw || maxBytes <= 0 && !minOneBatch {
 		return r
 	}
-	rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: hw, MinOneBatch: minOneBatch})
-	if err != nil {
-		r.err = readErr(err)
-		return r
-	}
-	r.data = rr.Data
+	r.data, r.err = p.readTiered(offset, maxBytes, minOneBatch, hw)
 	return r
 }
 
@@ -68,10 +64,20 @@ func (p *Partition) readForFollower(replicaID int32, offset int64, maxBytes int,
 		r.err = kerr.OffsetOutOfRange.Code
 		return r
 	}
+	if offset < p.localStart() {
+		// KIP-405: a follower copies only the local tail; it asks for the earliest local offset
+		// (ListOffsets -4) and restarts its log there.
+		r.err = kerr.OffsetMovedToTieredStorage.Code
+		return r
+	}
 	if offset == end || maxBytes <= 0 && !minOneBatch {
 		return r
 	}
 	rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: end, MinOneBatch: minOneBatch})
+	if errors.Is(err, segment.ErrNotLocal) {
+		r.err = kerr.OffsetMovedToTieredStorage.Code // local retention raced the check above
+		return r
+	}
 	if err != nil {
 		r.err = readErr(err)
 		return r

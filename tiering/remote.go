@@ -284,6 +284,16 @@ func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
 	}()
 }
 
+// Footer returns the decoded footer (indexes, max timestamp and its offset, counts) of seg's object,
+// from the cache or with one ranged GET.
+func (r *RemoteLog) Footer(ctx context.Context, seg meta.RemoteSegment) (*Footer, error) {
+	rr, err := r.open(ctx, seg)
+	if err != nil {
+		return nil, err
+	}
+	return rr.Footer, nil
+}
+
 // OffsetForTimestamp finds, across the manifest, the first batch whose maxTimestamp ≥ ts: its base
 // offset and maxTimestamp (batch granularity; the caller decodes the batch for the exact record).
 // The manifest's per-segment MaxTimestamp picks the object without touching the others.

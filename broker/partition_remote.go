@@ -1,0 +1,286 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// Reads below the local log start (issue 7, KIP-405): offsets in [StartOffset(), LocalStartOffset())
+// live only in the bucket. They are served from the partition's manifest (meta) through the broker's
+// shared tiering.RemoteLog, which brings footer caching, read-ahead for sequential consumers and the
+// cold-read concurrency budget (RemoteLogConfig.MaxConcurrentReads: a replay queues on its own GET
+// slots instead of taking the broker from produce).
+//
+// Races, and how each ends:
+//   - local retention (DeleteLocalBelow) moves the local start above offset between our check and
+//     the local read: segment answers ErrNotLocal and the read is retried from the bucket;
+//   - the local start was read before an upload + DeleteLocalBelow, so the manifest is read after it
+//     and covers everything below it (the archiver commits the manifest entry before local retention
+//     may delete the segment);
+//   - remote retention deletes the object under us (tiering.ErrNotFound) or trims the manifest
+//     below offset: OFFSET_OUT_OF_RANGE, as for any offset below the log start (the client resets);
+//   - the object store fails or hangs: the read is bounded by remoteReadTimeout and answers
+//     KAFKA_STORAGE_ERROR, which every client retries (Kafka itself answers UNKNOWN_SERVER_ERROR
+//     for a RemoteStorageException; see COMPAT.md) — never a hung Fetch.
+
+// remoteReadTimeout bounds one read from the bucket. It stays well below clients' request timeouts
+// (kgo: MaxWait + 10 s; the Java consumer: request.timeout.ms 30 s) so that a hung store turns into
+// a retriable error the client sees, not a request timeout and a reconnect. The S3 client retries
+// failed GETs inside this bound. A variable for tests only.
+var remoteReadTimeout = 5 * time.Second
+
+// remoteReadAttempts bounds the local↔remote retries of one read when retention moves the tier
+// boundary under it (each attempt re-reads the boundary, so two always suffice unless retention
+// runs again in between).
+const remoteReadAttempts = 3
+
+// localStart is the first offset held on local disk (KIP-405's local-log-start-offset).
+func (p *Partition) localStart() int64 { return p.log.LocalStartOffset() }
+
+// readTiered reads from offset (logStart <= offset < hw) from whichever tier holds it, batches
+// ending below maxOffset only.
+func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) ([]byte, int16) {
+	for attempt := 0; ; attempt++ {
+		if offset < p.localStart() {
+			data, code, local := p.readRemote(offset, maxBytes, minOneBatch, maxOffset)
+			if !local || attempt+1 >= remoteReadAttempts {
+				return data, code
+			}
+			continue
+		}
+		rr, err := p.log.Read(offset, segment.ReadOptions{MaxBytes: maxBytes, MaxOffset: maxOffset, MinOneBatch: minOneBatch})
+		if errors.Is(err, segment.ErrNotLocal) && attempt+1 < remoteReadAttempts {
+			continue // local retention raced: the bucket has it
+		}
+		if err != nil {
+			return nil, readErr(err)
+		}
+		return rr.Data, 0
+	}
+}
+
+// readRemote serves offset from the bucket. local=true: the offset turned out to be local after all
+// (the manifest ends below it and the local start is at or below it now): read it there.
+func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (data []byte, code int16, local bool) {
+	tm := p.tier
+	if tm == nil || tm.remote == nil {
+		return nil, kerr.KafkaStorageError.Code, false
+	}
+	segs := tm.b.meta.State().RemoteSegments(p.topicID, p.index)
+	ctx, cancel := context.WithTimeout(tm.ctx, remoteReadTimeout)
+	defer cancel()
+	res, err := tm.remote.Read(ctx, segs, offset, maxBytes, minOneBatch)
+	switch {
+	case err == nil:
+		return belowOffset(res.Data, maxOffset), 0, false
+	case errors.Is(err, segment.ErrOffsetOutOfRange):
+		if offset >= p.log.StartOffset() && offset >= p.localStart() {
+			return nil, 0, true
+		}
+		if offset >= p.log.StartOffset() {
+			// Neither tier holds an offset inside the log: a manifest gap. Never expected
+			// (uploads are contiguous, local retention waits for the upload); say so loudly.
+			tm.b.log.Error("tiering: offset inside the log is neither local nor in the manifest",
+				"topic", p.topic, "partition", p.index, "offset", offset,
+				"log_start", p.log.StartOffset(), "local_start", p.localStart(), "manifest_entries", len(segs))
+		}
+		return nil, kerr.OffsetOutOfRange.Code, false
+	case errors.Is(err, tiering.ErrNotFound):
+		// Remote retention deleted the object after we read the manifest.
+		return nil, kerr.OffsetOutOfRange.Code, false
+	case tm.ctx.Err() != nil:
+		// Broker shutting down: the client goes elsewhere.
+		return nil, kerr.NotLeaderForPartition.Code, false
+	}
+	tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+	return nil, kerr.KafkaStorageError.Code, false
+}
+
+// belowOffset trims whole batches so that every batch returned ends below maxOffset (the HW for a
+// consumer). Remote data is normally all below the HW (only data below it is uploaded); this
+// matters right after a leader change, when the new leader's HW may not have caught up yet.
+func belowOffset(data []byte, maxOffset int64) []byte {
+	if maxOffset <= 0 {
+		return data
+	}
+	n := 0
+	for n+segment.HeaderSize <= len(data) {
+		h := segment.BatchHeader(data[n:])
+		if h.LastOffset() >= maxOffset || n+h.Size() > len(data) {
+			break
+		}
+		n += h.Size()
+	}
+	if n == 0 {
+		return nil
+	}
+	return data[:n:n]
+}
+
+// remoteReadCtx bounds one remote operation of a request (read, timestamp lookup).
+func (tm *tierManager) remoteReadCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(tm.ctx, remoteReadTimeout)
+}
+
+// remoteSegments is the part of the partition's manifest that matters to a reader: entries holding
+// offsets at or above the log start and below the local start (entries wholly at or above the local
+// start are on disk too, where they are cheaper to read).
+func (p *Partition) remoteSegments() []meta.RemoteSegment {
+	if p.tier == nil {
+		return nil
+	}
+	segs := p.tier.b.meta.State().RemoteSegments(p.topicID, p.index)
+	logStart, localStart := p.log.StartOffset(), p.localStart()
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].LastOffset >= logStart })
+	j := sort.Search(len(segs), func(j int) bool { return segs[j].BaseOffset >= localStart })
+	if i >= j {
+		return nil
+	}
+	return segs[i:j]
+}
+
+// remoteOffsetForTimestamp is ListOffsets by timestamp over the bucket: the first record at or
+// above the log start whose timestamp is >= ts. The footer's time index finds the first batch
+// whose maxTimestamp reaches ts (one ranged GET); that batch is read and decoded for the exact
+// record, and, should its qualifying records all lie below the log start (DeleteRecords inside an
+// uploaded segment), the batches after it are scanned.
+func (p *Partition) remoteOffsetForTimestamp(ts int64) (off, rts int64, ok bool, err error) {
+	segs := p.remoteSegments()
+	if len(segs) == 0 {
+		return 0, 0, false, nil
+	}
+	ctx, cancel := p.tier.remoteReadCtx()
+	defer cancel()
+	base, _, ok, err := p.tier.remote.OffsetForTimestamp(ctx, segs, ts)
+	if err != nil || !ok {
+		return 0, 0, false, err
+	}
+	logStart := p.log.StartOffset()
+	last := segs[len(segs)-1].LastOffset
+	for from := max(base, logStart); from <= last; {
+		res, err := p.tier.remote.Read(ctx, segs, from, timestampScanBytes, true)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if len(res.Data) == 0 || res.NextOffset <= from {
+			return 0, 0, false, nil
+		}
+		for q := 0; q+segment.HeaderSize <= len(res.Data); {
+			h := segment.BatchHeader(res.Data[q:])
+			batch := res.Data[q : q+h.Size()]
+			q += h.Size()
+			if h.LastOffset() < logStart || h.MaxTimestamp() < ts {
+				continue
+			}
+			if o, t, found := recordAtOrAfter(batch, ts, logStart); found {
+				return o, t, true, nil
+			}
+		}
+		from = res.NextOffset
+	}
+	return 0, 0, false, nil
+}
+
+// timestampScanBytes is how much a remote timestamp lookup reads at a time: the batch the index
+// points at normally answers, so little more than one batch.
+const timestampScanBytes = 64 << 10
+
+// remoteMaxTimestamp is ListOffsets -3 over the bucket: the largest timestamp in the remote part of
+// the log and the offset of the first record carrying it; ok=false when the bucket holds none
+// (at or above the log start). The manifest's per-entry MaxTimestamp picks the object, its footer
+// the batch, and the batch is decoded for the record.
+func (p *Partition) remoteMaxTimestamp() (off, ts int64, ok bool, err error) {
+	segs := p.remoteSegments()
+	best := -1
+	for i, s := range segs {
+		if best < 0 || s.MaxTimestamp > segs[best].MaxTimestamp {
+			best = i
+		}
+	}
+	if best < 0 {
+		return 0, 0, false, nil
+	}
+	ctx, cancel := p.tier.remoteReadCtx()
+	defer cancel()
+	f, err := p.tier.remote.Footer(ctx, segs[best])
+	if err != nil {
+		return 0, 0, false, err
+	}
+	logStart := p.log.StartOffset()
+	if f.MaxTimestampOffset < logStart {
+		// The batch holding the object's maximum lies below the log start (DeleteRecords inside
+		// an uploaded segment) and the maximum of the object's remaining part is not indexed:
+		// the bucket is left out of the answer (documented in 02_list_offsets.go).
+		return 0, 0, false, nil
+	}
+	res, err := p.tier.remote.Read(ctx, segs, f.MaxTimestampOffset, 1, true)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if len(res.Data) >= segment.HeaderSize {
+		if o, t, found := recordAtOrAfter(res.Data, f.MaxTimestamp, logStart); found && t == f.MaxTimestamp {
+			return o, t, true, nil
+		}
+	}
+	return f.MaxTimestampOffset, f.MaxTimestamp, true, nil
+}
+
+// remoteErrCode maps an error of a remote lookup (ListOffsets) to a Kafka error code.
+func (p *Partition) remoteErrCode(err error) int16 {
+	switch {
+	case errors.Is(err, tiering.ErrNotFound), errors.Is(err, segment.ErrOffsetOutOfRange):
+		// Remote retention raced the lookup: the data sought is gone; the client retries.
+		return kerr.OffsetNotAvailable.Code
+	case p.tier != nil && p.tier.ctx.Err() != nil:
+		return kerr.NotLeaderForPartition.Code
+	}
+	if p.tier != nil {
+		p.tier.b.log.Warn("tiering: remote lookup failed", "topic", p.topic, "partition", p.index, "err", err)
+	}
+	return kerr.KafkaStorageError.Code
+}
+
+// recordAtOrAfter finds the first record of batch at or above minOffset whose timestamp is >= ts
+// (as segment does for local data): the records are decoded (inflated if compressed). ok=false when
+// no record qualifies. A batch whose records cannot be decoded answers at batch granularity (its
+// base offset, clamped to minOffset, and its max timestamp), never later than the true record.
+func recordAtOrAfter(batch []byte, ts, minOffset int64) (offset, timestamp int64, ok bool) {
+	h := segment.BatchHeader(batch)
+	if h.MaxTimestamp() < ts || h.LastOffset() < minOffset {
+		return 0, 0, false
+	}
+	base := h.BaseOffset()
+	if h.TimestampType() == 1 { // LogAppendTime: every record carries the batch's max timestamp
+		return max(base, minOffset), h.MaxTimestamp(), true
+	}
+	recs := batch[segment.HeaderSize:]
+	if c := h.Compression(); c != segment.CodecNone {
+		var err error
+		// 64 MiB bounds what a hostile batch may inflate to.
+		if recs, err = segment.Decompress(c, recs, 64<<20); err != nil {
+			return max(base, minOffset), h.MaxTimestamp(), true
+		}
+	}
+	for i := int32(0); i < h.RecordCount(); i++ {
+		var r kmsg.Record
+		_, n := binary.Varint(recs)
+		if n <= 0 || r.ReadFrom(recs) != nil || r.Length < 0 || n+int(r.Length) > len(recs) {
+			return max(base, minOffset), h.MaxTimestamp(), true
+		}
+		if o, t := base+int64(r.OffsetDelta), h.FirstTimestamp()+r.TimestampDelta64; t >= ts && o >= minOffset {
+			return o, t, true
+		}
+		recs = recs[n+int(r.Length):]
+	}
+	return 0, 0, false
+}
