@@ -232,7 +232,7 @@ func (c *conn) writeLoop() {
 		for range c.resps {
 		}
 	}
-	var buf []byte
+	var fb frameBuilder
 	var held *response // taken from the queue by the drain below, not complete yet
 	for {
 		var r response
@@ -251,9 +251,10 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		buf = appendResponse(buf[:0], r)
+		fb.reset()
+		fb.add(r)
 	drain:
-		for len(buf) < 1<<20 {
+		for fb.size < 1<<20 {
 			select {
 			case r2, ok := <-c.resps:
 				if !ok {
@@ -263,23 +264,99 @@ func (c *conn) writeLoop() {
 					held = &r2 // write what is complete first
 					break drain
 				}
-				buf = appendResponse(buf, r2)
+				fb.add(r2)
 			default:
 				break drain
 			}
 		}
 		// A client that stops reading must not pin the writer forever.
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout(c.b.cfg)))
-		if _, err := c.nc.Write(buf); err != nil {
+		n, err := fb.writeTo(c.nc)
+		if err != nil {
 			c.log.Debug("write failed", "err", err)
 			fail()
 			return
 		}
-		c.b.metrics.bytesOut.Add(int64(len(buf)))
-		if cap(buf) > 4<<20 {
-			buf = nil // do not keep a huge fetch buffer per idle connection
+		c.b.metrics.bytesOut.Add(n)
+	}
+}
+
+// frameBuilder collects the response frames of one socket write: the bytes it encodes in buf,
+// and record sets of fetch responses referenced where they are (see addFetch), written together
+// with one writev. The writer goroutine owns it and reuses its buffers.
+type frameBuilder struct {
+	buf    []byte
+	parts  []framePart // in write order; the open tail of buf (from mark) is not listed yet
+	mark   int
+	size   int // bytes to write
+	vecs   net.Buffers
+	splice spliceScratch
+}
+
+// framePart is either buf[off:end] (ext == nil) or ext, a record set written in place.
+type framePart struct {
+	off, end int
+	ext      []byte
+}
+
+func (fb *frameBuilder) reset() {
+	if cap(fb.buf) > 4<<20 {
+		fb.buf = nil // do not keep a huge buffer per idle connection
+	}
+	fb.buf, fb.parts, fb.mark, fb.size = fb.buf[:0], fb.parts[:0], 0, 0
+}
+
+// add appends one response frame.
+func (fb *frameBuilder) add(r response) {
+	if fr, ok := r.kresp.(*kmsg.FetchResponse); ok && fb.addFetch(r.corr, fr, spliceMinRecordBytes) {
+		return
+	}
+	n := len(fb.buf)
+	fb.buf = appendResponse(fb.buf, r)
+	fb.size += len(fb.buf) - n
+}
+
+// external queues b to be written, unchanged, after what buf holds so far.
+func (fb *frameBuilder) external(b []byte) {
+	if len(fb.buf) > fb.mark {
+		fb.parts = append(fb.parts, framePart{off: fb.mark, end: len(fb.buf)})
+		fb.mark = len(fb.buf)
+	}
+	fb.parts = append(fb.parts, framePart{ext: b})
+}
+
+// buffers returns the pending write in order (valid until the next add or reset).
+func (fb *frameBuilder) buffers() net.Buffers {
+	fb.vecs = fb.vecs[:0]
+	for _, p := range fb.parts {
+		if p.ext != nil {
+			fb.vecs = append(fb.vecs, p.ext)
+		} else {
+			fb.vecs = append(fb.vecs, fb.buf[p.off:p.end])
 		}
 	}
+	if len(fb.buf) > fb.mark {
+		fb.vecs = append(fb.vecs, fb.buf[fb.mark:])
+	}
+	return fb.vecs
+}
+
+// writeTo writes everything added since reset to w (writev for a TCP connection), then drops its
+// references to record sets.
+func (fb *frameBuilder) writeTo(w io.Writer) (int64, error) {
+	vecs := fb.buffers()
+	var n int64
+	var err error
+	if len(vecs) == 1 {
+		var m int
+		m, err = w.Write(vecs[0])
+		n = int64(m)
+	} else {
+		n, err = vecs.WriteTo(w) // consumes its copy of the slice header, not fb.vecs's backing array
+	}
+	clear(fb.vecs[:cap(fb.vecs)])
+	clear(fb.parts)
+	return n, err
 }
 
 func writeTimeout(cfg Config) time.Duration {
