@@ -38,7 +38,12 @@ load generator against each of --targets one after another, each on a fresh clus
 phase (--records as fast as the client settings allow), a consume phase (the same records read back
 from the start, from disk: --cold-consume), and a latency phase (--rate records/s for
 --latency-duration; produce-ack and produce→consume p50/p99/p99.9), with a progress line. Prints
-one table with every figure, its ratio to kfake (in memory) and to the machine's limit;
+one table with every figure, its ratio to kfake (in memory) and to the machine's limit.
+Then (--tier) the tiering workloads on one more in-process broker with a MinIO bucket behind a
+counting proxy: upload of closed segments after remote.storage.enable is switched on vs a raw
+minio-go PUT of the same object sizes, PUT requests per GiB, replay from offset 0 out of the bucket
+vs the same records from local disk, and fixed-rate produce latency without and during a replay;
+a second table gives each figure with its same-run baseline, ratio and issue 7's target;
 --json FILE writes the same as JSON. Never part of `+"`make test`"+`; `+"`make bench`"+` runs it.
 
 Flags:
@@ -75,7 +80,7 @@ Flags:
 	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "bound on each phase")
 	fs.DurationVar(&d.ProgressEvery, "progress", time.Second, "interval of the progress line during a phase (negative: none)")
 	var to tierOptions
-	fs.StringVar(&to.mode, "tier", "off", "tiering workloads through an in-process broker with a MinIO bucket: on, off, or auto (on when --minio-endpoint is given or a MinIO binary is found as for --minio; else reported missing) (upload vs raw PUT, PUT requests per GiB, replay from the bucket vs local disk, produce latency during a replay)")
+	fs.StringVar(&to.mode, "tier", "auto", "tiering workloads through an in-process broker with a MinIO bucket: on, off, or auto (on when --minio-endpoint is given or a MinIO binary is found as for --minio; else reported missing) (upload vs raw PUT, PUT requests per GiB, replay from the bucket vs local disk, produce latency during a replay)")
 	fs.Int64Var(&to.mib, "tier-mib", 1024, "tiering: MiB of record values produced to each of the two topics (the tiered one and the local one)")
 	tierParts := fs.Int("tier-partitions", 4, "tiering: partitions of the tiered and local topics")
 	fs.Int64Var(&to.segmentMiB, "tier-segment-mib", 96, "tiering: segment.bytes of both topics in MiB (one object per segment: PUT requests per GiB is about 1024 / this)")

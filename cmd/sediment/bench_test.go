@@ -9,22 +9,17 @@ import (
 	"testing"
 
 	"github.com/sediment-io/sediment/internal/loadgen"
+	"github.com/sediment-io/sediment/localstack"
 )
 
 // `sediment bench` end to end, tiny: limits (disk, TCP; MinIO off), an in-process broker and kfake
 // one after another, a table with ratio columns, and JSON carrying the same figures.
 func TestBenchSubcommand(t *testing.T) {
-	var out, errOut bytes.Buffer
 	dir := t.TempDir()
-	jsonPath := filepath.Join(dir, "bench.json")
-	code := run([]string{"bench", "--targets", "sediment-always,kfake", "--records", "300", "--record-size", "100",
+	cmp, s := runBenchJSON(t, "--targets", "sediment-always,kfake", "--records", "300", "--record-size", "100",
 		"--partitions", "2", "--rate", "200", "--latency-duration", "300ms", "--data-dir", filepath.Join(dir, "data"),
-		"--disk-mib", "2", "--disk-small-syncs", "3", "--sync-duration", "100ms", "--tcp-duration", "50ms", "--minio", "off",
-		"--json", jsonPath, "--cpuprofile", filepath.Join(dir, "cpu.pprof"), "--trace", filepath.Join(dir, "produce.trace")}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
-	}
-	s := out.String()
+		"--disk-mib", "2", "--disk-small-syncs", "3", "--sync-duration", "100ms", "--tcp-duration", "50ms", "--minio", "off", "--tier", "off",
+		"--cpuprofile", filepath.Join(dir, "cpu.pprof"), "--trace", filepath.Join(dir, "produce.trace"))
 	for _, want := range []string{"sediment-always/kfake", "sediment-always/limit", "produce", "consume", "e2e p99", "ack p99.9",
 		"received", "loopback TCP", "dropped the page cache", "fdatasync floor: 2 files", "fdatasync every 1 MiB", "pending: upload to the bucket"} {
 		if !strings.Contains(s, want) {
@@ -35,14 +30,6 @@ func TestBenchSubcommand(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Fatalf("%s: %v", f, err)
 		}
-	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cmp loadgen.Comparison
-	if err := json.Unmarshal(b, &cmp); err != nil {
-		t.Fatal(err)
 	}
 	if len(cmp.Targets) != 2 || cmp.Targets[0].Name != "sediment-always" || cmp.Targets[1].Name != "kfake" {
 		t.Fatalf("targets: %+v", cmp.Targets)
@@ -63,6 +50,7 @@ func TestBenchSubcommand(t *testing.T) {
 		t.Fatalf("results: %+v", cmp.Targets)
 	}
 
+	var out, errOut bytes.Buffer
 	if code := run([]string{"bench", "--acks", "2"}, &out, &errOut); code != 2 {
 		t.Fatalf("bad flag: exit %d", code)
 	}
@@ -76,23 +64,10 @@ func TestBenchSubcommand(t *testing.T) {
 
 // The RF 3 target: three in-process brokers, a topic with three replicas, every phase completes.
 func TestBenchRF3Target(t *testing.T) {
-	var out, errOut bytes.Buffer
 	dir := t.TempDir()
-	jsonPath := filepath.Join(dir, "bench.json")
-	code := run([]string{"bench", "--targets", "sediment-rf3", "--records", "200", "--record-size", "100",
+	cmp, out := runBenchJSON(t, "--targets", "sediment-rf3", "--records", "200", "--record-size", "100",
 		"--partitions", "2", "--rate", "200", "--latency-duration", "200ms", "--data-dir", filepath.Join(dir, "data"),
-		"--limits=false", "--json", jsonPath}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
-	}
-	b, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cmp loadgen.Comparison
-	if err := json.Unmarshal(b, &cmp); err != nil {
-		t.Fatal(err)
-	}
+		"--limits=false", "--tier", "off")
 	if len(cmp.Targets) != 1 || cmp.Targets[0].Err != "" {
 		t.Fatalf("targets: %+v", cmp.Targets)
 	}
@@ -103,7 +78,81 @@ func TestBenchRF3Target(t *testing.T) {
 	if cmp.Limits.Disk != nil || cmp.Limits.DiskErr == "" {
 		t.Fatalf("limits measured with --limits=false: %+v", cmp.Limits)
 	}
-	if !strings.Contains(out.String(), "3 brokers") {
-		t.Fatalf("output:\n%s", out.String())
+	if !strings.Contains(out, "3 brokers") {
+		t.Fatalf("output:\n%s", out)
 	}
+}
+
+// The tiering workloads end to end, tiny, against a real MinIO: segments uploaded after
+// remote.storage.enable is switched on (one PUT each, through the counting proxy), the same object
+// sizes PUT raw, the uploaded history replayed from the bucket (the proxy saw at least its bytes
+// fetched) and the same offsets from local disk, fixed-rate produce without and with a replay.
+func TestBenchTier(t *testing.T) {
+	srv := localstack.StartMinIO(t)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
+		t.Setenv(k, "") // the bench sets them for its in-process broker; restored after the test
+	}
+	dir := t.TempDir()
+	cmp, text := runBenchJSON(t, "--targets", "", "--limits=false", "--tier", "on", "--tier-mib", "8", "--tier-partitions", "2",
+		"--tier-segment-mib", "1", "--record-size", "1000", "--rate", "200", "--tier-latency-duration", "400ms",
+		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--data-dir", filepath.Join(dir, "data"),
+		"--minio-endpoint", srv.Endpoint, "--minio-access-key", srv.AccessKey, "--minio-secret-key", srv.SecretKey,
+		"--minio-bucket", srv.Bucket)
+	tr := cmp.Tier
+	if tr == nil {
+		t.Fatalf("no tiering section:\n%s", text)
+	}
+	// 8 MiB over 2 partitions of 1 MiB segments: at least 3 closed segments each.
+	if tr.UploadObjects < 6 || tr.UploadBytes < 6<<20 || tr.UploadElapsed <= 0 || tr.UploadRequests.Puts < int64(tr.UploadObjects) {
+		t.Fatalf("upload: %d objects, %d bytes, %s, requests %+v", tr.UploadObjects, tr.UploadBytes, tr.UploadElapsed, tr.UploadRequests)
+	}
+	if tr.RawPut.Objects != tr.UploadObjects || tr.RawPut.Bytes != tr.UploadBytes || tr.RawPutRequests.Puts != int64(tr.UploadObjects) || tr.RawPutRequests.Posts != 0 {
+		t.Fatalf("raw PUT %+v, requests %+v (want the upload's %d objects, %d bytes, one PUT each)", tr.RawPut, tr.RawPutRequests, tr.UploadObjects, tr.UploadBytes)
+	}
+	if tr.ReplayBucket.Records == 0 || tr.ReplayBucket.Bytes != tr.ReplayLocal.Bytes || tr.ReplayRequests.GetBytes < tr.ReplayBucket.Bytes {
+		t.Fatalf("replay: bucket %+v (GET %d bytes), local %+v", tr.ReplayBucket, tr.ReplayRequests.GetBytes, tr.ReplayLocal)
+	}
+	if tr.LatencyAlone.Sent == 0 || tr.LatencyReplay.Sent == 0 || tr.LatencyReplay.Received != tr.LatencyReplay.Sent || tr.ReplayDuring.Bytes == 0 {
+		t.Fatalf("latency: alone %+v, during %+v, replayed %+v", tr.LatencyAlone, tr.LatencyReplay, tr.ReplayDuring)
+	}
+	if len(cmp.TierRows) < 4 {
+		t.Fatalf("rows %+v", cmp.TierRows)
+	}
+	for _, r := range cmp.TierRows {
+		if r.Missing != "" || r.Value <= 0 || r.Ratio <= 0 {
+			t.Fatalf("row %+v", r)
+		}
+	}
+	for _, want := range []string{"upload to bucket", "PUT requests per GiB uploaded", "replay from bucket", "produce ack p99 during replay"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("report lacks %q:\n%s", want, text)
+		}
+	}
+
+	// No bucket at hand: --tier auto reports the workloads missing, with the reason, and succeeds.
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--targets", "", "--limits=false", "--tier", "auto", "--minio", "off", "--data-dir", filepath.Join(dir, "data2")}, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "missing: --tier auto: no bucket: --minio off") {
+		t.Fatalf("--tier auto without a bucket: exit %d\n%s", code, out.String())
+	}
+}
+
+// runBenchJSON runs `sediment bench args... --json FILE`, fails the test unless it exits 0, and
+// returns the decoded JSON and the text report.
+func runBenchJSON(t *testing.T, args ...string) (loadgen.Comparison, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	if code := run(append(append([]string{"bench"}, args...), "--json", jsonPath), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmp loadgen.Comparison
+	if err := json.Unmarshal(b, &cmp); err != nil {
+		t.Fatal(err)
+	}
+	return cmp, out.String()
 }
