@@ -94,7 +94,7 @@ Flags:
 	fs.DurationVar(&to.uploadTimeout, "tier-upload-timeout", 3*time.Minute, "tiering: how long to wait for the upload lag to reach zero")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase (--profile-phase) of the first in-process Sediment target (broker and client share the process) to this file")
 	traceOut := fs.String("trace", "", "write a Go execution trace of the same phase as --cpuprofile (--profile-phase) to this file (go tool trace)")
-	profilePhase := fs.String("profile-phase", "produce", "phase profiled by --cpuprofile: produce, consume or latency")
+	profilePhase := fs.String("profile-phase", "produce", "phase profiled by --cpuprofile: produce, consume or latency (first in-process Sediment target), or a tiering phase: tier-upload, tier-replay-bucket, tier-replay-local, tier-latency-replay")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -136,8 +136,8 @@ Flags:
 	if len(names) == 0 && to.mode == "off" {
 		return usageErrorf("no targets")
 	}
-	if p := *profilePhase; p != "produce" && p != "consume" && p != "latency" {
-		return usageErrorf("--profile-phase %q: want produce, consume or latency", p)
+	if p := *profilePhase; !slices.Contains([]string{"produce", "consume", "latency", "tier-upload", "tier-replay-bucket", "tier-replay-local", "tier-latency-replay"}, p) {
+		return usageErrorf("--profile-phase %q: want produce, consume, latency, tier-upload, tier-replay-bucket, tier-replay-local or tier-latency-replay", p)
 	}
 	if *diskMiB <= 0 || *diskMiB > loadgen.MaxDiskBytes>>20 || *syncMiB <= 0 {
 		return usageErrorf("--disk-mib must be in 1..1024 and --disk-sync-mib positive")
@@ -175,7 +175,7 @@ Flags:
 		measureLimits(ctx, stdout, cmp, parent, *diskMiB<<20, *syncMiB<<20, *smallSyncs, *syncFor, d, *tcpFor, *minioMode, *objects, *objectMiB<<20)
 	}
 
-	profiled := *cpuProfile == "" && *traceOut == ""
+	profiled := *cpuProfile == "" && *traceOut == "" || strings.HasPrefix(*profilePhase, "tier-")
 	for _, name := range names {
 		if ctx.Err() != nil {
 			break
@@ -204,6 +204,9 @@ Flags:
 		if to.mode == "auto" && to.endpoint == "" && err != nil {
 			cmp.Tier = &loadgen.TierResult{Store: "none", UploadErr: "--tier auto: no bucket: " + err.Error()}
 		} else {
+			if (*cpuProfile != "" || *traceOut != "") && strings.HasPrefix(*profilePhase, "tier-") {
+				to.onPhase = phaseProfiler(*cpuProfile, *traceOut, *profilePhase, stderr)
+			}
 			cmp.Tier, tierErr = runTier(ctx, to, d, parent, stdout)
 		}
 		cmp.TierRows = loadgen.TierRows(*cmp.Tier)

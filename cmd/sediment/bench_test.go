@@ -97,7 +97,10 @@ func TestBenchTier(t *testing.T) {
 		"--tier-segment-mib", "1", "--record-size", "1000", "--rate", "200", "--tier-latency-duration", "400ms",
 		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--data-dir", filepath.Join(dir, "data"),
 		"--minio-endpoint", srv.Endpoint, "--minio-access-key", srv.AccessKey, "--minio-secret-key", srv.SecretKey,
-		"--minio-bucket", srv.Bucket)
+		"--minio-bucket", srv.Bucket, "--cpuprofile", filepath.Join(dir, "replay.pprof"), "--profile-phase", "tier-replay-bucket")
+	if st, err := os.Stat(filepath.Join(dir, "replay.pprof")); err != nil || st.Size() == 0 {
+		t.Fatalf("profile of the replay from the bucket: %v", err)
+	}
 	tr := cmp.Tier
 	if tr == nil {
 		t.Fatalf("no tiering section:\n%s", text)

@@ -41,7 +41,14 @@ type tierOptions struct {
 	trimWait      time.Duration
 	latencyFor    time.Duration
 	uploadTimeout time.Duration
-	replayPace    int64 // bytes/s of the replay during the latency run (0 = unpaced)
+	replayPace    int64                          // bytes/s of the replay during the latency run (0 = unpaced)
+	onPhase       func(phase string, start bool) // called around tier-upload, tier-replay-bucket, tier-replay-local, tier-latency-replay
+}
+
+func (o tierOptions) phase(name string, start bool) {
+	if o.onPhase != nil {
+		o.onPhase(name, start)
+	}
 }
 
 // tierStore is the bucket the tiering workloads use: a MinIO we started or one given by
@@ -359,6 +366,8 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	}
 	fmt.Fprintf(out, "upload: %d closed segments; remote.storage.enable=true on %s\n", lag, tiered)
 	before := store.proxy.Counts()
+	o.phase("tier-upload", true)
+	defer o.phase("tier-upload", false) // after a failure; a no-op after the phase ended
 	start := time.Now()
 	if err := loadgen.SetTopicConfigs(ctx, tb.brokers(), tiered, map[string]string{"remote.storage.enable": "true"}); err != nil {
 		return t, fail(&t.UploadErr, err)
@@ -380,6 +389,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.UploadElapsed = time.Since(start)
+	o.phase("tier-upload", false)
 	t.UploadRequests = store.proxy.Counts().Sub(before)
 	var sizes []int64
 	for _, ob := range objs {
@@ -404,7 +414,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	ends, err := waitLocalTrim(ctx, dir, tiered, o.trimWait, t)
 	if err != nil {
 		fail(&t.ReplayErr, err)
-	} else if err := replayBoth(ctx, tb, store, dir, tiered, local, ends, c, t, out); err != nil {
+	} else if err := replayBoth(ctx, tb, store, dir, tiered, local, ends, c, t, o, out); err != nil {
 		fail(&t.ReplayErr, err)
 	}
 	if t.ReplayErr != "" {
@@ -437,7 +447,9 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	}()
 	time.Sleep(500 * time.Millisecond) // the replay is reading from the bucket before the first record is sent
 	fmt.Fprintf(out, "latency: %d records/s for %s to %s while a consumer replays %s from the bucket\n", lc.Rate, lc.LatencyFor, lc.Topic, tiered)
+	o.phase("tier-latency-replay", true)
 	t.LatencyReplay, err = loadgen.FixedRateLatency(ctx, lc, out)
+	o.phase("tier-latency-replay", false)
 	stopReplay()
 	rerr := <-replayDone
 	t.ReplayDuring = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(c.RecordSize), Elapsed: time.Since(rstart)}
@@ -485,7 +497,7 @@ func waitLocalTrim(ctx context.Context, dir, topic string, wait time.Duration, t
 
 // replayBoth reads [0, ends[p]) of the tiered topic (now only in the bucket) and the same offsets of
 // the local topic, page caches dropped before each.
-func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, local string, ends map[int32]int64, c loadgen.Config, t *loadgen.TierResult, out io.Writer) error {
+func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, local string, ends map[int32]int64, c loadgen.Config, t *loadgen.TierResult, o tierOptions, out io.Writer) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.brokers()...))
 	if err != nil {
 		return err
@@ -518,7 +530,10 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	dropCaches()
 	fmt.Fprintf(out, "replay: %d records of %s from offset 0, all in the bucket (page caches dropped)\n", want, tiered)
 	before := s.proxy.Counts()
-	if t.ReplayBucket, err = loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0); err != nil {
+	o.phase("tier-replay-bucket", true)
+	t.ReplayBucket, err = loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0)
+	o.phase("tier-replay-bucket", false)
+	if err != nil {
 		return fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
 	}
 	t.ReplayRequests = s.proxy.Counts().Sub(before)
@@ -528,7 +543,10 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	}
 	dropCaches()
 	fmt.Fprintf(out, "replay: the same offsets of %s from local disk (page cache dropped)\n", local)
-	if t.ReplayLocal, err = loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil, 0); err != nil {
+	o.phase("tier-replay-local", true)
+	t.ReplayLocal, err = loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil, 0)
+	o.phase("tier-replay-local", false)
+	if err != nil {
 		return fmt.Errorf("replay of %s from local disk: %w", local, err)
 	}
 	fmt.Fprintf(out, "replay from local disk: %.1f MB/s\n", t.ReplayLocal.MBps())
