@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"testing"
@@ -240,5 +241,72 @@ func TestFetchLongPollKgo(t *testing.T) {
 	recs := <-got
 	if ctx.Err() != nil || len(recs) != 1 || string(recs[0].Value) != "late" {
 		t.Fatalf("records %v, ctx %v", recs, ctx.Err())
+	}
+}
+
+// Partitions read concurrently within one fetch return exactly what Kafka's serial rules give:
+// only the first partition with data may exceed its limit by one batch, later partitions get what
+// the response has left. Batches of 300 KB, 40 KB and 5 KB against 100 KB partition limits and
+// several response budgets; every case is compared with the serial reads, partition by partition.
+func TestFetchConcurrentReadsMatchSerial(t *testing.T) {
+	b := newTestBroker(t)
+	createTopic(t, b, "par", 5, nil)
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("par"), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	sizes := map[int32][]int{ // record value sizes per partition, one batch each (MaxBufferedRecords 1)
+		0: {300_000, 5_000},
+		1: {300_000, 40_000},
+		2: {40_000, 40_000, 40_000, 5_000},
+		3: {5_000, 5_000, 5_000, 5_000, 5_000, 5_000, 5_000},
+		4: {40_000, 300_000},
+	}
+	for p, vs := range sizes {
+		for _, n := range vs {
+			if err := cl.ProduceSync(testCtx(t), &kgo.Record{Partition: p, Value: make([]byte, n)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mt, _ := b.meta.State().Topic("par")
+	mk := func(order []int32, offsets map[int32]int64) []fetchTarget {
+		ts := make([]fetchTarget, len(order))
+		for i, p := range order {
+			part, _, code := b.replicas.lookupIn(mt, p)
+			if code != 0 {
+				t.Fatalf("partition %d: %v", p, kerr.ErrorForCode(code))
+			}
+			ts[i] = fetchTarget{sp: &fsPartition{key: fsKey{topic: "par", partition: p}, fetchOffset: offsets[p], maxBytes: 100_000}, p: part}
+		}
+		return ts
+	}
+	concurrentCases := 0
+	for _, order := range [][]int32{{0, 1, 2, 3, 4}, {3, 0, 4, 1, 2}, {2, 4, 0, 3, 1}, {4, 3, 2, 1, 0}} {
+		for _, offsets := range []map[int32]int64{{}, {0: 1, 1: 1, 4: 1}} {
+			for _, maxBytes := range []int{500_000, 520_000, 600_000, 1 << 20, 450_000, 100_000} {
+				serial, conc := mk(order, offsets), mk(order, offsets)
+				ts, _ := readTargetsMaybeConcurrently(serial, maxBytes, -1, false)
+				tc, _ := readTargetsMaybeConcurrently(conc, maxBytes, -1, true)
+				if maxBytes >= 500_000 {
+					concurrentCases++
+				}
+				if order[0] == 0 && len(offsets) == 0 && maxBytes == 1<<20 &&
+					(len(serial[0].res.data) < 300_000 || len(serial[1].res.data) != 0 || len(serial[2].res.data) == 0) {
+					t.Fatalf("first partition's oversized batch / second's refused / third's data: %d, %d, %d bytes",
+						len(serial[0].res.data), len(serial[1].res.data), len(serial[2].res.data))
+				}
+				if ts != tc {
+					t.Fatalf("order %v offsets %v maxBytes %d: serial %d bytes, concurrent %d", order, offsets, maxBytes, ts, tc)
+				}
+				for i := range serial {
+					if !bytes.Equal(serial[i].res.data, conc[i].res.data) || serial[i].res.err != conc[i].res.err {
+						t.Fatalf("order %v offsets %v maxBytes %d partition %d: serial %d bytes, concurrent %d",
+							order, offsets, maxBytes, order[i], len(serial[i].res.data), len(conc[i].res.data))
+					}
+				}
+			}
+		}
+	}
+	if concurrentCases == 0 {
+		t.Fatal("no case took the concurrent path")
 	}
 }
