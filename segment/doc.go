@@ -42,6 +42,18 @@
 // FlushOS, other processes), and before Linux 5.8 it does not report
 // write-back errors, so a failure could not be pinned on one log.
 //
+// What bounds durable (FlushAlways) append throughput is the bytes each
+// fdatasync covers divided by its latency, not the log: a CPU profile of
+// Append/always/p8/w4 shows ~95% of the process's CPU in syscalls (write,
+// fdatasync) and a trace ~89% of blocking time in fdatasync with lock waits
+// under 2%; Append/always/p8/w1 runs level with raw write+fdatasync of the
+// same batches. More writers per partition raise it (group commit: p8 w1 ->
+// w16 about 2-4x). Reserving space ahead with fallocate, O_DSYNC, fsync
+// instead of fdatasync, and two pipelined syncs per log were measured and did
+// not help at 8 partitions (BenchmarkDurableModel, status-segment.md); only
+// overwriting pre-written space avoids the per-sync journal commit, at the cost
+// of writing the space twice and of the file-size = data-size rule.
+//
 // Locks, always taken in this order:
 //
 //	syncMu  serialises a sync with changes that close, truncate or delete files
