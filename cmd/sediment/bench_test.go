@@ -95,7 +95,7 @@ func TestBenchTier(t *testing.T) {
 	dir := t.TempDir()
 	cmp, text := runBenchJSON(t, "--targets", "", "--limits=false", "--tier", "on", "--tier-mib", "8", "--tier-partitions", "2",
 		"--tier-segment-mib", "1", "--record-size", "1000", "--rate", "200", "--tier-latency-duration", "400ms",
-		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--data-dir", filepath.Join(dir, "data"),
+		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--tier-replays", "2", "--data-dir", filepath.Join(dir, "data"),
 		"--minio-endpoint", srv.Endpoint, "--minio-access-key", srv.AccessKey, "--minio-secret-key", srv.SecretKey,
 		"--minio-bucket", srv.Bucket, "--cpuprofile", filepath.Join(dir, "replay.pprof"), "--profile-phase", "tier-replay-bucket")
 	if st, err := os.Stat(filepath.Join(dir, "replay.pprof")); err != nil || st.Size() == 0 {
@@ -111,6 +111,9 @@ func TestBenchTier(t *testing.T) {
 	}
 	if tr.RawPut.Objects != tr.UploadObjects || tr.RawPut.Bytes != tr.UploadBytes || tr.RawPutRequests.Puts != int64(tr.UploadObjects) || tr.RawPutRequests.Posts != 0 {
 		t.Fatalf("raw PUT %+v, requests %+v (want the upload's %d objects, %d bytes, one PUT each)", tr.RawPut, tr.RawPutRequests, tr.UploadObjects, tr.UploadBytes)
+	}
+	if len(tr.ReplayBucketRuns) != 2 || len(tr.ReplayLocalRuns) != 2 {
+		t.Fatalf("replay runs: bucket %+v, local %+v", tr.ReplayBucketRuns, tr.ReplayLocalRuns)
 	}
 	if tr.ReplayBucket.Records == 0 || tr.ReplayBucket.Bytes != tr.ReplayLocal.Bytes || tr.ReplayRequests.GetBytes < tr.ReplayBucket.Bytes {
 		t.Fatalf("replay: bucket %+v (GET %d bytes), local %+v", tr.ReplayBucket, tr.ReplayRequests.GetBytes, tr.ReplayLocal)

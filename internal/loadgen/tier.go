@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -367,11 +369,13 @@ type TierResult struct {
 	// Replay: the same records read from offset 0, once from the bucket (tiered topic, local
 	// segments deleted) and once from local disk (a topic with remote storage off), page caches
 	// dropped before each where the bench owns the files.
-	LocalTrimWait  time.Duration `json:"local_trim_wait_ns"`
-	ReplayBucket   Throughput    `json:"replay_bucket"`
-	ReplayRequests ProxyCounts   `json:"replay_bucket_requests"`
-	ReplayLocal    Throughput    `json:"replay_local"`
-	ReplayErr      string        `json:"replay_error,omitempty"`
+	LocalTrimWait    time.Duration `json:"local_trim_wait_ns"`
+	ReplayBucketRuns []ReplayRun   `json:"replay_bucket_runs"` // alternated with the local runs
+	ReplayLocalRuns  []ReplayRun   `json:"replay_local_runs"`
+	ReplayBucket     Throughput    `json:"replay_bucket"`          // the median bucket run
+	ReplayRequests   ProxyCounts   `json:"replay_bucket_requests"` // GETs of the median bucket run
+	ReplayLocal      Throughput    `json:"replay_local"`           // the median local run
+	ReplayErr        string        `json:"replay_error,omitempty"`
 
 	// Produce latency at a fixed rate without and with a replay from the bucket running.
 	LatencyAlone   Latency     `json:"latency_alone"`
@@ -382,6 +386,32 @@ type TierResult struct {
 	LatencyErr     string      `json:"latency_error,omitempty"`
 
 	Notes []string `json:"notes,omitempty"`
+}
+
+// ReplayRun is one replay and what it fetched from the bucket.
+type ReplayRun struct {
+	Throughput
+	GetBytes int64 `json:"get_bytes,omitempty"`
+	Gets     int64 `json:"gets,omitempty"`
+}
+
+// SetReplayMedians sets ReplayBucket/ReplayRequests and ReplayLocal to the median run of each side
+// (by MB/s; the lower middle of an even count).
+func (t *TierResult) SetReplayMedians() {
+	med := func(runs []ReplayRun) (ReplayRun, bool) {
+		if len(runs) == 0 {
+			return ReplayRun{}, false
+		}
+		s := append([]ReplayRun(nil), runs...)
+		sort.Slice(s, func(i, j int) bool { return s[i].MBps() < s[j].MBps() })
+		return s[(len(s)-1)/2], true
+	}
+	if r, ok := med(t.ReplayBucketRuns); ok {
+		t.ReplayBucket, t.ReplayRequests = r.Throughput, ProxyCounts{Gets: r.Gets, GetBytes: r.GetBytes}
+	}
+	if r, ok := med(t.ReplayLocalRuns); ok {
+		t.ReplayLocal = r.Throughput
+	}
 }
 
 func (t TierResult) UploadMBps() float64 { return mbps(t.UploadBytes, t.UploadElapsed) }
@@ -493,8 +523,16 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 			float64(t.RawPut.Bytes)/(1<<20), t.RawPut.Concurrency, t.RawPut.Elapsed.Seconds(), t.RawPutRequests.Puts, t.RawPutRequests.Posts)
 	}
 	if t.ReplayBucket.Elapsed > 0 {
-		fmt.Fprintf(w, "  replay: %d records from the bucket in %.2fs (GET %.1f MiB through the proxy, %d requests); from local disk in %.2fs\n",
-			t.ReplayBucket.Records, t.ReplayBucket.Elapsed.Seconds(), float64(t.ReplayRequests.GetBytes)/(1<<20), t.ReplayRequests.Gets, t.ReplayLocal.Elapsed.Seconds())
+		fmt.Fprintf(w, "  replay (median of %d alternated runs each): %d records from the bucket in %.2fs (GET %.1f MiB through the proxy, %d requests); from local disk in %.2fs\n",
+			len(t.ReplayBucketRuns), t.ReplayBucket.Records, t.ReplayBucket.Elapsed.Seconds(), float64(t.ReplayRequests.GetBytes)/(1<<20), t.ReplayRequests.Gets, t.ReplayLocal.Elapsed.Seconds())
+		var b, l []string
+		for _, r := range t.ReplayBucketRuns {
+			b = append(b, fmt.Sprintf("%.1f", r.MBps()))
+		}
+		for _, r := range t.ReplayLocalRuns {
+			l = append(l, fmt.Sprintf("%.1f", r.MBps()))
+		}
+		fmt.Fprintf(w, "  replay runs MB/s: bucket %s; local %s\n", strings.Join(b, " / "), strings.Join(l, " / "))
 	}
 	if t.LatencyReplay.Sent > 0 {
 		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms), %.0f rec/s during replay (%.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s from the bucket (GET %.1f MiB)\n",

@@ -217,3 +217,21 @@ func TestTierRows(t *testing.T) {
 		t.Fatalf("text:\n%s", s)
 	}
 }
+
+// The replay figures are each side's median run (the lower middle of an even count).
+func TestReplayMedians(t *testing.T) {
+	run := func(mb int64, get int64) ReplayRun {
+		return ReplayRun{Throughput: Throughput{Bytes: mb << 20, Elapsed: time.Second}, GetBytes: get, Gets: 1}
+	}
+	tr := TierResult{
+		ReplayBucketRuns: []ReplayRun{run(300, 3), run(100, 1), run(200, 2)},
+		ReplayLocalRuns:  []ReplayRun{run(500, 0), run(400, 0)},
+	}
+	tr.SetReplayMedians()
+	if tr.ReplayBucket.MBps() != 200 || tr.ReplayRequests.GetBytes != 2 || tr.ReplayLocal.MBps() != 400 {
+		t.Fatalf("medians: bucket %v (GET %d), local %v", tr.ReplayBucket.MBps(), tr.ReplayRequests.GetBytes, tr.ReplayLocal.MBps())
+	}
+	if tr.ReplayBucketRuns[0].MBps() != 300 {
+		t.Fatal("the runs were reordered")
+	}
+}
