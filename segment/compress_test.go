@@ -142,3 +142,43 @@ func TestOffsetForTimestampFindsTheRecord(t *testing.T) {
 		t.Errorf("after start offset 7, OffsetForTimestamp(0) = %d", off)
 	}
 }
+
+func TestRecordAtOrAfterExported(t *testing.T) {
+	plain := testBatch(5, 10, 1000) // offsets 0..4 at 1000..1004
+	BatchHeader(plain).SetBaseOffset(100)
+	gz := wrapRecords(compressWith(t, CodecGzip, testBatch(5, 10, 2000)[HeaderSize:]), 5, 2000, 2004, int16(CodecGzip))
+	cases := []struct {
+		b               []byte
+		ts, min, off, g int64
+		ok              bool
+	}{
+		{plain, 1002, 0, 102, 1002, true},
+		{plain, 0, 103, 103, 1003, true},
+		{plain, 1005, 0, 0, 0, false},
+		{gz, 2003, 0, 3, 2003, true},
+	}
+	for i, c := range cases {
+		off, got, ok := RecordAtOrAfter(c.b, c.ts, c.min)
+		if ok != c.ok || (ok && (off != c.off || got != c.g)) {
+			t.Errorf("case %d: %d@%d %v, want %d@%d %v", i, off, got, ok, c.off, c.g, c.ok)
+		}
+	}
+	// Bad input: every truncation, a wrong magic, garbage records.
+	for n := 0; n < len(gz); n++ {
+		if _, _, ok := RecordAtOrAfter(gz[:n], 0, 0); ok {
+			t.Fatalf("a batch cut to %d of %d bytes decoded", n, len(gz))
+		}
+	}
+	bad := append([]byte(nil), plain...)
+	bad[offMagic] = 1
+	if _, _, ok := RecordAtOrAfter(bad, 0, 0); ok {
+		t.Fatal("magic 1 accepted")
+	}
+	junk := append([]byte(nil), plain...)
+	for i := HeaderSize; i < len(junk); i++ {
+		junk[i] = 0xff
+	}
+	if _, _, ok := RecordAtOrAfter(junk, 0, 0); ok {
+		t.Fatal("garbage records decoded")
+	}
+}

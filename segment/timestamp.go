@@ -5,6 +5,21 @@ import (
 	"errors"
 )
 
+// RecordAtOrAfter finds, in one whole batch (as stored, fetched, or read back
+// from object storage), the first record whose timestamp is >= ts and whose
+// offset is >= minOffset: what OffsetForTimestamp does for the batch the time
+// index leads to, for callers holding batch bytes from elsewhere. ok=false
+// when no record qualifies or the batch cannot be decoded (bad framing, short,
+// corrupt records); callers then answer at batch granularity. Never panics on
+// bad input; a compressed batch is inflated with a bound.
+func RecordAtOrAfter(batch []byte, ts, minOffset int64) (offset, timestamp int64, ok bool) {
+	h, err := ParseBatchHeader(batch)
+	if err != nil || len(batch) < h.Size() || h.RecordCount() < 0 {
+		return 0, 0, false
+	}
+	return recordAtOrAfter(batch[:h.Size()], ts, minOffset)
+}
+
 // recordAtOrAfter finds, inside one whole batch, the first record whose
 // timestamp is >= ts and whose offset is >= minOffset (Kafka's
 // searchForTimestamp). Compressed batches are inflated with a bound; any
