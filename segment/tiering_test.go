@@ -65,6 +65,12 @@ func checkBounds(t *testing.T, l *Log, start, local, end int64) {
 		if b := BatchHeader(r.Data).BaseOffset(); b > local {
 			t.Fatalf("Read(%d) starts at batch %d", local, b)
 		}
+		// ScanBatches from the whole-log start covers local data only,
+		// starting at the local start (the broker rebuilds producer state so).
+		first := int64(-1)
+		if err := l.ScanBatches(start, func(h BatchHeader) bool { first = h.BaseOffset(); return false }); err != nil || first > local || first < 0 {
+			t.Fatalf("ScanBatches(%d): first batch %d, %v; local start %d", start, first, err, local)
+		}
 	}
 }
 
