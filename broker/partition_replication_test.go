@@ -119,7 +119,11 @@ func TestFollowerTruncationByEpoch(t *testing.T) {
 	if !ok || target != 5 {
 		t.Fatalf("target %d %v, want 5", target, ok)
 	}
-	if err := p.truncateTo(target); err != nil {
+	// An answer to a request sent under an older epoch is not applied.
+	if err := p.truncateTo(target, 1); err != nil || p.log.EndOffset() != 10 {
+		t.Fatalf("stale-epoch truncation applied: end %d, err %v", p.log.EndOffset(), err)
+	}
+	if err := p.truncateTo(target, 2); err != nil {
 		t.Fatal(err)
 	}
 	if p.log.EndOffset() != 5 || p.HighWatermark() > 5 {
@@ -135,5 +139,39 @@ func TestFollowerTruncationByEpoch(t *testing.T) {
 	// Same epoch known by both and nothing past the leader's end: no truncation.
 	if _, ok := p.truncationTarget(0, 0, 5); ok {
 		t.Fatal("truncation with nothing past the leader's end")
+	}
+}
+
+// A replica fetch response applies only under the leadership it was fetched under: one from the
+// old leader that arrives after this replica became leader (or after the epoch moved on) is
+// dropped, so no old-epoch batch lands behind the new leader's epoch start (that batch would sit
+// past the LEO the leader counts for its HW, and an idempotent retry of it would wait forever).
+func TestFollowerDropsFetchResponseFromAnOlderLeadership(t *testing.T) {
+	p := memPartition(t, vfs.NewMemFS())
+	defer p.close()
+	if err := p.setLeadership(meta.Partition{Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Leader: 2, LeaderEpoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	leader := memPartition(t, vfs.NewMemFS())
+	defer leader.close()
+	if err := leader.setLeadership(meta.Partition{Replicas: []int32{1, 2}, ISR: []int32{2}, Leader: 1, LeaderEpoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if r := leader.appendClient(9, 1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli()})); r.err != nil {
+		t.Fatal(r.err)
+	}
+	batch := localLogBytes(t, leader)
+	if err := p.appendFromLeader(batch, 1, 0, 2); err != nil || p.log.EndOffset() != 0 {
+		t.Fatalf("response fetched under epoch 2 applied at epoch 3: end %d, err %v", p.log.EndOffset(), err)
+	}
+	if err := p.appendFromLeader(batch, 1, 0, 3); err != nil || p.log.EndOffset() != 1 {
+		t.Fatalf("current-epoch response: end %d, err %v", p.log.EndOffset(), err)
+	}
+	// Now this replica leads (epoch 4): a late response fetched under epoch 3 is dropped.
+	if err := p.setLeadership(meta.Partition{Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Leader: 1, LeaderEpoch: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.appendFromLeader(batch, 2, 0, 3); err != nil || p.log.EndOffset() != 1 {
+		t.Fatalf("late response applied to a leader: end %d, err %v", p.log.EndOffset(), err)
 	}
 }

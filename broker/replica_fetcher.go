@@ -203,7 +203,7 @@ func (f *leaderFetcher) truncate(ctx context.Context, p *Partition) error {
 		return kerr.ErrorForCode(out.ErrorCode)
 	}
 	if target, ok := p.truncationTarget(latest, out.LeaderEpoch, out.EndOffset); ok {
-		return p.truncateTo(target)
+		return p.truncateTo(target, rp.CurrentLeaderEpoch)
 	}
 	return nil
 }
@@ -235,6 +235,7 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 	req.SessionEpoch = -1
 	byTopic := map[string]*kmsg.FetchRequestTopic{}
 	index := map[[2]any]*Partition{}
+	epochs := map[*Partition]int32{} // the leader epoch each partition was fetched under
 	for p, truncate := range parts {
 		if truncate {
 			continue // still waiting for its truncation round
@@ -255,6 +256,7 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 		rp.Partition = p.index
 		rp.FetchOffset = p.log.EndOffset()
 		rp.CurrentLeaderEpoch = p.currentLeaderEpoch()
+		epochs[p] = rp.CurrentLeaderEpoch
 		rp.LogStartOffset = p.log.StartOffset()
 		rp.PartitionMaxBytes = 4 << 20
 		t.Partitions = append(t.Partitions, rp)
@@ -282,7 +284,7 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 			}
 			switch rp.ErrorCode {
 			case 0:
-				if err := p.appendFromLeader(rp.RecordBatches, rp.HighWatermark, rp.LogStartOffset); err != nil {
+				if err := p.appendFromLeader(rp.RecordBatches, rp.HighWatermark, rp.LogStartOffset, epochs[p]); err != nil {
 					f.m.rm.log.Warn("replica append", "partition", p.String(), "err", err)
 				}
 			case kerr.OffsetOutOfRange.Code:
@@ -302,9 +304,14 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 
 // appendFromLeader appends what a replica fetch returned (offsets and epochs set by the leader),
 // durably per the flush policy, and follows the leader's high watermark and log start offset.
-func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart int64) error {
+// fetchEpoch is the leader epoch the fetch was sent under: a response that arrives after this
+// replica's leadership view changed is dropped (see followsEpochLocked).
+func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart int64, fetchEpoch int32) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	if !p.followsEpochLocked(fetchEpoch) {
+		return nil
+	}
 	if len(batches) > 0 {
 		if _, err := p.log.AppendReplicated(batches); err != nil {
 			return err
@@ -353,10 +360,26 @@ func (p *Partition) rebuildProducersFrom(batches []byte) error {
 	return nil
 }
 
-// truncateTo drops the log from offset on (follower truncation) and rebuilds what depends on it.
-func (p *Partition) truncateTo(offset int64) error {
+// followsEpochLocked reports whether this replica is still a follower at leader epoch epoch.
+// A fetch or OffsetForLeaderEpoch answer is only applied under the leadership it was asked
+// under: a response from the old leader that lands after this broker became leader (a controlled
+// shutdown answers in-flight fetches before it closes) would otherwise append old-epoch batches
+// behind the new leader's epoch start, past the LEO it acknowledges from, and stall acks=all.
+// setLeadership changes leadership under appendMu, which the caller holds.
+func (p *Partition) followsEpochLocked(epoch int32) bool {
+	p.stateMu.RLock()
+	defer p.stateMu.RUnlock()
+	return !p.leader && p.leaderEpoch == epoch
+}
+
+// truncateTo drops the log from offset on (follower truncation) and rebuilds what depends on it,
+// if this replica still follows at leader epoch fetchEpoch.
+func (p *Partition) truncateTo(offset int64, fetchEpoch int32) error {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
+	if !p.followsEpochLocked(fetchEpoch) {
+		return nil
+	}
 	if err := p.removeProducerSnapshot(); err != nil {
 		return err
 	}

@@ -260,31 +260,8 @@ func TestReplicationLeaderFailover(t *testing.T) {
 	}
 	defer cl.Close()
 
-	var (
-		mu    sync.Mutex
-		acked []int
-	)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%06d", i))}).FirstErr()
-			cancel()
-			if err == nil {
-				mu.Lock()
-				acked = append(acked, i)
-				mu.Unlock()
-			}
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	prod := startSyncProducer(cl, 0)
+	count := prod.count
 	waitFor(t, "records before the failover", func() bool { return count() >= 200 })
 
 	mt, _ := brokers[0].meta.State().Topic(topic)
@@ -310,48 +287,8 @@ func TestReplicationLeaderFailover(t *testing.T) {
 	failover := time.Since(killedAt)
 	before := count()
 	waitFor(t, "records after the failover", func() bool { return count() >= before+200 })
-	close(stop)
-	<-done
-
-	cons, err := kgo.NewClient(kgo.SeedBrokers(live[0].Addr(), live[1].Addr()), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	var got []int
-	ctx := testCtx(t)
-	for len(got) < len(acked) {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %d of %d acknowledged", len(got), len(acked))
-		}
-		for _, r := range fs.Records() {
-			var v int
-			fmt.Sscanf(string(r.Value), "%d", &v)
-			got = append(got, v)
-		}
-	}
-	// Every acknowledged record once, in order (unacknowledged retries may have landed too).
-	seen := map[int]bool{}
-	last := -1
-	for _, v := range got {
-		if seen[v] {
-			t.Fatalf("record %d twice", v)
-		}
-		seen[v] = true
-		if v <= last {
-			t.Fatalf("record %d after %d", v, last)
-		}
-		last = v
-	}
-	for _, v := range acked {
-		if !seen[v] {
-			t.Fatalf("acknowledged record %d lost", v)
-		}
-	}
+	acked := prod.stop()
+	got := checkReadBackOnce(t, []string{live[0].Addr(), live[1].Addr()}, topic, 0, acked)
 	// The two survivors converge to identical logs.
 	var ps []*Partition
 	for _, b := range live {
@@ -417,4 +354,160 @@ func BenchmarkReplicatedProduce(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Controlled shutdown (SIGTERM → Broker.Close with other brokers live): the closing leader fences
+// itself through meta before its listener stops, so its leaderships move to in-sync replicas at
+// once. The session timeout (60 s) and heartbeat interval (20 s) are long enough that neither session
+// expiry nor the controller's dead-process probe can explain the move; an idempotent acks=all
+// producer keeps going, and every acknowledged record is read back once, in order.
+func TestControlledShutdownMovesLeadership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	brokers, _ := startTestCluster(t, 3, func(cfg *Config) {
+		cfg.ReplicaLagTimeMaxMs = 1500
+		cfg.MetaConfig = fastClusterMeta(60*time.Second, 20*time.Second)
+	})
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	const topic = "controlled"
+	two := "2"
+	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 3, 3, map[string]*string{"min.insync.replicas": &two}, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerLinger(time.Millisecond), kgo.RecordDeliveryTimeout(30*time.Second),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	prod := startSyncProducer(cl, 0)
+	count := prod.count
+	waitFor(t, "records before the shutdown", func() bool { return count() >= 100 })
+
+	mt, _ := brokers[0].meta.State().Topic(topic)
+	victimID := mt.Partitions[0].Leader
+	var victim, watch *Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == victimID {
+			victim = b
+		} else {
+			watch = b
+		}
+	}
+	led := 0
+	for _, p := range mt.Partitions {
+		if p.Leader == victimID {
+			led++
+		}
+	}
+	if err := victim.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the closed broker fenced and its leaderships moved", func() bool {
+		if br, ok := watch.meta.State().Broker(victimID); !ok || !br.Fenced {
+			return false
+		}
+		mt, _ := watch.meta.State().Topic(topic)
+		for _, p := range mt.Partitions {
+			if p.Leader == victimID || p.Leader < 0 || slices.Contains(p.ISR, victimID) {
+				return false
+			}
+		}
+		return true
+	})
+	before := count()
+	waitFor(t, "acks=all after the shutdown", func() bool { return count() >= before+100 })
+	acked := prod.stop()
+	var live []string
+	for _, b := range brokers {
+		if b != victim {
+			live = append(live, b.Addr())
+		}
+	}
+	checkReadBackOnce(t, live, topic, 0, acked)
+	t.Logf("broker %d led %d of 3 partitions; acknowledged %d (%d after the shutdown), none lost", victimID, led, len(acked), len(acked)-before)
+}
+
+// syncProducer produces records "000000", "000001", … one at a time (ProduceSync) to a partition
+// until stopped, remembering which were acknowledged.
+type syncProducer struct {
+	mu    sync.Mutex
+	acked []int
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+func startSyncProducer(cl *kgo.Client, partition int32) *syncProducer {
+	sp := &syncProducer{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(sp.done)
+		for i := 0; ; i++ {
+			select {
+			case <-sp.quit:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := cl.ProduceSync(ctx, &kgo.Record{Partition: partition, Value: []byte(fmt.Sprintf("%06d", i))}).FirstErr()
+			cancel()
+			if err == nil {
+				sp.mu.Lock()
+				sp.acked = append(sp.acked, i)
+				sp.mu.Unlock()
+			}
+		}
+	}()
+	return sp
+}
+
+func (sp *syncProducer) count() int { sp.mu.Lock(); defer sp.mu.Unlock(); return len(sp.acked) }
+
+// stop ends the producer and returns the acknowledged record numbers, in order.
+func (sp *syncProducer) stop() []int {
+	close(sp.quit)
+	<-sp.done
+	return sp.acked
+}
+
+// checkReadBackOnce consumes the partition from the start through seeds and fails unless every
+// acknowledged record is there exactly once and in produce order (unacknowledged retries may
+// have landed too). It returns the record numbers read.
+func checkReadBackOnce(t *testing.T, seeds []string, topic string, partition int32, acked []int) []int {
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+		topic: {partition: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []int
+	seen := map[int]bool{}
+	last := -1
+	ctx := testCtx(t)
+	for len(got) < len(acked) {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d acknowledged", len(got), len(acked))
+		}
+		for _, r := range fs.Records() {
+			var v int
+			fmt.Sscanf(string(r.Value), "%d", &v)
+			if seen[v] || v <= last {
+				t.Fatalf("record %d twice or out of order (after %d)", v, last)
+			}
+			seen[v], last = true, v
+			got = append(got, v)
+		}
+	}
+	for _, v := range acked {
+		if !seen[v] {
+			t.Fatalf("acknowledged record %d lost", v)
+		}
+	}
+	return got
 }

@@ -212,7 +212,8 @@ func (b *Broker) acceptLoop() {
 // shutdownGrace bounds how long Close waits for in-flight requests to be answered.
 const shutdownGrace = 10 * time.Second
 
-// Close shuts down gracefully: stop accepting, let each connection finish the request it is
+// Close shuts down gracefully: a controlled shutdown when other brokers are live (leaderships move
+// first, see controlledShutdown), then stop accepting, let each connection finish the request it is
 // serving and write its response (long-polls return early when b.ctx is cancelled), then close the
 // replica manager (clean-shutdown markers), the metadata node and the HTTP server. Safe to call twice.
 func (b *Broker) Close() error {
@@ -224,6 +225,7 @@ func (b *Broker) Close() error {
 	b.closed = true
 	b.ready.Store(false)
 	b.log.Info("broker shutting down")
+	b.controlledShutdown()
 	b.cancel()
 
 	var errs []error
@@ -277,6 +279,42 @@ func (b *Broker) Close() error {
 	err := errors.Join(errs...)
 	b.log.Info("broker stopped", "err", err)
 	return err
+}
+
+// controlledShutdownTimeout bounds the controlled-shutdown proposal (a Raft round); without a
+// quorum the broker shuts down anyway and its session expires.
+const controlledShutdownTimeout = 5 * time.Second
+
+// controlledShutdown is Kafka's controlled shutdown, run first in Close while the listener still
+// answers: the broker fences itself through meta, so every partition it leads moves to an in-sync
+// replica now, instead of after broker.session.timeout.ms, and clients that ask get the new leader.
+// Only when another live broker exists (with none, fencing would just leave the partitions
+// leaderless until this broker registers again, as a restart does) and a controller is known.
+func (b *Broker) controlledShutdown() {
+	if b.meta == nil || b.replicas == nil {
+		return // Start failed before registering
+	}
+	if _, ok := b.meta.LeaderID(); !ok || !b.otherLiveBrokers() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), controlledShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := b.meta.ControlledShutdown(ctx); err != nil {
+		b.log.Warn("controlled shutdown failed; leaderships move when the session expires", "err", err)
+		return
+	}
+	b.log.Info("controlled shutdown: fenced, leaderships moved", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// otherLiveBrokers reports whether a broker other than this one is registered and not fenced.
+func (b *Broker) otherLiveBrokers() bool {
+	for _, br := range b.meta.State().Brokers() {
+		if br.ID != b.cfg.NodeID && !br.Fenced {
+			return true
+		}
+	}
+	return false
 }
 
 var _ io.Closer = (*Broker)(nil)
