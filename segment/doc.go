@@ -68,6 +68,16 @@
 //	        go of mu; closing or truncating a file takes it (write) under mu.
 //	fmu     group-commit state (durable offset, syncing flag, sync error); a leaf.
 //
+// A failed write or sync sets a sticky error: the Log refuses every later write
+// (a failed fsync may have dropped dirty pages, so nothing after the last good
+// sync can be called durable); reads of what is there continue. Reopening runs
+// recovery.
+//
+// Built with -tags invariants, the log checks its in-memory state (segment
+// order, offsets, epochs, durable <= end) after every append, truncation,
+// start-offset change and open, and panics on a violation; tests can run with
+// the tag, release builds never pay for it.
+//
 // # Tiering: log start below the local log
 //
 // StartOffset is the whole log's start (Kafka's logStartOffset). With tiered
@@ -84,15 +94,10 @@
 // MaxTimestamp and ScanBatches see local data only. The leader-epoch cache
 // keeps its entries on DeleteLocalBelow and is cleared by ResetLocal.
 //
-// A failed write or sync sets a sticky error: the Log refuses every later write
-// (a failed fsync may have dropped dirty pages, so nothing after the last good
-// sync can be called durable); reads of what is there continue. Reopening runs
-// recovery.
-//
-// Built with -tags invariants, the log checks its in-memory state (segment
-// order, offsets, epochs, durable <= end) after every append, truncation,
-// start-offset change and open, and panics on a violation; tests can run with
-// the tag, release builds never pay for it.
+// Topic config changes reach an open Log through SetConfig (segment.bytes,
+// segment.ms, segment.index.bytes, index.interval.bytes, flush policy and
+// interval), as Kafka applies them without a reopen; they take effect from
+// the next append, and a segment already past a lowered limit rolls first.
 //
 // # Files
 //
