@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sediment-io/sediment/meta"
@@ -32,6 +35,7 @@ func tieredConfig(c *Config) {
 		t.deleteEvery = 50 * time.Millisecond
 		t.orphanGrace = 100 * time.Millisecond
 		t.sweepEvery = 200 * time.Millisecond
+		t.orphanEvery = 300 * time.Millisecond
 	}
 }
 
@@ -247,4 +251,410 @@ func (f *downStore) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return f.Store.Delete(ctx, key)
+}
+
+// The object store is unreachable while producing: no segment that is not yet uploaded is deleted
+// locally, the manifest does not move, failures and the lag show on /metrics; once the store is
+// back the backlog drains, local retention catches up and the manifest is contiguous.
+func TestTierStoreOutage(t *testing.T) {
+	ds := &downStore{}
+	b := newTestBroker(t, tieredConfig, func(c *Config) {
+		c.tierStoreWrap = func(s tiering.Store) tiering.Store { ds.Store = s; return ds }
+	})
+	createTopic(t, b, "out", 1, tierTopicConfigs())
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("out"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	const size = 500
+	produceValues(t, cl, 0, 40, size)
+	p := tierPartition(t, b, "out", 0)
+	waitFor(t, "first uploads", func() bool { return uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) > 0 })
+
+	ds.down.Store(true)
+	time.Sleep(100 * time.Millisecond) // a pass that was already past its store calls commits now
+	upAtOutage := uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0))
+	stop := make(chan struct{})
+	violation := make(chan error, 1)
+	go func() { // the invariant, checked continuously through the outage and the recovery
+		for {
+			select {
+			case <-stop:
+				close(violation)
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if err := localInvariant(p); err != nil {
+				violation <- err
+				return
+			}
+		}
+	}()
+	produceValues(t, cl, 40, 80, size)
+	outage := 2 * time.Second
+	time.Sleep(outage)
+	if got := uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)); got != upAtOutage {
+		t.Fatalf("manifest moved during the outage: %d -> %d", upAtOutage, got)
+	}
+	if p.log.LocalStartOffset() > upAtOutage {
+		t.Fatalf("local start %d above the uploaded end %d during the outage", p.log.LocalStartOffset(), upAtOutage)
+	}
+	body := scrape(t, b)
+	if v, _ := metricValue(body, "sediment_tier_upload_failures_total"); v == "" || v == "0" {
+		t.Fatalf("upload failures during the outage: %q", v)
+	}
+	if v, _ := metricValue(body, `sediment_tier_upload_lag_segments{topic="out",partition="0"}`); v == "" || v == "0" {
+		t.Fatalf("upload lag during the outage: %q", v)
+	}
+	if ds.calls.Load() < 3 {
+		t.Fatalf("only %d store calls refused in %v: the archiver is not retrying", ds.calls.Load(), outage)
+	}
+
+	ds.down.Store(false)
+	waitFor(t, "the backlog to drain and local retention to catch up", func() bool {
+		segs := p.log.Segments()
+		return len(segs) <= 2 && uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) >= segs[0].BaseOffset
+	})
+	close(stop)
+	if err := <-violation; err != nil {
+		t.Fatal(err)
+	}
+	segs := checkManifest(t, b.meta.State(), p.topicID, 0, storeHead(ds))
+	if segs[0].BaseOffset != 0 || uploadedEnd(segs) < 100 {
+		t.Fatalf("manifest covers %d..%d", segs[0].BaseOffset, uploadedEnd(segs))
+	}
+}
+
+// remote.log.copy.disable pauses uploads (dynamically, through IncrementalAlterConfigs on the
+// topic): nothing is uploaded and local retention keeps every segment; set back to false, the
+// uploads resume where they stopped.
+func TestTierPauseUploads(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	createTopic(t, b, "pz", 1, tierTopicConfigs("remote.log.copy.disable", "true"))
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("pz"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produceValues(t, cl, 0, 60, 500)
+	p := tierPartition(t, b, "pz", 0)
+	time.Sleep(500 * time.Millisecond) // several retention checks and task passes
+	if segs := b.meta.State().RemoteSegments(p.topicID, 0); len(segs) != 0 {
+		t.Fatalf("paused topic uploaded %d segments", len(segs))
+	}
+	if n := len(p.log.Segments()); n < 10 || p.log.LocalStartOffset() != 0 {
+		t.Fatalf("paused topic: %d local segments from %d; local retention deleted segments not uploaded", n, p.log.LocalStartOffset())
+	}
+	adm := newTestAdmin(t, b)
+	rs, err := adm.AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "remote.log.copy.disable", Value: ptr("false")}}, "pz")
+	if err != nil || rs[0].Err != nil {
+		t.Fatalf("resume uploads: %v %v", err, rs)
+	}
+	waitFor(t, "uploads to resume and local retention to follow", func() bool {
+		segs := p.log.Segments()
+		return len(segs) <= 2 && uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) >= segs[0].BaseOffset
+	})
+	checkManifest(t, b.meta.State(), p.topicID, 0, storeHead(b.tier.store))
+}
+
+// Deleting a topic deletes its objects: nothing is left in the bucket and meta forgets the topic.
+func TestTierTopicDeletionEmptiesBucket(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	createTopic(t, b, "del", 2, tierTopicConfigs())
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("del"), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	produceValues(t, cl, 0, 80, 500)
+	id := tierPartition(t, b, "del", 0).topicID
+	waitFor(t, "uploads of both partitions", func() bool {
+		st := b.meta.State()
+		return len(st.RemoteSegments(id, 0)) > 3 && len(st.RemoteSegments(id, 1)) > 3
+	})
+	list := func() []tiering.ObjectInfo {
+		objs, err := b.tier.store.List(testCtx(t), tiering.TopicPrefix(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	if len(list()) == 0 {
+		t.Fatal("no objects before the deletion")
+	}
+	if _, err := newTestAdmin(t, b).DeleteTopics(testCtx(t), "del"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the topic's objects and manifest to go", func() bool {
+		st := b.meta.State()
+		return len(list()) == 0 && len(st.DeletedTopicsWithRemoteData()) == 0 && len(st.RemotePartitions(id)) == 0
+	})
+	// An object left under the deleted topic's prefix (an upload in flight at the deletion) is
+	// swept once older than the grace period.
+	key := tiering.SegmentKey{Topic: id, Partition: 0, BaseOffset: 1000, LeaderEpoch: 1, UploadID: tiering.NewUploadID()}.String()
+	if err := b.tier.store.Put(testCtx(t), key, strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late object of the deleted topic to be swept", func() bool { return len(list()) == 0 })
+}
+
+// Whole-log retention on a tiered topic: DeleteRecords raises the log start and the remote
+// segments wholly below it are deleted (manifest entries and objects); retention.bytes then
+// deletes the oldest remote segments while the log (remote + local) stays above it; retention.ms
+// expires segments whose records are future-dated, by broker time (the objects' upload time).
+func TestTierRemoteRetentionAndDeleteRecords(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	createTopic(t, b, "rr", 1, tierTopicConfigs())
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("rr"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produceValues(t, cl, 0, 120, 500)
+	p := tierPartition(t, b, "rr", 0)
+	waitFor(t, "uploads", func() bool { return uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) > 90 })
+	before := b.meta.State().RemoteSegments(p.topicID, 0)
+	head := storeHead(b.tier.store)
+	gone := func(s meta.RemoteSegment) bool { return errors.Is(head(s.ObjectKey), tiering.ErrNotFound) }
+
+	adm := newTestAdmin(t, b)
+	const cut = 50
+	res, err := adm.DeleteRecords(testCtx(t), kadm.Offsets{"rr": {0: kadm.Offset{Topic: "rr", Partition: 0, At: cut}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := res.Lookup("rr", 0); r.Err != nil || r.LowWatermark != cut {
+		t.Fatalf("DeleteRecords: %+v", r)
+	}
+	waitFor(t, "remote segments below the new log start to go", func() bool {
+		segs := b.meta.State().RemoteSegments(p.topicID, 0)
+		return len(segs) > 0 && segs[0].LastOffset >= cut
+	})
+	segs := checkManifest(t, b.meta.State(), p.topicID, 0, head)
+	if segs[0].BaseOffset > cut {
+		t.Fatalf("a remote segment holding offset %d was deleted: manifest starts at %d", cut, segs[0].BaseOffset)
+	}
+	// Manifest entries go first, then the objects.
+	waitFor(t, "the objects below the log start to be deleted", func() bool {
+		for _, s := range before {
+			if s.LastOffset < cut && !gone(s) {
+				return false
+			}
+		}
+		return true
+	})
+	if p.log.StartOffset() != cut {
+		t.Fatalf("log start %d, want %d", p.log.StartOffset(), cut)
+	}
+
+	// retention.bytes over the whole log.
+	var total int64
+	for _, s := range segs {
+		total += s.Size
+	}
+	limit := total / 2
+	rs, err := adm.AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "retention.bytes", Value: ptr(fmt.Sprint(limit))}}, "rr")
+	if err != nil || rs[0].Err != nil {
+		t.Fatalf("retention.bytes: %v %v", err, rs)
+	}
+	waitFor(t, "retention.bytes to delete remote segments", func() bool {
+		return b.meta.State().RemoteSegments(p.topicID, 0)[0].BaseOffset > segs[0].BaseOffset
+	})
+	after := checkManifest(t, b.meta.State(), p.topicID, 0, head)
+	var left int64
+	for _, s := range after {
+		left += s.Size
+	}
+	if left < limit/2 || p.log.StartOffset() != after[0].BaseOffset {
+		t.Fatalf("after retention.bytes=%d: %d remote bytes from %d, log start %d", limit, left, after[0].BaseOffset, p.log.StartOffset())
+	}
+	waitFor(t, "the expired objects to be deleted", func() bool {
+		for _, s := range segs {
+			if s.BaseOffset < after[0].BaseOffset && !gone(s) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Records stamped a year ahead cannot keep a tiered segment forever: retention.ms goes by broker
+// time for them (upload time remotely, roll time locally).
+func TestTierRetentionFutureTimestamps(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	createTopic(t, b, "fut", 1, tierTopicConfigs("message.timestamp.after.max.ms", "9223372036854775807"))
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("fut"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	future := time.Now().AddDate(1, 0, 0)
+	for i := 0; i < 40; i++ {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: make([]byte, 500), Timestamp: future}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := tierPartition(t, b, "fut", 0)
+	waitFor(t, "uploads", func() bool { return len(b.meta.State().RemoteSegments(p.topicID, 0)) > 5 })
+	rs, err := newTestAdmin(t, b).AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "retention.ms", Value: ptr("300")}}, "fut")
+	if err != nil || rs[0].Err != nil {
+		t.Fatalf("retention.ms: %v %v", err, rs)
+	}
+	waitFor(t, "future-dated segments to expire by broker time", func() bool {
+		return p.log.StartOffset() > 30 && len(b.meta.State().RemoteSegments(p.topicID, 0)) <= 1
+	})
+}
+
+// A broker restarted with an emptied data directory (its Raft metadata intact) starts each
+// partition whose manifest has history at the manifest's end, with the log start at the
+// manifest's start: the history stays in the log (served from the bucket), new records follow it.
+func TestTierEmptyDataDirRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testBrokerConfig(t, dir)
+	tieredConfig(&cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, b, "dd", 1, tierTopicConfigs())
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("dd"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produceValues(t, cl, 0, 60, 500)
+	p := tierPartition(t, b, "dd", 0)
+	waitFor(t, "uploads", func() bool { return uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) > 40 })
+	cl.Close()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "logs")); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err = Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p = tierPartition(t, b, "dd", 0)
+	segs := b.meta.State().RemoteSegments(p.topicID, 0)
+	end := uploadedEnd(segs)
+	if p.log.StartOffset() != 0 || p.log.LocalStartOffset() != end || p.log.EndOffset() != end || p.HighWatermark() != end {
+		t.Fatalf("restored log: start %d, local start %d, end %d, HW %d; manifest %d..%d",
+			p.log.StartOffset(), p.log.LocalStartOffset(), p.log.EndOffset(), p.HighWatermark(), segs[0].BaseOffset, end)
+	}
+	cl = newTestClient(t, b, kgo.DefaultProduceTopic("dd"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	r := &kgo.Record{Value: []byte("after")}
+	if err := cl.ProduceSync(testCtx(t), r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Offset != end {
+		t.Fatalf("first record after the restore at offset %d, want %d", r.Offset, end)
+	}
+}
+
+// Leadership moves while segments are uploading (three brokers sharing one bucket, the leader
+// stopped mid-stream): the new leader uploads the rest, the manifest stays contiguous, every entry
+// points at an existing object, and objects of abandoned attempts are collected.
+func TestTierLeadershipMoves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	bucket := "file://" + t.TempDir()
+	brokers, _ := startTestCluster(t, 3, func(cfg *Config) {
+		cfg.ReplicaLagTimeMaxMs = 1500
+		cfg.MetaConfig = fastClusterMeta(2*time.Second, 200*time.Millisecond)
+		cfg.ObjectStore = bucket
+		tieredConfig(cfg)
+	})
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	cfgs := tierTopicConfigs("min.insync.replicas", "2")
+	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, cfgs, "lm"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("lm"), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(0), kgo.RecordDeliveryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v := make([]byte, 500)
+			copy(v, fmt.Sprintf("rec-%06d", i))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err == nil {
+				acked.Add(1)
+			}
+			cancel()
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	}()
+	var mt *meta.Topic
+	waitFor(t, "the topic on broker 1", func() bool {
+		var ok bool
+		mt, ok = brokers[0].meta.State().Topic("lm")
+		return ok && mt.Partitions[0].Leader >= 0
+	})
+	id := mt.ID
+	manifestEnd := func(b *Broker) int64 { return uploadedEnd(b.meta.State().RemoteSegments(id, 0)) }
+	waitFor(t, "uploads by the first leader", func() bool { return manifestEnd(brokers[0]) > 40 })
+
+	oldLeader := mt.Partitions[0].Leader
+	var live []*Broker
+	var victim *Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == oldLeader {
+			victim = b
+		} else {
+			live = append(live, b)
+		}
+	}
+	victim.Close() // stops mid-stream: its archiver may be between a PUT and the commit
+	waitFor(t, "a new leader", func() bool {
+		mt, _ := live[0].meta.State().Topic("lm")
+		l := mt.Partitions[0].Leader
+		return l >= 0 && l != oldLeader
+	})
+	endAtMove := manifestEnd(live[0])
+	ackedAtMove := acked.Load()
+	waitFor(t, "uploads by the new leader", func() bool {
+		return acked.Load() > ackedAtMove+60 && manifestEnd(live[0]) > endAtMove+30
+	})
+	close(stop)
+	<-done
+
+	store, err := tiering.OpenURL(testCtx(t), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := checkManifest(t, live[0].meta.State(), id, 0, storeHead(store))
+	if segs[0].BaseOffset != 0 {
+		t.Fatalf("manifest starts at %d", segs[0].BaseOffset)
+	}
+	epochs := map[int32]bool{}
+	for _, s := range segs {
+		epochs[s.LeaderEpoch] = true
+	}
+	if len(epochs) < 2 {
+		t.Fatalf("every entry uploaded under one leader epoch %v: leadership did not move during uploads", epochs)
+	}
+	// Everything in the partition's prefix is eventually a manifest entry (orphans collected).
+	waitFor(t, "orphans collected", func() bool {
+		objs, err := store.List(testCtx(t), tiering.PartitionPrefix(id, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep := map[string]bool{}
+		for _, s := range live[0].meta.State().RemoteSegments(id, 0) {
+			keep[s.ObjectKey] = true
+		}
+		for _, o := range objs {
+			if !keep[o.Key] {
+				return false
+			}
+		}
+		return true
+	})
 }
