@@ -137,7 +137,8 @@ func metricValue(body, sample string) (string, bool) {
 	return "", false
 }
 
-// consumeAll reads [0, n) from topic partition 0 and checks every record's value.
+// consumeAllValues reads [0, n) from topic partition 0 and checks every record's offset and, with
+// size >= 0, its value (as produceValues wrote it).
 func consumeAllValues(t *testing.T, seeds []string, topic string, n, size int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
@@ -158,9 +159,9 @@ func consumeAllValues(t *testing.T, seeds []string, topic string, n, size int) {
 			if r.Offset != int64(next) {
 				t.Fatalf("record at offset %d, want %d", r.Offset, next)
 			}
-			want := make([]byte, size)
+			want := make([]byte, max(size, 0))
 			copy(want, fmt.Sprintf("rec-%06d", next))
-			if string(r.Value) != string(want) {
+			if size >= 0 && string(r.Value) != string(want) {
 				t.Fatalf("offset %d: value %.12q, want %.12q", r.Offset, r.Value, want)
 			}
 			next++
@@ -169,7 +170,8 @@ func consumeAllValues(t *testing.T, seeds []string, topic string, n, size int) {
 }
 
 // Closed segments go to the bucket in order, the manifest stays contiguous, local retention
-// deletes only uploaded segments (the log start does not move), and the metrics count the uploads.
+// deletes only uploaded segments (the log start does not move), the metrics count the uploads,
+// and a consumer from offset 0 reads every record (from the bucket, then locally).
 func TestTierUploadAndLocalRetention(t *testing.T) {
 	b := newTestBroker(t, tieredConfig)
 	createTopic(t, b, "tu", 1, tierTopicConfigs())
@@ -199,6 +201,7 @@ func TestTierUploadAndLocalRetention(t *testing.T) {
 	if v, ok := metricValue(body, `sediment_tier_upload_lag_segments{topic="tu",partition="0"}`); !ok || v != "0" {
 		t.Fatalf("upload lag = %q (present %v)", v, ok)
 	}
+	consumeAllValues(t, []string{b.Addr()}, "tu", n, size)
 }
 
 // downStore fails every call while down is set (an unreachable object store).
@@ -320,6 +323,7 @@ func TestTierStoreOutage(t *testing.T) {
 	if segs[0].BaseOffset != 0 || uploadedEnd(segs) < 100 {
 		t.Fatalf("manifest covers %d..%d", segs[0].BaseOffset, uploadedEnd(segs))
 	}
+	consumeAllValues(t, []string{b.Addr()}, "out", 120, size) // every acknowledged record
 }
 
 // remote.log.copy.disable pauses uploads (dynamically, through IncrementalAlterConfigs on the
@@ -533,6 +537,7 @@ func TestTierEmptyDataDirRestart(t *testing.T) {
 	if r.Offset != end {
 		t.Fatalf("first record after the restore at offset %d, want %d", r.Offset, end)
 	}
+	consumeAllValues(t, []string{b.Addr()}, "dd", int(end), 500) // the history, from the bucket
 }
 
 // Leadership moves while segments are uploading (three brokers sharing one bucket, the leader
@@ -640,6 +645,8 @@ func TestTierLeadershipMoves(t *testing.T) {
 	if len(epochs) < 2 {
 		t.Fatalf("every entry uploaded under one leader epoch %v: leadership did not move during uploads", epochs)
 	}
+	// Every acknowledged record is readable from offset 0, across both leaders' objects.
+	consumeAllValues(t, []string{live[0].Addr(), live[1].Addr()}, "lm", int(acked.Load()), -1)
 	// Everything in the partition's prefix is eventually a manifest entry (orphans collected).
 	waitFor(t, "orphans collected", func() bool {
 		objs, err := store.List(testCtx(t), tiering.PartitionPrefix(id, 0))
