@@ -118,8 +118,13 @@ func TestBenchTier(t *testing.T) {
 	if tr.ReplayBucket.Records == 0 || tr.ReplayBucket.Bytes != tr.ReplayLocal.Bytes || tr.ReplayRequests.GetBytes < tr.ReplayBucket.Bytes {
 		t.Fatalf("replay: bucket %+v (GET %d bytes), local %+v", tr.ReplayBucket, tr.ReplayRequests.GetBytes, tr.ReplayLocal)
 	}
-	if tr.LatencyAlone.Sent == 0 || tr.LatencyReplay.Sent == 0 || tr.LatencyReplay.Received != tr.LatencyReplay.Sent || tr.ReplayDuring.Bytes == 0 {
-		t.Fatalf("latency: alone %+v, during %+v, replayed %+v", tr.LatencyAlone, tr.LatencyReplay, tr.ReplayDuring)
+	if tr.LatencyAlone.Sent == 0 || len(tr.DuringReplay) != 2 || tr.DuringReplay[0].Bucket != "cold" || tr.DuringReplay[1].Bucket != "warm" {
+		t.Fatalf("latency: alone %+v, during replays %+v", tr.LatencyAlone, tr.DuringReplay)
+	}
+	for _, d := range tr.DuringReplay {
+		if d.Latency.Sent == 0 || d.Latency.Received != d.Latency.Sent || d.Replay.Bytes == 0 || d.Requests.GetBytes == 0 && d.Bucket == "cold" {
+			t.Fatalf("latency during a replay, bucket %s: %+v", d.Bucket, d)
+		}
 	}
 	if len(cmp.TierRows) < 4 {
 		t.Fatalf("rows %+v", cmp.TierRows)

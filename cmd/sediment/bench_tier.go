@@ -440,15 +440,42 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		return t, fail(&t.LatencyErr, err)
 	}
 	t.ReplayPace = o.replayPace
+	for i, bucket := range []string{"cold", "warm"} {
+		if bucket == "cold" {
+			if store.dataDir == "" {
+				t.Notes = append(t.Notes, "bucket cold: the object store's page cache could not be dropped (--minio-endpoint)")
+			} else if _, err := loadgen.DropCache(store.dataDir); err != nil {
+				return t, fail(&t.LatencyErr, err)
+			}
+		} else {
+			// One unpaced pass first, so that the store serves the replay from memory.
+			if _, err := loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0); err != nil {
+				return t, fail(&t.LatencyErr, fmt.Errorf("warming the bucket: %w", err))
+			}
+		}
+		d, err := latencyDuringReplay(ctx, lc, tb, store, tiered, ends, o, i == 0, out)
+		d.Bucket = bucket
+		if err != nil {
+			return t, fail(&t.LatencyErr, fmt.Errorf("bucket %s: %w", bucket, err))
+		}
+		t.DuringReplay = append(t.DuringReplay, d)
+	}
+	return t, nil
+}
+
+// latencyDuringReplay runs the fixed-rate produce of lc while a consumer replays [0, ends) of the
+// tiered topic from the bucket over and over (paced by o.replayPace).
+func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker, store *tierStore, tiered string, ends map[int32]int64, o tierOptions, profile bool, out io.Writer) (loadgen.ReplayLatency, error) {
+	var d loadgen.ReplayLatency
 	rctx, stopReplay := context.WithCancel(ctx)
 	var replayed atomic.Int64
 	replayDone := make(chan error, 1)
-	before = store.proxy.Counts()
+	before := store.proxy.Counts()
 	rstart := time.Now()
 	go func() {
 		var err error
 		for rctx.Err() == nil && err == nil {
-			_, err = loadgen.Replay(rctx, tb.brokers(), tiered, ends, c.Timeout, &replayed, o.replayPace)
+			_, err = loadgen.Replay(rctx, tb.brokers(), tiered, ends, lc.Timeout, &replayed, o.replayPace)
 		}
 		if rctx.Err() != nil {
 			err = nil
@@ -457,20 +484,20 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	}()
 	time.Sleep(500 * time.Millisecond) // the replay is reading from the bucket before the first record is sent
 	fmt.Fprintf(out, "latency: %d records/s for %s to %s while a consumer replays %s from the bucket\n", lc.Rate, lc.LatencyFor, lc.Topic, tiered)
-	o.phase("tier-latency-replay", true)
-	t.LatencyReplay, err = loadgen.FixedRateLatency(ctx, lc, out)
+	if profile {
+		o.phase("tier-latency-replay", true)
+	}
+	var err error
+	d.Latency, err = loadgen.FixedRateLatency(ctx, lc, out)
 	o.phase("tier-latency-replay", false)
 	stopReplay()
 	rerr := <-replayDone
-	t.ReplayDuring = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(c.RecordSize), Elapsed: time.Since(rstart)}
-	t.DuringRequests = store.proxy.Counts().Sub(before)
+	d.Replay = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(lc.RecordSize), Elapsed: time.Since(rstart)}
+	d.Requests = store.proxy.Counts().Sub(before)
 	if err == nil && rerr != nil {
 		err = fmt.Errorf("background replay: %w", rerr)
 	}
-	if err != nil {
-		return t, fail(&t.LatencyErr, err)
-	}
-	return t, nil
+	return d, err
 }
 
 // waitLocalTrim waits until local retention has deleted every closed (uploaded) local segment of

@@ -378,14 +378,23 @@ type TierResult struct {
 	ReplayErr        string        `json:"replay_error,omitempty"`
 
 	// Produce latency at a fixed rate without and with a replay from the bucket running.
-	LatencyAlone   Latency     `json:"latency_alone"`
-	LatencyReplay  Latency     `json:"latency_during_replay"`
-	ReplayDuring   Throughput  `json:"replay_during_latency"`               // what the background replay read meanwhile
-	ReplayPace     int64       `json:"replay_pace_bytes_per_sec,omitempty"` // the background replay's pace (0 = as fast as it goes)
-	DuringRequests ProxyCounts `json:"replay_during_requests"`
-	LatencyErr     string      `json:"latency_error,omitempty"`
+	LatencyAlone Latency         `json:"latency_alone"`
+	DuringReplay []ReplayLatency `json:"during_replay"`
+	ReplayPace   int64           `json:"replay_pace_bytes_per_sec,omitempty"` // the background replay's pace (0 = as fast as it goes)
+	LatencyErr   string          `json:"latency_error,omitempty"`
 
 	Notes []string `json:"notes,omitempty"`
+}
+
+// ReplayLatency is one fixed-rate produce run while a consumer replays from the bucket in a loop.
+type ReplayLatency struct {
+	// Bucket is "cold" (the object store's files not in the page cache when the replay starts: the
+	// bucket's disk reads compete with the broker's fsyncs when both share one disk, as here) or
+	// "warm" (read once just before, so the store serves from memory: only the broker's work remains).
+	Bucket   string      `json:"bucket"`
+	Latency  Latency     `json:"latency"`
+	Replay   Throughput  `json:"replay"`   // what the background replay read meanwhile
+	Requests ProxyCounts `json:"requests"` // object-store requests meanwhile
 }
 
 // ReplayRun is one replay and what it fetched from the bucket.
@@ -476,19 +485,20 @@ func TierRows(t TierResult) []TierRow {
 		}
 		rows = append(rows, r)
 	}
-	if t.LatencyErr != "" || t.LatencyReplay.Sent == 0 {
+	if len(t.DuringReplay) == 0 {
 		rows = append(rows, TierRow{Metric: "produce ack p99 during replay", Unit: "ms", Missing: orDefault(t.LatencyErr, "not measured")})
-	} else {
+	}
+	for _, d := range t.DuringReplay {
 		for _, q := range []struct {
 			name   string
 			v, b   time.Duration
 			target bool
 		}{
-			{"produce ack p99 during replay", t.LatencyReplay.AckP99, t.LatencyAlone.AckP99, true},
-			{"produce ack p50 during replay", t.LatencyReplay.AckP50, t.LatencyAlone.AckP50, false},
-			{"e2e p99 during replay", t.LatencyReplay.P99, t.LatencyAlone.P99, false},
+			{"produce ack p99 during replay", d.Latency.AckP99, t.LatencyAlone.AckP99, true},
+			{"produce ack p50 during replay", d.Latency.AckP50, t.LatencyAlone.AckP50, false},
+			{"e2e p99 during replay", d.Latency.P99, t.LatencyAlone.P99, false},
 		} {
-			r := TierRow{Metric: q.name, Unit: "ms", Value: msOf(q.v), Baseline: msOf(q.b), BaseName: "same rate, no replay"}
+			r := TierRow{Metric: q.name + " (bucket " + d.Bucket + ")", Unit: "ms", Value: msOf(q.v), Baseline: msOf(q.b), BaseName: "same rate, no replay"}
 			if q.b > 0 {
 				r.Ratio = float64(q.v) / float64(q.b)
 			}
@@ -498,6 +508,9 @@ func TierRows(t TierResult) []TierRow {
 			}
 			rows = append(rows, r)
 		}
+	}
+	if t.LatencyErr != "" && len(t.DuringReplay) > 0 {
+		rows = append(rows, TierRow{Metric: "produce ack p99 during replay (incomplete)", Unit: "ms", Missing: t.LatencyErr})
 	}
 	return rows
 }
@@ -534,11 +547,14 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 		}
 		fmt.Fprintf(w, "  replay runs MB/s: bucket %s; local %s\n", strings.Join(b, " / "), strings.Join(l, " / "))
 	}
-	if t.LatencyReplay.Sent > 0 {
-		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms), %.0f rec/s during replay (%.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s from the bucket (GET %.1f MiB)\n",
-			t.LatencyAlone.AchievedRate, ms(t.LatencyAlone.AckP50), ms(t.LatencyAlone.AckP99), ms(t.LatencyAlone.AckP999),
-			t.LatencyReplay.AchievedRate, ms(t.LatencyReplay.AckP50), ms(t.LatencyReplay.AckP99), ms(t.LatencyReplay.AckP999),
-			pace(t.ReplayPace), t.ReplayDuring.MBps(), float64(t.DuringRequests.GetBytes)/(1<<20))
+	if len(t.DuringReplay) > 0 {
+		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms)\n",
+			t.LatencyAlone.AchievedRate, ms(t.LatencyAlone.AckP50), ms(t.LatencyAlone.AckP99), ms(t.LatencyAlone.AckP999))
+	}
+	for _, d := range t.DuringReplay {
+		fmt.Fprintf(w, "  latency: %.0f rec/s during a replay, bucket %s (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s from the bucket (GET %.1f MiB)\n",
+			d.Latency.AchievedRate, d.Bucket, ms(d.Latency.AckP50), ms(d.Latency.AckP99), ms(d.Latency.AckP999),
+			pace(t.ReplayPace), d.Replay.MBps(), float64(d.Requests.GetBytes)/(1<<20))
 	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "metric\tunit\tsediment\tbaseline\tratio\ttarget\tmet\t")
