@@ -72,11 +72,14 @@ type Config struct {
 	LogLocalRetentionMs      int64  // log.local.retention.ms (-2 = use log.retention.ms)
 	LogLocalRetentionBytes   int64  // log.local.retention.bytes (-2 = use log.retention.bytes)
 	RemoteLogStorageEnable   bool   // remote.log.storage.system.enable
-	// remote.log.manager.task.interval.ms, ...task.retry.backoff.ms, ...task.retry.backoff.max.ms
+	CompressionType          string // compression.type (only "producer" is implemented)
+	ReplicaSelectorClass     string // replica.selector.class (KIP-392; "" = leader only)
+
+	// Tiering task timings: remote.log.manager.task.interval.ms, remote.log.manager.task.retry.backoff.ms,
+	// remote.log.manager.task.retry.backoff.max.ms.
 	RemoteLogManagerTaskIntervalMs        int64
 	RemoteLogManagerTaskRetryBackoffMs    int64
 	RemoteLogManagerTaskRetryBackoffMaxMs int64
-	CompressionType                       string // compression.type (only "producer" is implemented)
 
 	// Group coordinator (Kafka names and defaults; read by the groups code).
 	GroupInitialRebalanceDelayMs     int32  // group.initial.rebalance.delay.ms
@@ -308,6 +311,9 @@ func listDef(name, def string, allowed []string, doc string, p func(*Config) *st
 const (
 	maxLongStr = "9223372036854775807"
 	weekMs     = "604800000"
+
+	rackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+	leaderReplicaSelector    = "org.apache.kafka.common.replica.LeaderSelector"
 )
 
 // brokerConfigDefs: every broker config Sediment understands, with Kafka's defaults.
@@ -400,6 +406,17 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *string { return &c.GroupConsumerAssignors }),
 	enumDef("compression.type", "producer", kmsg.ConfigTypeString, []string{"producer"}, "Batches are stored as the producer compressed them; other values are not implemented.",
 		func(c *Config) *string { return &c.CompressionType }),
+	{name: "replica.selector.class", typ: kmsg.ConfigTypeString, def: "",
+		doc: "Replica selector for consumer fetches (KIP-392): org.apache.kafka.common.replica.RackAwareReplicaSelector points a client with client.rack at an in-sync replica in its rack; empty or org.apache.kafka.common.replica.LeaderSelector: always the leader.",
+		get: func(c *Config) string { return c.ReplicaSelectorClass },
+		set: func(c *Config, s string) error {
+			switch s = strings.TrimSpace(s); s {
+			case "", rackAwareReplicaSelector, leaderReplicaSelector:
+				c.ReplicaSelectorClass = s
+				return nil
+			}
+			return fmt.Errorf("%q is not a replica selector Sediment implements (%s or %s)", s, rackAwareReplicaSelector, leaderReplicaSelector)
+		}},
 }
 
 var brokerConfigByName = func() map[string]*configDef {
