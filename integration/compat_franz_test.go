@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +22,6 @@ var franzCodecs = map[string]kgo.CompressionCodec{
 func TestCompatFranzGo(t *testing.T) {
 	n := startNode(t, "", groupNodeArgs...)
 	logVersion(t, "franz-go", goModVersion("github.com/twmb/franz-go")+" (kadm "+goModVersion("github.com/twmb/franz-go/pkg/kadm")+")")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	adm := kadm.NewClient(n.client(t))
 	res := franzRoundTrip(t, n, allCodecs)
 	checkCompat(t, n, res, allCodecs, "kadm CreateTopics")
@@ -59,7 +58,10 @@ func TestCompatFranzGo(t *testing.T) {
 		checkGroup(t, n, "compat-franz-go", franzGroup(t, n, "compat-franz-go"))
 	})
 
+	replayCell(t, franzReplay)
+
 	base := seedTimeTopic(t, n)
+	ctx := testCtx(t) // after the cells above, however long they took
 	got, errs := map[int64]int64{}, []string(nil)
 	for _, ts := range timeQueryList(base) {
 		lo, err := adm.ListOffsetsAfterMilli(ctx, ts, timeTopic)
@@ -168,4 +170,51 @@ func franzGroup(t *testing.T, n *node, group string, extra ...kgo.Opt) *groupRes
 	res.First = consume(groupFirst, true)
 	res.Second = consume(groupN-groupFirst, false)
 	return res
+}
+
+// franzReplay: kgo.ProduceSync per round (idempotent); kgo.ConsumePartitions at offset 0 of every
+// partition (no group, no reset policy involved: the fetch starts at 0 itself).
+var franzReplay = replayClient{
+	name: "franz-go",
+	produce: func(t *testing.T, n *node) error {
+		// Uncompressed like every client's replay records (kgo's default is snappy): the segment
+		// sizes, and so the number of segments, then do not depend on the codec.
+		cl := n.client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchCompression(kgo.NoCompression()))
+		for r := 0; r < replayRounds; r++ {
+			if err := cl.ProduceSync(testCtx(t), replayRecords("franz-go", r)...).FirstErr(); err != nil {
+				return fmt.Errorf("round %d: %w", r, err)
+			}
+		}
+		return nil
+	},
+	consume: func(t *testing.T, n *node) ([]compatRecord, error) {
+		at := map[int32]kgo.Offset{}
+		for p := int32(0); p < replayPartitions; p++ {
+			at[p] = kgo.NewOffset().At(0)
+		}
+		cl := n.client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{replayTopic: at}))
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		var out []compatRecord
+		var errs []string
+		for len(out) < replayN && ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachError(func(topic string, p int32, err error) {
+				if ctx.Err() == nil && len(errs) < 5 {
+					errs = append(errs, fmt.Sprintf("fetch %s/%d: %v", topic, p, err))
+				}
+			})
+			fs.EachRecord(func(r *kgo.Record) {
+				cr := compatRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)}
+				for _, h := range r.Headers {
+					cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
+				}
+				out = append(out, cr)
+			})
+		}
+		if len(errs) > 0 {
+			return out, fmt.Errorf("%s", strings.Join(errs, "; "))
+		}
+		return out, nil
+	},
 }

@@ -18,6 +18,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -364,14 +365,7 @@ func checkConsumed(t *testing.T, client, codec string, recs []compatRecord) {
 		perPart[r.Partition] = append(perPart[r.Partition], r.Offset)
 	}
 	if len(seen) != compatN {
-		var missing []int
-		for v, i := range want {
-			if !seen[v] {
-				missing = append(missing, i)
-			}
-		}
-		sort.Ints(missing)
-		t.Errorf("read back %d of %d records; missing indexes %v", len(seen), compatN, missing)
+		t.Errorf("read back %d of %d records; missing indexes %v", len(seen), compatN, missingIndexes(want, seen))
 	}
 	for p, offs := range perPart {
 		sort.Slice(offs, func(a, b int) bool { return offs[a] < offs[b] })
@@ -382,4 +376,47 @@ func checkConsumed(t *testing.T, client, codec string, recs []compatRecord) {
 			}
 		}
 	}
+}
+
+// missingIndexes: the record indexes of want (value -> index) whose values were not seen, sorted.
+func missingIndexes(want map[string]int, seen map[string]bool) []int {
+	var missing []int
+	for v, i := range want {
+		if !seen[v] {
+			missing = append(missing, i)
+		}
+	}
+	sort.Ints(missing)
+	return missing
+}
+
+// recordCollector gathers consumed records from several goroutines and calls cancel once want
+// records arrived.
+type recordCollector struct {
+	want   int
+	cancel func()
+	mu     sync.Mutex
+	out    []compatRecord
+	errs   []error
+}
+
+func (c *recordCollector) add(r compatRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = append(c.out, r)
+	if len(c.out) >= c.want {
+		c.cancel()
+	}
+}
+
+func (c *recordCollector) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errs = append(c.errs, err)
+}
+
+func (c *recordCollector) result() ([]compatRecord, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out, errors.Join(c.errs...)
 }

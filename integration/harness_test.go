@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopSharedMinIO()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -84,16 +85,23 @@ type node struct {
 	exited   chan struct{}
 	exitErr  error
 	extraArg []string
+	env      []string // added to the inherited environment (e.g. an object store's AWS credentials)
 }
 
 // startNode runs `sediment serve` on free ports with a fresh data dir (or dataDir if given) and
 // waits until /readyz answers 200.
 func startNode(t testing.TB, dataDir string, extra ...string) *node {
 	t.Helper()
+	return startNodeEnv(t, dataDir, nil, extra...)
+}
+
+// startNodeEnv is startNode with env added to the process's inherited environment.
+func startNodeEnv(t testing.TB, dataDir string, env []string, extra ...string) *node {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	n := &node{t: t, dataDir: dataDir, extraArg: extra}
+	n := &node{t: t, dataDir: dataDir, extraArg: extra, env: env}
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		if err = n.start(); err == nil {
@@ -117,6 +125,9 @@ func (n *node) start() error {
 	}, n.extraArg...)
 	n.out = &syncBuffer{}
 	n.cmd = exec.Command(sedimentBin, args...)
+	if n.env != nil {
+		n.cmd.Env = append(os.Environ(), n.env...)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
 		return err
