@@ -19,8 +19,6 @@ var kafkagoCodecs = map[string]kafka.Compression{
 func TestCompatKafkaGo(t *testing.T) {
 	n := startNode(t, "", groupNodeArgs...)
 	logVersion(t, "kafka-go", goModVersion("github.com/segmentio/kafka-go"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	res := kafkagoRoundTrip(t, n, allCodecs)
 	checkCompat(t, n, res, allCodecs, "kafka-go Client.CreateTopics")
 
@@ -35,9 +33,11 @@ func TestCompatKafkaGo(t *testing.T) {
 		checkGroup(t, n, "compat-kafka-go", kafkagoGroup(t, n, "compat-kafka-go"))
 	})
 
+	replayCell(t, kafkagoReplay)
+
 	base := seedTimeTopic(t, n)
 	got, errs := map[int64]int64{}, []string(nil)
-	if conn, err := kafka.DialLeader(ctx, "tcp", n.kafka, timeTopic, 0); err != nil {
+	if conn, err := kafka.DialLeader(testCtx(t), "tcp", n.kafka, timeTopic, 0); err != nil {
 		errs = append(errs, err.Error())
 	} else {
 		for _, ts := range timeQueryList(base) {
@@ -109,46 +109,11 @@ func kafkagoRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 	}
 
 	for _, c := range codecs {
-		var mu sync.Mutex
-		got := 0
-		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
-		var wg sync.WaitGroup
-		for p := 0; p < 3; p++ {
-			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: []string{n.kafka}, Topic: compatTopic(c), Partition: p,
-				MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
-			})
-			if err := r.SetOffset(kafka.FirstOffset); err != nil {
-				t.Errorf("SetOffset: %v", err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer r.Close()
-				for {
-					m, err := r.ReadMessage(cctx)
-					if err != nil {
-						if cctx.Err() == nil {
-							t.Logf("ReadMessage(%s p%d): %v", compatTopic(c), p, err)
-						}
-						return
-					}
-					cr := compatRecord{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)}
-					for _, h := range m.Headers {
-						cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
-					}
-					mu.Lock()
-					res.Consumed = append(res.Consumed, cr)
-					got++
-					if got >= compatN {
-						ccancel()
-					}
-					mu.Unlock()
-				}
-			}()
+		recs, err := kafkagoConsume(ctx, n, compatTopic(c), 3, kafka.FirstOffset, compatN, 20*time.Second)
+		if err != nil {
+			t.Logf("consuming %s: %v", compatTopic(c), err) // consume/<codec> judges what was read
 		}
-		wg.Wait()
-		ccancel()
+		res.Consumed = append(res.Consumed, recs...)
 	}
 	return res
 }
@@ -186,4 +151,73 @@ func kafkagoGroup(t *testing.T, n *node, group string) *groupResult {
 	res.First = consume(groupFirst, true)
 	res.Second = consume(groupN-groupFirst, false)
 	return res
+}
+
+// kafkagoReplay: a Writer (Hash balancer, acks=all) WriteMessages per round; a Reader per partition
+// with SetOffset(0).
+var kafkagoReplay = replayClient{
+	name: "kafka-go",
+	produce: func(t *testing.T, n *node) error {
+		w := &kafka.Writer{Addr: kafka.TCP(n.kafka), Topic: replayTopic, Balancer: &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+		for r := 0; r < replayRounds; r++ {
+			var msgs []kafka.Message
+			for _, rec := range replayRecords("kafka-go", r) {
+				m := kafka.Message{Key: rec.Key, Value: rec.Value}
+				for _, h := range rec.Headers {
+					m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+				}
+				msgs = append(msgs, m)
+			}
+			if err := w.WriteMessages(testCtx(t), msgs...); err != nil {
+				w.Close()
+				return fmt.Errorf("round %d: %w", r, err)
+			}
+		}
+		return w.Close()
+	},
+	consume: func(t *testing.T, n *node) ([]compatRecord, error) {
+		return kafkagoConsume(context.Background(), n, replayTopic, replayPartitions, 0, replayN, 45*time.Second)
+	},
+}
+
+// kafkagoConsume reads partitions 0..parts-1 of topic from offset with a Reader each until want
+// records arrived or the timeout, and returns them with the readers' errors.
+func kafkagoConsume(ctx context.Context, n *node, topic string, parts int, offset int64, want int, timeout time.Duration) ([]compatRecord, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	col := &recordCollector{want: want, cancel: cancel}
+	var wg sync.WaitGroup
+	for p := 0; p < parts; p++ {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: []string{n.kafka}, Topic: topic, Partition: p,
+			MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond,
+		})
+		if err := r.SetOffset(offset); err != nil {
+			r.Close()
+			col.fail(fmt.Errorf("SetOffset(%d) on %s p%d: %w", offset, topic, p, err))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						col.fail(fmt.Errorf("ReadMessage(%s p%d): %w", topic, p, err))
+					}
+					return
+				}
+				cr := compatRecord{Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)}
+				for _, h := range m.Headers {
+					cr.Headers = append(cr.Headers, [2]string{h.Key, string(h.Value)})
+				}
+				col.add(cr)
+			}
+		}()
+	}
+	wg.Wait()
+	return col.result()
 }

@@ -32,6 +32,8 @@ func TestCompatKcat(t *testing.T) {
 		checkGroup(t, n, "compat-kcat", kcatGroup(t, kcat, n, "compat-kcat"))
 	})
 
+	replayCell(t, kcatReplay(kcat))
+
 	// kcat -o s@<ms>: start consuming at the first offset with timestamp >= ms (ListOffsets by time).
 	base := seedTimeTopic(t, n)
 	got, errs := map[int64]int64{}, []string(nil)
@@ -83,30 +85,89 @@ func kcatRoundTrip(t *testing.T, kcat, version string, n *node, codecs []string)
 			t.Errorf("kcat -C -J %s: %v\n%s", compatTopic(c), err, out)
 			continue
 		}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if line == "" {
-				continue
-			}
-			var m struct {
-				Topic     string   `json:"topic"`
-				Partition int32    `json:"partition"`
-				Offset    int64    `json:"offset"`
-				Key       string   `json:"key"`
-				Payload   string   `json:"payload"`
-				Headers   []string `json:"headers"`
-			}
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				t.Errorf("kcat -J line %q: %v", line, err)
-				continue
-			}
-			r := compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Payload}
-			for i := 0; i+1 < len(m.Headers); i += 2 {
-				r.Headers = append(r.Headers, [2]string{m.Headers[i], m.Headers[i+1]})
-			}
-			res.Consumed = append(res.Consumed, r)
+		recs, err := parseKcatJSON(out)
+		if err != nil {
+			t.Error(err)
 		}
+		res.Consumed = append(res.Consumed, recs...)
 	}
 	return res
+}
+
+// parseKcatJSON reads kcat -J output: one JSON object per consumed message.
+func parseKcatJSON(out []byte) ([]compatRecord, error) {
+	var recs []compatRecord
+	var errs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		var m struct {
+			Topic     string   `json:"topic"`
+			Partition int32    `json:"partition"`
+			Offset    int64    `json:"offset"`
+			Key       string   `json:"key"`
+			Payload   string   `json:"payload"`
+			Headers   []string `json:"headers"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			errs = append(errs, fmt.Sprintf("kcat -J line %q: %v", line, err))
+			continue
+		}
+		r := compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Payload}
+		for i := 0; i+1 < len(m.Headers); i += 2 {
+			r.Headers = append(r.Headers, [2]string{m.Headers[i], m.Headers[i+1]})
+		}
+		recs = append(recs, r)
+	}
+	if len(errs) > 0 {
+		return recs, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return recs, nil
+}
+
+// kcatReplay: kcat -P per round and header value (kcat's -H applies to a whole run, so 3 runs per
+// round); kcat -C -o 0 -e -J reads every partition from offset 0 to the end.
+func kcatReplay(kcat string) replayClient {
+	return replayClient{
+		name: "kcat",
+		produce: func(t *testing.T, n *node) error {
+			for r := 0; r < replayRounds; r++ {
+				from, to := replayRound(r)
+				for part := 0; part < 3; part++ {
+					var lines []string
+					for i := from; i < to; i++ {
+						if i%3 == part {
+							lines = append(lines, compatKey(i)+"\t"+compatValue("kcat", replayCodec, i))
+						}
+					}
+					args := []string{"-b", n.kafka, "-P", "-t", replayTopic, "-K", "\t", "-X", "enable.idempotence=true", "-X", "linger.ms=5"}
+					for _, h := range compatHeaders(replayCodec, part) {
+						args = append(args, "-H", h[0]+"="+h[1])
+					}
+					cmd := exec.CommandContext(testCtx(t), kcat, args...)
+					cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+					if out, err := cmd.CombinedOutput(); err != nil {
+						return fmt.Errorf("round %d: kcat -P: %v: %s", r, err, out)
+					}
+				}
+			}
+			return nil
+		},
+		consume: func(t *testing.T, n *node) ([]compatRecord, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, kcat, "-b", n.kafka, "-C", "-t", replayTopic, "-o", "0", "-e", "-q", "-J")
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			recs, perr := parseKcatJSON(out)
+			if err != nil {
+				return recs, fmt.Errorf("kcat -C -o 0 -e: %v (ctx %v)\nstderr: %s", err, ctx.Err(), tail(stderr.String(), 2000))
+			}
+			return recs, perr
+		},
+	}
 }
 
 // kcatVersion pulls "kcat 1.7.1 ... librdkafka 2.0.2" out of `kcat -V`.
@@ -148,23 +209,9 @@ func kcatGroup(t *testing.T, kcat string, n *node, group string) *groupResult {
 		if err != nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("kcat -G: %v (ctx %v)", err, ctx.Err()))
 		}
-		var recs []compatRecord
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if line == "" {
-				continue
-			}
-			var m struct {
-				Topic     string `json:"topic"`
-				Partition int32  `json:"partition"`
-				Offset    int64  `json:"offset"`
-				Key       string `json:"key"`
-				Payload   string `json:"payload"`
-			}
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				res.Errors = append(res.Errors, fmt.Sprintf("kcat -J line %q: %v", line, err))
-				continue
-			}
-			recs = append(recs, compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Payload})
+		recs, err := parseKcatJSON(out)
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
 		}
 		return recs
 	}

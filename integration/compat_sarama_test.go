@@ -35,6 +35,8 @@ func TestCompatSarama(t *testing.T) {
 		checkGroup(t, n, "compat-sarama", saramaGroup(t, n, "compat-sarama"))
 	})
 
+	replayCell(t, saramaReplay)
+
 	base := seedTimeTopic(t, n)
 	got, errs := map[int64]int64{}, []string(nil)
 	if client, err := sarama.NewClient(addrs, saramaConfig("")); err != nil {
@@ -124,44 +126,11 @@ func saramaRoundTrip(t *testing.T, n *node, codecs []string) *compatResult {
 			t.Errorf("Partitions(%s): %v", compatTopic(c), err)
 			continue
 		}
-		var mu sync.Mutex
-		got := 0
-		cctx, ccancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for _, p := range parts {
-			pc, err := consumer.ConsumePartition(compatTopic(c), p, sarama.OffsetOldest)
-			if err != nil {
-				t.Errorf("ConsumePartition(%s, %d): %v", compatTopic(c), p, err)
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer pc.AsyncClose()
-				for {
-					select {
-					case <-cctx.Done():
-						return
-					case e := <-pc.Errors():
-						t.Logf("partition consumer error: %v", e)
-					case m := <-pc.Messages():
-						cr := compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)}
-						for _, h := range m.Headers {
-							cr.Headers = append(cr.Headers, [2]string{string(h.Key), string(h.Value)})
-						}
-						mu.Lock()
-						res.Consumed = append(res.Consumed, cr)
-						got++
-						if got >= compatN {
-							ccancel()
-						}
-						mu.Unlock()
-					}
-				}
-			}()
+		recs, err := saramaConsume(ctx, consumer, compatTopic(c), parts, sarama.OffsetOldest, compatN)
+		if err != nil {
+			t.Logf("consuming %s: %v", compatTopic(c), err) // consume/<codec> judges what was read
 		}
-		wg.Wait()
-		ccancel()
+		res.Consumed = append(res.Consumed, recs...)
 	}
 	return res
 }
@@ -244,4 +213,78 @@ func (h *saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 		h.mu.Unlock()
 	}
 	return nil
+}
+
+// saramaReplay: an idempotent SyncProducer.SendMessages per round; a PartitionConsumer per partition
+// started at offset 0.
+var saramaReplay = replayClient{
+	name: "sarama",
+	produce: func(t *testing.T, n *node) error {
+		p, err := sarama.NewSyncProducer([]string{n.kafka}, saramaConfig("none"))
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		for r := 0; r < replayRounds; r++ {
+			var msgs []*sarama.ProducerMessage
+			for _, rec := range replayRecords("sarama", r) {
+				m := &sarama.ProducerMessage{Topic: rec.Topic, Key: sarama.ByteEncoder(rec.Key), Value: sarama.ByteEncoder(rec.Value)}
+				for _, h := range rec.Headers {
+					m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+				}
+				msgs = append(msgs, m)
+			}
+			if err := p.SendMessages(msgs); err != nil {
+				return fmt.Errorf("round %d: %w", r, err)
+			}
+		}
+		return nil
+	},
+	consume: func(t *testing.T, n *node) ([]compatRecord, error) {
+		consumer, err := sarama.NewConsumer([]string{n.kafka}, saramaConfig(""))
+		if err != nil {
+			return nil, err
+		}
+		defer consumer.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		return saramaConsume(ctx, consumer, replayTopic, []int32{0, 1, 2}, 0, replayN)
+	},
+}
+
+// saramaConsume reads parts of topic from offset with a PartitionConsumer each until want records
+// arrived or ctx ends, and returns them with the consumers' errors.
+func saramaConsume(ctx context.Context, consumer sarama.Consumer, topic string, parts []int32, offset int64, want int) ([]compatRecord, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	col := &recordCollector{want: want, cancel: cancel}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := consumer.ConsumePartition(topic, p, offset)
+		if err != nil {
+			col.fail(fmt.Errorf("ConsumePartition(%s, %d, %d): %w", topic, p, offset, err))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.AsyncClose()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-pc.Errors():
+					col.fail(e)
+				case m := <-pc.Messages():
+					cr := compatRecord{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Value: string(m.Value)}
+					for _, h := range m.Headers {
+						cr.Headers = append(cr.Headers, [2]string{string(h.Key), string(h.Value)})
+					}
+					col.add(cr)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return col.result()
 }
