@@ -22,5 +22,7 @@ func TestCompatConfluentKafkaPython(t *testing.T) {
 		checkGroup(t, n, "compat-confluent-kafka-python", pythonGroupDriver(t, py, "confluent_driver.py", n, "compat-confluent-kafka-python"))
 	})
 
+	replayCell(t, pythonReplayClient(t, "confluent-kafka-python", py, "confluent_driver.py"))
+
 	pythonTimeDriver(t, py, "confluent_driver.py", n, seedTimeTopic(t, n))
 }

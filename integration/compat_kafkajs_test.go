@@ -62,6 +62,8 @@ func TestCompatKafkaJS(t *testing.T) {
 		groups(t, n)
 	})
 
+	replayCell(t, replayDriverClient("kafkajs", nodeBin, nil, filepath.Join(dir, "kafkajs_driver.js")))
+
 	base := seedTimeTopic(t, n)
 	var tres timeResult
 	runDriverJSON(t, 60*time.Second, nodeBin, nil, &tres, append([]string{filepath.Join(dir, "kafkajs_driver.js")}, timeArgs(n, base)...)...)

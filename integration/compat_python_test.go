@@ -92,5 +92,7 @@ func TestCompatKafkaPython(t *testing.T) {
 		checkGroup(t, n, "compat-kafka-python", pythonGroupDriver(t, py, "kafka_python_driver.py", n, "compat-kafka-python"))
 	})
 
+	replayCell(t, pythonReplayClient(t, "kafka-python", py, "kafka_python_driver.py"))
+
 	pythonTimeDriver(t, py, "kafka_python_driver.py", n, seedTimeTopic(t, n))
 }

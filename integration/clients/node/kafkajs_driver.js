@@ -107,9 +107,79 @@ async function times () {
   await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
 }
 
+// runUntil runs consumer until want messages were handed to it (appended to out as compat records)
+// or the timeout.
+function runUntil (consumer, want, out) {
+  return new Promise((resolve, reject) => {
+    let got = 0
+    const timer = setTimeout(resolve, timeoutMs)
+    consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
+        const hs = Object.entries(message.headers || {}).map(([k, v]) => [k, v == null ? '' : v.toString()])
+        out.push({ topic, partition, offset: Number(message.offset), key: message.key ? message.key.toString() : '', value: message.value ? message.value.toString() : '', headers: hs })
+        if (++got >= want) { clearTimeout(timer); resolve() }
+      },
+    }).catch(reject)
+  })
+}
+
+// Replay from the bucket (integration/compat_replay_util_test.go). replay-produce: the idempotent
+// producer sends --n records to --topic in --rounds sends (each acknowledged before the next).
+// replay-consume: a consumer of a fresh group seeks every assigned partition to offset 0 when it
+// joins (kafkajs has no group-less consumer) and reads until --n records or the timeout.
+const replayCodec = 'replay'
+const replayTopic = arg('topic', 'compat-replay')
+
+async function replayProduce () {
+  const res = { client: CLIENT, version: require('kafkajs/package.json').version, created: {}, produced: {}, consumed: [], notes: [] }
+  const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
+  const rounds = parseInt(arg('rounds', '1'), 10)
+  const per = Math.floor(n / rounds)
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+  try {
+    await producer.connect()
+    for (let r = 0; r < rounds; r++) {
+      const messages = []
+      for (let i = r * per; i < (r + 1) * per; i++) {
+        const h = {}
+        for (const [k, v] of headers(replayCodec, i)) h[k] = v
+        messages.push({ key: key(i), value: value(replayCodec, i), headers: h })
+      }
+      await producer.send({ topic: replayTopic, acks: -1, messages })
+    }
+    res.produced[replayCodec] = ''
+  } catch (e) {
+    res.produced[replayCodec] = String(e && e.stack || e)
+  } finally {
+    await producer.disconnect().catch(() => {})
+  }
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
+}
+
+async function replayConsume () {
+  const res = { client: CLIENT, version: require('kafkajs/package.json').version, created: {}, produced: {}, consumed: [], notes: [] }
+  const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
+  const consumer = kafka.consumer({ groupId: 'compat-kafkajs-replay', sessionTimeout: 10000, heartbeatInterval: 1000 })
+  try {
+    await consumer.connect()
+    await consumer.subscribe({ topic: replayTopic, fromBeginning: true })
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      for (const p of (e.payload.memberAssignment[replayTopic] || [])) consumer.seek({ topic: replayTopic, partition: p, offset: '0' })
+    })
+    await runUntil(consumer, n, res.consumed)
+  } catch (e) {
+    res.notes.push(`replay consume: ${e && e.stack || e}`)
+  } finally {
+    await consumer.disconnect().catch(() => {})
+  }
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(res) + '\n', resolve))
+}
+
 async function main () {
   if (mode === 'group') return group()
   if (mode === 'time') return times()
+  if (mode === 'replay-produce') return replayProduce()
+  if (mode === 'replay-consume') return replayConsume()
   const res = { client: CLIENT, version: require('kafkajs/package.json').version, created: {}, produced: {}, consumed: [], notes: [] }
   const kafka = new Kafka({ clientId: 'sediment-compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.WARN, logCreator })
 
@@ -155,17 +225,7 @@ async function main () {
     try {
       await consumer.connect()
       await consumer.subscribe({ topic: topic(c), fromBeginning: true })
-      let got = 0
-      await new Promise((resolve, reject) => {
-        const timer = setTimeout(resolve, timeoutMs)
-        consumer.run({
-          eachMessage: async ({ topic: t, partition, message }) => {
-            const hs = Object.entries(message.headers || {}).map(([k, v]) => [k, v == null ? '' : v.toString()])
-            res.consumed.push({ topic: t, partition, offset: Number(message.offset), key: message.key ? message.key.toString() : '', value: message.value ? message.value.toString() : '', headers: hs })
-            if (++got >= n) { clearTimeout(timer); resolve() }
-          },
-        }).catch(reject)
-      })
+      await runUntil(consumer, n, res.consumed)
     } catch (e) {
       res.notes.push(`consume ${c}: ${e && e.stack || e}`)
     } finally {

@@ -30,7 +30,8 @@ def topic(codec):
 def args():
     p = argparse.ArgumentParser()
     p.add_argument("--bootstrap", required=True)
-    p.add_argument("--mode", default="roundtrip", choices=["roundtrip", "group", "time"])
+    p.add_argument("--mode", default="roundtrip",
+                   choices=["roundtrip", "group", "time", "replay-produce", "replay-consume"])
     p.add_argument("--times", default="", help="time: comma-separated timestamps (ms) to look up in partition 0")
     p.add_argument("--codecs", default="", help="roundtrip: comma-separated: none,gzip,snappy,lz4,zstd")
     p.add_argument("--n", type=int, default=0, help="roundtrip: records per codec")
@@ -39,6 +40,8 @@ def args():
     p.add_argument("--topic", default="compat-group", help="group: the topic")
     p.add_argument("--first", type=int, default=0, help="group: records the first consumer processes and commits")
     p.add_argument("--rest", type=int, default=0, help="group: records the second consumer then reads")
+    p.add_argument("--rounds", type=int, default=1, help="replay-produce: flushed rounds the --n records are split into")
+    p.add_argument("--partitions", type=int, default=3, help="replay-consume: partitions of --topic, each read from offset 0")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for records when consuming")
     a = p.parse_args()
     a.codecs = [c for c in a.codecs.split(",") if c]
@@ -48,6 +51,15 @@ def args():
 
 def result(client, version):
     return {"client": client, "version": version, "created": {}, "produced": {}, "consumed": [], "notes": []}
+
+
+REPLAY_CODEC = "replay"  # the codec field of the replay records' values (produced uncompressed)
+
+
+def replay_rounds(a):
+    """The record index ranges of the replay scenario's rounds (integration/compat_replay_util_test.go)."""
+    per = a.n // a.rounds
+    return [range(r * per, (r + 1) * per) for r in range(a.rounds)]
 
 
 def group_result(version):

@@ -64,12 +64,60 @@ def times(a):
     cc.emit(res)
 
 
+def replay_produce(a):
+    """The idempotent Producer writes a.n records to a.topic in a.rounds rounds, flushing after each."""
+    res = cc.result(CLIENT, VERSION)
+    errors = []
+    try:
+        p = Producer({"bootstrap.servers": a.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+
+        def on_delivery(err, msg):
+            if err is not None:
+                errors.append(str(err))
+        for rnd in cc.replay_rounds(a):
+            for i in rnd:
+                p.produce(a.topic, key=cc.key(i).encode(), value=cc.value(CLIENT, cc.REPLAY_CODEC, i).encode(),
+                          headers=[(k, v.encode()) for k, v in cc.headers(cc.REPLAY_CODEC, i)], on_delivery=on_delivery)
+            left = p.flush(30)
+            if left:
+                errors.append("%d messages not delivered after flush(30)" % left)
+                break
+    except Exception as e:  # noqa: BLE001
+        errors.append(repr(e))
+    res["produced"][cc.REPLAY_CODEC] = "; ".join(errors[:3])
+    cc.emit(res)
+
+
+def replay_consume(a):
+    """A Consumer assigned every partition of a.topic at offset 0 reads until a.n records or the timeout."""
+    res = cc.result(CLIENT, VERSION)
+    cons = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "compat-replay-assign-only",
+                     "enable.auto.commit": False, "auto.offset.reset": "error"})
+    cons.assign([TopicPartition(a.topic, p, 0) for p in range(a.partitions)])
+    deadline = time.time() + a.timeout
+    while len(res["consumed"]) < a.n and time.time() < deadline:
+        m = cons.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if len(res["notes"]) < 5:
+                res["notes"].append("consume error: %s" % m.error())
+            continue
+        res["consumed"].append(cc.record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers()))
+    cons.close()
+    cc.emit(res)
+
+
 def main():
     a = cc.args()
     if a.mode == "group":
         return group(a)
     if a.mode == "time":
         return times(a)
+    if a.mode == "replay-produce":
+        return replay_produce(a)
+    if a.mode == "replay-consume":
+        return replay_consume(a)
     res = cc.result(CLIENT, VERSION)
 
     admin = AdminClient({"bootstrap.servers": a.bootstrap})

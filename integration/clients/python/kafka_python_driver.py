@@ -59,12 +59,55 @@ def times(a):
     cc.emit(res)
 
 
+def replay_produce(a):
+    """KafkaProducer (acks=all) writes a.n records to a.topic in a.rounds rounds, flushing after each."""
+    res = cc.result(CLIENT, kafka.__version__)
+    try:
+        p = KafkaProducer(bootstrap_servers=a.bootstrap, acks="all", linger_ms=5)
+        for rnd in cc.replay_rounds(a):
+            futs = [p.send(a.topic, key=cc.key(i).encode(), value=cc.value(CLIENT, cc.REPLAY_CODEC, i).encode(),
+                           headers=[(k, v.encode()) for k, v in cc.headers(cc.REPLAY_CODEC, i)]) for i in rnd]
+            p.flush(30)
+            for f in futs:
+                f.get(timeout=30)
+        p.close(10)
+        res["produced"][cc.REPLAY_CODEC] = ""
+    except Exception as e:  # noqa: BLE001
+        res["produced"][cc.REPLAY_CODEC] = repr(e)
+    cc.emit(res)
+
+
+def replay_consume(a):
+    """KafkaConsumer.assign(every partition) + seek(tp, 0) reads until a.n records or the timeout."""
+    res = cc.result(CLIENT, kafka.__version__)
+    cons = KafkaConsumer(bootstrap_servers=a.bootstrap, enable_auto_commit=False, group_id=None,
+                         auto_offset_reset="none")
+    tps = [TopicPartition(a.topic, p) for p in range(a.partitions)]
+    cons.assign(tps)
+    for tp in tps:
+        cons.seek(tp, 0)
+    deadline = time.time() + a.timeout
+    try:
+        while len(res["consumed"]) < a.n and time.time() < deadline:
+            for tp, msgs in cons.poll(timeout_ms=500).items():
+                for m in msgs:
+                    res["consumed"].append(cc.record(m.topic, m.partition, m.offset, m.key, m.value, m.headers))
+    except Exception as e:  # noqa: BLE001
+        res["notes"].append("consume: %r" % e)
+    cons.close()
+    cc.emit(res)
+
+
 def main():
     a = cc.args()
     if a.mode == "group":
         return group(a)
     if a.mode == "time":
         return times(a)
+    if a.mode == "replay-produce":
+        return replay_produce(a)
+    if a.mode == "replay-consume":
+        return replay_consume(a)
     res = cc.result(CLIENT, kafka.__version__)
 
     try:
