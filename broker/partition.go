@@ -664,3 +664,11 @@ func (p *Partition) close() error {
 	}
 	return nil
 }
+
+// setConfig applies a topic's new effective configuration: the typed config the partition reads
+// and, from the next append, the log's segment settings (segment.bytes, segment.ms, index sizes,
+// flush policy). The replica manager calls it wherever a partition's TopicConfig is replaced.
+func (p *Partition) setConfig(tc TopicConfig, sc segment.Config) error {
+	p.cfg.Store(&tc)
+	return p.log.SetConfig(sc)
+}
