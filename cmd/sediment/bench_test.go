@@ -109,6 +109,9 @@ func TestBenchTier(t *testing.T) {
 	if tr.UploadObjects < 6 || tr.UploadBytes < 6<<20 || tr.UploadElapsed <= 0 || tr.UploadRequests.Puts < int64(tr.UploadObjects) {
 		t.Fatalf("upload: %d objects, %d bytes, %s, requests %+v", tr.UploadObjects, tr.UploadBytes, tr.UploadElapsed, tr.UploadRequests)
 	}
+	if tr.RawPutBefore.Objects != tr.UploadObjects || tr.RawPutBefore.Bytes > tr.UploadBytes || tr.RawPutBefore.Elapsed <= 0 {
+		t.Fatalf("raw PUT before the upload %+v (want the %d closed segments, at most %d bytes)", tr.RawPutBefore, tr.UploadObjects, tr.UploadBytes)
+	}
 	if tr.RawPut.Objects != tr.UploadObjects || tr.RawPut.Bytes != tr.UploadBytes || tr.RawPutRequests.Puts != int64(tr.UploadObjects) || tr.RawPutRequests.Posts != 0 {
 		t.Fatalf("raw PUT %+v, requests %+v (want the upload's %d objects, %d bytes, one PUT each)", tr.RawPut, tr.RawPutRequests, tr.UploadObjects, tr.UploadBytes)
 	}

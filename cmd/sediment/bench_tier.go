@@ -246,6 +246,30 @@ func localBases(dir string) ([]int64, error) {
 	return bases, nil
 }
 
+// closedSegmentSizes is the file sizes of topic's closed local segments.
+func closedSegmentSizes(dataDir, topic string) ([]int64, error) {
+	dirs, _, err := partitionDirs(dataDir, topic)
+	if err != nil {
+		return nil, err
+	}
+	var sizes []int64
+	for _, d := range dirs {
+		bases, err := localBases(d)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bases[:max(len(bases)-1, 0)] {
+			st, err := os.Stat(filepath.Join(d, fmt.Sprintf("%020d.log", b)))
+			if err != nil {
+				return nil, err
+			}
+			sizes = append(sizes, st.Size())
+		}
+	}
+	slices.SortFunc(sizes, func(a, b int64) int { return int(b - a) })
+	return sizes, nil
+}
+
 type bucketObject struct {
 	partition int32
 	base      int64
@@ -365,6 +389,18 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	if lag == 0 {
 		return t, fail(&t.UploadErr, fmt.Errorf("no closed segment to upload: %d MiB over %d partitions does not fill one %d MiB segment", o.mib, o.partitions, o.segmentMiB))
 	}
+	// The raw PUT baseline runs once before and once after the upload (the machine's load drifts);
+	// before the upload the object sizes are the closed segment files' (the objects add a footer).
+	segSizes, err := closedSegmentSizes(dir, tiered)
+	if err != nil {
+		return t, fail(&t.UploadErr, err)
+	}
+	if rp, err := loadgen.ObjectPutSizes(ctx, store.viaProxy, store.bucket, segSizes, int(o.partitions)); err != nil {
+		fail(&t.RawPutErr, err)
+	} else {
+		t.RawPutBefore = rp
+		fmt.Fprintf(out, "raw PUT before the upload: %d objects, %.1f MiB, %d at a time: %.1f MB/s\n", rp.Objects, float64(rp.Bytes)/(1<<20), rp.Concurrency, rp.MBps())
+	}
 	fmt.Fprintf(out, "upload: %d closed segments; remote.storage.enable=true on %s\n", lag, tiered)
 	before := store.proxy.Counts()
 	o.phase("tier-upload", true)
@@ -408,7 +444,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	if err != nil {
 		fail(&t.RawPutErr, err)
 	} else {
-		fmt.Fprintf(out, "raw PUT: %d objects, %.1f MiB, %d at a time: %.1f MB/s\n", rp.Objects, float64(rp.Bytes)/(1<<20), rp.Concurrency, rp.MBps())
+		fmt.Fprintf(out, "raw PUT after the upload: %d objects, %.1f MiB, %d at a time: %.1f MB/s\n", rp.Objects, float64(rp.Bytes)/(1<<20), rp.Concurrency, rp.MBps())
 	}
 
 	// Replay: wait until local retention has removed the uploaded local copies.

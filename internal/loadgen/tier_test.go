@@ -195,6 +195,13 @@ func TestTierRows(t *testing.T) {
 	}
 	yes, no := true, false
 	check("upload to bucket", 256, 0.5, &no)
+	// With a PUT before the upload too, the baseline is both PUTs' bytes over both PUTs' time.
+	tr.RawPutBefore = ObjectPutResult{Objects: 11, Bytes: 1 << 30, Concurrency: 4, Elapsed: 6 * time.Second}
+	by = map[string]TierRow{}
+	for _, r := range TierRows(tr) {
+		by[r.Metric] = r
+	}
+	check("upload to bucket", 256, 1, &yes)
 	check("PUT requests per GiB uploaded", 12, 12.0/11, &yes)
 	check("replay from bucket", 300, 0.5, &no)
 	check("produce ack p99 during replay (bucket cold)", 11, 1.1, &yes)
