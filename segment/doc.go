@@ -46,8 +46,8 @@
 // fdatasync covers divided by its latency, not the log: a CPU profile of
 // Append/always/p8/w4 shows ~95% of the process's CPU in syscalls (write,
 // fdatasync) and a trace ~89% of blocking time in fdatasync with lock waits
-// under 2%; Append/always/p8/w1 runs level with raw write+fdatasync of the
-// same batches. More writers per partition raise it (group commit: p8 w1 ->
+// under 2%; Append/always/p8/w1 runs about level with raw write+fdatasync of
+// the same batches (median ~0.9x in the same rounds, noisy on a shared VM). More writers per partition raise it (group commit: p8 w1 ->
 // w16 about 2-4x). Reserving space ahead with fallocate, O_DSYNC, fsync
 // instead of fdatasync, and two pipelined syncs per log were measured and did
 // not help at 8 partitions (BenchmarkDurableModel, status-segment.md); only
