@@ -96,6 +96,7 @@ type RemoteLog struct {
 	max    int
 	budget *atomic.Int64 // read-ahead bytes available; nil = no read-ahead
 	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
+	cache  *chunkCache   // object data chunks (cache.go); nil = disabled
 
 	mu      sync.Mutex
 	lru     *list.List // of *RemoteReader, most recent first
@@ -117,6 +118,13 @@ type RemoteLogConfig struct {
 	// flight at once, so a replay from the bucket queues on its own slots instead of taking the broker's
 	// network and CPU from produce. Default DefaultMaxConcurrentReads.
 	MaxConcurrentReads int
+	// CacheBytes bounds the chunk cache of object data (cache.go): shared GETs for concurrent
+	// consumers, re-reads from memory and PrefetchChunks chunks fetched in parallel ahead of a
+	// sequential reader. 0 or negative: no cache (and no chunk prefetch); DefaultCacheBytes is the
+	// size the broker uses.
+	CacheBytes      int64
+	CacheChunkBytes int64 // default DefaultCacheChunkBytes
+	PrefetchChunks  int   // default DefaultPrefetchChunks; negative: none
 }
 
 // NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024), read-ahead for
@@ -138,6 +146,15 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	}
 	r := &RemoteLog{store: s, max: cfg.MaxFooters, lru: list.New(), byKey: map[string]*list.Element{},
 		sem: make(chan struct{}, cfg.MaxConcurrentReads)}
+	if cfg.CacheChunkBytes <= 0 {
+		cfg.CacheChunkBytes = DefaultCacheChunkBytes
+	}
+	if cfg.PrefetchChunks == 0 {
+		cfg.PrefetchChunks = DefaultPrefetchChunks
+	}
+	if cfg.CacheBytes > 0 {
+		r.cache = newChunkCache(cfg.CacheBytes, cfg.CacheChunkBytes, max(cfg.PrefetchChunks, 0), r.sem)
+	}
 	if cfg.ReadAheadBytes > 0 {
 		r.budget = new(atomic.Int64)
 		r.budget.Store(cfg.ReadAheadBytes)
@@ -182,6 +199,9 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 		return nil, err
 	}
 	rr.sem = r.sem
+	if r.cache != nil {
+		rr.store = &cachedObject{Store: r.store, c: r.cache, key: seg.ObjectKey, size: rr.size}
+	}
 	if rr.Footer.BaseOffset != seg.BaseOffset || rr.Footer.LastOffset != seg.LastOffset {
 		return nil, fmt.Errorf("%w: %s holds offsets %d..%d, the manifest says %d..%d", ErrBadFooter, seg.ObjectKey, rr.Footer.BaseOffset, rr.Footer.LastOffset, seg.BaseOffset, seg.LastOffset)
 	}
@@ -206,8 +226,19 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 	return rr, nil
 }
 
-// Forget drops cached footers of keys (after remote retention deleted them).
+// CacheStats reports the chunk cache's counters (zero when the cache is disabled).
+func (r *RemoteLog) CacheStats() CacheStats {
+	if r.cache == nil {
+		return CacheStats{}
+	}
+	return r.cache.stats()
+}
+
+// Forget drops cached footers and data of keys (after remote retention deleted them).
 func (r *RemoteLog) Forget(keys ...string) {
+	if r.cache != nil {
+		r.cache.forget(keys...)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {

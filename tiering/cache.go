@@ -1,0 +1,263 @@
+package tiering
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// chunkCache is RemoteLog's bounded in-memory cache of segment-object data: fixed-size, aligned
+// chunks of an object's stored bytes (objects are immutable — every upload has a fresh key — so a
+// chunk never goes stale). It serves three patterns the per-object read-ahead alone does not:
+//   - concurrent consumers of the same partition share one GET per chunk (a loading chunk is
+//     waited for, never fetched twice), where read-ahead's single prefetch per object would be
+//     replaced back and forth;
+//   - a consumer replaying what another read shortly before is served from memory;
+//   - a sequential reader gets the next PrefetchChunks chunks fetched in parallel ahead of it, so
+//     a replay keeps several GETs in flight instead of one (what bounds throughput against S3,
+//     where each GET costs a round trip and a request).
+//
+// Footers do not go through it (RemoteLog keeps decoded footers in its own LRU). Bounded by bytes:
+// loading chunks count too; ready chunks are evicted least recently used first. Prefetches only
+// take a free cold-read slot (never wait for one), so they cannot starve demand reads, and a demand
+// read that finds a chunk loading waits for that load, whose owner already holds a slot.
+type chunkCache struct {
+	chunk    int64 // bytes per chunk
+	max      int64 // bytes all chunks (ready and loading) may hold
+	prefetch int   // chunks fetched ahead of a sequential reader
+	sem      chan struct{}
+
+	mu   sync.Mutex
+	used int64
+	lru  *list.List // ready *chunkEntry, most recently used first
+	m    map[chunkID]*chunkEntry
+
+	hits, misses, prefetched, evicted atomic.Int64
+}
+
+type chunkID struct {
+	key string
+	idx int64
+}
+
+type chunkEntry struct {
+	id   chunkID
+	size int64
+	done chan struct{} // closed when data or err is set
+	data []byte
+	err  error
+	elem *list.Element // in lru once ready
+}
+
+// Defaults for RemoteLogConfig's cache fields.
+const (
+	DefaultCacheBytes      = 128 << 20
+	DefaultCacheChunkBytes = 1 << 20
+	DefaultPrefetchChunks  = 4
+)
+
+func newChunkCache(maxBytes, chunk int64, prefetch int, sem chan struct{}) *chunkCache {
+	return &chunkCache{chunk: chunk, max: maxBytes, prefetch: prefetch, sem: sem, lru: list.New(), m: map[chunkID]*chunkEntry{}}
+}
+
+// CacheStats counts the chunk cache's work since the RemoteLog was made.
+type CacheStats struct {
+	Hits, Misses int64 // chunks a read found ready (or loading) / had to fetch itself
+	Prefetched   int64 // chunks fetched ahead of a sequential reader
+	Evicted      int64
+	Bytes        int64 // bytes held now (ready and loading)
+}
+
+func (c *chunkCache) stats() CacheStats {
+	c.mu.Lock()
+	used := c.used
+	c.mu.Unlock()
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Bytes: used}
+}
+
+// cachedObject is the Store a RemoteReader of one object reads its data through: Gets of that key
+// go through the cache, everything else to the backing store.
+type cachedObject struct {
+	Store
+	c    *chunkCache
+	key  string
+	size int64
+}
+
+func (o *cachedObject) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if key != o.key || off < 0 || off >= o.size {
+		return o.Store.Get(ctx, key, off, n)
+	}
+	end := o.size
+	if n >= 0 {
+		end = min(off+n, o.size)
+	}
+	b, err := o.c.read(ctx, o.Store, o.key, o.size, off, end)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (c *chunkCache) chunkLen(idx, size int64) int64 { return min(c.chunk, size-idx*c.chunk) }
+
+// read returns the object's bytes [from, to) (0 <= from < to <= size).
+func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, to int64) ([]byte, error) {
+	b, err := c.readOnce(ctx, s, key, size, from, to)
+	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// A chunk we waited for was being loaded under another reader's context, which ended:
+		// not our failure; load it ourselves.
+		b, err = c.readOnce(ctx, s, key, size, from, to)
+	}
+	return b, err
+}
+
+func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, to int64) ([]byte, error) {
+	c0, c1 := from/c.chunk, (to-1)/c.chunk
+	entries := make([]*chunkEntry, 0, c1-c0+1)
+	var mine []*chunkEntry
+	c.mu.Lock()
+	for i := c0; i <= c1; i++ {
+		id := chunkID{key, i}
+		e := c.m[id]
+		switch {
+		case e == nil:
+			e = c.addLocked(id, c.chunkLen(i, size))
+			mine = append(mine, e)
+			c.misses.Add(1)
+		case e.elem != nil:
+			c.lru.MoveToFront(e.elem)
+			c.hits.Add(1)
+		default:
+			c.hits.Add(1) // loading for someone else: shared
+		}
+		entries = append(entries, e)
+	}
+	sequential := c0 == 0 || c.m[chunkID{key, c0 - 1}] != nil
+	c.mu.Unlock()
+
+	// Fetch our missing chunks, one GET per run of consecutive ones.
+	for i := 0; i < len(mine); {
+		j := i + 1
+		for j < len(mine) && mine[j].id.idx == mine[j-1].id.idx+1 {
+			j++
+		}
+		c.load(ctx, s, size, mine[i:j])
+		i = j
+	}
+	if sequential {
+		c.prefetchAfter(s, key, size, c1)
+	}
+	out := make([]byte, 0, to-from)
+	for _, e := range entries {
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		lo, hi := e.id.idx*c.chunk, e.id.idx*c.chunk+int64(len(e.data))
+		out = append(out, e.data[max(from, lo)-lo:min(to, hi)-lo]...)
+	}
+	return out, nil
+}
+
+// addLocked registers a loading chunk and makes room for it.
+func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
+	e := &chunkEntry{id: id, size: size, done: make(chan struct{})}
+	c.m[id] = e
+	c.used += size
+	for c.used > c.max && c.lru.Len() > 0 {
+		old := c.lru.Remove(c.lru.Back()).(*chunkEntry)
+		delete(c.m, old.id)
+		c.used -= old.size
+		c.evicted.Add(1)
+	}
+	return e
+}
+
+// load fetches the consecutive chunks run with one ranged GET and publishes them (or the error).
+func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunkEntry) {
+	from := run[0].id.idx * c.chunk
+	to := from
+	for _, e := range run {
+		to += e.size
+	}
+	b, err := ReadRange(ctx, s, run[0].id.key, from, to-from)
+	if err == nil && int64(len(b)) != to-from {
+		err = fmt.Errorf("tiering: %s: short read %d of %d bytes", run[0].id.key, len(b), to-from)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pos := int64(0)
+	for _, e := range run {
+		if err != nil {
+			e.err = err
+			if c.m[e.id] == e {
+				delete(c.m, e.id)
+				c.used -= e.size
+			}
+		} else {
+			e.data = b[pos : pos+e.size : pos+e.size]
+			pos += e.size
+			if c.m[e.id] == e {
+				e.elem = c.lru.PushFront(e)
+			}
+		}
+		close(e.done)
+	}
+}
+
+// prefetchAfter starts fetching the chunks after last that are neither cached nor loading, each in
+// the background with a free cold-read slot (none free: no prefetch).
+func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
+	for i := last + 1; i <= last+int64(c.prefetch) && i*c.chunk < size; i++ {
+		id := chunkID{key, i}
+		c.mu.Lock()
+		if c.m[id] != nil {
+			c.mu.Unlock()
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		default:
+			c.mu.Unlock()
+			return
+		}
+		e := c.addLocked(id, c.chunkLen(i, size))
+		c.mu.Unlock()
+		c.prefetched.Add(1)
+		go func() {
+			defer func() { <-c.sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+			defer cancel()
+			c.load(ctx, s, size, []*chunkEntry{e})
+		}()
+	}
+}
+
+// forget drops every chunk of keys (the objects were deleted).
+func (c *chunkCache) forget(keys ...string) {
+	drop := map[string]bool{}
+	for _, k := range keys {
+		drop[k] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, e := range c.m {
+		if drop[id.key] {
+			delete(c.m, id)
+			c.used -= e.size
+			if e.elem != nil {
+				c.lru.Remove(e.elem)
+			}
+		}
+	}
+}
