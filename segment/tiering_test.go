@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -427,3 +428,143 @@ func TestStartCheckpointVersions(t *testing.T) {
 }
 
 func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// TestRandomTieredOpsMatchModel drives a log with random appends, reads,
+// DeleteLocalBelow, ResetLocal, SetStartOffset, TruncateTo, rolls, clean
+// reopens and crashes, checking StartOffset, LocalStartOffset, EndOffset,
+// ErrNotLocal/ErrOffsetOutOfRange and the local bytes against a model. Segment
+// boundaries (which DeleteLocalBelow works in) are taken from Segments().
+func TestRandomTieredOpsMatchModel(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 405))
+			fsys := vfs.NewMemFS()
+			cfg := testConfig(fsys)
+			cfg.SegmentBytes = int64(2000 + rng.IntN(3000))
+			l := mustOpen(t, "/p", cfg)
+			var local [][]byte // local batches; the first may straddle start
+			var start, end int64
+			localStart := func() int64 {
+				if len(local) == 0 {
+					return end
+				}
+				return max(start, BatchHeader(local[0]).BaseOffset())
+			}
+			dropBelow := func(off int64) { // batches wholly below off
+				for len(local) > 0 && BatchHeader(local[0]).LastOffset() < off {
+					local = local[1:]
+				}
+			}
+			reset := func(ls, s int64) { local, end, start = nil, ls, s }
+			for op := 0; op < 250; op++ {
+				switch k := rng.IntN(22); {
+				case k < 8:
+					b := testBatch(1+rng.IntN(5), rng.IntN(300), int64(op))
+					r := mustAppend(t, l, b, int32(op/40))
+					if r.FirstOffset != end {
+						t.Fatalf("op %d: appended at %d, want %d", op, r.FirstOffset, end)
+					}
+					local, end = append(local, b), r.LastOffset+1
+				case k < 12 && end > start:
+					off := start + rng.Int64N(end-start)
+					r, err := l.Read(off, ReadOptions{MaxBytes: 1, MinOneBatch: true})
+					if off < localStart() {
+						if !errors.Is(err, ErrNotLocal) {
+							t.Fatalf("op %d: Read(%d) below local start %d: %v", op, off, localStart(), err)
+						}
+						break
+					}
+					if err != nil {
+						t.Fatalf("op %d: Read(%d): %v", op, off, err)
+					}
+					var want []byte
+					for _, b := range local {
+						if h := BatchHeader(b); h.BaseOffset() <= off && off <= h.LastOffset() {
+							want = b
+						}
+					}
+					if !bytes.Equal(r.Data, want) {
+						t.Fatalf("op %d: Read(%d) differs from the model", op, off)
+					}
+				case k == 12 && start > 0:
+					if _, err := l.Read(start-1, ReadOptions{MaxBytes: 1}); !errors.Is(err, ErrOffsetOutOfRange) {
+						t.Fatalf("op %d: Read below start: %v", op, err)
+					}
+				case k == 13 || k == 14:
+					off := localStart() + rng.Int64N(end-localStart()+10)
+					segs := l.Segments()
+					n := 0
+					for n < len(segs)-1 && segs[n].NextOffset <= off {
+						n++
+					}
+					got, err := l.DeleteLocalBelow(off)
+					if err != nil || got != n {
+						t.Fatalf("op %d: DeleteLocalBelow(%d) = %d, %v; want %d", op, off, got, err, n)
+					}
+					dropBelow(segs[n].BaseOffset)
+				case k == 15:
+					ls := end + rng.Int64N(50) - 25
+					ls = max(ls, start)
+					s := start - rng.Int64N(min(start, 5)+1)
+					if rng.IntN(3) == 0 {
+						s = ls
+					}
+					if err := l.ResetLocal(ls, s); err != nil {
+						t.Fatal(err)
+					}
+					reset(ls, s)
+				case k == 16 && end > start:
+					off := start + rng.Int64N(end-start+1)
+					if err := l.SetStartOffset(off); err != nil {
+						t.Fatal(err)
+					}
+					start = max(start, off)
+					dropBelow(start)
+				case k == 17 && end > start:
+					off := start + rng.Int64N(end-start)
+					if err := l.TruncateTo(off); err != nil {
+						t.Fatal(err)
+					}
+					if off <= localStart() {
+						reset(off, min(start, off))
+						break
+					}
+					for i, b := range local {
+						if h := BatchHeader(b); h.LastOffset() >= off {
+							if h.BaseOffset() < start {
+								reset(start, start)
+							} else {
+								local, end = local[:i], h.BaseOffset()
+							}
+							break
+						}
+					}
+				case k == 18:
+					if err := l.Roll(); err != nil {
+						t.Fatal(err)
+					}
+				case k == 19:
+					if err := l.Close(); err != nil {
+						t.Fatal(err)
+					}
+					l = mustOpen(t, "/p", cfg)
+				case k >= 20:
+					fsys.Crash() // everything was fsynced (FlushAlways): nothing may change
+					l = mustOpen(t, "/p", cfg)
+				}
+				if l.StartOffset() != start || l.LocalStartOffset() != localStart() || l.EndOffset() != end {
+					t.Fatalf("op %d: start/local/end %d/%d/%d, model %d/%d/%d", op,
+						l.StartOffset(), l.LocalStartOffset(), l.EndOffset(), start, localStart(), end)
+				}
+			}
+			var want []byte
+			for _, b := range local {
+				want = append(want, b...)
+			}
+			if got := readAll(t, l, localStart()); !bytes.Equal(got, want) {
+				t.Fatal("final local contents differ from the model")
+			}
+			l.Close()
+		})
+	}
+}
