@@ -113,6 +113,20 @@ func (tm *tierManager) writeMetrics(w io.Writer) {
 		family(w, c.name, "counter", c.help)
 		fmt.Fprintf(w, "%s %d\n", c.name, c.v)
 	}
+	cs := tm.remote.CacheStats()
+	for _, c := range []struct {
+		name, typ, help string
+		v               int64
+	}{
+		{"sediment_tier_remote_cache_hits_total", "counter", "Remote-read chunks found in the chunk cache (ready or loading).", cs.Hits},
+		{"sediment_tier_remote_cache_misses_total", "counter", "Remote-read chunks a read had to fetch from the object store itself.", cs.Misses},
+		{"sediment_tier_remote_cache_prefetched_total", "counter", "Chunks fetched ahead of sequential remote readers.", cs.Prefetched},
+		{"sediment_tier_remote_cache_evicted_total", "counter", "Chunks evicted from the remote-read cache.", cs.Evicted},
+		{"sediment_tier_remote_cache_bytes", "gauge", "Bytes held by the remote-read chunk cache.", cs.Bytes},
+	} {
+		family(w, c.name, c.typ, c.help)
+		fmt.Fprintf(w, "%s %d\n", c.name, c.v)
+	}
 	tm.mu.Lock()
 	tasks := make([]*tierTask, 0, len(tm.tasks))
 	for _, t := range tm.tasks {

@@ -202,6 +202,10 @@ func TestTierUploadAndLocalRetention(t *testing.T) {
 		t.Fatalf("upload lag = %q (present %v)", v, ok)
 	}
 	consumeAllValues(t, []string{b.Addr()}, "tu", n, size)
+	// The history came from the bucket through the chunk cache.
+	if v, _ := metricValue(scrape(t, b), "sediment_tier_remote_cache_misses_total"); v == "" || v == "0" {
+		t.Fatalf("sediment_tier_remote_cache_misses_total = %q after reading from the bucket", v)
+	}
 }
 
 // downStore fails every call while down is set (an unreachable object store).
