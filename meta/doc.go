@@ -92,7 +92,7 @@
 //     to the arrival time; followers note it too, but only the leader acts on it.
 //   - A node that becomes leader grants every broker one session timeout from that moment before it can be
 //     fenced, since it cannot know how recent the heartbeats it applied as a follower were.
-//     Putting heartbeats through Raft costs one log entry per broker per heartbeat interval (500 ms) (batched with everything
+//     Putting heartbeats through Raft costs one log entry per broker per heartbeat interval (250 ms) (batched with everything
 //     else, compacted by snapshots) and buys: every member sees liveness changes in order with the rest of
 //     the metadata, a fenced broker is unfenced by the same command that proves it is back, and no second
 //     RPC path is needed for liveness.
