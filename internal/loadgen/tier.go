@@ -379,10 +379,11 @@ type TierResult struct {
 	ReplayErr        string        `json:"replay_error,omitempty"`
 
 	// Produce latency at a fixed rate without and with a replay from the bucket running.
-	LatencyAlone Latency         `json:"latency_alone"`
-	DuringReplay []ReplayLatency `json:"during_replay"`
-	ReplayPace   int64           `json:"replay_pace_bytes_per_sec,omitempty"` // the background replay's pace (0 = as fast as it goes)
-	LatencyErr   string          `json:"latency_error,omitempty"`
+	LatencyAlone      Latency         `json:"latency_alone"`       // before the replays
+	LatencyAloneAfter Latency         `json:"latency_alone_after"` // after them
+	DuringReplay      []ReplayLatency `json:"during_replay"`
+	ReplayPace        int64           `json:"replay_pace_bytes_per_sec,omitempty"` // the background replay's pace (0 = as fast as it goes)
+	LatencyErr        string          `json:"latency_error,omitempty"`
 
 	Notes []string `json:"notes,omitempty"`
 }
@@ -494,17 +495,29 @@ func TierRows(t TierResult) []TierRow {
 	if len(t.DuringReplay) == 0 {
 		rows = append(rows, TierRow{Metric: "produce ack p99 during replay", Unit: "ms", Missing: orDefault(t.LatencyErr, "not measured")})
 	}
+	// The baseline is the run without a replay, or the mean of the runs before and after the replays.
+	alone := func(f func(Latency) time.Duration) time.Duration {
+		if t.LatencyAloneAfter.Sent == 0 {
+			return f(t.LatencyAlone)
+		}
+		return (f(t.LatencyAlone) + f(t.LatencyAloneAfter)) / 2
+	}
+	baseName := "same rate, no replay"
+	if t.LatencyAloneAfter.Sent > 0 {
+		baseName = fmt.Sprintf("same rate, no replay: mean of the runs before and after the replays (ack p99 %.2f / %.2f ms)",
+			msOf(t.LatencyAlone.AckP99), msOf(t.LatencyAloneAfter.AckP99))
+	}
 	for _, d := range t.DuringReplay {
 		for _, q := range []struct {
 			name   string
 			v, b   time.Duration
 			target bool
 		}{
-			{"produce ack p99 during replay", d.Latency.AckP99, t.LatencyAlone.AckP99, true},
-			{"produce ack p50 during replay", d.Latency.AckP50, t.LatencyAlone.AckP50, false},
-			{"e2e p99 during replay", d.Latency.P99, t.LatencyAlone.P99, false},
+			{"produce ack p99 during replay", d.Latency.AckP99, alone(func(l Latency) time.Duration { return l.AckP99 }), true},
+			{"produce ack p50 during replay", d.Latency.AckP50, alone(func(l Latency) time.Duration { return l.AckP50 }), false},
+			{"e2e p99 during replay", d.Latency.P99, alone(func(l Latency) time.Duration { return l.P99 }), false},
 		} {
-			r := TierRow{Metric: q.name + " (bucket " + d.Bucket + ")", Unit: "ms", Value: msOf(q.v), Baseline: msOf(q.b), BaseName: "same rate, no replay"}
+			r := TierRow{Metric: q.name + " (bucket " + d.Bucket + ")", Unit: "ms", Value: msOf(q.v), Baseline: msOf(q.b), BaseName: baseName}
 			if q.b > 0 {
 				r.Ratio = float64(q.v) / float64(q.b)
 			}
@@ -560,6 +573,10 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 	if len(t.DuringReplay) > 0 {
 		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms)\n",
 			t.LatencyAlone.AchievedRate, ms(t.LatencyAlone.AckP50), ms(t.LatencyAlone.AckP99), ms(t.LatencyAlone.AckP999))
+	}
+	if t.LatencyAloneAfter.Sent > 0 {
+		fmt.Fprintf(w, "  latency: %.0f rec/s alone again after the replays (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms)\n",
+			t.LatencyAloneAfter.AchievedRate, ms(t.LatencyAloneAfter.AckP50), ms(t.LatencyAloneAfter.AckP99), ms(t.LatencyAloneAfter.AckP999))
 	}
 	for _, d := range t.DuringReplay {
 		fmt.Fprintf(w, "  latency: %.0f rec/s during a replay, bucket %s (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s from the bucket (GET %.1f MiB)\n",

@@ -209,6 +209,14 @@ func TestTierRows(t *testing.T) {
 	check("e2e p99 during replay (bucket cold)", 30, 1.5, nil)
 	check("produce ack p99 during replay (bucket warm)", 13, 1.3, &no)
 	check("e2e p99 during replay (bucket warm)", 20, 1, nil)
+	// With a second run alone after the replays, the baseline is the mean of the two.
+	tr.LatencyAloneAfter = Latency{Sent: 10, AckP99: 12 * time.Millisecond, AckP50: 3 * time.Millisecond, P99: 20 * time.Millisecond}
+	by = map[string]TierRow{}
+	for _, r := range TierRows(tr) {
+		by[r.Metric] = r
+	}
+	check("produce ack p99 during replay (bucket cold)", 11, 1, &yes)
+	check("produce ack p50 during replay (bucket warm)", 1, 0.5, nil)
 
 	// Nothing measured: every row says why, none carries a figure.
 	rows = TierRows(TierResult{UploadErr: "no MinIO", ReplayErr: "not wired"})
