@@ -18,8 +18,17 @@ package broker
 //
 // Replicas (ReplicaID, or ReplicaState.ID from v15, >= 0) are served by Partition.readForFollower:
 // their fetch offset counts as their log end offset for the high watermark and they read up to the
-// log end. Deliberately absent for now: ISR changes from follower lag, preferred read replica
-// (always -1), diverging-epoch detection (LastFetchedEpoch is ignored), quotas, rack.
+// log end.
+//
+// Follower fetching (KIP-392): a consumer fetch from v11 on (it carries client metadata, RackID) is
+// served by a follower replica as well as by the leader, up to the high watermark the follower
+// knows (Kafka's rule: only v11+ consumers may read from followers). With replica.selector.class =
+// org.apache.kafka.common.replica.RackAwareReplicaSelector the leader answers a consumer whose
+// RackID is set with PreferredReadReplica instead of records when an in-sync follower that has the
+// fetch offset sits in the client's rack and the leader does not (Kafka's RackAwareReplicaSelector:
+// the leader if it is in the rack, else the most caught-up replica there); such an answer ends a
+// long poll at once. Deliberately absent: diverging-epoch detection (LastFetchedEpoch is ignored),
+// quotas.
 
 import (
 	"context"
@@ -44,7 +53,46 @@ type fetchTarget struct {
 	name    string
 	id      meta.TopicID
 	errCode int16
-	res     readResult
+	// readReplica is the preferred read replica the leader points the consumer at (KIP-392), -1
+	// when this broker serves the records itself.
+	readReplica int32
+	res         readResult
+	preRead     bool // res was read concurrently with the partition's own limit (readTargets)
+}
+
+// readsFromFollowers reports whether a consumer fetch at this version may be served by a follower
+// replica (KIP-392: Kafka allows it for requests with client metadata, v11+).
+func readsFromFollowers(version int16, replicaID int32) bool { return replicaID < 0 && version >= 11 }
+
+// preferredReadReplica is Kafka's RackAwareReplicaSelector on the leader: among the leader and the
+// in-sync followers whose log end is at least offset, those in clientRack; the leader if it is one
+// of them (-1: no redirect), else the one with the highest log end offset (ties: caught up to the
+// leader's end most recently). -1 when none qualifies, when this replica is not the leader or when
+// the client has no rack. A follower registered as fenced in meta is skipped.
+func (p *Partition) preferredReadReplica(st *meta.State, leaderRack, clientRack string, offset int64) int32 {
+	if clientRack == "" || leaderRack == clientRack {
+		return -1
+	}
+	p.stateMu.RLock()
+	defer p.stateMu.RUnlock()
+	if !p.leader {
+		return -1
+	}
+	best, bestLEO, bestCaught := int32(-1), int64(0), time.Time{}
+	for _, id := range p.isr {
+		leo, ok := p.followerLEO[id]
+		if id == p.nodeID || !ok || leo < offset {
+			continue
+		}
+		if br, ok := st.Broker(id); !ok || br.Fenced || br.Rack != clientRack {
+			continue
+		}
+		caught := p.caughtUp[id]
+		if best < 0 || leo > bestLEO || leo == bestLEO && caught.After(bestCaught) {
+			best, bestLEO, bestCaught = id, leo, caught
+		}
+	}
+	return best
 }
 
 func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
@@ -65,10 +113,12 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	resp.SessionID = fctx.sessionID
 
 	st := b.meta.State()
+	rackAware := b.cfg.ReplicaSelectorClass == rackAwareReplicaSelector
 	targets := make([]fetchTarget, len(fctx.parts))
 	for i, sp := range fctx.parts {
 		t := &targets[i]
 		t.sp = sp
+		t.readReplica = -1
 		var mt *meta.Topic
 		var ok bool
 		if req.Version >= 13 {
@@ -91,6 +141,13 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 		p, _, code := rm.lookupIn(mt, sp.key.partition)
 		if code == 0 {
 			code = p.checkLeader(sp.currentLeaderEpoch)
+			// checkLeader answers NOT_LEADER only once the epoch matched (or was not given):
+			// a follower replica here may serve this consumer (KIP-392).
+			if code == kerr.NotLeaderForPartition.Code && readsFromFollowers(req.Version, replicaID) {
+				code = 0
+			} else if code == 0 && rackAware && readsFromFollowers(req.Version, replicaID) {
+				t.readReplica = p.preferredReadReplica(st, b.cfg.Rack, req.Rack, sp.fetchOffset)
+			}
 		}
 		t.p, t.errCode = p, code
 	}
@@ -151,6 +208,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 		// sends an empty one.
 		rp.RecordBatches = []byte{}
 		if code == 0 {
+			rp.PreferredReadReplica = t.readReplica
 			rp.HighWatermark = t.res.hw
 			rp.LastStableOffset = t.res.hw
 			rp.LogStartOffset = t.res.logStart
@@ -167,7 +225,8 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 				}
 			}
 		}
-		if !fctx.include(t.sp, rp.HighWatermark, rp.LogStartOffset, code, len(rp.RecordBatches)) {
+		// A redirect is always sent (the client must learn where to fetch from).
+		if !fctx.include(t.sp, rp.HighWatermark, rp.LogStartOffset, code, len(rp.RecordBatches)) && rp.PreferredReadReplica < 0 {
 			continue
 		}
 		if t.p != nil {
@@ -200,15 +259,18 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 const readParallelism = 8
 
 // readTargets reads every resolved partition within the response budget and reports the bytes
-// read and whether any partition has an error (which ends a long poll at once).
+// read and whether any partition has an error or a preferred read replica (which ends a long poll
+// at once).
 //
 // Kafka's rules are serial: partition i may use min(its PartitionMaxBytes, what the response has
 // left), and only the first partition that returns data may exceed that by one batch. When the
-// partitions' limits add up to no more than the response's, each read can start at once with its
-// own limit (cold reads from disk then overlap instead of queueing behind each other); the pass
-// in request order afterwards applies the serial rules and re-reads, serially, the rare partition
-// whose result they would have cut (a second oversized batch, or less room left than its limit
-// after a first oversized batch). The result is what the serial reads would have returned.
+// partitions' limits add up to no more than the response's and at least two partitions have
+// records to read, those reads start at once, each with its own limit (cold reads from disk then
+// overlap instead of queueing behind each other); the pass in request order afterwards applies the
+// serial rules, reads the other partitions (nothing to read: cheap), and re-reads serially the rare
+// partition whose result the rules would have cut (a second oversized batch, or less room left than
+// its limit after a first oversized batch). The result is what the serial reads would have
+// returned.
 func readTargets(targets []fetchTarget, maxBytes int, replicaID int32) (total int, errs bool) {
 	return readTargetsMaybeConcurrently(targets, maxBytes, replicaID, true)
 }
@@ -216,33 +278,41 @@ func readTargets(targets []fetchTarget, maxBytes int, replicaID int32) (total in
 // readTargetsMaybeConcurrently is readTargets; allowConcurrent false forces the serial reads
 // (tests compare the two).
 func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID int32, allowConcurrent bool) (total int, errs bool) {
-	readable, sum := 0, 0
+	sum := 0
+	var pending []int // readable targets with records to read
 	for i := range targets {
-		if targets[i].errCode == 0 {
-			readable++
-			sum += max(int(targets[i].sp.maxBytes), 0)
-		}
-	}
-	concurrent := allowConcurrent && readable > 1 && sum <= maxBytes
-	if concurrent {
-		var next atomic.Int32
-		work := func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(targets) {
-					return
-				}
-				if t := &targets[i]; t.errCode == 0 {
-					t.readPart(int(t.sp.maxBytes), true, replicaID)
-				}
+		t := &targets[i]
+		t.preRead = false
+		if t.errCode == 0 && t.readReplica < 0 {
+			sum += max(int(t.sp.maxBytes), 0)
+			if t.hasRecords(replicaID) {
+				pending = append(pending, i)
 			}
 		}
-		var wg sync.WaitGroup
-		for range min(readable, readParallelism) - 1 {
-			wg.Go(work)
+	}
+	if allowConcurrent && len(pending) > 1 && sum <= maxBytes {
+		// Helpers that start after the work is gone just exit: the caller waits for the reads,
+		// not for the helpers (a fetch never waits on the scheduler for an idle goroutine).
+		var next atomic.Int32
+		var left sync.WaitGroup
+		left.Add(len(pending))
+		work := func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(pending) {
+					return
+				}
+				t := &targets[pending[k]]
+				t.readPart(int(t.sp.maxBytes), true, replicaID)
+				t.preRead = true
+				left.Done()
+			}
+		}
+		for range min(len(pending), readParallelism) - 1 {
+			go work()
 		}
 		work()
-		wg.Wait()
+		left.Wait()
 	}
 	remaining := maxBytes
 	first := true
@@ -252,9 +322,15 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 			errs = true
 			continue
 		}
+		if t.readReplica >= 0 {
+			// Pointed elsewhere (KIP-392): no records, the offsets only; answered at once.
+			t.res = t.p.read(t.sp.fetchOffset, 0, false)
+			errs = true
+			continue
+		}
 		limit := min(int(t.sp.maxBytes), remaining)
 		// Kafka: the first partition that returns data may exceed the limits by one batch.
-		if !concurrent || (!first && len(t.res.data) > limit) {
+		if !t.preRead || (!first && len(t.res.data) > limit) {
 			t.readPart(limit, first, replicaID)
 		}
 		if t.res.err != 0 {
@@ -268,6 +344,15 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 		}
 	}
 	return total, errs
+}
+
+// hasRecords reports whether t's partition has records at or after the fetch offset for this
+// fetcher (a consumer reads below the high watermark, a replica to the log end).
+func (t *fetchTarget) hasRecords(replicaID int32) bool {
+	if replicaID >= 0 {
+		return t.sp.fetchOffset < t.p.log.EndOffset()
+	}
+	return t.sp.fetchOffset < t.p.HighWatermark()
 }
 
 // readPart reads t's partition from its fetch offset: a replica's fetch through readForFollower

@@ -275,7 +275,7 @@ func TestFetchConcurrentReadsMatchSerial(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("partition %d: %v", p, kerr.ErrorForCode(code))
 			}
-			ts[i] = fetchTarget{sp: &fsPartition{key: fsKey{topic: "par", partition: p}, fetchOffset: offsets[p], maxBytes: 100_000}, p: part}
+			ts[i] = fetchTarget{sp: &fsPartition{key: fsKey{topic: "par", partition: p}, fetchOffset: offsets[p], maxBytes: 100_000}, p: part, readReplica: -1}
 		}
 		return ts
 	}
