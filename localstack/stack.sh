@@ -8,8 +8,9 @@
 #
 # Three brokers (node N: Kafka 127.0.0.1:9092+10*(N-1), Raft 9093+10*(N-1), HTTP 9644+10*(N-1)) form one
 # Raft metadata cluster (--voters); each gets --object-store pointing at the MinIO bucket. Topics may use
-# replication factor up to 3 (default.replication.factor stays 1 unless set). PENDING: Sediment opens the
-# object store today and uploads to it once tiering (issue 7) is wired into the partitions.
+# replication factor up to 3 (default.replication.factor stays 1 unless set). Tiering is on
+# (remote.log.storage.system.enable=true): closed segments of topics with remote.storage.enable=true (the
+# topic default follows the broker) are uploaded to the bucket, and local.retention.ms/bytes then trim the disk.
 #
 # Environment: STACK_BROKERS (default 3); SEDIMENT_LOCALSTACK (state dir, default <repo>/.localstack); SEDIMENT_BIN (use this
 # sediment binary instead of building bin/sediment); STACK_KAFKA_PORT / STACK_RAFT_PORT / STACK_HTTP_PORT
@@ -74,7 +75,7 @@ cmd_up() {
     log "starting broker $n: kafka 127.0.0.1:$1 raft :$2 http :$3 (log $dir/sediment.log)"
     nohup "$SEDIMENT" serve --node-id "$n" --data-dir "$dir/data" \
       --listen "127.0.0.1:$1" --raft-listen "127.0.0.1:$2" --http-listen "127.0.0.1:$3" \
-      --object-store "$SEDIMENT_OBJECT_STORE" "${extra[@]}" \
+      --object-store "$SEDIMENT_OBJECT_STORE" --conf remote.log.storage.system.enable=true "${extra[@]}" \
       >>"$dir/sediment.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
   done
@@ -89,7 +90,7 @@ cmd_up() {
     ready "$3" || { log "broker $n not ready after 60 s"; return 1; }
   done
   log "up: bootstrap servers $(for n in $(seq 1 "$BROKERS"); do set -- $(ports "$n"); printf '127.0.0.1:%s ' "$1"; done)"
-  log "note: uploads to the bucket are pending until tiering (issue 7) is wired into the broker"
+  log "tiering on: closed segments of topics with remote.storage.enable=true go to $SEDIMENT_OBJECT_STORE"
   return 0
 }
 

@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"context"
+	"encoding/hex"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -18,7 +20,7 @@ import (
 // TestStackScript drives localstack/stack.sh up/status/down on private ports and state dir: MinIO
 // comes up with its bucket, three brokers form one cluster, each started with --object-store pointing
 // at that bucket, a real client round-trips records through partitions led by all three, and down
-// stops everything cleanly. (Uploads to the bucket are pending on tiering, which `up` must say.)
+// stops everything cleanly. With tiering on, a topic's closed segments appear as objects in the bucket.
 func TestStackScript(t *testing.T) {
 	if os.Getenv("SEDIMENT_SKIP_MINIO") == "1" {
 		t.Skip("SEDIMENT_SKIP_MINIO=1")
@@ -59,8 +61,9 @@ func TestStackScript(t *testing.T) {
 		}
 	}
 	state := t.TempDir()
+	minioPort := port()
 	env := append(os.Environ(), "MINIO_BIN="+minioBin, "SEDIMENT_BIN="+sediment, "SEDIMENT_LOCALSTACK="+state,
-		"MINIO_PORT="+port(), "MINIO_CONSOLE_PORT="+port(),
+		"MINIO_PORT="+minioPort, "MINIO_CONSOLE_PORT="+port(),
 		"STACK_KAFKA_PORT="+kafkaPort, "STACK_RAFT_PORT="+raftPort, "STACK_HTTP_PORT="+httpPort)
 	run := func(args ...string) (string, int) {
 		cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(root, "localstack", "stack.sh")}, args...)...)
@@ -75,8 +78,8 @@ func TestStackScript(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("stack.sh up: exit %d\n%s", code, out)
 	}
-	if !strings.Contains(out, "issue 7") || !strings.Contains(out, "bucket sediment ready") {
-		t.Errorf("up should create the bucket and say that uploads (tiering) are pending:\n%s", out)
+	if !strings.Contains(out, "tiering on") || !strings.Contains(out, "bucket sediment ready") {
+		t.Errorf("up should create the bucket and say that tiering is on:\n%s", out)
 	}
 	// Every broker runs with the MinIO bucket as its object store.
 	for b := 1; b <= 3; b++ {
@@ -88,7 +91,8 @@ func TestStackScript(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if args := strings.ReplaceAll(string(cmdline), "\x00", " "); !strings.Contains(args, "--object-store s3://sediment?endpoint=http://127.0.0.1:") || !strings.Contains(args, "--voters") {
+		if args := strings.ReplaceAll(string(cmdline), "\x00", " "); !strings.Contains(args, "--object-store s3://sediment?endpoint=http://127.0.0.1:") || !strings.Contains(args, "--voters") ||
+			!strings.Contains(args, "--conf remote.log.storage.system.enable=true") {
 			t.Errorf("broker %d not configured with the MinIO bucket and the voters: %s", b, args)
 		}
 	}
@@ -148,6 +152,7 @@ func TestStackScript(t *testing.T) {
 		t.Fatalf("consumed %v, want the 3 records", got)
 	}
 	cl.Close()
+	checkStackTiers(t, rctx, "127.0.0.1:"+kafkaPort, minioPort)
 
 	if out, code := run("down"); code != 0 || !strings.Contains(out, "broker 3 stopped") || !strings.Contains(out, "stopped (pid") {
 		t.Fatalf("down: exit %d\n%s", code, out)
@@ -161,6 +166,50 @@ func TestStackScript(t *testing.T) {
 		if !strings.Contains(string(logb), "clean shutdown complete") {
 			t.Errorf("broker %d log has no clean shutdown:\n%s", b, tailString(string(logb), 3000))
 		}
+	}
+}
+
+// checkStackTiers: an RF-3 topic with remote.storage.enable=true and 4 KiB segments, written in
+// acknowledged rounds so segments roll, gets its closed segments uploaded: objects under
+// segments/<topic id>/ appear in the stack's bucket (listed with minio-go, not through the broker).
+func checkStackTiers(t *testing.T, ctx context.Context, bootstrap, minioPort string) {
+	t.Helper()
+	const topic = "stack-tiered"
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	str := func(s string) *string { return &s }
+	r, err := kadm.NewClient(pcl).CreateTopic(ctx, 1, 3, map[string]*string{"remote.storage.enable": str("true"), "segment.bytes": str("4096")}, topic)
+	if err != nil || r.Err != nil {
+		t.Fatalf("create %s: %v %v", topic, err, r.Err)
+	}
+	id := hex.EncodeToString(r.ID[:])
+	for round := 0; round < 8; round++ { // ~1.5 KiB per acknowledged batch: a segment rolls every few rounds
+		var recs []*kgo.Record
+		for i := 0; i < 10; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(strings.Repeat("tiered ", 20))})
+		}
+		if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce round %d: %v", round, err)
+		}
+	}
+	mc, err := NewClient("http://127.0.0.1:"+minioPort, DefaultAccessKey, DefaultSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for ctx.Err() == nil && len(keys) == 0 {
+		for o := range mc.ListObjects(ctx, DefaultBucket, minio.ListObjectsOptions{Prefix: "segments/" + id + "/", Recursive: true}) {
+			if o.Err == nil {
+				keys = append(keys, o.Key)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(keys) == 0 {
+		t.Errorf("no segment objects of %s (id %s) in the stack's bucket: tiering did not upload", topic, id)
 	}
 }
 
