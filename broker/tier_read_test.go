@@ -481,3 +481,78 @@ func TestTierReadWhileUploading(t *testing.T) {
 		t.Fatalf("%d reads from the bucket, log start %d: the test did not exercise remote reads", fs.gets.Load(), p.log.StartOffset())
 	}
 }
+
+// TestTierReadManyPartitionsOneFetch: one Fetch of several partitions whose data is all in the
+// bucket returns data for more than one of them (Kafka serves one remote partition per fetch) and
+// keeps the request's limits: each partition within PartitionMaxBytes, the response within
+// MaxBytes, except that the first partition with data may return one whole larger batch.
+func TestTierReadManyPartitionsOneFetch(t *testing.T) {
+	b := newTestBroker(t)
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	const topic, parts = "mp", 4
+	sb, off := "16384", "false"
+	if r, err := kadm.NewClient(cl).CreateTopic(testCtx(t), parts, 1, map[string]*string{"segment.bytes": &sb, "remote.storage.enable": &off}, topic); err != nil || r.Err != nil {
+		t.Fatal(err, r.Err)
+	}
+	for i := range 400 {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: topic, Partition: int32(i % parts), Value: make([]byte, 300)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var id [16]byte
+	for i := range parts {
+		p := tierTestPartition(t, b, topic, int32(i))
+		tierAll(t, b, p)
+		id = p.topicID
+	}
+	for _, lim := range []struct{ max, part int32 }{{20000, 8000}, {100000, 1 << 20}, {1, 1}} {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 100, 1, lim.max
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, id
+		for i := range parts {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = int32(i), 0, lim.part
+			rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(testCtx(t), cl.Broker(int(b.cfg.NodeID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, withData, first := 0, 0, true
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				n := len(rp.RecordBatches)
+				if rp.ErrorCode != 0 {
+					t.Fatalf("limits %+v: partition %d error %d", lim, rp.Partition, rp.ErrorCode)
+				}
+				if n == 0 {
+					continue
+				}
+				bs, err := segment.SplitBatches(rp.RecordBatches)
+				if err != nil || bs[0].BaseOffset() != 0 {
+					t.Fatalf("partition %d: %v, first batch at %d", rp.Partition, err, bs[0].BaseOffset())
+				}
+				if n > int(lim.part) && !(first && len(bs) == 1) {
+					t.Fatalf("limits %+v: partition %d returned %d bytes", lim, rp.Partition, n)
+				}
+				first = false
+				total += n
+				withData++
+			}
+		}
+		if total > int(lim.max) && withData > 1 {
+			t.Fatalf("limits %+v: %d bytes in %d partitions", lim, total, withData)
+		}
+		if lim.max >= 20000 && withData < 2 {
+			t.Fatalf("limits %+v: only %d partition(s) with data in one fetch", lim, withData)
+		}
+		if lim.max == 1 && withData != 1 {
+			t.Fatalf("limits %+v: %d partitions with data; want exactly the first's one batch", lim, withData)
+		}
+	}
+}
