@@ -556,3 +556,33 @@ func TestTierReadManyPartitionsOneFetch(t *testing.T) {
 		}
 	}
 }
+
+// TestTierReadFollowerBelowLocalStart: a replica fetching below the leader's local start gets
+// OFFSET_MOVED_TO_TIERED_STORAGE (KIP-405: it then asks ListOffsets -4 and restarts its log there);
+// from the local start on it is served as before.
+func TestTierReadFollowerBelowLocalStart(t *testing.T) {
+	b := newTestBroker(t)
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	const topic = "fo"
+	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
+	produceTierRecords(t, cl, topic, 400, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 7)
+	p := tierTestPartition(t, b, topic, 0)
+	end := tierAll(t, b, p)
+	produceTierRecords(t, cl, topic, 10, time.Now().Truncate(time.Millisecond), 8)
+	const follower = 99 // a replica id the partition is made to list (the leader side is what is tested)
+	p.stateMu.Lock()
+	p.replicas = append(p.replicas, follower)
+	p.stateMu.Unlock()
+	for _, off := range []int64{0, end - 1} {
+		if r := p.readForFollower(follower, off, 1<<20, true); r.err != kerr.OffsetMovedToTieredStorage.Code || len(r.data) != 0 {
+			t.Fatalf("follower fetch at %d (local start %d): err %d, %d bytes", off, end, r.err, len(r.data))
+		}
+	}
+	r := p.readForFollower(follower, end, 1<<20, true)
+	if bs, err := segment.SplitBatches(r.data); r.err != 0 || err != nil || len(bs) == 0 || bs[0].BaseOffset() != end {
+		t.Fatalf("follower fetch at the local start: err %d, %d bytes (%v)", r.err, len(r.data), err)
+	}
+	if lo := listOffset(t, cl, b, topic, -4); lo.Offset != end {
+		t.Fatalf("ListOffsets -4 = %d, want the local start %d", lo.Offset, end)
+	}
+}
