@@ -80,6 +80,7 @@ type Config struct {
 	RemoteLogManagerTaskIntervalMs        int64
 	RemoteLogManagerTaskRetryBackoffMs    int64
 	RemoteLogManagerTaskRetryBackoffMaxMs int64
+	RemoteLogReaderCacheBytes             int64 // remote.log.reader.cache.bytes (Sediment extension)
 
 	// Group coordinator (Kafka names and defaults; read by the groups code).
 	GroupInitialRebalanceDelayMs     int32  // group.initial.rebalance.delay.ms
@@ -384,6 +385,8 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMs }),
 	longDef("remote.log.manager.task.retry.backoff.max.ms", "30000", 1, "Longest retry delay after failed uploads.",
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMaxMs }),
+	longDef("remote.log.reader.cache.bytes", "0", 0, "Sediment extension: memory for the chunk cache of reads from object storage (concurrent and repeated replays of the same objects share GETs); 0 = no cache (footers are always cached). 134217728 is a good size.",
+		func(c *Config) *int64 { return &c.RemoteLogReaderCacheBytes }),
 	intDef("group.initial.rebalance.delay.ms", "3000", 0, "How long a new classic group waits for more members before its first rebalance.",
 		func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }),
 	intDef("group.min.session.timeout.ms", "6000", 0, "The smallest session timeout a classic group member may ask for.",

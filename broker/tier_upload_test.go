@@ -26,6 +26,7 @@ import (
 // tieredConfig turns tiering on with loop timings short enough for tests.
 func tieredConfig(c *Config) {
 	c.RemoteLogStorageEnable = true
+	c.RemoteLogReaderCacheBytes = 16 << 20
 	c.LogRetentionCheckMs = 50
 	c.tierTuning = func(t *tierTuning) {
 		t.minPassGap = 10 * time.Millisecond
