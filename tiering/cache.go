@@ -1,7 +1,6 @@
 package tiering
 
 import (
-	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -97,17 +96,50 @@ func (o *cachedObject) Get(ctx context.Context, key string, off, n int64) (io.Re
 	if n >= 0 {
 		end = min(off+n, o.size)
 	}
-	b, err := o.c.read(ctx, o.Store, o.key, o.size, off, end)
+	parts, err := o.c.read(ctx, o.Store, o.key, o.size, off, end)
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(b)), nil
+	return &partsReader{parts: parts}, nil
 }
+
+// partsReader reads the cached chunk slices a Get covers without assembling them into one buffer
+// first (the caller copies once, through WriteTo).
+type partsReader struct{ parts [][]byte }
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	for len(r.parts) > 0 && len(r.parts[0]) == 0 {
+		r.parts = r.parts[1:]
+	}
+	if len(r.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.parts[0])
+	r.parts[0] = r.parts[0][n:]
+	return n, nil
+}
+
+func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(r.parts) > 0 {
+		n, err := w.Write(r.parts[0])
+		total += int64(n)
+		r.parts[0] = r.parts[0][n:]
+		if err != nil {
+			return total, err
+		}
+		r.parts = r.parts[1:]
+	}
+	return total, nil
+}
+
+func (r *partsReader) Close() error { return nil }
 
 func (c *chunkCache) chunkLen(idx, size int64) int64 { return min(c.chunk, size-idx*c.chunk) }
 
-// read returns the object's bytes [from, to) (0 <= from < to <= size).
-func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, to int64) ([]byte, error) {
+// read returns the object's bytes [from, to) (0 <= from < to <= size) as consecutive slices of
+// cached chunks (shared: the caller must not modify them).
+func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, to int64) ([][]byte, error) {
 	b, err := c.readOnce(ctx, s, key, size, from, to)
 	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		// A chunk we waited for was being loaded under another reader's context, which ended:
@@ -117,7 +149,7 @@ func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, 
 	return b, err
 }
 
-func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, to int64) ([]byte, error) {
+func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, to int64) ([][]byte, error) {
 	c0, c1 := from/c.chunk, (to-1)/c.chunk
 	entries := make([]*chunkEntry, 0, c1-c0+1)
 	var mine []*chunkEntry
@@ -142,18 +174,19 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 	c.mu.Unlock()
 
 	// Fetch our missing chunks, one GET per run of consecutive ones.
+	failed := false
 	for i := 0; i < len(mine); {
 		j := i + 1
 		for j < len(mine) && mine[j].id.idx == mine[j-1].id.idx+1 {
 			j++
 		}
-		c.load(ctx, s, size, mine[i:j])
+		failed = c.load(ctx, s, size, mine[i:j]) != nil || failed
 		i = j
 	}
-	if sequential {
+	if sequential && !failed { // a store that just failed gets no speculative requests
 		c.prefetchAfter(s, key, size, c1)
 	}
-	out := make([]byte, 0, to-from)
+	out := make([][]byte, 0, len(entries))
 	for _, e := range entries {
 		select {
 		case <-e.done:
@@ -164,7 +197,7 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 			return nil, e.err
 		}
 		lo, hi := e.id.idx*c.chunk, e.id.idx*c.chunk+int64(len(e.data))
-		out = append(out, e.data[max(from, lo)-lo:min(to, hi)-lo]...)
+		out = append(out, e.data[max(from, lo)-lo:min(to, hi)-lo])
 	}
 	return out, nil
 }
@@ -184,7 +217,7 @@ func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
 }
 
 // load fetches the consecutive chunks run with one ranged GET and publishes them (or the error).
-func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunkEntry) {
+func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunkEntry) error {
 	from := run[0].id.idx * c.chunk
 	to := from
 	for _, e := range run {
@@ -213,6 +246,7 @@ func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunk
 		}
 		close(e.done)
 	}
+	return err
 }
 
 // prefetchAfter starts fetching the chunks after last that are neither cached nor loading, each in

@@ -142,21 +142,22 @@ func TestChunkCacheSharesConcurrentReaders(t *testing.T) {
 // same read succeeds once the store is back.
 func TestChunkCacheFailureNotCached(t *testing.T) {
 	fs, segs, _ := cacheFixture(t, 50)
-	rl := tiering.NewRemoteLogWith(fs, tiering.RemoteLogConfig{ReadAheadBytes: -1, CacheBytes: 1 << 20, CacheChunkBytes: 4096})
+	rl := tiering.NewRemoteLogWith(fs, tiering.RemoteLogConfig{ReadAheadBytes: -1, CacheBytes: 1 << 20, CacheChunkBytes: 4096, PrefetchChunks: -1})
 	plain := tiering.NewRemoteLogWith(fs.Store, tiering.RemoteLogConfig{ReadAheadBytes: -1})
-	if _, err := rl.Read(context.Background(), segs, 0, 1, true); err != nil { // footer cached
+	if _, err := rl.Read(context.Background(), segs, 0, 1, true); err != nil { // footer and first chunk cached
 		t.Fatal(err)
 	}
+	last := segs[0].LastOffset // in the object's last chunk, not the first
 	fs.fail.Store(true)
-	if _, err := rl.Read(context.Background(), segs, 20, 10000, true); !errors.Is(err, errFlaky) {
+	if _, err := rl.Read(context.Background(), segs, last, 10000, true); !errors.Is(err, errFlaky) {
 		t.Fatalf("read while the store fails: %v", err)
 	}
 	fs.fail.Store(false)
-	a, err := rl.Read(context.Background(), segs, 20, 10000, true)
+	a, err := rl.Read(context.Background(), segs, last, 10000, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := plain.Read(context.Background(), segs, 20, 10000, true)
+	b, err := plain.Read(context.Background(), segs, last, 10000, true)
 	if err != nil || !bytes.Equal(a.Data, b.Data) || len(a.Data) == 0 {
 		t.Fatalf("read after recovery: %d bytes, uncached %d (%v)", len(a.Data), len(b.Data), err)
 	}
