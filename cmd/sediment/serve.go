@@ -58,7 +58,7 @@ func newServeFlagSet(f *serveFlags, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other voters use to reach this node (default: raft-listen)")
 	fs.StringVar(&f.httpListen, "http-listen", d.HTTPListen, "HTTP listener for /metrics, /healthz, /readyz (\"\" = off)")
 	fs.StringVar(&f.voters, "voters", "", "initial Raft voters as id=host:port,... (empty: a single-node cluster of this node)")
-	fs.StringVar(&f.objectStore, "object-store", "file://./data/objects", "object store: file://DIR or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path-style=true\n(validated now; used once tiering lands. S3 credentials come from the standard AWS environment/config chain)")
+	fs.StringVar(&f.objectStore, "object-store", "file://./data/objects", "object store: file://DIR or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path-style=true\n(closed segments of tiered topics go there: remote.log.storage.system.enable, topic remote.storage.enable.\nS3 credentials come from the standard AWS environment/config chain)")
 	fs.Var(&f.conf, "conf", "a Kafka broker config as name=value (repeatable), e.g. --conf log.retention.ms=3600000")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json (one line per event, on stderr)")
