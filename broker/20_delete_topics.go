@@ -6,7 +6,9 @@ package broker
 // INVALID_REQUEST). A topic given twice → INVALID_REQUEST for each copy; unknown name →
 // UNKNOWN_TOPIC_OR_PARTITION; unknown id → UNKNOWN_TOPIC_ID; invalid name → INVALID_TOPIC_EXCEPTION;
 // delete.topic.enable=false → TOPIC_DELETION_DISABLED. The metadata deletion is committed before the
-// answer; the replica manager then removes the partition logs (on the TopicDeleted event).
+// answer; the replica manager then removes the partition logs (on the TopicDeleted event), and the
+// controller deletes the topic's objects from the bucket, then its manifest entries, retrying until
+// done (tier_background.go); meta keeps the deleted topic's manifest until then, so nothing leaks.
 
 import (
 	"context"

@@ -7,6 +7,11 @@ package broker
 // watermark are OFFSET_OUT_OF_RANGE, as in Kafka. LowWatermark in the answer is the new log start
 // offset. With a single replica the low watermark is final when the call returns; with followers
 // Kafka waits (up to TimeoutMillis) for every replica to follow — that waits for replication.
+//
+// Tiered partitions: the offset may lie below the local log start (in the bucket); the whole-log
+// start is raised all the same (segment.SetStartOffset only moves the start there), and the
+// partition's tier task then removes the remote segments wholly below it — manifest entries
+// first, then the objects (tier_task.go remoteRetention, woken at once).
 
 import (
 	"context"
