@@ -2,13 +2,11 @@ package broker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
@@ -151,9 +149,9 @@ func (p *Partition) remoteSegments() []meta.RemoteSegment {
 
 // remoteOffsetForTimestamp is ListOffsets by timestamp over the bucket: the first record at or
 // above the log start whose timestamp is >= ts. The footer's time index finds the first batch
-// whose maxTimestamp reaches ts (one ranged GET); that batch is read and decoded for the exact
-// record, and, should its qualifying records all lie below the log start (DeleteRecords inside an
-// uploaded segment), the batches after it are scanned.
+// whose maxTimestamp reaches ts (one ranged GET); batches wholly below the log start are skipped
+// (DeleteRecords inside an uploaded segment), and the batch found is decoded for the exact record
+// (segment.RecordAtOrAfter, as for local data).
 func (p *Partition) remoteOffsetForTimestamp(ts int64) (off, rts int64, ok bool, err error) {
 	segs := p.remoteSegments()
 	if len(segs) == 0 {
@@ -182,9 +180,12 @@ func (p *Partition) remoteOffsetForTimestamp(ts int64) (off, rts int64, ok bool,
 			if h.LastOffset() < logStart || h.MaxTimestamp() < ts {
 				continue
 			}
-			if o, t, found := recordAtOrAfter(batch, ts, logStart); found {
+			if o, t, found := segment.RecordAtOrAfter(batch, ts, logStart); found {
 				return o, t, true, nil
 			}
+			// Undecodable, or its qualifying records lie below the log start: batch granularity,
+			// as segment answers for local data.
+			return max(h.BaseOffset(), logStart), h.MaxTimestamp(), true, nil
 		}
 		from = res.NextOffset
 	}
@@ -228,7 +229,7 @@ func (p *Partition) remoteMaxTimestamp() (off, ts int64, ok bool, err error) {
 		return 0, 0, false, err
 	}
 	if len(res.Data) >= segment.HeaderSize {
-		if o, t, found := recordAtOrAfter(res.Data, f.MaxTimestamp, logStart); found && t == f.MaxTimestamp {
+		if o, t, found := segment.RecordAtOrAfter(res.Data, f.MaxTimestamp, logStart); found && t == f.MaxTimestamp {
 			return o, t, true, nil
 		}
 	}
@@ -248,39 +249,4 @@ func (p *Partition) remoteErrCode(err error) int16 {
 		p.tier.b.log.Warn("tiering: remote lookup failed", "topic", p.topic, "partition", p.index, "err", err)
 	}
 	return kerr.KafkaStorageError.Code
-}
-
-// recordAtOrAfter finds the first record of batch at or above minOffset whose timestamp is >= ts
-// (as segment does for local data): the records are decoded (inflated if compressed). ok=false when
-// no record qualifies. A batch whose records cannot be decoded answers at batch granularity (its
-// base offset, clamped to minOffset, and its max timestamp), never later than the true record.
-func recordAtOrAfter(batch []byte, ts, minOffset int64) (offset, timestamp int64, ok bool) {
-	h := segment.BatchHeader(batch)
-	if h.MaxTimestamp() < ts || h.LastOffset() < minOffset {
-		return 0, 0, false
-	}
-	base := h.BaseOffset()
-	if h.TimestampType() == 1 { // LogAppendTime: every record carries the batch's max timestamp
-		return max(base, minOffset), h.MaxTimestamp(), true
-	}
-	recs := batch[segment.HeaderSize:]
-	if c := h.Compression(); c != segment.CodecNone {
-		var err error
-		// 64 MiB bounds what a hostile batch may inflate to.
-		if recs, err = segment.Decompress(c, recs, 64<<20); err != nil {
-			return max(base, minOffset), h.MaxTimestamp(), true
-		}
-	}
-	for i := int32(0); i < h.RecordCount(); i++ {
-		var r kmsg.Record
-		_, n := binary.Varint(recs)
-		if n <= 0 || r.ReadFrom(recs) != nil || r.Length < 0 || n+int(r.Length) > len(recs) {
-			return max(base, minOffset), h.MaxTimestamp(), true
-		}
-		if o, t := base+int64(r.OffsetDelta), h.FirstTimestamp()+r.TimestampDelta64; t >= ts && o >= minOffset {
-			return o, t, true
-		}
-		recs = recs[n+int(r.Length):]
-	}
-	return 0, 0, false
 }
