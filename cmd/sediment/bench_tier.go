@@ -296,14 +296,19 @@ func bucketObjects(ctx context.Context, cl *minio.Client, bucket string, id meta
 	return out, nil
 }
 
-// uploadState compares the local segments with the bucket: lag is the closed local segments that
-// have no object yet.
-func uploadState(ctx context.Context, s *tierStore, dataDir, topic string) (lag int, objs []bucketObject, err error) {
+// uploadState compares the local segments with the bucket and the manifest: lag is the closed local
+// segments that have no object yet, plus the partitions whose manifest (ListOffsets -5) does not yet
+// reach their active segment. objs are the topic's objects in the bucket.
+func uploadState(ctx context.Context, s *tierStore, brokers []string, dataDir, topic string, partitions int32) (lag int, objs []bucketObject, err error) {
 	dirs, id, err := partitionDirs(dataDir, topic)
 	if err != nil {
 		return 0, nil, err
 	}
 	inBucket, err := bucketObjects(ctx, s.direct, s.bucket, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	tiered, err := loadgen.LatestTiered(ctx, brokers, topic, partitions)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -318,6 +323,9 @@ func uploadState(ctx context.Context, s *tierStore, dataDir, topic string) (lag 
 					lag++
 				}
 			}
+		}
+		if n := len(bases); n > 0 && bases[n-1] > 0 && tiered[p] < bases[n-1]-1 {
+			lag++ // objects there, manifest entry not committed yet
 		}
 	}
 	for p, m := range inBucket {
@@ -381,8 +389,9 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		}
 	}
 
-	// Upload: switch remote storage on and time until every closed segment is an object.
-	lag, _, err := uploadState(ctx, store, dir, tiered)
+	// Upload: switch remote storage on and time until every closed segment is an object whose
+	// manifest entry is committed.
+	lag, _, err := uploadState(ctx, store, tb.brokers(), dir, tiered, o.partitions)
 	if err != nil {
 		return t, fail(&t.UploadErr, err)
 	}
@@ -401,7 +410,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		t.RawPutBefore = rp
 		fmt.Fprintf(out, "raw PUT before the upload: %d objects, %.1f MiB, %d at a time: %.1f MB/s\n", rp.Objects, float64(rp.Bytes)/(1<<20), rp.Concurrency, rp.MBps())
 	}
-	fmt.Fprintf(out, "upload: %d closed segments; remote.storage.enable=true on %s\n", lag, tiered)
+	fmt.Fprintf(out, "upload: remote.storage.enable=true on %s\n", tiered)
 	before := store.proxy.Counts()
 	o.phase("tier-upload", true)
 	defer o.phase("tier-upload", false) // after a failure; a no-op after the phase ended
@@ -412,7 +421,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	deadline := start.Add(o.uploadTimeout)
 	var objs []bucketObject
 	for {
-		lag, objs, err = uploadState(ctx, store, dir, tiered)
+		lag, objs, err = uploadState(ctx, store, tb.brokers(), dir, tiered, o.partitions)
 		if err != nil {
 			return t, fail(&t.UploadErr, err)
 		}
@@ -420,7 +429,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return t, fail(&t.UploadErr, fmt.Errorf("upload lag still %d segments %s after remote.storage.enable=true (%d objects in the bucket, proxy saw %d PUT)",
+			return t, fail(&t.UploadErr, fmt.Errorf("upload lag still %d (closed segments without an object, partitions whose manifest is behind) %s after remote.storage.enable=true (%d objects in the bucket, proxy saw %d PUT)",
 				lag, o.uploadTimeout, len(objs), store.proxy.Counts().Sub(before).Puts))
 		}
 		time.Sleep(20 * time.Millisecond)

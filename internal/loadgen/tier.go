@@ -20,7 +20,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Building blocks of the tiering workloads (issue 7's figures): a counting proxy in front of the
@@ -171,6 +173,46 @@ func SetTopicConfigs(ctx context.Context, brokers []string, topic string, set ma
 		}
 	}
 	return nil
+}
+
+// LatestTiered asks the partitions' leaders for the last offset in the bucket's manifest
+// (ListOffsets timestamp -5, KIP-1005): -1 where nothing is tiered yet. It is the committed view of
+// an upload: an object in the bucket counts once its manifest entry is committed.
+func LatestTiered(ctx context.Context, brokers []string, topic string, partitions int32) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := int32(0); p < partitions; p++ {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.Timestamp = p, -1, -5
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(cctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("ListOffsets -5 of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("ListOffsets -5 of %s[%d]: %w", topic, p.Partition, err)
+			}
+			out[p.Partition] = p.Offset
+		}
+	}
+	if len(out) != int(partitions) {
+		return nil, fmt.Errorf("ListOffsets -5 of %s: %d of %d partitions answered", topic, len(out), partitions)
+	}
+	return out, nil
 }
 
 // Produce runs only the produce phase of c (c.Records records as fast as the client allows) on
