@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,12 +19,18 @@ import (
 // kmsg; only the Kafka request/response headers are written here. Any error closes the
 // connection; the next request dials again.
 type replicaClient struct {
+	from     int32 // this broker's node id
 	addr     string
 	clientID string
 	nc       net.Conn
 	br       *bufio.Reader
 	corr     int32
 }
+
+// replicaDialHook, when set (tests), opens replica fetch connections (from = the fetching
+// broker): a fault test can cut one broker's links to the others, a network partition, without
+// stopping it.
+var replicaDialHook atomic.Pointer[func(ctx context.Context, from int32, addr string) (net.Conn, error)]
 
 func (c *replicaClient) close() {
 	if c.nc != nil {
@@ -40,8 +47,14 @@ func (c *replicaClient) request(ctx context.Context, req kmsg.Request, resp kmsg
 		}
 	}()
 	if c.nc == nil {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		nc, err := d.DialContext(ctx, "tcp", c.addr)
+		var nc net.Conn
+		var err error
+		if h := replicaDialHook.Load(); h != nil {
+			nc, err = (*h)(ctx, c.from, c.addr)
+		} else {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			nc, err = d.DialContext(ctx, "tcp", c.addr)
+		}
 		if err != nil {
 			return err
 		}

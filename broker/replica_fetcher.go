@@ -66,6 +66,7 @@ func (m *fetcherManager) follow(p *Partition, leader int32, truncate bool) {
 		f = &leaderFetcher{m: m, leader: leader, parts: map[*Partition]bool{}, wake: make(chan struct{}, 1),
 			cancel: cancel, done: make(chan struct{})}
 		f.client.clientID = "sediment-replica-" + strconv.Itoa(int(m.rm.nodeID))
+		f.client.from = m.rm.nodeID
 		m.fetchers[leader] = f
 		go f.run(ctx)
 	}

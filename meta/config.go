@@ -1,9 +1,11 @@
 package meta
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -39,6 +41,10 @@ type Config struct {
 	// Transport: nil = a TCP transport on RaftBind. Tests inject raft.InmemTransport.
 	Transport raft.Transport
 	Logger    *slog.Logger // nil = discard
+	// Dial opens this node's outgoing TCP connections to other nodes' Raft addresses (Raft traffic,
+	// forwarded proposals, Join). nil = a plain net.Dialer. Fault tests inject a dialer that can cut
+	// a node off (a network partition) without killing it.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Raft timing (hashicorp/raft's names). Tests shorten them.
 	// Defaults are half of hashicorp/raft's (1 s, 1 s, 500 ms): a dead controller is replaced within

@@ -316,6 +316,7 @@ func Open(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("meta: raft transport: %w", err))
 		}
 		mux.serve = n.serveForward
+		mux.dial = n.dial()
 		nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: newHclog(logger, "transport"),
 		})
@@ -339,7 +340,7 @@ func Open(cfg Config) (*Node, error) {
 	n.fwd = cfg.forwarder
 	if n.fwd == nil {
 		if cfg.Transport == nil {
-			n.fwd = tcpForwarder{}
+			n.fwd = tcpForwarder{dial: n.dial()}
 		} else {
 			n.fwd = defaultNet
 		}

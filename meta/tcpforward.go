@@ -46,6 +46,7 @@ type muxListener struct {
 	advertise net.Addr
 	raftConns chan net.Conn
 	serve     func(op byte, c net.Conn) // set before the first Accept
+	dial      dialFunc                  // outgoing Raft connections
 	closed    chan struct{}
 	closeOnce sync.Once
 }
@@ -141,7 +142,9 @@ func (m *muxListener) Close() error {
 func (m *muxListener) Addr() net.Addr { return m.advertise }
 
 func (m *muxListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return m.dial(ctx, string(addr))
 }
 
 // serveForward answers one forwarding connection on node n.
@@ -219,22 +222,29 @@ func readFrame(r io.Reader) ([]byte, error) {
 }
 
 // tcpForwarder sends forwarded proposals to the leader's Raft address.
-type tcpForwarder struct{}
+type tcpForwarder struct{ dial dialFunc }
 
 func (tcpForwarder) register(raft.ServerAddress, *Node)   {}
 func (tcpForwarder) unregister(raft.ServerAddress, *Node) {}
 
-func (tcpForwarder) forward(ctx context.Context, _, leader raft.ServerAddress, data []byte) (*applyResult, error) {
-	resp, err := tcpCall(ctx, string(leader), opPropose, data)
+func (f tcpForwarder) forward(ctx context.Context, _, leader raft.ServerAddress, data []byte) (*applyResult, error) {
+	resp, err := tcpCall(ctx, f.dial, string(leader), opPropose, data)
 	if err != nil {
 		return nil, err
 	}
 	return resp.Result, nil
 }
 
-func tcpCall(ctx context.Context, addr string, op byte, payload []byte) (*forwardResponse, error) {
+// dialFunc opens a TCP connection to a Raft address (Config.Dial, or net.Dialer).
+type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+func defaultDial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func tcpCall(ctx context.Context, dial dialFunc, addr string, op byte, payload []byte) (*forwardResponse, error) {
+	c, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnreachable, err)
 	}
@@ -283,7 +293,7 @@ func (n *Node) Join(ctx context.Context, seeds []string) error {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, n.cfg.ProposalTimeout)
-			_, err := tcpCall(cctx, s, opJoin, payload)
+			_, err := tcpCall(cctx, n.dial(), s, opJoin, payload)
 			cancel()
 			if err == nil {
 				return nil
@@ -299,4 +309,12 @@ func (n *Node) Join(ctx context.Context, seeds []string) error {
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// dial is how this node opens TCP connections to other nodes' Raft addresses.
+func (n *Node) dial() dialFunc {
+	if n.cfg.Dial != nil {
+		return n.cfg.Dial
+	}
+	return defaultDial
 }
