@@ -89,6 +89,13 @@ Flags:
 	fs.StringVar(&to.secretKey, "minio-secret-key", "sediment-local-secret", "tiering: secret key for --minio-endpoint")
 	fs.StringVar(&to.bucket, "minio-bucket", "sediment", "tiering: bucket (must exist at --minio-endpoint; created in a MinIO the bench starts)")
 	fs.DurationVar(&to.latencyFor, "tier-latency-duration", 10*time.Second, "tiering: length of each fixed-rate produce (--rate) without and with a replay")
+	fs.Func("tier-conf", "tiering: a broker config KEY=VALUE for the tiering broker (repeatable), e.g. remote.log.reader.cache.bytes=134217728", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE")
+		}
+		to.conf = append(to.conf, v)
+		return nil
+	})
 	fs.IntVar(&to.replays, "tier-replays", 3, "tiering: replays from the bucket and from local disk, alternated; the figures are the medians")
 	replayMBps := fs.Float64("tier-replay-mbps", 0, "tiering: pace of the replay that runs during the second fixed-rate produce, MB/s (0 = as fast as it goes)")
 	fs.DurationVar(&to.trimWait, "tier-trim-wait", time.Minute, "tiering: how long to wait for local retention to delete the uploaded local segments")

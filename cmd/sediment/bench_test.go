@@ -95,7 +95,9 @@ func TestBenchTier(t *testing.T) {
 	dir := t.TempDir()
 	cmp, text := runBenchJSON(t, "--targets", "", "--limits=false", "--tier", "on", "--tier-mib", "8", "--tier-partitions", "2",
 		"--tier-segment-mib", "1", "--record-size", "1000", "--rate", "200", "--tier-latency-duration", "400ms",
-		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--tier-replays", "2", "--data-dir", filepath.Join(dir, "data"),
+		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--tier-replays", "2",
+		// The broker's chunk cache on: each replay from the bucket must still fetch from the bucket (fresh broker).
+		"--tier-conf", "remote.log.reader.cache.bytes=134217728", "--data-dir", filepath.Join(dir, "data"),
 		"--minio-endpoint", srv.Endpoint, "--minio-access-key", srv.AccessKey, "--minio-secret-key", srv.SecretKey,
 		"--minio-bucket", srv.Bucket, "--cpuprofile", filepath.Join(dir, "replay.pprof"), "--profile-phase", "tier-replay-bucket")
 	if st, err := os.Stat(filepath.Join(dir, "replay.pprof")); err != nil || st.Size() == 0 {

@@ -43,6 +43,7 @@ type tierOptions struct {
 	uploadTimeout time.Duration
 	replayPace    int64                          // bytes/s of the replay during the latency run (0 = unpaced)
 	replays       int                            // bucket/local replay pairs, alternated
+	conf          []string                       // extra broker configs KEY=VALUE (--tier-conf)
 	onPhase       func(phase string, start bool) // called around tier-upload, tier-replay-bucket, tier-replay-local, tier-latency-replay
 }
 
@@ -132,7 +133,7 @@ type tierBroker struct {
 	b   *broker.Broker
 }
 
-func startTierBroker(ctx context.Context, dir string, store *tierStore) (*tierBroker, error) {
+func startTierBroker(ctx context.Context, dir string, store *tierStore, extra []string) (*tierBroker, error) {
 	cfg := broker.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.ObjectStore = "s3://" + store.bucket + "?endpoint=" + store.proxy.URL + "&region=" + localstack.DefaultRegion + "&path-style=true"
@@ -151,6 +152,12 @@ func startTierBroker(ctx context.Context, dir string, store *tierStore) (*tierBr
 	} {
 		if err := cfg.Set(k, v); err != nil {
 			return nil, fmt.Errorf("broker config %s=%s: %w", k, v, err)
+		}
+	}
+	for _, kv := range extra { // --tier-conf, after the bench's own settings
+		k, v, _ := strings.Cut(kv, "=")
+		if err := cfg.Set(k, v); err != nil {
+			return nil, fmt.Errorf("--tier-conf %s: %w", kv, err)
 		}
 	}
 	tb := &tierBroker{cfg: cfg}
@@ -356,7 +363,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	defer store.close()
 	t.Store = store.desc
 	dir := filepath.Join(parent, "tier-broker")
-	tb, err := startTierBroker(ctx, dir, store)
+	tb, err := startTierBroker(ctx, dir, store, o.conf)
 	if err != nil {
 		return t, fail(&t.UploadErr, err)
 	}
@@ -487,6 +494,9 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	t.ReplayPace = o.replayPace
 	for i, bucket := range []string{"cold", "warm"} {
 		if bucket == "cold" {
+			if err := tb.restart(ctx); err != nil { // nothing of the tiered topic in the broker's memory
+				return t, fail(&t.LatencyErr, err)
+			}
 			if store.dataDir == "" {
 				t.Notes = append(t.Notes, "bucket cold: the object store's page cache could not be dropped (--minio-endpoint)")
 			} else if _, err := loadgen.DropCache(store.dataDir); err != nil {
@@ -622,8 +632,13 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	// figures are each side's median run. Only the first run of each is profiled.
 	n := max(o.replays, 1)
 	for i := 0; i < n; i++ {
+		// A fresh broker for each replay from the bucket: nothing of the tiered topic in its
+		// memory (remote-read chunk cache, footers) from the previous replay.
+		if err := tb.restart(ctx); err != nil {
+			return err
+		}
 		dropCaches()
-		fmt.Fprintf(out, "replay %d/%d: %d records of %s from offset 0, all in the bucket (page caches dropped)\n", i+1, n, want, tiered)
+		fmt.Fprintf(out, "replay %d/%d: %d records of %s from offset 0, all in the bucket (broker restarted, page caches dropped)\n", i+1, n, want, tiered)
 		before := s.proxy.Counts()
 		if i == 0 {
 			o.phase("tier-replay-bucket", true)
