@@ -103,6 +103,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if b.meta, err = meta.Open(mc); err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
 	}
+	if err := b.joinAsNonvoter(ctx); err != nil {
+		return nil, err
+	}
 	if err := b.meta.WaitReady(ctx); err != nil {
 		return nil, fmt.Errorf("meta: waiting for a Raft leader: %w", err)
 	}
@@ -124,6 +127,29 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	b.log.Info("sediment broker started", "kafka", b.ln.Addr().String(), "raft", cfg.RaftListen,
 		"http", b.HTTPAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStore)
 	return b, nil
+}
+
+// joinAsNonvoter makes a broker that is not among the initial voters (a node added to a running
+// cluster) a Raft non-voter through the voters' addresses, once: a restarted member is already in
+// the configuration it recovered. Non-voters replicate the metadata log, serve reads from it and
+// forward writes; they host partitions like any broker (placement is over registered live brokers).
+func (b *Broker) joinAsNonvoter(ctx context.Context) error {
+	if len(b.cfg.Voters) == 0 {
+		return nil
+	}
+	member, err := b.meta.IsMember()
+	if err != nil || member {
+		return err
+	}
+	var seeds []string
+	for _, v := range b.cfg.Voters {
+		seeds = append(seeds, v.Addr)
+	}
+	b.log.Info("not a Raft member yet: joining as a non-voter", "voters", seeds)
+	if err := b.meta.Join(ctx, seeds); err != nil {
+		return fmt.Errorf("meta: joining the cluster through %v: %w", seeds, err)
+	}
+	return nil
 }
 
 func (b *Broker) setAdvertised() error {

@@ -687,3 +687,18 @@ func (n *Node) timeout(ctx context.Context) time.Duration {
 
 // Snapshot forces a Raft snapshot now (tests, operators).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// IsMember reports whether this node is in its latest Raft configuration (a voter or non-voter). A
+// node that is not — a fresh data dir whose id is not among the initial voters — must Join first.
+func (n *Node) IsMember() (bool, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return false, err
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == serverID(n.cfg.NodeID) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
