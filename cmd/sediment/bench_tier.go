@@ -86,6 +86,7 @@ func openTierStore(ctx context.Context, o tierOptions, parent string) (*tierStor
 			return nil, err
 		}
 		s.dataDir = filepath.Join(parent, "tier-minio")
+		os.RemoveAll(s.dataDir) // the bench's own dir: an earlier run's bucket would skew the figures
 		if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
 			return nil, err
 		}
@@ -363,6 +364,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	defer store.close()
 	t.Store = store.desc
 	dir := filepath.Join(parent, "tier-broker")
+	os.RemoveAll(dir) // the bench's own dir: topics left by an earlier run with the same --data-dir
 	tb, err := startTierBroker(ctx, dir, store, o.conf)
 	if err != nil {
 		return t, fail(&t.UploadErr, err)
