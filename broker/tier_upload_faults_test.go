@@ -1,0 +1,148 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/minio/minio-go/v7"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sediment-io/sediment/localstack"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// putFaults is a transport in front of MinIO that fails object PUTs: every applyEvery-th one is
+// applied by MinIO and then answered 500 (the object exists but the client believes it failed),
+// every rejectEvery-th one is answered 503 SlowDown without reaching MinIO.
+type putFaults struct {
+	next                    http.RoundTripper
+	applyEvery, rejectEvery int64
+	puts, applied, rejected atomic.Int64
+}
+
+func (f *putFaults) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPut {
+		return f.next.RoundTrip(r)
+	}
+	n := f.puts.Add(1)
+	fail := func(code int, s3code string) *http.Response {
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>` + s3code + `</Code><Message>injected</Message></Error>`
+		return &http.Response{StatusCode: code, Status: http.StatusText(code), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: r}
+	}
+	if n%f.rejectEvery == 0 {
+		f.rejected.Add(1)
+		if r.Body != nil {
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		return fail(http.StatusServiceUnavailable, "SlowDown"), nil
+	}
+	resp, err := f.next.RoundTrip(r)
+	if err != nil || n%f.applyEvery != 0 || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	f.applied.Add(1)
+	return fail(http.StatusInternalServerError, "InternalError"), nil
+}
+
+// Faults between the broker and MinIO while uploading (PUTs applied but answered 500, PUTs refused
+// with 503; the S3 client makes one attempt, so every fault fails the upload): every record stays
+// readable, the manifest is contiguous, and the objects of failed attempts are collected, leaving
+// exactly the manifest's objects in the bucket.
+func TestTierUploadFaultsMinIO(t *testing.T) {
+	srv := localstack.StartMinIO(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := &putFaults{next: http.DefaultTransport, applyEvery: 3, rejectEvery: 7}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = faults
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: proxy}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+
+	const prefix = "tier-faults"
+	s3, err := tiering.NewS3Store(testCtx(t), tiering.S3Config{
+		Bucket: srv.Bucket, Prefix: prefix, Region: srv.Region, Endpoint: "http://" + ln.Addr().String(), PathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		MaxAttempts: 1, ResponseHeaderTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBroker(t, tieredConfig, func(c *Config) {
+		c.tierStoreWrap = func(fileStore tiering.Store) tiering.Store { fileStore.Close(); return s3 }
+	})
+	createTopic(t, b, "tf", 1, tierTopicConfigs())
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("tf"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	const n, size = 120, 500
+	produceValues(t, cl, 0, n, size)
+	p := tierPartition(t, b, "tf", 0)
+
+	mc, err := srv.Client() // straight to MinIO, around the faults
+	if err != nil {
+		t.Fatal(err)
+	}
+	statObject := func(key string) error {
+		_, err := mc.StatObject(context.Background(), srv.Bucket, prefix+"/"+key, minio.StatObjectOptions{})
+		return err
+	}
+	bucketKeys := func() map[string]bool {
+		keys := map[string]bool{}
+		for o := range mc.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Prefix: prefix + "/", Recursive: true}) {
+			if o.Err != nil {
+				t.Fatalf("minio-go list: %v", o.Err)
+			}
+			keys[strings.TrimPrefix(o.Key, prefix+"/")] = true
+		}
+		return keys
+	}
+	waitFor(t, "uploads through the faults and local retention", func() bool {
+		if err := localInvariant(p); err != nil {
+			t.Fatal(err)
+		}
+		segs := p.log.Segments()
+		return len(segs) <= 2 && uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) >= segs[0].BaseOffset
+	})
+	if faults.applied.Load() == 0 || faults.rejected.Load() == 0 {
+		t.Fatalf("faults injected: %d applied-but-500, %d rejected", faults.applied.Load(), faults.rejected.Load())
+	}
+	segs := checkManifest(t, b.meta.State(), p.topicID, 0, statObject)
+	consumeAllValues(t, []string{b.Addr()}, "tf", n, size)
+	// Every applied-but-500 PUT left an object no manifest entry names; the collector removes them.
+	waitFor(t, "orphans collected", func() bool {
+		keys := bucketKeys()
+		if len(keys) != len(b.meta.State().RemoteSegments(p.topicID, 0)) {
+			return false
+		}
+		for _, s := range b.meta.State().RemoteSegments(p.topicID, 0) {
+			if !keys[s.ObjectKey] {
+				t.Fatalf("manifest entry %d..%d: object %s missing", s.BaseOffset, s.LastOffset, s.ObjectKey)
+			}
+		}
+		return true
+	})
+	if v, _ := metricValue(scrape(t, b), "sediment_tier_orphans_deleted_total"); v == "" || v == "0" {
+		t.Fatalf("sediment_tier_orphans_deleted_total = %q", v)
+	}
+	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed", faults.puts.Load(),
+		faults.applied.Load(), faults.rejected.Load(), len(segs))
+}
