@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -10,14 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/minio/minio-go/v7"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sediment-io/sediment/localstack"
-	"github.com/sediment-io/sediment/tiering"
 )
 
 // putFaults is a transport in front of MinIO that fails object PUTs: every applyEvery-th one is
@@ -79,39 +74,18 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
-	const prefix = "tier-faults"
-	s3, err := tiering.NewS3Store(testCtx(t), tiering.S3Config{
-		Bucket: srv.Bucket, Prefix: prefix, Region: srv.Region, Endpoint: "http://" + ln.Addr().String(), PathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
-		MaxAttempts: 1, ResponseHeaderTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newTestBroker(t, tieredConfig, func(c *Config) {
-		c.tierStoreWrap = func(fileStore tiering.Store) tiering.Store { fileStore.Close(); return s3 }
-	})
+	bk := newMinIOBucket(t, srv, "tier-faults") // inspected straight at MinIO, around the faults
+	b := newTestBroker(t, tieredConfig, bk.useStore(t, "http://"+ln.Addr().String(), 1))
 	createTopic(t, b, "tf", 1, tierTopicConfigs())
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("tf"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	const n, size = 120, 500
 	produceValues(t, cl, 0, n, size)
 	p := tierPartition(t, b, "tf", 0)
 
-	mc, err := srv.Client() // straight to MinIO, around the faults
-	if err != nil {
-		t.Fatal(err)
-	}
-	statObject := func(key string) error {
-		_, err := mc.StatObject(context.Background(), srv.Bucket, prefix+"/"+key, minio.StatObjectOptions{})
-		return err
-	}
 	bucketKeys := func() map[string]bool {
 		keys := map[string]bool{}
-		for o := range mc.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Prefix: prefix + "/", Recursive: true}) {
-			if o.Err != nil {
-				t.Fatalf("minio-go list: %v", o.Err)
-			}
-			keys[strings.TrimPrefix(o.Key, prefix+"/")] = true
+		for _, k := range bk.list("") {
+			keys[k] = true
 		}
 		return keys
 	}
@@ -125,7 +99,7 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 	if faults.applied.Load() == 0 || faults.rejected.Load() == 0 {
 		t.Fatalf("faults injected: %d applied-but-500, %d rejected", faults.applied.Load(), faults.rejected.Load())
 	}
-	segs := checkManifest(t, b.meta.State(), p.topicID, 0, statObject)
+	segs := checkManifest(t, b.meta.State(), p.topicID, 0, bk.stat)
 	consumeAllValues(t, []string{b.Addr()}, "tf", n, size)
 	// Every applied-but-500 PUT left an object no manifest entry names; the collector removes them.
 	waitFor(t, "orphans collected", func() bool {

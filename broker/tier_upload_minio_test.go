@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,41 +21,9 @@ import (
 // deleting the topic leaves the bucket empty. Skipped only under SEDIMENT_SKIP_MINIO=1.
 func TestTierUploadMinIO(t *testing.T) {
 	srv := localstack.StartMinIO(t)
-	const prefix = "tier-upload"
-	newStore := func(ctx context.Context) (tiering.Store, error) {
-		return tiering.NewS3Store(ctx, tiering.S3Config{
-			Bucket: srv.Bucket, Prefix: prefix, Region: srv.Region, Endpoint: srv.Endpoint, PathStyle: true,
-			Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
-			MaxAttempts: 3, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-			ResponseHeaderTimeout: 5 * time.Second,
-		})
-	}
-	s3, err := newStore(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newTestBroker(t, tieredConfig, func(c *Config) {
-		c.tierStoreWrap = func(fileStore tiering.Store) tiering.Store { fileStore.Close(); return s3 }
-	})
-	mc, err := srv.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Independent view of the bucket.
-	statObject := func(key string) error {
-		_, err := mc.StatObject(context.Background(), srv.Bucket, prefix+"/"+key, minio.StatObjectOptions{})
-		return err
-	}
-	listObjects := func(under string) []string {
-		var keys []string
-		for o := range mc.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Prefix: prefix + "/" + under, Recursive: true}) {
-			if o.Err != nil {
-				t.Fatalf("minio-go list: %v", o.Err)
-			}
-			keys = append(keys, o.Key)
-		}
-		return keys
-	}
+	bk := newMinIOBucket(t, srv, "tier-upload")
+	b := newTestBroker(t, tieredConfig, bk.useStore(t, srv.Endpoint, 3))
+	statObject, listObjects := bk.stat, bk.list
 
 	createTopic(t, b, "tm", 1, tierTopicConfigs())
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("tm"), kgo.ProducerBatchCompression(kgo.NoCompression()),
@@ -134,4 +103,56 @@ func TestTierUploadMinIO(t *testing.T) {
 	if objs := listObjects(""); len(objs) != 0 {
 		t.Fatalf("objects left in the bucket: %v", objs)
 	}
+}
+
+// minioBucket is a key prefix in a test MinIO's bucket, inspected with minio-go (independently of
+// the broker's own S3 client).
+type minioBucket struct {
+	t      *testing.T
+	srv    *localstack.Server
+	mc     *minio.Client
+	prefix string
+}
+
+func newMinIOBucket(t *testing.T, srv *localstack.Server, prefix string) *minioBucket {
+	mc, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &minioBucket{t: t, srv: srv, mc: mc, prefix: prefix}
+}
+
+// useStore is a Config option making the broker use an S3 store on this prefix through endpoint
+// (MinIO or a proxy in front of it), with maxAttempts tries per request and short backoffs.
+func (m *minioBucket) useStore(t *testing.T, endpoint string, maxAttempts int) func(*Config) {
+	s3, err := tiering.NewS3Store(testCtx(t), tiering.S3Config{
+		Bucket: m.srv.Bucket, Prefix: m.prefix, Region: m.srv.Region, Endpoint: endpoint, PathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(m.srv.AccessKey, m.srv.SecretKey, ""),
+		MaxAttempts: maxAttempts, BaseBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		ResponseHeaderTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *Config) {
+		c.tierStoreWrap = func(fileStore tiering.Store) tiering.Store { fileStore.Close(); return s3 }
+	}
+}
+
+// stat is nil when the object of a store key exists.
+func (m *minioBucket) stat(key string) error {
+	_, err := m.mc.StatObject(context.Background(), m.srv.Bucket, m.prefix+"/"+key, minio.StatObjectOptions{})
+	return err
+}
+
+// list returns the store keys under a store-key prefix.
+func (m *minioBucket) list(under string) []string {
+	var keys []string
+	for o := range m.mc.ListObjects(context.Background(), m.srv.Bucket, minio.ListObjectsOptions{Prefix: m.prefix + "/" + under, Recursive: true}) {
+		if o.Err != nil {
+			m.t.Fatalf("minio-go list: %v", o.Err)
+		}
+		keys = append(keys, strings.TrimPrefix(o.Key, m.prefix+"/"))
+	}
+	return keys
 }
