@@ -37,6 +37,10 @@ import (
 // failed GETs inside this bound. A variable for tests only.
 var remoteReadTimeout = 5 * time.Second
 
+// remoteQuotaMaxWait bounds how long a fetch waits for the remote fetch quota before answering
+// without data for that partition (well under clients' fetch long-poll and request timeouts).
+const remoteQuotaMaxWait = 500 * time.Millisecond
+
 // remoteReadAttempts bounds the local↔remote retries of one read when retention moves the tier
 // boundary under it (each attempt re-reads the boundary, so two always suffice unless retention
 // runs again in between).
@@ -74,12 +78,19 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	if tm == nil || tm.remote == nil {
 		return nil, kerr.KafkaStorageError.Code, false
 	}
-	segs := tm.b.meta.State().RemoteSegments(p.topicID, p.index)
 	ctx, cancel := context.WithTimeout(tm.ctx, remoteReadTimeout)
 	defer cancel()
+	q := tm.remote.Quota()
+	if !q.Wait(ctx, remoteQuotaMaxWait) {
+		// Remote fetch quota spent (KIP-956) for longer than we pace: no data for this partition
+		// now; the consumer asks again, as Kafka answers when the quota is exceeded.
+		return nil, 0, false
+	}
+	segs := tm.b.meta.State().RemoteSegments(p.topicID, p.index)
 	res, err := tm.remote.Read(ctx, segs, offset, maxBytes, minOneBatch)
 	switch {
 	case err == nil:
+		q.Charge(len(res.Data))
 		return belowOffset(res.Data, maxOffset), 0, false
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		if offset >= p.log.StartOffset() && offset >= p.localStart() {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +160,97 @@ func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc
 	b.ReportMetric(mb/bucket.Seconds(), "bucket-MB/s")
 	b.ReportMetric(local.Seconds()/bucket.Seconds(), "bucket/local")
 	b.ReportMetric(float64(cs.gets.Load()-gets0)/float64(b.N), "GETs/replay")
+}
+
+// BenchmarkTierReplayProduceLatency measures what a replay from the bucket costs live writes on the
+// same broker (issue 7's target: produce p99 during a replay ≤ 1.2× without): each iteration
+// produces 200 single-record acks=all requests one after another with no replay running, then 200
+// while a consumer replays the bucket topic from offset 0 over and over (no chunk cache: every
+// replay reads the bucket). Reported: p99 without and with the replay, their ratio, and replays per iteration.
+// quota= is the remote fetch byte-rate budget (tiering.FetchQuota; 0 = none). store=none is the
+// control: the same replay from local disk (what any replay costs in this one-process setup, where
+// the consumer's own decoding shares the broker's cores).
+//
+//	go test ./broker/ -run '^$' -bench TierReplayProduceLatency -benchtime 3x
+func BenchmarkTierReplayProduceLatency(b *testing.B) {
+	for _, st := range []string{"file", "minio", "none"} {
+		b.Run("store="+st, func(b *testing.B) {
+			var br *Broker
+			if st != "minio" {
+				br = newTestBroker(b)
+			} else {
+				br, _ = newMinIOBroker(b, "lat")
+			}
+			setupTierReplay(b, br)
+			prod := newTestClient(b, br, kgo.DefaultProduceTopic("hot"), kgo.ProducerLinger(0))
+			if r, err := kadm.NewClient(prod).CreateTopic(testCtx(b), 1, 1, nil, "hot"); err != nil || r.Err != nil {
+				b.Fatal(err, r.Err)
+			}
+			quotas := []int64{0, 32 << 20}
+			if st == "none" {
+				quotas = quotas[:1]
+			}
+			for _, quota := range quotas {
+				b.Run(fmt.Sprintf("quota=%dMB", quota>>20), func(b *testing.B) {
+					benchProduceDuringReplay(b, br, prod, st, quota)
+				})
+			}
+		})
+	}
+}
+
+func benchProduceDuringReplay(b *testing.B, br *Broker, prod *kgo.Client, st string, quota int64) {
+	produce := func(n int) []time.Duration {
+		lat := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			if err := prod.ProduceSync(testCtx(b), &kgo.Record{Value: make([]byte, 100)}).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		return lat
+	}
+	// One reader for the whole run (the quota's budget spans replays); no chunk cache, so every
+	// replay reads the bucket.
+	br.tier.remote = tiering.NewRemoteLogWith(br.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: quota})
+	produce(50) // warm
+	var idle, busy []time.Duration
+	var replays atomic.Int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		idle = append(idle, produce(200)...)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if st == "none" { // control: the same replay from local disk
+					replayTopic(b, br, "local", 1)
+				} else {
+					replayTopic(b, br, "bucket", 1)
+				}
+				replays.Add(1)
+			}
+		}()
+		time.Sleep(50 * time.Millisecond) // the replay is under way
+		busy = append(busy, produce(200)...)
+		close(stop)
+		<-done
+	}
+	b.StopTimer()
+	p99 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)*99/100].Microseconds()) / 1000
+	}
+	pi, pb := p99(idle), p99(busy)
+	b.ReportMetric(pi, "idle-p99-ms")
+	b.ReportMetric(pb, "replay-p99-ms")
+	b.ReportMetric(pb/pi, "p99-ratio")
+	b.ReportMetric(float64(replays.Load())/float64(b.N), "replays/op")
 }

@@ -97,6 +97,7 @@ type RemoteLog struct {
 	budget *atomic.Int64 // read-ahead bytes available; nil = no read-ahead
 	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
 	cache  *chunkCache   // object data chunks (cache.go); nil = disabled
+	quota  *FetchQuota   // nil = unlimited
 
 	mu      sync.Mutex
 	lru     *list.List // of *RemoteReader, most recent first
@@ -125,6 +126,9 @@ type RemoteLogConfig struct {
 	CacheBytes      int64
 	CacheChunkBytes int64 // default DefaultCacheChunkBytes
 	PrefetchChunks  int   // default DefaultPrefetchChunks; negative: none
+	// FetchBytesPerSecond caps the bytes consumer fetches read from the bucket (FetchQuota, KIP-956's
+	// remote.log.manager.fetch.max.bytes.per.second); 0: unlimited. The caller checks Quota().
+	FetchBytesPerSecond int64
 }
 
 // NewRemoteLog returns a reader with a cache of at most maxFooters footers (≤ 0: 1024), read-ahead for
@@ -146,6 +150,7 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	}
 	r := &RemoteLog{store: s, max: cfg.MaxFooters, lru: list.New(), byKey: map[string]*list.Element{},
 		sem: make(chan struct{}, cfg.MaxConcurrentReads)}
+	r.quota = NewFetchQuota(cfg.FetchBytesPerSecond)
 	if cfg.CacheChunkBytes <= 0 {
 		cfg.CacheChunkBytes = DefaultCacheChunkBytes
 	}
@@ -225,6 +230,9 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 	}
 	return rr, nil
 }
+
+// Quota is the fetch byte-rate budget (nil: unlimited; FetchQuota's methods accept nil).
+func (r *RemoteLog) Quota() *FetchQuota { return r.quota }
 
 // CacheStats reports the chunk cache's counters (zero when the cache is disabled).
 func (r *RemoteLog) CacheStats() CacheStats {
