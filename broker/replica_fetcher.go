@@ -288,6 +288,11 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 				if err := p.appendFromLeader(rp.RecordBatches, rp.HighWatermark, rp.LogStartOffset, epochs[p]); err != nil {
 					f.m.rm.log.Warn("replica append", "partition", p.String(), "err", err)
 				}
+			case kerr.OffsetMovedToTieredStorage.Code:
+				// KIP-405: what we need next is only in the bucket; copy just the leader's local tail.
+				if err := f.resetToLeaderLocal(ctx, p, epochs[p]); err != nil {
+					f.m.rm.log.Warn("replica reset to the leader's local log start", "partition", p.String(), "err", err)
+				}
 			case kerr.OffsetOutOfRange.Code:
 				// Our log end is past the leader's (a tail from an older epoch): truncate first.
 				f.mu.Lock()
@@ -300,6 +305,81 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 			}
 		}
 	}
+	return nil
+}
+
+// resetToLeaderLocal is the follower side of KIP-405 (Kafka's ReplicaFetcherTierStateMachine): the
+// leader answered OFFSET_MOVED_TO_TIERED_STORAGE because our fetch offset lies below its local
+// log start, in data that now lives only in the bucket. Instead of copying history the bucket
+// already holds, the follower asks the leader for its earliest local offset (ListOffsets -4) and
+// its whole-log start (-2), empties its local log to start at the former with the latter as its
+// log start (segment.ResetLocal), and fetches on from there.
+func (f *leaderFetcher) resetToLeaderLocal(ctx context.Context, p *Partition, epoch int32) error {
+	localStart, err := f.listOffset(ctx, p, epoch, -4)
+	if err != nil {
+		return fmt.Errorf("earliest local offset: %w", err)
+	}
+	logStart, err := f.listOffset(ctx, p, epoch, -2)
+	if err != nil {
+		return fmt.Errorf("log start offset: %w", err)
+	}
+	return p.resetLocalTo(localStart, min(logStart, localStart), epoch)
+}
+
+// listOffset asks the leader, as a replica (ListOffsets v8, ReplicaID set), for one offset of p.
+func (f *leaderFetcher) listOffset(ctx context.Context, p *Partition, epoch int32, timestamp int64) (int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 8 // -4 (earliest local) needs v8
+	req.ReplicaID = f.m.rm.nodeID
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = p.topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition = p.index
+	rp.CurrentLeaderEpoch = epoch
+	rp.Timestamp = timestamp
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := kmsg.NewPtrListOffsetsResponse()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.client.request(rctx, req, resp); err != nil {
+		return 0, err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return 0, fmt.Errorf("ListOffsets: malformed response")
+	}
+	out := resp.Topics[0].Partitions[0]
+	if out.ErrorCode != 0 {
+		return 0, kerr.ErrorForCode(out.ErrorCode)
+	}
+	return out.Offset, nil
+}
+
+// resetLocalTo empties the local log and restarts it at localStart with whole-log start logStart
+// (KIP-405 follower), if this replica still follows at fetchEpoch and is still behind localStart.
+// Everything below localStart was committed on the leader (it only leaves local disk once uploaded
+// below the HW), so the follower's HW starts there.
+func (p *Partition) resetLocalTo(localStart, logStart int64, fetchEpoch int32) error {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if !p.followsEpochLocked(fetchEpoch) || p.log.EndOffset() >= localStart {
+		return nil
+	}
+	if err := p.removeProducerSnapshot(); err != nil {
+		return err
+	}
+	if err := p.log.ResetLocal(localStart, logStart); err != nil {
+		return err
+	}
+	if err := p.rebuildProducers(); err != nil {
+		return err
+	}
+	p.stateMu.Lock()
+	p.leo = p.log.EndOffset()
+	if p.hw.Load() < localStart {
+		p.hw.Store(localStart)
+	}
+	p.stateMu.Unlock()
 	return nil
 }
 

@@ -35,7 +35,8 @@ func startReplClusterConfigs(t testing.TB, n int) ([]*Broker, []Config) {
 func localLogBytes(t *testing.T, p *Partition) []byte {
 	t.Helper()
 	var out []byte
-	for off := p.log.StartOffset(); off < p.log.EndOffset(); {
+	// From the local start: below it (KIP-405) the data lives only in the bucket.
+	for off := p.log.LocalStartOffset(); off < p.log.EndOffset(); {
 		rr, err := p.log.Read(off, segment.ReadOptions{MaxBytes: 1 << 20, MaxOffset: p.log.EndOffset(), MinOneBatch: true})
 		if err != nil {
 			t.Fatal(err)
