@@ -33,6 +33,7 @@ type Config struct {
 	RaftAdvertise string // "" = RaftListen
 	HTTPListen    string // metrics and health host:port; "" = no HTTP server
 	// Voters are the initial Raft voters (id → Raft address); empty means a single-voter cluster of this node.
+	// A node not listed joins the cluster as a non-voter through the listed voters (meta.Join).
 	Voters      []Voter
 	ObjectStore string // file://DIR or s3://BUCKET?...: where closed segments of tiered topics go
 	Rack        string // broker.rack
@@ -153,9 +154,6 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(v.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("voters: %d=%q is not host:port", v.ID, v.Addr))
 		}
-	}
-	if len(c.Voters) > 0 && !seen[c.NodeID] {
-		errs = append(errs, fmt.Errorf("voters: this node (id %d) is not among the voters", c.NodeID))
 	}
 	if _, err := ParseObjectStore(c.ObjectStore); err != nil {
 		errs = append(errs, fmt.Errorf("object store: %v", err))
@@ -385,7 +383,7 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMs }),
 	longDef("remote.log.manager.task.retry.backoff.max.ms", "30000", 1, "Longest retry delay after failed uploads.",
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMaxMs }),
-	longDef("remote.log.reader.cache.bytes", "0", 0, "Sediment extension: memory for the chunk cache of reads from object storage (concurrent and repeated replays of the same objects share GETs); 0 = no cache (footers are always cached). 134217728 is a good size.",
+	longDef("remote.log.reader.cache.bytes", "134217728", 0, "Sediment extension: memory for the chunk cache of reads from object storage (concurrent and repeated replays of the same objects share GETs); 0 = no cache (footers are always cached).",
 		func(c *Config) *int64 { return &c.RemoteLogReaderCacheBytes }),
 	intDef("group.initial.rebalance.delay.ms", "3000", 0, "How long a new classic group waits for more members before its first rebalance.",
 		func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }),

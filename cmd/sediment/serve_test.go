@@ -56,7 +56,7 @@ func TestParseServeErrorsNameTheSetting(t *testing.T) {
 	}{
 		{[]string{"--node-id", "x"}, [2]string{}, "--node-id"},
 		{[]string{"--voters", "a=b"}, [2]string{}, "--voters"},
-		{[]string{"--voters", "2=127.0.0.1:1"}, [2]string{}, "not among the voters"},
+		{[]string{"--voters", "1=127.0.0.1:1,1=127.0.0.1:2"}, [2]string{}, "listed twice"},
 		{[]string{"--http-listen", "nope"}, [2]string{}, "--http-listen"},
 		{[]string{"--object-store", "s3://B"}, [2]string{}, "--object-store"},
 		{[]string{"--conf", "message.max.bytes=-5"}, [2]string{}, "message.max.bytes"},
