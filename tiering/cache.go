@@ -53,11 +53,13 @@ type chunkEntry struct {
 	elem *list.Element // in lru once ready
 }
 
-// Defaults for RemoteLogConfig's cache fields.
+// Defaults for RemoteLogConfig's cache fields. 4 MiB chunks, 3 ahead: against MinIO a cold replay
+// ran at 300-313 MB/s with them vs 224-263 MB/s with 1 MiB × 4 (BenchmarkTierReplay, load ~10) and
+// costs a quarter of the GETs (≈ 256 per GiB plus one footer per segment, instead of ≈ 1024).
 const (
 	DefaultCacheBytes      = 128 << 20
-	DefaultCacheChunkBytes = 1 << 20
-	DefaultPrefetchChunks  = 4
+	DefaultCacheChunkBytes = 4 << 20
+	DefaultPrefetchChunks  = 3
 )
 
 func newChunkCache(maxBytes, chunk int64, prefetch int, sem chan struct{}) *chunkCache {
