@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
@@ -669,4 +670,49 @@ func TestTierLeadershipMoves(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// remote.storage.enable defaults to the broker's remote.log.storage.system.enable, and
+// DescribeConfigs says so (value, DEFAULT_CONFIG source, and the synonym's default): a topic
+// created without it on a tiering broker gets an upload task, on another broker it does not.
+func TestTierRemoteStorageDefault(t *testing.T) {
+	for _, system := range []bool{true, false} {
+		t.Run(fmt.Sprint(system), func(t *testing.T) {
+			b := newTestBroker(t, tieredConfig, func(c *Config) { c.RemoteLogStorageEnable = system })
+			createTopic(t, b, "def", 1, map[string]*string{"segment.bytes": ptr("2048")})
+			rcs, err := newTestAdmin(t, b).DescribeTopicConfigs(testCtx(t), "def")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := rcs.On("def", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found bool
+			for _, c := range rc.Configs {
+				if c.Key != "remote.storage.enable" {
+					continue
+				}
+				found = true
+				if deref(c.Value) != fmt.Sprint(system) || c.Source != kmsg.ConfigSourceDefaultConfig {
+					t.Fatalf("remote.storage.enable = %q from %v, want %v from DEFAULT_CONFIG", deref(c.Value), c.Source, system)
+				}
+				if n := len(c.Synonyms); n == 0 || deref(c.Synonyms[n-1].Value) != fmt.Sprint(system) {
+					t.Fatalf("remote.storage.enable synonyms %+v", c.Synonyms)
+				}
+			}
+			if !found {
+				t.Fatal("remote.storage.enable not described")
+			}
+			p := tierPartition(t, b, "def", 0)
+			if system {
+				waitFor(t, "the upload task", func() bool { return p.tierCur.Load() != nil })
+			} else {
+				time.Sleep(200 * time.Millisecond) // leadership applied, no task started
+				if p.tierCur.Load() != nil {
+					t.Fatal("an upload task runs for a topic of a broker without remote storage")
+				}
+			}
+		})
+	}
 }
