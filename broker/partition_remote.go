@@ -37,6 +37,15 @@ import (
 // failed GETs inside this bound. A variable for tests only.
 var remoteReadTimeout = 5 * time.Second
 
+// While the store is failing (a read failed within remoteFailingWindow and none succeeded since),
+// reads get remoteReadTimeoutFailing instead: a Fetch of many remote partitions then answers
+// KAFKA_STORAGE_ERROR for all of them within the first timeout plus a fraction of a second each.
+// Variables for tests only.
+var (
+	remoteReadTimeoutFailing = 250 * time.Millisecond
+	remoteFailingWindow      = 10 * time.Second
+)
+
 // remoteQuotaMaxWait bounds how long a fetch waits for the remote fetch quota before answering
 // without data for that partition (well under clients' fetch long-poll and request timeouts).
 const remoteQuotaMaxWait = 500 * time.Millisecond
@@ -78,7 +87,13 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	if tm == nil || tm.remote == nil {
 		return nil, kerr.KafkaStorageError.Code, false
 	}
-	ctx, cancel := context.WithTimeout(tm.ctx, remoteReadTimeout)
+	timeout := remoteReadTimeout
+	if tm.remote.Failing(remoteFailingWindow) {
+		// The store failed moments ago: don't let every partition of a Fetch wait out the full
+		// bound in turn (reads are sequential), which would outlast the client's request timeout.
+		timeout = min(timeout, remoteReadTimeoutFailing)
+	}
+	ctx, cancel := context.WithTimeout(tm.ctx, timeout)
 	defer cancel()
 	q := tm.remote.Quota()
 	if !q.Wait(ctx, remoteQuotaMaxWait) {

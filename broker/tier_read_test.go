@@ -376,6 +376,19 @@ func TestTierReadStoreFaults(t *testing.T) {
 		}
 	}
 
+	// While the store is failing, further reads get a tighter bound, so that a Fetch of many remote
+	// partitions (read one after another) answers well within the client's request timeout.
+	defer func(d time.Duration) { remoteReadTimeoutFailing = d }(remoteReadTimeoutFailing)
+	remoteReadTimeout, remoteReadTimeoutFailing = 5*time.Second, 20*time.Millisecond
+	start := time.Now()
+	if r := p.read(0, 1<<20, true); r.err != kerr.KafkaStorageError.Code {
+		t.Fatalf("read from a hung store: err %d", r.err)
+	}
+	if d := time.Since(start); d > remoteReadTimeout/2 {
+		t.Fatalf("a read from a store that failed moments ago waited %v (full bound %v)", d, remoteReadTimeout)
+	}
+	remoteReadTimeout = 300 * time.Millisecond
+
 	// A consumer running through the outage finishes once the store returns.
 	fs.mode.Store(1)
 	done := make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
@@ -98,6 +99,7 @@ type RemoteLog struct {
 	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
 	cache  *chunkCache   // object data chunks (cache.go); nil = disabled
 	quota  *FetchQuota   // nil = unlimited
+	failed atomic.Int64  // unix nanos of the last Read that failed for the store's sake; 0 after a success
 
 	mu      sync.Mutex
 	lru     *list.List // of *RemoteReader, most recent first
@@ -265,6 +267,27 @@ func (r *RemoteLog) Forget(keys ...string) {
 // the first batch is larger. An offset in a gap between entries reads from the next entry.
 // offset below the first entry or above the last: segment.ErrOffsetOutOfRange.
 func (r *RemoteLog) Read(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	res, err := r.read(ctx, segs, offset, maxBytes, minOneBatch)
+	switch {
+	case err == nil:
+		r.failed.Store(0)
+	case errors.Is(err, segment.ErrOffsetOutOfRange), errors.Is(err, ErrNotFound), errors.Is(err, context.Canceled):
+		// The reader's doing (or retention's), not the store's.
+	default:
+		r.failed.Store(time.Now().UnixNano())
+	}
+	return res, err
+}
+
+// Failing reports whether the last Read that reached the store failed (error or timeout) within the
+// last d: callers can then bound their next reads more tightly instead of waiting out a full
+// timeout per partition while the store is down.
+func (r *RemoteLog) Failing(d time.Duration) bool {
+	t := r.failed.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < d
+}
+
+func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].LastOffset >= offset })
 	if len(segs) == 0 || offset < segs[0].BaseOffset || i == len(segs) {
 		return ReadResult{}, fmt.Errorf("%w: offset %d not in remote storage", segment.ErrOffsetOutOfRange, offset)
