@@ -599,3 +599,53 @@ func TestTierReadFollowerBelowLocalStart(t *testing.T) {
 		t.Fatalf("ListOffsets -4 = %d, want the local start %d", lo.Offset, end)
 	}
 }
+
+// TestTierReadAfterDeleteRecordsInBucket: DeleteRecords raising the log start into the middle of an
+// uploaded segment: reads below it are OFFSET_OUT_OF_RANGE, a consumer from the earliest offset
+// starts exactly there, and timestamp lookups never answer below it.
+func TestTierReadAfterDeleteRecordsInBucket(t *testing.T) {
+	b := newTestBroker(t)
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	const topic = "dr"
+	newTierTopic(t, adm, topic, 16<<10)
+	base := time.Now().Add(-time.Hour / 2).Truncate(time.Millisecond)
+	want := produceTierRecords(t, cl, topic, 1500, base, 9)
+	p := tierTestPartition(t, b, topic, 0)
+	tierAll(t, b, p)
+	const start = 1234
+	if p.localStart() <= start {
+		t.Fatalf("local start %d: the new log start must fall in the bucket", p.localStart())
+	}
+	res, err := adm.DeleteRecords(testCtx(t), kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: start}}})
+	if err != nil || res.Error() != nil {
+		t.Fatal(err, res.Error())
+	}
+	if got := p.log.StartOffset(); got != start {
+		t.Fatalf("log start %d after DeleteRecords(%d)", got, start)
+	}
+	if r := p.read(start-1, 1<<20, true); r.err != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("read below the new log start: err %d", r.err)
+	}
+	if r := p.read(start, 1<<20, true); r.err != 0 || len(r.data) == 0 || segment.BatchHeader(r.data).LastOffset() < start {
+		t.Fatalf("read at the new log start: err %d, %d bytes", r.err, len(r.data))
+	}
+	for _, c := range []struct{ ts, off int64 }{
+		{want[100].ts.UnixMilli(), start}, // earlier records are gone: the first at or after the start
+		{want[start].ts.UnixMilli(), start},
+		{want[1400].ts.UnixMilli(), 1400},
+		{-2, start},
+	} {
+		if lo := listOffset(t, cl, b, topic, c.ts); lo.ErrorCode != 0 || lo.Offset != c.off {
+			t.Errorf("ListOffsets(%d) = %d err %d, want %d", c.ts, lo.Offset, lo.ErrorCode, c.off)
+		}
+	}
+	c := newTestClient(t, b, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	fs := c.PollFetches(testCtx(t))
+	if err := fs.Err(); err != nil || fs.NumRecords() == 0 {
+		t.Fatalf("consumer from the start: %v, %d records", err, fs.NumRecords())
+	}
+	if r := fs.Records()[0]; r.Offset != start || !bytes.Equal(r.Value, want[start].value) {
+		t.Fatalf("consumer from the start got offset %d first, want %d", r.Offset, start)
+	}
+}
