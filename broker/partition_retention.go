@@ -80,6 +80,9 @@ func (p *Partition) enforceRetention(now time.Time) (int, error) {
 				if err != nil {
 					return 0, err
 				}
+				if t := p.tierCur.Load(); t != nil {
+					poke(t.wake) // the rolled segment is closed and below the HW: upload it now
+				}
 			}
 		}
 	}

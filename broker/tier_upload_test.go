@@ -716,3 +716,20 @@ func TestTierRemoteStorageDefault(t *testing.T) {
 		})
 	}
 }
+
+// An idle partition's active segment rolled by segment.ms is uploaded at once (the roll wakes the
+// upload task), not at the next remote.log.manager.task.interval.ms (30 s, longer than waitFor).
+func TestTierUploadsSegmentRolledBySegmentMs(t *testing.T) {
+	b := newTestBroker(t, tieredConfig, func(c *Config) {
+		short := c.tierTuning
+		c.tierTuning = func(tt *tierTuning) { short(tt); tt.retention, tt.orphanEvery = time.Minute, time.Minute } // no other reason to pass
+	})
+	createTopic(t, b, "idle", 1, tierTopicConfigs("segment.bytes", "1048576", "segment.ms", "300"))
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic("idle"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produceValues(t, cl, 0, 5, 100)
+	p := tierPartition(t, b, "idle", 0)
+	waitFor(t, "the idle segment to roll and upload", func() bool {
+		return uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) == 5
+	})
+	consumeAllValues(t, []string{b.Addr()}, "idle", 5, 100)
+}
