@@ -12,7 +12,7 @@ require (
 	github.com/benbjohnson/immutable v0.4.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.8.0
-	github.com/hashicorp/raft-wal v0.4.0
+	github.com/hashicorp/raft-wal v0.4.1
 	github.com/klauspost/compress v1.20.3
 	github.com/minio/minio-go/v7 v7.4.1
 	github.com/pierrec/lz4/v4 v4.1.33
@@ -79,3 +79,5 @@ require (
 )
 
 replace github.com/twmb/franz-go/pkg/kmsg => ./third_party/kmsg
+
+replace github.com/hashicorp/raft-wal => ./third_party/raft-wal
