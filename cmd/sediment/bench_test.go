@@ -123,7 +123,7 @@ func TestBenchTier(t *testing.T) {
 	if tr.ReplayBucket.Records == 0 || tr.ReplayBucket.Bytes != tr.ReplayLocal.Bytes || tr.ReplayRequests.GetBytes < tr.ReplayBucket.Bytes {
 		t.Fatalf("replay: bucket %+v (GET %d bytes), local %+v", tr.ReplayBucket, tr.ReplayRequests.GetBytes, tr.ReplayLocal)
 	}
-	if tr.LatencyAlone.Sent == 0 || tr.LatencyAloneAfter.Sent == 0 || len(tr.DuringReplay) != 2 || tr.DuringReplay[0].Bucket != "cold" || tr.DuringReplay[1].Bucket != "warm" {
+	if tr.LatencyAlone.Sent == 0 || tr.LatencyAloneAfter.Sent == 0 || len(tr.DuringReplay) != 3 || tr.DuringReplay[0].Bucket != "cold" || tr.DuringReplay[1].Bucket != "warm" || tr.DuringReplay[2].Bucket != "local" {
 		t.Fatalf("latency: alone %+v, during replays %+v", tr.LatencyAlone, tr.DuringReplay)
 	}
 	for _, d := range tr.DuringReplay {

@@ -466,6 +466,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	}
 
 	// Replay: wait until local retention has removed the uploaded local copies.
+	var localEnds map[int32]int64
 	ends, err := waitLocalTrim(ctx, dir, tiered, o.trimWait, t)
 	if err == nil {
 		// Back to the default retention check: every check writes each partition's producer
@@ -478,7 +479,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	}
 	if err != nil {
 		fail(&t.ReplayErr, err)
-	} else if err := replayBoth(ctx, tb, store, dir, tiered, local, ends, c, t, o, out); err != nil {
+	} else if localEnds, err = replayBoth(ctx, tb, store, dir, tiered, local, ends, c, t, o, out); err != nil {
 		fail(&t.ReplayErr, err)
 	}
 	if t.ReplayErr != "" {
@@ -494,8 +495,12 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		return t, fail(&t.LatencyErr, err)
 	}
 	t.ReplayPace = o.replayPace
-	for i, bucket := range []string{"cold", "warm"} {
-		if bucket == "cold" {
+	// Bucket cold, bucket warm, then the same replay from local disk for reference (what any
+	// catching-up consumer costs the producer on this machine, tiering or not).
+	for i, kind := range []string{"cold", "warm", "local"} {
+		topic, rends := tiered, ends
+		switch kind {
+		case "cold":
 			if err := tb.restart(ctx); err != nil { // nothing of the tiered topic in the broker's memory
 				return t, fail(&t.LatencyErr, err)
 			}
@@ -504,16 +509,21 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 			} else if _, err := loadgen.DropCache(store.dataDir); err != nil {
 				return t, fail(&t.LatencyErr, err)
 			}
-		} else {
+		case "warm":
 			// One unpaced pass first, so that the store serves the replay from memory.
 			if _, err := loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0); err != nil {
 				return t, fail(&t.LatencyErr, fmt.Errorf("warming the bucket: %w", err))
 			}
+		case "local":
+			topic, rends = local, localEnds
+			if _, err := loadgen.DropCache(filepath.Join(dir, "logs")); err != nil {
+				return t, fail(&t.LatencyErr, err)
+			}
 		}
-		d, err := latencyDuringReplay(ctx, lc, tb, store, tiered, ends, o, i == 0, out)
-		d.Bucket = bucket
+		d, err := latencyDuringReplay(ctx, lc, tb, store, topic, rends, o, i == 0, out)
+		d.Bucket = kind
 		if err != nil {
-			return t, fail(&t.LatencyErr, fmt.Errorf("bucket %s: %w", bucket, err))
+			return t, fail(&t.LatencyErr, fmt.Errorf("replay %s: %w", kind, err))
 		}
 		t.DuringReplay = append(t.DuringReplay, d)
 	}
@@ -531,7 +541,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 
 // latencyDuringReplay runs the fixed-rate produce of lc while a consumer replays [0, ends) of the
 // tiered topic from the bucket over and over (paced by o.replayPace).
-func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker, store *tierStore, tiered string, ends map[int32]int64, o tierOptions, profile bool, out io.Writer) (loadgen.ReplayLatency, error) {
+func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker, store *tierStore, topic string, ends map[int32]int64, o tierOptions, profile bool, out io.Writer) (loadgen.ReplayLatency, error) {
 	var d loadgen.ReplayLatency
 	rctx, stopReplay := context.WithCancel(ctx)
 	var replayed atomic.Int64
@@ -541,7 +551,7 @@ func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker,
 	go func() {
 		var err error
 		for rctx.Err() == nil && err == nil {
-			_, err = loadgen.Replay(rctx, tb.brokers(), tiered, ends, lc.Timeout, &replayed, o.replayPace)
+			_, err = loadgen.Replay(rctx, tb.brokers(), topic, ends, lc.Timeout, &replayed, o.replayPace)
 		}
 		if rctx.Err() != nil {
 			err = nil
@@ -549,7 +559,7 @@ func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker,
 		replayDone <- err
 	}()
 	time.Sleep(500 * time.Millisecond) // the replay is reading from the bucket before the first record is sent
-	fmt.Fprintf(out, "latency: %d records/s for %s to %s while a consumer replays %s from the bucket\n", lc.Rate, lc.LatencyFor, lc.Topic, tiered)
+	fmt.Fprintf(out, "latency: %d records/s for %s to %s while a consumer replays %s\n", lc.Rate, lc.LatencyFor, lc.Topic, topic)
 	if profile {
 		o.phase("tier-latency-replay", true)
 	}
@@ -600,17 +610,17 @@ func waitLocalTrim(ctx context.Context, dir, topic string, wait time.Duration, t
 
 // replayBoth reads [0, ends[p]) of the tiered topic (now only in the bucket) and the same offsets of
 // the local topic, page caches dropped before each.
-func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, local string, ends map[int32]int64, c loadgen.Config, t *loadgen.TierResult, o tierOptions, out io.Writer) error {
+func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, local string, ends map[int32]int64, c loadgen.Config, t *loadgen.TierResult, o tierOptions, out io.Writer) (localEnds map[int32]int64, err error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.brokers()...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lo, err := kadm.NewClient(cl).ListEndOffsets(ctx, local)
 	cl.Close()
 	if err != nil {
-		return fmt.Errorf("end offsets of %s: %w", local, err)
+		return nil, fmt.Errorf("end offsets of %s: %w", local, err)
 	}
-	localEnds := map[int32]int64{}
+	localEnds = map[int32]int64{}
 	for p, e := range ends {
 		if o, ok := lo.Lookup(local, p); ok {
 			localEnds[p] = min(e, o.Offset)
@@ -637,7 +647,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		// A fresh broker for each replay from the bucket: nothing of the tiered topic in its
 		// memory (remote-read chunk cache, footers) from the previous replay.
 		if err := tb.restart(ctx); err != nil {
-			return err
+			return nil, err
 		}
 		dropCaches()
 		fmt.Fprintf(out, "replay %d/%d: %d records of %s from offset 0, all in the bucket (broker restarted, page caches dropped)\n", i+1, n, want, tiered)
@@ -648,7 +658,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		rb, err := loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0)
 		o.phase("tier-replay-bucket", false)
 		if err != nil {
-			return fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
+			return nil, fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
 		}
 		req := s.proxy.Counts().Sub(before)
 		t.ReplayBucketRuns = append(t.ReplayBucketRuns, loadgen.ReplayRun{Throughput: rb, GetBytes: req.GetBytes, Gets: req.Gets})
@@ -665,7 +675,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		rl, err := loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil, 0)
 		o.phase("tier-replay-local", false)
 		if err != nil {
-			return fmt.Errorf("replay of %s from local disk: %w", local, err)
+			return nil, fmt.Errorf("replay of %s from local disk: %w", local, err)
 		}
 		t.ReplayLocalRuns = append(t.ReplayLocalRuns, loadgen.ReplayRun{Throughput: rl})
 		fmt.Fprintf(out, "replay from local disk: %.1f MB/s\n", rl.MBps())
@@ -674,5 +684,5 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		}
 	}
 	t.SetReplayMedians()
-	return nil
+	return localEnds, nil
 }

@@ -433,8 +433,9 @@ type TierResult struct {
 // ReplayLatency is one fixed-rate produce run while a consumer replays from the bucket in a loop.
 type ReplayLatency struct {
 	// Bucket is "cold" (the object store's files not in the page cache when the replay starts: the
-	// bucket's disk reads compete with the broker's fsyncs when both share one disk, as here) or
-	// "warm" (read once just before, so the store serves from memory: only the broker's work remains).
+	// bucket's disk reads compete with the broker's fsyncs when both share one disk, as here),
+	// "warm" (read once just before, so the store serves from memory: only the broker's work remains),
+	// or "local": the same replay of a topic on local disk, for reference (no target).
 	Bucket   string      `json:"bucket"`
 	Latency  Latency     `json:"latency"`
 	Replay   Throughput  `json:"replay"`   // what the background replay read meanwhile
@@ -559,7 +560,11 @@ func TierRows(t TierResult) []TierRow {
 			{"produce ack p50 during replay", d.Latency.AckP50, alone(func(l Latency) time.Duration { return l.AckP50 }), false},
 			{"e2e p99 during replay", d.Latency.P99, alone(func(l Latency) time.Duration { return l.P99 }), false},
 		} {
-			r := TierRow{Metric: q.name + " (bucket " + d.Bucket + ")", Unit: "ms", Value: msOf(q.v), Baseline: msOf(q.b), BaseName: baseName}
+			suffix := " (bucket " + d.Bucket + ")"
+			if d.Bucket == "local" {
+				suffix, q.target = " (from local disk, reference)", false
+			}
+			r := TierRow{Metric: q.name + suffix, Unit: "ms", Value: msOf(q.v), Baseline: msOf(q.b), BaseName: baseName}
 			if q.b > 0 {
 				r.Ratio = float64(q.v) / float64(q.b)
 			}
@@ -621,8 +626,8 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 			t.LatencyAloneAfter.AchievedRate, ms(t.LatencyAloneAfter.AckP50), ms(t.LatencyAloneAfter.AckP99), ms(t.LatencyAloneAfter.AckP999))
 	}
 	for _, d := range t.DuringReplay {
-		fmt.Fprintf(w, "  latency: %.0f rec/s during a replay, bucket %s (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s from the bucket (GET %.1f MiB)\n",
-			d.Latency.AchievedRate, d.Bucket, ms(d.Latency.AckP50), ms(d.Latency.AckP99), ms(d.Latency.AckP999),
+		fmt.Fprintf(w, "  latency: %.0f rec/s during a replay, %s (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms) while the replay (%s) read %.1f MB/s (GET %.1f MiB from the bucket)\n",
+			d.Latency.AchievedRate, map[string]string{"cold": "bucket cold", "warm": "bucket warm", "local": "from local disk"}[d.Bucket], ms(d.Latency.AckP50), ms(d.Latency.AckP99), ms(d.Latency.AckP999),
 			pace(t.ReplayPace), d.Replay.MBps(), float64(d.Requests.GetBytes)/(1<<20))
 	}
 	tw := newTable(w)

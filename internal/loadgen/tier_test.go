@@ -170,7 +170,8 @@ func TestTierRows(t *testing.T) {
 		ReplayLocal:  Throughput{Bytes: 300 << 20, Elapsed: 500 * time.Millisecond},
 		LatencyAlone: Latency{Sent: 10, AckP99: 10 * time.Millisecond, AckP50: time.Millisecond, P99: 20 * time.Millisecond},
 		DuringReplay: []ReplayLatency{{Bucket: "cold", Latency: Latency{Sent: 10, AckP99: 11 * time.Millisecond, AckP50: 2 * time.Millisecond, P99: 30 * time.Millisecond}},
-			{Bucket: "warm", Latency: Latency{Sent: 10, AckP99: 13 * time.Millisecond, AckP50: 1 * time.Millisecond, P99: 20 * time.Millisecond}}},
+			{Bucket: "warm", Latency: Latency{Sent: 10, AckP99: 13 * time.Millisecond, AckP50: 1 * time.Millisecond, P99: 20 * time.Millisecond}},
+			{Bucket: "local", Latency: Latency{Sent: 10, AckP99: 30 * time.Millisecond, AckP50: 1 * time.Millisecond, P99: 20 * time.Millisecond}}},
 	}
 	rows := TierRows(tr)
 	by := map[string]TierRow{}
@@ -209,6 +210,7 @@ func TestTierRows(t *testing.T) {
 	check("e2e p99 during replay (bucket cold)", 30, 1.5, nil)
 	check("produce ack p99 during replay (bucket warm)", 13, 1.3, &no)
 	check("e2e p99 during replay (bucket warm)", 20, 1, nil)
+	check("produce ack p99 during replay (from local disk, reference)", 30, 3, nil) // no target
 	// With a second run alone after the replays, the baseline is the mean of the two.
 	tr.LatencyAloneAfter = Latency{Sent: 10, AckP99: 12 * time.Millisecond, AckP50: 3 * time.Millisecond, P99: 20 * time.Millisecond}
 	by = map[string]TierRow{}
