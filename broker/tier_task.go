@@ -91,6 +91,14 @@ func (t *tierTask) run(ctx context.Context) {
 	nextRetention := time.Now()
 	nextOrphans := time.Now().Add(jitter(tune.orphanEvery))
 	for {
+		// Retention first: entries wholly below the log start (DeleteRecords, or a log start raised
+		// while remote storage was off) go before the next upload is appended after them.
+		if now := time.Now(); !now.Before(nextRetention) {
+			if err := t.remoteRetention(ctx); err != nil && ctx.Err() == nil {
+				t.tm.log.Warn("tiering: remote retention", "partition", t.p.String(), "err", err)
+			}
+			nextRetention = time.Now().Add(tune.retention)
+		}
 		wait := tune.taskInterval
 		if !t.p.config().RemoteLogCopyDisable {
 			_, err := t.arch.RunOnce(ctx)
@@ -105,12 +113,6 @@ func (t *tierTask) run(ctx context.Context) {
 			} else {
 				delay = 0
 			}
-		}
-		if now := time.Now(); !now.Before(nextRetention) {
-			if err := t.remoteRetention(ctx); err != nil && ctx.Err() == nil {
-				t.tm.log.Warn("tiering: remote retention", "partition", t.p.String(), "err", err)
-			}
-			nextRetention = time.Now().Add(tune.retention)
 		}
 		if now := time.Now(); !now.Before(nextOrphans) {
 			del, err := t.arch.CollectOrphans(ctx)
