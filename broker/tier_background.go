@@ -123,6 +123,7 @@ func (tm *tierManager) writeMetrics(w io.Writer) {
 		{"sediment_tier_remote_cache_prefetched_total", "counter", "Chunks fetched ahead of sequential remote readers.", cs.Prefetched},
 		{"sediment_tier_remote_cache_evicted_total", "counter", "Chunks evicted from the remote-read cache.", cs.Evicted},
 		{"sediment_tier_remote_cache_bytes", "gauge", "Bytes held by the remote-read chunk cache.", cs.Bytes},
+		{"sediment_tier_remote_fetch_throttled_total", "counter", "Remote fetches delayed or emptied by remote.log.manager.fetch.max.bytes.per.second.", tm.remote.Quota().Throttled()},
 	} {
 		family(w, c.name, c.typ, c.help)
 		fmt.Fprintf(w, "%s %d\n", c.name, c.v)

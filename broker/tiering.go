@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,7 +104,12 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 		tune: defaultTierTuning(&b.cfg), tasks: map[*Partition]*tierTask{}}
 	// The chunk cache (remote.log.reader.cache.bytes) lets concurrent replays of one object share
 	// GETs (T2's measurements: cold replay from MinIO ~1.5-1.8x faster with it).
-	tm.remote = tiering.NewRemoteLogWith(tm.store, tiering.RemoteLogConfig{MaxFooters: remoteFooterCache, CacheBytes: b.cfg.RemoteLogReaderCacheBytes})
+	quota := b.cfg.RemoteLogManagerFetchMaxBytesPerSec
+	if quota >= math.MaxInt64 || quota <= 0 {
+		quota = 0 // unlimited
+	}
+	tm.remote = tiering.NewRemoteLogWith(tm.store, tiering.RemoteLogConfig{MaxFooters: remoteFooterCache,
+		CacheBytes: b.cfg.RemoteLogReaderCacheBytes, FetchBytesPerSecond: quota})
 	tm.ctx, tm.cancel = context.WithCancel(context.Background())
 	b.metrics.addCollector(tm.store.WriteMetrics)
 	b.metrics.addCollector(tm.writeMetrics)
