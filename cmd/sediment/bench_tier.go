@@ -304,36 +304,52 @@ func bucketObjects(ctx context.Context, cl *minio.Client, bucket string, id meta
 	return out, nil
 }
 
-// uploadState compares the local segments with the bucket and the manifest: lag is the closed local
-// segments that have no object yet, plus the partitions whose manifest (ListOffsets -5) does not yet
-// reach their active segment. objs are the topic's objects in the bucket.
-func uploadState(ctx context.Context, s *tierStore, brokers []string, dataDir, topic string, partitions int32) (lag int, objs []bucketObject, err error) {
+// manifestLag counts the partitions of topic whose manifest end (ListOffsets -5 through cl) does not
+// yet reach the active local segment: the broker's upload lag (closed segments not committed),
+// seen from outside. Cheap enough to poll while the upload runs: a directory read per partition and
+// one ListOffsets on an open connection, nothing asked of the object store.
+func manifestLag(ctx context.Context, cl *kgo.Client, dataDir, topic string, partitions int32) (int, error) {
+	dirs, _, err := partitionDirs(dataDir, topic)
+	if err != nil {
+		return 0, err
+	}
+	tiered, err := loadgen.LatestTiered(ctx, cl, topic, partitions)
+	if err != nil {
+		return 0, err
+	}
+	lag := 0
+	for p, dir := range dirs {
+		bases, err := localBases(dir)
+		if err != nil {
+			return 0, err
+		}
+		if n := len(bases); n > 0 && bases[n-1] > 0 && tiered[p] < bases[n-1]-1 {
+			lag++
+		}
+	}
+	return lag, nil
+}
+
+// uploadedObjects lists topic's objects in the bucket and counts the closed local segments that have
+// none (0 once the manifest is complete: an entry is committed only after its object is PUT).
+func uploadedObjects(ctx context.Context, s *tierStore, dataDir, topic string) (objs []bucketObject, missing int, err error) {
 	dirs, id, err := partitionDirs(dataDir, topic)
 	if err != nil {
-		return 0, nil, err
+		return nil, 0, err
 	}
 	inBucket, err := bucketObjects(ctx, s.direct, s.bucket, id)
 	if err != nil {
-		return 0, nil, err
-	}
-	tiered, err := loadgen.LatestTiered(ctx, brokers, topic, partitions)
-	if err != nil {
-		return 0, nil, err
+		return nil, 0, err
 	}
 	for p, dir := range dirs {
 		bases, err := localBases(dir)
 		if err != nil {
-			return 0, nil, err
+			return nil, 0, err
 		}
-		for i, b := range bases {
-			if i < len(bases)-1 { // closed
-				if _, ok := inBucket[p][b]; !ok {
-					lag++
-				}
+		for _, b := range bases[:max(len(bases)-1, 0)] {
+			if _, ok := inBucket[p][b]; !ok {
+				missing++
 			}
-		}
-		if n := len(bases); n > 0 && bases[n-1] > 0 && tiered[p] < bases[n-1]-1 {
-			lag++ // objects there, manifest entry not committed yet
 		}
 	}
 	for p, m := range inBucket {
@@ -341,7 +357,7 @@ func uploadState(ctx context.Context, s *tierStore, brokers []string, dataDir, t
 			objs = append(objs, bucketObject{p, b, size})
 		}
 	}
-	return lag, objs, nil
+	return objs, missing, nil
 }
 
 // runTier runs the tiering workloads: upload, replay from the bucket vs local disk, produce latency
@@ -398,20 +414,16 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		}
 	}
 
-	// Upload: switch remote storage on and time until every closed segment is an object whose
-	// manifest entry is committed.
-	lag, _, err := uploadState(ctx, store, tb.brokers(), dir, tiered, o.partitions)
-	if err != nil {
-		return t, fail(&t.UploadErr, err)
-	}
-	if lag == 0 {
-		return t, fail(&t.UploadErr, fmt.Errorf("no closed segment to upload: %d MiB over %d partitions does not fill one %d MiB segment", o.mib, o.partitions, o.segmentMiB))
-	}
+	// Upload: switch remote storage on and time until every closed segment's manifest entry is
+	// committed (its object PUT before that).
 	// The raw PUT baseline runs once before and once after the upload (the machine's load drifts);
 	// before the upload the object sizes are the closed segment files' (the objects add a footer).
 	segSizes, err := closedSegmentSizes(dir, tiered)
 	if err != nil {
 		return t, fail(&t.UploadErr, err)
+	}
+	if len(segSizes) == 0 {
+		return t, fail(&t.UploadErr, fmt.Errorf("no closed segment to upload: %d MiB over %d partitions does not fill one %d MiB segment", o.mib, o.partitions, o.segmentMiB))
 	}
 	if rp, err := loadgen.ObjectPutSizes(ctx, store.viaProxy, store.bucket, segSizes, int(o.partitions)); err != nil {
 		fail(&t.RawPutErr, err)
@@ -420,6 +432,14 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		fmt.Fprintf(out, "raw PUT before the upload: %d objects, %.1f MiB, %d at a time: %.1f MB/s\n", rp.Objects, float64(rp.Bytes)/(1<<20), rp.Concurrency, rp.MBps())
 	}
 	fmt.Fprintf(out, "upload: remote.storage.enable=true on %s\n", tiered)
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(tb.brokers()...)) // one connection for the polling
+	if err != nil {
+		return t, fail(&t.UploadErr, err)
+	}
+	defer pcl.Close()
+	if _, err := loadgen.LatestTiered(ctx, pcl, tiered, o.partitions); err != nil { // connected, metadata known
+		return t, fail(&t.UploadErr, err)
+	}
 	before := store.proxy.Counts()
 	o.phase("tier-upload", true)
 	defer o.phase("tier-upload", false) // after a failure; a no-op after the phase ended
@@ -428,9 +448,8 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		return t, fail(&t.UploadErr, err)
 	}
 	deadline := start.Add(o.uploadTimeout)
-	var objs []bucketObject
 	for {
-		lag, objs, err = uploadState(ctx, store, tb.brokers(), dir, tiered, o.partitions)
+		lag, err := manifestLag(ctx, pcl, dir, tiered, o.partitions)
 		if err != nil {
 			return t, fail(&t.UploadErr, err)
 		}
@@ -438,14 +457,21 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return t, fail(&t.UploadErr, fmt.Errorf("upload lag still %d (closed segments without an object, partitions whose manifest is behind) %s after remote.storage.enable=true (%d objects in the bucket, proxy saw %d PUT)",
-				lag, o.uploadTimeout, len(objs), store.proxy.Counts().Sub(before).Puts))
+			return t, fail(&t.UploadErr, fmt.Errorf("upload lag: the manifest of %d partitions still short of the active segment %s after remote.storage.enable=true (proxy saw %d PUT)",
+				lag, o.uploadTimeout, store.proxy.Counts().Sub(before).Puts))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.UploadElapsed = time.Since(start)
 	o.phase("tier-upload", false)
 	t.UploadRequests = store.proxy.Counts().Sub(before)
+	objs, missing, err := uploadedObjects(ctx, store, dir, tiered)
+	if err != nil {
+		return t, fail(&t.UploadErr, err)
+	}
+	if missing > 0 {
+		return t, fail(&t.UploadErr, fmt.Errorf("the manifest is complete but %d closed local segments have no object in the bucket", missing))
+	}
 	var sizes []int64
 	for _, ob := range objs {
 		sizes = append(sizes, ob.size)

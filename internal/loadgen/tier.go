@@ -178,12 +178,7 @@ func SetTopicConfigs(ctx context.Context, brokers []string, topic string, set ma
 // LatestTiered asks the partitions' leaders for the last offset in the bucket's manifest
 // (ListOffsets timestamp -5, KIP-1005): -1 where nothing is tiered yet. It is the committed view of
 // an upload: an object in the bucket counts once its manifest entry is committed.
-func LatestTiered(ctx context.Context, brokers []string, topic string, partitions int32) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
+func LatestTiered(ctx context.Context, cl *kgo.Client, topic string, partitions int32) (map[int32]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	rt := kmsg.NewListOffsetsRequestTopic()
