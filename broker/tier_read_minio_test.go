@@ -4,10 +4,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sediment-io/sediment/localstack"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // newMinIOBroker starts a private MinIO (localstack.StartMinIO: skipped only under
@@ -47,5 +52,46 @@ func TestTierReadReplayFromMinIO(t *testing.T) {
 	}
 	if objects != manifest || objects < 10 {
 		t.Fatalf("%d objects in the bucket, %d manifest entries", objects, manifest)
+	}
+}
+
+// TestTierReadMinIOOutage: the S3 server goes away while a consumer replays from the bucket (the
+// broker's S3 client meets refused connections, retries, gives up within the read bound): fetches
+// answer KAFKA_STORAGE_ERROR instead of hanging, and once MinIO is back on the same address with
+// the same data the consumer finishes with every record as produced.
+func TestTierReadMinIOOutage(t *testing.T) {
+	b, srv := newMinIOBroker(t, "outage")
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	const topic = "mo"
+	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
+	want := produceTierRecords(t, cl, topic, 800, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 10)
+	p := tierTestPartition(t, b, topic, 0)
+	tierAll(t, b, p)
+	b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // no chunk cache: every read goes to MinIO
+	defer func(d time.Duration) { remoteReadTimeout = d }(remoteReadTimeout)
+	remoteReadTimeout = time.Second
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if r := p.read(0, 1<<20, true); r.err != kerr.KafkaStorageError.Code {
+		t.Fatalf("read with MinIO down: err %d, %d bytes", r.err, len(r.data))
+	}
+	if d := time.Since(start); d > 5*remoteReadTimeout {
+		t.Fatalf("read with MinIO down took %v", d)
+	}
+	done := make(chan error, 1)
+	go func() { done <- consumeCheck(t, b, topic, want, 90*time.Second) }()
+	time.Sleep(time.Second) // the consumer meets the outage
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv2, err := localstack.Start(ctx, localstack.Options{DataDir: srv.DataDir, Addr: srv.Addr, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("restarting MinIO on %s: %v", srv.Addr, err)
+	}
+	t.Cleanup(func() { srv2.Stop() })
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
