@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sediment-io/sediment/localstack"
 	"github.com/sediment-io/sediment/tiering"
@@ -61,12 +59,8 @@ func TestTierReadReplayFromMinIO(t *testing.T) {
 // the same data the consumer finishes with every record as produced.
 func TestTierReadMinIOOutage(t *testing.T) {
 	b, srv := newMinIOBroker(t, "outage")
-	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	const topic = "mo"
-	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
-	want := produceTierRecords(t, cl, topic, 800, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 10)
-	p := tierTestPartition(t, b, topic, 0)
-	tierAll(t, b, p)
+	_, want, p := tieredTopic(t, b, topic, 800, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 10)
 	b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // no chunk cache: every read goes to MinIO
 	defer func(d time.Duration) { remoteReadTimeout = d }(remoteReadTimeout)
 	remoteReadTimeout = time.Second

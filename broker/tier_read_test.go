@@ -194,6 +194,19 @@ func newTierTopic(t testing.TB, adm *kadm.Client, topic string, segmentBytes int
 	}
 }
 
+// tieredTopic creates topic (newTierTopic, 16 KiB segments), produces n records with timestamps
+// from base (produceTierRecords, seed) and moves all of them to the bucket (tierAll). Returns the
+// producing client, the records and the partition.
+func tieredTopic(t *testing.T, b *Broker, topic string, n int, base time.Time, seed uint64) (*kgo.Client, []producedRecord, *Partition) {
+	t.Helper()
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
+	want := produceTierRecords(t, cl, topic, n, base, seed)
+	p := tierTestPartition(t, b, topic, 0)
+	tierAll(t, b, p)
+	return cl, want, p
+}
+
 // TestTierReadReplayFromBucket: many small segments uploaded to the file:// bucket and deleted
 // locally; a consumer from offset 0 gets every record as produced, the raw batches read from the
 // bucket are byte for byte the ones the local log held, and ListOffsets/DescribeLogDirs see both
@@ -348,12 +361,8 @@ func (s *faultyStore) Get(ctx context.Context, key string, off, n int64) (io.Rea
 // started during the outage gets every record once the store is back.
 func TestTierReadStoreFaults(t *testing.T) {
 	b := newTestBroker(t)
-	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	const topic = "tf"
-	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
-	want := produceTierRecords(t, cl, topic, 600, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 3)
-	p := tierTestPartition(t, b, topic, 0)
-	tierAll(t, b, p)
+	cl, want, p := tieredTopic(t, b, topic, 600, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 3)
 
 	fs := &faultyStore{Store: b.tier.store}
 	b.tier.remote = tiering.NewRemoteLog(fs, 16) // a fresh reader: no footer cached yet
@@ -575,12 +584,9 @@ func TestTierReadManyPartitionsOneFetch(t *testing.T) {
 // from the local start on it is served as before.
 func TestTierReadFollowerBelowLocalStart(t *testing.T) {
 	b := newTestBroker(t)
-	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	const topic = "fo"
-	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
-	produceTierRecords(t, cl, topic, 400, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 7)
-	p := tierTestPartition(t, b, topic, 0)
-	end := tierAll(t, b, p)
+	cl, _, p := tieredTopic(t, b, topic, 400, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 7)
+	end := p.localStart()
 	produceTierRecords(t, cl, topic, 10, time.Now().Truncate(time.Millisecond), 8)
 	const follower = 99 // a replica id the partition is made to list (the leader side is what is tested)
 	p.stateMu.Lock()
@@ -605,14 +611,9 @@ func TestTierReadFollowerBelowLocalStart(t *testing.T) {
 // starts exactly there, and timestamp lookups never answer below it.
 func TestTierReadAfterDeleteRecordsInBucket(t *testing.T) {
 	b := newTestBroker(t)
-	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	adm := kadm.NewClient(cl)
 	const topic = "dr"
-	newTierTopic(t, adm, topic, 16<<10)
-	base := time.Now().Add(-time.Hour / 2).Truncate(time.Millisecond)
-	want := produceTierRecords(t, cl, topic, 1500, base, 9)
-	p := tierTestPartition(t, b, topic, 0)
-	tierAll(t, b, p)
+	cl, want, p := tieredTopic(t, b, topic, 1500, time.Now().Add(-time.Hour/2).Truncate(time.Millisecond), 9)
+	adm := kadm.NewClient(cl)
 	const start = 1234
 	if p.localStart() <= start {
 		t.Fatalf("local start %d: the new log start must fall in the bucket", p.localStart())
