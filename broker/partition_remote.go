@@ -88,7 +88,8 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		return nil, kerr.KafkaStorageError.Code, false
 	}
 	timeout := remoteReadTimeout
-	if tm.remote.Failing(remoteFailingWindow) {
+	failing := tm.remote.Failing(remoteFailingWindow)
+	if failing {
 		// The store failed moments ago: don't let every partition of a Fetch wait out the full
 		// bound in turn (reads are sequential), which would outlast the client's request timeout.
 		timeout = min(timeout, remoteReadTimeoutFailing)
@@ -120,13 +121,20 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		}
 		return nil, kerr.OffsetOutOfRange.Code, false
 	case errors.Is(err, tiering.ErrNotFound):
-		// Remote retention deleted the object after we read the manifest.
+		// Remote retention deleted the object after we read the manifest. If the manifest still
+		// lists it, the object is gone for another reason (bucket emptied, wrong prefix): say so.
+		if cur := tm.b.meta.State().RemoteSegments(p.topicID, p.index); len(cur) > 0 && offset >= cur[0].BaseOffset {
+			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket",
+				"topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+		}
 		return nil, kerr.OffsetOutOfRange.Code, false
 	case tm.ctx.Err() != nil:
 		// Broker shutting down: the client goes elsewhere.
 		return nil, kerr.NotLeaderForPartition.Code, false
 	}
-	tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+	if !failing { // once per outage, not once per fetch
+		tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+	}
 	return nil, kerr.KafkaStorageError.Code, false
 }
 
