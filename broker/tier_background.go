@@ -31,8 +31,8 @@ func (tm *tierManager) backgroundLoop() {
 			return
 		case <-t.C:
 		}
-		if !tm.b.meta.IsController() {
-			continue
+		if tm.b.ctx.Err() != nil || !tm.b.meta.IsController() {
+			continue // shutting down (meta may already be closed), or another broker's job
 		}
 		tm.purgeDeletedTopics()
 		if now := time.Now(); now.After(nextSweep) {
