@@ -601,8 +601,9 @@ func TestTierReadFollowerBelowLocalStart(t *testing.T) {
 	if bs, err := segment.SplitBatches(r.data); r.err != 0 || err != nil || len(bs) == 0 || bs[0].BaseOffset() != end {
 		t.Fatalf("follower fetch at the local start: err %d, %d bytes (%v)", r.err, len(r.data), err)
 	}
-	if lo := listOffset(t, cl, b, topic, -4); lo.Offset != end {
-		t.Fatalf("ListOffsets -4 = %d, want the local start %d", lo.Offset, end)
+	// The follower restarts its log at -4's offset with -4's epoch (the batch's epoch there).
+	if lo := listOffset(t, cl, b, topic, -4); lo.Offset != end || lo.LeaderEpoch != p.currentLeaderEpoch() || lo.LeaderEpoch < 0 {
+		t.Fatalf("ListOffsets -4 = %d epoch %d, want the local start %d epoch %d", lo.Offset, lo.LeaderEpoch, end, p.currentLeaderEpoch())
 	}
 }
 
