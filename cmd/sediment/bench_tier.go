@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,8 +62,14 @@ type tierStore struct {
 	direct   *minio.Client // straight to MinIO: listing the bucket does not disturb the counts
 	viaProxy *minio.Client // the raw PUT baseline takes the same path as the broker
 	bucket   string
+	endpoint string // the store itself, not the proxy
 	dataDir  string // MinIO's data dir when we started it (its page cache can be dropped)
 	desc     string
+}
+
+// url is the broker's --object-store for the bucket at endpoint (the proxy or the store itself).
+func (s *tierStore) url(endpoint string) string {
+	return "s3://" + s.bucket + "?endpoint=" + endpoint + "&region=" + localstack.DefaultRegion + "&path-style=true"
 }
 
 func (s *tierStore) close() {
@@ -100,6 +107,7 @@ func openTierStore(ctx context.Context, o tierOptions, parent string) (*tierStor
 	} else {
 		s.desc = "S3 endpoint " + endpoint + " (--minio-endpoint)"
 	}
+	s.endpoint = endpoint
 	var err error
 	if s.proxy, err = loadgen.StartCountingProxy(endpoint); err != nil {
 		s.close()
@@ -137,14 +145,14 @@ type tierBroker struct {
 func startTierBroker(ctx context.Context, dir string, store *tierStore, extra []string) (*tierBroker, error) {
 	cfg := broker.DefaultConfig()
 	cfg.DataDir = dir
-	cfg.ObjectStore = "s3://" + store.bucket + "?endpoint=" + store.proxy.URL + "&region=" + localstack.DefaultRegion + "&path-style=true"
+	cfg.ObjectStore = store.url(store.proxy.URL)
 	cfg.Listen = "127.0.0.1:0"
 	raft, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	cfg.RaftListen = raft
-	cfg.HTTPListen = ""
+	cfg.HTTPListen = "127.0.0.1:0" // /metrics: the object-store counters once the proxy is out of the path
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	for k, v := range map[string]string{
 		"log.flush.policy":                 "always",
@@ -189,6 +197,43 @@ func (tb *tierBroker) close() {
 }
 
 func (tb *tierBroker) brokers() []string { return []string{tb.b.Addr()} }
+
+// storeGets reads the broker's object-store GET counters from its /metrics (MeteredStore): requests
+// and body bytes. Used for the replays, which run with the broker talking to the store directly.
+func (tb *tierBroker) storeGets(ctx context.Context) (loadgen.ProxyCounts, error) {
+	var c loadgen.ProxyCounts
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+tb.b.HTTPAddr()+"/metrics", nil)
+	if err != nil {
+		return c, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return c, err
+	}
+	found := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		for prefix, dst := range map[string]*int64{
+			`sediment_objectstore_requests_total{op="get"} `: &c.Gets,
+			`sediment_objectstore_bytes_total{op="get"} `:    &c.GetBytes,
+		} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					*dst = n
+					found++
+				}
+			}
+		}
+	}
+	if found != 2 {
+		return c, fmt.Errorf("/metrics of the broker lacks sediment_objectstore_{requests,bytes}_total{op=\"get\"}")
+	}
+	return c, nil
+}
 
 func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -498,7 +543,10 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		// Back to the default retention check: every check writes each partition's producer
 		// snapshot (fsynced) under its append lock, which at 200 ms would weigh on the produce
 		// latency measured below.
-		fmt.Fprintf(out, "restarting the broker with log.retention.check.interval.ms=300000 (200 ms was only to trim quickly)\n")
+		// And straight to the store: the counting proxy (there to count the upload's requests)
+		// would add a copy of every byte read back to the bucket side of the replay comparison.
+		fmt.Fprintf(out, "restarting the broker with log.retention.check.interval.ms=300000 (200 ms was only to trim quickly), object store %s without the proxy\n", store.endpoint)
+		tb.cfg.ObjectStore = store.url(store.endpoint)
 		if err = tb.cfg.Set("log.retention.check.interval.ms", "300000"); err == nil {
 			err = tb.restart(ctx)
 		}
@@ -546,7 +594,7 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 				return t, fail(&t.LatencyErr, err)
 			}
 		}
-		d, err := latencyDuringReplay(ctx, lc, tb, store, topic, rends, o, i == 0, out)
+		d, err := latencyDuringReplay(ctx, lc, tb, topic, rends, o, i == 0, out)
 		d.Bucket = kind
 		if err != nil {
 			return t, fail(&t.LatencyErr, fmt.Errorf("replay %s: %w", kind, err))
@@ -567,12 +615,15 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 
 // latencyDuringReplay runs the fixed-rate produce of lc while a consumer replays [0, ends) of the
 // tiered topic from the bucket over and over (paced by o.replayPace).
-func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker, store *tierStore, topic string, ends map[int32]int64, o tierOptions, profile bool, out io.Writer) (loadgen.ReplayLatency, error) {
+func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker, topic string, ends map[int32]int64, o tierOptions, profile bool, out io.Writer) (loadgen.ReplayLatency, error) {
 	var d loadgen.ReplayLatency
+	before, err := tb.storeGets(ctx)
+	if err != nil {
+		return d, err
+	}
 	rctx, stopReplay := context.WithCancel(ctx)
 	var replayed atomic.Int64
 	replayDone := make(chan error, 1)
-	before := store.proxy.Counts()
 	rstart := time.Now()
 	go func() {
 		var err error
@@ -589,13 +640,16 @@ func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker,
 	if profile {
 		o.phase("tier-latency-replay", true)
 	}
-	var err error
 	d.Latency, err = loadgen.FixedRateLatency(ctx, lc, out)
 	o.phase("tier-latency-replay", false)
 	stopReplay()
 	rerr := <-replayDone
 	d.Replay = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(lc.RecordSize), Elapsed: time.Since(rstart)}
-	d.Requests = store.proxy.Counts().Sub(before)
+	after, gerr := tb.storeGets(ctx)
+	d.Requests = after.Sub(before)
+	if err == nil && gerr != nil {
+		err = gerr
+	}
 	if err == nil && rerr != nil {
 		err = fmt.Errorf("background replay: %w", rerr)
 	}
@@ -677,7 +731,10 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		}
 		dropCaches()
 		fmt.Fprintf(out, "replay %d/%d: %d records of %s from offset 0, all in the bucket (broker restarted, page caches dropped)\n", i+1, n, want, tiered)
-		before := s.proxy.Counts()
+		before, err := tb.storeGets(ctx)
+		if err != nil {
+			return nil, err
+		}
 		if i == 0 {
 			o.phase("tier-replay-bucket", true)
 		}
@@ -686,9 +743,13 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		if err != nil {
 			return nil, fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
 		}
-		req := s.proxy.Counts().Sub(before)
+		after, err := tb.storeGets(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := after.Sub(before)
 		t.ReplayBucketRuns = append(t.ReplayBucketRuns, loadgen.ReplayRun{Throughput: rb, GetBytes: req.GetBytes, Gets: req.Gets})
-		fmt.Fprintf(out, "replay from the bucket: %.1f MB/s (GET %.1f MiB through the proxy)\n", rb.MBps(), float64(req.GetBytes)/(1<<20))
+		fmt.Fprintf(out, "replay from the bucket: %.1f MB/s (GET %.1f MiB in %d requests, broker's object-store metrics)\n", rb.MBps(), float64(req.GetBytes)/(1<<20), req.Gets)
 		if req.GetBytes < rb.Bytes/2 {
 			t.Notes = append(t.Notes, fmt.Sprintf("replay %d of %s fetched only %d bytes from the bucket for %d value bytes (served from a cache?)", i+1, tiered, req.GetBytes, rb.Bytes))
 		}

@@ -411,7 +411,7 @@ type TierResult struct {
 	ReplayBucketRuns []ReplayRun   `json:"replay_bucket_runs"` // alternated with the local runs
 	ReplayLocalRuns  []ReplayRun   `json:"replay_local_runs"`
 	ReplayBucket     Throughput    `json:"replay_bucket"`          // the median bucket run
-	ReplayRequests   ProxyCounts   `json:"replay_bucket_requests"` // GETs of the median bucket run
+	ReplayRequests   ProxyCounts   `json:"replay_bucket_requests"` // GETs of the median bucket run (broker's /metrics: the replays bypass the proxy)
 	ReplayLocal      Throughput    `json:"replay_local"`           // the median local run
 	ReplayErr        string        `json:"replay_error,omitempty"`
 
@@ -434,7 +434,7 @@ type ReplayLatency struct {
 	Bucket   string      `json:"bucket"`
 	Latency  Latency     `json:"latency"`
 	Replay   Throughput  `json:"replay"`   // what the background replay read meanwhile
-	Requests ProxyCounts `json:"requests"` // object-store requests meanwhile
+	Requests ProxyCounts `json:"requests"` // object-store GETs meanwhile (broker's /metrics)
 }
 
 // ReplayRun is one replay and what it fetched from the bucket.
@@ -601,7 +601,7 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 			float64(t.RawPut.Bytes)/(1<<20), t.RawPut.Concurrency, t.RawPut.Elapsed.Seconds(), t.RawPutRequests.Puts, t.RawPutRequests.Posts)
 	}
 	if t.ReplayBucket.Elapsed > 0 {
-		fmt.Fprintf(w, "  replay (median of %d alternated runs each): %d records from the bucket in %.2fs (GET %.1f MiB through the proxy, %d requests); from local disk in %.2fs\n",
+		fmt.Fprintf(w, "  replay (median of %d alternated runs each): %d records from the bucket in %.2fs (GET %.1f MiB in %d requests, broker's object-store metrics); from local disk in %.2fs\n",
 			len(t.ReplayBucketRuns), t.ReplayBucket.Records, t.ReplayBucket.Elapsed.Seconds(), float64(t.ReplayRequests.GetBytes)/(1<<20), t.ReplayRequests.Gets, t.ReplayLocal.Elapsed.Seconds())
 		var b, l []string
 		for _, r := range t.ReplayBucketRuns {
