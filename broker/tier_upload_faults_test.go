@@ -93,8 +93,7 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 		if err := localInvariant(p); err != nil {
 			t.Fatal(err)
 		}
-		segs := p.log.Segments()
-		return len(segs) <= 2 && uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) >= segs[0].BaseOffset
+		return uploadedAndTrimmed(p)
 	})
 	if faults.applied.Load() == 0 || faults.rejected.Load() == 0 {
 		t.Fatalf("faults injected: %d applied-but-500, %d rejected", faults.applied.Load(), faults.rejected.Load())

@@ -32,8 +32,7 @@ func TestTierUploadMinIO(t *testing.T) {
 	produceValues(t, cl, 0, 90, size)
 	p := tierPartition(t, b, "tm", 0)
 	waitFor(t, "uploads to MinIO and local retention", func() bool {
-		segs := p.log.Segments()
-		return len(segs) <= 2 && uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) >= segs[0].BaseOffset
+		return uploadedAndTrimmed(p)
 	})
 	segs := checkManifest(t, b.meta.State(), p.topicID, 0, statObject)
 	if objs := listObjects(tiering.PartitionPrefix(p.topicID, 0)); len(objs) < len(segs) || len(segs) < 10 {
@@ -80,8 +79,7 @@ func TestTierUploadMinIO(t *testing.T) {
 		if err := localInvariant(p); err != nil {
 			t.Fatal(err)
 		}
-		segs := p.log.Segments()
-		return len(segs) <= 2 && uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0)) >= segs[0].BaseOffset
+		return uploadedAndTrimmed(p)
 	})
 	t.Logf("outage %v: %d records produced during it, %d local segments at its end; backlog drained %v after MinIO returned",
 		outage, next-90, lagSegs, time.Since(recovered).Round(time.Millisecond))
