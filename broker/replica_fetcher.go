@@ -25,6 +25,11 @@ import (
 // Before fetching for a new leader epoch the follower truncates by OffsetForLeaderEpoch
 // (KIP-101/279: to the leader's end offset for the largest epoch both logs know, capped by our
 // own end for that epoch; never blindly to the high watermark). The follower's high watermark is min(leader's HW, its own log end).
+// Every answer (fetch, OffsetForLeaderEpoch, ListOffsets) is applied only if the replica still
+// follows at the leader epoch the request was sent under (followsEpochLocked): leadership can move
+// while a request is in flight. KIP-405: an OFFSET_MOVED_TO_TIERED_STORAGE answer (our offset lies
+// below the leader's local log start, in data only the bucket holds) restarts the local log at the
+// leader's earliest local offset (resetToLeaderLocal) instead of copying history.
 //
 // Locks: fetcherManager.mu guards the fetcher map; leaderFetcher.mu its partition set. Neither is
 // held during a request.
