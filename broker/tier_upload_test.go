@@ -203,6 +203,14 @@ func TestTierUploadAndLocalRetention(t *testing.T) {
 		t.Fatalf("local retention moved the log start to %d", p.log.StartOffset())
 	}
 	body := scrape(t, b)
+	types := map[string]int{}
+	for _, l := range strings.Split(body, "\n") {
+		if f := strings.Fields(l); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			if types[f[2]]++; types[f[2]] > 1 {
+				t.Fatalf("metric family %s declared twice on /metrics", f[2])
+			}
+		}
+	}
 	if v, _ := metricValue(body, "sediment_tier_uploaded_segments_total"); v == "" || v == "0" {
 		t.Fatalf("sediment_tier_uploaded_segments_total = %q", v)
 	}
