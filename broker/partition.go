@@ -29,7 +29,9 @@ import (
 // contains nothing that was not fsynced (segment's recovery truncates torn tails).
 //
 // Locks: appendMu (appends, producer state, log start changes) → stateMu (leadership, ISR) →
-// waitMu (waiter set). hw is atomic. No lock is held while waiting.
+// waitMu (waiter set). hw is atomic. No lock is held while waiting. tierMu (the tiering upload
+// task's start/stop) is taken with none of them held, since stopping the task waits for a
+// goroutine that takes appendMu and stateMu.
 type Partition struct {
 	topic   string
 	topicID meta.TopicID
