@@ -150,6 +150,34 @@ func TestFetchFromFollowerRackAware(t *testing.T) {
 		}
 	}
 
+	// A consumer long-polling the follower at the end of the log is woken when the follower's HW
+	// moves past it, not only when its MaxWait expires.
+	const maxWait = 30 * time.Second
+	produced := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // let the long poll park first
+		produced <- prod.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("late")}).FirstErr()
+	}()
+	lpReq := fetchRequest(follower, topic, n, int32(maxWait.Milliseconds()), 1, 1<<20, 1<<20)
+	lpReq.Version = 11
+	lpReq.Rack = follower.cfg.Rack
+	began := time.Now()
+	lpResp := rawFetch(t, dialRaw(t, follower), lpReq, 1)
+	waited := time.Since(began)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	if len(lpResp.Topics) != 1 || len(lpResp.Topics[0].Partitions) != 1 {
+		t.Fatalf("long poll on the follower: %d topics", len(lpResp.Topics))
+	}
+	lp0 := lpResp.Topics[0].Partitions[0]
+	if hs, err := splitTestBatches(lp0.RecordBatches); lp0.ErrorCode != 0 || err != nil || len(hs) == 0 || hs[0] != n {
+		t.Fatalf("long poll on the follower after %v: err %v batches %v (%v), want the batch at %d", waited, kerr.ErrorForCode(lp0.ErrorCode), hs, err, n)
+	}
+	if waited >= maxWait {
+		t.Fatalf("long poll on the follower answered after its full MaxWait %v: the HW advance did not wake it", maxWait)
+	}
+
 	// Broker 1 leads offTopic without the selector: it serves a client in another replica's rack.
 	waitHW(t, byID[1], offTopic, n)
 	if p := fetchTopic(byID[1], offTopic, 12, "rack-2"); p.ErrorCode != 0 || p.PreferredReadReplica != -1 || len(p.RecordBatches) == 0 {
@@ -165,7 +193,7 @@ func TestFetchFromFollowerRackAware(t *testing.T) {
 	}
 	defer cons.Close()
 	var got []string
-	for len(got) < n {
+	for len(got) < n+1 { // the n records and the long poll's "late" one
 		fs := cons.PollFetches(testCtx(t))
 		if err := fs.Err0(); err != nil {
 			t.Fatal(err)
@@ -173,14 +201,18 @@ func TestFetchFromFollowerRackAware(t *testing.T) {
 		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
 	}
 	for i, v := range got {
-		if want := fmt.Sprintf("rec-%04d", i); v != want {
+		want := fmt.Sprintf("rec-%04d", i)
+		if i == n {
+			want = "late"
+		}
+		if v != want {
 			t.Fatalf("record %d = %q, want %q", i, v, want)
 		}
 	}
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
-	if hook.nodes[follower.cfg.NodeID] != n || len(hook.nodes) != 1 {
-		t.Fatalf("records read per broker: %v; want all %d from the follower %d (leader %d)", hook.nodes, n, follower.cfg.NodeID, leader.cfg.NodeID)
+	if hook.nodes[follower.cfg.NodeID] != n+1 || len(hook.nodes) != 1 {
+		t.Fatalf("records read per broker: %v; want all %d from the follower %d (leader %d)", hook.nodes, n+1, follower.cfg.NodeID, leader.cfg.NodeID)
 	}
 }
 

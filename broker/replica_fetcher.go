@@ -419,9 +419,12 @@ func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart in
 	}
 	p.leo = p.log.EndOffset()
 	// A follower's HW is the leader's, capped by its own log (it may go down after a restart,
-	// when it started from the local log end; consumers never read from followers).
+	// when it started from the local log end). Consumers fetching from this follower (KIP-392)
+	// long-poll on it: wake them when it moves, as a leader's HW advance does.
 	if leaderHW >= 0 {
-		p.hw.Store(min(leaderHW, p.leo))
+		if hw := min(leaderHW, p.leo); p.hw.Swap(hw) != hw {
+			defer p.notify()
+		}
 	}
 	return nil
 }
