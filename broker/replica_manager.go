@@ -249,7 +249,10 @@ func (rm *ReplicaManager) reconcile(start bool) error {
 				rm.log.Info("partition replica opened", "partition", p.String(), "log_start", p.log.StartOffset(),
 					"log_end", p.log.EndOffset(), "producers", p.producers.len())
 			}
-			p.cfg.Store(&tc)
+			// Topic config changes reach the open log too (segment.bytes, segment.ms, ...).
+			if err := p.setConfig(tc, rm.b.segmentConfig(tc)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: config: %w", p, err))
+			}
 			wasLeader := p.checkLeader(-1) == 0
 			oldEpoch := p.currentLeaderEpoch()
 			if err := p.setLeadership(part); err != nil {
