@@ -2,8 +2,8 @@ package broker
 
 // Metadata: v0–v12.
 //
-// Brokers are the registered, unfenced brokers; ControllerID is the metadata (Raft) leader, which in
-// Sediment is always a broker; ClusterID is meta's. Topics carry their ids (v10+) and may be asked for
+// Brokers are the registered, unfenced brokers; ControllerID is the metadata (Raft) leader when it is
+// one of them, else a listed broker (see answeredControllerID); ClusterID is meta's. Topics carry their ids (v10+) and may be asked for
 // by id (v10+; unknown id → UNKNOWN_TOPIC_ID). OfflineReplicas (v5+) are replicas on brokers that are
 // fenced or unregistered. A partition without a leader answers LEADER_NOT_AVAILABLE.
 //
@@ -21,6 +21,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"iter"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,7 +60,13 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 	}
 	cid := st.ClusterID()
 	resp.ClusterID = &cid
-	resp.ControllerID = st.ControllerID()
+	resp.ControllerID = b.answeredControllerID(st.ControllerID(), func(yield func(int32) bool) {
+		for _, mb := range resp.Brokers {
+			if !yield(mb.NodeID) {
+				return
+			}
+		}
+	})
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterAuthorizedOps
 	}
@@ -183,4 +190,29 @@ func (b *Broker) topicMetadata(st *meta.State, t *meta.Topic, includeOps bool) k
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// answeredControllerID is the controller id to put in a Metadata or DescribeCluster response whose
+// broker list is listed. Clients send controller requests (CreateTopics, DeleteTopics, ...) to that
+// id and librdkafka waits, until its request times out, for a connection to a controller it cannot
+// find among the listed brokers (its next Metadata refresh may be minutes away). Every Sediment
+// broker serves those requests by forwarding to the Raft leader, so when the Raft leader is not a
+// listed broker (not registered yet right after a cluster starts, or fenced), any listed broker is
+// a correct answer — this one first, as a KRaft broker answers with some alive broker. -1 when
+// nothing is listed.
+func (b *Broker) answeredControllerID(raftLeader int32, listed iter.Seq[int32]) int32 {
+	first, self := int32(-1), false
+	for id := range listed {
+		if id == raftLeader {
+			return raftLeader
+		}
+		if first < 0 {
+			first = id
+		}
+		self = self || id == b.cfg.NodeID
+	}
+	if self {
+		return b.cfg.NodeID
+	}
+	return first
 }

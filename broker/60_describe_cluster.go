@@ -27,7 +27,6 @@ func (b *Broker) handleDescribeCluster(ctx context.Context, c *connCtx, kreq kms
 	}
 	st := b.meta.State()
 	resp.ClusterID = st.ClusterID()
-	resp.ControllerID = st.ControllerID()
 	for _, br := range st.Brokers() {
 		if br.Fenced && !req.IncludeFencedBrokers {
 			continue
@@ -39,6 +38,13 @@ func (b *Broker) handleDescribeCluster(ctx context.Context, c *connCtx, kreq kms
 		}
 		resp.Brokers = append(resp.Brokers, rb)
 	}
+	resp.ControllerID = b.answeredControllerID(st.ControllerID(), func(yield func(int32) bool) {
+		for _, rb := range resp.Brokers {
+			if !rb.IsFenced && !yield(rb.NodeID) {
+				return
+			}
+		}
+	})
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterAuthorizedOps
 	}
