@@ -94,5 +94,30 @@ func tryStartTestCluster(t testing.TB, n int, tune func(*Config)) ([]*Broker, []
 			return nil, nil, fmt.Errorf("broker %d: %w", i+1, err)
 		}
 	}
+	// Every broker registered itself before Start returned, but on a loaded machine a late
+	// heartbeat can leave one fenced for a moment; tests that create RF-n topics right away would
+	// then get INVALID_REPLICATION_FACTOR. Start from a cluster that every broker sees whole.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, b := range brokers {
+		for unfencedBrokers(b) < n {
+			if time.Now().After(deadline) {
+				for _, b := range brokers {
+					b.Close()
+				}
+				return nil, nil, fmt.Errorf("broker %d sees %d of %d brokers unfenced after 20 s", b.cfg.NodeID, unfencedBrokers(b), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return brokers, cfgs, nil
+}
+
+func unfencedBrokers(b *Broker) int {
+	n := 0
+	for _, br := range b.meta.State().Brokers() {
+		if !br.Fenced {
+			n++
+		}
+	}
+	return n
 }
