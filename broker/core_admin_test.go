@@ -561,6 +561,10 @@ func TestDescribeLogDirs(t *testing.T) {
 	if r, err := adm.CreateTopic(ctx, 1, 1, nil, "other"); err != nil || r.Err != nil {
 		t.Fatal(err, r.Err)
 	}
+	// The replica manager opens partitions from meta's change events, after CreateTopics has
+	// answered; describe only once "other" has a replica on disk.
+	otherID := lookupTopicID(t, b, "other")
+	waitFor(t, `"other" partition opened`, func() bool { return b.replicas.partition(otherID, 0) != nil })
 	payload := make([]byte, 10000)
 	if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 1, Value: payload}).FirstErr(); err != nil {
 		t.Fatal(err)
