@@ -106,8 +106,8 @@ func TestReplicaManagerDeletesLogs(t *testing.T) {
 // Retention over a real log: small segments, retention.bytes, then retention.ms.
 func TestRetentionDeletesWholeSegments(t *testing.T) {
 	b := newTestBroker(t)
-	segBytes := "2048"
-	createTopic(t, b, "ret", 1, map[string]*string{"segment.bytes": &segBytes})
+	segBytes, off := "2048", "false" // local retention of a non-tiered topic (tiered: tier_upload_test.go)
+	createTopic(t, b, "ret", 1, map[string]*string{"segment.bytes": &segBytes, "remote.storage.enable": &off})
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("ret"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	for i := 0; i < 20; i++ {
 		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: make([]byte, 500)}).FirstErr(); err != nil {
