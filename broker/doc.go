@@ -33,13 +33,23 @@
 //     them is bounded (maxPipelined responses per connection; the reader stops reading when full).
 //     Idle connections (connections.max.idle.ms) are closed by a read deadline.
 //   - the replica manager's event loop (meta.Subscribe) and retention loop; the group coordinator's
-//     timers; the HTTP server.
+//     timers; the HTTP server;
+//   - per followed leader, a replica fetcher (replica_fetcher.go) pulling its partitions;
+//   - tiering (tiering.go, tier_task.go, tier_background.go): one tierTask per led partition of a
+//     tiered topic — uploads, remote retention and orphan collection of that partition, one at a
+//     time, started and stopped with leadership — and one broker-wide background loop (deleted
+//     topics' objects on the controller, the bucket sweep). Reads from the bucket run on the
+//     fetching connection's goroutine (partition_remote.go), bounded by tiering.RemoteLog's cold-read
+//     slots and the optional remote fetch quota; the RemoteLog's prefetches are its own goroutines;
+//   - a Fetch over several partitions with records may read up to readParallelism of them at once on
+//     short-lived helper goroutines (01_fetch.go); the response is then assembled in request order
+//     with Kafka's limit rules, exactly as a one-at-a-time read would.
 //
 // Shutdown (Close): stop accepting; cancel the broker context, which ends long-polls and parked
 // group joins; wake idle readers with a past read deadline; wait up to 10 s for every connection to
 // answer the request it is serving and flush; then close the group coordinator (flushing offset
 // commits while meta is still open), the replicas (clean-shutdown markers), the metadata node and
-// the HTTP server.
+// the HTTP server. Partition tier tasks stop when their partition closes.
 //
 // # Locks
 //

@@ -116,6 +116,18 @@
 // See keys.go: a fresh random upload id per attempt means a retry or a deposed leader never
 // overwrites another attempt's object.
 //
+// # Remote reads: cache, quota, failure
+//
+// RemoteLog (remote.go) serves reads over a partition's manifest. Decoded footers live in an LRU of
+// their own. Data may go through a bounded chunk cache (cache.go, RemoteLogConfig.CacheBytes; the
+// broker's remote.log.reader.cache.bytes): aligned chunks of an object's stored bytes, shared by
+// concurrent readers (one GET per chunk), prefetched a few chunks ahead of a sequential reader on
+// free cold-read slots only, evicted least recently used by bytes. Objects are immutable, so a chunk
+// never goes stale. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from
+// the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second); a read waits briefly for
+// budget or returns nothing for that partition this time. Failing(d) tells the broker that the last
+// read reaching the store failed within d, so later reads get a shorter bound during an outage.
+//
 // # Goroutines and locks
 //
 // No goroutines of its own, except S3Store's multipart upload, which runs at most PartConcurrency part
