@@ -6,8 +6,10 @@ package broker
 // source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for an override, STATIC_BROKER_CONFIG when the
 // broker synonym (log.retention.ms for retention.ms …) was set, DEFAULT_CONFIG otherwise. Synonyms
 // (v1+, when asked) list those layers most specific first; documentation and types (v3+) as Kafka.
-// BROKER resources: this broker's id → every broker config (read-only: Sediment has no dynamic
-// broker configs); "" (cluster-wide dynamic defaults) → an empty list; another id → INVALID_REQUEST.
+// BROKER resources: this broker's id → every broker config (read-only: static), plus the cluster-wide
+// dynamic ones (remote.log.copy.disable: DYNAMIC_DEFAULT_BROKER_CONFIG when set, else DEFAULT_CONFIG);
+// "" (cluster-wide dynamic defaults) → those that are set, as DYNAMIC_DEFAULT_BROKER_CONFIG; another
+// id → INVALID_REQUEST.
 // BROKER_LOGGER and other types → INVALID_REQUEST. Unknown topic → UNKNOWN_TOPIC_OR_PARTITION.
 // Unknown config names in ConfigNames are skipped, as Kafka does.
 
@@ -71,13 +73,14 @@ func (b *Broker) handleDescribeConfigs(ctx context.Context, c *connCtx, kreq kms
 			entries = b.topicConfigEntries(t.Configs, rr.ConfigNames)
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName == "" {
-				break // no dynamic cluster-wide broker defaults exist
+				entries = b.clusterConfigEntries(rr.ConfigNames, true)
+				break
 			}
 			if err := b.checkBrokerResource(rr.ResourceName); err != nil {
 				r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, errorMessage(err)
 				break
 			}
-			entries = b.brokerConfigEntries(rr.ConfigNames)
+			entries = append(b.brokerConfigEntries(rr.ConfigNames), b.clusterConfigEntries(rr.ConfigNames, false)...)
 		default:
 			r.ErrorCode = kerr.InvalidRequest.Code
 			r.ErrorMessage = strPtr(fmt.Sprintf("resource type %s is not supported by Sediment", rr.ResourceType))

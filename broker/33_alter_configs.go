@@ -6,8 +6,11 @@ package broker
 // is removed). Unknown name, bad value or an unimplemented value → INVALID_CONFIG; null value →
 // INVALID_CONFIG; unknown topic → UNKNOWN_TOPIC_OR_PARTITION; a resource listed twice →
 // INVALID_REQUEST. validateOnly checks against the current state and changes nothing.
-// BROKER: Sediment's broker configs are static (flags, --conf, config file), so any change is refused
-// with INVALID_REQUEST as Kafka refuses a non-dynamic config; an empty change set is accepted.
+// BROKER "" (cluster-wide dynamic defaults, cluster_config.go): the listed configs replace the set of
+// cluster-wide dynamic configs (only remote.log.copy.disable is dynamic); any other name →
+// INVALID_REQUEST, a bad or null value → INVALID_CONFIG.
+// BROKER id: Sediment's per-broker configs are static (flags, --conf, config file), so any change is
+// refused with INVALID_REQUEST as Kafka refuses a non-dynamic config; an empty change set is accepted.
 // Other resource types → INVALID_REQUEST.
 
 import (
@@ -60,6 +63,8 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, c *connCtx, kreq kmsg.R
 			if err == nil {
 				err = b.replaceTopicConfigs(ctx, r.ResourceName, set, req.ValidateOnly, c)
 			}
+		case r.ResourceType == kmsg.ConfigResourceTypeBroker && r.ResourceName == "":
+			err = b.replaceClusterConfigs(ctx, r.Configs, req.ValidateOnly, c)
 		case r.ResourceType == kmsg.ConfigResourceTypeBroker:
 			err = b.alterBrokerConfigs(r.ResourceName, len(r.Configs))
 		default:

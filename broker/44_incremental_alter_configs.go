@@ -8,7 +8,9 @@ package broker
 // unimplemented value → INVALID_CONFIG; SET with a null value → INVALID_CONFIG. DELETE of a config
 // that has no override is a no-op, as in Kafka. The change is validated as a whole (cross-config rules
 // such as local.retention.ms <= retention.ms) and committed in one metadata entry. validateOnly changes
-// nothing. BROKER resources: refused as in AlterConfigs (static broker configs).
+// nothing. BROKER "" (cluster-wide dynamic defaults, cluster_config.go): SET and DELETE of
+// remote.log.copy.disable; any other name → INVALID_REQUEST as for static configs, a bad or null value
+// or APPEND/SUBTRACT → INVALID_CONFIG. BROKER id: refused as in AlterConfigs (static broker configs).
 
 import (
 	"context"
@@ -40,6 +42,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, c *connCtx, 
 			err = kerrf(kerr.InvalidRequest, "resource %s %q appears more than once in the request", r.ResourceType, r.ResourceName)
 		case r.ResourceType == kmsg.ConfigResourceTypeTopic:
 			err = b.incrementalTopicConfigs(ctx, r, req.ValidateOnly, c)
+		case r.ResourceType == kmsg.ConfigResourceTypeBroker && r.ResourceName == "":
+			err = b.incrementalClusterConfigs(ctx, r, req.ValidateOnly, c)
 		case r.ResourceType == kmsg.ConfigResourceTypeBroker:
 			err = b.alterBrokerConfigs(r.ResourceName, len(r.Configs))
 		default:

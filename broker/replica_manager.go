@@ -166,20 +166,32 @@ func (rm *ReplicaManager) eventLoop(events <-chan meta.Event) {
 			if !ok {
 				return
 			}
+			if ev.Kind == meta.ClusterConfigChanged {
+				// Uploads paused or resumed cluster-wide: every upload task re-reads the switch now, so a
+				// resume drains the backlog without waiting for the safety-net pass.
+				rm.b.tier.wakeAll()
+				continue
+			}
 			if ev.Kind == meta.BrokerChanged || ev.Kind == meta.ControllerChanged || ev.Kind == meta.RemoteManifestChanged {
 				continue
 			}
-			// Coalesce a burst (a topic with many partitions is many events) into one pass.
+			// Coalesce a burst (a topic with many partitions is many events) into one pass; a
+			// cluster-wide config change or a restored snapshot in it still wakes the upload tasks.
+			wake := ev.Kind == meta.StateRestored
 		drain:
 			for {
 				select {
-				case <-events:
+				case e := <-events:
+					wake = wake || e.Kind == meta.ClusterConfigChanged || e.Kind == meta.StateRestored
 				default:
 					break drain
 				}
 			}
 			if err := rm.reconcile(false); err != nil {
 				rm.log.Error("applying metadata to local replicas", "err", err)
+			}
+			if wake {
+				rm.b.tier.wakeAll()
 			}
 		}
 	}

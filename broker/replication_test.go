@@ -34,9 +34,15 @@ func startReplClusterConfigs(t testing.TB, n int) ([]*Broker, []Config) {
 // localLogBytes reads a replica's whole local log.
 func localLogBytes(t *testing.T, p *Partition) []byte {
 	t.Helper()
-	var out []byte
 	// From the local start: below it (KIP-405) the data lives only in the bucket.
-	for off := p.log.LocalStartOffset(); off < p.log.EndOffset(); {
+	return localLogBytesFrom(t, p, p.log.LocalStartOffset())
+}
+
+// localLogBytesFrom is the raw local log from offset from (at or above the local start) to the end.
+func localLogBytesFrom(t *testing.T, p *Partition, from int64) []byte {
+	t.Helper()
+	var out []byte
+	for off := from; off < p.log.EndOffset(); {
 		rr, err := p.log.Read(off, segment.ReadOptions{MaxBytes: 1 << 20, MaxOffset: p.log.EndOffset(), MinOneBatch: true})
 		if err != nil {
 			t.Fatal(err)

@@ -16,9 +16,10 @@ import (
 //   - upload passes (tiering.PartitionArchiver.RunOnce): on a wake (the HW moved, a segment rolled),
 //     at most one per minPassGap, and every remote.log.manager.task.interval.ms as a safety net; a
 //     failed pass is retried with jittered exponential backoff between
-//     remote.log.manager.task.retry.backoff.ms and ...backoff.max.ms. Skipped while the topic has
-//     remote.log.copy.disable=true (uploads paused; local retention then keeps every segment not
-//     uploaded, so nothing is lost);
+//     remote.log.manager.task.retry.backoff.ms and ...backoff.max.ms. Skipped while the topic, or the
+//     cluster (the BROKER resource "", cluster_config.go), has remote.log.copy.disable=true (uploads
+//     paused; local retention then keeps every segment not uploaded, so nothing is lost); the
+//     cluster-wide switch wakes every task when it changes (tierManager.wakeAll);
 //   - remote retention (retention.ms / retention.bytes over the whole log, and manifest entries
 //     wholly below the log start after DeleteRecords): raise the log start, remove the manifest
 //     entries, delete the objects;
@@ -100,7 +101,7 @@ func (t *tierTask) run(ctx context.Context) {
 			nextRetention = time.Now().Add(tune.retention)
 		}
 		wait := tune.taskInterval
-		if !t.p.config().RemoteLogCopyDisable {
+		if !t.p.config().RemoteLogCopyDisable && !t.tm.b.clusterCopyDisabled() {
 			_, err := t.arch.RunOnce(ctx)
 			t.account()
 			if ctx.Err() != nil {

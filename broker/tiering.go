@@ -136,6 +136,21 @@ func (tm *tierManager) enabled(tc TopicConfig) bool {
 	return tm != nil && tm.b.cfg.RemoteLogStorageEnable && tc.RemoteStorageEnable
 }
 
+// wakeAll asks every upload task for a pass now (the cluster-wide upload switch changed).
+func (tm *tierManager) wakeAll() {
+	if tm == nil {
+		return
+	}
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	if len(tm.tasks) > 0 {
+		tm.log.Info("tiering: cluster-wide upload switch changed", "paused", tm.b.clusterCopyDisabled(), "tasks", len(tm.tasks))
+	}
+	for _, t := range tm.tasks {
+		poke(t.wake)
+	}
+}
+
 // manifest is the meta-backed manifest of one partition.
 func (tm *tierManager) manifest(id meta.TopicID, index int32) tiering.MetaManifest {
 	return tiering.MetaManifest{Node: tm.b.meta, Topic: id, Partition: index}

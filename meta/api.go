@@ -171,6 +171,19 @@ func (n *Node) AlterTopicConfigs(ctx context.Context, name string, set map[strin
 	return err
 }
 
+// AlterClusterConfigs sets and removes cluster-wide dynamic broker defaults (Kafka's BROKER resource
+// "", entity-default), for every broker at once. Only the names IsClusterConfig accepts.
+func (n *Node) AlterClusterConfigs(ctx context.Context, set map[string]string, remove []string) error {
+	_, err := n.propose(ctx, &cmdAlterClusterConfigs{Set: set, Remove: remove}, true)
+	return err
+}
+
+// ValidateClusterConfigs checks what AlterClusterConfigs would do against the local state, committing
+// nothing.
+func (n *Node) ValidateClusterConfigs(set map[string]string, remove []string) error {
+	return newBuilder(n.State()).alterClusterConfigs(&cmdAlterClusterConfigs{Set: set, Remove: remove}).err()
+}
+
 // ValidateTopicConfigs checks what AlterTopicConfigs would do against the local state, committing nothing.
 func (n *Node) ValidateTopicConfigs(name string, set map[string]string, remove []string) error {
 	return newBuilder(n.State()).alterConfigs(&cmdAlterConfigs{Name: name, Set: set, Remove: remove}).err()

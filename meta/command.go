@@ -44,6 +44,7 @@ const (
 	kindDeleteOffsetsBatch
 	kindMulti
 	kindElectPreferred
+	kindAlterClusterConfigs
 	kindMax // first unused kind
 )
 
@@ -55,7 +56,7 @@ var kindNames = map[cmdKind]string{
 	kindCommitOffsets: "commit-offsets", kindDeleteOffsets: "delete-offsets",
 	kindAddRemoteSegment: "add-remote-segment", kindRemoveRemoteSegments: "remove-remote-segments",
 	kindCommitOffsetsBatch: "commit-offsets-batch", kindDeleteOffsetsBatch: "delete-offsets-batch",
-	kindMulti: "multi", kindElectPreferred: "elect-preferred",
+	kindMulti: "multi", kindElectPreferred: "elect-preferred", kindAlterClusterConfigs: "alter-cluster-configs",
 }
 
 func (k cmdKind) String() string {
@@ -153,6 +154,12 @@ type (
 		Topic      string
 		Partitions []int32
 	}
+	// cmdAlterClusterConfigs sets and removes cluster-wide dynamic broker defaults (Kafka's BROKER
+	// resource "", entity-default); only the names in clusterConfigs are accepted.
+	cmdAlterClusterConfigs struct {
+		Set    map[string]string
+		Remove []string
+	}
 	cmdRemoveRemoteSegments struct {
 		Topic      TopicID
 		Partition  int32
@@ -208,6 +215,8 @@ func kindOf(body any) cmdKind {
 		return kindMulti
 	case *cmdElectPreferred:
 		return kindElectPreferred
+	case *cmdAlterClusterConfigs:
+		return kindAlterClusterConfigs
 	}
 	panic(fmt.Sprintf("meta: unknown command body %T", body))
 }
@@ -252,6 +261,8 @@ func newBody(k cmdKind) any {
 		return &cmdMulti{}
 	case kindElectPreferred:
 		return &cmdElectPreferred{}
+	case kindAlterClusterConfigs:
+		return &cmdAlterClusterConfigs{}
 	}
 	return nil
 }

@@ -187,3 +187,54 @@ func validateTopicConfigs(cfg map[string]string) *Error {
 	}
 	return nil
 }
+
+// clusterConfigs are the cluster-wide dynamic broker defaults Sediment keeps in meta (Kafka's BROKER
+// resource "", "entity-default"), with their value checks. Every other broker config is static.
+//
+// remote.log.copy.disable is a Sediment extension at this level (Kafka has it per topic only, KIP-950):
+// true pauses uploads of every tiered topic, as if each had the topic config set.
+var clusterConfigs = map[string]func(string) error{
+	"remote.log.copy.disable": boolean,
+}
+
+// IsClusterConfig reports whether name is a cluster-wide dynamic broker config.
+func IsClusterConfig(name string) bool {
+	_, ok := clusterConfigs[name]
+	return ok
+}
+
+// ClusterConfigNames lists the cluster-wide dynamic broker configs, sorted.
+func ClusterConfigNames() []string {
+	out := make([]string, 0, len(clusterConfigs))
+	for n := range clusterConfigs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ValidateClusterConfig checks one name/value pair; the error wraps ErrInvalidConfig.
+func ValidateClusterConfig(name, value string) error {
+	check, ok := clusterConfigs[name]
+	if !ok {
+		return reject(ErrInvalidConfig, "unknown cluster config %q", name)
+	}
+	if err := check(value); err != nil {
+		return reject(ErrInvalidConfig, "invalid value for %s: %v", name, err)
+	}
+	return nil
+}
+
+func validateClusterConfigs(cfg map[string]string) *Error {
+	names := make([]string, 0, len(cfg))
+	for k := range cfg {
+		names = append(names, k)
+	}
+	sort.Strings(names) // deterministic: the first bad name in order is reported
+	for _, k := range names {
+		if err := ValidateClusterConfig(k, cfg[k]); err != nil {
+			return err.(*Error)
+		}
+	}
+	return nil
+}

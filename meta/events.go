@@ -14,6 +14,7 @@ const (
 	RemoteManifestChanged                      // TopicID, Partition: remote segments added or removed
 	ControllerChanged                          // BrokerID = new controller node id (-1 none)
 	StateRestored                              // the whole state was replaced from a snapshot: re-read everything
+	ClusterConfigChanged                       // cluster-wide dynamic broker defaults changed; Partition -1
 )
 
 func (k EventKind) String() string {
@@ -34,6 +35,8 @@ func (k EventKind) String() string {
 		return "ControllerChanged"
 	case StateRestored:
 		return "StateRestored"
+	case ClusterConfigChanged:
+		return "ClusterConfigChanged"
 	}
 	return "EventKind(?)"
 }

@@ -139,6 +139,8 @@ func (b *builder) apply(c command, idx uint64) *applyResult {
 		return b.createPartitions(x)
 	case *cmdAlterConfigs:
 		return b.alterConfigs(x)
+	case *cmdAlterClusterConfigs:
+		return b.alterClusterConfigs(x)
 	case *cmdAlterPartition:
 		return b.alterPartition(x)
 	case *cmdAllocateProducerIDs:
@@ -629,6 +631,31 @@ func (b *builder) createPartitions(x *cmdCreatePartitions) *applyResult {
 		b.emit(Event{Kind: PartitionChanged, Topic: t.Name, TopicID: id, Partition: idx})
 	}
 	return &applyResult{TopicID: id}
+}
+
+// alterClusterConfigs changes the cluster-wide dynamic broker defaults. Removes apply before sets, as
+// for topics; the whole change is validated before anything is written.
+func (b *builder) alterClusterConfigs(x *cmdAlterClusterConfigs) *applyResult {
+	next := maps.Clone(b.s.clusterConfigs)
+	if next == nil {
+		next = map[string]string{}
+	}
+	for _, k := range x.Remove {
+		if _, known := clusterConfigs[k]; !known {
+			return failed(reject(ErrInvalidConfig, "unknown cluster config %q", k))
+		}
+		delete(next, k)
+	}
+	maps.Copy(next, x.Set)
+	if e := validateClusterConfigs(next); e != nil {
+		return failed(e)
+	}
+	if maps.Equal(next, b.s.clusterConfigs) {
+		return &applyResult{}
+	}
+	b.s.clusterConfigs = next // a new map: readers of the old State keep theirs
+	b.emit(Event{Kind: ClusterConfigChanged, Partition: -1})
+	return &applyResult{}
 }
 
 func (b *builder) alterConfigs(x *cmdAlterConfigs) *applyResult {

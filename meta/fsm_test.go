@@ -159,6 +159,13 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 		{"alter configs timestamp type", func(*harness) any {
 			return &cmdAlterConfigs{Name: "t", Set: map[string]string{"message.timestamp.type": "Now"}}
 		}, ErrInvalidConfig, "CreateTime"},
+		{"alter cluster configs unknown name", func(*harness) any {
+			return &cmdAlterClusterConfigs{Set: map[string]string{"log.retention.ms": "1"}}
+		}, ErrInvalidConfig, "log.retention.ms"},
+		{"alter cluster configs not a bool", func(*harness) any {
+			return &cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "yes"}}
+		}, ErrInvalidConfig, "remote.log.copy.disable"},
+		{"alter cluster configs remove unknown", func(*harness) any { return &cmdAlterClusterConfigs{Remove: []string{"bogus"}} }, ErrInvalidConfig, "bogus"},
 		{"alter partition unknown topic", func(*harness) any {
 			return &cmdAlterPartition{Topic: newTopicID(), BrokerID: 1, BrokerEpoch: 2, ISR: []int32{1}}
 		}, ErrUnknownTopicID, ""},
@@ -706,6 +713,68 @@ func TestSnapshotRestoreSameDigest(t *testing.T) {
 		if len(h3.st().Topics()) != 0 {
 			t.Fatal("partial restore")
 		}
+	}
+}
+
+// TestFSMClusterConfigs: cluster-wide dynamic broker defaults are applied, rejected as a whole, change
+// the digest, raise one event per effective change, and survive a snapshot.
+func TestFSMClusterConfigs(t *testing.T) {
+	h := fixture(t)
+	empty := h.st().Digest()
+	h.evs = nil
+	h.must(&cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "true"}})
+	if v, ok := h.st().ClusterConfig("remote.log.copy.disable"); !ok || v != "true" {
+		t.Fatalf("after set: %q %v", v, ok)
+	}
+	if len(h.evs) != 1 || h.evs[0].Kind != ClusterConfigChanged {
+		t.Fatalf("events %v", h.evs)
+	}
+	paused := h.st().Digest()
+	if paused == empty {
+		t.Fatal("digest unchanged by a cluster config")
+	}
+	// The same value again changes nothing and raises no event.
+	h.evs = nil
+	h.must(&cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "true"}})
+	if len(h.evs) != 0 || h.st().Digest() != paused {
+		t.Fatalf("no-op alter: events %v", h.evs)
+	}
+	// A change with one bad part is rejected whole.
+	r := h.apply(&cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "false", "nope": "1"}})
+	if !errors.Is(r.err(), ErrInvalidConfig) || h.st().Digest() != paused {
+		t.Fatalf("partial alter: %+v", r)
+	}
+	// Readers of an old State are not disturbed by later changes.
+	old := h.st()
+	h.must(&cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "false"}})
+	if v, _ := old.ClusterConfig("remote.log.copy.disable"); v != "true" {
+		t.Fatalf("old state changed to %q", v)
+	}
+	h.must(&cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "TRUE"}})
+
+	// Snapshot and restore keep it.
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := writeSnapshot(&buf, snap.(*fsmSnapshot).st, snap.(*fsmSnapshot).dedup); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t)
+	if err := h2.f.Restore(nopCloser{bytes.NewReader(buf.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h2.st().ClusterConfig("remote.log.copy.disable"); v != "TRUE" {
+		t.Fatalf("restored value %q", v)
+	}
+	if a, b := h.st().Digest(), h2.st().Digest(); a != b {
+		t.Fatalf("digest %s != %s after restore", a, b)
+	}
+	// Removing it returns to the state (and digest) of a cluster that never set it.
+	h.must(&cmdAlterClusterConfigs{Remove: []string{"remote.log.copy.disable"}})
+	if _, ok := h.st().ClusterConfig("remote.log.copy.disable"); ok || h.st().Digest() != empty {
+		t.Fatalf("after remove: %v, digest back to empty: %v", h.st().ClusterConfigs(), h.st().Digest() == empty)
 	}
 }
 

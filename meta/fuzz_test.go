@@ -33,6 +33,7 @@ func seedCommands() [][]byte {
 		&cmdCommitOffsetsBatch{Groups: []GroupOffsets{{Group: "a", Offsets: []OffsetCommit{{Topic: "t", Offset: 1}}}, {Group: "b"}}},
 		&cmdDeleteOffsetsBatch{Groups: []GroupPartitions{{Group: "a"}, {Group: "b", Partitions: []TopicPartition{{"t", 0}}}}},
 		&cmdElectPreferred{Topic: "t", Partitions: []int32{0, 9}},
+		&cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "true"}, Remove: []string{"remote.log.copy.disable"}},
 		&cmdMulti{Entries: [][]byte{
 			encodeCommand(reqID{1}, &cmdHeartbeat{ID: 1, Epoch: 3}),
 			encodeCommand(reqID{2}, &cmdRegisterBroker{ID: 5, Host: "h", Port: 1, Incarnation: "a"}),

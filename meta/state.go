@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -143,18 +144,20 @@ type State struct {
 	offsets        *immutable.Map[string, groupOffsets] // group → offsets; persistent maps: O(log n) per update
 	remote         map[partKey][]RemoteSegment
 	deletedTopics  map[TopicID]string // topics deleted while they still had remote segments: name at deletion
+	clusterConfigs map[string]string  // cluster-wide dynamic broker defaults (BROKER ""); replaced, never written in place
 
 	controller *atomic.Int32 // the node's view of the Raft leader; not part of the replicated state
 }
 
 func emptyState() *State {
 	return &State{
-		brokers:       map[int32]Broker{},
-		topics:        map[TopicID]*Topic{},
-		byName:        map[string]TopicID{},
-		offsets:       immutable.NewMap[string, groupOffsets](nil),
-		remote:        map[partKey][]RemoteSegment{},
-		deletedTopics: map[TopicID]string{},
+		brokers:        map[int32]Broker{},
+		topics:         map[TopicID]*Topic{},
+		byName:         map[string]TopicID{},
+		offsets:        immutable.NewMap[string, groupOffsets](nil),
+		remote:         map[partKey][]RemoteSegment{},
+		deletedTopics:  map[TopicID]string{},
+		clusterConfigs: map[string]string{},
 	}
 }
 
@@ -259,6 +262,15 @@ func (s *State) CommittedOffset(group, topic string, partition int32) (Committed
 	return m.Get(offsetKey(topic, partition))
 }
 
+// ClusterConfigs returns a copy of the cluster-wide dynamic broker defaults that are set.
+func (s *State) ClusterConfigs() map[string]string { return maps.Clone(s.clusterConfigs) }
+
+// ClusterConfig returns one cluster-wide dynamic broker default, if set.
+func (s *State) ClusterConfig(name string) (string, bool) {
+	v, ok := s.clusterConfigs[name]
+	return v, ok
+}
+
 // RemoteSegments lists a partition's remote segments ordered by base offset. The slice is shared.
 func (s *State) RemoteSegments(topic TopicID, partition int32) []RemoteSegment {
 	return s.remote[partKey{topic, partition}]
@@ -297,6 +309,8 @@ type stateFile struct {
 	Offsets        []groupFile
 	Remote         []remoteFile
 	DeletedTopics  []deletedTopicFile
+	// ClusterConfigs is omitted when empty, so states without any encode (and digest) as before.
+	ClusterConfigs map[string]string `json:",omitempty"`
 }
 
 type groupFile struct {
@@ -327,6 +341,9 @@ func (s *State) file() *stateFile {
 		Brokers:        s.Brokers(),
 		Topics:         s.Topics(),
 		NextProducerID: s.nextProducerID,
+	}
+	if len(s.clusterConfigs) > 0 {
+		f.ClusterConfigs = maps.Clone(s.clusterConfigs)
 	}
 	for _, g := range s.Groups() {
 		gf := groupFile{Group: g}
@@ -403,6 +420,9 @@ func (f *stateFile) state() (*State, error) {
 	}
 	for _, d := range f.DeletedTopics {
 		s.deletedTopics[d.ID] = d.Name
+	}
+	if len(f.ClusterConfigs) > 0 {
+		s.clusterConfigs = maps.Clone(f.ClusterConfigs)
 	}
 	return s, nil
 }
