@@ -109,9 +109,17 @@ func TestStackScript(t *testing.T) {
 	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer rcancel()
 	adm := kadm.NewClient(cl)
-	bm, err := adm.BrokerMetadata(rctx)
-	if err != nil || len(bm.Brokers) != 3 {
-		t.Fatalf("cluster metadata: %v brokers %v", err, bm.Brokers)
+	// Every broker answers /readyz once it has registered itself; the broker this client asks may
+	// apply the last registration a moment later, so wait for it to list all three.
+	for {
+		md, err := adm.BrokerMetadata(rctx)
+		if err == nil && len(md.Brokers) == 3 {
+			break
+		}
+		if rctx.Err() != nil {
+			t.Fatalf("cluster metadata: %v brokers %v", err, md.Brokers)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if r, err := adm.CreateTopic(rctx, 3, 3, nil, "stack"); err != nil || r.Err != nil { // RF 3: replicated across the stack
 		t.Fatalf("create: %v %v", err, r.Err)
