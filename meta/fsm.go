@@ -636,18 +636,8 @@ func (b *builder) createPartitions(x *cmdCreatePartitions) *applyResult {
 // alterClusterConfigs changes the cluster-wide dynamic broker defaults. Removes apply before sets, as
 // for topics; the whole change is validated before anything is written.
 func (b *builder) alterClusterConfigs(x *cmdAlterClusterConfigs) *applyResult {
-	next := maps.Clone(b.s.clusterConfigs)
-	if next == nil {
-		next = map[string]string{}
-	}
-	for _, k := range x.Remove {
-		if _, known := clusterConfigs[k]; !known {
-			return failed(reject(ErrInvalidConfig, "unknown cluster config %q", k))
-		}
-		delete(next, k)
-	}
-	maps.Copy(next, x.Set)
-	if e := validateClusterConfigs(next); e != nil {
+	next, e := changedConfigs(b.s.clusterConfigs, x.Remove, x.Set, func(k string) bool { _, ok := clusterConfigs[k]; return ok }, "cluster", validateClusterConfigs)
+	if e != nil {
 		return failed(e)
 	}
 	if maps.Equal(next, b.s.clusterConfigs) {
@@ -658,23 +648,34 @@ func (b *builder) alterClusterConfigs(x *cmdAlterClusterConfigs) *applyResult {
 	return &applyResult{}
 }
 
+// changedConfigs is cur with remove applied, then set, as a new map (readers of the old State keep
+// cur); the whole result is validated before anything is written. what names the kind of config in
+// the rejection of an unknown name.
+func changedConfigs(cur map[string]string, remove []string, set map[string]string, known func(string) bool, what string, validate func(map[string]string) *Error) (map[string]string, *Error) {
+	next := maps.Clone(cur)
+	if next == nil {
+		next = map[string]string{}
+	}
+	for _, k := range remove {
+		if !known(k) {
+			return nil, reject(ErrInvalidConfig, "unknown %s config %q", what, k)
+		}
+		delete(next, k)
+	}
+	maps.Copy(next, set)
+	if e := validate(next); e != nil {
+		return nil, e
+	}
+	return next, nil
+}
+
 func (b *builder) alterConfigs(x *cmdAlterConfigs) *applyResult {
 	id, ok := b.s.byName[x.Name]
 	if !ok {
 		return failed(reject(ErrUnknownTopic, "topic %q does not exist", x.Name))
 	}
-	next := maps.Clone(b.s.topics[id].Configs)
-	if next == nil {
-		next = map[string]string{}
-	}
-	for _, k := range x.Remove {
-		if _, known := topicConfigs[k]; !known {
-			return failed(reject(ErrInvalidConfig, "unknown topic config %q", k))
-		}
-		delete(next, k)
-	}
-	maps.Copy(next, x.Set)
-	if e := validateTopicConfigs(next); e != nil {
+	next, e := changedConfigs(b.s.topics[id].Configs, x.Remove, x.Set, func(k string) bool { _, ok := topicConfigs[k]; return ok }, "topic", validateTopicConfigs)
+	if e != nil {
 		return failed(e)
 	}
 	if maps.Equal(next, b.s.topics[id].Configs) {
