@@ -156,15 +156,8 @@ func ValidateTopicConfig(name, value string) error {
 
 // validateTopicConfigs checks every pair and the cross-field rules of the resulting set.
 func validateTopicConfigs(cfg map[string]string) *Error {
-	names := make([]string, 0, len(cfg))
-	for k := range cfg {
-		names = append(names, k)
-	}
-	sort.Strings(names) // deterministic: the first bad name in order is reported
-	for _, k := range names {
-		if err := ValidateTopicConfig(k, cfg[k]); err != nil {
-			return err.(*Error)
-		}
+	if e := validateEach(cfg, ValidateTopicConfig); e != nil {
+		return e
 	}
 	get := func(name string) int64 {
 		v, ok := cfg[name]
@@ -226,13 +219,19 @@ func ValidateClusterConfig(name, value string) error {
 }
 
 func validateClusterConfigs(cfg map[string]string) *Error {
+	return validateEach(cfg, ValidateClusterConfig)
+}
+
+// validateEach checks every name/value pair of cfg with validate (whose errors are *Error), in name
+// order, so that the first bad name in order is the one reported on every node.
+func validateEach(cfg map[string]string, validate func(name, value string) error) *Error {
 	names := make([]string, 0, len(cfg))
 	for k := range cfg {
 		names = append(names, k)
 	}
-	sort.Strings(names) // deterministic: the first bad name in order is reported
+	sort.Strings(names)
 	for _, k := range names {
-		if err := ValidateClusterConfig(k, cfg[k]); err != nil {
+		if err := validate(k, cfg[k]); err != nil {
 			return err.(*Error)
 		}
 	}

@@ -636,7 +636,7 @@ func (b *builder) createPartitions(x *cmdCreatePartitions) *applyResult {
 // alterClusterConfigs changes the cluster-wide dynamic broker defaults. Removes apply before sets, as
 // for topics; the whole change is validated before anything is written.
 func (b *builder) alterClusterConfigs(x *cmdAlterClusterConfigs) *applyResult {
-	next, e := changedConfigs(b.s.clusterConfigs, x.Remove, x.Set, func(k string) bool { _, ok := clusterConfigs[k]; return ok }, "cluster", validateClusterConfigs)
+	next, e := changedConfigs(b.s.clusterConfigs, x.Remove, x.Set, IsClusterConfig, "cluster", validateClusterConfigs)
 	if e != nil {
 		return failed(e)
 	}
