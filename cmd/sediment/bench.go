@@ -35,8 +35,9 @@ with periodic fdatasync and its read-back with the page cache dropped; an fdatas
 per partition, --record-size appends + fdatasync at --rate in total); one loopback TCP stream; raw
 MinIO PUT/GET of 64 MiB objects with minio-go when a MinIO binary is found. Then it runs a franz-go
 load generator against each of --targets one after another, each on a fresh cluster: a produce
-phase (--records as fast as the client settings allow), a consume phase (the same records read back
-from the start, from disk: --cold-consume), and a latency phase (--rate records/s for
+phase (--records as fast as the client settings allow), a warm consume phase (the same records read
+back from the start at once, from the page cache the produce left: --warm-consume), a consume phase
+(read back again, from disk: --cold-consume), and a latency phase (--rate records/s for
 --latency-duration; produce-ack and produce→consume p50/p99/p99.9), with a progress line. Prints
 one table with every figure, its ratio to kfake (in memory) and to the machine's limit.
 Then (--tier) the tiering workloads on one more in-process broker with a MinIO bucket behind a
@@ -57,6 +58,7 @@ Flags:
 	dataDir := fs.String("data-dir", "", "parent dir for broker, kfake and disk-limit data (default: a temp dir, removed afterwards); its disk is the one measured")
 	jsonOut := fs.String("json", "", "also write every figure, ratio, limit and the machine's description as JSON to this file")
 	cold := fs.Bool("cold-consume", true, "drop the page cache of the target's log files (fdatasync + fadvise DONTNEED) before the consume phase, so it reads the disk")
+	fs.BoolVar(&d.WarmConsume, "warm-consume", true, "read the records back right after the produce phase, from the page cache the produce left warm (Kafka's usual tailing case), before the --cold-consume phase")
 	limits := fs.Bool("limits", true, "measure the machine's limits first (disk, loopback TCP, MinIO)")
 	diskMiB := fs.Int64("disk-mib", 512, "disk limit: MiB written sequentially (at most 1024)")
 	syncMiB := fs.Int64("disk-sync-mib", 1, "disk limit: fdatasync every this many MiB")

@@ -24,6 +24,7 @@ type Config struct {
 	Replication   int16         // replication factor of the topic (0 = 1)
 	RecordSize    int           // value bytes per record (>= 8: the send timestamp)
 	Records       int64         // records for the produce and consume phases (0 = skip both)
+	WarmConsume   bool          // also read the records back right after producing, from the page cache the produce left warm (phase "consume-warm", before "consume")
 	Rate          int           // records/s in the latency phase
 	LatencyFor    time.Duration // length of the latency phase (0 = skip)
 	Linger        time.Duration // producer linger (kgo.ProducerLinger)
@@ -150,8 +151,9 @@ type Latency struct {
 
 // Result is a whole run.
 type Result struct {
-	Produce Throughput
-	Consume Throughput
+	Produce     Throughput
+	ConsumeWarm Throughput // zero unless Config.WarmConsume
+	Consume     Throughput
 	Latency Latency
 }
 
@@ -204,6 +206,18 @@ func Run(ctx context.Context, c Config, log io.Writer) (Result, error) {
 		res.Produce = t
 		if err != nil {
 			return res, fmt.Errorf("produce phase: %w", err)
+		}
+		if c.WarmConsume {
+			// A consumer tailing close behind the producers reads what the page cache holds; this is
+			// Kafka's usual case and the one an in-memory broker is compared with.
+			fmt.Fprintf(log, "consume-warm: reading %d records back right after producing\n", c.Records)
+			c.phase("consume-warm", true)
+			t, err = consumePhase(ctx, c, c.Records, log)
+			c.phase("consume-warm", false)
+			res.ConsumeWarm = t
+			if err != nil {
+				return res, fmt.Errorf("consume-warm phase: %w", err)
+			}
 		}
 		fmt.Fprintf(log, "consume: reading %d records back\n", c.Records)
 		c.phase("consume", true)

@@ -30,6 +30,7 @@ func TestRunAgainstKfake(t *testing.T) {
 	c.LatencyFor = 500 * time.Millisecond
 	c.Compression = "lz4"
 	c.Timeout = 60 * time.Second
+	c.WarmConsume = true
 
 	var log bytes.Buffer
 	res, err := Run(context.Background(), c, &log)
@@ -41,6 +42,9 @@ func TestRunAgainstKfake(t *testing.T) {
 	}
 	if res.Consume.Records != 2000 {
 		t.Fatalf("consume: %+v", res.Consume)
+	}
+	if res.ConsumeWarm.Records != 2000 || res.ConsumeWarm.Elapsed <= 0 {
+		t.Fatalf("warm consume: %+v", res.ConsumeWarm)
 	}
 	l := res.Latency
 	if l.Sent < 200 || l.Received != l.Sent-l.ProduceErrors || l.ProduceErrors != 0 {
@@ -58,7 +62,7 @@ func TestRunAgainstKfake(t *testing.T) {
 	cmp := &Comparison{Workload: c, Peer: "b", Targets: []Named{{Name: "a", Result: res}, {Name: "b", Result: res}}, Rows: rows}
 	var out bytes.Buffer
 	cmp.WriteText(&out)
-	if !strings.Contains(out.String(), "e2e p99") || !strings.Contains(out.String(), "1.00") {
+	if !strings.Contains(out.String(), "e2e p99") || !strings.Contains(out.String(), "1.00") || !strings.Contains(out.String(), "consume, cache warm") {
 		t.Fatalf("report:\n%s", out.String())
 	}
 }

@@ -174,6 +174,9 @@ func BuildRows(c Config, peer string, lim Limits, ts []Named) []Row {
 		if lim.Disk != nil && lim.Disk.ReadMBps() > 0 && (tcpMB == 0 || lim.Disk.ReadMBps() < tcpMB) {
 			consMB, consName = lim.Disk.ReadMBps(), "disk sequential read, page cache dropped"
 		}
+		if c.WarmConsume {
+			add("consume, cache warm", "MB/s", true, tcpMB, "loopback TCP", func(r Result) float64 { return r.ConsumeWarm.MBps() })
+		}
 		add("consume", "MB/s", true, consMB, consName, func(r Result) float64 { return r.Consume.MBps() })
 		add("consume", "rec/s", true, consMB*recPerMB, consName, func(r Result) float64 { return r.Consume.RecordsPerSec() })
 	}
