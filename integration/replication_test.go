@@ -31,6 +31,7 @@ func restartNode(t *testing.T, n *node) {
 	n.exited = make(chan struct{})
 	n.cmd = exec.Command(sedimentBin, args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	dieWithTest(n.cmd)
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
