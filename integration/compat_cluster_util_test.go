@@ -39,6 +39,7 @@ func startCluster(t *testing.T, extra ...string) []*node {
 			"--voters", strings.Join(voters, ","), "--log-level", "info"}, extra...)
 		n.cmd = exec.Command(sedimentBin, args...)
 		n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+		dieWithTest(n.cmd)
 		if err := n.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

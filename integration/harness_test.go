@@ -129,6 +129,7 @@ func (n *node) start() error {
 		n.cmd.Env = append(os.Environ(), n.env...)
 	}
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	dieWithTest(n.cmd)
 	if err := n.cmd.Start(); err != nil {
 		return err
 	}

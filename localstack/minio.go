@@ -187,6 +187,7 @@ func start(ctx context.Context, bin string, o Options) (*Server, error) {
 		"MINIO_CI_CD=1",
 	)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	dieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
