@@ -1,0 +1,247 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Pipelined replication with separate durability reports (issue 5: acks=all means "on disk on
+// every ISR member", without making the follower's fetch loop wait for its fsyncs).
+//
+// A follower used to append what a fetch returned, fdatasync it, and only then send the next
+// fetch, whose fetch offset told the leader its position: one fetch round trip plus every
+// partition's fsync, one after another, per cycle, and a record produced meanwhile waited for the
+// rest of the cycle, its own cycle and the next fetch. Now the follower's loop appends (write only)
+// and fetches on at once; a second goroutine per leader (durabilityReporter) fsyncs the partitions
+// that have unsynced writes, in parallel, and reports the offsets now durable to the leader at once
+// on a connection of its own (the data connection may be in a long poll).
+//
+// The leader must not count a follower's fetch offset toward the high watermark any more: it may
+// cover writes still in the follower's page cache. So every replica fetch from this follower
+// carries, per partition, a tagged field (durableOffsetTag) with its durable offset; the leader
+// uses min(tag, fetch offset) as the follower's acknowledged position for the HW
+// (Partition.followerAcked) and the fetch offset as its log end for ISR membership and lag
+// (followerLEO, caughtUp), as Kafka does. A fetch without the tag (another implementation, a
+// test's raw fetch) keeps the old meaning: its fetch offset is durable and counts for both.
+// Apache Kafka brokers ignore unknown tags, and Sediment's leaders never need the tag from a
+// follower that syncs before fetching.
+//
+// A durability report is an ordinary replica Fetch (v12, ReplicaID set) with MaxWaitMillis 0 and
+// PartitionMaxBytes 0: the leader records the positions and answers at once without records.
+//
+// With a flush policy other than always nothing is fsynced per append anywhere (the leader's own
+// acks=all does not wait for a sync either), so the durable offset reported is the log end.
+//
+// Goroutines: one durabilityReporter per leaderFetcher, started and stopped with it. It takes no
+// partition lock while it fsyncs or waits for the leader.
+
+// durableOffsetTag is the Fetch request partition tag carrying a follower's durable offset (an
+// int64, big endian). Kafka uses partition tag 0 (ReplicaDirectoryId, v17); this number is far
+// from any Kafka will assign.
+const durableOffsetTag = 0x5ED1
+
+// setDurableOffset puts durable into rp's tagged fields.
+func setDurableOffset(rp *kmsg.FetchRequestTopicPartition, durable int64) {
+	rp.UnknownTags.Set(durableOffsetTag, binary.BigEndian.AppendUint64(nil, uint64(durable)))
+}
+
+// replicaDurableOffsets collects the durable-offset tags of a replica's fetch by partition key
+// (nil for consumers). A malformed tag (not 8 bytes, negative) is ignored: the partition then
+// counts its fetch offset, the old meaning.
+func replicaDurableOffsets(req *kmsg.FetchRequest, replicaID int32) map[fsKey]int64 {
+	if replicaID < 0 || req.Version < 12 {
+		return nil // tags exist only in flexible versions (12+)
+	}
+	var out map[fsKey]int64
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		for j := range t.Partitions {
+			rp := &t.Partitions[j]
+			if rp.UnknownTags.Len() == 0 {
+				continue
+			}
+			rp.UnknownTags.Each(func(key uint32, val []byte) {
+				if key != durableOffsetTag || len(val) != 8 {
+					return
+				}
+				d := int64(binary.BigEndian.Uint64(val))
+				if d < 0 {
+					return
+				}
+				if out == nil {
+					out = map[fsKey]int64{}
+				}
+				out[keyOf(req.Version, t, rp.Partition)] = d
+			})
+		}
+	}
+	return out
+}
+
+// durableEnd is the offset below which this replica's log is on disk as far as acks=all is
+// concerned: the log's durable offset with flush policy always, its end otherwise.
+func (p *Partition) durableEnd() int64 {
+	if !p.flushAlways {
+		return p.log.EndOffset()
+	}
+	return p.log.DurableOffset()
+}
+
+// syncedEnd makes the whole local log durable (flush policy always) and returns durableEnd. A
+// failed sync leaves the durable offset where it was (the log then refuses writes: segment's
+// sticky error), so what it returns is still only what is on disk.
+func (p *Partition) syncedEnd() int64 {
+	if p.flushAlways {
+		_ = p.log.WaitDurable(p.log.EndOffset())
+	}
+	return p.durableEnd()
+}
+
+// durabilityReporter fsyncs what its leaderFetcher appended and reports durable offsets to the
+// leader (see the file comment).
+type durabilityReporter struct {
+	f      *leaderFetcher
+	client replicaClient
+	dirty  chan struct{} // cap 1: the fetch loop appended something
+	// reported is the durable offset last reported per partition (goroutine-local).
+	reported map[*Partition]int64
+}
+
+func newDurabilityReporter(f *leaderFetcher) *durabilityReporter {
+	r := &durabilityReporter{f: f, dirty: make(chan struct{}, 1), reported: map[*Partition]int64{}}
+	r.client.clientID = f.client.clientID + "-durable"
+	r.client.from = f.client.from
+	return r
+}
+
+// kick tells the reporter that the fetch loop appended (coalesces).
+func (r *durabilityReporter) kick() {
+	select {
+	case r.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (r *durabilityReporter) run(ctx context.Context) {
+	defer r.client.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.dirty:
+		}
+		parts := r.f.fetchable()
+		// fsync every partition with unsynced writes at once: they are different files, and
+		// each sync is a disk round trip that should not queue behind the others'.
+		var wg sync.WaitGroup
+		for p := range parts {
+			if !p.flushAlways {
+				continue
+			}
+			if end := p.log.EndOffset(); p.log.DurableOffset() < end {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// An error (truncated meanwhile, closed, I/O) leaves the durable offset below
+					// end, and only the durable offset is reported.
+					_ = p.log.WaitDurable(end)
+				}()
+			}
+		}
+		wg.Wait()
+		if err := r.report(ctx, parts); err != nil && ctx.Err() == nil {
+			r.f.m.rm.log.Debug("replica durability report", "leader", r.f.leader, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			r.kick() // report again: the positions are still unknown to the leader
+		}
+	}
+}
+
+// report sends one position-only replica fetch with the durable offsets that moved since the last
+// report. Partition errors in the answer are ignored: the fetch loop handles them on its own
+// connection.
+func (r *durabilityReporter) report(ctx context.Context, parts map[*Partition]int32) error {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.ReplicaID = r.f.m.rm.nodeID
+	req.MaxWaitMillis = 0
+	req.MinBytes = 0
+	req.MaxBytes = 0
+	req.SessionEpoch = -1
+	byTopic := map[string]int{}
+	sent := map[*Partition]int64{}
+	for p, epoch := range parts {
+		d := p.durableEnd()
+		if last, ok := r.reported[p]; ok && last == d {
+			continue
+		}
+		i, ok := byTopic[p.topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[p.topic] = i
+			t := kmsg.NewFetchRequestTopic()
+			t.Topic = p.topic
+			req.Topics = append(req.Topics, t)
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p.index
+		// The log end, read after the durable offset: never below it.
+		rp.FetchOffset = p.log.EndOffset()
+		rp.CurrentLeaderEpoch = epoch
+		rp.LogStartOffset = p.log.StartOffset()
+		rp.PartitionMaxBytes = 0 // a position report: no records wanted
+		setDurableOffset(&rp, d)
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		sent[p] = d
+	}
+	for p := range r.reported {
+		if _, ok := parts[p]; !ok {
+			delete(r.reported, p) // no longer fetched from this leader
+		}
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	addr, ok := r.f.leaderAddr()
+	if !ok {
+		return errNoLeaderAddr
+	}
+	if r.client.addr != addr {
+		r.client.close()
+		r.client.addr = addr
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.client.request(rctx, req, resp); err != nil {
+		return err
+	}
+	// Remember only what the leader took: a partition answered with an error (a stale epoch, a
+	// leader that moved) is reported again next time.
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			rp := &t.Partitions[j]
+			if rp.ErrorCode != 0 {
+				continue
+			}
+			for p, d := range sent {
+				if p.topic == t.Topic && p.index == rp.Partition {
+					r.reported[p] = d
+				}
+			}
+		}
+	}
+	return nil
+}
+
+var errNoLeaderAddr = errors.New("the leader's address is unknown")
