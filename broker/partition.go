@@ -75,6 +75,9 @@ type Partition struct {
 	// HW: a pipelining follower fetches on before its fsync, so its fetch offset may cover writes
 	// an OS crash would lose. Guarded by stateMu.
 	followerAcked map[int32]int64
+	// lastReport: the leader's durable LEO and the time at each follower's previous fetch, for
+	// the caught-up rule (updateCaughtUpLocked). Guarded by stateMu.
+	lastReport map[int32]leoAt
 
 	hw atomic.Int64
 
@@ -144,6 +147,7 @@ func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32
 		leaderEpoch: -1,
 	}
 	p.followerAcked = map[int32]int64{}
+	p.lastReport = map[int32]leoAt{}
 	p.cfg.Store(&tc)
 	p.hw.Store(l.EndOffset())
 	p.leo = l.EndOffset()
@@ -237,6 +241,7 @@ func (p *Partition) setLeadershipLocked(part meta.Partition) error {
 		}
 		clear(p.followerLEO)
 		clear(p.followerAcked)
+		clear(p.lastReport)
 		now := p.now()
 		for _, id := range part.Replicas {
 			p.caughtUp[id] = now

@@ -69,9 +69,7 @@ func (p *Partition) readForFollowerAcked(replicaID int32, offset, durable int64,
 		p.followerAcked[replicaID] = acked
 		p.maybeAdvanceHWLocked()
 	}
-	if offset >= p.leo {
-		p.caughtUp[replicaID] = p.now()
-	}
+	p.updateCaughtUpLocked(replicaID)
 	p.stateMu.Unlock()
 
 	r := readResult{hw: p.hw.Load(), logStart: p.log.StartOffset()}

@@ -102,6 +102,30 @@ func (p *Partition) syncedEnd() int64 {
 	return p.durableEnd()
 }
 
+// leoAt is the leader's durable log end at a follower's fetch.
+type leoAt struct {
+	leo int64
+	at  time.Time
+}
+
+// updateCaughtUpLocked applies Kafka's caught-up rule (Replica.updateFetchState) to the
+// follower's acknowledged (durable) position: caught up now if it reaches the leader's durable
+// LEO, else caught up as of its previous fetch if it reaches the LEO the leader had then. The
+// durable position, not the fetch offset, so that a follower whose fsyncs stall (a failing disk)
+// while it goes on fetching leaves the ISR after replica.lag.time.max.ms instead of holding every
+// acks=all produce; the previous-fetch clause keeps a follower that trails by one fsync under
+// steady load in the ISR (its durable offset rarely equals the moving LEO). stateMu held.
+func (p *Partition) updateCaughtUpLocked(replicaID int32) {
+	now := p.now()
+	acked := p.followerAcked[replicaID]
+	if acked >= p.leo {
+		p.caughtUp[replicaID] = now
+	} else if prev, ok := p.lastReport[replicaID]; ok && acked >= prev.leo && prev.at.After(p.caughtUp[replicaID]) {
+		p.caughtUp[replicaID] = prev.at
+	}
+	p.lastReport[replicaID] = leoAt{leo: p.leo, at: now}
+}
+
 // durabilityReporter fsyncs what its leaderFetcher appended and reports durable offsets to the
 // leader (see the file comment).
 type durabilityReporter struct {

@@ -221,3 +221,45 @@ func TestDurabilityReportReturnsNoRecords(t *testing.T) {
 		t.Fatal("a replica fetch with PartitionMaxBytes > 0 read nothing")
 	}
 }
+
+// A follower whose fsyncs stall (its fetch offset keeps up, its durable offset does not) leaves
+// the ISR after replica.lag.time.max.ms, so acks=all is not held by a failing disk; a follower
+// whose durable offset trails the leader by one fsync under steady load stays in.
+func TestStalledFollowerSyncLeavesISR(t *testing.T) {
+	part := meta.Partition{Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 1}
+	leader := memReplica(t, vfs.NewMemFS(), 1, part)
+	defer leader.close()
+	clock := time.Unix(1_000_000, 0)
+	leader.now = func() time.Time { return clock }
+	if err := leader.setLeadership(meta.Partition{Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	const lag = time.Second
+	prevEnd := leader.log.EndOffset()
+	var f2durable int64
+	for i := 0; i < 10; i++ {
+		clock = clock.Add(300 * time.Millisecond)
+		if r := leader.appendClient(9, -1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli()})); r.err != nil {
+			t.Fatal(r.err)
+		}
+		end := leader.log.EndOffset()
+		leader.readForFollowerAcked(2, end, prevEnd, 1<<20, true) // durable one append behind
+		f2durable = prevEnd
+		leader.readForFollowerAcked(3, end, 0, 1<<20, true)       // fetches on, never syncs
+		prevEnd = end
+	}
+	isr, _, _, change := leader.desiredISR(clock, lag)
+	if !change || len(isr) != 2 || isr[0] != 1 || isr[1] != 2 {
+		t.Fatalf("desired ISR %v (change %v), want [1 2]: the stalled follower 3 out, the trailing follower 2 in", isr, change)
+	}
+	if hw := leader.HighWatermark(); hw != 0 {
+		t.Fatalf("HW %d with the stalled follower still in the ISR, want 0", hw)
+	}
+	// Meta applies the shrink: the HW follows the durable positions of the remaining ISR.
+	if err := leader.setLeadership(meta.Partition{Replicas: []int32{1, 2, 3}, ISR: isr, Leader: 1, LeaderEpoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if hw := leader.HighWatermark(); hw != f2durable {
+		t.Fatalf("HW %d after the shrink, want follower 2's durable offset %d", hw, f2durable)
+	}
+}
