@@ -245,7 +245,7 @@ func TestStalledFollowerSyncLeavesISR(t *testing.T) {
 		end := leader.log.EndOffset()
 		leader.readForFollowerAcked(2, end, prevEnd, 1<<20, true) // durable one append behind
 		f2durable = prevEnd
-		leader.readForFollowerAcked(3, end, 0, 1<<20, true)       // fetches on, never syncs
+		leader.readForFollowerAcked(3, end, 0, 1<<20, true) // fetches on, never syncs
 		prevEnd = end
 	}
 	isr, _, _, change := leader.desiredISR(clock, lag)
