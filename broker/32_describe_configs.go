@@ -155,14 +155,9 @@ func (b *Broker) brokerConfigEntries(names []string) []configEntry {
 	dyn := b.dynamicConfigs()
 	var out []configEntry
 	for _, d := range brokerConfigDefs {
-		if !wanted(names, d.name) {
-			continue
-		}
 		if meta.IsPerBrokerConfig(d.name) {
-			if e, ok := b.dynamicBrokerEntry(dyn, d.name); ok {
-				out = append(out, e)
-			}
-			for _, sp := range spellings(d.name)[1:] {
+			// The config and its coarser spellings (log.retention.hours …), each if asked for.
+			for _, sp := range spellings(d.name) {
 				if !wanted(names, sp.name) {
 					continue
 				}
@@ -170,6 +165,9 @@ func (b *Broker) brokerConfigEntries(names []string) []configEntry {
 					out = append(out, e)
 				}
 			}
+			continue
+		}
+		if !wanted(names, d.name) {
 			continue
 		}
 		v := d.get(&b.cfg)
