@@ -354,5 +354,3 @@ func TestTierCompressedUploadsKeepProducerCompression(t *testing.T) {
 	}
 	consumeAll(t, b, topic, want, 60*time.Second)
 }
-
-
