@@ -18,7 +18,9 @@ package broker
 //
 // Replicas (ReplicaID, or ReplicaState.ID from v15, >= 0) are served by Partition.readForFollower:
 // their fetch offset counts as their log end offset for the high watermark and they read up to the
-// log end.
+// log end. From v15 the fetch's broker epoch (ReplicaState.Epoch, KIP-903) is checked first
+// (Partition.noteReplicaEpoch): an older incarnation is NOT_LEADER_OR_FOLLOWER, a newer one resets
+// what the leader knew of that follower.
 //
 // Follower fetching (KIP-392): a consumer fetch from v11 on (it carries client metadata, RackID) is
 // served by a follower replica as well as by the leader, up to the high watermark the follower
@@ -104,9 +106,13 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	rm := b.replicas
 
-	replicaID := req.ReplicaID
+	// Replica fetches from v15 carry the follower's broker epoch (KIP-903); see noteReplicaEpoch.
+	replicaID, replicaEpoch, aliveEpoch := req.ReplicaID, int64(-1), int64(-1)
 	if req.Version >= 15 {
-		replicaID = req.ReplicaState.ID
+		replicaID, replicaEpoch = req.ReplicaState.ID, req.ReplicaState.Epoch
+	}
+	if replicaID >= 0 {
+		aliveEpoch = rm.liveEpoch(replicaID)
 	}
 	fctx := rm.sessions.begin(req, replicaID >= 0)
 	if fctx.errCode != 0 {
@@ -154,6 +160,9 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			} else if code == 0 && rackAware && readsFromFollowers(req.Version, replicaID) {
 				t.readReplica = p.preferredReadReplica(st, b.cfg.Rack, req.Rack, sp.fetchOffset)
 			}
+		}
+		if code == 0 && replicaID >= 0 {
+			code = p.noteReplicaEpoch(replicaID, replicaEpoch, aliveEpoch)
 		}
 		t.p, t.errCode = p, code
 	}

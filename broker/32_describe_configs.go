@@ -3,13 +3,16 @@ package broker
 // DescribeConfigs: v0–v4.
 //
 // TOPIC resources: every topic config Kafka defines (meta's table), with the effective value and its
-// source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for an override, STATIC_BROKER_CONFIG when the
-// broker synonym (log.retention.ms for retention.ms …) was set, DEFAULT_CONFIG otherwise. Synonyms
-// (v1+, when asked) list those layers most specific first; documentation and types (v3+) as Kafka.
-// BROKER resources: this broker's id → every broker config (read-only: static), plus the cluster-wide
-// dynamic ones (remote.log.copy.disable: DYNAMIC_DEFAULT_BROKER_CONFIG when set, else DEFAULT_CONFIG);
+// source as Kafka reports it: DYNAMIC_TOPIC_CONFIG for an override, else the level of the broker
+// synonym (log.retention.ms for retention.ms …) in force: DYNAMIC_BROKER_CONFIG,
+// DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG. Synonyms (v1+, when asked)
+// list those layers most specific first; documentation and types (v3+) as Kafka.
+// BROKER resources: this broker's id → every broker config: static ones read-only; dynamic ones
+// (cluster_config.go) not read-only, with the value in force and its source (DYNAMIC_BROKER_CONFIG,
+// DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG or DEFAULT_CONFIG), their coarser spellings
+// (log.retention.hours …) where set, and the cluster-wide-only remote.log.copy.disable;
 // "" (cluster-wide dynamic defaults) → those that are set, as DYNAMIC_DEFAULT_BROKER_CONFIG; another
-// id → INVALID_REQUEST.
+// id → INVALID_REQUEST (Kafka's "Unexpected broker id").
 // BROKER_LOGGER and other types → INVALID_REQUEST. Unknown topic → UNKNOWN_TOPIC_OR_PARTITION.
 // Unknown config names in ConfigNames are skipped, as Kafka does.
 
@@ -73,14 +76,14 @@ func (b *Broker) handleDescribeConfigs(ctx context.Context, c *connCtx, kreq kms
 			entries = b.topicConfigEntries(t.Configs, rr.ConfigNames)
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName == "" {
-				entries = b.clusterConfigEntries(rr.ConfigNames, true)
+				entries = b.clusterDefaultEntries(rr.ConfigNames)
 				break
 			}
 			if err := b.checkBrokerResource(rr.ResourceName); err != nil {
 				r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, errorMessage(err)
 				break
 			}
-			entries = append(b.brokerConfigEntries(rr.ConfigNames), b.clusterConfigEntries(rr.ConfigNames, false)...)
+			entries = append(b.brokerConfigEntries(rr.ConfigNames), b.clusterOnlyEntries(rr.ConfigNames)...)
 		default:
 			r.ErrorCode = kerr.InvalidRequest.Code
 			r.ErrorMessage = strPtr(fmt.Sprintf("resource type %s is not supported by Sediment", rr.ResourceType))
@@ -149,8 +152,21 @@ func (b *Broker) brokerConfigSource(name string) configSource {
 }
 
 func (b *Broker) brokerConfigEntries(names []string) []configEntry {
+	dyn := b.dynamicConfigs()
 	var out []configEntry
 	for _, d := range brokerConfigDefs {
+		if meta.IsPerBrokerConfig(d.name) {
+			// The config and its coarser spellings (log.retention.hours …), each if asked for.
+			for _, sp := range spellings(d.name) {
+				if !wanted(names, sp.name) {
+					continue
+				}
+				if e, ok := b.dynamicBrokerEntry(dyn, sp.name); ok {
+					out = append(out, e)
+				}
+			}
+			continue
+		}
 		if !wanted(names, d.name) {
 			continue
 		}
@@ -168,27 +184,22 @@ func (b *Broker) brokerConfigEntries(names []string) []configEntry {
 	return out
 }
 
-// topicConfigEntries describes a topic's configs given its overrides.
+// topicConfigEntries describes a topic's configs given its overrides: the value in force and, as
+// synonyms, the override then every layer of its broker synonym (brokerConfigLayers).
 func (b *Broker) topicConfigEntries(overrides map[string]string, names []string) []configEntry {
+	dyn := b.dynamicConfigs()
 	var out []configEntry
 	for _, tc := range meta.TopicConfigs() {
 		if !wanted(names, tc.Name) {
 			continue
 		}
-		v, src, _ := b.topicConfigValue(overrides, tc.Name)
+		v, src, _ := b.topicConfigValue(dyn, overrides, tc.Name)
 		e := configEntry{name: tc.Name, value: v, source: src, typ: topicConfigType(tc.Name, tc.Default), doc: topicConfigDoc(tc.Name)}
 		if ov, ok := overrides[tc.Name]; ok {
 			e.synonyms = append(e.synonyms, configSynonym{tc.Name, ov, srcTopic})
 		}
 		if syn, ok := topicBrokerSynonyms[tc.Name]; ok {
-			if bv, ok := b.cfg.Get(syn); ok {
-				if s := b.brokerConfigSource(syn); s == srcStatic {
-					e.synonyms = append(e.synonyms, configSynonym{syn, bv, srcStatic})
-				}
-				if d := brokerConfigByName[syn]; d.def != "" {
-					e.synonyms = append(e.synonyms, configSynonym{syn, d.def, srcDefault})
-				}
-			}
+			e.synonyms = append(e.synonyms, b.brokerConfigLayers(dyn, syn)...)
 		} else if tc.Name == "remote.storage.enable" {
 			// Sediment's default follows the broker (remote.log.storage.system.enable), not Kafka's false.
 			e.synonyms = append(e.synonyms, configSynonym{tc.Name, strconv.FormatBool(b.cfg.RemoteLogStorageEnable), srcDefault})

@@ -6,11 +6,11 @@ package broker
 // is removed). Unknown name, bad value or an unimplemented value → INVALID_CONFIG; null value →
 // INVALID_CONFIG; unknown topic → UNKNOWN_TOPIC_OR_PARTITION; a resource listed twice →
 // INVALID_REQUEST. validateOnly checks against the current state and changes nothing.
-// BROKER "" (cluster-wide dynamic defaults, cluster_config.go): the listed configs replace the set of
-// cluster-wide dynamic configs (only remote.log.copy.disable is dynamic); any other name →
-// INVALID_REQUEST, a bad or null value → INVALID_CONFIG.
-// BROKER id: Sediment's per-broker configs are static (flags, --conf, config file), so any change is
-// refused with INVALID_REQUEST as Kafka refuses a non-dynamic config; an empty change set is accepted.
+// BROKER "" (cluster-wide dynamic defaults) and BROKER "<id>" of this broker (its own dynamic
+// configs), cluster_config.go: the listed configs replace the set of dynamic configs at that level
+// (an empty list removes them all); a name that is not dynamic at that level → INVALID_REQUEST (static
+// broker configs are set at start with --conf), a bad or null value → INVALID_CONFIG; another
+// broker's id → INVALID_REQUEST.
 // Other resource types → INVALID_REQUEST.
 
 import (
@@ -63,10 +63,8 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, c *connCtx, kreq kmsg.R
 			if err == nil {
 				err = b.replaceTopicConfigs(ctx, r.ResourceName, set, req.ValidateOnly, c)
 			}
-		case r.ResourceType == kmsg.ConfigResourceTypeBroker && r.ResourceName == "":
-			err = b.replaceClusterConfigs(ctx, r.Configs, req.ValidateOnly, c)
 		case r.ResourceType == kmsg.ConfigResourceTypeBroker:
-			err = b.alterBrokerConfigs(r.ResourceName, len(r.Configs))
+			err = b.replaceBrokerConfigs(ctx, r.ResourceName, r.Configs, req.ValidateOnly, c)
 		default:
 			err = kerrf(kerr.InvalidRequest, "resource type %s is not supported by Sediment", r.ResourceType)
 		}
@@ -110,17 +108,4 @@ func (b *Broker) applyTopicConfigs(ctx context.Context, topic string, set map[st
 	}
 	b.log.Info("topic configs changed", "topic", topic, "set", fmt.Sprint(set), "removed", fmt.Sprint(remove), "client_id", c.clientID)
 	return nil
-}
-
-// alterBrokerConfigs: every broker config is static in Sediment.
-func (b *Broker) alterBrokerConfigs(name string, n int) error {
-	if name != "" {
-		if err := b.checkBrokerResource(name); err != nil {
-			return kerrf(kerr.InvalidRequest, "%v", err)
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	return kerrf(kerr.InvalidRequest, "broker configs cannot be updated dynamically in Sediment; set them at start with --conf name=value")
 }

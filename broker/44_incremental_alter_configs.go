@@ -8,9 +8,11 @@ package broker
 // unimplemented value → INVALID_CONFIG; SET with a null value → INVALID_CONFIG. DELETE of a config
 // that has no override is a no-op, as in Kafka. The change is validated as a whole (cross-config rules
 // such as local.retention.ms <= retention.ms) and committed in one metadata entry. validateOnly changes
-// nothing. BROKER "" (cluster-wide dynamic defaults, cluster_config.go): SET and DELETE of
-// remote.log.copy.disable; any other name → INVALID_REQUEST as for static configs, a bad or null value
-// or APPEND/SUBTRACT → INVALID_CONFIG. BROKER id: refused as in AlterConfigs (static broker configs).
+// nothing. BROKER "" (cluster-wide dynamic defaults) and BROKER "<id>" of this broker (its own
+// dynamic configs), cluster_config.go: SET and DELETE of the dynamic broker configs (APPEND/SUBTRACT
+// on log.cleanup.policy); a name that is not dynamic at that level → INVALID_REQUEST as for static
+// configs, a bad or null value or APPEND/SUBTRACT on a non-list → INVALID_CONFIG; another broker's id
+// → INVALID_REQUEST.
 
 import (
 	"context"
@@ -42,10 +44,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, c *connCtx, 
 			err = kerrf(kerr.InvalidRequest, "resource %s %q appears more than once in the request", r.ResourceType, r.ResourceName)
 		case r.ResourceType == kmsg.ConfigResourceTypeTopic:
 			err = b.incrementalTopicConfigs(ctx, r, req.ValidateOnly, c)
-		case r.ResourceType == kmsg.ConfigResourceTypeBroker && r.ResourceName == "":
-			err = b.incrementalClusterConfigs(ctx, r, req.ValidateOnly, c)
 		case r.ResourceType == kmsg.ConfigResourceTypeBroker:
-			err = b.alterBrokerConfigs(r.ResourceName, len(r.Configs))
+			err = b.incrementalBrokerConfigs(ctx, r, req.ValidateOnly, c)
 		default:
 			err = kerrf(kerr.InvalidRequest, "resource type %s is not supported by Sediment", r.ResourceType)
 		}
@@ -95,7 +95,7 @@ func (b *Broker) incrementalTopicConfigs(ctx context.Context, r kmsg.Incremental
 			if cf.Value == nil {
 				return kerrf(kerr.InvalidConfig, "config %s: %s with a null value", cf.Name, cf.Op)
 			}
-			cur, _, _ := b.topicConfigValue(t.Configs, cf.Name)
+			cur, _, _ := b.topicConfigValue(b.dynamicConfigs(), t.Configs, cf.Name)
 			set[cf.Name] = editList(cur, *cf.Value, cf.Op == kmsg.IncrementalAlterConfigOpAppend)
 		default:
 			return kerrf(kerr.InvalidRequest, "config %s: unknown operation %d", cf.Name, cf.Op)

@@ -353,10 +353,10 @@ func TestDescribeConfigs(t *testing.T) {
 	for _, c := range resp.Resources[2].Configs {
 		bc[c.Name] = c
 	}
-	if c := bc["log.retention.ms"]; resp.Resources[2].ErrorCode != 0 || deref(c.Value) != "3600000" || c.Source != kmsg.ConfigSourceStaticBrokerConfig || !c.ReadOnly {
-		t.Errorf("broker log.retention.ms: %+v", c)
+	if c := bc["log.retention.ms"]; resp.Resources[2].ErrorCode != 0 || deref(c.Value) != "3600000" || c.Source != kmsg.ConfigSourceStaticBrokerConfig || c.ReadOnly {
+		t.Errorf("broker log.retention.ms (dynamic, so not read-only): %+v", c)
 	}
-	if c := bc["num.partitions"]; deref(c.Value) != "1" || c.Source != kmsg.ConfigSourceDefaultConfig || c.ConfigType != kmsg.ConfigTypeInt {
+	if c := bc["num.partitions"]; deref(c.Value) != "1" || c.Source != kmsg.ConfigSourceDefaultConfig || c.ConfigType != kmsg.ConfigTypeInt || !c.ReadOnly {
 		t.Errorf("broker num.partitions: %+v", c)
 	}
 	if resp.Resources[3].ErrorCode != kerr.InvalidRequest.Code || resp.Resources[4].ErrorCode != kerr.InvalidRequest.Code {
@@ -433,8 +433,8 @@ func TestAlterConfigs(t *testing.T) {
 	if rs[0].Err != nil || overrides()["retention.ms"] != "" {
 		t.Fatalf("validateOnly: %v %v", rs[0].Err, overrides())
 	}
-	// Broker configs are static.
-	rs, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "log.retention.ms", Value: kadm.StringPtr("1")}}, 1)
+	// A static broker config cannot be changed dynamically.
+	rs, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "num.partitions", Value: kadm.StringPtr("3")}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,9 +65,12 @@ type Partition struct {
 	replicas    []int32
 	followerLEO map[int32]int64     // replication: each follower's fetched-up-to offset
 	caughtUp    map[int32]time.Time // replication: last time each follower had fetched up to the log end
-	partEpoch   int32               // meta's partition epoch (for AlterPartition)
-	leo         int64               // the leader's durable log end offset (what counts for the HW)
-	flushAlways bool
+	// followerEpoch: the broker epoch (KIP-903) each follower's fetches carry, -1 for fetches before
+	// v15; what the leader's evidence (followerLEO, caughtUp) belongs to. See noteReplicaEpoch.
+	followerEpoch map[int32]int64
+	partEpoch     int32 // meta's partition epoch (for AlterPartition)
+	leo           int64 // the leader's durable log end offset (what counts for the HW)
+	flushAlways   bool
 
 	// followerAcked: the offset below which each follower has reported its log durable (the
 	// durable-offset tag of its fetches, replica_durable.go; its fetch offset when it sends no
@@ -132,19 +135,20 @@ func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32
 		fsys = vfs.OS
 	}
 	p := &Partition{
-		fs:          fsys,
-		topic:       topic,
-		topicID:     id,
-		index:       index,
-		dir:         dir,
-		log:         l,
-		now:         now,
-		nodeID:      nodeID,
-		producers:   newProducerStateManager(),
-		followerLEO: map[int32]int64{},
-		caughtUp:    map[int32]time.Time{},
-		waiters:     map[*waiter]struct{}{},
-		leaderEpoch: -1,
+		fs:            fsys,
+		topic:         topic,
+		topicID:       id,
+		index:         index,
+		dir:           dir,
+		log:           l,
+		now:           now,
+		nodeID:        nodeID,
+		producers:     newProducerStateManager(),
+		followerLEO:   map[int32]int64{},
+		caughtUp:      map[int32]time.Time{},
+		waiters:       map[*waiter]struct{}{},
+		followerEpoch: map[int32]int64{},
+		leaderEpoch:   -1,
 	}
 	p.followerAcked = map[int32]int64{}
 	p.lastReport = map[int32]leoAt{}
@@ -242,6 +246,7 @@ func (p *Partition) setLeadershipLocked(part meta.Partition) error {
 		clear(p.followerLEO)
 		clear(p.followerAcked)
 		clear(p.lastReport)
+		clear(p.followerEpoch)
 		now := p.now()
 		for _, id := range part.Replicas {
 			p.caughtUp[id] = now
@@ -334,6 +339,44 @@ func (p *Partition) checkLeader(clientEpoch int32) int16 {
 	if !p.leader {
 		return kerr.NotLeaderForPartition.Code
 	}
+	return 0
+}
+
+// noteReplicaEpoch is the leader's KIP-903 check of a replica fetch, before readForFollower
+// records its position (Kafka's Replica.updateFetchStateOrThrow). epoch is the broker epoch the
+// fetch carries (ReplicaState.Epoch, Fetch v15+; -1 before), alive the replica's current live
+// registration in meta (-1: fenced or unknown here).
+//   - A fetch from an older incarnation than meta's live one, or than one already seen (a process
+//     that was replaced, still fetching), is NOT_LEADER_OR_FOLLOWER and moves nothing.
+//   - A fetch from a newer incarnation than the one seen means the follower restarted (maybe with an
+//     empty disk): what the leader knew of it (its log end, when it was last caught up) described
+//     the previous process, so it is forgotten (Kafka's resetReplicaState for a follower not in
+//     sync). The follower counts as caught up again only once its own fetches show it, and so only
+//     then rejoins the ISR; while meta still lists it in the ISR its new position holds the HW.
+func (p *Partition) noteReplicaEpoch(id int32, epoch, alive int64) int16 {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if !p.leader || id == p.nodeID || !slices.Contains(p.replicas, id) {
+		return 0 // readForFollower answers NOT_LEADER_OR_FOLLOWER
+	}
+	seen, had := p.followerEpoch[id]
+	if epoch < 0 {
+		if !had {
+			p.followerEpoch[id] = -1
+		}
+		return 0
+	}
+	if alive > epoch || had && seen > epoch {
+		return kerr.NotLeaderForPartition.Code
+	}
+	if had && seen >= 0 && epoch > seen {
+		delete(p.followerLEO, id)
+		// What it reported durable belonged to the old process too (its disk may be new).
+		delete(p.followerAcked, id)
+		delete(p.lastReport, id)
+		p.caughtUp[id] = time.Time{}
+	}
+	p.followerEpoch[id] = epoch
 	return 0
 }
 

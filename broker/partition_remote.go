@@ -46,8 +46,11 @@ var (
 	remoteFailingWindow      = 10 * time.Second
 )
 
-// remoteQuotaMaxWait bounds how long a fetch waits for the remote fetch quota before answering
-// without data for that partition (well under clients' fetch long-poll and request timeouts).
+// remoteQuotaMaxWait bounds how long a fetch waits for a grant of the remote fetch quota before
+// answering without data for that partition (well under clients' fetch long-poll and request
+// timeouts). Grants are what has accrued (tiering.FetchQuota), so a waiting read normally gets one
+// within the time the quota takes to accrue its minimum grant (50 ms) plus the overdraft of a
+// concurrent read's first batch.
 const remoteQuotaMaxWait = 500 * time.Millisecond
 
 // remoteReadAttempts bounds the local↔remote retries of one read when retention moves the tier
@@ -97,16 +100,23 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	ctx, cancel := context.WithTimeout(tm.ctx, timeout)
 	defer cancel()
 	q := tm.remote.Quota()
-	if !q.Wait(ctx, remoteQuotaMaxWait) {
+	granted, _ := q.Reserve(ctx, maxBytes, remoteQuotaMaxWait)
+	if granted == 0 && q != nil {
 		// Remote fetch quota spent (KIP-956) for longer than we pace: no data for this partition
 		// now; the consumer asks again, as Kafka answers when the quota is exceeded.
 		return nil, 0, false
 	}
+	// At most the grant (what the quota has accrued); the first batch of a fetch still comes
+	// whole (minOneBatch), overdrawing the quota by the rest of it.
 	segs := tm.b.meta.State().RemoteSegments(p.topicID, p.index)
-	res, err := tm.remote.Read(ctx, segs, offset, maxBytes, minOneBatch)
+	res, err := tm.remote.Read(ctx, segs, offset, granted, minOneBatch)
+	used := 0
+	if err == nil {
+		used = len(res.Data)
+	}
+	q.Settle(granted, used)
 	switch {
 	case err == nil:
-		q.Charge(len(res.Data))
 		return belowOffset(res.Data, maxOffset), 0, false
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		if offset >= p.log.StartOffset() && offset >= p.localStart() {

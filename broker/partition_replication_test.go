@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -174,4 +175,93 @@ func TestFollowerDropsFetchResponseFromAnOlderLeadership(t *testing.T) {
 	if err := p.appendFromLeader(batch, 2, 0, 3); err != nil || p.log.EndOffset() != 1 {
 		t.Fatalf("late response applied to a leader: end %d, err %v", p.log.EndOffset(), err)
 	}
+}
+
+// KIP-903 on the leader: a follower's fetches carry its broker epoch. A fetch from an older
+// incarnation than meta's live one is NOT_LEADER_OR_FOLLOWER and moves nothing; a fetch from a
+// newer one (the follower restarted, here with an empty log) makes the leader forget what it knew
+// of the previous process, so the follower is proposed for the ISR again only once its own fetches
+// show it caught up, and only with the epoch meta lists it live at.
+func TestLeaderResetsARestartedFollower(t *testing.T) {
+	p := memPartition(t, vfs.NewMemFS())
+	defer p.close()
+	if err := p.setLeadership(meta.Partition{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.appendClient(9, -1, testBatch(t, testBatchOpts{records: 3, ts: time.Now().UnixMilli()})); r.err != nil {
+		t.Fatal(r.err)
+	}
+	live := map[int32]int64{1: 10, 2: 100}
+	eligible := func(id int32, epoch int64) bool { e, ok := live[id]; return ok && (epoch == -1 || e == epoch) }
+	lag := 10 * time.Second
+	fetch := func(epoch, offset int64) int16 {
+		t.Helper()
+		if code := p.noteReplicaEpoch(2, epoch, live[2]); code != 0 {
+			return code
+		}
+		return p.readForFollower(2, offset, 1<<20, true).err
+	}
+	want := func(what string, isr []int32, epochs []int64) {
+		t.Helper()
+		got, gotEpochs, _, _, _ := p.desiredISR(p.now(), lag, eligible)
+		if !slices.Equal(got, isr) || !slices.Equal(gotEpochs, epochs) {
+			t.Fatalf("%s: desired ISR %v epochs %v, want %v %v", what, got, gotEpochs, isr, epochs)
+		}
+	}
+	// Incarnation 100 fetches to the end: it may join, with its epoch for meta's check.
+	if code := fetch(100, 3); code != 0 {
+		t.Fatalf("fetch: %v", kerr.ErrorForCode(code))
+	}
+	want("caught up at epoch 100", []int32{1, 2}, []int64{-1, 100})
+
+	// The follower restarts with an empty log: meta lists it live at 200 (and out of the ISR).
+	live[2] = 200
+	want("old evidence, new registration", []int32{1}, []int64{-1})
+	// The old process, still fetching, is fenced and changes nothing.
+	if code := fetch(100, 3); code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch from the replaced incarnation: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+	// The new process fetches from 0: the leader forgets the old position and caught-up time.
+	if code := fetch(200, 0); code != 0 {
+		t.Fatalf("fetch at the new epoch: %v", kerr.ErrorForCode(code))
+	}
+	p.stateMu.RLock()
+	leo, caught := p.followerLEO[2], p.caughtUp[2]
+	p.stateMu.RUnlock()
+	if leo != 0 || !caught.IsZero() {
+		t.Fatalf("after the restart the leader has follower LEO %d, caught up at %v; want 0 and never", leo, caught)
+	}
+	want("restarted, behind", []int32{1}, []int64{-1})
+	// A fetch at an epoch below one already seen (an older process) is fenced as well, even when
+	// this broker's meta has not learnt the new registration.
+	live[2] = -1
+	if code := fetch(100, 3); code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch below the epoch seen: %v", kerr.ErrorForCode(code))
+	}
+	live[2] = 200
+	// Caught up again: it may rejoin, at its new epoch.
+	if code := fetch(200, 3); code != 0 {
+		t.Fatalf("fetch: %v", kerr.ErrorForCode(code))
+	}
+	want("restarted, caught up", []int32{1, 2}, []int64{-1, 200})
+
+	// In the ISR when it restarts (meta has not removed it yet): its new position holds the HW
+	// and the leader proposes the ISR without it.
+	if err := p.setLeadership(meta.Partition{Replicas: []int32{1, 2}, ISR: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, PartitionEpoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if code := fetch(200, 3); code != 0 || p.HighWatermark() != 3 {
+		t.Fatalf("fetch %d, HW %d", code, p.HighWatermark())
+	}
+	live[2] = 300
+	if code := fetch(300, 0); code != 0 {
+		t.Fatalf("fetch at epoch 300: %v", kerr.ErrorForCode(code))
+	}
+	if r := p.appendClient(9, -1, testBatch(t, testBatchOpts{ts: time.Now().UnixMilli()})); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if hw := p.HighWatermark(); hw != 3 {
+		t.Fatalf("HW %d moved past what the restarted ISR member has", hw)
+	}
+	want("ISR member restarted", []int32{1}, []int64{-1})
 }

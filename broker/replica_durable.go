@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
 )
 
 // Pipelined replication with separate durability reports (issue 5: acks=all means "on disk on
@@ -25,9 +27,10 @@ import (
 // cover writes still in the follower's page cache. So every replica fetch from this follower
 // carries, per partition, a tagged field (durableOffsetTag) with its durable offset; the leader
 // uses min(tag, fetch offset) as the follower's acknowledged position for the HW
-// (Partition.followerAcked) and the fetch offset as its log end for ISR membership and lag
-// (followerLEO, caughtUp), as Kafka does. A fetch without the tag (another implementation, a
-// test's raw fetch) keeps the old meaning: its fetch offset is durable and counts for both.
+// (Partition.followerAcked) and the fetch offset as its log end (followerLEO: ISR rejoin,
+// KIP-392). Lag (caughtUp) follows the acknowledged position with Kafka's previous-fetch rule
+// (updateCaughtUpLocked). A fetch without the tag (another implementation, a test's raw fetch)
+// keeps the old meaning: its fetch offset is durable and counts for all of these.
 // Apache Kafka brokers ignore unknown tags, and Sediment's leaders never need the tag from a
 // follower that syncs before fetching.
 //
@@ -194,26 +197,31 @@ func (r *durabilityReporter) run(ctx context.Context) {
 // report. Partition errors in the answer are ignored: the fetch loop handles them on its own
 // connection.
 func (r *durabilityReporter) report(ctx context.Context, parts map[*Partition]int32) error {
+	// The same kind of fetch as the fetch loop's (v15, topics by id, KIP-903 broker epoch in
+	// ReplicaState): the leader applies the same epoch checks to both.
 	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.ReplicaID = r.f.m.rm.nodeID
+	req.Version = 15
+	req.ReplicaState.ID = r.f.m.rm.nodeID
+	if _, epoch, ok := r.f.m.rm.b.meta.BrokerEpoch(); ok {
+		req.ReplicaState.Epoch = epoch
+	}
 	req.MaxWaitMillis = 0
 	req.MinBytes = 0
 	req.MaxBytes = 0
 	req.SessionEpoch = -1
-	byTopic := map[string]int{}
+	byTopic := map[meta.TopicID]int{}
 	sent := map[*Partition]int64{}
 	for p, epoch := range parts {
 		d := p.durableEnd()
 		if last, ok := r.reported[p]; ok && last == d {
 			continue
 		}
-		i, ok := byTopic[p.topic]
+		i, ok := byTopic[p.topicID]
 		if !ok {
 			i = len(req.Topics)
-			byTopic[p.topic] = i
+			byTopic[p.topicID] = i
 			t := kmsg.NewFetchRequestTopic()
-			t.Topic = p.topic
+			t.TopicID = p.topicID
 			req.Topics = append(req.Topics, t)
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -259,7 +267,7 @@ func (r *durabilityReporter) report(ctx context.Context, parts map[*Partition]in
 				continue
 			}
 			for p, d := range sent {
-				if p.topic == t.Topic && p.index == rp.Partition {
+				if p.topicID == meta.TopicID(t.TopicID) && p.index == rp.Partition {
 					r.reported[p] = d
 				}
 			}

@@ -156,43 +156,53 @@ func TestDurableOffsetCappedAndOptional(t *testing.T) {
 // The durable offset travels as a Fetch partition tag: kmsg keeps it through encoding and
 // decoding, the leader reads it only from replica fetches, and ignores a malformed one.
 func TestDurableOffsetTagOnTheWire(t *testing.T) {
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.ReplicaID = 2
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "t"
-	for i, d := range []int64{7, -1, 1 << 40} {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = int32(i)
-		rp.FetchOffset = 9
-		if d >= 0 {
-			setDurableOffset(&rp, d)
+	id := [16]byte{7}
+	for _, version := range []int16{12, 15} { // by name; by topic id (the follower's v15)
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = version
+		req.ReplicaID = 2
+		req.ReplicaState.ID = 2
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "t", id
+		for i, d := range []int64{7, -1, 1 << 40} {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = int32(i)
+			rp.FetchOffset = 9
+			if d >= 0 {
+				setDurableOffset(&rp, d)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
 		}
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	bad := kmsg.NewFetchRequestTopicPartition()
-	bad.Partition = 3
-	bad.UnknownTags.Set(durableOffsetTag, []byte{1, 2, 3})
-	rt.Partitions = append(rt.Partitions, bad)
-	req.Topics = append(req.Topics, rt)
+		bad := kmsg.NewFetchRequestTopicPartition()
+		bad.Partition = 3
+		bad.UnknownTags.Set(durableOffsetTag, []byte{1, 2, 3})
+		rt.Partitions = append(rt.Partitions, bad)
+		req.Topics = append(req.Topics, rt)
 
-	got := kmsg.NewPtrFetchRequest()
-	got.Version = 12
-	if err := got.ReadFrom(req.AppendTo(nil)); err != nil {
-		t.Fatal(err)
-	}
-	ds := replicaDurableOffsets(got, 2)
-	want := map[fsKey]int64{{topic: "t", partition: 0}: 7, {topic: "t", partition: 2}: 1 << 40}
-	if len(ds) != len(want) {
-		t.Fatalf("durable offsets %v, want %v", ds, want)
-	}
-	for k, v := range want {
-		if ds[k] != v {
-			t.Fatalf("durable offsets %v, want %v", ds, want)
+		got := kmsg.NewPtrFetchRequest()
+		got.Version = version
+		if err := got.ReadFrom(req.AppendTo(nil)); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if ds := replicaDurableOffsets(got, -1); ds != nil {
-		t.Fatalf("a consumer fetch yielded durable offsets %v", ds)
+		key := func(p int32) fsKey {
+			if version >= 13 {
+				return fsKey{topicID: id, partition: p}
+			}
+			return fsKey{topic: "t", partition: p}
+		}
+		ds := replicaDurableOffsets(got, 2)
+		want := map[fsKey]int64{key(0): 7, key(2): 1 << 40}
+		if len(ds) != len(want) {
+			t.Fatalf("v%d: durable offsets %v, want %v", version, ds, want)
+		}
+		for k, v := range want {
+			if ds[k] != v {
+				t.Fatalf("v%d: durable offsets %v, want %v", version, ds, want)
+			}
+		}
+		if ds := replicaDurableOffsets(got, -1); ds != nil {
+			t.Fatalf("v%d: a consumer fetch yielded durable offsets %v", version, ds)
+		}
 	}
 }
 
@@ -248,7 +258,7 @@ func TestStalledFollowerSyncLeavesISR(t *testing.T) {
 		leader.readForFollowerAcked(3, end, 0, 1<<20, true) // fetches on, never syncs
 		prevEnd = end
 	}
-	isr, _, _, change := leader.desiredISR(clock, lag)
+	isr, _, _, _, change := leader.desiredISR(clock, lag, func(int32, int64) bool { return true })
 	if !change || len(isr) != 2 || isr[0] != 1 || isr[1] != 2 {
 		t.Fatalf("desired ISR %v (change %v), want [1 2]: the stalled follower 3 out, the trailing follower 2 in", isr, change)
 	}

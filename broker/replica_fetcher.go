@@ -16,12 +16,13 @@ import (
 )
 
 // Replication by pull, follower side (issue 5). One leaderFetcher goroutine per leader broker
-// fetches every partition this broker follows from it in one Fetch request (ReplicaID = this
-// node), as Kafka's ReplicaFetcherThread does, so partitions never queue behind each other's
-// long-polls on one connection. What it gets is written (AppendReplicatedNoWait) and the next
-// fetch goes out at once; the fetcher's durabilityReporter fsyncs and reports the durable offsets
-// on its own connection, and only those count toward the leader's HW (replica_durable.go), so
-// acks=all still means "on disk on every ISR member" with flush always.
+// fetches every partition this broker follows from it in one Fetch request (v15: ReplicaState =
+// this node and its registered broker epoch, KIP-903; topics by id), as Kafka's
+// ReplicaFetcherThread does, so partitions never queue behind each other's long-polls on one
+// connection. What it gets is written (AppendReplicatedNoWait) and the next fetch goes out at
+// once; the fetcher's durabilityReporter fsyncs and reports the durable offsets on its own
+// connection, and only those count toward the leader's HW (replica_durable.go), so acks=all still
+// means "on disk on every ISR member" with flush always.
 //
 // Before fetching for a new leader epoch the follower truncates by OffsetForLeaderEpoch
 // (KIP-101/279: to the leader's end offset for the largest epoch both logs know, capped by our
@@ -256,30 +257,34 @@ func (p *Partition) truncationTarget(latest, leaderEpoch int32, leaderEnd int64)
 
 func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool) error {
 	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.ReplicaID = f.m.rm.nodeID
+	// v15 (KIP-903): the replica id and this broker's registered epoch go in ReplicaState, so the
+	// leader can tell this process from an earlier one of the same broker id. Topics by id (v13+).
+	req.Version = 15
+	req.ReplicaState.ID = f.m.rm.nodeID
+	if _, epoch, ok := f.m.rm.b.meta.BrokerEpoch(); ok {
+		req.ReplicaState.Epoch = epoch
+	}
 	req.MaxWaitMillis = 500
 	req.MinBytes = 1
 	req.MaxBytes = 16 << 20
 	req.SessionEpoch = -1
-	byTopic := map[string]*kmsg.FetchRequestTopic{}
+	byTopic := map[meta.TopicID]*kmsg.FetchRequestTopic{}
 	index := map[[2]any]*Partition{}
 	epochs := map[*Partition]int32{} // the leader epoch each partition was fetched under
 	for p, truncate := range parts {
 		if truncate {
 			continue // still waiting for its truncation round
 		}
-		t := byTopic[p.topic]
+		t := byTopic[p.topicID]
 		if t == nil {
 			req.Topics = append(req.Topics, kmsg.NewFetchRequestTopic())
 			t = &req.Topics[len(req.Topics)-1]
-			t.Topic = p.topic
-			byTopic[p.topic] = t
+			t.TopicID = p.topicID
 			// Re-take pointers: append may have moved the slice.
 			for i := range req.Topics {
-				byTopic[req.Topics[i].Topic] = &req.Topics[i]
+				byTopic[meta.TopicID(req.Topics[i].TopicID)] = &req.Topics[i]
 			}
-			t = byTopic[p.topic]
+			t = byTopic[p.topicID]
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.index
@@ -292,7 +297,7 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 		rp.LogStartOffset = p.log.StartOffset()
 		rp.PartitionMaxBytes = 4 << 20
 		t.Partitions = append(t.Partitions, rp)
-		index[[2]any{p.topic, p.index}] = p
+		index[[2]any{p.topicID, p.index}] = p
 	}
 	if len(req.Topics) == 0 {
 		return nil
@@ -310,7 +315,7 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 		t := &resp.Topics[i]
 		for j := range t.Partitions {
 			rp := &t.Partitions[j]
-			p := index[[2]any{t.Topic, rp.Partition}]
+			p := index[[2]any{meta.TopicID(t.TopicID), rp.Partition}]
 			if p == nil {
 				continue
 			}

@@ -3,7 +3,11 @@ package broker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,8 +15,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
 )
 
@@ -517,4 +524,137 @@ func checkReadBackOnce(t *testing.T, seeds []string, topic string, partition int
 		}
 	}
 	return got
+}
+
+// KIP-903 across a real restart: a follower stops, loses its copy of the partition, and starts
+// again (a new registration, a new broker epoch). The leader still holds what the previous process
+// told it (its log end, caught up a moment ago): that evidence must not put the empty replica back
+// into the ISR. While the new process cannot fetch, it stays out of the ISR over several ISR checks;
+// a fetch carrying the previous incarnation's epoch is NOT_LEADER_OR_FOLLOWER; once it can fetch it
+// copies the log, rejoins the ISR at its new epoch, and its log is byte-identical to the leader's.
+func TestRestartedEmptyFollowerRejoinsOnlyAfterCatchingUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	var blocked atomic.Int32 // a node id whose replica fetches are refused
+	hook := func(ctx context.Context, from int32, addr string) (net.Conn, error) {
+		if from == blocked.Load() {
+			return nil, errors.New("replica fetches cut (test)")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	replicaDialHook.Store(&hook)
+	defer replicaDialHook.Store(nil)
+	const lagMs = 4000 // ISR checks every 2 s; the old evidence stays "caught up" that long
+	brokers, cfgs := startTestCluster(t, 3, func(cfg *Config) {
+		cfg.ReplicaLagTimeMaxMs = lagMs
+		cfg.MetaConfig = fastClusterMeta(2*time.Second, 200*time.Millisecond)
+	})
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	const topic, n = "restarted", 50
+	off := "false"
+	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(fmt.Sprint("r", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mt, _ := brokers[0].meta.State().Topic(topic)
+	leaderID := mt.Partitions[0].Leader
+	lb := brokers[leaderID-1]
+	lp := lb.replicas.partition(mt.ID, 0)
+	fi := int(leaderID) % 3 // a follower
+	fid := brokers[fi].cfg.NodeID
+	waitFor(t, "the follower to be caught up on the leader", func() bool {
+		lp.stateMu.RLock()
+		defer lp.stateMu.RUnlock()
+		return lp.followerLEO[fid] == n && lp.hw.Load() == n
+	})
+	oldBr, _ := lb.meta.State().Broker(fid)
+
+	// Stop the follower, wipe its copy, start it again unable to fetch.
+	blocked.Store(fid)
+	if err := brokers[fi].Close(); err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cfgs[fi].DataDir, "logs", topic+"-0.*"))
+	if len(dirs) != 1 {
+		t.Fatalf("partition dir of the stopped follower: %v", dirs)
+	}
+	if err := os.RemoveAll(dirs[0]); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fb, err := Start(ctx, cfgs[fi])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fb.Close() })
+	isrHas := func() bool {
+		mt, _ := lb.meta.State().Topic(topic)
+		return slices.Contains(mt.Partitions[0].ISR, fid)
+	}
+	var newBr meta.Broker
+	waitFor(t, "the leader to see the new registration", func() bool {
+		newBr, _ = lb.meta.State().Broker(fid)
+		return newBr.Epoch != oldBr.Epoch && !newBr.Fenced && !isrHas()
+	})
+	// Several ISR checks pass; the leader's old evidence would call the empty replica caught up.
+	for end := time.Now().Add(2*lagMs*time.Millisecond + 500*time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if isrHas() {
+			fp := fb.replicas.partition(mt.ID, 0)
+			t.Fatalf("the restarted, empty replica %d was put back into the ISR (its log: %v)", fid, fp != nil && fp.log.EndOffset() > 0)
+		}
+	}
+	// The previous incarnation's epoch is fenced by the leader's Fetch handler.
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 15
+	req.ReplicaState.ID, req.ReplicaState.Epoch = fid, oldBr.Epoch
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.TopicID = mt.ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset, rp.CurrentLeaderEpoch, rp.PartitionMaxBytes = n, -1, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := callAPI[*kmsg.FetchResponse](t, lb, req)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch at the previous incarnation's epoch: %+v, want NOT_LEADER_OR_FOLLOWER", resp.Topics)
+	}
+
+	// Let it fetch: it copies the log and only then rejoins, at its new epoch.
+	blocked.Store(-1)
+	var fp *Partition
+	waitFor(t, "the restarted replica to rejoin the ISR", func() bool {
+		if !isrHas() {
+			return false
+		}
+		fp = fb.replicas.partition(mt.ID, 0)
+		if fp == nil || fp.log.EndOffset() < n {
+			t.Fatalf("replica %d back in the ISR with %v of %d records", fid, fp != nil && fp.log.EndOffset() > 0, n)
+		}
+		return true
+	})
+	lp.stateMu.RLock()
+	seen := lp.followerEpoch[fid]
+	lp.stateMu.RUnlock()
+	if seen != newBr.Epoch {
+		t.Fatalf("leader saw epoch %d in the follower's fetches, want its new registration %d", seen, newBr.Epoch)
+	}
+	waitFor(t, "byte-identical logs", func() bool { return fp.log.EndOffset() == lp.log.EndOffset() })
+	if !bytes.Equal(localLogBytes(t, fp), localLogBytes(t, lp)) {
+		t.Fatal("the restarted replica's log differs from the leader's")
+	}
 }

@@ -98,7 +98,7 @@ func TestTierPauseUploadsClusterWide(t *testing.T) {
 		{kadm.AlterConfig{Op: kadm.SetConfig, Name: "remote.log.copy.disable", Value: ptr("maybe")}, kerr.InvalidConfig},
 		{kadm.AlterConfig{Op: kadm.SetConfig, Name: "remote.log.copy.disable"}, kerr.InvalidConfig},
 		{kadm.AlterConfig{Op: kadm.AppendConfig, Name: "remote.log.copy.disable", Value: ptr("false")}, kerr.InvalidConfig},
-		{kadm.AlterConfig{Op: kadm.SetConfig, Name: "log.retention.ms", Value: ptr("1")}, kerr.InvalidRequest},
+		{kadm.AlterConfig{Op: kadm.SetConfig, Name: "num.partitions", Value: ptr("1")}, kerr.InvalidRequest}, // static
 		{kadm.AlterConfig{Op: kadm.SetConfig, Name: "no.such.config", Value: ptr("1")}, kerr.InvalidRequest},
 	} {
 		rs, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{bad.ac})

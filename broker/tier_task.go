@@ -56,7 +56,10 @@ func (tm *tierManager) startTask(p *Partition) *tierTask {
 	t := &tierTask{tm: tm, p: p, cancel: cancel, done: make(chan struct{}),
 		wake: make(chan struct{}, 1), retention: make(chan struct{}, 1)}
 	t.arch = tiering.NewPartitionArchiver(tm.store, p.topicID, p.index, partitionLogView{p}, tm.manifest(p.topicID, p.index),
-		tiering.ArchiverConfig{FS: p.fs, Logger: tm.log, OrphanGrace: tm.tune.orphanGrace})
+		tiering.ArchiverConfig{FS: p.fs, Logger: tm.log, OrphanGrace: tm.tune.orphanGrace,
+			// remote.log.segment.compression.type=lz4: segments of uncompressed batches go up as lz4
+			// chunks (the reader tells the two kinds apart by the footer, so a bucket may hold both).
+			Compress: tm.b.cfg.RemoteLogSegmentCompressionType == "lz4"})
 	tm.mu.Lock()
 	tm.tasks[p] = t
 	tm.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
@@ -13,8 +14,11 @@ import (
 
 // Effective topic configuration. meta stores only a topic's explicit overrides (Kafka names) and
 // knows Kafka's topic-level defaults; the value a topic actually runs with is, as in Kafka:
-// the override, else the broker config that is its synonym (log.retention.ms for retention.ms …),
-// else Kafka's topic default.
+// the override, else the broker config that is its synonym (log.retention.ms for retention.ms …) at
+// its most specific level (this broker's dynamic value, the cluster-wide dynamic default, the static
+// value, Kafka's default), else Kafka's topic default. Dynamic broker configs live in meta
+// (cluster_config.go); a change reaches every open partition through the replica manager's
+// reconcile (setConfig), so it applies live to every topic without an override.
 
 // topicBrokerSynonyms maps a topic config to the broker config supplying its default.
 var topicBrokerSynonyms = map[string]string{
@@ -74,14 +78,15 @@ type TopicConfig struct {
 	RemoteLogCopyDisable bool   // remote.log.copy.disable (uploads paused; KIP-950)
 }
 
-// topicConfigValue returns the effective value of one topic config and where it came from.
-func (b *Broker) topicConfigValue(overrides map[string]string, name string) (value string, src configSource, ok bool) {
+// topicConfigValue returns the effective value of one topic config and where it came from: the
+// topic's override, else the layers of its broker synonym (brokerConfigLayers), else the default.
+func (b *Broker) topicConfigValue(dyn dynamicConfigs, overrides map[string]string, name string) (value string, src configSource, ok bool) {
 	if v, ok := overrides[name]; ok {
 		return v, srcTopic, true
 	}
 	if syn, ok := topicBrokerSynonyms[name]; ok {
-		if v, ok := b.cfg.Get(syn); ok {
-			return v, b.brokerConfigSource(syn), true
+		if v, src, ok := b.brokerConfigValue(dyn, syn); ok {
+			return v, src, true
 		}
 	}
 	if name == "remote.storage.enable" {
@@ -95,6 +100,114 @@ func (b *Broker) topicConfigValue(overrides map[string]string, name string) (val
 	return "", srcDefault, false
 }
 
+// dynamicConfigs are the dynamic broker configs one broker applies: its own (BROKER "<id>") and the
+// cluster-wide defaults (BROKER ""), both from meta. The zero value means none.
+type dynamicConfigs struct {
+	broker, cluster map[string]string
+}
+
+// dynamicConfigs reads this broker's dynamic configs from the current metadata state.
+func (b *Broker) dynamicConfigs() dynamicConfigs {
+	if b.meta == nil {
+		return dynamicConfigs{}
+	}
+	st := b.meta.State()
+	return dynamicConfigs{broker: st.DynamicBrokerConfigs(b.cfg.NodeID), cluster: st.DynamicDefaultConfigs()}
+}
+
+// spelling is one name of a broker config with its unit in the config's own unit: Kafka accepts
+// log.retention.ms, log.retention.minutes and log.retention.hours for one setting (and log.roll.ms,
+// log.roll.hours), the more precise name winning at the same level.
+type spelling struct {
+	name string
+	unit int64
+}
+
+var brokerConfigSpellings = map[string][]spelling{
+	"log.retention.ms": {{"log.retention.ms", 1}, {"log.retention.minutes", 60_000}, {"log.retention.hours", 3_600_000}},
+	"log.roll.ms":      {{"log.roll.ms", 1}, {"log.roll.hours", 3_600_000}},
+}
+
+// spellingOf maps a coarser spelling to its base config and unit (log.retention.hours →
+// log.retention.ms, 3600000); any other name maps to itself.
+func spellingOf(name string) (base string, unit int64) {
+	for b, sps := range brokerConfigSpellings {
+		for _, sp := range sps {
+			if sp.name == name {
+				return b, sp.unit
+			}
+		}
+	}
+	return name, 1
+}
+
+func spellings(base string) []spelling {
+	if sps, ok := brokerConfigSpellings[base]; ok {
+		return sps
+	}
+	return []spelling{{base, 1}}
+}
+
+const srcDynamicBroker = kmsg.ConfigSourceDynamicBrokerConfig
+
+// brokerConfigLayers lists where the broker config base is set, most specific first, as Kafka lists
+// synonyms in DescribeConfigs: this broker's dynamic value (DYNAMIC_BROKER_CONFIG), the cluster-wide
+// dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG), the value given at start (STATIC_BROKER_CONFIG),
+// Kafka's default (DEFAULT_CONFIG); within a dynamic level the precise spelling comes before the
+// coarser ones. The first layer is the value in force.
+//
+// Kafka merges the levels name by name before it resolves spellings, so there a static
+// log.retention.ms beats a dynamic log.retention.hours and the first synonym listed is not always the
+// value in force; Sediment takes the most specific level, so a dynamic change always applies.
+func (b *Broker) brokerConfigLayers(dyn dynamicConfigs, base string) []configSynonym {
+	var out []configSynonym
+	for _, level := range []struct {
+		m   map[string]string
+		src configSource
+	}{{dyn.broker, srcDynamicBroker}, {dyn.cluster, srcDynamicDefault}} {
+		for _, sp := range spellings(base) {
+			if v, ok := level.m[sp.name]; ok {
+				out = append(out, configSynonym{sp.name, v, level.src})
+			}
+		}
+	}
+	if v, ok := b.cfg.Get(base); ok {
+		if b.brokerConfigSource(base) == srcStatic {
+			out = append(out, configSynonym{base, v, srcStatic})
+		}
+		if d := brokerConfigByName[base]; d.def != "" {
+			out = append(out, configSynonym{base, d.def, srcDefault})
+		}
+	}
+	return out
+}
+
+// layerValue is a layer's value in its base config's unit (a coarser spelling converted to ms; a
+// negative time means unlimited, -1, as Kafka reads it).
+func layerValue(l configSynonym) string {
+	_, unit := spellingOf(l.name)
+	if unit == 1 {
+		return l.value
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(l.value), 10, 64)
+	if err != nil {
+		return l.value
+	}
+	if n < 0 {
+		return "-1"
+	}
+	return strconv.FormatInt(n*unit, 10)
+}
+
+// brokerConfigValue returns the value in force of the broker config base and its source.
+func (b *Broker) brokerConfigValue(dyn dynamicConfigs, base string) (string, configSource, bool) {
+	layers := b.brokerConfigLayers(dyn, base)
+	if len(layers) == 0 {
+		return "", srcDefault, false
+	}
+	return layerValue(layers[0]), layers[0].source, true
+}
+
 // TopicConfig returns the effective configuration of t (overrides, broker synonyms, defaults).
 // Values were validated on the way in (meta), so a parse failure here falls back to the default.
 func (b *Broker) TopicConfig(t *meta.Topic) TopicConfig {
@@ -106,8 +219,9 @@ func (b *Broker) TopicConfig(t *meta.Topic) TopicConfig {
 }
 
 func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
+	dyn := b.dynamicConfigs()
 	str := func(name string) string {
-		v, _, _ := b.topicConfigValue(ov, name)
+		v, _, _ := b.topicConfigValue(dyn, ov, name)
 		return strings.TrimSpace(v)
 	}
 	i64 := func(name string) int64 {

@@ -192,12 +192,23 @@ func (n *Node) ValidateTopicConfigs(name string, set map[string]string, remove [
 // AlterPartition proposes a new ISR for a partition this node's broker leads (Kafka's AlterPartition).
 // It returns the partition as committed.
 func (n *Node) AlterPartition(ctx context.Context, topic TopicID, partition int32, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error) {
+	return n.AlterPartitionWithEpochs(ctx, topic, partition, leaderEpoch, partitionEpoch, isr, nil)
+}
+
+// AlterPartitionWithEpochs is AlterPartition with the broker epoch of each ISR member as the leader
+// saw it in that member's fetches (parallel to isr; -1 = unknown, not checked), Kafka's
+// NewIsrWithEpochs (KIP-903): a member whose epoch is not its current live registration (it
+// restarted since, perhaps with an empty disk) makes the change fail with ErrIneligibleReplica.
+func (n *Node) AlterPartitionWithEpochs(ctx context.Context, topic TopicID, partition int32, leaderEpoch, partitionEpoch int32, isr []int32, epochs []int64) (Partition, error) {
 	id, epoch, ok := n.BrokerEpoch()
 	if !ok {
 		return Partition{}, ErrNotRegistered
 	}
+	if epochs != nil && len(epochs) != len(isr) {
+		return Partition{}, fmt.Errorf("meta: alter partition: %d epochs for %d ISR members", len(epochs), len(isr))
+	}
 	res, err := n.propose(ctx, &cmdAlterPartition{Topic: topic, Partition: partition, BrokerID: id, BrokerEpoch: epoch,
-		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: isr}, true)
+		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: isr, ISREpochs: epochs}, true)
 	if err != nil {
 		return Partition{}, err
 	}

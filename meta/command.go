@@ -16,7 +16,9 @@ import (
 //
 // See doc.go for the versioning rules.
 const (
-	cmdVersion    = 1
+	// cmdVersion is the newest command version this build reads (and writes, when a command needs it).
+	// Version 2 added cmdAlterPartition.ISREpochs (KIP-903); see versionOf.
+	cmdVersion    = 2
 	cmdHeaderSize = 2 + 16
 	// maxCommandSize bounds what the decoder accepts (a CommitOffsets of many thousands of offsets fits).
 	maxCommandSize = 8 << 20
@@ -122,6 +124,10 @@ type (
 		LeaderEpoch    int32
 		PartitionEpoch int32
 		ISR            []int32
+		// ISREpochs (version 2, Kafka's NewIsrWithEpochs, KIP-903): the broker epoch the leader saw in
+		// each ISR member's fetches, parallel to ISR; -1 = unknown (not checked). Absent (version 1
+		// entries) = no check, the old behaviour.
+		ISREpochs []int64 `json:",omitempty"`
 	}
 	cmdAllocateProducerIDs struct {
 		BrokerID int32
@@ -271,7 +277,7 @@ func newBody(k cmdKind) any {
 func encodeCommand(req reqID, body any) []byte {
 	if bb, ok := body.(binaryBody); ok {
 		out := make([]byte, 0, cmdHeaderSize+64)
-		out = append(out, cmdVersion, byte(kindOf(body)))
+		out = append(out, versionOf(body), byte(kindOf(body)))
 		out = append(out, req[:]...)
 		return bb.appendBinary(out)
 	}
@@ -280,9 +286,18 @@ func encodeCommand(req reqID, body any) []byte {
 		panic(fmt.Sprintf("meta: encode %T: %v", body, err)) // plain structs: cannot fail
 	}
 	out := make([]byte, 0, cmdHeaderSize+len(js))
-	out = append(out, cmdVersion, byte(kindOf(body)))
+	out = append(out, versionOf(body), byte(kindOf(body)))
 	out = append(out, req[:]...)
 	return append(out, js...)
+}
+
+// versionOf is the lowest command version that has every field body uses: entries that need no
+// newer field keep version 1, so a build that reads only version 1 still reads all of them.
+func versionOf(body any) uint8 {
+	if x, ok := body.(*cmdAlterPartition); ok && x.ISREpochs != nil {
+		return 2
+	}
+	return 1
 }
 
 // decodeCommand parses a log entry. It never panics: any input either decodes or returns an error
@@ -316,6 +331,10 @@ func decodeCommand(b []byte) (command, error) {
 	}
 	if dec.More() {
 		return command{}, fmt.Errorf("%w: %s body: trailing data", ErrCorruptCommand, c.kind)
+	}
+	if v := versionOf(c.body); v > c.version {
+		// A field this entry's version does not have: not written by any build we know.
+		return command{}, fmt.Errorf("%w: %s body: version %d entry uses version %d fields", ErrCorruptCommand, c.kind, c.version, v)
 	}
 	return c, nil
 }

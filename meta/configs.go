@@ -181,38 +181,129 @@ func validateTopicConfigs(cfg map[string]string) *Error {
 	return nil
 }
 
-// clusterConfigs are the cluster-wide dynamic broker defaults Sediment keeps in meta (Kafka's BROKER
-// resource "", "entity-default"), with their value checks. Every other broker config is static.
+// Dynamic broker configs (Kafka's BROKER resources): cluster-wide defaults (the resource "",
+// kafka-configs.sh --entity-default) and per-broker values (the resource "<id>"). They live in one
+// map of the state (the cluster-config map, command kind alter-cluster-configs), keyed by
+//
+//	name          a cluster-wide default, e.g. "log.retention.ms"
+//	<id>/name     broker <id>'s own value, e.g. "2/log.retention.ms" (BrokerConfigKey)
+//
+// so that every broker sees the same values, they survive restarts (snapshots carry the map), and
+// one command kind serves both levels. Every other broker config is static (flags, --conf).
+//
+// dynamicBrokerConfigs are the broker configs that supply a topic config's default (Kafka's
+// ServerTopicConfigSynonyms, which DynamicLogConfig makes reconfigurable) and that Sediment acts
+// on, with their value checks; they may be set at both levels. log.retention.minutes/.hours and
+// log.roll.hours are Kafka's coarser spellings of log.retention.ms and log.roll.ms.
+var dynamicBrokerConfigs = map[string]func(string) error{
+	"log.retention.ms":                    longAtLeast(-1),
+	"log.retention.minutes":               intAtLeast(-1),
+	"log.retention.hours":                 intAtLeast(-1),
+	"log.retention.bytes":                 longAtLeast(-1),
+	"log.segment.bytes":                   intAtLeast(14),
+	"log.roll.ms":                         longAtLeast(1),
+	"log.roll.hours":                      intAtLeast(1),
+	"log.index.size.max.bytes":            intAtLeast(4),
+	"log.index.interval.bytes":            intAtLeast(0),
+	"log.cleanup.policy":                  listOf("delete", "compact"),
+	"log.message.timestamp.type":          oneOf("CreateTime", "LogAppendTime"),
+	"log.message.timestamp.before.max.ms": longAtLeast(0),
+	"log.message.timestamp.after.max.ms":  longAtLeast(0),
+	"log.local.retention.ms":              longAtLeast(-2),
+	"log.local.retention.bytes":           longAtLeast(-2),
+	"message.max.bytes":                   intAtLeast(0),
+	"min.insync.replicas":                 intAtLeast(1),
+	"compression.type":                    oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+}
+
+// clusterOnlyConfigs may be set only as cluster-wide defaults.
 //
 // remote.log.copy.disable is a Sediment extension at this level (Kafka has it per topic only, KIP-950):
 // true pauses uploads of every tiered topic, as if each had the topic config set.
-var clusterConfigs = map[string]func(string) error{
+var clusterOnlyConfigs = map[string]func(string) error{
 	"remote.log.copy.disable": boolean,
 }
 
-// IsClusterConfig reports whether name is a cluster-wide dynamic broker config.
-func IsClusterConfig(name string) bool {
-	_, ok := clusterConfigs[name]
+// BrokerConfigKey is the cluster-config map key of broker id's own value of a dynamic broker config.
+func BrokerConfigKey(id int32, name string) string {
+	return strconv.FormatInt(int64(id), 10) + "/" + name
+}
+
+// splitConfigKey parses a cluster-config map key: (-1, name) for a cluster-wide default.
+func splitConfigKey(key string) (id int32, name string, ok bool) {
+	i := strings.IndexByte(key, '/')
+	if i < 0 {
+		return -1, key, true
+	}
+	n, err := strconv.ParseInt(key[:i], 10, 32)
+	if err != nil || n < 0 || key[:i] != strconv.FormatInt(n, 10) {
+		return 0, "", false
+	}
+	return int32(n), key[i+1:], true
+}
+
+// checkFor returns the value check of a cluster-config map key, or nil if the key is not one.
+func checkFor(key string) func(string) error {
+	id, name, ok := splitConfigKey(key)
+	if !ok {
+		return nil
+	}
+	if c, ok := dynamicBrokerConfigs[name]; ok {
+		return c
+	}
+	if id < 0 {
+		return clusterOnlyConfigs[name]
+	}
+	return nil
+}
+
+// IsClusterConfig reports whether key is a valid key of the cluster-config map: a cluster-wide
+// dynamic default's name, or BrokerConfigKey of a config that may be set per broker.
+func IsClusterConfig(key string) bool { return checkFor(key) != nil }
+
+// IsClusterDefaultConfig reports whether name may be set on the BROKER resource "".
+func IsClusterDefaultConfig(name string) bool {
+	return !strings.Contains(name, "/") && IsClusterConfig(name)
+}
+
+// IsPerBrokerConfig reports whether name may be set on a BROKER resource "<id>".
+func IsPerBrokerConfig(name string) bool {
+	_, ok := dynamicBrokerConfigs[name]
 	return ok
 }
 
-// ClusterConfigNames lists the cluster-wide dynamic broker configs, sorted.
+// ClusterConfigNames lists the configs that may be set on the BROKER resource "", sorted.
 func ClusterConfigNames() []string {
-	out := make([]string, 0, len(clusterConfigs))
-	for n := range clusterConfigs {
+	out := make([]string, 0, len(dynamicBrokerConfigs)+len(clusterOnlyConfigs))
+	for n := range dynamicBrokerConfigs {
+		out = append(out, n)
+	}
+	for n := range clusterOnlyConfigs {
 		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// ValidateClusterConfig checks one name/value pair; the error wraps ErrInvalidConfig.
-func ValidateClusterConfig(name, value string) error {
-	check, ok := clusterConfigs[name]
-	if !ok {
-		return reject(ErrInvalidConfig, "unknown cluster config %q", name)
+// PerBrokerConfigNames lists the configs that may be set on a BROKER resource "<id>", sorted.
+func PerBrokerConfigNames() []string {
+	out := make([]string, 0, len(dynamicBrokerConfigs))
+	for n := range dynamicBrokerConfigs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ValidateClusterConfig checks one cluster-config map entry (key as in IsClusterConfig); the error
+// wraps ErrInvalidConfig.
+func ValidateClusterConfig(key, value string) error {
+	check := checkFor(key)
+	if check == nil {
+		return reject(ErrInvalidConfig, "unknown cluster config %q", key)
 	}
 	if err := check(value); err != nil {
+		_, name, _ := splitConfigKey(key)
 		return reject(ErrInvalidConfig, "invalid value for %s: %v", name, err)
 	}
 	return nil
@@ -220,6 +311,35 @@ func ValidateClusterConfig(name, value string) error {
 
 func validateClusterConfigs(cfg map[string]string) *Error {
 	return validateEach(cfg, ValidateClusterConfig)
+}
+
+// DynamicDefaultConfigs returns the cluster-wide dynamic broker defaults that are set (BROKER "").
+func (s *State) DynamicDefaultConfigs() map[string]string {
+	out := map[string]string{}
+	for k, v := range s.clusterConfigs {
+		if !strings.Contains(k, "/") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// DynamicBrokerConfigs returns broker id's own dynamic configs that are set (BROKER "<id>"), by name.
+func (s *State) DynamicBrokerConfigs(id int32) map[string]string {
+	prefix := strconv.FormatInt(int64(id), 10) + "/"
+	out := map[string]string{}
+	for k, v := range s.clusterConfigs {
+		if name, ok := strings.CutPrefix(k, prefix); ok {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// DynamicBrokerConfig returns broker id's own value of a dynamic config, if set.
+func (s *State) DynamicBrokerConfig(id int32, name string) (string, bool) {
+	v, ok := s.clusterConfigs[BrokerConfigKey(id, name)]
+	return v, ok
 }
 
 // validateEach checks every name/value pair of cfg with validate (whose errors are *Error), in name

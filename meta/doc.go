@@ -71,7 +71,9 @@
 //
 // How version N+1 reads version N: the decoder accepts every version from 1 to its own. A new field is
 // added with a zero value that means the old behaviour, and the version byte is bumped; N+1 reading an
-// N entry sees the zero value. New kinds take new kind numbers; kinds and error codes are never
+// N entry sees the zero value. An entry is written with the lowest version that has every field it
+// uses (versionOf), so entries that use no new field stay readable by older builds; an entry whose
+// version lacks a field it carries is corrupt. Version 2: AlterPartition.ISREpochs. New kinds take new kind numbers; kinds and error codes are never
 // renumbered. Within one version, unknown JSON fields are rejected (a body from an unknown build). An N
 // node cannot read N+1 entries, so a mixed-version cluster must keep writing version N until every node
 // runs N+1 (a finalized-version command like KRaft's metadata.version is the planned gate; not built).
@@ -124,7 +126,11 @@
 //   - AlterPartition (a leader proposing an ISR) is accepted only from the current live leader at its current
 //     broker epoch, with the current leader epoch (else FENCED_LEADER_EPOCH) and partition epoch (else
 //     INVALID_UPDATE_VERSION); the ISR must contain the leader and only replicas, and brokers joining it
-//     must be live (else INELIGIBLE_REPLICA). Success bumps the partition epoch, not the leader epoch.
+//     must be live (else INELIGIBLE_REPLICA). KIP-903: the leader may give each member's broker epoch as
+//     seen in its fetches (ISREpochs, Kafka's NewIsrWithEpochs; -1 = unknown); a member not live at
+//     exactly that epoch (it re-registered since: a restarted process, maybe with an empty disk) is
+//     INELIGIBLE_REPLICA, so stale evidence never puts a replica into the ISR. Success bumps the
+//     partition epoch, not the leader epoch.
 //
 // # Events
 //

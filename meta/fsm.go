@@ -710,7 +710,7 @@ func (b *builder) alterConfigs(x *cmdAlterConfigs) *applyResult {
 // alterPartition validates an ISR change proposed by a partition leader as Kafka's AlterPartition:
 // the requester must be the live leader at its current broker epoch, the leader epoch and partition
 // epoch must be current, the ISR must contain the leader and only replicas, and brokers added to it
-// must be live.
+// must be live. Members given with a broker epoch (KIP-903) must be live at exactly that epoch.
 func (b *builder) alterPartition(x *cmdAlterPartition) *applyResult {
 	t, ok := b.s.topics[x.Topic]
 	if !ok {
@@ -736,6 +736,9 @@ func (b *builder) alterPartition(x *cmdAlterPartition) *applyResult {
 	if !slices.Contains(x.ISR, x.BrokerID) {
 		return failed(reject(ErrInvalidRequest, "%s-%d: the ISR must contain the leader %d", t.Name, x.Partition, x.BrokerID))
 	}
+	if x.ISREpochs != nil && len(x.ISREpochs) != len(x.ISR) {
+		return failed(reject(ErrInvalidRequest, "%s-%d: %d ISR epochs for %d ISR members", t.Name, x.Partition, len(x.ISREpochs), len(x.ISR)))
+	}
 	for i, r := range x.ISR {
 		if slices.Contains(x.ISR[:i], r) {
 			return failed(reject(ErrInvalidRequest, "%s-%d: broker %d is listed twice in the ISR", t.Name, x.Partition, r))
@@ -745,6 +748,14 @@ func (b *builder) alterPartition(x *cmdAlterPartition) *applyResult {
 		}
 		if !slices.Contains(p.ISR, r) && !b.live(r) {
 			return failed(reject(ErrIneligibleReplica, "%s-%d: broker %d is fenced and cannot join the ISR", t.Name, x.Partition, r))
+		}
+		// KIP-903: the leader's evidence (fetch positions) must come from the broker's current
+		// registration; a replica that restarted since (maybe with an empty disk) is not in sync.
+		if x.ISREpochs != nil && x.ISREpochs[i] != -1 {
+			if br, ok := b.s.brokers[r]; !ok || br.Fenced || br.Epoch != x.ISREpochs[i] {
+				return failed(reject(ErrIneligibleReplica, "%s-%d: broker %d epoch %d is not its current live registration (%d)",
+					t.Name, x.Partition, r, x.ISREpochs[i], br.Epoch))
+			}
 		}
 	}
 	np := p

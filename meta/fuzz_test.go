@@ -40,6 +40,7 @@ func seedCommands() [][]byte {
 			encodeCommand(reqID{3}, &cmdRegisterBroker{ID: 5, Host: "h", Port: 1, Incarnation: "b"}),
 			{1, byte(kindMulti)},
 		}},
+		&cmdAlterPartition{Topic: tid, Partition: 0, BrokerID: 1, BrokerEpoch: 3, ISR: []int32{1, 2}, ISREpochs: []int64{3, -1}},
 	}
 	var out [][]byte
 	for i, b := range bodies {

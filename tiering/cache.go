@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -225,10 +224,7 @@ func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunk
 	for _, e := range run {
 		to += e.size
 	}
-	b, err := ReadRange(ctx, s, run[0].id.key, from, to-from)
-	if err == nil && int64(len(b)) != to-from {
-		err = fmt.Errorf("tiering: %s: short read %d of %d bytes", run[0].id.key, len(b), to-from)
-	}
+	b, err := readExact(ctx, s, run[0].id.key, from, to-from)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pos := int64(0)

@@ -6,53 +6,128 @@ import (
 	"time"
 )
 
-// TestFetchQuota: a second's worth of bytes may be read at once, an overdraft blocks reads until
-// the rate has repaid it, refill stops at one second's worth, and nil is unlimited.
-func TestFetchQuota(t *testing.T) {
-	if q := NewFetchQuota(0); q != nil || !q.Allow() || q.Throttled() != 0 {
-		t.Fatal("quota 0 must be nil and unlimited")
-	}
+// fakeClockQuota is a quota of rate bytes/s on a clock the test moves.
+func fakeClockQuota(rate int64) (*FetchQuota, *time.Time) {
 	now := time.Unix(1000, 0)
-	q := NewFetchQuota(1000)
+	q := NewFetchQuota(rate)
 	q.now = func() time.Time { return now }
 	q.last = now
-	if !q.Allow() {
-		t.Fatal("a full budget refused a read")
+	return q, &now
+}
+
+// TestFetchQuotaGrants: a grant is what has accrued, at most what was asked; concurrent takers
+// never share tokens; below the minimum grant a taker is told how long to wait; unused bytes go
+// back and an overdraft is repaid; refill stops at one second's worth; nil is unlimited.
+func TestFetchQuotaGrants(t *testing.T) {
+	if q := NewFetchQuota(0); q != nil {
+		t.Fatal("quota 0 must be nil")
 	}
-	q.Charge(3000) // one read may overdraw: 1000 - 3000 = -2000
-	for _, step := range []struct {
-		after time.Duration
-		allow bool
-	}{{0, false}, {time.Second, false}, {999 * time.Millisecond, false}, {2 * time.Millisecond, true}} {
-		now = now.Add(step.after)
-		if got := q.Allow(); got != step.allow {
-			t.Fatalf("after +%v: Allow = %v, want %v (tokens %v)", step.after, got, step.allow, q.tokens)
-		}
+	var nilq *FetchQuota
+	if g, w := nilq.Take(5 << 20); g != 5<<20 || w != 0 {
+		t.Fatalf("nil quota: Take = %d, %v; want everything now", g, w)
 	}
-	if q.Throttled() != 3 {
-		t.Fatalf("throttled %d, want 3", q.Throttled())
+
+	const rate = 1 << 20 // 1 MiB/s: minimum grant 64 KiB (minGrantBytes > 50 ms worth)
+	q, now := fakeClockQuota(rate)
+	if g, _ := q.Take(300 << 10); g != 300<<10 {
+		t.Fatalf("full bucket: granted %d, want the 300 KiB asked", g)
 	}
-	now = now.Add(time.Hour)
-	q.Charge(1)
-	if q.tokens > 1000 {
-		t.Fatalf("refill above one second's worth: %v", q.tokens)
+	if g, _ := q.Take(10 << 20); g != rate-300<<10 {
+		t.Fatalf("granted %d, want the %d left of the second's worth", g, rate-300<<10)
+	}
+	g, wait := q.Take(10 << 20)
+	if g != 0 || wait != time.Duration(float64(64<<10)/rate*float64(time.Second)) {
+		t.Fatalf("empty bucket: Take = %d, %v; want 0 and the time for 64 KiB to accrue (62.5 ms)", g, wait)
+	}
+	*now = now.Add(wait / 2)
+	if g, _ := q.Take(10 << 20); g != 0 {
+		t.Fatalf("granted %d before the minimum grant accrued", g)
+	}
+	*now = now.Add(wait / 2)
+	if g, _ := q.Take(10 << 20); g != 64<<10 {
+		t.Fatalf("granted %d, want exactly the 64 KiB accrued", g)
+	}
+	// A small ask is granted as soon as it has accrued, not only at the minimum grant.
+	*now = now.Add(10 * time.Millisecond)
+	if g, _ := q.Take(1000); g != 1000 {
+		t.Fatalf("granted %d of a 1000-byte ask with 10 ms accrued", g)
+	}
+
+	// Settle: unused bytes return at once; an overdraft delays the next grant by its size.
+	q, now = fakeClockQuota(rate)
+	g, _ = q.Take(rate)
+	q.Settle(g, g-100<<10)
+	if g2, _ := q.Take(rate); g2 != 100<<10 {
+		t.Fatalf("after returning 100 KiB: granted %d", g2)
+	}
+	q.Settle(0, 512<<10) // a first batch returned whole beyond any grant: 512 KiB in debt
+	_, wait = q.Take(64 << 10)
+	if want := time.Duration(float64(512<<10+64<<10) / rate * float64(time.Second)); wait != want {
+		t.Fatalf("512 KiB in debt: wait %v, want %v", wait, want)
+	}
+
+	// Idle for an hour: one second's worth, not more.
+	*now = now.Add(time.Hour)
+	if g, _ := q.Take(100 << 20); g != rate {
+		t.Fatalf("after an idle hour: granted %d, want one second's worth %d", g, rate)
 	}
 }
 
-// TestFetchQuotaWait: a short deficit is waited out; a longer one than maxWait is refused at once.
-func TestFetchQuotaWait(t *testing.T) {
-	q := NewFetchQuota(100_000) // 100 KB/s
-	q.Charge(100_000 + 2_000)   // 20 ms in debt
+// TestFetchQuotaDeliversItsRate: greedy readers that always ask for more than the rate, each
+// waiting exactly as long as told, together get the configured rate over a simulated minute (plus
+// the initial burst) — not the half that the balance-gated version delivered.
+func TestFetchQuotaDeliversItsRate(t *testing.T) {
+	const rate = 32 << 20
+	q, now := fakeClockQuota(rate)
+	start := *now
+	var total int64
+	for now.Sub(start) < time.Minute {
+		for range 4 { // four partitions of one fetch, each asking for 10 MiB
+			g, wait := q.Take(10 << 20)
+			if g == 0 {
+				*now = now.Add(wait)
+				continue
+			}
+			// Whole batches of 1 MiB: a read returns what fits in its grant, or one batch
+			// when the grant is smaller (the first of a fetch is returned whole).
+			used := max(g/(1<<20)*(1<<20), 1<<20)
+			q.Settle(g, used)
+			total += int64(used)
+		}
+		*now = now.Add(time.Millisecond) // the consumer's turnaround
+	}
+	got := float64(total) / now.Sub(start).Seconds()
+	if want := float64(rate); got < 0.97*want || got > 1.03*want+float64(rate)/60 {
+		t.Fatalf("delivered %.1f MiB/s of a %.0f MiB/s quota", got/(1<<20), want/(1<<20))
+	}
+}
+
+// TestFetchQuotaReserve: a short wait for the minimum grant is waited out; when the grant would
+// take longer than maxWait the caller gets nothing at once, a throttle time, and it is counted.
+func TestFetchQuotaReserve(t *testing.T) {
+	q := NewFetchQuota(1 << 20) // 1 MiB/s, minimum grant 64 KiB = 62.5 ms
+	if g, _ := q.Reserve(context.Background(), 1<<20, time.Second); g != 1<<20 {
+		t.Fatalf("full bucket: granted %d", g)
+	}
 	start := time.Now()
-	if !q.Wait(context.Background(), time.Second) {
-		t.Fatal("a 20 ms deficit was not waited out")
+	g, thr := q.Reserve(context.Background(), 1<<20, time.Second)
+	if g < 64<<10 || thr != 0 {
+		t.Fatalf("after waiting: granted %d, throttle %v; want ≥ 64 KiB and none", g, thr)
 	}
-	if d := time.Since(start); d < 15*time.Millisecond {
-		t.Fatalf("waited only %v for a 20 ms deficit", d)
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("granted after %v: it did not wait for the minimum grant to accrue", d)
 	}
-	q.Charge(100_000) // 1 s in debt
-	start = time.Now()
-	if q.Wait(context.Background(), 100*time.Millisecond) || time.Since(start) > 50*time.Millisecond {
-		t.Fatalf("a 1 s deficit with maxWait 100 ms: want an immediate refusal (took %v)", time.Since(start))
+	q.Settle(0, 2<<20) // 2 s in debt
+	g, thr = q.Reserve(context.Background(), 1<<20, 100*time.Millisecond)
+	if g != 0 || thr < time.Second {
+		t.Fatalf("2 s in debt, maxWait 100 ms: granted %d, throttle %v; want 0 and ≥ 1 s", g, thr)
+	}
+	if q.Throttled() != 1 {
+		t.Fatalf("throttled %d, want 1", q.Throttled())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if g, _ := q.Reserve(ctx, 1<<20, time.Hour); g != 0 {
+		t.Fatalf("ended context: granted %d", g)
 	}
 }

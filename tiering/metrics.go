@@ -11,8 +11,9 @@ import (
 )
 
 // MeteredStore counts a Store's calls, failures and bytes by operation, for /metrics. It wraps any
-// backend (S3Store's own Stats add the HTTP-level view: retries, multipart parts). ConditionalPutter is
-// passed through when the backend has it.
+// backend; a backend that counts its own requests (RequestCounter: S3Store, which sees multipart
+// parts and retries) has those exported too, and the cost estimate is based on them. ConditionalPutter
+// is passed through when the backend has it.
 type MeteredStore struct {
 	Store
 	mu  sync.Mutex
@@ -101,12 +102,72 @@ func (m *MeteredStore) Delete(ctx context.Context, key string) error {
 
 // Request prices used for the cost estimate: S3 Standard, us-east-1, USD per 1,000 requests
 // (PUT/COPY/POST/LIST 0.005; GET/HEAD and others 0.0004; DELETE free). An estimate: other
-// providers and tiers differ, retries and multipart parts are not seen at this level.
-var requestPricePer1000 = map[string]float64{"put": 0.005, "list": 0.005, "get": 0.0004, "head": 0.0004, "delete": 0}
+// providers and tiers differ. requestPricePer1000 prices Store calls, for backends that do not
+// count their requests; s3RequestPricePer1000 prices the S3 operations S3Store sends (a multipart
+// Put is Create + one UploadPart per part + Complete; retries are separate requests).
+var (
+	requestPricePer1000   = map[string]float64{"put": 0.005, "list": 0.005, "get": 0.0004, "head": 0.0004, "delete": 0}
+	s3RequestPricePer1000 = map[string]float64{
+		"PutObject": 0.005, "CreateMultipartUpload": 0.005, "UploadPart": 0.005, "CompleteMultipartUpload": 0.005,
+		"ListObjectsV2": 0.005, "GetObject": 0.0004, "HeadObject": 0.0004, "DeleteObject": 0, "AbortMultipartUpload": 0,
+	}
+)
 
-// EstimatedCostUSD is the request cost of the calls counted so far.
+// s3RequestPrice is the USD price of one billed request of an S3 operation. An operation not in
+// the table is priced at the higher (PUT/LIST) rate, so the estimate errs high.
+func s3RequestPrice(op string) float64 {
+	p, ok := s3RequestPricePer1000[op]
+	if !ok {
+		p = 0.005
+	}
+	return p / 1000
+}
+
+// RequestCount is what a backend sent for one operation.
+type RequestCount struct {
+	Requests int64   // requests sent, every attempt included
+	Retries  int64   // attempts after the first (the SDK's retryer)
+	Errors   int64   // requests without an answer or answered with a 5xx status
+	Billed   int64   // requests the provider bills (S3: answered, status below 500)
+	PriceUSD float64 // price of one billed request
+}
+
+// RequestCounter is an optional capability of a backend that sees the billable requests behind each
+// Store call (S3Store). MeteredStore then exports those counts and prices them instead of the calls,
+// which undercount: one Put of a large object is several requests, and any call may be retried.
+// A Store wrapping another passes the capability on by an Unwrap() Store method.
+type RequestCounter interface {
+	RequestCounts() map[string]RequestCount // by operation name
+}
+
+// requestCounter finds the RequestCounter under s, following Unwrap() Store methods.
+func requestCounter(s Store) RequestCounter {
+	for i := 0; s != nil && i < 16; i++ {
+		if rc, ok := s.(RequestCounter); ok {
+			return rc
+		}
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			return nil
+		}
+		s = u.Unwrap()
+	}
+	return nil
+}
+
+// Unwrap returns the wrapped store.
+func (m *MeteredStore) Unwrap() Store { return m.Store }
+
+// EstimatedCostUSD is the request cost so far: the backend's billed requests when it counts them
+// (RequestCounter), else the Store calls counted here.
 func (m *MeteredStore) EstimatedCostUSD() float64 {
 	total := 0.0
+	if rc := requestCounter(m.Store); rc != nil {
+		for _, c := range rc.RequestCounts() {
+			total += float64(c.Billed) * c.PriceUSD
+		}
+		return total
+	}
 	for op, c := range m.ops {
 		total += float64(c.calls.Load()) * requestPricePer1000[op] / 1000
 	}
@@ -120,6 +181,7 @@ func (m *MeteredStore) WriteMetrics(w io.Writer) {
 		ops = append(ops, op)
 	}
 	sort.Strings(ops)
+	fmt.Fprintln(w, "# HELP sediment_objectstore_requests_total Object-store calls by Store operation (one Put may be several backend requests; see sediment_objectstore_backend_requests_total).")
 	fmt.Fprintln(w, "# TYPE sediment_objectstore_requests_total counter")
 	for _, op := range ops {
 		fmt.Fprintf(w, "sediment_objectstore_requests_total{op=%q} %d\n", op, m.ops[op].calls.Load())
@@ -131,6 +193,31 @@ func (m *MeteredStore) WriteMetrics(w io.Writer) {
 	fmt.Fprintln(w, "# TYPE sediment_objectstore_bytes_total counter")
 	fmt.Fprintf(w, "sediment_objectstore_bytes_total{op=\"put\"} %d\n", m.ops["put"].bytes.Load())
 	fmt.Fprintf(w, "sediment_objectstore_bytes_total{op=\"get\"} %d\n", m.ops["get"].bytes.Load())
+	basis := "Store calls (this backend does not count its requests)"
+	if rc := requestCounter(m.Store); rc != nil {
+		basis = "the backend's billed requests (multipart parts and retries included; 5xx answers are not billed)"
+		counts := rc.RequestCounts()
+		names := make([]string, 0, len(counts))
+		for op := range counts {
+			names = append(names, op)
+		}
+		sort.Strings(names)
+		for _, f := range []struct {
+			name, help string
+			v          func(RequestCount) int64
+		}{
+			{"sediment_objectstore_backend_requests_total", "Requests the object-store backend sent, by S3 operation, every attempt included.", func(c RequestCount) int64 { return c.Requests }},
+			{"sediment_objectstore_backend_retries_total", "Backend requests that were retries of an earlier attempt, by S3 operation.", func(c RequestCount) int64 { return c.Retries }},
+			{"sediment_objectstore_backend_errors_total", "Backend requests that got no answer or a 5xx status, by S3 operation.", func(c RequestCount) int64 { return c.Errors }},
+			{"sediment_objectstore_backend_billed_requests_total", "Backend requests the provider bills (answered with a status below 500), by S3 operation.", func(c RequestCount) int64 { return c.Billed }},
+		} {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", f.name, f.help, f.name)
+			for _, op := range names {
+				fmt.Fprintf(w, "%s{operation=%q} %d\n", f.name, op, f.v(counts[op]))
+			}
+		}
+	}
+	fmt.Fprintf(w, "# HELP sediment_objectstore_request_cost_usd_estimate Request cost in USD at S3 Standard us-east-1 prices, from %s.\n", basis)
 	fmt.Fprintln(w, "# TYPE sediment_objectstore_request_cost_usd_estimate counter")
 	fmt.Fprintf(w, "sediment_objectstore_request_cost_usd_estimate %g\n", m.EstimatedCostUSD())
 }

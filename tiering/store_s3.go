@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -106,10 +108,12 @@ func (c S3Config) Validate() error {
 
 // S3Stats counts HTTP requests the backend sent (retries included), by method, and failed ones
 // (transport errors and status ≥ 500). PUT counts every PutObject, UploadPart and
-// CompleteMultipartUpload... request; POST counts Create/Complete multipart.
+// CompleteMultipartUpload... request; POST counts Create/Complete multipart. Ops has the same
+// requests by S3 operation, which is what S3 prices.
 type S3Stats struct {
 	Requests map[string]int64
 	Errors   map[string]int64
+	Ops      map[string]RequestCount // by S3 operation: PutObject, UploadPart, GetObject, ...
 }
 
 // S3Store is the S3 backend (s3://BUCKET/PREFIX?endpoint=...&region=...&path-style=true).
@@ -122,6 +126,7 @@ type S3Store struct {
 	statsMu sync.Mutex
 	reqs    map[string]int64
 	errs    map[string]int64
+	ops     map[string]*RequestCount
 }
 
 var (
@@ -137,13 +142,46 @@ type countingClient struct {
 
 func (c countingClient) Do(r *http.Request) (*http.Response, error) {
 	resp, err := c.next.Do(r)
+	// The SDK puts the operation's name in the request context (a stack value) and the attempt
+	// number in the Amz-Sdk-Request header ("attempt=2; max=10"): a retry is an attempt after the first.
+	op := awsmiddleware.GetOperationName(r.Context())
+	if op == "" {
+		op = r.Method
+	}
+	failed := err != nil || resp.StatusCode >= 500
 	c.s.statsMu.Lock()
 	c.s.reqs[r.Method]++
-	if err != nil || resp.StatusCode >= 500 {
+	if failed {
 		c.s.errs[r.Method]++
+	}
+	oc := c.s.ops[op]
+	if oc == nil {
+		oc = &RequestCount{}
+		c.s.ops[op] = oc
+	}
+	oc.Requests++
+	if sdkAttempt(r.Header.Get("Amz-Sdk-Request")) > 1 {
+		oc.Retries++
+	}
+	if failed {
+		oc.Errors++
+	} else {
+		oc.Billed++ // S3 bills 2xx, 3xx and 4xx answers, not 5xx ones nor requests that got no answer
 	}
 	c.s.statsMu.Unlock()
 	return resp, err
+}
+
+// sdkAttempt parses the attempt number from an Amz-Sdk-Request header; 1 when absent or unreadable.
+func sdkAttempt(h string) int {
+	for _, part := range strings.Split(h, ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return 1
 }
 
 // NewS3Store builds an S3 store. It does not contact the service (a wrong bucket shows on first use).
@@ -152,7 +190,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &S3Store{cfg: cfg, reqs: map[string]int64{}, errs: map[string]int64{}}
+	s := &S3Store{cfg: cfg, reqs: map[string]int64{}, errs: map[string]int64{}, ops: map[string]*RequestCount{}}
 	if p := strings.Trim(cfg.Prefix, "/"); p != "" {
 		s.prefix = p + "/"
 	}
@@ -208,14 +246,34 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 func (s *S3Store) Stats() S3Stats {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
-	st := S3Stats{Requests: map[string]int64{}, Errors: map[string]int64{}}
+	st := S3Stats{Requests: map[string]int64{}, Errors: map[string]int64{}, Ops: make(map[string]RequestCount, len(s.ops))}
 	for k, v := range s.reqs {
 		st.Requests[k] = v
 	}
 	for k, v := range s.errs {
 		st.Errors[k] = v
 	}
+	for k, v := range s.ops {
+		st.Ops[k] = *v
+	}
 	return st
+}
+
+// RequestCounts implements RequestCounter: the requests sent, by S3 operation, with the price of
+// one billed request of each (S3 Standard, us-east-1; s3RequestPrice).
+func (s *S3Store) RequestCounts() map[string]RequestCount {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	out := make(map[string]RequestCount, len(s.ops)+len(s3RequestPricePer1000))
+	for op := range s3RequestPricePer1000 { // every operation the store uses, even before its first request
+		out[op] = RequestCount{PriceUSD: s3RequestPrice(op)}
+	}
+	for op, c := range s.ops {
+		rc := *c
+		rc.PriceUSD = s3RequestPrice(op)
+		out[op] = rc
+	}
+	return out
 }
 
 func (s *S3Store) full(key string) string { return s.prefix + key }

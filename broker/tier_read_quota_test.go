@@ -1,0 +1,34 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// TestTierReadQuota: with the KIP-956 remote fetch quota set, a replay from the bucket still gets
+// every record exactly as produced (reads are cut to the quota's grants, whole batches only, and
+// the first batch of a fetch comes whole), and the quota holds: beyond its one-second burst the
+// replay cannot go faster than the rate (a lower bound on the time; a busy machine only makes it
+// longer).
+func TestTierReadQuota(t *testing.T) {
+	b := newTestBroker(t)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	_, want, p := tieredTopic(t, b, "tq", 3000, base, 11)
+	var total int64
+	for _, s := range b.meta.State().RemoteSegments(p.topicID, p.index) {
+		total += s.Size
+	}
+	rate := total / 2 // the burst covers half; the other half takes about a second
+	b.tier.remote = tiering.NewRemoteLogWith(b.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: rate})
+	start := time.Now()
+	consumeAll(t, b, "tq", want, 60*time.Second, kgo.FetchMaxPartitionBytes(1<<20))
+	took := time.Since(start)
+	if floor := time.Duration(float64(total-rate) / float64(rate) * float64(time.Second) / 2); took < floor {
+		t.Fatalf("replayed %d bytes at a quota of %d B/s in %v: faster than the quota allows (≥ %v)", total, rate, took, floor)
+	}
+	t.Logf("replayed %d bytes in %v at a quota of %d B/s (%d reads answered empty)", total, took, rate, b.tier.remote.Quota().Throttled())
+}
