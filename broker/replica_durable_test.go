@@ -2,7 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"io"
 	"math"
+	"net"
 	"testing"
 	"time"
 
@@ -271,5 +274,69 @@ func TestStalledFollowerSyncLeavesISR(t *testing.T) {
 	}
 	if hw := leader.HighWatermark(); hw != f2durable {
 		t.Fatalf("HW %d after the shrink, want follower 2's durable offset %d", hw, f2durable)
+	}
+}
+
+// A partition added to a leader's fetcher (a new topic, a leadership change) interrupts the fetch
+// in flight, so its first fetch does not wait for a long poll on the other partitions to end;
+// a follow() that changes nothing (reconcile re-applies the same state) does not.
+func TestFollowNewPartitionInterruptsTheFetchInFlight(t *testing.T) {
+	f := &leaderFetcher{parts: map[*Partition]bool{}, wake: make(chan struct{}, 1)}
+	m := &fetcherManager{fetchers: map[int32]*leaderFetcher{7: f}}
+	a, b := &Partition{topic: "a"}, &Partition{topic: "b"}
+	f.parts[a] = false
+	calls := 0
+	f.interrupt = func() { calls++ }
+	m.follow(a, 7, false) // already fetched: nothing changes
+	if calls != 0 || f.interrupted {
+		t.Fatalf("re-following a fetched partition interrupted the fetch (%d calls)", calls)
+	}
+	m.follow(b, 7, false)
+	if calls != 1 || !f.interrupted || f.parts[b] != true {
+		t.Fatalf("a new partition: %d interrupts, interrupted %v, needs truncation %v", calls, f.interrupted, f.parts[b])
+	}
+	f.interrupted = false
+	m.follow(a, 7, true) // a new leader epoch: truncate first
+	if calls != 2 || !f.interrupted {
+		t.Fatalf("a truncation request: %d interrupts, interrupted %v", calls, f.interrupted)
+	}
+}
+
+// The replica client's request ends when its context is cancelled, even while it waits for an
+// answer that never comes (a long poll), and the connection is not reused.
+func TestReplicaClientRequestHonoursCancel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c) // read the request, never answer
+		}
+	}()
+	c := replicaClient{addr: ln.Addr().String(), clientID: "test"}
+	defer c.close()
+	// No deadline on ctx: without the cancellation the read would wait for the client's own 30 s
+	// deadline, past the test's 20 s bound below.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 15
+	done := make(chan error, 1)
+	go func() { done <- c.request(ctx, req, kmsg.NewPtrFetchResponse()) }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("request still blocked 20 s after its context was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("request after cancel: %v, want the cancellation", err)
+	}
+	if c.nc != nil {
+		t.Fatal("the interrupted connection is kept for reuse")
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -36,6 +37,10 @@ import (
 // Locks: fetcherManager.mu guards the fetcher map; leaderFetcher.mu its partition set. Neither is
 // held during a request.
 
+// errInterrupted: the fetch was not sent or its answer not applied because the fetcher's partition
+// set changed meanwhile (leaderFetcher.interrupt).
+var errInterrupted = errors.New("replica fetch interrupted: the partition set changed")
+
 type fetcherManager struct {
 	rm       *ReplicaManager
 	mu       sync.Mutex
@@ -52,6 +57,11 @@ type leaderFetcher struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	dur    *durabilityReporter // fsyncs and reports what this fetcher appended (replica_durable.go)
+	// interrupt ends the fetch in flight (nil when none), under mu: a partition added to the set
+	// (a new topic, a leadership change) must not wait up to MaxWaitMillis for a long poll on the
+	// others to return before its first fetch, which would hold its acks=all that long.
+	interrupt   context.CancelFunc
+	interrupted bool
 }
 
 func newFetcherManager(rm *ReplicaManager) *fetcherManager {
@@ -82,6 +92,10 @@ func (m *fetcherManager) follow(p *Partition, leader int32, truncate bool) {
 	f.mu.Lock()
 	if need, ok := f.parts[p]; !ok || truncate || need {
 		f.parts[p] = truncate || need || !ok
+		if (!ok || truncate && !need) && f.interrupt != nil {
+			f.interrupted = true
+			f.interrupt()
+		}
 	}
 	f.mu.Unlock()
 	select {
@@ -193,6 +207,13 @@ func (f *leaderFetcher) run(ctx context.Context) {
 			parts[p] = false
 		}
 		if err := f.fetchOnce(ctx, parts); err != nil {
+			f.mu.Lock()
+			interrupted := f.interrupted
+			f.interrupted = false
+			f.mu.Unlock()
+			if interrupted {
+				continue // the partition set changed: fetch again at once, with the new set
+			}
 			if ctx.Err() == nil {
 				log.Debug("replica fetch", "err", err)
 			}
@@ -305,7 +326,19 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 	resp := kmsg.NewPtrFetchResponse()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := f.client.request(rctx, req, resp); err != nil {
+	f.mu.Lock()
+	if f.interrupted {
+		// follow() changed the set after this request was built, before it could be interrupted.
+		f.mu.Unlock()
+		return errInterrupted
+	}
+	f.interrupt = cancel
+	f.mu.Unlock()
+	err := f.client.request(rctx, req, resp)
+	f.mu.Lock()
+	f.interrupt = nil
+	f.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if resp.ErrorCode != 0 {
