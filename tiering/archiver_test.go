@@ -331,7 +331,7 @@ func TestArchiverFailuresAndOrphans(t *testing.T) {
 	for _, c := range closed[2:] {
 		lagBytes += c.Size
 	}
-	want := tiering.ArchiverStats{SegmentsUploaded: 2, BytesUploaded: r.objSize(s0) + r.objSize(s1), Failures: 3,
+	want := tiering.ArchiverStats{SegmentsUploaded: 2, BytesUploaded: r.objSize(s0) + r.objSize(s1), SegmentBytes: s0.Size + s1.Size, Failures: 3,
 		OrphansDeleted: 2, LagSegments: int64(len(closed) - 2), LagBytes: lagBytes}
 	if st != want {
 		t.Fatalf("Stats = %+v, want %+v", st, want)
