@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/tiering"
 )
 
@@ -45,15 +47,30 @@ func jsonSegment(size int, random bool) []byte {
 }
 
 // BenchmarkTierCompression compares remote.log.segment.compression.type none and lz4 side by side on
-// the same ~32 MiB segment and the same MinIO, alternating (and swapping the order) within each
-// iteration: upload = build the object (validate, index, compress) + Put; replay = a cold RemoteLog
-// with the broker's default chunk cache reading offset 0 to the end in 1 MiB fetches. Rates are of
-// logical (segment) bytes. Reports each rate, lz4/none ratios, and stored/logical bytes of each.
+// the same ~32 MiB closed segment and the same MinIO, alternating (and swapping the order) within each
+// iteration. Upload = PartitionArchiver.RunOnce as the broker runs it (read the segment file, the lz4
+// probe, build the object, Put; the manifest is in memory); replay = a cold RemoteLog with the broker's
+// default chunk cache reading offset 0 to the end in 1 MiB fetches. Rates are of segment bytes.
+// Reports each rate, lz4/none ratios, and stored/logical bytes of each.
 func BenchmarkTierCompression(b *testing.B) {
 	srv := needMinIO(b)
 	for _, kind := range []string{"json", "random"} {
 		b.Run(kind, func(b *testing.B) {
 			data := jsonSegment(32<<20, kind == "random")
+			cfg := segment.DefaultConfig()
+			cfg.SegmentBytes = 64 << 20
+			cfg.FlushPolicy = segment.FlushOS
+			l, err := segment.Open(filepath.Join(b.TempDir(), "p"), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			if _, err := l.AppendReplicated(data); err != nil {
+				b.Fatal(err)
+			}
+			if err := l.Roll(); err != nil {
+				b.Fatal(err)
+			}
 			ctx := context.Background()
 			s := newS3(b, srv, srv.Endpoint, uniquePrefix(b))
 			var up, rep [2]time.Duration
@@ -62,22 +79,20 @@ func BenchmarkTierCompression(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				for k := range 2 {
 					m := (i + k) % 2 // 0 none, 1 lz4; the first one alternates
+					man := &fakeManifest{}
+					var topic meta.TopicID
+					topic[0] = byte(m + 1)
+					arch := tiering.NewPartitionArchiver(s, topic, 0, &testLog{l: l, limit: -1}, man, tiering.ArchiverConfig{Compress: m == 1})
 					t0 := time.Now()
-					obj, err := tiering.BuildSegmentObjectWith(bytes.NewReader(data), int64(len(data)), tiering.BuildOptions{Compress: m == 1})
-					if err != nil {
-						b.Fatal(err)
-					}
-					key := fmt.Sprintf("segments/bench/0/%020d-0-%016x.seg", m, i)
-					if err := s.Put(ctx, key, obj, obj.Size()); err != nil {
-						b.Fatal(err)
+					if n, err := arch.RunOnce(ctx); err != nil || n != 1 {
+						b.Fatalf("RunOnce = %d, %v", n, err)
 					}
 					t1 := time.Now()
-					stored[m] = obj.Size()
-					ft := obj.Footer
-					segs := []meta.RemoteSegment{{BaseOffset: ft.BaseOffset, LastOffset: ft.LastOffset, Size: obj.Size(), ObjectKey: key}}
+					segs := man.RemoteSegments()
+					stored[m] = segs[0].Size
 					rl := tiering.NewRemoteLogWith(s, tiering.RemoteLogConfig{MaxFooters: 16, CacheBytes: tiering.DefaultCacheBytes})
 					n := 0
-					for off := ft.BaseOffset; off <= ft.LastOffset; {
+					for off := segs[0].BaseOffset; off <= segs[0].LastOffset; {
 						res, err := rl.Read(ctx, segs, off, 1<<20, true)
 						if err != nil {
 							b.Fatal(err)
@@ -90,7 +105,7 @@ func BenchmarkTierCompression(b *testing.B) {
 					if n != len(data) {
 						b.Fatalf("replayed %d of %d bytes", n, len(data))
 					}
-					s.Delete(ctx, key)
+					s.Delete(ctx, segs[0].ObjectKey)
 				}
 			}
 			mb := float64(b.N) * float64(len(data)) / 1e6
