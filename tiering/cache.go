@@ -1,6 +1,7 @@
 package tiering
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -135,6 +136,23 @@ func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *partsReader) Close() error { return nil }
+
+// contiguous returns the unread bytes as one slice: the cached chunk itself when they lie in one
+// chunk (no copy: chunks are immutable and only dropped, never reused, so the slice stays valid
+// for as long as the caller holds it — e.g. while a fetch response is written), else one copy into
+// a buffer that is not zeroed first (bytes.Join). The caller must not modify the result.
+func (r *partsReader) contiguous() []byte {
+	var b []byte
+	switch len(r.parts) {
+	case 0:
+	case 1:
+		b = r.parts[0]
+	default:
+		b = bytes.Join(r.parts, nil)
+	}
+	r.parts = nil
+	return b
+}
 
 func (c *chunkCache) chunkLen(idx, size int64) int64 { return min(c.chunk, size-idx*c.chunk) }
 
