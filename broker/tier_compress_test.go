@@ -248,6 +248,10 @@ func testTierCompressedUploads(t *testing.T, bk compressBucket) {
 		t.Fatalf("%d object bytes for %d segment bytes: lz4 saved less than half on text records", stored, data)
 	}
 	t.Logf("lz4: %d objects, %d bytes stored for %d segment bytes (%.2fx)", len(objs), stored, data, float64(data)/float64(stored))
+	metrics := scrape(t, b)
+	if up, seg := metricInt(t, metrics, "sediment_tier_uploaded_bytes_total"), metricInt(t, metrics, "sediment_tier_uploaded_segment_bytes_total"); up != stored || seg != data {
+		t.Fatalf("/metrics: uploaded bytes %d, segment bytes %d; the bucket holds %d object bytes for %d segment bytes", up, seg, stored, data)
+	}
 	if p.log.LocalStartOffset() < end1-50 {
 		t.Fatalf("local start %d, uploaded end %d: the history is not in the bucket only", p.log.LocalStartOffset(), end1)
 	}

@@ -179,6 +179,7 @@ func (t *tierTask) account() {
 	st := t.arch.Stats()
 	t.tm.segmentsUploaded.Add(st.SegmentsUploaded - t.last.SegmentsUploaded)
 	t.tm.bytesUploaded.Add(st.BytesUploaded - t.last.BytesUploaded)
+	t.tm.segmentBytesUploaded.Add(st.SegmentBytes - t.last.SegmentBytes)
 	t.tm.uploadFailures.Add(st.Failures - t.last.Failures)
 	t.tm.orphansDeleted.Add(st.OrphansDeleted - t.last.OrphansDeleted)
 	t.last = st
