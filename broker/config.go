@@ -52,6 +52,7 @@ type Config struct {
 	AutoCreateTopicsEnable   bool   // auto.create.topics.enable
 	DeleteTopicEnable        bool   // delete.topic.enable
 	SocketRequestMaxBytes    int32  // socket.request.max.bytes
+	QueuedMaxRequestBytes    int64  // queued.max.request.bytes (<= 0 = unbounded)
 	ConnectionsMaxIdleMs     int64  // connections.max.idle.ms
 	MessageMaxBytes          int32  // message.max.bytes (batch size limit; topic max.message.bytes)
 	FetchMaxBytes            int32  // fetch.max.bytes
@@ -337,6 +338,8 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *bool { return &c.DeleteTopicEnable }),
 	intDef("socket.request.max.bytes", "104857600", 1, "The largest request the broker reads; a larger size prefix closes the connection before anything is allocated.",
 		func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
+	longDef("queued.max.request.bytes", "-1", -1, "The bytes of requests read but not yet handled, over all connections, before connections stop reading new requests (a request is admitted while anything is left, so one up to socket.request.max.bytes always gets through); -1 = unbounded.",
+		func(c *Config) *int64 { return &c.QueuedMaxRequestBytes }),
 	longDef("connections.max.idle.ms", "600000", 0, "Close connections idle this long (0 = never).",
 		func(c *Config) *int64 { return &c.ConnectionsMaxIdleMs }),
 	intDef("message.max.bytes", "1048588", 0, "The largest record batch the broker accepts (topic synonym max.message.bytes).",

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -222,9 +223,18 @@ func (r *response) ready() bool {
 	}
 }
 
+// writeHook, when set (tests), is called by the writer with each response just before it is
+// encoded: a test seam to make encoding panic.
+var writeHook atomic.Pointer[func(r response)]
+
 // writeLoop encodes and writes responses in the order queued, coalescing whatever is already
 // queued and complete into one write. It waits for a deferred response at the head of the queue;
 // what is queued behind it waits with it (responses go out in request order).
+//
+// A panic while encoding or writing (a bug, like a handler panic; the reader's recover does not
+// cover this goroutine) is recovered: logged once with its stack, counted with the handler
+// panics, and this connection alone is closed (a frame may be half written, so nothing more can
+// be sent on it). The process and every other connection go on.
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
 	fail := func() {
@@ -232,7 +242,37 @@ func (c *conn) writeLoop() {
 		for range c.resps {
 		}
 	}
+	var cur response // the response being encoded (when encoding), for the panic report
+	encoding := false
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		api, corr, key := "", int32(-1), int16(-1)
+		if encoding && cur.kresp != nil {
+			key, corr = cur.kresp.Key(), cur.corr
+			api = kmsg.NameForKey(key)
+		}
+		c.log.Error("response writer panic: closing the connection", "api", api, "corr", corr,
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		c.b.metrics.panics.Add(1)
+		panicHook.Lock()
+		if panicHook.fn != nil {
+			panicHook.fn(key, p)
+		}
+		panicHook.Unlock()
+		fail()
+	}()
 	var fb frameBuilder
+	add := func(r response) {
+		cur, encoding = r, true
+		if h := writeHook.Load(); h != nil {
+			(*h)(r)
+		}
+		fb.add(r)
+		cur, encoding = response{}, false
+	}
 	var held *response // taken from the queue by the drain below, not complete yet
 	for {
 		var r response
@@ -252,7 +292,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		fb.reset()
-		fb.add(r)
+		add(r)
 	drain:
 		for fb.size < 1<<20 {
 			select {
@@ -264,7 +304,7 @@ func (c *conn) writeLoop() {
 					held = &r2 // write what is complete first
 					break drain
 				}
-				fb.add(r2)
+				add(r2)
 			default:
 				break drain
 			}

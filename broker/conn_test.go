@@ -162,7 +162,7 @@ func TestConnRefusesUnservedKeyAndVersion(t *testing.T) {
 	b := newTestBroker(t)
 	// An API key we do not serve (kmsg knows it): closed, as Kafka closes for a disabled API.
 	c := dialRaw(t, b)
-	req := kmsg.NewPtrSASLHandshakeRequest()
+	req := kmsg.NewPtrDescribeACLsRequest()
 	c.write(frame(req, 1))
 	c.expectClosed()
 	// A key nobody knows.

@@ -122,6 +122,13 @@ func (p *Partition) notify() {
 
 // openPartition opens (or creates) the log in dir and rebuilds the producer state from it.
 func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32, scfg segment.Config, tc TopicConfig) (*Partition, error) {
+	if lg := scfg.Logger; lg != nil { // #4: one line per notable event, a roll included
+		name := fmt.Sprintf("%s-%d", topic, index)
+		scfg.OnRoll = func(ri segment.RollInfo) {
+			lg.Info("segment rolled", "partition", name, "old_base_offset", ri.OldBase,
+				"new_base_offset", ri.NewBase, "size", ri.Size, "reason", ri.Reason.String())
+		}
+	}
 	l, err := segment.Open(dir, scfg)
 	if err != nil {
 		return nil, err

@@ -191,20 +191,35 @@ func (f *leaderFetcher) run(ctx context.Context) {
 			f.client.close()
 			f.client.addr = addr
 		}
+		fetchable, truncFailed := false, false
 		for p, truncate := range parts {
 			if !truncate {
+				fetchable = true
 				continue
 			}
 			if err := f.truncate(ctx, p); err != nil {
 				log.Warn("replica truncation", "partition", p.String(), "err", err)
+				truncFailed = true
 				continue
 			}
+			fetchable = true
 			f.mu.Lock()
 			if _, still := f.parts[p]; still {
 				f.parts[p] = false
 			}
 			f.mu.Unlock()
 			parts[p] = false
+		}
+		if truncFailed && !fetchable {
+			// Every partition waits for a truncation round that failed (typically an epoch error
+			// until this broker or the leader applies the new leadership from meta): without a pause
+			// the loop would resend OffsetForLeaderEpoch at once, hundreds of times a second. Short:
+			// acks=all on these partitions waits for this follower.
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
 		}
 		if err := f.fetchOnce(ctx, parts); err != nil {
 			f.mu.Lock()

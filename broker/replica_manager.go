@@ -166,18 +166,14 @@ func (rm *ReplicaManager) eventLoop(events <-chan meta.Event) {
 			if !ok {
 				return
 			}
-			if ev.Kind == meta.ClusterConfigChanged {
-				// Uploads paused or resumed cluster-wide: every upload task re-reads the switch now, so a
-				// resume drains the backlog without waiting for the safety-net pass.
-				rm.b.tier.wakeAll()
-				continue
-			}
 			if ev.Kind == meta.BrokerChanged || ev.Kind == meta.ControllerChanged || ev.Kind == meta.RemoteManifestChanged {
 				continue
 			}
-			// Coalesce a burst (a topic with many partitions is many events) into one pass; a
-			// cluster-wide config change or a restored snapshot in it still wakes the upload tasks.
-			wake := ev.Kind == meta.StateRestored
+			// Coalesce a burst (a topic with many partitions is many events) into one pass. A dynamic
+			// broker config change (ClusterConfigChanged) changes topics' effective configs, so it
+			// reconciles too, and like a restored snapshot it wakes the upload tasks (a cluster-wide
+			// resume of uploads drains the backlog without waiting for the safety-net pass).
+			wake := ev.Kind == meta.StateRestored || ev.Kind == meta.ClusterConfigChanged
 		drain:
 			for {
 				select {

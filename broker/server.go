@@ -29,6 +29,7 @@ type Broker struct {
 	groups   *groupCoordinator // groups: consumer group coordinator
 	tier     *tierManager      // tiering: the object store and reads from it (tiering.go)
 	metrics  *metrics
+	reqMem   *requestMemory // queued.max.request.bytes (request_memory.go)
 
 	ctx    context.Context // cancelled when Close starts: long-polls return, loops stop
 	cancel context.CancelFunc
@@ -57,7 +58,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, conns: map[net.Conn]struct{}{}, metrics: newMetrics()}
+	b := &Broker{cfg: cfg, log: cfg.Logger, conns: map[net.Conn]struct{}{}, metrics: newMetrics(), reqMem: newRequestMemory(cfg.QueuedMaxRequestBytes)}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

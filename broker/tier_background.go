@@ -105,6 +105,7 @@ func (tm *tierManager) writeMetrics(w io.Writer) {
 	}{
 		{"sediment_tier_uploaded_segments_total", "Segments uploaded to object storage and committed to the manifest by this broker.", tm.segmentsUploaded.Load()},
 		{"sediment_tier_uploaded_bytes_total", "Object bytes uploaded and committed by this broker.", tm.bytesUploaded.Load()},
+		{"sediment_tier_uploaded_segment_bytes_total", "Segment (log) bytes those objects hold; above sediment_tier_uploaded_bytes_total by the lz4 savings (remote.log.segment.compression.type).", tm.segmentBytesUploaded.Load()},
 		{"sediment_tier_upload_failures_total", "Failed segment upload or manifest commit attempts (each is retried).", tm.uploadFailures.Load()},
 		{"sediment_tier_orphans_deleted_total", "Objects of failed uploads or deleted topics removed by the collectors.", tm.orphansDeleted.Load()},
 		{"sediment_tier_retention_deleted_segments_total", "Remote segments deleted by retention or DeleteRecords.", tm.remoteDeleted.Load()},

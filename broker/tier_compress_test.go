@@ -248,6 +248,10 @@ func testTierCompressedUploads(t *testing.T, bk compressBucket) {
 		t.Fatalf("%d object bytes for %d segment bytes: lz4 saved less than half on text records", stored, data)
 	}
 	t.Logf("lz4: %d objects, %d bytes stored for %d segment bytes (%.2fx)", len(objs), stored, data, float64(data)/float64(stored))
+	metrics := scrape(t, b)
+	if up, seg := metricInt(t, metrics, "sediment_tier_uploaded_bytes_total"), metricInt(t, metrics, "sediment_tier_uploaded_segment_bytes_total"); up != stored || seg != data {
+		t.Fatalf("/metrics: uploaded bytes %d, segment bytes %d; the bucket holds %d object bytes for %d segment bytes", up, seg, stored, data)
+	}
 	if p.log.LocalStartOffset() < end1-50 {
 		t.Fatalf("local start %d, uploaded end %d: the history is not in the bucket only", p.log.LocalStartOffset(), end1)
 	}
@@ -353,4 +357,49 @@ func TestTierCompressedUploadsKeepProducerCompression(t *testing.T) {
 		t.Fatal("the objects' data sections differ from the local segment bytes")
 	}
 	consumeAll(t, b, topic, want, 60*time.Second)
+}
+
+// TestTierCompressedRetentionBytesCountsLogBytes: retention.bytes counts log (segment) bytes, as
+// Kafka does, also for lz4 objects that are several times smaller than the segments they hold: the
+// log keeps at least retention.bytes of segment bytes and not a whole segment more, although the
+// objects' own sizes add up to far less than retention.bytes.
+func TestTierCompressedRetentionBytesCountsLogBytes(t *testing.T) {
+	b := newTestBroker(t, tieredConfig, func(c *Config) { c.RemoteLogSegmentCompressionType = "lz4" })
+	const topic, limit = "trb", 200_000
+	createTopic(t, b, topic, 1, tierTopicConfigs("segment.bytes", "16384", "retention.bytes", fmt.Sprint(limit)))
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produceCompressible(t, cl, topic, 0, 900, time.Now().Add(-time.Hour).Truncate(time.Millisecond))
+	p := tierPartition(t, b, topic, 0)
+	// logBytes: the segment bytes of the remote objects (footers) + the local segments not uploaded;
+	// first: the oldest remaining object's segment bytes; objBytes: the objects' own sizes.
+	sizes := func() (logBytes, first, objBytes int64) {
+		objs := readObjects(t, fileBucket(), b, p)
+		for i, o := range objs {
+			logBytes += o.footer.DataLen
+			objBytes += o.size
+			if i == 0 {
+				first = o.footer.DataLen
+			}
+		}
+		up := uploadedEnd(b.meta.State().RemoteSegments(p.topicID, 0))
+		for _, s := range p.log.Segments() {
+			if s.NextOffset > up {
+				logBytes += s.Size
+			}
+		}
+		return logBytes, first, objBytes
+	}
+	waitFor(t, "retention.bytes to delete the oldest objects", func() bool {
+		logBytes, first, _ := sizes()
+		if logBytes < limit {
+			t.Fatalf("retention deleted too much: %d log bytes left, retention.bytes %d", logBytes, limit)
+		}
+		return uploadedAndTrimmed(p) && p.log.StartOffset() > 0 && logBytes-first < limit
+	})
+	logBytes, _, objBytes := sizes()
+	if objBytes*2 > limit {
+		t.Fatalf("the remaining objects hold %d bytes: not enough compression for this test to mean anything", objBytes)
+	}
+	t.Logf("log start %d: %d log bytes left in %d object bytes + local (retention.bytes %d)", p.log.StartOffset(), logBytes, objBytes, limit)
 }

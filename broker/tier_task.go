@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 
+	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/tiering"
 )
@@ -38,6 +40,12 @@ type tierTask struct {
 	retention chan struct{} // remote retention wanted now (DeleteRecords)
 
 	last tiering.ArchiverStats // counters already added to the manager's totals
+
+	// dataLen memoizes, by object key, the segment bytes each manifest entry holds (its footer's
+	// DataLen). retention.bytes counts log bytes, as Kafka does; an lz4 object is much smaller than
+	// the segment it holds (remote.log.segment.compression.type), so the manifest's object Size would
+	// keep several times retention.bytes. Only run's goroutine touches it.
+	dataLen map[string]int64
 }
 
 // partitionLogView adapts a Partition to tiering.LogView.
@@ -171,13 +179,15 @@ func (t *tierTask) account() {
 	st := t.arch.Stats()
 	t.tm.segmentsUploaded.Add(st.SegmentsUploaded - t.last.SegmentsUploaded)
 	t.tm.bytesUploaded.Add(st.BytesUploaded - t.last.BytesUploaded)
+	t.tm.segmentBytesUploaded.Add(st.SegmentBytes - t.last.SegmentBytes)
 	t.tm.uploadFailures.Add(st.Failures - t.last.Failures)
 	t.tm.orphansDeleted.Add(st.OrphansDeleted - t.last.OrphansDeleted)
 	t.last = st
 }
 
 // remoteRetention applies retention.ms / retention.bytes to the whole log (remote + local, whole
-// segments from the start; broker time decides for future-dated segments) and removes manifest
+// segments from the start, sizes in log bytes even for lz4 objects: logBytes; broker time decides for
+// future-dated segments) and removes manifest
 // entries wholly below the log start (DeleteRecords). Order: raise the log start first (readers
 // stop being sent below it; local copies below it go), then remove the manifest entries, then the
 // objects; an object whose deletion fails is an orphan for CollectOrphans.
@@ -199,7 +209,11 @@ func (t *tierTask) remoteRetention(ctx context.Context) error {
 			localBytes += s.Size
 		}
 	}
-	n, err := tiering.ExpiredRemoteSegments(ctx, t.tm.store, segs, localBytes,
+	sized := segs
+	if tc.RetentionBytes >= 0 {
+		sized = t.logBytes(ctx, segs)
+	}
+	n, err := tiering.ExpiredRemoteSegments(ctx, t.tm.store, sized, localBytes,
 		tiering.RetentionPolicy{RetentionMs: tc.RetentionMs, RetentionBytes: tc.RetentionBytes}, p.now())
 	if err != nil && n < below {
 		return err
@@ -224,4 +238,28 @@ func (t *tierTask) remoteRetention(ctx context.Context) error {
 			"log_start", p.log.StartOffset())
 	}
 	return derr
+}
+
+// logBytes returns a copy of segs whose Size is the segment (log) bytes each object holds rather than
+// the object's size: one footer read per object for the first pass that sees it (the remote reader's
+// footer cache, else one ranged GET), memoized for as long as this broker leads the partition. An
+// object whose footer cannot be read counts by its object size this pass, which can only make
+// retention delete less.
+func (t *tierTask) logBytes(ctx context.Context, segs []meta.RemoteSegment) []meta.RemoteSegment {
+	out := slices.Clone(segs)
+	known := make(map[string]int64, len(segs))
+	for i, s := range out {
+		n, ok := t.dataLen[s.ObjectKey]
+		if !ok {
+			f, err := t.tm.remote.Footer(ctx, s)
+			if err != nil {
+				continue
+			}
+			n = f.DataLen
+		}
+		known[s.ObjectKey] = n
+		out[i].Size = n
+	}
+	t.dataLen = known // entries removed from the manifest are forgotten
+	return out
 }

@@ -40,12 +40,13 @@ type tierManager struct {
 	tasks map[*Partition]*tierTask
 
 	// Broker-wide counters over every task this broker ran (a task's own stats end with it).
-	segmentsUploaded atomic.Int64
-	bytesUploaded    atomic.Int64
-	uploadFailures   atomic.Int64
-	orphansDeleted   atomic.Int64
-	remoteDeleted    atomic.Int64 // segments removed by remote retention / DeleteRecords
-	topicsPurged     atomic.Int64 // deleted topics whose objects are all gone
+	segmentsUploaded     atomic.Int64
+	bytesUploaded        atomic.Int64
+	segmentBytesUploaded atomic.Int64 // segment (uncompressed) bytes of the uploaded objects
+	uploadFailures       atomic.Int64
+	orphansDeleted       atomic.Int64
+	remoteDeleted        atomic.Int64 // segments removed by remote retention / DeleteRecords
+	topicsPurged         atomic.Int64 // deleted topics whose objects are all gone
 }
 
 // tierTuning holds the timings of the tiering loops. The Kafka-named ones come from broker

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Issue 5's failover figure with a client whose metadata behaviour is not franz-go's (whose 5 s
@@ -225,4 +229,96 @@ func (rp *rdkafkaProducer) stop(t *testing.T) (map[int64]chaseAck, int, string) 
 		t.Fatalf("librdkafka producer ended without flushing:\n%s", strings.Join(rp.lines, "\n"))
 	}
 	return rp.acked, rp.failed, rp.version
+}
+
+// A paused controller (SIGSTOP: its process holds its connections open but answers nothing, unlike
+// a killed one) is fenced after its session expires, and no other broker is fenced meanwhile:
+// their heartbeats, stuck on the paused controller until they time out, must reach the newly
+// elected controller before it counts their sessions as expired. DescribeCluster (with fenced
+// brokers) is polled on both survivors throughout; the time to fence is reported, not asserted.
+func TestPausedControllerFencesOnlyItself(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three processes, a paused controller")
+	}
+	nodes := startCluster(t)
+	fencedView := func(n *node) (map[int32]bool, error) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.kafka))
+		if err != nil {
+			return nil, err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.IncludeFencedBrokers = true
+		resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		out := map[int32]bool{}
+		for _, b := range resp.(*kmsg.DescribeClusterResponse).Brokers {
+			out[b.NodeID] = b.IsFenced
+		}
+		return out, nil
+	}
+	var controller int32 = -1
+	deadline := time.Now().Add(30 * time.Second)
+	for controller < 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no controller with all three brokers live")
+		}
+		v, err := fencedView(nodes[0])
+		md, merr := kmsg.NewPtrMetadataRequest().RequestWith(testCtx(t), nodes[0].client(t))
+		if err == nil && merr == nil && len(v) == 3 && !v[1] && !v[2] && !v[3] && md.ControllerID > 0 {
+			controller = md.ControllerID
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	victim := nodes[controller-1]
+	var survivors []*node
+	for _, n := range nodes {
+		if n != victim {
+			survivors = append(survivors, n)
+		}
+	}
+	load := loadAverage()
+	t0 := time.Now()
+	victim.cmd.Process.Signal(syscall.SIGSTOP)
+	defer victim.cmd.Process.Signal(syscall.SIGCONT)
+	var fencedAfter time.Duration
+	for end := t0.Add(40 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for _, s := range survivors {
+			v, err := fencedView(s)
+			if err != nil {
+				continue // no controller for a moment: nothing to read
+			}
+			for id, f := range v {
+				if f && id != controller {
+					t.Fatalf("live broker %d fenced %v after the controller (%d) was paused", id, time.Since(t0).Round(time.Millisecond), controller)
+				}
+			}
+			if v[controller] && fencedAfter == 0 {
+				fencedAfter = time.Since(t0)
+				// Keep watching a while: a late fence of a survivor would come within a session.
+				end = time.Now().Add(4 * time.Second)
+			}
+		}
+	}
+	if fencedAfter == 0 {
+		t.Fatalf("the paused controller %d was not fenced within 40 s", controller)
+	}
+	t.Logf("paused controller %d fenced %v after SIGSTOP (session timeout 6 s); no survivor fenced; load average %s → %s",
+		controller, fencedAfter.Round(time.Millisecond), load, loadAverage())
+	victim.cmd.Process.Signal(syscall.SIGCONT)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		v, err := fencedView(survivors[0])
+		if err == nil && len(v) == 3 && !v[1] && !v[2] && !v[3] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed broker %d is not live again: %v %v", controller, v, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

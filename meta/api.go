@@ -81,7 +81,11 @@ func (n *Node) heartbeatOnce() {
 		return
 	}
 	id, epoch, _ := n.BrokerEpoch()
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout)
+	// A third of the session, not all of it: a heartbeat forwarded to a controller that stops
+	// answering without closing its connections (a paused process) waits out this timeout. With the
+	// whole session the next heartbeat, to the newly elected controller, came too late and the new
+	// controller fenced this live broker as well; now up to three attempts fit in one session.
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.SessionTimeout/3)
 	defer cancel()
 	_, err := n.propose(ctx, &cmdHeartbeat{ID: id, Epoch: epoch}, false)
 	if err == nil {

@@ -450,8 +450,8 @@ func TestBrokerStopsHeartbeatingLosesLeaderships(t *testing.T) {
 }
 
 func TestNewControllerGracePeriod(t *testing.T) {
-	// After a leader change, brokers get one session timeout before being fenced, even though the new
-	// controller has no record of their recent heartbeats.
+	// After a leader change, live brokers are not fenced: the new controller counts their sessions from
+	// the heartbeats it applied as a follower, and gives each at least the election grace to reach it.
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.SessionTimeout = 2 * time.Second
 		cfg.HeartbeatInterval = 200 * time.Millisecond

@@ -105,7 +105,9 @@
 //     the probe says, and a probe that times out proves nothing, so this adds no false fencing; it cuts
 //     kill -9 → new leaders from the session timeout to about one heartbeat interval.
 //   - A broker unheard for SessionTimeout (default 6 s) is fenced by a FenceBroker command (conditional on
-//     its epoch). Applying it removes the broker from every ISR (unless it is the last member) and gives
+//     its epoch). Every node applies every heartbeat, so a new controller counts sessions from the
+//     heartbeats it applied as a follower, giving each broker at least a short grace after its election
+//     (a third of the session, at least four heartbeat intervals) to reach it. Applying it removes the broker from every ISR (unless it is the last member) and gives
 //     every partition it led a new leader: the first live ISR member in replica order, leader epoch +1 and
 //     partition epoch +1, all in that one entry. With no live ISR member: if the topic's
 //     unclean.leader.election.enable is true, the first live replica becomes leader with ISR = {it};

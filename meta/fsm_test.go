@@ -160,8 +160,8 @@ func TestFSMRejectsInvalidCommands(t *testing.T) {
 			return &cmdAlterConfigs{Name: "t", Set: map[string]string{"message.timestamp.type": "Now"}}
 		}, ErrInvalidConfig, "CreateTime"},
 		{"alter cluster configs unknown name", func(*harness) any {
-			return &cmdAlterClusterConfigs{Set: map[string]string{"log.retention.ms": "1"}}
-		}, ErrInvalidConfig, "log.retention.ms"},
+			return &cmdAlterClusterConfigs{Set: map[string]string{"num.io.threads": "1"}}
+		}, ErrInvalidConfig, "num.io.threads"},
 		{"alter cluster configs not a bool", func(*harness) any {
 			return &cmdAlterClusterConfigs{Set: map[string]string{"remote.log.copy.disable": "yes"}}
 		}, ErrInvalidConfig, "remote.log.copy.disable"},

@@ -3,8 +3,8 @@ package meta
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"

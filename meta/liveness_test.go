@@ -100,3 +100,34 @@ func TestProbeNeedsAnOverdueHeartbeat(t *testing.T) {
 	refuse.Store(true)
 	eventually(t, 30*time.Second, "the silent, refusing broker fenced", func() bool { return fenced(c.leader(), v.NodeID()) })
 }
+
+// A new controller fences a broker one session timeout after the last heartbeat it applied (as a
+// follower too), not one session after its own election, but never sooner than the election
+// grace: a broker it never heard from, or whose heartbeats the election gap held up, gets that
+// long to reach it.
+func TestSessionExpiryCountsHeartbeatsAppliedBeforeTheElection(t *testing.T) {
+	c := &controller{n: &Node{cfg: Config{SessionTimeout: 6 * time.Second, HeartbeatInterval: 250 * time.Millisecond}}}
+	if g := c.electionGrace(); g != 2*time.Second {
+		t.Fatalf("election grace %v, want a third of the session (2 s)", g)
+	}
+	elected := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		what  string
+		heard time.Time
+		want  time.Time
+	}{
+		{"paused controller: last heartbeat 1 s before the election", elected.Add(-time.Second), elected.Add(5 * time.Second)},
+		{"heard long before the election: the grace", elected.Add(-10 * time.Second), elected.Add(2 * time.Second)},
+		{"never heard", time.Time{}, elected.Add(2 * time.Second)},
+		{"heard after the election", elected.Add(3 * time.Second), elected.Add(9 * time.Second)},
+	} {
+		if got := c.sessionExpiry(tc.heard, elected); !got.Equal(tc.want) {
+			t.Errorf("%s: fenced at election %+v, want %+v", tc.what, got.Sub(elected), tc.want.Sub(elected))
+		}
+	}
+	// Short sessions: the grace is at least four heartbeats, at most the session.
+	c.n.cfg = Config{SessionTimeout: 600 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond}
+	if g := c.electionGrace(); g != 600*time.Millisecond {
+		t.Fatalf("grace %v, want the session (600 ms)", g)
+	}
+}

@@ -60,6 +60,49 @@ type Config struct {
 	FS                 vfs.FS        // nil = the OS file system
 	Now                func() time.Time
 	Logger             *slog.Logger
+	// OnRoll, when set, is told of every roll (the active segment closed and a new one started),
+	// so that the caller can log it or count it: this package logs only failures. It is called
+	// with the log's lock held, on the appending goroutine: it must be quick and must not call
+	// the Log. Fixed at Open (SetConfig does not change it).
+	OnRoll func(RollInfo)
+}
+
+// RollInfo describes one roll, for Config.OnRoll.
+type RollInfo struct {
+	OldBase int64      // base offset of the segment just closed
+	NewBase int64      // base offset of the new active segment (the closed one's next offset)
+	Size    int64      // bytes in the closed segment
+	Reason  RollReason // what made it roll
+}
+
+// RollReason says why a segment rolled.
+type RollReason int
+
+const (
+	RollSize        RollReason = iota + 1 // the next batch would pass segment.bytes
+	RollTime                              // the segment is older than segment.ms
+	RollIndexFull                         // its offset or time index is full (segment.index.bytes)
+	RollOffsetRange                       // offsets no longer fit the index's 32-bit relative offsets
+	RollRequested                         // Log.Roll called before segment.ms passed
+	RollStartOffset                       // SetStartOffset moved the log start past the active segment
+)
+
+func (r RollReason) String() string {
+	switch r {
+	case RollSize:
+		return "size"
+	case RollTime:
+		return "time"
+	case RollIndexFull:
+		return "index-full"
+	case RollOffsetRange:
+		return "offset-range"
+	case RollRequested:
+		return "requested"
+	case RollStartOffset:
+		return "start-offset"
+	}
+	return fmt.Sprintf("RollReason(%d)", int(r))
 }
 
 // DefaultConfig returns Kafka's defaults with the durable flush policy.

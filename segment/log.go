@@ -246,13 +246,13 @@ func (l *Log) append(b []byte, assign bool, epoch int32) (AppendResult, FlushPol
 			h.SetBaseOffset(next)
 			h.SetPartitionLeaderEpoch(epoch)
 		}
-		if l.shouldRoll(s, pendBytes, pendBatches, pendRollTs, n, h) {
+		if why := l.shouldRoll(s, pendBytes, pendBatches, pendRollTs, n, h); why != 0 {
 			if pos > chunkStart {
 				if err := l.commit(b[chunkStart:pos]); err != nil {
 					return AppendResult{}, 0, err
 				}
 			}
-			if err := l.roll(h.BaseOffset()); err != nil {
+			if err := l.roll(h.BaseOffset(), why); err != nil {
 				return AppendResult{}, 0, err
 			}
 			s = l.active()
@@ -350,13 +350,13 @@ func (l *Log) maybeRestartAt(first BatchHeader) error {
 
 // shouldRoll applies Kafka's roll rules to the active segment s as it will be
 // after the pending (not yet written) bytes, before adding a batch of n bytes.
-func (l *Log) shouldRoll(s *segment, pendBytes int64, pendBatches int, pendRollTs int64, n int, h BatchHeader) bool {
+func (l *Log) shouldRoll(s *segment, pendBytes int64, pendBatches int, pendRollTs int64, n int, h BatchHeader) RollReason {
 	size := s.size + pendBytes
 	if size == 0 {
-		return false
+		return 0
 	}
 	if size+int64(n) > l.cfg.SegmentBytes {
-		return true
+		return RollSize
 	}
 	rollTs := s.rollTs
 	if s.size == 0 {
@@ -364,15 +364,18 @@ func (l *Log) shouldRoll(s *segment, pendBytes int64, pendBatches int, pendRollT
 	}
 	if rollTs >= 0 {
 		if h.MaxTimestamp()-rollTs > l.cfg.SegmentMs.Milliseconds() {
-			return true
+			return RollTime
 		}
 	} else if l.cfg.Now().Sub(s.created) > l.cfg.SegmentMs {
-		return true
+		return RollTime
 	}
 	if len(s.idx.entries)+pendBatches+1 > s.idx.maxEntries || len(s.tidx.entries)+pendBatches+1 > s.tidx.maxEntries {
-		return true
+		return RollIndexFull
 	}
-	return h.LastOffset()-s.base > math.MaxInt32
+	if h.LastOffset()-s.base > math.MaxInt32 {
+		return RollOffsetRange
+	}
+	return 0
 }
 
 // commit writes whole, stamped batches to the active segment (mu held).
@@ -409,15 +412,20 @@ func (l *Log) Roll() error {
 	if err := l.checkWritable(); err != nil {
 		return err
 	}
-	if l.active().size == 0 {
+	a := l.active()
+	if a.size == 0 {
 		return nil
 	}
-	return l.roll(l.end)
+	why := RollRequested
+	if l.cfg.Now().Sub(a.created) >= l.cfg.SegmentMs {
+		why = RollTime // the broker's segment.ms check on an idle partition
+	}
+	return l.roll(l.end, why)
 }
 
 // roll makes the active segment durable (data and indexes), starts a new segment
-// at base, and advances the recovery point to it (mu held).
-func (l *Log) roll(base int64) error {
+// at base, and advances the recovery point to it (mu held). Config.OnRoll is told.
+func (l *Log) roll(base int64, why RollReason) error {
 	old := l.active()
 	if err := old.f.Datasync(); err != nil {
 		return l.fail(fmt.Errorf("segment: sync %s: %w", old.path, err))
@@ -440,6 +448,9 @@ func (l *Log) roll(base int64) error {
 	l.markDurable(old.next)
 	if err := l.setRecoveryPoint(base); err != nil {
 		return l.fail(err)
+	}
+	if l.cfg.OnRoll != nil {
+		l.cfg.OnRoll(RollInfo{OldBase: old.base, NewBase: base, Size: old.size, Reason: why})
 	}
 	return nil
 }
@@ -1008,7 +1019,7 @@ func (l *Log) SetStartOffset(offset int64) error {
 		return err
 	}
 	if a := l.active(); a.size > 0 && a.next <= offset {
-		if err := l.roll(l.end); err != nil {
+		if err := l.roll(l.end, RollStartOffset); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/segment/vfs"
@@ -41,7 +43,8 @@ type Manifest interface {
 // ArchiverConfig tunes a PartitionArchiver. Zero values take the defaults noted.
 type ArchiverConfig struct {
 	IndexInterval int // footer index spacing; default DefaultIndexInterval
-	// Compress stores segments whose batches were all sent uncompressed as lz4 chunks (see BuildOptions).
+	// Compress stores segments whose batches were all sent uncompressed as lz4 chunks (see
+	// BuildOptions), when a probe of the segment's start shows lz4 saves at least 1/16 (worthCompressing).
 	Compress  bool
 	RetryBase time.Duration // Run's first retry delay after a failure; default 1s
 	RetryMax  time.Duration // Run's longest retry delay; default 1 min
@@ -194,7 +197,14 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 			return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
 		}
 	}
-	obj, err := BuildSegmentObjectWith(io.NewSectionReader(f, start, si.Size-start), si.Size-start, BuildOptions{IndexInterval: a.cfg.IndexInterval, Compress: a.cfg.Compress})
+	data := io.NewSectionReader(f, start, si.Size-start)
+	compress := a.cfg.Compress
+	if compress {
+		if compress, err = worthCompressing(data, si.Size-start); err != nil {
+			return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
+		}
+	}
+	obj, err := BuildSegmentObjectWith(data, si.Size-start, BuildOptions{IndexInterval: a.cfg.IndexInterval, Compress: compress})
 	if err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
 	}
@@ -216,14 +226,43 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 		if slices.ContainsFunc(a.manifest.RemoteSegments(), func(s meta.RemoteSegment) bool { return s.ObjectKey == key }) {
 			a.stats.segments.Add(1)
 			a.stats.bytes.Add(obj.Size())
+			a.stats.logical.Add(ft.DataLen)
 			return nil
 		}
 		return fmt.Errorf("tiering: commit %s (offsets %d..%d): %w (object left for the orphan collector)", key, ft.BaseOffset, ft.LastOffset, err)
 	}
 	a.stats.segments.Add(1)
 	a.stats.bytes.Add(obj.Size())
+	a.stats.logical.Add(ft.DataLen)
 	a.cfg.Logger.Info("tiering: segment uploaded", "key", key, "offsets", fmt.Sprintf("%d..%d", ft.BaseOffset, ft.LastOffset), "bytes", obj.Size())
 	return nil
+}
+
+// compressProbeBytes is how much of a segment worthCompressing tries with lz4.
+const compressProbeBytes = 256 << 10
+
+// worthCompressing reports whether lz4 shrinks the first compressProbeBytes of a segment by at
+// least 1/16 (the rule compressChunks applies to each chunk). Segments that fail it (payloads the
+// producer sent uncompressed but that are already encrypted or compressed by the application) go up
+// verbatim: building lz4 chunks of them costs CPU (BenchmarkTierCompression/random: upload at ~0.6x)
+// and holds the whole segment in memory, for nothing. Costs one read and lz4 pass over at most 256 KiB.
+func worthCompressing(data io.ReaderAt, size int64) (bool, error) {
+	buf := make([]byte, min(size, compressProbeBytes))
+	if n, err := data.ReadAt(buf, 0); n < len(buf) {
+		return false, fmt.Errorf("reading the segment's first %d bytes: %w", len(buf), err)
+	}
+	var c lz4.Compressor
+	dst := make([]byte, lz4.CompressBlockBound(DefaultChunkSize))
+	out := 0
+	for off := 0; off < len(buf); off += DefaultChunkSize {
+		chunk := buf[off:min(off+DefaultChunkSize, len(buf))]
+		n, err := c.CompressBlock(chunk, dst)
+		if err != nil || n == 0 || n > len(chunk) {
+			n = len(chunk) // incompressible: a raw chunk
+		}
+		out += n
+	}
+	return out <= len(buf)-len(buf)/16, nil
 }
 
 // positionOf returns the byte position of the first batch whose base offset is ≥ offset, walking the

@@ -130,12 +130,18 @@ func newArchiverRig(t *testing.T) *archiverRig {
 }
 
 // produce appends n batches of 3 records (~1 KiB each); with 8 KiB segments that rolls every ~8 batches.
+// Payloads are half random bytes, half a repeated text line: lz4 shrinks them by ~40%, so an archiver
+// with Compress passes its probe (worthCompressing) and writes lz4 chunks.
 func (r *archiverRig) produce(n int) {
 	rnd := rand.New(rand.NewPCG(uint64(r.log.EndOffset()), 1))
 	for i := 0; i < n; i++ {
 		payload := make([]byte, 1000)
-		for j := range payload {
+		for j := range payload[:500] {
 			payload[j] = byte(rnd.Uint32())
+		}
+		line := fmt.Sprintf("level=info msg=\"order accepted\" batch=%d ", i)
+		for j := 500; j < len(payload); j++ {
+			payload[j] = line[j%len(line)]
 		}
 		ts := int64(1_700_000_000_000) + r.log.EndOffset()
 		if _, err := r.log.Append(makeBatch(0, 3, ts, ts+2, payload), 5); err != nil {
@@ -331,7 +337,7 @@ func TestArchiverFailuresAndOrphans(t *testing.T) {
 	for _, c := range closed[2:] {
 		lagBytes += c.Size
 	}
-	want := tiering.ArchiverStats{SegmentsUploaded: 2, BytesUploaded: r.objSize(s0) + r.objSize(s1), Failures: 3,
+	want := tiering.ArchiverStats{SegmentsUploaded: 2, BytesUploaded: r.objSize(s0) + r.objSize(s1), SegmentBytes: s0.Size + s1.Size, Failures: 3,
 		OrphansDeleted: 2, LagSegments: int64(len(closed) - 2), LagBytes: lagBytes}
 	if st != want {
 		t.Fatalf("Stats = %+v, want %+v", st, want)

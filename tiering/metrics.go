@@ -226,6 +226,7 @@ func (m *MeteredStore) WriteMetrics(w io.Writer) {
 type ArchiverStats struct {
 	SegmentsUploaded int64 // committed by this archiver
 	BytesUploaded    int64 // object bytes committed by this archiver
+	SegmentBytes     int64 // segment (logical, uncompressed) bytes those objects hold
 	Failures         int64 // failed upload or commit attempts
 	OrphansDeleted   int64
 	LagSegments      int64 // closed local segments not yet (wholly) in the manifest
@@ -233,13 +234,13 @@ type ArchiverStats struct {
 }
 
 type archiverCounters struct {
-	segments, bytes, failures, orphans atomic.Int64
+	segments, bytes, logical, failures, orphans atomic.Int64
 }
 
 // Stats returns the archiver's counters and its current upload lag. Safe to call from any goroutine.
 func (a *PartitionArchiver) Stats() ArchiverStats {
 	st := ArchiverStats{
-		SegmentsUploaded: a.stats.segments.Load(), BytesUploaded: a.stats.bytes.Load(),
+		SegmentsUploaded: a.stats.segments.Load(), BytesUploaded: a.stats.bytes.Load(), SegmentBytes: a.stats.logical.Load(),
 		Failures: a.stats.failures.Load(), OrphansDeleted: a.stats.orphans.Load(),
 	}
 	up := a.Uploaded()

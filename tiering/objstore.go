@@ -152,14 +152,43 @@ func ReadRange(ctx context.Context, s Store, key string, off, length int64) ([]b
 		return nil, err
 	}
 	defer rc.Close()
-	var buf bytes.Buffer
-	if length > 0 {
-		buf.Grow(int(min(length, 64<<20)))
+	if pr, ok := rc.(*partsReader); ok {
+		// From the chunk cache: its bytes without a copy when they lie in one chunk, else one
+		// copy into an unzeroed buffer — no bytes.Buffer growth.
+		return pr.contiguous(), nil
 	}
-	if _, err := io.Copy(&buf, rc); err != nil {
+	if length <= 0 {
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			return nil, fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, length, err)
+		}
+		return b, nil
+	}
+	// One buffer of the asked length: a bytes.Buffer grown to it doubled on the Read that finds
+	// EOF (a second zeroed allocation and a copy of everything read). Up to 64 MiB up front, as
+	// before; a longer range grows by append.
+	buf := make([]byte, min(length, 64<<20))
+	n, err := io.ReadFull(rc, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return buf[:n], nil // the object ends inside the range: the store cut it (Get's contract)
+	case err != nil:
 		return nil, fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, length, err)
 	}
-	return buf.Bytes(), nil
+	// Read on to EOF: the rest of a range above 64 MiB, and the EOF an S3 body must see before
+	// Close to keep its keep-alive connection (into a small array: appending to the full buffer
+	// would double it).
+	var more [4096]byte
+	for {
+		m, err := rc.Read(more[:])
+		buf = append(buf, more[:m]...)
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, length, err)
+		}
+	}
 }
 
 // PutBytes stores b under key.

@@ -89,3 +89,50 @@ func TestReadExact(t *testing.T) {
 		t.Errorf("missing object: err %v, want ErrNotFound", err)
 	}
 }
+
+// TestReadRangeBuffers: ReadRange reads a plain (HTTP-like) body into one buffer of the asked
+// length and to EOF, cuts at the object's end as Get does, and hands out the chunk cache's bytes
+// without a copy when the range lies in one chunk (correct bytes across chunks too).
+func TestReadRangeBuffers(t *testing.T) {
+	ctx := context.Background()
+	obj := make([]byte, 3<<20+5)
+	for i := range obj {
+		obj[i] = byte(i*13 + i>>11)
+	}
+	mem := NewMemStore()
+	if err := PutBytes(ctx, mem, "k", obj); err != nil {
+		t.Fatal(err)
+	}
+	st := &eofTrackingStore{Store: mem}
+	got, err := ReadRange(ctx, st, "k", 4096, 1<<20)
+	if err != nil || !bytes.Equal(got, obj[4096:4096+1<<20]) {
+		t.Fatalf("ReadRange: err %v, bytes equal %v", err, bytes.Equal(got, obj[4096:4096+1<<20]))
+	}
+	if cap(got) != 1<<20 || !st.sawEOF {
+		t.Errorf("capacity %d (want exactly %d), body read to EOF %v", cap(got), 1<<20, st.sawEOF)
+	}
+	if got, err := ReadRange(ctx, st, "k", int64(len(obj))-10, 100); err != nil || !bytes.Equal(got, obj[len(obj)-10:]) {
+		t.Errorf("range past the end: %d bytes, err %v; want the object's last 10", len(got), err)
+	}
+	if got, err := ReadRange(ctx, st, "k", 0, -1); err != nil || !bytes.Equal(got, obj) {
+		t.Errorf("whole object: %d bytes, err %v", len(got), err)
+	}
+
+	c := newChunkCache(16<<20, 1<<20, 0, make(chan struct{}, 4))
+	co := &cachedObject{Store: mem, c: c, key: "k", size: int64(len(obj))}
+	a, err := ReadRange(ctx, co, "k", 100, 1000)
+	if err != nil || !bytes.Equal(a, obj[100:1100]) {
+		t.Fatalf("cached, one chunk: err %v, bytes equal %v", err, bytes.Equal(a, obj[100:1100]))
+	}
+	b, err := ReadRange(ctx, co, "k", 200, 1000)
+	if err != nil || !bytes.Equal(b, obj[200:1200]) {
+		t.Fatalf("cached, one chunk again: err %v", err)
+	}
+	if &a[100] != &b[0] {
+		t.Error("two reads inside one cached chunk do not share the chunk's memory: a copy was made")
+	}
+	x, err := ReadRange(ctx, co, "k", 1<<20-10, 2<<20)
+	if err != nil || !bytes.Equal(x, obj[1<<20-10:3<<20-10]) {
+		t.Fatalf("cached, across three chunks: err %v, bytes equal %v", err, bytes.Equal(x, obj[1<<20-10:3<<20-10]))
+	}
+}
