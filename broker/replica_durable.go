@@ -164,21 +164,29 @@ func (r *durabilityReporter) run(ctx context.Context) {
 		}
 		parts := r.f.fetchable()
 		// fsync every partition with unsynced writes at once: they are different files, and
-		// each sync is a disk round trip that should not queue behind the others'.
+		// each sync is a disk round trip that should not queue behind the others'. The last one
+		// runs on this goroutine (often the only one: no hand-off on a busy machine). An error
+		// (truncated meanwhile, closed, I/O) leaves the durable offset below the end, and only
+		// the durable offset is reported.
 		var wg sync.WaitGroup
+		var inline func()
 		for p := range parts {
 			if !p.flushAlways {
 				continue
 			}
 			if end := p.log.EndOffset(); p.log.DurableOffset() < end {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					// An error (truncated meanwhile, closed, I/O) leaves the durable offset below
-					// end, and only the durable offset is reported.
-					_ = p.log.WaitDurable(end)
-				}()
+				if inline != nil {
+					wg.Add(1)
+					go func(fsync func()) {
+						defer wg.Done()
+						fsync()
+					}(inline)
+				}
+				inline = func() { _ = p.log.WaitDurable(end) }
 			}
+		}
+		if inline != nil {
+			inline()
 		}
 		wg.Wait()
 		if err := r.report(ctx, parts); err != nil && ctx.Err() == nil {
