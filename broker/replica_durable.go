@@ -40,8 +40,9 @@ import (
 // With a flush policy other than always nothing is fsynced per append anywhere (the leader's own
 // acks=all does not wait for a sync either), so the durable offset reported is the log end.
 //
-// Goroutines: one durabilityReporter per leaderFetcher, started and stopped with it. It takes no
-// partition lock while it fsyncs or waits for the leader.
+// Goroutines: one durabilityReporter per leaderFetcher, started and stopped with it, with two
+// goroutines (syncLoop fsyncs, sendLoop reports). Neither takes a partition lock while it fsyncs or
+// waits for the leader.
 
 // durableOffsetTag is the Fetch request partition tag carrying a follower's durable offset (an
 // int64, big endian). Kafka uses partition tag 0 (ReplicaDirectoryId, v17); this number is far
@@ -135,12 +136,13 @@ type durabilityReporter struct {
 	f      *leaderFetcher
 	client replicaClient
 	dirty  chan struct{} // cap 1: the fetch loop appended something
+	synced chan struct{} // cap 1: syncLoop finished a round; sendLoop reports
 	// reported is the durable offset last reported per partition (goroutine-local).
 	reported map[*Partition]int64
 }
 
 func newDurabilityReporter(f *leaderFetcher) *durabilityReporter {
-	r := &durabilityReporter{f: f, dirty: make(chan struct{}, 1), reported: map[*Partition]int64{}}
+	r := &durabilityReporter{f: f, dirty: make(chan struct{}, 1), synced: make(chan struct{}, 1), reported: map[*Partition]int64{}}
 	r.client.clientID = f.client.clientID + "-durable"
 	r.client.from = f.client.from
 	return r
@@ -154,15 +156,26 @@ func (r *durabilityReporter) kick() {
 	}
 }
 
+// run fsyncs (syncLoop) and reports (sendLoop) on two goroutines, so that the next fsync starts
+// while the last report is on its way rather than after its answer: on the shared 2-core machine
+// (load 8, 5,000 rec/s on 8 RF3 partitions) a report's round trip was 1.3-1.5 ms at the median,
+// as long as a follower's fsync round (0.9-1.4 ms). No latency change was measurable at that load;
+// it keeps back-to-back fsyncs under a high produce rate.
 func (r *durabilityReporter) run(ctx context.Context) {
-	defer r.client.close()
+	var wg sync.WaitGroup
+	wg.Go(func() { r.syncLoop(ctx) })
+	r.sendLoop(ctx)
+	wg.Wait()
+}
+
+// syncLoop makes what the fetch loop wrote durable and wakes sendLoop.
+func (r *durabilityReporter) syncLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.dirty:
 		}
-		parts := r.f.fetchable()
 		// fsync every partition with unsynced writes at once: they are different files, and
 		// each sync is a disk round trip that should not queue behind the others'. The last one
 		// runs on this goroutine (often the only one: no hand-off on a busy machine). An error
@@ -170,7 +183,7 @@ func (r *durabilityReporter) run(ctx context.Context) {
 		// the durable offset is reported.
 		var wg sync.WaitGroup
 		var inline func()
-		for p := range parts {
+		for p := range r.f.fetchable() {
 			if !p.flushAlways {
 				continue
 			}
@@ -189,14 +202,35 @@ func (r *durabilityReporter) run(ctx context.Context) {
 			inline()
 		}
 		wg.Wait()
-		if err := r.report(ctx, parts); err != nil && ctx.Err() == nil {
+		select {
+		case r.synced <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sendLoop reports the durable offsets that moved, once per wake-up from syncLoop (coalesced).
+func (r *durabilityReporter) sendLoop(ctx context.Context) {
+	defer r.client.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.synced:
+		}
+		// The epochs are read before the durable offsets (fetchable, then report), so a report
+		// never pairs an offset of a newer log state with an older epoch.
+		if err := r.report(ctx, r.f.fetchable()); err != nil && ctx.Err() == nil {
 			r.f.m.rm.log.Debug("replica durability report", "leader", r.f.leader, "err", err)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			r.kick() // report again: the positions are still unknown to the leader
+			select { // report again: the positions are still unknown to the leader
+			case r.synced <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

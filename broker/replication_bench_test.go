@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,9 +54,65 @@ func BenchmarkReplicatedProduceLatency(b *testing.B) {
 				lat = append(lat, time.Since(start))
 			}
 			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			reportLatencies(b, lat)
 		})
 	}
+	// Eight producers, one per partition, each with one acks=all record in flight: fetch responses
+	// then carry several partitions, so the follower's per-cycle work (one fsync per partition)
+	// is on the path, as in `sediment bench`'s paced latency phase.
+	for _, rf := range []int16{1, 3} {
+		b.Run(fmt.Sprintf("rf=%d/partitions=8", rf), func(b *testing.B) {
+			const parts = 8
+			topic := fmt.Sprintf("benchlat8-rf%d-%d", rf, benchTopicSeq.Add(1))
+			if resp, err := adm.CreateTopic(context.Background(), parts, rf, nil, topic); err != nil || resp.Err != nil {
+				b.Fatalf("create: %v %v", err, resp.Err)
+			}
+			cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+				kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			val := make([]byte, 1024)
+			for p := int32(0); p < parts; p++ {
+				if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: val, Partition: p}).FirstErr(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			lats := make([][]time.Duration, parts)
+			var wg sync.WaitGroup
+			var failed atomic.Pointer[error]
+			b.SetBytes(int64(len(val)))
+			b.ResetTimer()
+			for p := int32(0); p < parts; p++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := int(p); i < b.N; i += parts {
+						start := time.Now()
+						if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: val, Partition: p}).FirstErr(); err != nil {
+							failed.Store(&err)
+							return
+						}
+						lats[p] = append(lats[p], time.Since(start))
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+			reportLatencies(b, slices.Concat(lats...))
+		})
+	}
+}
+
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
