@@ -171,6 +171,21 @@ func TestReplicationThreeBrokers(t *testing.T) {
 		}
 		return true
 	})
+	var liveAddrs []string
+	for _, b := range brokers {
+		if b != victim {
+			liveAddrs = append(liveAddrs, b.Addr())
+		}
+	}
+	// Issue 5: Metadata from every (live) broker agrees after the fault.
+	newMetadataWatch(t, topic, liveAddrs...).waitAgreed(t, "the live brokers' Metadata without the stopped follower", func(v metadataView) bool {
+		for _, p := range v.parts {
+			if len(p.isr) != 2 || slices.Contains(p.isr, victim.cfg.NodeID) || p.leader == victim.cfg.NodeID {
+				return false
+			}
+		}
+		return len(v.brokers) == 2 && len(v.parts) == 2
+	})
 	produce(1000, 500)
 
 	// The follower comes back on its data dir: it catches up (truncating by epoch if needed),
@@ -194,6 +209,15 @@ func TestReplicationThreeBrokers(t *testing.T) {
 			}
 		}
 		return true
+	})
+	// Every broker, the restarted one included, gives the same Metadata: three brokers, full ISRs.
+	newMetadataWatch(t, topic, append(liveAddrs, back.Addr())...).waitAgreed(t, "every broker's Metadata after the rejoin", func(v metadataView) bool {
+		for _, p := range v.parts {
+			if len(p.isr) != 3 || p.leader < 0 {
+				return false
+			}
+		}
+		return len(v.brokers) == 3 && len(v.parts) == 2
 	})
 	for idx := int32(0); idx < 2; idx++ {
 		var ps []*Partition
