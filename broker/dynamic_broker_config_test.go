@@ -469,3 +469,28 @@ func TestDynamicBrokerConfigThreeBrokers(t *testing.T) {
 		t.Fatalf("broker 1: %+v", c)
 	}
 }
+
+// remote.log.segment.compression.type (Sediment extension) per topic: the broker config of the same
+// name is the default, a topic override wins, a bad value is INVALID_CONFIG.
+func TestTopicRemoteLogSegmentCompressionOverride(t *testing.T) {
+	b := newTestBroker(t, func(c *Config) { c.RemoteLogSegmentCompressionType = "lz4" })
+	createTopic(t, b, "z", 1, nil)
+	createTopic(t, b, "n", 1, map[string]*string{"remote.log.segment.compression.type": ptr("none")})
+	adm := newTestAdmin(t, b)
+	if got := tierPartition(t, b, "z", 0).config().RemoteLogSegmentCompression; got != "lz4" {
+		t.Fatalf("topic without override: %q, want the broker's lz4", got)
+	}
+	if got := tierPartition(t, b, "n", 0).config().RemoteLogSegmentCompression; got != "none" {
+		t.Fatalf("topic with override none: %q", got)
+	}
+	if c := describedTopicConfig(t, adm, "z", "remote.log.segment.compression.type"); deref(c.Value) != "lz4" || c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+		t.Fatalf("describe z: %s (%v)", deref(c.Value), c.Source)
+	}
+	if c := describedTopicConfig(t, adm, "n", "remote.log.segment.compression.type"); deref(c.Value) != "none" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Fatalf("describe n: %s (%v)", deref(c.Value), c.Source)
+	}
+	rs, err := adm.AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{set("remote.log.segment.compression.type", "zstd")}, "z")
+	if err != nil || !errors.Is(rs[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("bad value: %v %+v", err, rs)
+	}
+}

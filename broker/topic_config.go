@@ -37,6 +37,8 @@ var topicBrokerSynonyms = map[string]string{
 	"local.retention.ms":              "log.local.retention.ms",
 	"local.retention.bytes":           "log.local.retention.bytes",
 	"compression.type":                "compression.type",
+	// Sediment extension: the broker config of the same name supplies the default.
+	"remote.log.segment.compression.type": "remote.log.segment.compression.type",
 }
 
 // unimplementedTopicValues are values meta accepts (they are valid Kafka) but Sediment does not
@@ -76,6 +78,8 @@ type TopicConfig struct {
 	LocalRetentionBytes  int64  // local.retention.bytes (-2 = retention.bytes)
 	RemoteStorageEnable  bool   // remote.storage.enable
 	RemoteLogCopyDisable bool   // remote.log.copy.disable (uploads paused; KIP-950)
+	// remote.log.segment.compression.type (Sediment extension): none | lz4 for this topic's uploads
+	RemoteLogSegmentCompression string
 }
 
 // topicConfigValue returns the effective value of one topic config and where it came from: the
@@ -233,22 +237,23 @@ func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
 		return n
 	}
 	return TopicConfig{
-		RetentionMs:          i64("retention.ms"),
-		RetentionBytes:       i64("retention.bytes"),
-		SegmentBytes:         i64("segment.bytes"),
-		SegmentMs:            i64("segment.ms"),
-		SegmentIndexBytes:    int32(i64("segment.index.bytes")),
-		IndexIntervalBytes:   int32(i64("index.interval.bytes")),
-		CleanupPolicy:        str("cleanup.policy"),
-		MinInsyncReplicas:    int32(i64("min.insync.replicas")),
-		MaxMessageBytes:      int32(i64("max.message.bytes")),
-		LogAppendTime:        str("message.timestamp.type") == "LogAppendTime",
-		TimestampBeforeMaxMs: i64("message.timestamp.before.max.ms"),
-		TimestampAfterMaxMs:  i64("message.timestamp.after.max.ms"),
-		LocalRetentionMs:     i64("local.retention.ms"),
-		LocalRetentionBytes:  i64("local.retention.bytes"),
-		RemoteStorageEnable:  strings.EqualFold(str("remote.storage.enable"), "true"),
-		RemoteLogCopyDisable: strings.EqualFold(str("remote.log.copy.disable"), "true"),
+		RetentionMs:                 i64("retention.ms"),
+		RetentionBytes:              i64("retention.bytes"),
+		SegmentBytes:                i64("segment.bytes"),
+		SegmentMs:                   i64("segment.ms"),
+		SegmentIndexBytes:           int32(i64("segment.index.bytes")),
+		IndexIntervalBytes:          int32(i64("index.interval.bytes")),
+		CleanupPolicy:               str("cleanup.policy"),
+		MinInsyncReplicas:           int32(i64("min.insync.replicas")),
+		MaxMessageBytes:             int32(i64("max.message.bytes")),
+		LogAppendTime:               str("message.timestamp.type") == "LogAppendTime",
+		TimestampBeforeMaxMs:        i64("message.timestamp.before.max.ms"),
+		TimestampAfterMaxMs:         i64("message.timestamp.after.max.ms"),
+		LocalRetentionMs:            i64("local.retention.ms"),
+		LocalRetentionBytes:         i64("local.retention.bytes"),
+		RemoteStorageEnable:         strings.EqualFold(str("remote.storage.enable"), "true"),
+		RemoteLogCopyDisable:        strings.EqualFold(str("remote.log.copy.disable"), "true"),
+		RemoteLogSegmentCompression: str("remote.log.segment.compression.type"),
 	}
 }
 

@@ -113,6 +113,8 @@ func init() {
 		{"preallocate", "false", boolean},
 		{"remote.log.copy.disable", "false", boolean},
 		{"remote.log.delete.on.disable", "false", boolean},
+		// Sediment extension (not Kafka): per-topic override of the broker config of the same name.
+		{"remote.log.segment.compression.type", "none", oneOf("none", "lz4")},
 		{"remote.storage.enable", "false", boolean},
 		{"retention.bytes", "-1", longAtLeast(-1)},
 		{"retention.ms", "604800000", longAtLeast(-1)},
