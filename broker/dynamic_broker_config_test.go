@@ -494,3 +494,29 @@ func TestTopicRemoteLogSegmentCompressionOverride(t *testing.T) {
 		t.Fatalf("bad value: %v %+v", err, rs)
 	}
 }
+
+// log.flush.interval.ms is dynamic (Kafka: the broker synonym of flush.ms): a change reaches every
+// open log's fsync period under log.flush.policy=interval, and a per-broker value beats the default.
+func TestDynamicLogFlushIntervalMs(t *testing.T) {
+	b := newTestBroker(t, func(c *Config) { c.LogFlushPolicy = "interval"; c.LogFlushIntervalMs = 1000 })
+	createTopic(t, b, "f", 1, nil)
+	adm := newTestAdmin(t, b)
+	p := tierPartition(t, b, "f", 0)
+	if got := p.log.Config().FlushInterval; got != time.Second {
+		t.Fatalf("static: flush interval %v", got)
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "250")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cluster-wide log.flush.interval.ms in the open log", func() bool { return p.log.Config().FlushInterval == 250*time.Millisecond })
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "40")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "broker 1's log.flush.interval.ms in the open log", func() bool { return p.log.Config().FlushInterval == 40*time.Millisecond })
+	if c := describedBrokerConfigs(t, adm, 1)["log.flush.interval.ms"]; deref(c.Value) != "40" || c.Source != kmsg.ConfigSourceDynamicBrokerConfig || len(c.Synonyms) != 3 { // broker, default level, Kafka default (1000 = default: no static layer)
+		t.Fatalf("describe: %s (%v) %v", deref(c.Value), c.Source, layersOf(c.Synonyms))
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "0")}); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("0: %v", err)
+	}
+}

@@ -216,6 +216,9 @@ var dynamicBrokerConfigs = map[string]func(string) error{
 	"message.max.bytes":                   intAtLeast(0),
 	"min.insync.replicas":                 intAtLeast(1),
 	"compression.type":                    oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+	// log.flush.interval.ms: Sediment's fsync period under log.flush.policy=interval (Kafka's synonym
+	// of flush.ms, dynamic there too).
+	"log.flush.interval.ms": longAtLeast(1),
 }
 
 // clusterOnlyConfigs may be set only as cluster-wide defaults.
