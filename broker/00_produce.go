@@ -155,7 +155,7 @@ type produceJob struct {
 	res *appendResult
 }
 
-// completeProduce fills resp from the completed appends (errors, offsets, the v12+ leader
+// completeProduce fills resp from the completed appends (errors, offsets, the v10+ leader
 // endpoints) and, for acks=all, waits for the HW on each appended partition until wctx ends. It
 // reports whether any partition failed.
 func completeProduce(resp *kmsg.ProduceResponse, st *meta.State, jobs []produceJob, version, acks int16, wctx context.Context) (failed bool) {
@@ -175,8 +175,8 @@ func completeProduce(resp *kmsg.ProduceResponse, st *meta.State, jobs []produceJ
 		rp.LogStartOffset = j.res.logStart
 	}
 
-	if version >= 12 {
-		// KIP-951: with CurrentLeader hints, also the endpoints of those leaders.
+	if version >= 10 {
+		// KIP-951 (Produce v10+): with CurrentLeader hints, also the endpoints of those leaders.
 		seen := map[int32]bool{}
 		for i := range resp.Topics {
 			for _, rp := range resp.Topics[i].Partitions {
@@ -211,10 +211,10 @@ func completeProduce(resp *kmsg.ProduceResponse, st *meta.State, jobs []produceJ
 	return failed
 }
 
-// fillProduceLeader sets the v12+ CurrentLeader hint (KIP-951) from meta on NOT_LEADER_OR_FOLLOWER
+// fillProduceLeader sets the v10+ CurrentLeader hint (KIP-951) from meta on NOT_LEADER_OR_FOLLOWER
 // and FENCED_LEADER_EPOCH, so the client can redirect without waiting for a metadata refresh.
 func fillProduceLeader(rp *kmsg.ProduceResponseTopicPartition, st *meta.State, topic string, id meta.TopicID, version int16) {
-	if version < 12 || (rp.ErrorCode != kerr.NotLeaderForPartition.Code && rp.ErrorCode != kerr.FencedLeaderEpoch.Code) {
+	if version < 10 || (rp.ErrorCode != kerr.NotLeaderForPartition.Code && rp.ErrorCode != kerr.FencedLeaderEpoch.Code) {
 		return
 	}
 	if part, ok := metaPartition(st, topic, id, rp.Partition); ok && part.Leader >= 0 {

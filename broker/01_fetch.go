@@ -14,7 +14,7 @@ package broker
 //
 // Isolation: without transactions the last stable offset equals the high watermark, so
 // read_committed and read_uncommitted read the same bytes and LastStableOffset = HighWatermark;
-// AbortedTransactions is always empty.
+// AbortedTransactions is always empty (an empty list for read_committed, null otherwise, as Kafka).
 //
 // Replicas (ReplicaID, or ReplicaState.ID from v15, >= 0) are served by Partition.readForFollower:
 // their fetch offset counts as their log end offset for the high watermark and they read up to the
@@ -227,6 +227,10 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			rp.HighWatermark = t.res.hw
 			rp.LastStableOffset = t.res.hw
 			rp.LogStartOffset = t.res.logStart
+			if req.IsolationLevel == 1 {
+				// As Kafka: read_committed gets an empty aborted list, read_uncommitted null.
+				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			}
 			if len(t.res.data) > 0 {
 				rp.RecordBatches = t.res.data
 			}

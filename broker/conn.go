@@ -129,6 +129,8 @@ func (c *conn) readLoop(ctx context.Context) error {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	idle := time.Duration(c.b.cfg.ConnectionsMaxIdleMs) * time.Millisecond
+	var held int64 // bytes of queued.max.request.bytes taken by the request being read or handled
+	defer func() { c.b.reqMem.release(held) }()
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -148,6 +150,13 @@ func (c *conn) readLoop(ctx context.Context) error {
 			c.b.metrics.frameErrors.Add(1)
 			return fmt.Errorf("%w: size %d outside [%d, socket.request.max.bytes=%d]", errFrame, size, minHeaderSize, c.b.cfg.SocketRequestMaxBytes)
 		}
+		// queued.max.request.bytes: while the broker-wide budget is spent, read nothing more.
+		if err := c.b.reqMem.acquire(ctx, int64(size)); err != nil {
+			return err
+		}
+		if held = int64(size); idle > 0 && c.b.reqMem.bounded() {
+			c.nc.SetReadDeadline(time.Now().Add(idle)) // the wait for the budget is not the client's stall
+		}
 		body := make([]byte, size)
 		if _, err := io.ReadFull(br, body); err != nil {
 			return err
@@ -161,6 +170,8 @@ func (c *conn) readLoop(ctx context.Context) error {
 			return err
 		}
 		resp, err := c.b.handle(ctx, &connCtx{remote: c.remote, clientID: req.clientID, corr: req.corr}, req)
+		c.b.reqMem.release(held)
+		held = 0
 		d, deferred := resp.(*deferredResponse)
 		if !deferred {
 			c.b.metrics.observe(req.key, time.Since(start), err != nil)

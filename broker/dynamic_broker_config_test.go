@@ -469,3 +469,54 @@ func TestDynamicBrokerConfigThreeBrokers(t *testing.T) {
 		t.Fatalf("broker 1: %+v", c)
 	}
 }
+
+// remote.log.segment.compression.type (Sediment extension) per topic: the broker config of the same
+// name is the default, a topic override wins, a bad value is INVALID_CONFIG.
+func TestTopicRemoteLogSegmentCompressionOverride(t *testing.T) {
+	b := newTestBroker(t, func(c *Config) { c.RemoteLogSegmentCompressionType = "lz4" })
+	createTopic(t, b, "z", 1, nil)
+	createTopic(t, b, "n", 1, map[string]*string{"remote.log.segment.compression.type": ptr("none")})
+	adm := newTestAdmin(t, b)
+	if got := tierPartition(t, b, "z", 0).config().RemoteLogSegmentCompression; got != "lz4" {
+		t.Fatalf("topic without override: %q, want the broker's lz4", got)
+	}
+	if got := tierPartition(t, b, "n", 0).config().RemoteLogSegmentCompression; got != "none" {
+		t.Fatalf("topic with override none: %q", got)
+	}
+	if c := describedTopicConfig(t, adm, "z", "remote.log.segment.compression.type"); deref(c.Value) != "lz4" || c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+		t.Fatalf("describe z: %s (%v)", deref(c.Value), c.Source)
+	}
+	if c := describedTopicConfig(t, adm, "n", "remote.log.segment.compression.type"); deref(c.Value) != "none" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Fatalf("describe n: %s (%v)", deref(c.Value), c.Source)
+	}
+	rs, err := adm.AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{set("remote.log.segment.compression.type", "zstd")}, "z")
+	if err != nil || !errors.Is(rs[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("bad value: %v %+v", err, rs)
+	}
+}
+
+// log.flush.interval.ms is dynamic (Kafka: the broker synonym of flush.ms): a change reaches every
+// open log's fsync period under log.flush.policy=interval, and a per-broker value beats the default.
+func TestDynamicLogFlushIntervalMs(t *testing.T) {
+	b := newTestBroker(t, func(c *Config) { c.LogFlushPolicy = "interval"; c.LogFlushIntervalMs = 1000 })
+	createTopic(t, b, "f", 1, nil)
+	adm := newTestAdmin(t, b)
+	p := tierPartition(t, b, "f", 0)
+	if got := p.log.Config().FlushInterval; got != time.Second {
+		t.Fatalf("static: flush interval %v", got)
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "250")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cluster-wide log.flush.interval.ms in the open log", func() bool { return p.log.Config().FlushInterval == 250*time.Millisecond })
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "40")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "broker 1's log.flush.interval.ms in the open log", func() bool { return p.log.Config().FlushInterval == 40*time.Millisecond })
+	if c := describedBrokerConfigs(t, adm, 1)["log.flush.interval.ms"]; deref(c.Value) != "40" || c.Source != kmsg.ConfigSourceDynamicBrokerConfig || len(c.Synonyms) != 3 { // broker, default level, Kafka default (1000 = default: no static layer)
+		t.Fatalf("describe: %s (%v) %v", deref(c.Value), c.Source, layersOf(c.Synonyms))
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "0")}); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("0: %v", err)
+	}
+}

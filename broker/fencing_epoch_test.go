@@ -103,6 +103,26 @@ func (e *epochProbe) offsetForLeaderEpoch(current, asked int32) kmsg.OffsetForLe
 	return resp.Topics[0].Partitions[0]
 }
 
+// produce sends one record with the given acks and returns the partition's answer.
+func (e *epochProbe) produce(acks int16) kmsg.ProduceResponseTopicPartition {
+	e.t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = acks
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.TopicID = e.topic, e.id // v13 names topics by id
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition = 0
+	rp.Records = testBatch(e.t, testBatchOpts{ts: time.Now().UnixMilli(), value: []byte("to-a-follower")})
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := e.request(req).(*kmsg.ProduceResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		e.t.Fatalf("produce acks=%d: %d topics in the answer", acks, len(resp.Topics))
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
 func codeName(code int16) string {
 	if code == 0 {
 		return "NONE"
@@ -121,7 +141,8 @@ func codeName(code int16) string {
 // UNKNOWN_LEADER_EPOCH. With the current epoch (or none, -1) the leader serves all three and the
 // follower serves only the consumer Fetch (KIP-392) and answers NOT_LEADER_OR_FOLLOWER to the
 // others: the epoch is checked before leadership, as in Kafka. A fenced Fetch (v12+) points the
-// client at the current leader and epoch (KIP-951).
+// client at the current leader and epoch (KIP-951). Produce, which carries no leader epoch, sent
+// to the follower is NOT_LEADER_OR_FOLLOWER with the same hint and appends nothing there.
 func TestStaleLeaderEpochFenced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three brokers")
@@ -271,6 +292,25 @@ func TestStaleLeaderEpochFenced(t *testing.T) {
 				t.Errorf("%s: OffsetForLeaderEpoch answered %s with end offset %d", tc.who, codeName(op.ErrorCode), op.EndOffset)
 			}
 		}
+	}
+
+	// Produce carries no leader epoch; sent to the follower it is NOT_LEADER_OR_FOLLOWER, with the
+	// current leader and epoch (KIP-951, v10+), and appends nothing there.
+	fp := follower.replicas.partition(mt.ID, 0)
+	end := fp.log.EndOffset()
+	pr := newEpochProbe(t, follower.Addr(), topic, mt.ID)
+	for _, acks := range []int16{1, -1} {
+		rp := pr.produce(acks)
+		if rp.ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Errorf("Produce acks=%d to the follower: %s, want NOT_LEADER_OR_FOLLOWER", acks, codeName(rp.ErrorCode))
+		}
+		if rp.CurrentLeader.LeaderID != leader.cfg.NodeID || rp.CurrentLeader.LeaderEpoch != epoch {
+			t.Errorf("Produce acks=%d to the follower points at leader %d epoch %d, want %d epoch %d", acks,
+				rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch, leader.cfg.NodeID, epoch)
+		}
+	}
+	if e := fp.log.EndOffset(); e != end {
+		t.Errorf("the follower's log end moved from %d to %d after refused produces", end, e)
 	}
 	t.Logf("leader %d shut down at epoch %d; new leader %d at epoch %d", oldLeader, oldEpoch, leader.cfg.NodeID, epoch)
 }

@@ -19,7 +19,7 @@ import (
 //     COMPAT.md: KRaft Kafka answers UNKNOWN_TOPIC_OR_PARTITION and logs the failure; ZooKeeper
 //     Kafka answered INVALID_REPLICATION_FACTOR; producers wait and time out either way);
 //   - a produce to a follower is refused per partition with NOT_LEADER_OR_FOLLOWER, pointing at
-//     the leader (KIP-951) from v12, nothing appended on any replica; acks=0 to a follower closes
+//     the leader (KIP-951) from v10, nothing appended on any replica; acks=0 to a follower closes
 //     the connection (the only way to tell a producer that sends no response).
 func TestClusterAutoCreateRFAndProduceToFollower(t *testing.T) {
 	if testing.Short() {
@@ -131,14 +131,17 @@ func TestClusterAutoCreateRFAndProduceToFollower(t *testing.T) {
 		}
 		return *resp
 	}
-	for _, c := range []struct{ version, acks int16 }{{9, 1}, {9, -1}, {12, -1}, {13, 1}} {
+	for _, c := range []struct{ version, acks int16 }{{9, 1}, {9, -1}, {10, 1}, {11, -1}, {12, -1}, {13, 1}} {
 		resp := produce(c.version, c.acks)
 		rp := resp.Topics[0].Partitions[0]
 		if rp.ErrorCode != kerr.NotLeaderForPartition.Code || rp.BaseOffset != -1 {
 			t.Fatalf("produce v%d acks=%d to follower %d: %v base %d, want NOT_LEADER_OR_FOLLOWER -1",
 				c.version, c.acks, follower.cfg.NodeID, kerr.ErrorForCode(rp.ErrorCode), rp.BaseOffset)
 		}
-		if c.version >= 12 {
+		if c.version < 10 && (rp.CurrentLeader.LeaderID != -1 || len(resp.Brokers) != 0) {
+			t.Fatalf("v%d carries KIP-951 fields (from v10 only): %+v %+v", c.version, rp.CurrentLeader, resp.Brokers)
+		}
+		if c.version >= 10 {
 			leader := byID[part.Leader]
 			if rp.CurrentLeader.LeaderID != part.Leader || rp.CurrentLeader.LeaderEpoch != part.LeaderEpoch {
 				t.Fatalf("v%d CurrentLeader %+v, want leader %d epoch %d", c.version, rp.CurrentLeader, part.Leader, part.LeaderEpoch)

@@ -60,8 +60,13 @@ func TestFetchReadCommittedWithoutTransactions(t *testing.T) {
 		if committed.ErrorCode != 0 || committed.HighWatermark != 12 || committed.LastStableOffset != 12 {
 			t.Fatalf("v%d read_committed: code %d HW %d LSO %d, want 0 12 12", v, committed.ErrorCode, committed.HighWatermark, committed.LastStableOffset)
 		}
-		if n := len(committed.AbortedTransactions); n != 0 {
-			t.Fatalf("v%d read_committed: %d aborted transactions, want none", v, n)
+		// As Kafka: an empty (not null) aborted list for read_committed, null for read_uncommitted.
+		// (kmsg decodes a null array as nil, an empty one as an empty non-nil slice.)
+		if committed.AbortedTransactions == nil || len(committed.AbortedTransactions) != 0 {
+			t.Fatalf("v%d read_committed: aborted transactions %v (nil %v), want an empty list", v, committed.AbortedTransactions, committed.AbortedTransactions == nil)
+		}
+		if uncommitted.AbortedTransactions != nil {
+			t.Fatalf("v%d read_uncommitted: aborted transactions %v, want null", v, uncommitted.AbortedTransactions)
 		}
 		if got := batchesOf(committed); !slices.Equal(got, []int64{0, 4, 8}) {
 			t.Fatalf("v%d read_committed returned batches at %v, want [0 4 8] (below the HW only)", v, got)

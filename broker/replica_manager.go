@@ -57,6 +57,11 @@ type ReplicaManager struct {
 	pidNext int64
 	pidEnd  int64 // exclusive
 
+	// hwCheckpoint: the HW checkpoint read at start (replica_hw_checkpoint.go); hwWritten: what the
+	// last checkpoint write held (the checkpoint goroutine, then Close after it stopped).
+	hwCheckpoint map[partitionKey]int64
+	hwWritten    map[partitionKey]int64
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -91,6 +96,11 @@ func newReplicaManager(b *Broker) (*ReplicaManager, error) {
 	if err := os.MkdirAll(rm.dir, 0o755); err != nil {
 		return nil, err
 	}
+	ck, err := readHWCheckpoint(rm.dir)
+	if err != nil {
+		rm.log.Warn("high-watermark checkpoint ignored: replicated partitions start their HW at the log start", "err", err)
+	}
+	rm.hwCheckpoint = ck
 	// Subscribe before the first reconciliation so no change between the two is missed.
 	events, cancelSub := b.meta.Subscribe()
 	if err := rm.reconcile(true); err != nil {
@@ -100,10 +110,14 @@ func newReplicaManager(b *Broker) (*ReplicaManager, error) {
 		return nil, err
 	}
 	b.metrics.addCollector(rm.writeMetrics)
-	rm.wg.Add(3)
+	rm.wg.Add(4)
 	go func() {
 		defer rm.wg.Done()
 		rm.isrLoop()
+	}()
+	go func() {
+		defer rm.wg.Done()
+		rm.hwCheckpointLoop(&rm.hwWritten)
 	}()
 	go func() {
 		defer rm.wg.Done()
@@ -122,6 +136,7 @@ func (rm *ReplicaManager) Close() error {
 	rm.cancel()
 	rm.wg.Wait()
 	rm.fetchers.close()
+	rm.checkpointHWs(&rm.hwWritten) // the HWs as they are now, for the next start
 	return rm.closeAll()
 }
 
@@ -246,10 +261,10 @@ func (rm *ReplicaManager) reconcile(start bool) error {
 				}
 				p.tier = rm.b.tier
 				if len(part.Replicas) > 1 {
-					// Without a HW checkpoint, a replicated partition's local log end may be past
-					// what the ISR committed: start the HW low and let the ISR (as leader) or the
-					// leader's HW (as follower) raise it.
-					p.resetHW(p.log.StartOffset())
+					// A replicated partition's local log end may be past what the ISR committed:
+					// start the HW at the checkpointed one (else the log start) and let the ISR (as
+					// leader) or the leader's HW (as follower) raise it.
+					p.resetHW(p.checkpointedHW(rm.hwCheckpoint))
 				}
 				rm.mu.Lock()
 				rm.parts[k] = p

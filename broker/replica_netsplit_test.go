@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,14 @@ func TestNetworkPartitionedLeader(t *testing.T) {
 		}
 	}
 	divergent := vp.log.EndOffset() - endBefore
+	// The majority agrees on the new leadership (the isolated broker cannot know it yet).
+	var majorityAddrs []string
+	for _, b := range majority {
+		majorityAddrs = append(majorityAddrs, b.Addr())
+	}
+	newMetadataWatch(t, topic, majorityAddrs...).waitAgreed(t, "the majority's Metadata on the new leader", func(v metadataView) bool {
+		return v.parts[0].leader >= 0 && v.parts[0].leader != oldLeader && !slices.Contains(v.parts[0].isr, oldLeader)
+	})
 	if staleAcked > 0 {
 		t.Fatalf("the isolated leader acknowledged %d of %d acks=all produces under its stale epoch", staleAcked, staleTried)
 	}
@@ -223,6 +232,14 @@ func TestNetworkPartitionedLeader(t *testing.T) {
 		}
 		return true
 	})
+	// Issue 5: after the heal every broker, the formerly isolated one included, gives the same
+	// Metadata (leader, epoch, replicas, full ISR, brokers).
+	healed := newMetadataWatch(t, topic, seeds...).waitAgreed(t, "every broker's Metadata after the heal", func(v metadataView) bool {
+		return len(v.brokers) == 3 && len(v.parts[0].isr) == 3 && v.parts[0].leader >= 0 && v.parts[0].leader != oldLeader
+	})
+	if healed.parts[0].leaderEpoch <= mt.Partitions[0].LeaderEpoch {
+		t.Fatalf("leader epoch %d after the heal, %d before the partition", healed.parts[0].leaderEpoch, mt.Partitions[0].LeaderEpoch)
+	}
 	acked := prod.stop()
 	waitFor(t, "replicas at one log end", func() bool {
 		return ps[0].log.EndOffset() == ps[1].log.EndOffset() && ps[1].log.EndOffset() == ps[2].log.EndOffset()

@@ -171,6 +171,21 @@ func TestReplicationThreeBrokers(t *testing.T) {
 		}
 		return true
 	})
+	var liveAddrs []string
+	for _, b := range brokers {
+		if b != victim {
+			liveAddrs = append(liveAddrs, b.Addr())
+		}
+	}
+	// Issue 5: Metadata from every (live) broker agrees after the fault.
+	newMetadataWatch(t, topic, liveAddrs...).waitAgreed(t, "the live brokers' Metadata without the stopped follower", func(v metadataView) bool {
+		for _, p := range v.parts {
+			if len(p.isr) != 2 || slices.Contains(p.isr, victim.cfg.NodeID) || p.leader == victim.cfg.NodeID {
+				return false
+			}
+		}
+		return len(v.brokers) == 2 && len(v.parts) == 2
+	})
 	produce(1000, 500)
 
 	// The follower comes back on its data dir: it catches up (truncating by epoch if needed),
@@ -194,6 +209,15 @@ func TestReplicationThreeBrokers(t *testing.T) {
 			}
 		}
 		return true
+	})
+	// Every broker, the restarted one included, gives the same Metadata: three brokers, full ISRs.
+	newMetadataWatch(t, topic, append(liveAddrs, back.Addr())...).waitAgreed(t, "every broker's Metadata after the rejoin", func(v metadataView) bool {
+		for _, p := range v.parts {
+			if len(p.isr) != 3 || p.leader < 0 {
+				return false
+			}
+		}
+		return len(v.brokers) == 3 && len(v.parts) == 2
 	})
 	for idx := int32(0); idx < 2; idx++ {
 		var ps []*Partition
@@ -657,4 +681,85 @@ func TestRestartedEmptyFollowerRejoinsOnlyAfterCatchingUp(t *testing.T) {
 	if !bytes.Equal(localLogBytes(t, fp), localLogBytes(t, lp)) {
 		t.Fatal("the restarted replica's log differs from the leader's")
 	}
+}
+
+// HW checkpoint (Kafka's replication-offset-checkpoint): a follower restarted cleanly reports the
+// HW it had before anything from the leader reaches it (its replica fetches are cut here), instead
+// of starting over at its log start; it then follows the leader's HW as before.
+func TestRestartedFollowerKeepsItsHighWatermark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	var blocked atomic.Int32
+	blocked.Store(-1)
+	hook := func(ctx context.Context, from int32, addr string) (net.Conn, error) {
+		if from == blocked.Load() {
+			return nil, errors.New("replica fetches cut (test)")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	replicaDialHook.Store(&hook)
+	defer replicaDialHook.Store(nil)
+	brokers, cfgs := startReplClusterConfigs(t, 3)
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	const topic, n = "hwck", 30
+	off := "false"
+	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(fmt.Sprint("r", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mt, _ := brokers[0].meta.State().Topic(topic)
+	leaderID := mt.Partitions[0].Leader
+	fi := int(leaderID) % 3
+	fid := brokers[fi].cfg.NodeID
+	waitFor(t, "every replica's HW at the end", func() bool {
+		for _, b := range brokers {
+			if p := b.replicas.partition(mt.ID, 0); p == nil || p.HighWatermark() != n {
+				return false
+			}
+		}
+		return true
+	})
+	// The periodic write (a crash keeps what it wrote last), then the one on Close.
+	waitFor(t, "the follower's periodic HW checkpoint", func() bool {
+		ck, err := readHWCheckpoint(filepath.Join(cfgs[fi].DataDir, "logs"))
+		return err == nil && ck[partitionKey{mt.ID, 0}] == n
+	})
+	blocked.Store(fid)
+	if err := brokers[fi].Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fb, err := Start(ctx, cfgs[fi])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fb.Close() })
+	fp := fb.replicas.partition(mt.ID, 0)
+	if fp == nil {
+		t.Fatal("the restarted follower holds no replica")
+	}
+	if hw, end := fp.HighWatermark(), fp.log.EndOffset(); hw != n || end != n {
+		t.Fatalf("restarted follower: HW %d, log end %d; want the HW it had (%d)", hw, end, n)
+	}
+	// It follows the leader's HW again once it can fetch.
+	blocked.Store(-1)
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted follower to follow the leader's HW", func() bool { return fp.HighWatermark() == n+1 })
 }

@@ -56,7 +56,7 @@ func (m *requestMemory) acquire(ctx context.Context, n int64) error {
 
 // release gives back n bytes taken by acquire and wakes the waiting connections.
 func (m *requestMemory) release(n int64) {
-	if !m.bounded() {
+	if !m.bounded() || n == 0 {
 		return
 	}
 	m.mu.Lock()

@@ -37,6 +37,8 @@ var topicBrokerSynonyms = map[string]string{
 	"local.retention.ms":              "log.local.retention.ms",
 	"local.retention.bytes":           "log.local.retention.bytes",
 	"compression.type":                "compression.type",
+	// Sediment extension: the broker config of the same name supplies the default.
+	"remote.log.segment.compression.type": "remote.log.segment.compression.type",
 }
 
 // unimplementedTopicValues are values meta accepts (they are valid Kafka) but Sediment does not
@@ -76,6 +78,11 @@ type TopicConfig struct {
 	LocalRetentionBytes  int64  // local.retention.bytes (-2 = retention.bytes)
 	RemoteStorageEnable  bool   // remote.storage.enable
 	RemoteLogCopyDisable bool   // remote.log.copy.disable (uploads paused; KIP-950)
+	// remote.log.segment.compression.type (Sediment extension): none | lz4 for this topic's uploads
+	RemoteLogSegmentCompression string
+	// FlushIntervalMs is the broker's log.flush.interval.ms in force (its dynamic levels included):
+	// the fsync period under log.flush.policy=interval. The topic config flush.ms has no effect.
+	FlushIntervalMs int64
 }
 
 // topicConfigValue returns the effective value of one topic config and where it came from: the
@@ -220,6 +227,12 @@ func (b *Broker) TopicConfig(t *meta.Topic) TopicConfig {
 
 func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
 	dyn := b.dynamicConfigs()
+	flushMs := b.cfg.LogFlushIntervalMs
+	if v, _, ok := b.brokerConfigValue(dyn, "log.flush.interval.ms"); ok {
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
+			flushMs = n
+		}
+	}
 	str := func(name string) string {
 		v, _, _ := b.topicConfigValue(dyn, ov, name)
 		return strings.TrimSpace(v)
@@ -233,22 +246,24 @@ func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
 		return n
 	}
 	return TopicConfig{
-		RetentionMs:          i64("retention.ms"),
-		RetentionBytes:       i64("retention.bytes"),
-		SegmentBytes:         i64("segment.bytes"),
-		SegmentMs:            i64("segment.ms"),
-		SegmentIndexBytes:    int32(i64("segment.index.bytes")),
-		IndexIntervalBytes:   int32(i64("index.interval.bytes")),
-		CleanupPolicy:        str("cleanup.policy"),
-		MinInsyncReplicas:    int32(i64("min.insync.replicas")),
-		MaxMessageBytes:      int32(i64("max.message.bytes")),
-		LogAppendTime:        str("message.timestamp.type") == "LogAppendTime",
-		TimestampBeforeMaxMs: i64("message.timestamp.before.max.ms"),
-		TimestampAfterMaxMs:  i64("message.timestamp.after.max.ms"),
-		LocalRetentionMs:     i64("local.retention.ms"),
-		LocalRetentionBytes:  i64("local.retention.bytes"),
-		RemoteStorageEnable:  strings.EqualFold(str("remote.storage.enable"), "true"),
-		RemoteLogCopyDisable: strings.EqualFold(str("remote.log.copy.disable"), "true"),
+		RetentionMs:                 i64("retention.ms"),
+		RetentionBytes:              i64("retention.bytes"),
+		SegmentBytes:                i64("segment.bytes"),
+		SegmentMs:                   i64("segment.ms"),
+		SegmentIndexBytes:           int32(i64("segment.index.bytes")),
+		IndexIntervalBytes:          int32(i64("index.interval.bytes")),
+		CleanupPolicy:               str("cleanup.policy"),
+		MinInsyncReplicas:           int32(i64("min.insync.replicas")),
+		MaxMessageBytes:             int32(i64("max.message.bytes")),
+		LogAppendTime:               str("message.timestamp.type") == "LogAppendTime",
+		TimestampBeforeMaxMs:        i64("message.timestamp.before.max.ms"),
+		TimestampAfterMaxMs:         i64("message.timestamp.after.max.ms"),
+		LocalRetentionMs:            i64("local.retention.ms"),
+		LocalRetentionBytes:         i64("local.retention.bytes"),
+		RemoteStorageEnable:         strings.EqualFold(str("remote.storage.enable"), "true"),
+		RemoteLogCopyDisable:        strings.EqualFold(str("remote.log.copy.disable"), "true"),
+		RemoteLogSegmentCompression: str("remote.log.segment.compression.type"),
+		FlushIntervalMs:             flushMs,
 	}
 }
 
@@ -267,8 +282,8 @@ func validateTopicConfigs(cfg map[string]string) error {
 }
 
 // segmentConfig is the segment.Config for a partition log of a topic with effective config tc:
-// the topic's segment.* settings and the broker's flush policy (log.flush.policy,
-// log.flush.interval.ms), logging under the broker's logger.
+// the topic's segment.* settings and the broker's flush policy (log.flush.policy, and
+// log.flush.interval.ms as tc carries it, dynamic levels included), logging under the broker's logger.
 func (b *Broker) segmentConfig(tc TopicConfig) segment.Config {
 	sc := segment.DefaultConfig()
 	sc.SegmentBytes = tc.SegmentBytes
@@ -279,6 +294,9 @@ func (b *Broker) segmentConfig(tc TopicConfig) segment.Config {
 		sc.FlushPolicy = fp
 	}
 	sc.FlushInterval = time.Duration(b.cfg.LogFlushIntervalMs) * time.Millisecond
+	if tc.FlushIntervalMs > 0 { // log.flush.interval.ms may be set dynamically (cluster_config.go)
+		sc.FlushInterval = time.Duration(tc.FlushIntervalMs) * time.Millisecond
+	}
 	sc.Logger = b.log.With("component", "segment")
 	return sc
 }

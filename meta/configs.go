@@ -113,6 +113,8 @@ func init() {
 		{"preallocate", "false", boolean},
 		{"remote.log.copy.disable", "false", boolean},
 		{"remote.log.delete.on.disable", "false", boolean},
+		// Sediment extension (not Kafka): per-topic override of the broker config of the same name.
+		{"remote.log.segment.compression.type", "none", oneOf("none", "lz4")},
 		{"remote.storage.enable", "false", boolean},
 		{"retention.bytes", "-1", longAtLeast(-1)},
 		{"retention.ms", "604800000", longAtLeast(-1)},
@@ -214,6 +216,9 @@ var dynamicBrokerConfigs = map[string]func(string) error{
 	"message.max.bytes":                   intAtLeast(0),
 	"min.insync.replicas":                 intAtLeast(1),
 	"compression.type":                    oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+	// log.flush.interval.ms: Sediment's fsync period under log.flush.policy=interval (Kafka's synonym
+	// of flush.ms, dynamic there too).
+	"log.flush.interval.ms": longAtLeast(1),
 }
 
 // clusterOnlyConfigs may be set only as cluster-wide defaults.

@@ -107,9 +107,9 @@ func (c S3Config) Validate() error {
 }
 
 // S3Stats counts HTTP requests the backend sent (retries included), by method, and failed ones
-// (transport errors and status ≥ 500). PUT counts every PutObject, UploadPart and
-// CompleteMultipartUpload... request; POST counts Create/Complete multipart. Ops has the same
-// requests by S3 operation, which is what S3 prices.
+// (transport errors and status ≥ 500). PUT counts every PutObject and UploadPart request; POST
+// counts CreateMultipartUpload and CompleteMultipartUpload. Ops has the same requests by S3
+// operation, which is what S3 prices.
 type S3Stats struct {
 	Requests map[string]int64
 	Errors   map[string]int64
