@@ -373,7 +373,7 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 					f.m.rm.log.Warn("replica append", "partition", p.String(), "err", err)
 				}
 				if len(rp.RecordBatches) > 0 {
-					f.dur.kick() // fsync it and tell the leader, while this loop fetches on
+					f.dur.written(p) // fsync it and tell the leader, while this loop fetches on
 				}
 			case kerr.OffsetMovedToTieredStorage.Code:
 				// KIP-405: what we need next is only in the bucket; copy just the leader's local tail.
