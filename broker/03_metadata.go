@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -91,6 +92,7 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 	if !b.meta.IsController() {
 		st = waitForState(ctx, st, b.meta.State, func(st *meta.State) bool { return knowsAll(st, req.Topics) }, metadataCatchUp)
 	}
+	b.openHosted(st, req.Topics)
 	autoCreate := b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
 		var t *meta.Topic
@@ -135,6 +137,36 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 		resp.Topics = append(resp.Topics, b.topicMetadata(st, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
+}
+
+// openHosted applies the metadata now (as produce and fetch do on demand, lookupIn) when a
+// partition of an asked-for topic is assigned to this broker but not open here yet, so that a
+// broker never lists a replica it has not opened: a client or test that acts on this answer at
+// once finds it. Meta's event loop would open it a moment later anyway.
+func (b *Broker) openHosted(st *meta.State, topics []kmsg.MetadataRequestTopic) {
+	rm := b.replicas
+	for _, rt := range topics {
+		var t *meta.Topic
+		var ok bool
+		switch {
+		case rt.Topic != nil:
+			t, ok = st.Topic(*rt.Topic)
+		case rt.TopicID != [16]byte{}:
+			t, ok = st.TopicByID(meta.TopicID(rt.TopicID))
+		}
+		if !ok {
+			continue
+		}
+		for _, part := range t.Partitions {
+			if slices.Contains(part.Replicas, rm.nodeID) && rm.partition(t.ID, part.Index) == nil && rm.onDemandAllowed() {
+				if err := rm.reconcile(false); err != nil {
+					rm.lastOnDemandFail.Store(time.Now().UnixNano())
+					rm.log.Warn("applying metadata on demand", "err", err)
+				}
+				return
+			}
+		}
+	}
 }
 
 // knowsAll reports whether st has every topic asked for by name or id.
