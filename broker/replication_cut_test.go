@@ -633,3 +633,98 @@ func TestFollowerCutOffBelowMinISRRefusesAcksAll(t *testing.T) {
 	t.Logf("follower %d cut from leader %d (min.insync.replicas 3): the produce in flight answered NOT_ENOUGH_REPLICAS_AFTER_APPEND after %v; %d acknowledged (%d before, %d after healing), all read back, logs identical",
 		xid, lid, answeredAfter.Round(time.Millisecond), len(rp.acked), ackedBefore, len(rp.acked)-ackedBefore)
 }
+
+// A follower that left the ISR because its link to the leader was cut lacks acknowledged records,
+// so when the leader then goes away the controller elects the other, in-sync follower — never the
+// out-of-sync one, even though it is live and first in the preferred replica order — at a higher
+// leader epoch. The out-of-sync follower (its link to the new leader works) copies the log from
+// the new leader and rejoins the ISR; acks=all resumes once the ISR is back at
+// min.insync.replicas; every record acknowledged before and after the failover is read back once,
+// in order, and the two survivors' logs are byte-identical.
+func TestOutOfSyncFollowerIsNotElected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	fc := newFetchLinkCut()
+	const topic = "unclean"
+	brokers, seeds, mw := cutCluster(t, fc, topic, 1, "2")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerLinger(time.Millisecond), kgo.RecordDeliveryTimeout(30*time.Second),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := startSyncProducer(cl, 0)
+	defer func() {
+		cl.Close() // fails pending idempotent records (see TestFollowerCutOffLeavesISRAndRejoins)
+		select {
+		case <-prod.quit:
+		default:
+			prod.stop()
+		}
+	}()
+	waitFor(t, "acks=all before the cut", func() bool { return prod.count() >= 50 })
+	start, _, _ := mw.agreed()
+	// x: the first follower in the preferred replica order, the one an election ignoring the
+	// ISR would pick.
+	var leader, x, y *Broker
+	byID := map[int32]*Broker{}
+	for _, b := range brokers {
+		byID[b.cfg.NodeID] = b
+	}
+	leader = byID[start.parts[0].leader]
+	for _, r := range start.parts[0].replicas {
+		switch {
+		case r == leader.cfg.NodeID:
+		case x == nil:
+			x = byID[r]
+		default:
+			y = byID[r]
+		}
+	}
+	lid, xid, yid := leader.cfg.NodeID, x.cfg.NodeID, y.cfg.NodeID
+	mt, _ := leader.meta.State().Topic(topic)
+	xp, yp := x.replicas.partition(mt.ID, 0), y.replicas.partition(mt.ID, 0)
+
+	fc.sever(xid, leader.Addr())
+	mw.waitAgreed(t, fmt.Sprintf("follower %d out of the ISR on every broker", xid), func(v metadataView) bool {
+		return slices.Equal(v.parts[0].isr, sortedIDs(lid, yid))
+	})
+	before := prod.count()
+	waitFor(t, "acks=all the cut-off follower does not have", func() bool { return prod.count() >= before+100 })
+	xEnd := xp.log.EndOffset()
+	if yEnd := yp.log.EndOffset(); yEnd <= xEnd {
+		t.Fatalf("in-sync follower's log end %d, cut-off follower's %d: nothing to lose", yEnd, xEnd)
+	}
+
+	if err := leader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	survivors := newMetadataWatch(t, topic, x.Addr(), y.Addr())
+	elected := survivors.waitAgreed(t, "a new leader on both survivors", func(v metadataView) bool {
+		if l := v.parts[0].leader; l == xid {
+			t.Fatalf("the out-of-sync follower %d (log end %d, in-sync follower at %d) was elected: {%v}", xid, xEnd, yp.log.EndOffset(), v)
+		}
+		return v.parts[0].leader == yid
+	})
+	if elected.parts[0].leaderEpoch <= start.parts[0].leaderEpoch {
+		t.Fatalf("leader epoch %d after the failover, %d before", elected.parts[0].leaderEpoch, start.parts[0].leaderEpoch)
+	}
+	rejoined := survivors.waitAgreed(t, fmt.Sprintf("follower %d in the new leader's ISR", xid), func(v metadataView) bool {
+		return slices.Equal(v.parts[0].isr, sortedIDs(xid, yid))
+	})
+	if rejoined.parts[0].leader != yid {
+		t.Fatalf("leadership moved again: {%v}", rejoined)
+	}
+	after := prod.count()
+	waitFor(t, "acks=all after the follower rejoined", func() bool { return prod.count() >= after+50 })
+	acked := prod.stop()
+
+	waitFor(t, "survivors at one log end", func() bool { return xp.log.EndOffset() == yp.log.EndOffset() })
+	if !bytes.Equal(localLogBytes(t, xp), localLogBytes(t, yp)) {
+		t.Fatal("the survivors' logs differ")
+	}
+	checkReadBackOnce(t, []string{x.Addr(), y.Addr()}, topic, 0, acked)
+	t.Logf("follower %d cut from leader %d at log end %d; leader closed; elected %d at epoch %d; %d acknowledged (%d by the rejoin), all read back once, logs identical",
+		xid, lid, xEnd, yid, elected.parts[0].leaderEpoch, len(acked), after)
+}
