@@ -19,8 +19,11 @@ test: test-deps vet
 test-short:
 	$(GO) test -short ./...
 
+# go vet, and gofmt over our own code (third_party is vendored as published).
 vet:
 	$(GO) vet ./...
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null | grep -v '^third_party/' || find . -name '*.go' -not -path './third_party/*'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
 # The load generator (`sediment bench`: the machine's limits, then Sediment flush always/os and
 # franz-go's kfake one after another; MB/s, records/s, latency percentiles, ratios; table on stdout,

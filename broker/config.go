@@ -390,7 +390,7 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMaxMs }),
 	longDef("remote.log.reader.cache.bytes", "134217728", 0, "Sediment extension: memory for the chunk cache of reads from object storage (concurrent and repeated replays of the same objects share GETs); 0 = no cache (footers are always cached).",
 		func(c *Config) *int64 { return &c.RemoteLogReaderCacheBytes }),
-	enumDef("remote.log.segment.compression.type", "none", kmsg.ConfigTypeString, []string{"none", "lz4"}, "Sediment extension: lz4 stores uploaded segments whose batches were all sent uncompressed as independently decodable lz4 chunks (ranged reads still work); segments holding producer-compressed batches are always stored as they are. Applies to segments uploaded after a leader (re)starts its upload task; the bucket may hold both kinds.",
+	enumDef("remote.log.segment.compression.type", "none", kmsg.ConfigTypeString, []string{"none", "lz4"}, "Sediment extension: lz4 stores uploaded segments whose batches were all sent uncompressed as independently decodable lz4 chunks (ranged reads still work); segments holding producer-compressed batches are always stored as they are. Default of the topic config of the same name; read before each upload, so a partition's objects may mix both kinds.",
 		func(c *Config) *string { return &c.RemoteLogSegmentCompressionType }),
 	longDef("remote.log.manager.fetch.max.bytes.per.second", maxLongStr, 1, "Bytes per second consumer fetches may read from object storage on this broker (KIP-956); a fetch over the quota waits up to 500 ms, else returns no data for that partition this round. The default means unlimited.",
 		func(c *Config) *int64 { return &c.RemoteLogManagerFetchMaxBytesPerSec }),

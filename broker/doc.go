@@ -29,7 +29,8 @@
 //     reader and leaves the durability and acks=all wait to a goroutine of its own, so the next
 //     request is appended while the previous one's fsync runs and pipelined produces share group
 //     commits. The writer encodes responses strictly in request order, waiting for a deferred one
-//     before anything queued behind it, and coalesces what is ready into one write. The queue between
+//     before anything queued behind it, and coalesces what is ready into one write; a panic while
+//     encoding or writing is recovered, logged and counted, and closes only that connection. The queue between
 //     them is bounded (maxPipelined responses per connection; the reader stops reading when full).
 //     Idle connections (connections.max.idle.ms) are closed by a read deadline.
 //   - the replica manager's event loop (meta.Subscribe) and retention loop; the group coordinator's

@@ -40,11 +40,19 @@ func (e *epochProbe) request(req kmsg.Request) kmsg.Response {
 	return resp
 }
 
-// fetch returns the partition's answer to a sessionless Fetch from offset 0.
+// fetch returns the partition's answer to a sessionless consumer Fetch from offset 0.
 func (e *epochProbe) fetch(epoch int32) kmsg.FetchResponseTopicPartition {
 	e.t.Helper()
+	return e.fetchAs(-1, -1, epoch)
+}
+
+// fetchAs is fetch sent as replica id (ReplicaID before v15, ReplicaState from v15, KIP-903)
+// at broker epoch brokerEpoch; -1 is a consumer.
+func (e *epochProbe) fetchAs(id int32, brokerEpoch int64, epoch int32) kmsg.FetchResponseTopicPartition {
+	e.t.Helper()
 	req := kmsg.NewPtrFetchRequest()
-	req.ReplicaID = -1
+	req.ReplicaID = id
+	req.ReplicaState.ID, req.ReplicaState.Epoch = id, brokerEpoch
 	req.MaxWaitMillis = 0
 	req.MinBytes = 0
 	req.MaxBytes = 1 << 20
@@ -142,7 +150,8 @@ func codeName(code int16) string {
 // follower serves only the consumer Fetch (KIP-392) and answers NOT_LEADER_OR_FOLLOWER to the
 // others: the epoch is checked before leadership, as in Kafka. A fenced Fetch (v12+) points the
 // client at the current leader and epoch (KIP-951). Produce, which carries no leader epoch, sent
-// to the follower is NOT_LEADER_OR_FOLLOWER with the same hint and appends nothing there.
+// to the follower is NOT_LEADER_OR_FOLLOWER with the same hint and appends nothing there. A
+// replica Fetch (follower id and broker epoch) with a stale or future leader epoch is fenced too.
 func TestStaleLeaderEpochFenced(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three brokers")
@@ -290,6 +299,26 @@ func TestStaleLeaderEpochFenced(t *testing.T) {
 				t.Errorf("%s: end of epoch %d = %d (epoch %d), want %d", tc.who, oldEpoch, op.EndOffset, op.LeaderEpoch, before)
 			} else if op.ErrorCode != 0 && op.EndOffset != -1 {
 				t.Errorf("%s: OffsetForLeaderEpoch answered %s with end offset %d", tc.who, codeName(op.ErrorCode), op.EndOffset)
+			}
+		}
+	}
+
+	// A replica fetch (the follower's id and live broker epoch) is fenced the same way, before
+	// anything about the follower's position is looked at. (Only stale and future epochs are sent:
+	// a served replica fetch from offset 0 would move the follower's position on the leader.)
+	br, _ := leader.meta.State().Broker(follower.cfg.NodeID)
+	for _, tc := range []struct {
+		who string
+		b   *Broker
+	}{{"leader", leader}, {"follower", follower}} {
+		pr := newEpochProbe(t, tc.b.Addr(), topic, mt.ID)
+		for _, c := range []struct {
+			epoch int32
+			want  int16
+		}{{epoch - 1, kerr.FencedLeaderEpoch.Code}, {epoch + 1, kerr.UnknownLeaderEpoch.Code}} {
+			if fp := pr.fetchAs(follower.cfg.NodeID, br.Epoch, c.epoch); fp.ErrorCode != c.want || len(fp.RecordBatches) > 0 {
+				t.Errorf("%s: replica Fetch from broker %d with leader epoch %d (partition at %d): %s with %d bytes, want %s",
+					tc.who, follower.cfg.NodeID, c.epoch, epoch, codeName(fp.ErrorCode), len(fp.RecordBatches), codeName(c.want))
 			}
 		}
 	}

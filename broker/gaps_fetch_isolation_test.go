@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -26,7 +27,11 @@ func TestFetchReadCommittedWithoutTransactions(t *testing.T) {
 	entered, release := holdDurability(t, "rc")
 	pc := dialRaw(t, b)
 	pc.write(frame(produceReq(b, "rc", 1, testBatch(t, testBatchOpts{records: 4})), 1))
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the fourth produce never reached its durability wait")
+	}
 	p := b.replicas.partition(mustTopicID(t, b, "rc"), 0)
 	if p.log.EndOffset() != 16 || p.HighWatermark() != 12 {
 		t.Fatalf("held append: log end %d HW %d, want 16 and 12", p.log.EndOffset(), p.HighWatermark())

@@ -91,7 +91,7 @@ func (m *metrics) writeTo(w io.Writer, ready bool) {
 	fmt.Fprintf(w, "sediment_network_sent_bytes_total %d\n", m.bytesOut.Load())
 	family(w, "sediment_invalid_frames_total", "counter", "Request frames refused (size, header, API/version not served, undecodable body); each closed its connection.")
 	fmt.Fprintf(w, "sediment_invalid_frames_total %d\n", m.frameErrors.Load())
-	family(w, "sediment_handler_panics_total", "counter", "Handler panics recovered (always a bug).")
+	family(w, "sediment_handler_panics_total", "counter", "Panics recovered in request handlers and in the response writer (always a bug; the writer closes that connection).")
 	fmt.Fprintf(w, "sediment_handler_panics_total %d\n", m.panics.Load())
 
 	family(w, "sediment_requests_total", "counter", "Kafka requests handled, by API.")

@@ -100,7 +100,9 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	ctx, cancel := context.WithTimeout(tm.ctx, timeout)
 	defer cancel()
 	q := tm.remote.Quota()
-	granted, _ := q.Reserve(ctx, maxBytes, remoteQuotaMaxWait)
+	// A minOneBatch read of 0 bytes (the response budget is spent, the first batch still comes)
+	// needs a grant too.
+	granted, _ := q.Reserve(ctx, max(maxBytes, 1), remoteQuotaMaxWait)
 	if granted == 0 && q != nil {
 		// Remote fetch quota spent (KIP-956) for longer than we pace: no data for this partition
 		// now; the consumer asks again, as Kafka answers when the quota is exceeded.
@@ -109,7 +111,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	// At most the grant (what the quota has accrued); the first batch of a fetch still comes
 	// whole (minOneBatch), overdrawing the quota by the rest of it.
 	segs := tm.b.meta.State().RemoteSegments(p.topicID, p.index)
-	res, err := tm.remote.Read(ctx, segs, offset, granted, minOneBatch)
+	res, err := tm.remote.Read(ctx, segs, offset, min(granted, maxBytes), minOneBatch)
 	used := 0
 	if err == nil {
 		used = len(res.Data)

@@ -60,9 +60,20 @@ func startTestCluster(t testing.TB, n int, tune func(*Config)) ([]*Broker, []Con
 }
 
 func tryStartTestCluster(t testing.TB, n int, tune func(*Config)) ([]*Broker, []Config, error) {
+	// Hold every reserved port open until all are chosen: a port released at once can be handed
+	// out again by the next reservation, and meta refuses a voter listed twice.
 	var voters []Voter
+	var held []net.Listener
 	for i := 1; i <= n; i++ {
-		voters = append(voters, Voter{ID: int32(i), Addr: freePort(t)})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		voters = append(voters, Voter{ID: int32(i), Addr: ln.Addr().String()})
+	}
+	for _, ln := range held {
+		ln.Close()
 	}
 	brokers := make([]*Broker, n)
 	cfgs := make([]Config, n)

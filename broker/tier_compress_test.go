@@ -403,3 +403,64 @@ func TestTierCompressedRetentionBytesCountsLogBytes(t *testing.T) {
 	}
 	t.Logf("log start %d: %d log bytes left in %d object bytes + local (retention.bytes %d)", p.log.StartOffset(), logBytes, objBytes, limit)
 }
+
+// TestTierCompressionPerTopicOverride: the topic config remote.log.segment.compression.type wins
+// over the broker's (none here), and an AlterConfigs applies from the next upload without a restart:
+// one partition ends with verbatim objects, then lz4 ones, and reads back whole from offset 0.
+func TestTierCompressionPerTopicOverride(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	kinds := func(p *Partition) (lz4, verbatim int, lastVerbatim int64) {
+		for _, o := range readObjects(t, fileBucket(), b, p) {
+			if o.footer.Flags&tiering.FlagLZ4Chunks != 0 {
+				lz4++
+			} else {
+				verbatim++
+				lastVerbatim = o.seg.LastOffset
+			}
+		}
+		return
+	}
+
+	createTopic(t, b, "on", 1, tierTopicConfigs("segment.bytes", "16384", "remote.log.segment.compression.type", "lz4"))
+	createTopic(t, b, "off", 1, tierTopicConfigs("segment.bytes", "16384"))
+	produceCompressible(t, cl, "on", 0, 300, base)
+	want := produceCompressible(t, cl, "off", 0, 300, base)
+	pOn, pOff := tierPartition(t, b, "on", 0), tierPartition(t, b, "off", 0)
+	waitFor(t, "uploads of both topics", func() bool { return uploadedAndTrimmed(pOn) && uploadedAndTrimmed(pOff) })
+	if l, v, _ := kinds(pOn); l < 3 || v != 0 {
+		t.Fatalf("topic with override lz4 (broker none): %d lz4 and %d verbatim objects", l, v)
+	}
+	l, v, end := kinds(pOff)
+	if l != 0 || v < 3 {
+		t.Fatalf("topic without override (broker none): %d lz4 and %d verbatim objects", l, v)
+	}
+
+	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "remote.log.segment.compression.type", Value: ptr("lz4")}}, "off")
+	if err != nil || rs[0].Err != nil {
+		t.Fatalf("alter: %v %v", err, rs)
+	}
+	want = append(want, produceCompressible(t, cl, "off", len(want), 300, base)...)
+	waitFor(t, "uploads after the change", func() bool {
+		return uploadedAndTrimmed(pOff) && uploadedEnd(b.meta.State().RemoteSegments(pOff.topicID, 0)) > int64(len(want))-50
+	})
+	objs := readObjects(t, fileBucket(), b, pOff)
+	nl := 0
+	for _, o := range objs {
+		isLZ4 := o.footer.Flags&tiering.FlagLZ4Chunks != 0
+		// Every closed segment was uploaded before the change and nothing rolled in between, so every
+		// object after the verbatim run (the first holds the records produced before the change) is lz4.
+		if o.seg.BaseOffset > end && !isLZ4 {
+			t.Fatalf("%s (offsets %d..%d) uploaded after the change is verbatim", o.seg.ObjectKey, o.seg.BaseOffset, o.seg.LastOffset)
+		}
+		if isLZ4 {
+			nl++
+		}
+	}
+	if nl < 3 {
+		t.Fatalf("%d lz4 objects after the change", nl)
+	}
+	consumeAll(t, b, "off", want, 60*time.Second)
+}

@@ -32,3 +32,18 @@ func TestTierReadQuota(t *testing.T) {
 	}
 	t.Logf("replayed %d bytes in %v at a quota of %d B/s (%d reads answered empty)", total, took, rate, b.tier.remote.Quota().Throttled())
 }
+
+// TestTierReadQuotaMinOneBatch: under a quota, a read with no byte budget left but the right to one
+// whole batch (the first partition of a fetch whose response budget is spent) still returns it.
+func TestTierReadQuotaMinOneBatch(t *testing.T) {
+	b := newTestBroker(t)
+	_, _, p := tieredTopic(t, b, "tq1", 200, time.Now().Add(-time.Hour).Truncate(time.Millisecond), 12)
+	b.tier.remote = tiering.NewRemoteLogWith(b.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: 1 << 20})
+	r := p.read(0, 0, true)
+	if r.err != 0 || len(r.data) == 0 {
+		t.Fatalf("read(0, maxBytes 0, minOneBatch) under a quota: err %d, %d bytes; want one batch", r.err, len(r.data))
+	}
+	if r := p.read(0, 0, false); len(r.data) != 0 {
+		t.Fatalf("read(0, maxBytes 0) without minOneBatch returned %d bytes", len(r.data))
+	}
+}

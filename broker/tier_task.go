@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sediment-io/sediment/meta"
@@ -65,9 +66,10 @@ func (tm *tierManager) startTask(p *Partition) *tierTask {
 		wake: make(chan struct{}, 1), retention: make(chan struct{}, 1)}
 	t.arch = tiering.NewPartitionArchiver(tm.store, p.topicID, p.index, partitionLogView{p}, tm.manifest(p.topicID, p.index),
 		tiering.ArchiverConfig{FS: p.fs, Logger: tm.log, OrphanGrace: tm.tune.orphanGrace,
-			// remote.log.segment.compression.type=lz4: segments of uncompressed batches go up as lz4
-			// chunks (the reader tells the two kinds apart by the footer, so a bucket may hold both).
-			Compress: tm.b.cfg.RemoteLogSegmentCompressionType == "lz4"})
+			// remote.log.segment.compression.type=lz4 (the topic's, defaulting to the broker's; read per
+			// upload, so an AlterConfigs applies from the next segment): segments of uncompressed batches
+			// go up as lz4 chunks. The reader tells the kinds apart by the footer; a bucket may hold both.
+			CompressFunc: func() bool { return strings.EqualFold(p.config().RemoteLogSegmentCompression, "lz4") }})
 	tm.mu.Lock()
 	tm.tasks[p] = t
 	tm.mu.Unlock()

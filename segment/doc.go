@@ -68,6 +68,10 @@
 //	        go of mu; closing or truncating a file takes it (write) under mu.
 //	fmu     group-commit state (durable offset, syncing flag, sync error); a leaf.
 //
+// Config.OnRoll (the caller's hook, e.g. the broker's "segment rolled" log line)
+// runs on the appending goroutine with mu held for writing: it must not call the
+// Log. The package itself logs only failures (Config.Logger).
+//
 // A failed write or sync sets a sticky error: the Log refuses every later write
 // (a failed fsync may have dropped dirty pages, so nothing after the last good
 // sync can be called durable); reads of what is there continue. Reopening runs

@@ -45,9 +45,12 @@ type ArchiverConfig struct {
 	IndexInterval int // footer index spacing; default DefaultIndexInterval
 	// Compress stores segments whose batches were all sent uncompressed as lz4 chunks (see
 	// BuildOptions), when a probe of the segment's start shows lz4 saves at least 1/16 (worthCompressing).
-	Compress  bool
-	RetryBase time.Duration // Run's first retry delay after a failure; default 1s
-	RetryMax  time.Duration // Run's longest retry delay; default 1 min
+	Compress bool
+	// CompressFunc, when set, replaces Compress: it is asked before each upload (a topic config that
+	// can change while the archiver runs).
+	CompressFunc func() bool
+	RetryBase    time.Duration // Run's first retry delay after a failure; default 1s
+	RetryMax     time.Duration // Run's longest retry delay; default 1 min
 	// OrphanGrace: an object not in the manifest is deleted by CollectOrphans only once it is older
 	// than this (an upload by another, deposed leader may still be about to commit it). Default 15 min.
 	OrphanGrace time.Duration
@@ -199,6 +202,9 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 	}
 	data := io.NewSectionReader(f, start, si.Size-start)
 	compress := a.cfg.Compress
+	if a.cfg.CompressFunc != nil {
+		compress = a.cfg.CompressFunc()
+	}
 	if compress {
 		if compress, err = worthCompressing(data, si.Size-start); err != nil {
 			return fmt.Errorf("tiering: upload %s: %w", si.Path, err)

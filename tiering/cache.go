@@ -23,9 +23,8 @@ import (
 //
 // Footers do not go through it (RemoteLog keeps decoded footers in its own LRU). Bounded by bytes:
 // loading chunks count too; ready chunks are evicted least recently used first. Prefetches only
-// take a free cold-read slot (never wait for one), so they cannot starve demand reads; a demand read
-// takes a slot only for its own GETs, and one that finds a chunk loading waits for that load, whose
-// owner already holds a slot.
+// take a free cold-read slot (never wait for one), so they cannot starve demand reads, and a demand
+// read that finds a chunk loading waits for that load, whose owner already holds a slot.
 type chunkCache struct {
 	chunk    int64 // bytes per chunk
 	max      int64 // bytes all chunks (ready and loading) may hold
@@ -173,7 +172,6 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 	c0, c1 := from/c.chunk, (to-1)/c.chunk
 	entries := make([]*chunkEntry, 0, c1-c0+1)
 	var mine []*chunkEntry
-	count := ctx.Value(uncountedRead{}) == nil
 	c.mu.Lock()
 	for i := c0; i <= c1; i++ {
 		id := chunkID{key, i}
@@ -185,34 +183,23 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 			c.misses.Add(1)
 		case e.elem != nil:
 			c.lru.MoveToFront(e.elem)
-			if count {
-				c.hits.Add(1)
-			}
+			c.hits.Add(1)
 		default:
-			if count {
-				c.hits.Add(1) // loading for someone else: shared
-			}
+			c.hits.Add(1) // loading for someone else: shared
 		}
 		entries = append(entries, e)
 	}
 	sequential := c0 == 0 || c.m[chunkID{key, c0 - 1}] != nil
 	c.mu.Unlock()
 
-	// Fetch our missing chunks, one GET per run of consecutive ones, each with a cold-read slot
-	// (a read served from memory takes none). Slots are taken only around our own GETs, never
-	// while waiting for a chunk someone else loads, so slot holders never wait on each other.
+	// Fetch our missing chunks, one GET per run of consecutive ones.
 	failed := false
 	for i := 0; i < len(mine); {
 		j := i + 1
 		for j < len(mine) && mine[j].id.idx == mine[j-1].id.idx+1 {
 			j++
 		}
-		if err := acquire(ctx, c.sem); err != nil {
-			c.publish(mine[i:], nil, err) // others may wait for these: end them
-			return nil, err
-		}
 		failed = c.load(ctx, s, size, mine[i:j]) != nil || failed
-		release(c.sem)
 		i = j
 	}
 	if sequential && !failed { // a store that just failed gets no speculative requests
@@ -256,12 +243,6 @@ func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunk
 		to += e.size
 	}
 	b, err := readExact(ctx, s, run[0].id.key, from, to-from)
-	c.publish(run, b, err)
-	return err
-}
-
-// publish hands the loaded bytes b of the consecutive chunks run (or err) to their waiters.
-func (c *chunkCache) publish(run []*chunkEntry, b []byte, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pos := int64(0)
@@ -281,11 +262,8 @@ func (c *chunkCache) publish(run []*chunkEntry, b []byte, err error) {
 		}
 		close(e.done)
 	}
+	return err
 }
-
-// uncountedRead marks a context whose chunk-cache reads are not counted as hits: the second pass
-// over chunks a RemoteLog read already brought in and counted (RemoteReader.prefault).
-type uncountedRead struct{}
 
 // prefetchAfter starts fetching the chunks after last that are neither cached nor loading, each in
 // the background with a free cold-read slot (none free: no prefetch).

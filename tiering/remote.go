@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -98,7 +97,6 @@ type RemoteLog struct {
 	max    int
 	budget *atomic.Int64 // read-ahead bytes available; nil = no read-ahead
 	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
-	work   chan struct{} // read-work budget: reads copying and checking bytes at once; nil = unbounded
 	cache  *chunkCache   // object data chunks (cache.go); nil = disabled
 	quota  *FetchQuota   // nil = unlimited
 	failed atomic.Int64  // unix nanos of the last Read that failed for the store's sake; 0 after a success
@@ -130,11 +128,6 @@ type RemoteLogConfig struct {
 	CacheBytes      int64
 	CacheChunkBytes int64 // default DefaultCacheChunkBytes
 	PrefetchChunks  int   // default DefaultPrefetchChunks; negative: none
-	// MaxReadWorkers bounds the reads that copy and CRC-check bytes already in memory at once (with
-	// the chunk cache on: a read first waits for its chunks, holding no slot, then takes one). A
-	// replay from the bucket then uses at most that many cores of the broker for its own work,
-	// leaving the rest to produce and local reads. Default max(1, GOMAXPROCS/2); negative: unbounded.
-	MaxReadWorkers int
 	// FetchBytesPerSecond caps the bytes consumer fetches read from the bucket (FetchQuota, KIP-956's
 	// remote.log.manager.fetch.max.bytes.per.second); 0: unlimited. The caller checks Quota().
 	FetchBytesPerSecond int64
@@ -157,14 +150,8 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	if cfg.MaxConcurrentReads <= 0 {
 		cfg.MaxConcurrentReads = DefaultMaxConcurrentReads
 	}
-	if cfg.MaxReadWorkers == 0 {
-		cfg.MaxReadWorkers = max(1, runtime.GOMAXPROCS(0)/2)
-	}
 	r := &RemoteLog{store: s, max: cfg.MaxFooters, lru: list.New(), byKey: map[string]*list.Element{},
 		sem: make(chan struct{}, cfg.MaxConcurrentReads)}
-	if cfg.MaxReadWorkers > 0 {
-		r.work = make(chan struct{}, cfg.MaxReadWorkers)
-	}
 	r.quota = NewFetchQuota(cfg.FetchBytesPerSecond)
 	if cfg.CacheChunkBytes <= 0 {
 		cfg.CacheChunkBytes = DefaultCacheChunkBytes
@@ -218,20 +205,14 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 	if err != nil {
 		return nil, err
 	}
+	rr.sem = r.sem
 	if r.cache != nil {
-		// The cache takes a cold-read slot for each GET it makes itself; a read served from
-		// memory takes none (rr.sem stays nil).
 		rr.store = &cachedObject{Store: r.store, c: r.cache, key: seg.ObjectKey, size: rr.size}
-	} else {
-		rr.sem = r.sem
 	}
 	if rr.Footer.BaseOffset != seg.BaseOffset || rr.Footer.LastOffset != seg.LastOffset {
 		return nil, fmt.Errorf("%w: %s holds offsets %d..%d, the manifest says %d..%d", ErrBadFooter, seg.ObjectKey, rr.Footer.BaseOffset, rr.Footer.LastOffset, seg.BaseOffset, seg.LastOffset)
 	}
-	if r.budget != nil && r.cache == nil {
-		// Without the cache, read-ahead fetches a sequential reader's next range. With it, the
-		// cache's chunk prefetch does (in parallel, shared across readers) and a second copy of
-		// the next range made ahead of time would only add CPU work outside the read budget.
+	if r.budget != nil {
 		rr.ra = &readAhead{budget: r.budget}
 	}
 	r.mu.Lock()
@@ -317,22 +298,8 @@ func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset 
 	if err != nil {
 		return ReadResult{}, err
 	}
-	var res ReadResult
-	if r.cache != nil && r.work != nil {
-		// Bring the bytes in first (waiting for GETs costs no CPU and holds no work slot), then
-		// copy and check them within the read-work budget.
-		if err := rr.prefault(ctx, offset, maxBytes); err != nil {
-			return ReadResult{}, err
-		}
-		if err := acquire(ctx, r.work); err != nil {
-			return ReadResult{}, err
-		}
-		res, err = rr.Read(context.WithValue(ctx, uncountedRead{}, true), offset, maxBytes, minOneBatch)
-		release(r.work)
-	} else {
-		res, err = rr.Read(ctx, offset, maxBytes, minOneBatch)
-	}
-	if err == nil && (r.budget != nil || r.cache != nil) && i+1 < len(segs) && len(res.Data) > 0 {
+	res, err := rr.Read(ctx, offset, maxBytes, minOneBatch)
+	if err == nil && r.budget != nil && i+1 < len(segs) && len(res.Data) > 0 {
 		// Nearing this object's end: warm the next one (footer and first range) so that a sequential
 		// consumer crosses the segment boundary without waiting for two GETs.
 		f := rr.Footer
@@ -371,15 +338,11 @@ func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
 		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 		defer cancel()
 		rr, err := r.open(ctx, seg)
-		if err != nil {
+		if err != nil || rr.ra == nil {
 			return
 		}
 		f := rr.Footer
-		if rr.ra != nil {
-			rr.ra.launch(rr, 0, min(f.DataLen, f.nextPosition(0)+int64(max(maxBytes, 0))))
-		} else if r.cache != nil {
-			rr.prefault(ctx, f.BaseOffset, maxBytes) // loads the first chunks (the cache prefetches on)
-		}
+		rr.ra.launch(rr, 0, min(f.DataLen, f.nextPosition(0)+int64(max(maxBytes, 0))))
 	}()
 }
 

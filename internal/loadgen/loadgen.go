@@ -154,7 +154,7 @@ type Result struct {
 	Produce     Throughput
 	ConsumeWarm Throughput // zero unless Config.WarmConsume
 	Consume     Throughput
-	Latency Latency
+	Latency     Latency
 }
 
 func (c Config) producerOpts() ([]kgo.Opt, error) {
