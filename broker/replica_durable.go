@@ -34,8 +34,10 @@ import (
 // Apache Kafka brokers ignore unknown tags, and Sediment's leaders never need the tag from a
 // follower that syncs before fetching.
 //
-// A durability report is an ordinary replica Fetch (v12, ReplicaID set) with MaxWaitMillis 0 and
-// PartitionMaxBytes 0: the leader records the positions and answers at once without records.
+// A durability report is an ordinary replica Fetch (v15, topics by id, ReplicaState with this
+// broker's epoch, like the fetch loop's) with MaxWaitMillis 0 and PartitionMaxBytes 0: the leader
+// applies the same leader-epoch and KIP-903 checks, records the positions and answers at once
+// without records.
 //
 // With a flush policy other than always nothing is fsynced per append anywhere (the leader's own
 // acks=all does not wait for a sync either), so the durable offset reported is the log end.
