@@ -323,6 +323,15 @@ func TestReplicationLeaderFailover(t *testing.T) {
 	})
 	waitFor(t, "the first acknowledgement after the failover", func() bool { return count() > ackedAtKill+1 })
 	failover := time.Since(killedAt)
+	// Issue 5: both survivors' Metadata agree on the new leadership, at a higher epoch, without
+	// the stopped leader in the ISR or the broker list.
+	failed := newMetadataWatch(t, topic, live[0].Addr(), live[1].Addr()).waitAgreed(t, "the survivors' Metadata after the failover", func(v metadataView) bool {
+		p := v.parts[0]
+		return len(v.brokers) == 2 && p.leader >= 0 && p.leader != oldLeader && !slices.Contains(p.isr, oldLeader)
+	})
+	if failed.parts[0].leaderEpoch <= mt.Partitions[0].LeaderEpoch {
+		t.Fatalf("leader epoch %d after the failover, %d before", failed.parts[0].leaderEpoch, mt.Partitions[0].LeaderEpoch)
+	}
 	before := count()
 	waitFor(t, "records after the failover", func() bool { return count() >= before+200 })
 	acked := prod.stop()
@@ -458,15 +467,25 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 		}
 		return true
 	})
-	before := count()
-	waitFor(t, "acks=all after the shutdown", func() bool { return count() >= before+100 })
-	acked := prod.stop()
 	var live []string
 	for _, b := range brokers {
 		if b != victim {
 			live = append(live, b.Addr())
 		}
 	}
+	// Issue 5: both survivors' Metadata agree: no partition led by the closed broker, none with
+	// it in the ISR, and it is not listed.
+	newMetadataWatch(t, topic, live...).waitAgreed(t, "the survivors' Metadata after the controlled shutdown", func(v metadataView) bool {
+		for _, p := range v.parts {
+			if p.leader < 0 || p.leader == victimID || slices.Contains(p.isr, victimID) {
+				return false
+			}
+		}
+		return len(v.brokers) == 2 && len(v.parts) == 3
+	})
+	before := count()
+	waitFor(t, "acks=all after the shutdown", func() bool { return count() >= before+100 })
+	acked := prod.stop()
 	checkReadBackOnce(t, live, topic, 0, acked)
 	t.Logf("broker %d led %d of 3 partitions; acknowledged %d (%d after the shutdown), none lost", victimID, led, len(acked), len(acked)-before)
 }

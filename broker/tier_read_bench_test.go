@@ -62,6 +62,21 @@ func BenchmarkTierReplay(b *testing.B) {
 	}
 }
 
+// BenchmarkTierReplayBigFetch is BenchmarkTierReplay's MinIO cell with the chunk cache cold and
+// 10 MiB partition fetches, the pattern `sediment bench` replays with (each read spans chunks).
+//
+//	go test ./broker/ -run '^$' -bench TierReplayBigFetch -benchtime 5x
+func BenchmarkTierReplayBigFetch(b *testing.B) {
+	br, _ := newMinIOBroker(b, "bigfetch")
+	size := setupTierReplay(b, br)
+	cs := &faultyStore{Store: br.tier.store}
+	newRL := func() {
+		br.tier.remote = tiering.NewRemoteLogWith(cs, tiering.RemoteLogConfig{MaxFooters: 1024, CacheBytes: tiering.DefaultCacheBytes})
+	}
+	newRL()
+	benchTierReplay(b, br, cs, size, 1, newRL, kgo.FetchMaxPartitionBytes(10<<20))
+}
+
 const (
 	benchReplayBytes   = 32 << 20
 	benchReplayValue   = 1000
@@ -138,21 +153,21 @@ func replayTopic(b *testing.B, br *Broker, topic string, conc int, opts ...kgo.O
 
 // benchTierReplay alternates replays of the local and the bucket topic; fresh, if set, runs before
 // each bucket replay (outside the timing).
-func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc int, fresh func()) {
-	replayTopic(b, br, "local", conc) // warm both paths (connections, footers) outside the measurement
-	replayTopic(b, br, "bucket", conc)
+func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc int, fresh func(), opts ...kgo.Opt) {
+	replayTopic(b, br, "local", conc, opts...) // warm both paths (connections, footers) outside the measurement
+	replayTopic(b, br, "bucket", conc, opts...)
 	var local, bucket time.Duration
 	gets0 := cs.gets.Load()
 	b.SetBytes(2 * size * int64(conc))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		local += replayTopic(b, br, "local", conc)
+		local += replayTopic(b, br, "local", conc, opts...)
 		if fresh != nil {
 			b.StopTimer()
 			fresh()
 			b.StartTimer()
 		}
-		bucket += replayTopic(b, br, "bucket", conc)
+		bucket += replayTopic(b, br, "bucket", conc, opts...)
 	}
 	b.StopTimer()
 	mb := float64(size) * float64(b.N*conc) / 1e6
