@@ -49,8 +49,9 @@ func (p *Partition) readForFollower(replicaID int32, offset int64, maxBytes int,
 
 // readForFollowerAcked is readForFollower for a fetch that also reports the follower's durable
 // position (durable >= 0: the durable-offset tag, replica_durable.go): offset is then only its
-// log end (ISR and lag), and durable, capped by offset, is what counts for the HW. Without the
-// tag (durable < 0) the follower synced before fetching and offset counts for both.
+// log end (followerLEO: ISR rejoin, KIP-392), and durable, capped by offset, is what counts for
+// the HW and for lag (updateCaughtUpLocked). Without the tag (durable < 0) the follower synced
+// before fetching and offset counts for all of them.
 func (p *Partition) readForFollowerAcked(replicaID int32, offset, durable int64, maxBytes int, minOneBatch bool) readResult {
 	p.stateMu.Lock()
 	if !p.leader || !slices.Contains(p.replicas, replicaID) || replicaID == p.nodeID {
