@@ -124,8 +124,10 @@
 // concurrent readers (one GET per chunk), prefetched a few chunks ahead of a sequential reader on
 // free cold-read slots only, evicted least recently used by bytes. Objects are immutable, so a chunk
 // never goes stale. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from
-// the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second); a read waits briefly for
-// budget or returns nothing for that partition this time. Failing(d) tells the broker that the last
+// the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second), a token bucket with one
+// second's burst: a read is granted what has accrued, reads at most that and gives back what it did
+// not use; it waits up to the broker's bound (500 ms) for a grant, else returns nothing for that
+// partition this time. Failing(d) tells the broker that the last
 // read reaching the store failed within d, so later reads get a shorter bound during an outage.
 //
 // # Goroutines and locks
@@ -133,9 +135,10 @@
 // No goroutines of its own, except S3Store's multipart upload, which runs at most PartConcurrency part
 // uploads for the duration of one Put call. PartitionArchiver.Run is meant to be the one goroutine per
 // led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
-// CollectOrphans must not run concurrently with it for the same partition. RemoteLog's read-ahead runs
-// at most one background fetch per cached segment object (readahead.go) plus at most one warm-up per
-// next object, each bounded by a 30 s timeout and, together, by the RemoteLog's byte budget and its
+// CollectOrphans must not run concurrently with it for the same partition. Without the chunk cache,
+// RemoteLog's read-ahead runs at most one background fetch per cached segment object (readahead.go);
+// with it, the cache's chunk prefetches run instead, at most one per free cold-read slot. Either way
+// there is at most one warm-up per next object, each bounded by a 30 s timeout and, together, by the RemoteLog's byte budget and its
 // cold-read slots. Lock order: RemoteLog.mu, then readAhead.mu (eviction discards a
 // prefetch under the cache lock); nothing takes RemoteLog.mu while holding readAhead.mu. MemStore has one mutex around its map; S3Store one around
 // its request counters; RemoteLog one around its footer cache. No lock is held across I/O or a call into another package.
