@@ -19,11 +19,11 @@ func benchBatch() []byte { return testBatch(16, 1000, 1_700_000_000_000) }
 // partition logs on the real file system under each flush policy. writers is the
 // number of goroutines per partition: with 1 the per-partition latency bounds
 // throughput; with more, a log's group commit shares each fdatasync (w16 shows
-// how durable throughput scales with the bytes each fdatasync covers).
+// how durable throughput scales with the bytes each fdatasync covers; w64 how far it goes).
 func BenchmarkAppend(b *testing.B) {
 	for _, pol := range []FlushPolicy{FlushAlways, FlushInterval, FlushOS} {
 		for _, parts := range []int{1, 8} {
-			for _, writers := range []int{1, 4, 16} {
+			for _, writers := range []int{1, 4, 16, 64} {
 				b.Run(fmt.Sprintf("%s/p%d/w%d", pol, parts, writers), func(b *testing.B) {
 					benchAppend(b, pol, parts, writers)
 				})

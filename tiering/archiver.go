@@ -211,9 +211,14 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 		}
 	}
 	obj, err := BuildSegmentObjectWith(data, si.Size-start, BuildOptions{IndexInterval: a.cfg.IndexInterval, Compress: compress})
+	if errors.Is(err, errSpill) {
+		a.cfg.Logger.Warn("tiering: uploading a segment uncompressed: no room for its compressed copy", "path", si.Path, "err", err)
+		obj, err = BuildSegmentObjectWith(data, si.Size-start, BuildOptions{IndexInterval: a.cfg.IndexInterval})
+	}
 	if err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
 	}
+	defer obj.Close() // a compressed data section's temporary file, if any
 	ft := obj.Footer
 	if ft.LastOffset != si.NextOffset-1 {
 		return fmt.Errorf("tiering: upload %s: segment ends at offset %d, the log says %d", si.Path, ft.LastOffset, si.NextOffset-1)

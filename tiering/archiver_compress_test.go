@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/tiering"
 )
@@ -80,6 +82,73 @@ func TestArchiverCompressesOnlyWhatShrinks(t *testing.T) {
 			}
 			if random && objBytes <= segBytes {
 				t.Fatalf("random: %d object bytes for %d segment bytes, want verbatim + footers", objBytes, segBytes)
+			}
+		})
+	}
+}
+
+// TestArchiverUploadsVerbatimWhenTempFileFails: a compressed data section above the memory bound
+// goes to a temporary file; when none can be made (TMPDIR missing), the archiver uploads the segment
+// verbatim instead of failing (and retrying) forever, and spill files never outlive an upload.
+func TestArchiverUploadsVerbatimWhenTempFileFails(t *testing.T) {
+	defer func(old int64) { *tiering.CompressMemBytes = old }(*tiering.CompressMemBytes)
+	*tiering.CompressMemBytes = 1 << 10
+	for _, broken := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tmpdir-broken=%v", broken), func(t *testing.T) {
+			tmp := t.TempDir()
+			if broken {
+				tmp = filepath.Join(tmp, "missing")
+			}
+			t.Setenv("TMPDIR", tmp)
+			cfg := segment.DefaultConfig()
+			cfg.SegmentBytes = 64 << 10
+			l, err := segment.Open(filepath.Join(t.TempDir(), "p"), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			data := jsonSegment(200<<10, false)
+			if _, err := l.AppendReplicated(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Roll(); err != nil {
+				t.Fatal(err)
+			}
+			mem, m := tiering.NewMemStore(), &fakeManifest{}
+			arch := tiering.NewPartitionArchiver(mem, meta.TopicID{2}, 0, &testLog{l: l, limit: -1, epoch: 1}, m, tiering.ArchiverConfig{Compress: true})
+			if n, err := arch.RunOnce(context.Background()); err != nil || n < 3 {
+				t.Fatalf("RunOnce = %d, %v", n, err)
+			}
+			var logical []byte
+			for _, s := range m.RemoteSegments() {
+				obj, err := tiering.ReadRange(context.Background(), mem, s.ObjectKey, 0, s.Size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, err := tiering.DecodeFooter(obj, s.Size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lz4 := f.Flags&tiering.FlagLZ4Chunks != 0; lz4 == broken {
+					t.Fatalf("%s: lz4 %v with TMPDIR broken=%v", s.ObjectKey, lz4, broken)
+				}
+				rr, err := tiering.OpenRemote(context.Background(), mem, s.ObjectKey, s.Size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := rr.Read(context.Background(), s.BaseOffset, 1<<30, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logical = append(logical, res.Data...)
+			}
+			if !bytes.Equal(logical, data) {
+				t.Fatal("objects do not read back as the log")
+			}
+			if !broken {
+				if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+					t.Fatalf("temporary files left after the uploads: %v", ents)
+				}
 			}
 		})
 	}

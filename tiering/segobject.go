@@ -2,7 +2,6 @@ package tiering
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -80,7 +79,8 @@ type BuildOptions struct {
 // BuildSegmentObjectWith reads size bytes of a closed segment (concatenated RecordBatch v2 batches)
 // from data, validating every batch (framing, magic, CRC-32C, strictly increasing offsets), and builds
 // the footer index. It reads the segment once, sequentially; a verbatim upload reads it again through
-// the returned object, a compressed one holds the compressed chunks in memory.
+// the returned object, a compressed one holds the compressed chunks (compress.go: in memory up to
+// compressMemBytes, else in a temporary file; Close releases them).
 func BuildSegmentObjectWith(data io.ReaderAt, size int64, opts BuildOptions) (*SegmentObject, error) {
 	indexInterval := opts.IndexInterval
 	if indexInterval <= 0 {
@@ -172,45 +172,6 @@ func BuildSegmentObjectWith(data io.ReaderAt, size int64, opts BuildOptions) (*S
 	}
 	obj.footer = AppendFooter(nil, f)
 	return obj, nil
-}
-
-// compressChunks replaces obj's data with lz4 chunks of the logical data.
-func compressChunks(obj *SegmentObject, data io.ReaderAt, chunkSize int) error {
-	if chunkSize <= 0 {
-		chunkSize = DefaultChunkSize
-	}
-	if chunkSize < minChunkSize || chunkSize > maxChunkSize {
-		return fmt.Errorf("tiering: chunk size %d outside [%d, %d]", chunkSize, minChunkSize, maxChunkSize)
-	}
-	f := obj.Footer
-	var c lz4.Compressor
-	src := make([]byte, chunkSize)
-	dst := make([]byte, lz4.CompressBlockBound(chunkSize))
-	stored := make([]byte, 0, f.DataLen/2)
-	for off := int64(0); off < f.DataLen; off += int64(chunkSize) {
-		chunk := src[:min(int64(chunkSize), f.DataLen-off)]
-		if _, err := data.ReadAt(chunk, off); err != nil && !(err == io.EOF && off+int64(len(chunk)) == f.DataLen) {
-			return fmt.Errorf("tiering: reading segment at %d for compression: %w", off, err)
-		}
-		n, err := c.CompressBlock(chunk, dst)
-		e := ChunkEntry{StoredPos: uint32(len(stored))}
-		// Keep lz4 only where it saves at least 1/16: a chunk of mostly incompressible data is stored
-		// raw, which reads without decoding.
-		if err != nil || n == 0 || n > len(chunk)-len(chunk)/16 {
-			e.Raw, e.StoredLen = true, uint32(len(chunk))
-			stored = append(stored, chunk...)
-		} else {
-			e.StoredLen = uint32(n)
-			stored = append(stored, dst[:n]...)
-		}
-		e.CRC = crc32.Checksum(stored[e.StoredPos:], castagnoli)
-		f.Chunks = append(f.Chunks, e)
-	}
-	f.Flags |= FlagLZ4Chunks
-	f.ChunkSize = uint32(chunkSize)
-	f.StoredLen = int64(len(stored))
-	obj.data = bytes.NewReader(stored)
-	return nil
 }
 
 // readLogical returns the logical (uncompressed segment) bytes [from, to) with one ranged GET of the

@@ -1,0 +1,4 @@
+package tiering
+
+// CompressMemBytes lets external tests lower the in-memory bound of compressed data sections.
+var CompressMemBytes = &compressMemBytes
