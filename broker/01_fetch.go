@@ -60,6 +60,10 @@ type fetchTarget struct {
 	readReplica int32
 	res         readResult
 	preRead     bool // res was read concurrently with the partition's own limit (readTargets)
+	// durable is a replica's durable position from the partition's durable-offset tag
+	// (replica_durable.go), valid when hasDurable (without it the fetch offset is durable too).
+	durable    int64
+	hasDurable bool
 }
 
 // readsFromFollowers reports whether a consumer fetch at this version may be served by a follower
@@ -118,6 +122,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	defer fctx.done()
 	resp.SessionID = fctx.sessionID
 
+	durables := replicaDurableOffsets(req, replicaID)
 	st := b.meta.State()
 	rackAware := b.cfg.ReplicaSelectorClass == rackAwareReplicaSelector
 	targets := make([]fetchTarget, len(fctx.parts))
@@ -125,6 +130,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 		t := &targets[i]
 		t.sp = sp
 		t.readReplica = -1
+		t.durable, t.hasDurable = durables[sp.key]
 		var mt *meta.Topic
 		var ok bool
 		if req.Version >= 13 {
@@ -372,7 +378,15 @@ func (t *fetchTarget) hasRecords(replicaID int32) bool {
 // (which also records the replica's position), a consumer's through read.
 func (t *fetchTarget) readPart(limit int, minOneBatch bool, replicaID int32) {
 	if replicaID >= 0 {
-		t.res = t.p.readForFollower(replicaID, t.sp.fetchOffset, limit, minOneBatch)
+		if t.sp.maxBytes <= 0 {
+			// A position report only (the follower's durability report, replica_durable.go).
+			limit, minOneBatch = 0, false
+		}
+		durable := int64(-1)
+		if t.hasDurable {
+			durable = t.durable
+		}
+		t.res = t.p.readForFollowerAcked(replicaID, t.sp.fetchOffset, durable, limit, minOneBatch)
 	} else {
 		t.res = t.p.read(t.sp.fetchOffset, limit, minOneBatch)
 	}

@@ -13,7 +13,13 @@ package broker
 // Kafka's internal topic names (__consumer_offsets, __transaction_state) are never auto-created:
 // Sediment keeps group offsets in Raft, so they answer UNKNOWN_TOPIC_OR_PARTITION.
 // Unlike Kafka, which answers LEADER_NOT_AVAILABLE until the controller has propagated the new topic,
-// the topic's full metadata is returned at once: CreateTopic returns after the Raft commit is applied.
+// the topic's full metadata is returned at once: CreateTopic returns after the Raft commit is applied
+// on the broker that served it. Another broker applies the commit a moment later (its Raft learns
+// the commit index within RaftCommitTimeout): a topic asked for by name or id that a non-controller
+// broker does not know yet is waited for, up to metadataCatchUp, before UNKNOWN_TOPIC_OR_PARTITION /
+// UNKNOWN_TOPIC_ID (or auto-creation). Without that wait, franz-go, which refreshes metadata at most
+// every 5 s (MetadataMinAge), stalled a producer started right after CreateTopics for 5 s whenever its
+// metadata request reached a lagging broker (seen in `sediment bench`'s RF3 target: no ack for 5 s).
 //
 // Authorized operations (v8+) are reported as "everything a topic/cluster supports" when asked:
 // Sediment has no ACLs. Deliberately absent: v13's top-level error code (KIP-1102 rebootstrap).
@@ -22,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -39,6 +46,9 @@ const (
 	clusterAuthorizedOps = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12       // CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE_CONFIGS ALTER_CONFIGS IDEMPOTENT_WRITE
 	notRequestedOps      = -2147483648
 	autoCreateTimeout    = 10 * time.Second
+	// metadataCatchUp bounds the wait for a topic a non-controller broker does not know yet: a few
+	// RaftCommitTimeouts (50 ms by default) on a loaded machine.
+	metadataCatchUp = 300 * time.Millisecond
 )
 
 func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
@@ -79,6 +89,10 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 		return resp, nil
 	}
 
+	if !b.meta.IsController() {
+		st = waitForState(ctx, st, b.meta.State, func(st *meta.State) bool { return knowsAll(st, req.Topics) }, metadataCatchUp)
+	}
+	b.openHosted(st, req.Topics)
 	autoCreate := b.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
 		var t *meta.Topic
@@ -123,6 +137,77 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 		resp.Topics = append(resp.Topics, b.topicMetadata(st, t, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
+}
+
+// openHosted applies the metadata now (as produce and fetch do on demand, lookupIn) when a
+// partition of an asked-for topic is assigned to this broker but not open here yet, so that a
+// broker never lists a replica it has not opened: a client or test that acts on this answer at
+// once finds it. Meta's event loop would open it a moment later anyway.
+func (b *Broker) openHosted(st *meta.State, topics []kmsg.MetadataRequestTopic) {
+	rm := b.replicas
+	for _, rt := range topics {
+		var t *meta.Topic
+		var ok bool
+		switch {
+		case rt.Topic != nil:
+			t, ok = st.Topic(*rt.Topic)
+		case rt.TopicID != [16]byte{}:
+			t, ok = st.TopicByID(meta.TopicID(rt.TopicID))
+		}
+		if !ok {
+			continue
+		}
+		for _, part := range t.Partitions {
+			if slices.Contains(part.Replicas, rm.nodeID) && rm.partition(t.ID, part.Index) == nil && rm.onDemandAllowed() {
+				if err := rm.reconcile(false); err != nil {
+					rm.lastOnDemandFail.Store(time.Now().UnixNano())
+					rm.log.Warn("applying metadata on demand", "err", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// knowsAll reports whether st has every topic asked for by name or id.
+func knowsAll(st *meta.State, topics []kmsg.MetadataRequestTopic) bool {
+	for _, rt := range topics {
+		switch {
+		case rt.Topic != nil:
+			if _, ok := st.Topic(*rt.Topic); !ok {
+				return false
+			}
+		case rt.TopicID != [16]byte{}:
+			if _, ok := st.TopicByID(meta.TopicID(rt.TopicID)); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// waitForState returns st if ok(st), else polls load until ok or until bound has passed or ctx
+// ends, returning the last state loaded.
+func waitForState[S any](ctx context.Context, st S, load func() S, ok func(S) bool, bound time.Duration) S {
+	if ok(st) {
+		return st
+	}
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return st
+		case <-deadline.C:
+			return load()
+		case <-tick.C:
+			if st = load(); ok(st) {
+				return st
+			}
+		}
+	}
 }
 
 // internalTopic reports Kafka's internal topic names. Sediment has no such topics (group offsets

@@ -29,12 +29,17 @@ func logBytesUpTo(t *testing.T, p *Partition, end int64) []byte {
 }
 
 // Issue 5, "with flush policy always, a follower fsyncs before its next fetch reports the
-// position": acks=all counts a follower's copy once that follower's next Fetch carries an offset
-// past it, and the fetcher takes that offset from the log end right after appendFromLeader. So
-// whatever offset appendFromLeader has made visible must survive an OS crash of the follower (every
-// byte not fsynced lost, vfs.MemFS). A follower copies a leader's log batch by batch, as the
-// fetcher does, and its file system crashes right after an append; after recovery its log
-// reaches at least the last position a fetch would have reported, byte-identical to the leader's.
+// position": acks=all counts a follower's copy once that follower's fetch reports a durable offset
+// past it. Replication is pipelined (replica_durable.go): the fetcher writes what it got
+// (appendFromLeader does not fsync) and fetches on; its fetch offset is only its log end, and the
+// offset that counts is the durable-offset tag (durableEnd), which its durability reporter
+// advances by fsyncing in the background. So whatever durableEnd has reported must survive an OS
+// crash of the follower (every byte not fsynced lost, vfs.MemFS). A follower copies a leader's log
+// batch by batch, as the fetcher does, syncing every third round as the reporter would, and its
+// file system crashes right after an append (an unsynced tail present); after recovery its log
+// reaches at least the last durable offset a fetch would have reported, byte-identical to the
+// leader's. The leader side (only that offset counts toward the HW) is
+// TestUnsyncedFollowerWritesNeverCountTowardHW.
 func TestFollowerAppendDurableBeforeItsPositionIsReported(t *testing.T) {
 	const epoch = 3
 	leader := memPartition(t, vfs.NewMemFS())
@@ -48,9 +53,9 @@ func TestFollowerAppendDurableBeforeItsPositionIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The crash comes right after an append returned, the moment a fetch would report it: a
-	// follower that only scheduled its fsync would lose that tail.
-	var last int64 // the FetchOffset the follower's last fetch reported
+	// The crash comes right after an append returned: a durable offset that ran ahead of the
+	// fsyncs would lose that tail.
+	var last int64 // the durable offset the follower's last fetch reported (its tag)
 	for i := 0; last < 2000; i++ {
 		// A few leader appends per "fetch", so that responses hold several batches.
 		for j := 0; j < 1+i%3; j++ {
@@ -67,7 +72,25 @@ func TestFollowerAppendDurableBeforeItsPositionIsReported(t *testing.T) {
 		if err := follower.appendFromLeader(rr.Data, leader.HighWatermark(), 0, epoch); err != nil {
 			t.Fatalf("follower append at %d: %v", from, err)
 		}
-		last = follower.log.EndOffset() // rp.FetchOffset of the next replica fetch
+		if i%3 == 2 {
+			follower.syncedEnd() // the durability reporter's fsync round
+		}
+		last = follower.durableEnd() // the durable-offset tag of the next replica fetch
+	}
+	// One more fetch written, not yet synced: the crash comes with an unsynced tail.
+	b := testBatch(t, testBatchOpts{records: 3, ts: time.Now().UnixMilli(), value: []byte("tail")})
+	if r := leader.appendClient(9, 1, b); r.err != nil {
+		t.Fatalf("leader append: %v", r.err)
+	}
+	rr, err := leader.log.Read(follower.log.EndOffset(), segment.ReadOptions{MaxBytes: 256 << 10, MaxOffset: leader.log.EndOffset(), MinOneBatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.appendFromLeader(rr.Data, leader.HighWatermark(), 0, epoch); err != nil {
+		t.Fatal(err)
+	}
+	if last = follower.durableEnd(); follower.log.EndOffset() <= last {
+		t.Fatal("no unsynced tail at the crash: the test would not show anything")
 	}
 	ffs.Crash()
 	follower.close()

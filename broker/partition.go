@@ -72,6 +72,16 @@ type Partition struct {
 	leo           int64 // the leader's durable log end offset (what counts for the HW)
 	flushAlways   bool
 
+	// followerAcked: the offset below which each follower has reported its log durable (the
+	// durable-offset tag of its fetches, replica_durable.go; its fetch offset when it sends no
+	// tag). This, not followerLEO (its log end: ISR membership, lag, KIP-392), counts toward the
+	// HW: a pipelining follower fetches on before its fsync, so its fetch offset may cover writes
+	// an OS crash would lose. Guarded by stateMu.
+	followerAcked map[int32]int64
+	// lastReport: the leader's durable LEO and the time at each follower's previous fetch, for
+	// the caught-up rule (updateCaughtUpLocked). Guarded by stateMu.
+	lastReport map[int32]leoAt
+
 	hw atomic.Int64
 
 	waitMu  sync.Mutex
@@ -147,6 +157,8 @@ func openPartition(dir, topic string, id meta.TopicID, index int32, nodeID int32
 		followerEpoch: map[int32]int64{},
 		leaderEpoch:   -1,
 	}
+	p.followerAcked = map[int32]int64{}
+	p.lastReport = map[int32]leoAt{}
 	p.cfg.Store(&tc)
 	p.hw.Store(l.EndOffset())
 	p.leo = l.EndOffset()
@@ -231,12 +243,16 @@ func (p *Partition) setLeadershipLocked(part meta.Partition) error {
 	}
 	if p.leader && (!wasLeader || part.LeaderEpoch != p.leaderEpoch) {
 		// A new leadership: followers' positions are unknown until they fetch; give each a full
-		// lag window. A former follower's whole log is durable (replicated appends wait for it);
-		// a leader that only changes epoch keeps its durable mark (appends may be in flight).
+		// lag window. A former follower fetches on before its fsyncs complete (replica_durable.go),
+		// so only what is durable of its log counts as its LEO: sync the rest now (once per
+		// leadership change) so that the HW can reach the end without waiting for a new append.
+		// A leader that only changes epoch keeps its durable mark (appends may be in flight).
 		if !wasLeader {
-			p.leo = p.log.EndOffset()
+			p.leo = p.syncedEnd()
 		}
 		clear(p.followerLEO)
+		clear(p.followerAcked)
+		clear(p.lastReport)
 		clear(p.followerEpoch)
 		now := p.now()
 		for _, id := range part.Replicas {
@@ -286,7 +302,8 @@ func (p *Partition) restoreFromRemoteLocked() error {
 	return nil
 }
 
-// maybeAdvanceHWLocked recomputes the HW as the minimum LEO over the ISR (stateMu held).
+// maybeAdvanceHWLocked recomputes the HW as the minimum durable LEO over the ISR: the leader's own
+// p.leo and each follower's acknowledged (durable) position (stateMu held).
 func (p *Partition) maybeAdvanceHWLocked() {
 	if !p.leader {
 		return
@@ -296,11 +313,11 @@ func (p *Partition) maybeAdvanceHWLocked() {
 		if id == p.nodeID {
 			continue
 		}
-		leo, ok := p.followerLEO[id]
+		acked, ok := p.followerAcked[id]
 		if !ok {
-			leo = p.hw.Load()
+			acked = p.hw.Load()
 		}
-		hw = min(hw, leo)
+		hw = min(hw, acked)
 	}
 	if hw > p.hw.Load() {
 		p.checkHWInvariantLocked(hw)
@@ -361,6 +378,9 @@ func (p *Partition) noteReplicaEpoch(id int32, epoch, alive int64) int16 {
 	}
 	if had && seen >= 0 && epoch > seen {
 		delete(p.followerLEO, id)
+		// What it reported durable belonged to the old process too (its disk may be new).
+		delete(p.followerAcked, id)
+		delete(p.lastReport, id)
 		p.caughtUp[id] = time.Time{}
 	}
 	p.followerEpoch[id] = epoch

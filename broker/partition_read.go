@@ -44,22 +44,37 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 // replicaID is not one of the partition's replicas. ISR changes (replica.lag.time.max.ms) are not
 // made here yet; a follower counts for the HW only while meta lists it in the ISR.
 func (p *Partition) readForFollower(replicaID int32, offset int64, maxBytes int, minOneBatch bool) readResult {
+	return p.readForFollowerAcked(replicaID, offset, -1, maxBytes, minOneBatch)
+}
+
+// readForFollowerAcked is readForFollower for a fetch that also reports the follower's durable
+// position (durable >= 0: the durable-offset tag, replica_durable.go): offset is then only its
+// log end (followerLEO: ISR rejoin, KIP-392), and durable, capped by offset, is what counts for
+// the HW and for lag (updateCaughtUpLocked). Without the tag (durable < 0) the follower synced
+// before fetching and offset counts for all of them.
+func (p *Partition) readForFollowerAcked(replicaID int32, offset, durable int64, maxBytes int, minOneBatch bool) readResult {
 	p.stateMu.Lock()
 	if !p.leader || !slices.Contains(p.replicas, replicaID) || replicaID == p.nodeID {
 		p.stateMu.Unlock()
 		return readResult{err: kerr.NotLeaderForPartition.Code}
 	}
-	if cur, ok := p.followerLEO[replicaID]; offset <= p.log.EndOffset() && (!ok || offset > cur) {
+	end := p.log.EndOffset()
+	if cur, ok := p.followerLEO[replicaID]; offset <= end && (!ok || offset > cur) {
 		p.followerLEO[replicaID] = offset
+	}
+	acked := offset
+	if durable >= 0 {
+		acked = min(durable, offset)
+	}
+	if cur, ok := p.followerAcked[replicaID]; acked <= end && (!ok || acked > cur) {
+		p.followerAcked[replicaID] = acked
 		p.maybeAdvanceHWLocked()
 	}
-	if offset >= p.leo {
-		p.caughtUp[replicaID] = p.now()
-	}
+	p.updateCaughtUpLocked(replicaID)
 	p.stateMu.Unlock()
 
 	r := readResult{hw: p.hw.Load(), logStart: p.log.StartOffset()}
-	end := p.log.EndOffset()
+	end = p.log.EndOffset()
 	if offset < r.logStart || offset > end {
 		r.err = kerr.OffsetOutOfRange.Code
 		return r

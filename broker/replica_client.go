@@ -65,6 +65,16 @@ func (c *replicaClient) request(ctx context.Context, req kmsg.Request, resp kmsg
 		deadline = time.Now().Add(30 * time.Second)
 	}
 	c.nc.SetDeadline(deadline)
+	// A cancelled ctx (the fetcher's partition set changed, replica_fetcher.go) ends a blocked
+	// read or write at once; the connection is then closed, as after any error.
+	nc := c.nc
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if !stop() {
+			// The deadline may have landed on the connection: do not reuse it, and say why.
+			err = errors.Join(ctx.Err(), err)
+		}
+	}()
 	c.corr++
 	// Request header v1 (v2 adds an empty tag section for flexible requests).
 	buf := make([]byte, 4, 64)

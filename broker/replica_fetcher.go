@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,10 +18,12 @@ import (
 
 // Replication by pull, follower side (issue 5). One leaderFetcher goroutine per leader broker
 // fetches every partition this broker follows from it in one Fetch request (v15: ReplicaState =
-// this node and its registered broker epoch, KIP-903; topics by id), as Kafka's ReplicaFetcherThread does, so partitions never queue behind each other's
-// long-polls on one connection. What it gets is appended with AppendReplicated, which returns once
-// durable per the flush policy: the next fetch, which tells the leader this position, is sent
-// only after that (acks=all therefore means "on disk on every ISR member" with flush always).
+// this node and its registered broker epoch, KIP-903; topics by id), as Kafka's
+// ReplicaFetcherThread does, so partitions never queue behind each other's long-polls on one
+// connection. What it gets is written (AppendReplicatedNoWait) and the next fetch goes out at
+// once; the fetcher's durabilityReporter fsyncs and reports the durable offsets on its own
+// connection, and only those count toward the leader's HW (replica_durable.go), so acks=all still
+// means "on disk on every ISR member" with flush always.
 //
 // Before fetching for a new leader epoch the follower truncates by OffsetForLeaderEpoch
 // (KIP-101/279: to the leader's end offset for the largest epoch both logs know, capped by our
@@ -33,6 +36,10 @@ import (
 //
 // Locks: fetcherManager.mu guards the fetcher map; leaderFetcher.mu its partition set. Neither is
 // held during a request.
+
+// errInterrupted: the fetch was not sent or its answer not applied because the fetcher's partition
+// set changed meanwhile (leaderFetcher.interrupt).
+var errInterrupted = errors.New("replica fetch interrupted: the partition set changed")
 
 type fetcherManager struct {
 	rm       *ReplicaManager
@@ -49,6 +56,12 @@ type leaderFetcher struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	dur    *durabilityReporter // fsyncs and reports what this fetcher appended (replica_durable.go)
+	// interrupt ends the fetch in flight (nil when none), under mu: a partition added to the set
+	// (a new topic, a leadership change) must not wait up to MaxWaitMillis for a long poll on the
+	// others to return before its first fetch, which would hold its acks=all that long.
+	interrupt   context.CancelFunc
+	interrupted bool
 }
 
 func newFetcherManager(rm *ReplicaManager) *fetcherManager {
@@ -72,12 +85,17 @@ func (m *fetcherManager) follow(p *Partition, leader int32, truncate bool) {
 			cancel: cancel, done: make(chan struct{})}
 		f.client.clientID = "sediment-replica-" + strconv.Itoa(int(m.rm.nodeID))
 		f.client.from = m.rm.nodeID
+		f.dur = newDurabilityReporter(f)
 		m.fetchers[leader] = f
 		go f.run(ctx)
 	}
 	f.mu.Lock()
 	if need, ok := f.parts[p]; !ok || truncate || need {
 		f.parts[p] = truncate || need || !ok
+		if (!ok || truncate && !need) && f.interrupt != nil {
+			f.interrupted = true
+			f.interrupt()
+		}
 	}
 	f.mu.Unlock()
 	select {
@@ -120,8 +138,28 @@ func (f *leaderFetcher) leaderAddr() (string, bool) {
 	return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), true
 }
 
+// fetchable snapshots the partitions this fetcher fetches (those not waiting for truncation),
+// each with the leader epoch it follows at (read now, before any offset the caller reads after).
+func (f *leaderFetcher) fetchable() map[*Partition]int32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[*Partition]int32, len(f.parts))
+	for p, truncate := range f.parts {
+		if !truncate {
+			out[p] = p.currentLeaderEpoch()
+		}
+	}
+	return out
+}
+
 func (f *leaderFetcher) run(ctx context.Context) {
 	defer close(f.done)
+	durDone := make(chan struct{})
+	go func() {
+		defer close(durDone)
+		f.dur.run(ctx)
+	}()
+	defer func() { <-durDone }() // the reporter ends with ctx
 	defer f.client.close()
 	log := f.m.rm.log.With("leader", f.leader)
 	backoff := func() {
@@ -184,6 +222,13 @@ func (f *leaderFetcher) run(ctx context.Context) {
 			continue
 		}
 		if err := f.fetchOnce(ctx, parts); err != nil {
+			f.mu.Lock()
+			interrupted := f.interrupted
+			f.interrupted = false
+			f.mu.Unlock()
+			if interrupted {
+				continue // the partition set changed: fetch again at once, with the new set
+			}
 			if ctx.Err() == nil {
 				log.Debug("replica fetch", "err", err)
 			}
@@ -279,9 +324,12 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = p.index
-		rp.FetchOffset = p.log.EndOffset()
 		rp.CurrentLeaderEpoch = p.currentLeaderEpoch()
 		epochs[p] = rp.CurrentLeaderEpoch
+		// The durable offset first, then the log end: the tag never exceeds the fetch offset.
+		// The leader counts only the tag toward the HW (replica_durable.go).
+		setDurableOffset(&rp, p.durableEnd())
+		rp.FetchOffset = p.log.EndOffset()
 		rp.LogStartOffset = p.log.StartOffset()
 		rp.PartitionMaxBytes = 4 << 20
 		t.Partitions = append(t.Partitions, rp)
@@ -293,7 +341,19 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 	resp := kmsg.NewPtrFetchResponse()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := f.client.request(rctx, req, resp); err != nil {
+	f.mu.Lock()
+	if f.interrupted {
+		// follow() changed the set after this request was built, before it could be interrupted.
+		f.mu.Unlock()
+		return errInterrupted
+	}
+	f.interrupt = cancel
+	f.mu.Unlock()
+	err := f.client.request(rctx, req, resp)
+	f.mu.Lock()
+	f.interrupt = nil
+	f.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	if resp.ErrorCode != 0 {
@@ -311,6 +371,9 @@ func (f *leaderFetcher) fetchOnce(ctx context.Context, parts map[*Partition]bool
 			case 0:
 				if err := p.appendFromLeader(rp.RecordBatches, rp.HighWatermark, rp.LogStartOffset, epochs[p]); err != nil {
 					f.m.rm.log.Warn("replica append", "partition", p.String(), "err", err)
+				}
+				if len(rp.RecordBatches) > 0 {
+					f.dur.written(p) // fsync it and tell the leader, while this loop fetches on
 				}
 			case kerr.OffsetMovedToTieredStorage.Code:
 				// KIP-405: what we need next is only in the bucket; copy just the leader's local tail.
@@ -408,7 +471,9 @@ func (p *Partition) resetLocalTo(localStart, logStart int64, fetchEpoch int32) e
 }
 
 // appendFromLeader appends what a replica fetch returned (offsets and epochs set by the leader),
-// durably per the flush policy, and follows the leader's high watermark and log start offset.
+// without waiting for an fsync (the fetcher's durabilityReporter makes it durable and reports
+// that; only then does it count for the leader's HW), and follows the leader's high watermark
+// and log start offset.
 // fetchEpoch is the leader epoch the fetch was sent under: a response that arrives after this
 // replica's leadership view changed is dropped (see followsEpochLocked).
 func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart int64, fetchEpoch int32) error {
@@ -418,7 +483,7 @@ func (p *Partition) appendFromLeader(batches []byte, leaderHW, leaderLogStart in
 		return nil
 	}
 	if len(batches) > 0 {
-		if _, err := p.log.AppendReplicated(batches); err != nil {
+		if _, err := p.log.AppendReplicatedNoWait(batches); err != nil {
 			return err
 		}
 		if err := p.rebuildProducersFrom(batches); err != nil {

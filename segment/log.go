@@ -162,6 +162,24 @@ func (l *Log) AppendReplicated(batches []byte) (AppendResult, error) {
 	return res, l.waitPolicy(policy, res.LastOffset+1)
 }
 
+// AppendReplicatedNoWait is AppendReplicated without waiting for durability: a
+// follower writes what it fetched, fetches on at once, and makes the writes
+// durable with WaitDurable on another goroutine (its durable position, not its
+// log end, is what may count toward the leader's high watermark).
+func (l *Log) AppendReplicatedNoWait(batches []byte) (AppendResult, error) {
+	res, _, err := l.append(batches, false, 0)
+	return res, err
+}
+
+// DurableOffset is the offset below which everything is on disk (fsynced, or
+// recovered from disk at open). It never exceeds EndOffset.
+func (l *Log) DurableOffset() int64 {
+	l.fmu.Lock()
+	d := l.durable
+	l.fmu.Unlock()
+	return min(d, l.EndOffset())
+}
+
 func (l *Log) waitPolicy(policy FlushPolicy, upTo int64) error {
 	if policy == FlushAlways {
 		return l.WaitDurable(upTo)
