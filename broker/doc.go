@@ -35,7 +35,10 @@
 //     Idle connections (connections.max.idle.ms) are closed by a read deadline.
 //   - the replica manager's event loop (meta.Subscribe) and retention loop; the group coordinator's
 //     timers; the HTTP server;
-//   - per followed leader, a replica fetcher (replica_fetcher.go) pulling its partitions;
+//   - per followed leader, a replica fetcher (replica_fetcher.go) pulling its partitions and writing
+//     what it gets without waiting for fsync, and its durability reporter (replica_durable.go): one
+//     fsync goroutine per partition with unsynced writes, and a sender that reports the offsets now
+//     durable to the leader on a connection of its own (what counts for the leader's HW);
 //   - tiering (tiering.go, tier_task.go, tier_background.go): one tierTask per led partition of a
 //     tiered topic — uploads, remote retention and orphan collection of that partition, one at a
 //     time, started and stopped with leadership — and one broker-wide background loop (deleted
