@@ -146,14 +146,7 @@ func (b *Broker) handleMetadata(ctx context.Context, c *connCtx, kreq kmsg.Reque
 func (b *Broker) openHosted(st *meta.State, topics []kmsg.MetadataRequestTopic) {
 	rm := b.replicas
 	for _, rt := range topics {
-		var t *meta.Topic
-		var ok bool
-		switch {
-		case rt.Topic != nil:
-			t, ok = st.Topic(*rt.Topic)
-		case rt.TopicID != [16]byte{}:
-			t, ok = st.TopicByID(meta.TopicID(rt.TopicID))
-		}
+		t, ok := requestedTopic(st, rt)
 		if !ok {
 			continue
 		}
@@ -172,18 +165,22 @@ func (b *Broker) openHosted(st *meta.State, topics []kmsg.MetadataRequestTopic) 
 // knowsAll reports whether st has every topic asked for by name or id.
 func knowsAll(st *meta.State, topics []kmsg.MetadataRequestTopic) bool {
 	for _, rt := range topics {
-		switch {
-		case rt.Topic != nil:
-			if _, ok := st.Topic(*rt.Topic); !ok {
-				return false
-			}
-		case rt.TopicID != [16]byte{}:
-			if _, ok := st.TopicByID(meta.TopicID(rt.TopicID)); !ok {
-				return false
-			}
+		if _, ok := requestedTopic(st, rt); !ok && (rt.Topic != nil || rt.TopicID != [16]byte{}) {
+			return false
 		}
 	}
 	return true
+}
+
+// requestedTopic looks a Metadata request's topic up by name, or by id when it has no name.
+func requestedTopic(st *meta.State, rt kmsg.MetadataRequestTopic) (*meta.Topic, bool) {
+	switch {
+	case rt.Topic != nil:
+		return st.Topic(*rt.Topic)
+	case rt.TopicID != [16]byte{}:
+		return st.TopicByID(meta.TopicID(rt.TopicID))
+	}
+	return nil, false
 }
 
 // waitForState returns st if ok(st), else polls load until ok or until bound has passed or ctx
