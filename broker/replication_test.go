@@ -594,26 +594,8 @@ func TestRestartedEmptyFollowerRejoinsOnlyAfterCatchingUp(t *testing.T) {
 		cfg.ReplicaLagTimeMaxMs = lagMs
 		cfg.MetaConfig = fastClusterMeta(2*time.Second, 200*time.Millisecond)
 	})
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
 	const topic, n = "restarted", 50
-	off := "false"
-	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {
-		t.Fatalf("create: %v %v", err, resp.Err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.MetadataMinAge(250*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for i := 0; i < n; i++ {
-		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(fmt.Sprint("r", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mt, _ := brokers[0].meta.State().Topic(topic)
+	_, mt := replicatedTopicWithRecords(t, brokers, topic, n)
 	leaderID := mt.Partitions[0].Leader
 	lb := brokers[leaderID-1]
 	lp := lb.replicas.partition(mt.ID, 0)
@@ -721,26 +703,8 @@ func TestRestartedFollowerKeepsItsHighWatermark(t *testing.T) {
 	replicaDialHook.Store(&hook)
 	defer replicaDialHook.Store(nil)
 	brokers, cfgs := startReplClusterConfigs(t, 3)
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
 	const topic, n = "hwck", 30
-	off := "false"
-	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {
-		t.Fatalf("create: %v %v", err, resp.Err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.MetadataMinAge(250*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for i := 0; i < n; i++ {
-		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(fmt.Sprint("r", i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mt, _ := brokers[0].meta.State().Topic(topic)
+	cl, mt := replicatedTopicWithRecords(t, brokers, topic, n)
 	leaderID := mt.Partitions[0].Leader
 	fi := int(leaderID) % 3
 	fid := brokers[fi].cfg.NodeID
@@ -781,4 +745,31 @@ func TestRestartedFollowerKeepsItsHighWatermark(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the restarted follower to follow the leader's HW", func() bool { return fp.HighWatermark() == n+1 })
+}
+
+// replicatedTopicWithRecords creates a one-partition topic with replication factor 3 (uploads off)
+// on brokers, produces n records "r0".."r<n-1>" with acks=all and returns the producing client
+// (closed at cleanup) and the topic as meta had it after the produce.
+func replicatedTopicWithRecords(t *testing.T, brokers []*Broker, topic string, n int) (*kgo.Client, *meta.Topic) {
+	t.Helper()
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	off := "false"
+	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(fmt.Sprint("r", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mt, _ := brokers[0].meta.State().Topic(topic)
+	return cl, mt
 }
