@@ -35,9 +35,12 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -209,6 +212,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	// Build the response, grouping consecutive partitions of a topic, leaving out what an
 	// incremental session need not send.
 	var rt *kmsg.FetchResponseTopic
+	var split []splitRecordSet
 	leaders := map[int32]bool{}
 	for i := range targets {
 		t := &targets[i]
@@ -233,6 +237,10 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			}
 			if len(t.res.data) > 0 {
 				rp.RecordBatches = t.res.data
+			} else if t.res.parts != nil {
+				// Several slices (a read from the bucket across cached chunks): the first one
+				// here, all of them in split (see splitRecordSet).
+				rp.RecordBatches = t.res.parts[0]
 			}
 		} else {
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
@@ -245,11 +253,15 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			}
 		}
 		// A redirect is always sent (the client must learn where to fetch from).
-		if !fctx.include(t.sp, rp.HighWatermark, rp.LogStartOffset, code, len(rp.RecordBatches)) && rp.PreferredReadReplica < 0 {
+		nrec := len(rp.RecordBatches)
+		if code == 0 && t.res.parts != nil {
+			nrec = t.res.size()
+		}
+		if !fctx.include(t.sp, rp.HighWatermark, rp.LogStartOffset, code, nrec) && rp.PreferredReadReplica < 0 {
 			continue
 		}
 		if t.p != nil {
-			t.p.bytesOut.Add(int64(len(rp.RecordBatches)))
+			t.p.bytesOut.Add(int64(nrec))
 		}
 		if rt == nil || rt.Topic != t.sp.key.topic || rt.TopicID != t.sp.key.topicID {
 			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
@@ -258,7 +270,11 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			rt.TopicID = t.sp.key.topicID
 		}
 		rt.Partitions = append(rt.Partitions, rp)
+		if code == 0 && t.res.parts != nil {
+			split = append(split, splitRecordSet{topic: len(resp.Topics) - 1, partition: len(rt.Partitions) - 1, parts: t.res.parts})
+		}
 	}
+	registerSplit(resp, split)
 	if req.Version >= 16 {
 		for id := range leaders {
 			if br, ok := st.Broker(id); ok {
@@ -349,14 +365,14 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 		}
 		limit := min(int(t.sp.maxBytes), remaining)
 		// Kafka: the first partition that returns data may exceed the limits by one batch.
-		if !t.preRead || (!first && len(t.res.data) > limit) {
+		if !t.preRead || (!first && t.res.size() > limit) {
 			t.readPart(limit, first, replicaID)
 		}
 		if t.res.err != 0 {
 			errs = true
 			continue
 		}
-		if n := len(t.res.data); n > 0 {
+		if n := t.res.size(); n > 0 {
 			first = false
 			total += n
 			remaining = max(remaining-n, 0)
@@ -388,7 +404,7 @@ func (t *fetchTarget) readPart(limit int, minOneBatch bool, replicaID int32) {
 		}
 		t.res = t.p.readForFollowerAcked(replicaID, t.sp.fetchOffset, durable, limit, minOneBatch)
 	} else {
-		t.res = t.p.read(t.sp.fetchOffset, limit, minOneBatch)
+		t.res = t.p.readParts(t.sp.fetchOffset, limit, minOneBatch)
 	}
 }
 
@@ -415,31 +431,106 @@ type spliceScratch struct {
 	e0, e1 []byte
 	parts  []*kmsg.FetchResponseTopicPartition // the partitions whose record sets are spliced
 	recs   [][]byte                            // their record sets
+	many   [][][]byte                          // per spliced partition: its record set's slices when split (else nil)
+	sizes  []int                               // per spliced partition: its record set's length
 	at     []int                               // per replaced record set: index in e0 of the last byte of its empty length prefix
 }
 
 // oneByteRecords is E1's stand-in record set; its content does not matter.
 var oneByteRecords = []byte{0}
 
+// Record sets in several slices.
+//
+// A read from the bucket that spans cached chunks comes as the chunks' slices (readResult.parts);
+// copying them into one buffer was 9 % of the broker's CPU in a replay from the bucket. kmsg's
+// RecordBatches is one []byte, so handleFetch leaves the first slice there and registers all of
+// them here, keyed by a weak pointer to the response (the connection's response type stays
+// kmsg's); addFetch takes them and writes each slice in place. When it cannot splice, addFetch
+// joins them into RecordBatches first, so the ordinary encoding sends the whole record set (the
+// first slice alone would still be valid Kafka — clients drop a partial trailing batch and fetch
+// again — but is never sent alone). An entry holds no pointer into its response, so a response
+// that is never written (its connection closed first) becomes unreachable and a cleanup drops
+// the entry.
+type splitRecordSet struct {
+	topic, partition int // indexes in FetchResponse.Topics and in that topic's Partitions
+	parts            [][]byte
+}
+
+var (
+	splitSets    sync.Map     // weak.Pointer[kmsg.FetchResponse] → []splitRecordSet
+	splitPending atomic.Int64 // entries in splitSets: addFetch looks up only when there are some
+)
+
+// registerSplit records resp's split record sets (in response order) for addFetch.
+func registerSplit(resp *kmsg.FetchResponse, split []splitRecordSet) {
+	if len(split) == 0 {
+		return
+	}
+	w := weak.Make(resp)
+	splitSets.Store(w, split)
+	splitPending.Add(1)
+	runtime.AddCleanup(resp, func(w weak.Pointer[kmsg.FetchResponse]) {
+		if _, ok := splitSets.LoadAndDelete(w); ok {
+			splitPending.Add(-1)
+		}
+	}, w)
+}
+
+// takeSplit returns and forgets fr's split record sets.
+func takeSplit(fr *kmsg.FetchResponse) []splitRecordSet {
+	if splitPending.Load() == 0 {
+		return nil
+	}
+	v, ok := splitSets.LoadAndDelete(weak.Make(fr))
+	if !ok {
+		return nil
+	}
+	splitPending.Add(-1)
+	return v.([]splitRecordSet)
+}
+
 // addFetch appends fr (at its version) as one frame with correlation id corr to fb, splicing in
 // record sets instead of copying them when the response carries at least minSplice record bytes.
-// It reports false (and leaves fb unchanged) when the response should be encoded the usual way.
+// It reports false (and leaves fb unchanged) when the response should be encoded the usual way;
+// split record sets are then joined into their RecordBatches first.
 func (fb *frameBuilder) addFetch(corr int32, fr *kmsg.FetchResponse, minSplice int) bool {
+	split := takeSplit(fr)
 	s := &fb.splice
-	ps, recs, total := s.parts[:0], s.recs[:0], 0
+	ps, recs, many, sizes, total := s.parts[:0], s.recs[:0], s.many[:0], s.sizes[:0], 0
 	for i := range fr.Topics {
 		for j := range fr.Topics[i].Partitions {
 			if p := &fr.Topics[i].Partitions[j]; len(p.RecordBatches) > 0 {
+				var parts [][]byte
+				if len(split) > 0 && split[0].topic == i && split[0].partition == j {
+					parts, split = split[0].parts, split[1:]
+				}
+				n := len(p.RecordBatches)
+				if parts != nil {
+					n = 0
+					for _, b := range parts {
+						n += len(b)
+					}
+				}
 				ps = append(ps, p)
 				recs = append(recs, p.RecordBatches)
-				total += len(p.RecordBatches)
+				many = append(many, parts)
+				sizes = append(sizes, n)
+				total += n
 			}
 		}
 	}
-	s.parts, s.recs = ps, recs
-	defer func() { clear(s.parts); clear(s.recs) }() // pin nothing after the write
-	if total == 0 || total < minSplice {
+	s.parts, s.recs, s.many, s.sizes = ps, recs, many, sizes
+	defer func() { clear(s.parts); clear(s.recs); clear(s.many) }() // pin nothing after the write
+	unsplit := func() bool {
+		for k, parts := range many {
+			if parts != nil {
+				ps[k].RecordBatches = slices.Concat(parts...)
+			}
+		}
 		return false
+	}
+	if total == 0 || total < minSplice {
+		return unsplit()
 	}
 	for _, p := range ps {
 		p.RecordBatches = []byte{}
@@ -457,7 +548,7 @@ func (fb *frameBuilder) addFetch(corr int32, fr *kmsg.FetchResponse, minSplice i
 	at, ok := findRecordFields(s.e0, s.e1, flexible, s.at[:0])
 	s.at = at
 	if !ok || len(at) != len(recs) {
-		return false
+		return unsplit()
 	}
 
 	// The frame: size, correlation id, the flexible header's empty tag section, then E0 with
@@ -481,12 +572,18 @@ func (fb *frameBuilder) addFetch(corr int32, fr *kmsg.FetchResponse, minSplice i
 		fb.buf = append(fb.buf, s.e0[last:prefixStart]...)
 		before := len(fb.buf)
 		if flexible {
-			fb.buf = kbin.AppendUvarint(fb.buf, uint32(len(recs[k])+1))
+			fb.buf = kbin.AppendUvarint(fb.buf, uint32(sizes[k]+1))
 		} else {
-			fb.buf = kbin.AppendInt32(fb.buf, int32(len(recs[k])))
+			fb.buf = kbin.AppendInt32(fb.buf, int32(sizes[k]))
 		}
 		size += len(fb.buf) - before - emptyLen
-		fb.external(recs[k])
+		if many[k] != nil {
+			for _, b := range many[k] {
+				fb.external(b)
+			}
+		} else {
+			fb.external(recs[k])
+		}
 		last = i + 1
 	}
 	fb.buf = append(fb.buf, s.e0[last:]...)

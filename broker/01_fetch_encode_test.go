@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -314,5 +316,96 @@ func TestFetchSplicedOnTheWire(t *testing.T) {
 		if want := appendResponse(nil, response{corr: int32(i), kresp: resp}); !bytes.Equal(raw, want) {
 			t.Fatalf("v%d: %d bytes on the wire differ from kmsg's %d at byte %d", v, len(raw), len(want), commonPrefixLen(raw, want))
 		}
+	}
+}
+
+// splitResponse registers every non-empty record set of fr as random slices (as a read from the
+// bucket across cached chunks comes), leaving the first slice in RecordBatches as handleFetch
+// does; returns how many slices there are.
+func splitResponse(r *rand.Rand, fr *kmsg.FetchResponse) int {
+	var split []splitRecordSet
+	n := 0
+	for i := range fr.Topics {
+		for j := range fr.Topics[i].Partitions {
+			p := &fr.Topics[i].Partitions[j]
+			if len(p.RecordBatches) < 2 {
+				n += min(len(p.RecordBatches), 1)
+				continue
+			}
+			var parts [][]byte
+			for rest := p.RecordBatches; len(rest) > 0; {
+				k := min(len(rest), 1+r.IntN(len(p.RecordBatches)/2+1))
+				parts, rest = append(parts, rest[:k:k]), rest[k:]
+			}
+			n += len(parts)
+			p.RecordBatches = parts[0]
+			split = append(split, splitRecordSet{topic: i, partition: j, parts: parts})
+		}
+	}
+	registerSplit(fr, split)
+	return n
+}
+
+// A record set registered in several slices (readResult.parts) goes on the wire as kmsg's
+// encoding of the whole set: spliced, each slice written in place; below the splice threshold,
+// joined into RecordBatches first. Either way the registration is consumed.
+func TestFetchSplitRecordSets(t *testing.T) {
+	maxV := kmsg.NewPtrFetchRequest().MaxVersion()
+	splitSeen := 0
+	for v := int16(4); v <= maxV; v++ {
+		for seed := range uint64(20) {
+			for _, minSplice := range []int{0, 1 << 30} {
+				r := rand.New(rand.NewPCG(seed, uint64(v)))
+				fr := randomFetchResponse(r, v)
+				want := appendResponse(nil, response{corr: 3, kresp: fr})
+				slices := splitResponse(r, fr)
+				pending := splitPending.Load()
+				got, spliced, ext := splicedFrame(t, fr, 3, minSplice)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("v%d seed %d minSplice %d: frame (%d bytes) differs from the whole sets' (%d bytes) at byte %d",
+						v, seed, minSplice, len(got), len(want), commonPrefixLen(got, want))
+				}
+				if spliced && ext != slices {
+					t.Fatalf("v%d seed %d: %d slices, %d written in place", v, seed, slices, ext)
+				}
+				if minSplice > 0 && spliced {
+					t.Fatal("spliced below the threshold")
+				}
+				if pending > 0 {
+					splitSeen++
+					if splitPending.Load() != pending-1 {
+						t.Fatalf("v%d seed %d: registration not consumed (%d pending, was %d)", v, seed, splitPending.Load(), pending)
+					}
+				}
+			}
+		}
+	}
+	if splitSeen < 50 {
+		t.Fatalf("only %d responses had split record sets", splitSeen)
+	}
+}
+
+// A response with split record sets that is never written (its connection closed) does not stay
+// registered: the cleanup drops the entry once the response is unreachable.
+func TestFetchSplitRecordSetsDroppedUnwritten(t *testing.T) {
+	before := splitPending.Load()
+	func() {
+		fr := randomFetchResponse(rand.New(rand.NewPCG(1, 16)), 16)
+		p := kmsg.NewFetchResponseTopicPartition()
+		p.RecordBatches = make([]byte, 100)
+		tp := kmsg.NewFetchResponseTopic()
+		tp.Partitions = append(tp.Partitions, p)
+		fr.Topics = append(fr.Topics, tp)
+		splitResponse(rand.New(rand.NewPCG(2, 2)), fr)
+	}()
+	if splitPending.Load() != before+1 {
+		t.Fatalf("%d registrations pending, want %d", splitPending.Load(), before+1)
+	}
+	for i := 0; i < 200 && splitPending.Load() > before; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := splitPending.Load(); n != before {
+		t.Fatalf("%d registrations still pending after the response became unreachable, want %d", n, before)
 	}
 }

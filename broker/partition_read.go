@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/tiering"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -14,17 +15,67 @@ import (
 
 // readResult is what a fetch gets from one partition.
 type readResult struct {
+	// data is the record bytes, or nil when parts holds them: a read from the bucket that spans
+	// cached chunks comes as the consecutive chunk slices (tiering.PartsResult), which the fetch
+	// response writes in place (01_fetch.go) instead of joining them (one copy of every byte).
 	data     []byte
+	parts    [][]byte // nil, or at least two non-empty slices
 	hw       int64
 	logStart int64
 	err      int16
+}
+
+// size is the number of record bytes.
+func (r *readResult) size() int {
+	n := len(r.data)
+	for _, b := range r.parts {
+		n += len(b)
+	}
+	return n
+}
+
+// setRecords stores a read's record bytes: one slice in data, several in parts.
+func (r *readResult) setRecords(recs [][]byte) {
+	r.data, r.parts = nil, nil
+	k := 0
+	for _, b := range recs {
+		if len(b) > 0 {
+			k++
+		}
+	}
+	switch {
+	case k == 1:
+		for _, b := range recs {
+			if len(b) > 0 {
+				r.data = b
+			}
+		}
+	case k > 1:
+		r.parts = make([][]byte, 0, k)
+		for _, b := range recs {
+			if len(b) > 0 {
+				r.parts = append(r.parts, b)
+			}
+		}
+	}
 }
 
 // read returns whole batches from offset, at most maxBytes unless minOneBatch lets the first
 // batch through whole; only batches below the HW (isolation levels coincide while there are no
 // transactions: the last stable offset equals the HW). Offsets below the local log start (the
 // whole log's start is lower once segments live in the bucket) are read from object storage.
+// The records are in data (readParts: possibly in parts).
 func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResult {
+	r := p.readParts(offset, maxBytes, minOneBatch)
+	if r.parts != nil {
+		r.data, r.parts = slices.Concat(r.parts...), nil
+	}
+	return r
+}
+
+// readParts is read for a fetch response: records read from the bucket across cached chunks stay
+// in those chunks (r.parts), not copied into one buffer.
+func (p *Partition) readParts(offset int64, maxBytes int, minOneBatch bool) readResult {
 	hw := p.hw.Load()
 	r := readResult{hw: hw, logStart: p.log.StartOffset()}
 	if offset < r.logStart || offset > p.log.EndOffset() {
@@ -34,8 +85,28 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 	if offset >= hw || maxBytes <= 0 && !minOneBatch {
 		return r
 	}
-	r.data, r.err = p.readTiered(offset, maxBytes, minOneBatch, hw)
+	recs, code := p.readTiered(offset, maxBytes, minOneBatch, hw)
+	r.err = code
+	r.setRecords(recordParts(recs))
 	return r
+}
+
+// recordParts is readTiered's result as parts, in either of its forms: one []byte, or the
+// [][]byte of a read from the bucket (partition_remote.go passes tiering.PartsResult's slices).
+func recordParts[T []byte | [][]byte](recs T) [][]byte {
+	switch v := any(recs).(type) {
+	case []byte:
+		return [][]byte{v}
+	case [][]byte:
+		return v
+	}
+	return nil
+}
+
+// recordsBelow trims whole batches so that every batch returned ends below maxOffset (the HW for
+// a consumer), as belowOffset does for one slice; parts are a read from the bucket's slices.
+func recordsBelow(parts [][]byte, maxOffset int64) [][]byte {
+	return tiering.BatchesBelow(parts, maxOffset)
 }
 
 // readForFollower serves a replica's fetch (replication by pull, issue 5's leader side): the

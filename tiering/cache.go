@@ -1,7 +1,6 @@
 package tiering
 
 import (
-	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -106,7 +105,7 @@ func (o *cachedObject) Get(ctx context.Context, key string, off, n int64) (io.Re
 }
 
 // partsReader reads the cached chunk slices a Get covers without assembling them into one buffer
-// first (the caller copies once, through WriteTo).
+// first (the caller copies once, through WriteTo; readRangeParts takes the slices themselves).
 type partsReader struct{ parts [][]byte }
 
 func (r *partsReader) Read(p []byte) (int, error) {
@@ -136,23 +135,6 @@ func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *partsReader) Close() error { return nil }
-
-// contiguous returns the unread bytes as one slice: the cached chunk itself when they lie in one
-// chunk (no copy: chunks are immutable and only dropped, never reused, so the slice stays valid
-// for as long as the caller holds it — e.g. while a fetch response is written), else one copy into
-// a buffer that is not zeroed first (bytes.Join). The caller must not modify the result.
-func (r *partsReader) contiguous() []byte {
-	var b []byte
-	switch len(r.parts) {
-	case 0:
-	case 1:
-		b = r.parts[0]
-	default:
-		b = bytes.Join(r.parts, nil)
-	}
-	r.parts = nil
-	return b
-}
 
 func (c *chunkCache) chunkLen(idx, size int64) int64 { return min(c.chunk, size-idx*c.chunk) }
 

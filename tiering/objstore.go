@@ -145,18 +145,41 @@ func checkRange(key string, off, length, size int64) (end int64, err error) {
 }
 
 // ReadRange reads length bytes at off (length -1: to the end) and returns them, failing rather
-// than returning fewer bytes than the object holds in that range.
+// than returning fewer bytes than the object holds in that range. From the chunk cache: the cached
+// bytes without a copy when they lie in one chunk, else one copy (readRangeParts avoids it).
 func ReadRange(ctx context.Context, s Store, key string, off, length int64) ([]byte, error) {
+	parts, err := readRangeParts(ctx, s, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return joinParts(parts), nil
+}
+
+// readRangeParts is ReadRange returning the bytes as consecutive slices: the cached chunks a Get
+// through the chunk cache covers (shared, never joined: parts.go), else one buffer.
+func readRangeParts(ctx context.Context, s Store, key string, off, length int64) ([][]byte, error) {
 	rc, err := s.Get(ctx, key, off, length)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	if pr, ok := rc.(*partsReader); ok {
-		// From the chunk cache: its bytes without a copy when they lie in one chunk, else one
-		// copy into an unzeroed buffer — no bytes.Buffer growth.
-		return pr.contiguous(), nil
+		parts := pr.parts
+		pr.parts = nil
+		return parts, nil
 	}
+	b, err := readBody(rc, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{b}, nil
+}
+
+// readBody reads a Get's body into one buffer of the asked length.
+func readBody(rc io.Reader, key string, off, length int64) ([]byte, error) {
 	if length <= 0 {
 		b, err := io.ReadAll(rc)
 		if err != nil {

@@ -20,7 +20,7 @@ type readAhead struct {
 type prefetch struct {
 	start, end int64 // logical bytes
 	done       chan struct{}
-	buf        []byte
+	parts      [][]byte // the logical bytes [start, end) (readLogicalParts: cached chunks, not joined)
 	err        error
 	cancel     context.CancelFunc
 }
@@ -30,7 +30,7 @@ const prefetchTimeout = 30 * time.Second
 
 // take returns the prefetched bytes [start, end) if the pending prefetch covers them, waiting for it
 // to complete (or ctx to end). ok=false: read directly.
-func (ra *readAhead) take(ctx context.Context, start, end int64) (buf []byte, ok bool) {
+func (ra *readAhead) take(ctx context.Context, start, end int64) (parts [][]byte, ok bool) {
 	ra.mu.Lock()
 	pf := ra.cur
 	if pf == nil || pf.start != start || pf.end < end {
@@ -46,10 +46,13 @@ func (ra *readAhead) take(ctx context.Context, start, end int64) (buf []byte, ok
 		pf.cancel()
 		return nil, false
 	}
-	if pf.err != nil || int64(len(pf.buf)) != pf.end-pf.start {
+	if pf.err != nil || int64(partsLen(pf.parts)) != pf.end-pf.start {
 		return nil, false
 	}
-	return pf.buf[:end-start], true
+	if end == start {
+		return nil, false
+	}
+	return newPartsView(pf.parts).slice(0, int(end-start)), true
 }
 
 // launch starts prefetching [start, end) unless the budget is exhausted, replacing (and cancelling)
@@ -76,7 +79,7 @@ func (ra *readAhead) launch(r *RemoteReader, start, end int64) {
 	go func() {
 		defer close(pf.done)
 		defer cancel()
-		pf.buf, pf.err = r.readLogical(ctx, start, end)
+		pf.parts, pf.err = r.readLogicalParts(ctx, start, end)
 	}()
 }
 

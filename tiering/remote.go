@@ -267,6 +267,16 @@ func (r *RemoteLog) Forget(keys ...string) {
 // the first batch is larger. An offset in a gap between entries reads from the next entry.
 // offset below the first entry or above the last: segment.ErrOffsetOutOfRange.
 func (r *RemoteLog) Read(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	res, err := r.ReadParts(ctx, segs, offset, maxBytes, minOneBatch)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	return ReadResult{Data: res.Join(), NextOffset: res.NextOffset}, nil
+}
+
+// ReadParts is Read with the batches as the consecutive cached chunk slices they span, not copied
+// into one buffer (parts.go; a fetch response writes them in place). The caller must not modify them.
+func (r *RemoteLog) ReadParts(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (PartsResult, error) {
 	res, err := r.read(ctx, segs, offset, maxBytes, minOneBatch)
 	switch {
 	case err == nil:
@@ -287,19 +297,19 @@ func (r *RemoteLog) Failing(d time.Duration) bool {
 	return t != 0 && time.Since(time.Unix(0, t)) < d
 }
 
-func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset int64, maxBytes int, minOneBatch bool) (PartsResult, error) {
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].LastOffset >= offset })
 	if len(segs) == 0 || offset < segs[0].BaseOffset || i == len(segs) {
-		return ReadResult{}, fmt.Errorf("%w: offset %d not in remote storage", segment.ErrOffsetOutOfRange, offset)
+		return PartsResult{}, fmt.Errorf("%w: offset %d not in remote storage", segment.ErrOffsetOutOfRange, offset)
 	}
 	seg := segs[i]
 	offset = max(offset, seg.BaseOffset)
 	rr, err := r.open(ctx, seg)
 	if err != nil {
-		return ReadResult{}, err
+		return PartsResult{}, err
 	}
-	res, err := rr.Read(ctx, offset, maxBytes, minOneBatch)
-	if err == nil && r.budget != nil && i+1 < len(segs) && len(res.Data) > 0 {
+	res, err := rr.ReadParts(ctx, offset, maxBytes, minOneBatch)
+	if err == nil && r.budget != nil && i+1 < len(segs) && len(res.Parts) > 0 {
 		// Nearing this object's end: warm the next one (footer and first range) so that a sequential
 		// consumer crosses the segment boundary without waiting for two GETs.
 		f := rr.Footer

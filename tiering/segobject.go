@@ -174,9 +174,20 @@ func BuildSegmentObjectWith(data io.ReaderAt, size int64, opts BuildOptions) (*S
 	return obj, nil
 }
 
-// readLogical returns the logical (uncompressed segment) bytes [from, to) with one ranged GET of the
-// stored bytes that hold them, decompressing chunks as needed.
+// readLogical returns the logical (uncompressed segment) bytes [from, to) as one slice
+// (readLogicalParts, joined when the range spans cached chunks).
 func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte, error) {
+	parts, err := r.readLogicalParts(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return joinParts(parts), nil
+}
+
+// readLogicalParts returns the logical (uncompressed segment) bytes [from, to) with one ranged GET
+// of the stored bytes that hold them, decompressing chunks as needed. A verbatim object's bytes come
+// as the cached chunk slices they span (shared, not joined: parts.go).
+func (r *RemoteReader) readLogicalParts(ctx context.Context, from, to int64) ([][]byte, error) {
 	f := r.Footer
 	if to <= from {
 		return nil, nil
@@ -185,17 +196,18 @@ func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte,
 	if err := acquire(ctx, r.sem); err != nil {
 		return nil, err
 	}
-	raw, err := ReadRange(ctx, r.store, r.key, sFrom, sTo-sFrom)
+	parts, err := readRangeParts(ctx, r.store, r.key, sFrom, sTo-sFrom)
 	release(r.sem)
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(raw)) != sTo-sFrom {
-		return nil, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, len(raw), sTo-sFrom)
+	if n := int64(partsLen(parts)); n != sTo-sFrom {
+		return nil, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, n, sTo-sFrom)
 	}
 	if f.Flags&FlagLZ4Chunks == 0 {
-		return raw, nil
+		return parts, nil
 	}
+	raw := joinParts(parts) // lz4 blocks need their bytes in one piece; the copy is small next to decoding
 	cs := int64(f.ChunkSize)
 	out := make([]byte, 0, (c1-c0+1)*int(cs))
 	for i := c0; i <= c1; i++ {
@@ -217,7 +229,7 @@ func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte,
 		out = out[:len(out)+n]
 	}
 	base := int64(c0) * cs
-	return out[from-base : to-base], nil
+	return [][]byte{out[from-base : to-base]}, nil
 }
 
 // RemoteReader reads one uploaded segment object: it fetches the footer once (one ranged GET of the
@@ -279,24 +291,34 @@ type ReadResult struct {
 // a second only when a single batch exceeds what the first fetched. Batches are CRC-checked.
 // offset outside [BaseOffset, LastOffset]: segment.ErrOffsetOutOfRange.
 func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
+	res, err := r.ReadParts(ctx, offset, maxBytes, minOneBatch)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	return ReadResult{Data: res.Join(), NextOffset: res.NextOffset}, nil
+}
+
+// ReadParts is Read with the batches as the consecutive cached chunk slices they span (parts.go):
+// no copy into one buffer. The parts are shared: the caller must not modify them.
+func (r *RemoteReader) ReadParts(ctx context.Context, offset int64, maxBytes int, minOneBatch bool) (PartsResult, error) {
 	f := r.Footer
 	if offset < f.BaseOffset || offset > f.LastOffset {
-		return ReadResult{}, fmt.Errorf("%w: offset %d not in remote segment %d..%d", segment.ErrOffsetOutOfRange, offset, f.BaseOffset, f.LastOffset)
+		return PartsResult{}, fmt.Errorf("%w: offset %d not in remote segment %d..%d", segment.ErrOffsetOutOfRange, offset, f.BaseOffset, f.LastOffset)
 	}
 	start := int64(f.Offsets[f.floorOffset(offset)].Position)
 	end := min(f.DataLen, f.nextPosition(start)+int64(max(maxBytes, 0)))
-	var buf []byte
+	var parts [][]byte
 	if r.ra != nil {
-		buf, _ = r.ra.take(ctx, start, end)
+		parts, _ = r.ra.take(ctx, start, end)
 	}
-	if buf == nil {
+	if parts == nil {
 		var err error
-		if buf, err = r.readLogical(ctx, start, end); err != nil {
-			return ReadResult{}, err
+		if parts, err = r.readLogicalParts(ctx, start, end); err != nil {
+			return PartsResult{}, err
 		}
 	}
-	res, err := r.parse(ctx, buf, start, offset, maxBytes, minOneBatch)
-	if err == nil && r.ra != nil && len(res.Data) > 0 && res.NextOffset <= f.LastOffset {
+	res, err := r.parse(ctx, parts, start, offset, maxBytes, minOneBatch)
+	if err == nil && r.ra != nil && len(res.Parts) > 0 && res.NextOffset <= f.LastOffset {
 		// A sequential consumer's next Read starts here: fetch it while this result is delivered.
 		s2 := int64(f.Offsets[f.floorOffset(res.NextOffset)].Position)
 		r.ra.launch(r, s2, min(f.DataLen, f.nextPosition(s2)+int64(max(maxBytes, 0))))
@@ -304,14 +326,18 @@ func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, min
 	return res, err
 }
 
-// parse picks the batches of a Read out of buf, the logical bytes from position start.
-func (r *RemoteReader) parse(ctx context.Context, buf []byte, start, offset int64, maxBytes int, minOneBatch bool) (ReadResult, error) {
-	res := ReadResult{NextOffset: offset}
+// parse picks the batches of a Read out of parts, the logical bytes from position start, and
+// checks their framing and CRC across parts.
+func (r *RemoteReader) parse(ctx context.Context, parts [][]byte, start, offset int64, maxBytes int, minOneBatch bool) (PartsResult, error) {
+	res := PartsResult{NextOffset: offset}
+	v := newPartsView(parts)
+	n := v.len()
+	var hb [segment.HeaderSize]byte
 	from, p := -1, 0
-	for p+segment.HeaderSize <= len(buf) {
-		h, err := segment.ParseBatchHeader(buf[p:])
+	for p+segment.HeaderSize <= n {
+		h, err := segment.ParseBatchHeader(v.header(p, hb[:]))
 		if err != nil {
-			return ReadResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(p), err)
+			return PartsResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(p), err)
 		}
 		size := h.Size()
 		if h.LastOffset() < offset {
@@ -321,18 +347,20 @@ func (r *RemoteReader) parse(ctx context.Context, buf []byte, start, offset int6
 		if from < 0 {
 			from = p
 		}
-		if p+size > len(buf) || p+size-from > maxBytes {
+		if p+size > n || p+size-from > maxBytes {
 			if p == from && minOneBatch {
 				// The first batch alone exceeds the budget: return exactly it (second GET if needed).
-				if p+size > len(buf) {
-					b, err := r.readLogical(ctx, start+int64(p), start+int64(p)+int64(size))
+				last := h.LastOffset()
+				if p+size > n {
+					b, err := r.readLogicalParts(ctx, start+int64(p), start+int64(p)+int64(size))
 					if err != nil {
-						return ReadResult{}, err
+						return PartsResult{}, err
 					}
-					buf, from, p = b, 0, 0
+					start += int64(p)
+					v, n, from, p = newPartsView(b), size, 0, 0
 				}
 				p += size
-				res.NextOffset = h.LastOffset() + 1
+				res.NextOffset = last + 1
 			}
 			break
 		}
@@ -342,15 +370,17 @@ func (r *RemoteReader) parse(ctx context.Context, buf []byte, start, offset int6
 	if from < 0 || p <= from {
 		return res, nil
 	}
-	out := buf[from:p]
-	for q := 0; q < len(out); {
-		h, _ := segment.ParseBatchHeader(out[q:])
-		if err := segment.ValidateBatch(out[q : q+h.Size()]); err != nil {
-			return ReadResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(from+q), err)
+	for q := from; q < p; {
+		h, err := segment.ParseBatchHeader(v.header(q, hb[:]))
+		if err == nil {
+			err = v.validateBatchAt(q, h)
+		}
+		if err != nil {
+			return PartsResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(q), err)
 		}
 		q += h.Size()
 	}
-	res.Data = out
+	res.Parts = v.slice(from, p)
 	return res, nil
 }
 
