@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -26,10 +27,18 @@ import (
 // its 5 s: a 32 MiB/s quota delivered 15.8 MiB/s (bench, 07:24). With grants the debt is at most
 // one batch per concurrent read and a greedy reader gets the rate.
 //
-// Safe for concurrent use. NewFetchQuota(0) returns nil: no limit (every method accepts nil).
+// An adaptive limit (SetAdaptiveRate) may lower the rate below the configured one while the broker
+// is short of CPU for its producers (broker/tier_throttle.go); it never raises it. Its burst is
+// shorter (adaptiveBurstTime), so that a lowered rate takes effect within a controller tick instead
+// of after a second's worth of saved-up tokens.
+//
+// Safe for concurrent use. NewFetchQuota(0) returns nil: no limit (every method accepts nil);
+// NewAdaptiveFetchQuota(0) returns a quota with no limit until SetAdaptiveRate sets one.
 type FetchQuota struct {
-	rate     float64 // bytes per second
-	burst    float64 // most tokens that accrue while nobody reads: one second's worth
+	static   float64 // configured bytes per second (KIP-956); +Inf: none
+	adaptive float64 // the adaptive limit; +Inf: none
+	rate     float64 // effective bytes per second: min(static, adaptive); +Inf: unlimited
+	burst    float64 // most tokens that accrue while nobody reads
 	minGrant float64 // a grant waits until this much has accrued (or what was asked, if less)
 
 	mu     sync.Mutex
@@ -38,7 +47,12 @@ type FetchQuota struct {
 	now    func() time.Time
 
 	throttled int64
+	used      int64 // bytes reads returned under grants (Settle), limited or not
 }
+
+// adaptiveBurstTime is the burst of an adaptive limit: 250 ms worth, at least minGrantBytes (a
+// static quota keeps one second's worth, as before).
+const adaptiveBurstTime = 250 * time.Millisecond
 
 // minGrantTime sets the smallest grant: 50 ms worth of the rate (1.6 MiB at 32 MiB/s), at least
 // minGrantBytes — a grant smaller than one batch returns nothing unless it is the first of its
@@ -53,16 +67,88 @@ func NewFetchQuota(bytesPerSecond int64) *FetchQuota {
 	if bytesPerSecond <= 0 {
 		return nil
 	}
-	rate := float64(bytesPerSecond)
-	q := &FetchQuota{rate: rate, burst: rate, now: time.Now}
-	q.minGrant = min(q.burst, max(rate*minGrantTime.Seconds(), minGrantBytes))
-	q.tokens, q.last = q.burst, q.now()
+	return NewAdaptiveFetchQuota(bytesPerSecond)
+}
+
+// NewAdaptiveFetchQuota returns a quota of at most bytesPerSecond (≤ 0: no configured limit) whose
+// rate SetAdaptiveRate may lower. Never nil.
+func NewAdaptiveFetchQuota(bytesPerSecond int64) *FetchQuota {
+	q := &FetchQuota{static: math.Inf(1), adaptive: math.Inf(1), now: time.Now}
+	if bytesPerSecond > 0 {
+		q.static = float64(bytesPerSecond)
+	}
+	q.last = q.now()
+	q.setRateLocked()
+	q.tokens = q.burst
 	return q
+}
+
+// setRateLocked derives rate, burst and minGrant from the two limits, keeping the tokens already
+// accrued (at most the new burst); a bucket that was unlimited starts full.
+func (q *FetchQuota) setRateLocked() {
+	wasUnlimited := math.IsInf(q.rate, 1) || q.rate == 0
+	q.rate = min(q.static, q.adaptive)
+	if math.IsInf(q.rate, 1) {
+		q.burst, q.minGrant, q.tokens = 0, 0, 0
+		return
+	}
+	q.burst = q.rate // one second's worth
+	if q.adaptive < q.static {
+		// At least a minimum grant: an adaptive rate may be low (its floor is a config), and a
+		// grant smaller than a batch returns nothing but the first batch of a fetch.
+		q.burst = max(q.rate*adaptiveBurstTime.Seconds(), min(q.static, minGrantBytes))
+	}
+	q.minGrant = min(q.burst, max(q.rate*minGrantTime.Seconds(), minGrantBytes))
+	if wasUnlimited {
+		q.tokens = q.burst
+	}
+	q.tokens = min(q.tokens, q.burst)
+}
+
+// SetAdaptiveRate lowers the quota to bytesPerSecond (never above the configured rate); ≤ 0 or
+// +Inf lifts the adaptive limit. Tokens accrued so far at the old rate are kept, up to the new
+// burst.
+func (q *FetchQuota) SetAdaptiveRate(bytesPerSecond float64) {
+	if q == nil {
+		return
+	}
+	if bytesPerSecond <= 0 || math.IsNaN(bytesPerSecond) {
+		bytesPerSecond = math.Inf(1)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if bytesPerSecond == q.adaptive {
+		return
+	}
+	q.refillLocked()
+	q.adaptive = bytesPerSecond
+	q.setRateLocked()
+}
+
+// Rate is the effective rate in bytes per second (+Inf: unlimited).
+func (q *FetchQuota) Rate() float64 {
+	if q == nil {
+		return math.Inf(1)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rate
+}
+
+// Used counts the bytes reads returned under this quota's grants (Settle), limited or not: the
+// adaptive controller's measure of how fast the bucket is being read.
+func (q *FetchQuota) Used() int64 {
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.used
 }
 
 func (q *FetchQuota) refillLocked() {
 	t := q.now()
-	if d := t.Sub(q.last); d > 0 {
+	if d := t.Sub(q.last); d > 0 && !math.IsInf(q.rate, 1) {
 		q.tokens = min(q.burst, q.tokens+d.Seconds()*q.rate)
 	}
 	q.last = t
@@ -79,6 +165,9 @@ func (q *FetchQuota) Take(want int) (granted int, wait time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.refillLocked()
+	if math.IsInf(q.rate, 1) {
+		return want, 0
+	}
 	need := min(float64(want), q.minGrant)
 	if q.tokens >= need {
 		g := min(float64(want), q.tokens)
@@ -91,12 +180,17 @@ func (q *FetchQuota) Take(want int) (granted int, wait time.Duration) {
 // Settle ends a grant: a read that returned used bytes out of granted gives back the rest, or
 // overdraws by the difference (the first batch of a fetch is returned whole).
 func (q *FetchQuota) Settle(granted, used int) {
-	if q == nil || granted == used {
+	if q == nil {
 		return
 	}
 	q.mu.Lock()
-	q.refillLocked()
-	q.tokens = min(q.burst, q.tokens+float64(granted-used))
+	q.used += int64(max(used, 0))
+	if granted != used {
+		q.refillLocked()
+		if !math.IsInf(q.rate, 1) {
+			q.tokens = min(q.burst, q.tokens+float64(granted-used))
+		}
+	}
 	q.mu.Unlock()
 }
 
@@ -142,3 +236,7 @@ func (q *FetchQuota) Throttled() int64 {
 	defer q.mu.Unlock()
 	return q.throttled
 }
+
+// SetQuota replaces r's fetch quota (nil: unlimited). Call it before r serves reads: the broker
+// installs an adaptive quota (NewAdaptiveFetchQuota) in place of the static one the config built.
+func (r *RemoteLog) SetQuota(q *FetchQuota) { r.quota = q }

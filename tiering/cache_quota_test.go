@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -129,5 +130,91 @@ func TestFetchQuotaReserve(t *testing.T) {
 	cancel()
 	if g, _ := q.Reserve(ctx, 1<<20, time.Hour); g != 0 {
 		t.Fatalf("ended context: granted %d", g)
+	}
+}
+
+// TestFetchQuotaAdaptive: an adaptive quota is unlimited until SetAdaptiveRate lowers it; the
+// adaptive rate takes effect at once with a short burst (250 ms worth); it never raises a
+// configured quota; lifting it restores the configured one (or no limit); Used counts what reads
+// returned, limited or not.
+func TestFetchQuotaAdaptive(t *testing.T) {
+	now := time.Unix(1000, 0)
+	q := NewAdaptiveFetchQuota(0)
+	q.now = func() time.Time { return now }
+	q.last = now
+	if g, w := q.Take(1 << 30); g != 1<<30 || w != 0 || !math.IsInf(q.Rate(), 1) {
+		t.Fatalf("no limit: Take = %d, %v, rate %v; want everything now", g, w, q.Rate())
+	}
+	q.Settle(1<<30, 3<<20)
+	if q.Used() != 3<<20 {
+		t.Fatalf("Used = %d, want 3 MiB", q.Used())
+	}
+
+	const rate = 8 << 20
+	q.SetAdaptiveRate(rate)
+	if q.Rate() != rate {
+		t.Fatalf("rate %v after SetAdaptiveRate(%d)", q.Rate(), rate)
+	}
+	if g, _ := q.Take(1 << 30); g != rate/4 {
+		t.Fatalf("first grant under the adaptive limit: %d, want its 250 ms burst %d", g, rate/4)
+	}
+	if g, _ := q.Take(1 << 30); g != 0 {
+		t.Fatalf("granted %d with the burst spent", g)
+	}
+	now = now.Add(time.Second) // a second idle: still only the 250 ms burst
+	if g, _ := q.Take(1 << 30); g != rate/4 {
+		t.Fatalf("after an idle second: granted %d, want %d", g, rate/4)
+	}
+	q.SetAdaptiveRate(math.Inf(1))
+	if g, _ := q.Take(1 << 30); g != 1<<30 {
+		t.Fatalf("limit lifted: granted %d", g)
+	}
+
+	// Under a configured quota the adaptive rate only lowers it.
+	s := NewAdaptiveFetchQuota(32 << 20)
+	s.SetAdaptiveRate(1 << 30)
+	if s.Rate() != 32<<20 {
+		t.Fatalf("adaptive 1 GiB/s over a 32 MiB/s quota: rate %v", s.Rate())
+	}
+	s.SetAdaptiveRate(4 << 20)
+	if s.Rate() != 4<<20 {
+		t.Fatalf("adaptive 4 MiB/s under a 32 MiB/s quota: rate %v", s.Rate())
+	}
+	s.SetAdaptiveRate(0)
+	if s.Rate() != 32<<20 {
+		t.Fatalf("adaptive limit lifted: rate %v, want the configured 32 MiB/s", s.Rate())
+	}
+	var nilq *FetchQuota
+	nilq.SetAdaptiveRate(1) // no panic
+	if !math.IsInf(nilq.Rate(), 1) || nilq.Used() != 0 {
+		t.Fatal("nil quota: not unlimited")
+	}
+}
+
+// TestFetchQuotaAdaptiveDelivers: greedy readers under an adaptive rate that changes mid-way get
+// each rate (within the burst) — the limit binds at once and lets go at once.
+func TestFetchQuotaAdaptiveDelivers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	q := NewAdaptiveFetchQuota(0)
+	q.now = func() time.Time { return now }
+	q.last = now
+	run := func(d time.Duration) float64 {
+		start, used0 := now, q.Used()
+		for now.Sub(start) < d {
+			g, wait := q.Take(10 << 20)
+			if g == 0 {
+				now = now.Add(wait)
+				continue
+			}
+			q.Settle(g, g)
+			now = now.Add(time.Millisecond)
+		}
+		return float64(q.Used()-used0) / now.Sub(start).Seconds()
+	}
+	for _, r := range []float64{16 << 20, 4 << 20, 64 << 20} {
+		q.SetAdaptiveRate(r)
+		if got := run(20 * time.Second); got < 0.97*r || got > 1.03*r {
+			t.Fatalf("adaptive %.0f MiB/s delivered %.2f MiB/s", r/(1<<20), got/(1<<20))
+		}
 	}
 }
