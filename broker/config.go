@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -45,6 +46,9 @@ type Config struct {
 	// tierStoreWrap wraps the opened object store (tests inject faults with it).
 	tierTuning    func(*tierTuning)
 	tierStoreWrap func(tiering.Store) tiering.Store
+	// tierThrottleSchedP99 edits the contention signal of the adaptive cold-read throttle each
+	// tick (tests inject contention with it; tier_throttle.go).
+	tierThrottleSchedP99 func(*time.Duration)
 
 	// Kafka broker configs. Durations are in milliseconds as in Kafka.
 	NumPartitions            int32  // num.partitions
@@ -85,6 +89,11 @@ type Config struct {
 	RemoteLogReaderCacheBytes             int64  // remote.log.reader.cache.bytes (Sediment extension)
 	RemoteLogSegmentCompressionType       string // remote.log.segment.compression.type: none | lz4 (Sediment extension)
 	RemoteLogManagerFetchMaxBytesPerSec   int64  // remote.log.manager.fetch.max.bytes.per.second (KIP-956)
+	// Adaptive cold-read budget (Sediment extensions; broker/tier_throttle.go):
+	// remote.log.reader.adaptive.throttle.enable, .min.bytes.per.second, .sched.latency.us.
+	RemoteLogReaderAdaptiveThrottleEnable         bool
+	RemoteLogReaderAdaptiveThrottleMinBytesPerSec int64
+	RemoteLogReaderAdaptiveThrottleSchedLatencyUs int64
 
 	// Group coordinator (Kafka names and defaults; read by the groups code).
 	GroupInitialRebalanceDelayMs     int32  // group.initial.rebalance.delay.ms
@@ -394,6 +403,12 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *string { return &c.RemoteLogSegmentCompressionType }),
 	longDef("remote.log.manager.fetch.max.bytes.per.second", maxLongStr, 1, "Bytes per second consumer fetches may read from object storage on this broker (KIP-956); a fetch over the quota waits up to 500 ms, else returns no data for that partition this round. The default means unlimited.",
 		func(c *Config) *int64 { return &c.RemoteLogManagerFetchMaxBytesPerSec }),
+	boolDef("remote.log.reader.adaptive.throttle.enable", "true", "Sediment extension: while Produce requests are being answered and the broker is short of CPU (goroutine scheduling latency p99 above remote.log.reader.adaptive.throttle.sched.latency.us), reads from object storage are slowed (AIMD on the remote fetch quota, every 100 ms, never above remote.log.manager.fetch.max.bytes.per.second) so that a replay cannot slow produce; with no producers, or CPU to spare, replays run at full speed.",
+		func(c *Config) *bool { return &c.RemoteLogReaderAdaptiveThrottleEnable }),
+	longDef("remote.log.reader.adaptive.throttle.min.bytes.per.second", "4194304", 1, "Sediment extension: the adaptive throttle never slows reads from object storage below this rate (bytes per second), so a replay always progresses.",
+		func(c *Config) *int64 { return &c.RemoteLogReaderAdaptiveThrottleMinBytesPerSec }),
+	longDef("remote.log.reader.adaptive.throttle.sched.latency.us", "1000", 1, "Sediment extension: goroutine scheduling latency p99 (microseconds, over 100 ms) above which the adaptive throttle slows reads from object storage while producers are active; below half of it the rate grows again.",
+		func(c *Config) *int64 { return &c.RemoteLogReaderAdaptiveThrottleSchedLatencyUs }),
 	intDef("group.initial.rebalance.delay.ms", "3000", 0, "How long a new classic group waits for more members before its first rebalance.",
 		func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }),
 	intDef("group.min.session.timeout.ms", "6000", 0, "The smallest session timeout a classic group member may ask for.",
