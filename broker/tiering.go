@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +19,8 @@ import (
 // partitions can reach it, closed after it.
 //
 // Goroutines: one tierTask per led partition with remote storage (started and stopped by the
-// partition, Partition.updateTiering), and one background loop (started once, by start). All end
+// partition, Partition.updateTiering), one background loop (started once, by start), and the
+// adaptive cold-read throttle's loop when enabled (tier_throttle.go, started by newTierManager). All end
 // when close cancels ctx; tasks are also stopped one by one on leadership loss and partition close.
 //
 // Locks: mu guards tasks only; it is taken after a partition's tierMu and never held across I/O.
@@ -30,6 +30,8 @@ type tierManager struct {
 	remote *tiering.RemoteLog
 	log    *slog.Logger
 	tune   tierTuning
+
+	throttle *tierThrottle // adaptive cold-read budget (tier_throttle.go); nil when off
 
 	ctx    context.Context // cancelled by close: archiver loops and remote reads stop
 	cancel context.CancelFunc
@@ -105,15 +107,14 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 		tune: defaultTierTuning(&b.cfg), tasks: map[*Partition]*tierTask{}}
 	// The chunk cache (remote.log.reader.cache.bytes) lets concurrent replays of one object share
 	// GETs (T2's measurements: cold replay from MinIO ~1.5-1.8x faster with it).
-	quota := b.cfg.RemoteLogManagerFetchMaxBytesPerSec
-	if quota >= math.MaxInt64 || quota <= 0 {
-		quota = 0 // unlimited
-	}
 	tm.remote = tiering.NewRemoteLogWith(tm.store, tiering.RemoteLogConfig{MaxFooters: remoteFooterCache,
-		CacheBytes: b.cfg.RemoteLogReaderCacheBytes, FetchBytesPerSecond: quota})
+		CacheBytes: b.cfg.RemoteLogReaderCacheBytes, FetchBytesPerSecond: staticFetchQuota(&b.cfg)})
 	tm.ctx, tm.cancel = context.WithCancel(context.Background())
+	// The adaptive cold-read budget replaces the static quota by one that is at most as fast.
+	tm.startThrottle()
 	b.metrics.addCollector(tm.store.WriteMetrics)
 	b.metrics.addCollector(tm.writeMetrics)
+	b.metrics.addCollector(tm.writeThrottleMetrics)
 	return tm
 }
 

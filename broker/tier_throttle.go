@@ -1,0 +1,297 @@
+package broker
+
+import (
+	"fmt"
+	"io"
+	"math"
+	rtmetrics "runtime/metrics"
+	"sync"
+	"time"
+
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// The adaptive cold-read budget (issue 7: "cold reads run with their own concurrency budget so that
+// a replay cannot slow produce on the same broker").
+//
+// Why a controller and not only GET slots or a static quota: a replay from the bucket is bounded by
+// CPU (CRC checks, copies, the response, the consumer, and the object store when it runs on the
+// same machine), and Go's scheduler has no priorities — with every P busy, a produce request's
+// goroutine waits for a P like any other, and its ack latency grows 10-30× (bench, session 4).
+// A static quota (KIP-956) protects produce only if the operator picks the rate for the worst case,
+// which also slows every replay that runs when nobody produces. The controller instead lowers the
+// remote fetch quota only while producers are active AND the process is short of CPU, and lifts it
+// as soon as either stops — so a replay alone runs at full speed.
+//
+// Signals, sampled every interval (100 ms):
+//   - producers active: a Produce request was answered within activeWindow (the broker's request
+//     counter; acks=0 produce is counted too);
+//   - CPU contention: the p99 of goroutine scheduling latency (runtime/metrics
+//     /sched/latencies:seconds, time from runnable to running) over the last interval. It measures
+//     exactly what hurts produce — a runnable goroutine waiting for a P or for its thread to get a
+//     core — and includes contention from other processes (the object store, the consumer) as far
+//     as it delays this one. The fsync wait is not in it (a goroutine blocked in a syscall is not
+//     runnable), so a slow disk does not throttle replays.
+//
+// Control (AIMD on the rate of the remote fetch quota, tiering.FetchQuota.SetAdaptiveRate):
+// producers idle → no adaptive limit; contention (p99 > high) → rate × decrease (from the measured
+// remote read rate when there was no limit yet), never below floor; clear (p99 < low) → rate +
+// max(floor, rate/8), but not above twice the rate reads actually used (growing a limit nobody
+// reaches only stores up a burst), and the limit is lifted once it passes unlimitAbove; in between:
+// hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
+// so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning.
+//
+// Goroutine: one per broker with tiering (throttleLoop, started by newTierManager, ended by
+// tierManager.close through tm.ctx). Lock: throttleController.mu guards the controller's state
+// (taken by the loop and by /metrics; never held across anything else).
+
+// throttleParams tune the controller (broker configs remote.log.reader.adaptive.throttle.*).
+type throttleParams struct {
+	interval     time.Duration
+	activeWindow time.Duration
+	high, low    time.Duration // scheduling-latency p99 thresholds
+	floor        float64       // bytes/s a replay always gets
+	decrease     float64       // multiplicative decrease on contention
+	unlimitAbove float64       // a limit raised past this (bytes/s) is lifted
+}
+
+func throttleParamsFrom(cfg *Config) throttleParams {
+	high := time.Duration(cfg.RemoteLogReaderAdaptiveThrottleSchedLatencyUs) * time.Microsecond
+	return throttleParams{
+		interval:     100 * time.Millisecond,
+		activeWindow: time.Second,
+		high:         high,
+		low:          high / 2,
+		floor:        float64(cfg.RemoteLogReaderAdaptiveThrottleMinBytesPerSec),
+		decrease:     0.5,
+		unlimitAbove: 4 << 30,
+	}
+}
+
+// throttleSample is what the loop feeds the controller each tick.
+type throttleSample struct {
+	now             time.Time
+	produceRequests int64         // cumulative Produce requests answered
+	readBytes       int64         // cumulative bytes returned by remote reads (FetchQuota.Used)
+	schedP99        time.Duration // goroutine scheduling latency p99 since the previous sample
+}
+
+// throttleController is the pure decision part: deterministic given its samples.
+type throttleController struct {
+	p throttleParams
+
+	mu            sync.Mutex
+	rate          float64 // the adaptive limit, bytes/s; +Inf: none
+	started       bool
+	lastAt        time.Time
+	lastProduce   int64
+	lastProduceAt time.Time
+	lastRead      int64
+
+	// Observed at the last tick, and decision counts (metrics).
+	active              bool
+	schedP99            time.Duration
+	readRate            float64
+	backoffs, increases int64
+	lifts               int64 // limit removed (producers idle, or raised past unlimitAbove)
+}
+
+func newThrottleController(p throttleParams) *throttleController {
+	return &throttleController{p: p, rate: math.Inf(1)}
+}
+
+// step takes one sample and returns the adaptive limit (+Inf: none).
+func (c *throttleController) step(s throttleSample) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started {
+		c.started = true
+		c.lastAt, c.lastProduce, c.lastRead = s.now, s.produceRequests, s.readBytes
+		return c.rate
+	}
+	if s.produceRequests != c.lastProduce {
+		c.lastProduce, c.lastProduceAt = s.produceRequests, s.now
+	}
+	dt := s.now.Sub(c.lastAt).Seconds()
+	c.readRate = 0
+	if dt > 0 {
+		c.readRate = float64(s.readBytes-c.lastRead) / dt
+	}
+	c.lastAt, c.lastRead = s.now, s.readBytes
+	c.schedP99 = s.schedP99
+	c.active = !c.lastProduceAt.IsZero() && s.now.Sub(c.lastProduceAt) <= c.p.activeWindow
+	limited := !math.IsInf(c.rate, 1)
+	switch {
+	case !c.active:
+		if limited {
+			c.lifts++
+		}
+		c.rate = math.Inf(1)
+	case s.schedP99 > c.p.high:
+		switch {
+		case limited:
+			c.rate = max(c.p.floor, c.rate*c.p.decrease)
+		case c.readRate > 0:
+			c.rate = max(c.p.floor, c.readRate*c.p.decrease)
+		default:
+			return c.rate // nothing read from the bucket: the contention is not ours to relieve
+		}
+		c.backoffs++
+	case s.schedP99 < c.p.low && limited:
+		r := c.rate + max(c.p.floor, c.rate/8)
+		r = min(r, max(c.rate, 2*c.readRate+c.p.floor))
+		if r >= c.p.unlimitAbove {
+			c.rate = math.Inf(1)
+			c.lifts++
+		} else if r > c.rate {
+			c.rate = r
+			c.increases++
+		}
+	}
+	return c.rate
+}
+
+// schedLatency reads the p99 of goroutine scheduling latency since its previous call from the
+// runtime's cumulative histogram.
+type schedLatency struct {
+	sample []rtmetrics.Sample
+	prev   []uint64
+}
+
+func newSchedLatency() *schedLatency {
+	return &schedLatency{sample: []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}}
+}
+
+func (s *schedLatency) p99() time.Duration {
+	rtmetrics.Read(s.sample)
+	if s.sample[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
+		return 0
+	}
+	h := s.sample[0].Value.Float64Histogram()
+	if len(s.prev) != len(h.Counts) {
+		s.prev = make([]uint64, len(h.Counts))
+	}
+	return histP99(h, s.prev)
+}
+
+// histP99 is the 0.99 quantile (the upper bound of its bucket) of h's counts minus prev, and
+// stores h's counts in prev.
+func histP99(h *rtmetrics.Float64Histogram, prev []uint64) time.Duration {
+	var total uint64
+	for i, n := range h.Counts {
+		total += n - prev[i]
+	}
+	var q time.Duration
+	if total > 0 {
+		want := uint64(math.Ceil(0.99 * float64(total)))
+		var cum uint64
+		for i, n := range h.Counts {
+			cum += n - prev[i]
+			if cum >= want {
+				ub := h.Buckets[i+1]
+				if math.IsInf(ub, 1) {
+					ub = h.Buckets[i]
+				}
+				q = time.Duration(ub * float64(time.Second))
+				break
+			}
+		}
+	}
+	copy(prev, h.Counts)
+	return q
+}
+
+// tierThrottle runs a controller against the broker's remote fetch quota.
+type tierThrottle struct {
+	ctl   *throttleController
+	quota *tiering.FetchQuota
+}
+
+// run ticks until done closes. sample supplies everything but the time.
+func (t *tierThrottle) run(done <-chan struct{}, sample func(now time.Time) throttleSample) {
+	tick := time.NewTicker(t.ctl.p.interval)
+	defer tick.Stop()
+	t.quota.SetAdaptiveRate(t.ctl.step(sample(time.Now())))
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			t.quota.SetAdaptiveRate(t.ctl.step(sample(now)))
+		}
+	}
+}
+
+// startThrottle installs an adaptive remote fetch quota (at most the static one) and starts its
+// controller, when remote.log.reader.adaptive.throttle.enable is on.
+func (tm *tierManager) startThrottle() {
+	if !tm.b.cfg.RemoteLogReaderAdaptiveThrottleEnable {
+		return
+	}
+	q := tiering.NewAdaptiveFetchQuota(staticFetchQuota(&tm.b.cfg))
+	tm.remote.SetQuota(q)
+	tm.throttle = &tierThrottle{ctl: newThrottleController(throttleParamsFrom(&tm.b.cfg)), quota: q}
+	sched := newSchedLatency()
+	produce := &tm.b.metrics.apis[0].requests // API key 0: Produce
+	hook := tm.b.cfg.tierThrottleSchedP99
+	tm.wg.Add(1)
+	go func() {
+		defer tm.wg.Done()
+		tm.throttle.run(tm.ctx.Done(), func(now time.Time) throttleSample {
+			s := throttleSample{now: now, produceRequests: produce.Load(), readBytes: q.Used(), schedP99: sched.p99()}
+			if hook != nil {
+				hook(&s.schedP99)
+			}
+			return s
+		})
+	}()
+}
+
+// writeThrottleMetrics exports the controller's state on /metrics.
+func (tm *tierManager) writeThrottleMetrics(w io.Writer) {
+	t := tm.throttle
+	if t == nil {
+		return
+	}
+	c := t.ctl
+	c.mu.Lock()
+	rate, active, p99, readRate := c.rate, c.active, c.schedP99, c.readRate
+	backoffs, increases, lifts := c.backoffs, c.increases, c.lifts
+	c.mu.Unlock()
+	eff := t.quota.Rate()
+	if math.IsInf(rate, 1) {
+		rate = -1
+	}
+	if math.IsInf(eff, 1) {
+		eff = -1
+	}
+	act := 0
+	if active {
+		act = 1
+	}
+	for _, g := range []struct {
+		name, typ, help string
+		v               float64
+	}{
+		{"sediment_tier_remote_throttle_rate_bytes_per_second", "gauge", "Adaptive limit on reads from object storage (remote.log.reader.adaptive.throttle.*); -1: none.", rate},
+		{"sediment_tier_remote_fetch_quota_bytes_per_second", "gauge", "Effective remote fetch quota: the lower of the adaptive limit and remote.log.manager.fetch.max.bytes.per.second; -1: unlimited.", eff},
+		{"sediment_tier_remote_throttle_producers_active", "gauge", "1 while Produce requests were answered within the last second (the adaptive throttle may act).", float64(act)},
+		{"sediment_tier_remote_throttle_sched_latency_p99_seconds", "gauge", "Goroutine scheduling latency p99 over the throttle's last interval (its contention signal).", p99.Seconds()},
+		{"sediment_tier_remote_read_rate_bytes_per_second", "gauge", "Bytes per second remote fetches returned over the throttle's last interval.", readRate},
+		{"sediment_tier_remote_throttle_backoffs_total", "counter", "Intervals in which the adaptive throttle lowered the remote read rate (producers active, CPU contended).", float64(backoffs)},
+		{"sediment_tier_remote_throttle_increases_total", "counter", "Intervals in which the adaptive throttle raised the remote read rate.", float64(increases)},
+		{"sediment_tier_remote_throttle_lifts_total", "counter", "Times the adaptive limit was removed (producers idle, or raised past 4 GiB/s).", float64(lifts)},
+	} {
+		family(w, g.name, g.typ, g.help)
+		fmt.Fprintf(w, "%s %g\n", g.name, g.v)
+	}
+}
+
+// staticFetchQuota is remote.log.manager.fetch.max.bytes.per.second, 0 when unlimited.
+func staticFetchQuota(cfg *Config) int64 {
+	q := cfg.RemoteLogManagerFetchMaxBytesPerSec
+	if q >= math.MaxInt64 || q <= 0 {
+		return 0
+	}
+	return q
+}
