@@ -249,16 +249,11 @@ func (tm *tierManager) startThrottle() {
 
 // writeThrottleMetrics exports the controller's state on /metrics.
 func (tm *tierManager) writeThrottleMetrics(w io.Writer) {
-	t := tm.throttle
-	if t == nil {
+	if tm.throttle == nil {
 		return
 	}
-	c := t.ctl
-	c.mu.Lock()
-	rate, active, p99, readRate := c.rate, c.active, c.schedP99, c.readRate
-	backoffs, increases, lifts := c.backoffs, c.increases, c.lifts
-	c.mu.Unlock()
-	eff := t.quota.Rate()
+	st := tm.b.TierThrottleStats()
+	rate, eff := st.Limit, st.Quota
 	if math.IsInf(rate, 1) {
 		rate = -1
 	}
@@ -266,9 +261,10 @@ func (tm *tierManager) writeThrottleMetrics(w io.Writer) {
 		eff = -1
 	}
 	act := 0
-	if active {
+	if st.ProducersActive {
 		act = 1
 	}
+	p99, readRate, backoffs, increases, lifts := st.SchedP99, st.ReadRate, st.Backoffs, st.Increases, st.Lifts
 	for _, g := range []struct {
 		name, typ, help string
 		v               float64
@@ -294,4 +290,33 @@ func staticFetchQuota(cfg *Config) int64 {
 		return 0
 	}
 	return q
+}
+
+// TierThrottleStats is the adaptive cold-read throttle's state (benchmarks read it in process).
+type TierThrottleStats struct {
+	Enabled         bool
+	Limit           float64       // adaptive limit, bytes/s; +Inf: none
+	Quota           float64       // effective remote fetch quota, bytes/s; +Inf: unlimited
+	ProducersActive bool          // at the last tick
+	SchedP99        time.Duration // contention signal at the last tick
+	ReadRate        float64       // remote read bytes/s over the last tick
+	Backoffs        int64
+	Increases       int64
+	Lifts           int64
+}
+
+// TierThrottleStats returns the throttle's state; Enabled false when it is off or the broker has
+// no tiering.
+func (b *Broker) TierThrottleStats() TierThrottleStats {
+	if b.tier == nil || b.tier.throttle == nil {
+		return TierThrottleStats{Limit: math.Inf(1), Quota: math.Inf(1)}
+	}
+	t := b.tier.throttle
+	c := t.ctl
+	c.mu.Lock()
+	s := TierThrottleStats{Enabled: true, Limit: c.rate, ProducersActive: c.active, SchedP99: c.schedP99,
+		ReadRate: c.readRate, Backoffs: c.backoffs, Increases: c.increases, Lifts: c.lifts}
+	c.mu.Unlock()
+	s.Quota = t.quota.Rate()
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -565,9 +566,11 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	lc := c
 	lc.Brokers, lc.Topic, lc.Records, lc.LatencyFor, lc.OnPhase = tb.brokers(), c.Topic+"-latency", 0, o.latencyFor, nil
 	fmt.Fprintf(out, "latency: %d records/s for %s to %s, no replay\n", lc.Rate, lc.LatencyFor, lc.Topic)
+	w := watchThrottle(tb.b)
 	if t.LatencyAlone, err = loadgen.FixedRateLatency(ctx, lc, out); err != nil {
 		return t, fail(&t.LatencyErr, err)
 	}
+	fmt.Fprintln(out, w())
 	t.ReplayPace = o.replayPace
 	// Bucket cold, bucket warm, then the same replay from local disk for reference (what any
 	// catching-up consumer costs the producer on this machine, tiering or not).
@@ -607,9 +610,11 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	case <-ctx.Done():
 	}
 	fmt.Fprintf(out, "latency: %d records/s for %s to %s, no replay (again)\n", lc.Rate, lc.LatencyFor, lc.Topic)
+	w = watchThrottle(tb.b)
 	if t.LatencyAloneAfter, err = loadgen.FixedRateLatency(ctx, lc, out); err != nil {
 		return t, fail(&t.LatencyErr, err)
 	}
+	fmt.Fprintln(out, w())
 	return t, nil
 }
 
@@ -640,8 +645,12 @@ func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker,
 	if profile {
 		o.phase("tier-latency-replay", true)
 	}
+	w := watchThrottle(tb.b)
+	replayedBefore, latStart := replayed.Load(), time.Now()
 	d.Latency, err = loadgen.FixedRateLatency(ctx, lc, out)
 	o.phase("tier-latency-replay", false)
+	fmt.Fprintf(out, "%s; replay during the produce phase %.1f MB/s\n", w(),
+		float64(replayed.Load()-replayedBefore)/(1<<20)/time.Since(latStart).Seconds())
 	stopReplay()
 	rerr := <-replayDone
 	d.Replay = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(lc.RecordSize), Elapsed: time.Since(rstart)}
@@ -772,4 +781,54 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	}
 	t.SetReplayMedians()
 	return localEnds, nil
+}
+
+// watchThrottle samples the broker's adaptive cold-read throttle every 100 ms until the returned
+// function is called, which stops it and summarises: how much of the time reads from the bucket
+// were limited and to what, and the contention signal (goroutine scheduling latency p99 per
+// 100 ms) — the figures behind remote.log.reader.adaptive.throttle.*'s defaults.
+func watchThrottle(b *broker.Broker) func() string {
+	first := b.TierThrottleStats()
+	var limits, p99s []float64
+	samples := 0
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			st := b.TierThrottleStats()
+			samples++
+			if !math.IsInf(st.Quota, 1) {
+				limits = append(limits, st.Quota)
+			}
+			p99s = append(p99s, float64(st.SchedP99)/float64(time.Microsecond))
+		}
+	}()
+	return func() string {
+		close(done)
+		<-stopped
+		last := b.TierThrottleStats()
+		if !first.Enabled {
+			return "adaptive throttle: off"
+		}
+		q := func(v []float64, f float64) float64 {
+			if len(v) == 0 {
+				return 0
+			}
+			v = slices.Clone(v)
+			slices.Sort(v)
+			return v[min(len(v)-1, int(f*float64(len(v))))]
+		}
+		return fmt.Sprintf("adaptive throttle: remote reads limited in %d of %d samples (limit p10/p50/p90 %.1f/%.1f/%.1f MB/s), "+
+			"backoffs %d, increases %d, lifts %d; sched latency p99 per 100 ms: p50 %.0f / p90 %.0f / max %.0f µs",
+			len(limits), samples, q(limits, 0.1)/(1<<20), q(limits, 0.5)/(1<<20), q(limits, 0.9)/(1<<20),
+			last.Backoffs-first.Backoffs, last.Increases-first.Increases, last.Lifts-first.Lifts,
+			q(p99s, 0.5), q(p99s, 0.9), q(p99s, 1))
+	}
 }
