@@ -18,7 +18,9 @@ import (
 // `sediment bench` replays with), with the chunk cache cold (a fresh RemoteLog each iteration:
 // every chunk is loaded once, as in a first replay) or warm (kept: a repeated replay), or off.
 // What it shows is the copying, zeroing and CRC checking per replayed byte (B/op: bytes allocated
-// per iteration; ideal is about one copy of the object when cold, none when warm).
+// per iteration; ideal is about one copy of the object when cold, none when warm). api=read is
+// RemoteLog.Read (one slice per result: chunks joined), api=parts is ReadParts (the chunk slices,
+// as the broker's fetch path takes them).
 //
 //	go test ./tiering/ -run '^$' -bench RemoteLogReadCPU -benchtime 20x
 func BenchmarkRemoteLogReadCPU(b *testing.B) {
@@ -44,42 +46,53 @@ func BenchmarkRemoteLogReadCPU(b *testing.B) {
 	segs := []meta.RemoteSegment{{BaseOffset: obj.Footer.BaseOffset, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}}
 	for _, fetch := range []int{1 << 20, 10 << 20} {
 		for _, cache := range []string{"off", "cold", "warm"} {
-			b.Run(fmt.Sprintf("fetch=%dMiB/cache=%s", fetch>>20, cache), func(b *testing.B) {
-				newRL := func() *tiering.RemoteLog {
-					cfg := tiering.RemoteLogConfig{}
-					if cache != "off" {
-						cfg.CacheBytes = tiering.DefaultCacheBytes
-					}
-					return tiering.NewRemoteLogWith(st, cfg)
-				}
-				rl := newRL()
-				replay := func() {
-					n := 0
-					for off := segs[0].BaseOffset; off <= segs[0].LastOffset; {
-						res, err := rl.Read(ctx, segs, off, fetch, true)
-						if err != nil {
-							b.Fatal(err)
+			for _, api := range []string{"read", "parts"} {
+				b.Run(fmt.Sprintf("fetch=%dMiB/cache=%s/api=%s", fetch>>20, cache, api), func(b *testing.B) {
+					newRL := func() *tiering.RemoteLog {
+						cfg := tiering.RemoteLogConfig{}
+						if cache != "off" {
+							cfg.CacheBytes = tiering.DefaultCacheBytes
 						}
-						n += len(res.Data)
-						off = res.NextOffset
+						return tiering.NewRemoteLogWith(st, cfg)
 					}
-					if n != len(data) {
-						b.Fatalf("replayed %d bytes, want %d", n, len(data))
+					rl := newRL()
+					replay := func() {
+						n := 0
+						for off := segs[0].BaseOffset; off <= segs[0].LastOffset; {
+							if api == "parts" {
+								res, err := rl.ReadParts(ctx, segs, off, fetch, true)
+								if err != nil {
+									b.Fatal(err)
+								}
+								n += res.Len()
+								off = res.NextOffset
+								continue
+							}
+							res, err := rl.Read(ctx, segs, off, fetch, true)
+							if err != nil {
+								b.Fatal(err)
+							}
+							n += len(res.Data)
+							off = res.NextOffset
+						}
+						if n != len(data) {
+							b.Fatalf("replayed %d bytes, want %d", n, len(data))
+						}
 					}
-				}
-				replay() // warm: chunks cached; all: footer decoded, code paths hot
-				b.SetBytes(int64(len(data)))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if cache != "warm" {
-						b.StopTimer()
-						rl = newRL()
-						b.StartTimer()
+					replay() // warm: chunks cached; all: footer decoded, code paths hot
+					b.SetBytes(int64(len(data)))
+					b.ReportAllocs()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if cache != "warm" {
+							b.StopTimer()
+							rl = newRL()
+							b.StartTimer()
+						}
+						replay()
 					}
-					replay()
-				}
-			})
+				})
+			}
 		}
 	}
 }
