@@ -37,7 +37,7 @@ func BenchmarkTierReplay(b *testing.B) {
 	for _, st := range stores {
 		b.Run("store="+st.name, func(b *testing.B) {
 			br := st.start(b)
-			size := setupTierReplay(b, br)
+			size := setupTierReplay(b, br, benchReplaySegment)
 			cs := &faultyStore{Store: br.tier.store} // healthy: counts GETs
 			for _, conc := range []int{1, 2} {
 				for _, cache := range []string{"off", "cold", "warm"} {
@@ -68,7 +68,7 @@ func BenchmarkTierReplay(b *testing.B) {
 //	go test ./broker/ -run '^$' -bench TierReplayBigFetch -benchtime 5x
 func BenchmarkTierReplayBigFetch(b *testing.B) {
 	br, _ := newMinIOBroker(b, "bigfetch")
-	size := setupTierReplay(b, br)
+	size := setupTierReplay(b, br, 16<<20) // 10 MiB reads span 3-4 cache chunks (as with bench's 96 MiB segments)
 	cs := &faultyStore{Store: br.tier.store}
 	newRL := func() {
 		br.tier.remote = tiering.NewRemoteLogWith(cs, tiering.RemoteLogConfig{MaxFooters: 1024, CacheBytes: tiering.DefaultCacheBytes})
@@ -83,9 +83,10 @@ const (
 	benchReplaySegment = 4 << 20
 )
 
-// setupTierReplay produces benchReplayBytes into topics "local" and "bucket" (same records) and
-// moves every segment of "bucket" to the object store; returns the bucket topic's stored bytes.
-func setupTierReplay(b *testing.B, br *Broker) int64 {
+// setupTierReplay produces benchReplayBytes into topics "local" and "bucket" (same records, segments
+// of segmentBytes) and moves every segment of "bucket" to the object store; returns the bucket
+// topic's stored bytes.
+func setupTierReplay(b *testing.B, br *Broker, segmentBytes int) int64 {
 	cl := newTestClient(b, br, kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	adm := kadm.NewClient(cl)
@@ -95,7 +96,7 @@ func setupTierReplay(b *testing.B, br *Broker) int64 {
 		val[i] = byte(rng.Uint32())
 	}
 	for _, topic := range []string{"local", "bucket"} {
-		newTierTopic(b, adm, topic, benchReplaySegment)
+		newTierTopic(b, adm, topic, segmentBytes)
 		ctx := testCtx(b)
 		for i := 0; i < benchReplayRecords; i += 1000 {
 			recs := make([]*kgo.Record, 0, 1000)
@@ -157,23 +158,32 @@ func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc
 	replayTopic(b, br, "local", conc, opts...) // warm both paths (connections, footers) outside the measurement
 	replayTopic(b, br, "bucket", conc, opts...)
 	var local, bucket time.Duration
+	var localCPU, bucketCPU int64 // ns (processCPU, 01_fetch_bench_test.go)
 	gets0 := cs.gets.Load()
 	b.SetBytes(2 * size * int64(conc))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		c0 := processCPU()
 		local += replayTopic(b, br, "local", conc, opts...)
+		localCPU += processCPU() - c0
 		if fresh != nil {
 			b.StopTimer()
 			fresh()
 			b.StartTimer()
 		}
+		c0 = processCPU()
 		bucket += replayTopic(b, br, "bucket", conc, opts...)
+		bucketCPU += processCPU() - c0
 	}
 	b.StopTimer()
 	mb := float64(size) * float64(b.N*conc) / 1e6
 	b.ReportMetric(mb/local.Seconds(), "local-MB/s")
 	b.ReportMetric(mb/bucket.Seconds(), "bucket-MB/s")
 	b.ReportMetric(local.Seconds()/bucket.Seconds(), "bucket/local")
+	// CPU of this process (broker and consumer; MinIO is another process) per replayed MB: less
+	// noisy than wall time on a shared machine, and what bounds the replay when cores are scarce.
+	b.ReportMetric(float64(localCPU)/1e3/mb, "local-cpu-us/MB")
+	b.ReportMetric(float64(bucketCPU)/1e3/mb, "bucket-cpu-us/MB")
 	b.ReportMetric(float64(cs.gets.Load()-gets0)/float64(b.N), "GETs/replay")
 }
 
@@ -196,7 +206,7 @@ func BenchmarkTierReplayProduceLatency(b *testing.B) {
 			} else {
 				br, _ = newMinIOBroker(b, "lat")
 			}
-			setupTierReplay(b, br)
+			setupTierReplay(b, br, benchReplaySegment)
 			prod := newTestClient(b, br, kgo.DefaultProduceTopic("hot"), kgo.ProducerLinger(0))
 			if r, err := kadm.NewClient(prod).CreateTopic(testCtx(b), 1, 1, nil, "hot"); err != nil || r.Err != nil {
 				b.Fatal(err, r.Err)
@@ -280,7 +290,7 @@ func benchProduceDuringReplay(b *testing.B, br *Broker, prod *kgo.Client, st str
 //	go test ./broker/ -run '^$' -bench TierReplayQuota -benchtime 2x
 func BenchmarkTierReplayQuota(b *testing.B) {
 	br := newTestBroker(b)
-	size := setupTierReplay(b, br)
+	size := setupTierReplay(b, br, benchReplaySegment)
 	const quota = 6 << 20
 	var took time.Duration
 	b.SetBytes(size)
