@@ -62,8 +62,10 @@ const remoteReadAttempts = 3
 func (p *Partition) localStart() int64 { return p.log.LocalStartOffset() }
 
 // readTiered reads from offset (logStart <= offset < hw) from whichever tier holds it, batches
-// ending below maxOffset only.
-func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) ([]byte, int16) {
+// ending below maxOffset only, as consecutive slices of whole batches: one for a local read, the
+// chunk cache's slices for a read from the bucket (written in place by the fetch response, never
+// joined; tiering.PartsResult).
+func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) ([][]byte, int16) {
 	for attempt := 0; ; attempt++ {
 		if offset < p.localStart() {
 			data, code, local := p.readRemote(offset, maxBytes, minOneBatch, maxOffset)
@@ -79,13 +81,16 @@ func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, max
 		if err != nil {
 			return nil, readErr(err)
 		}
-		return rr.Data, 0
+		if len(rr.Data) == 0 {
+			return nil, 0
+		}
+		return [][]byte{rr.Data}, 0
 	}
 }
 
 // readRemote serves offset from the bucket. local=true: the offset turned out to be local after all
 // (the manifest ends below it and the local start is at or below it now): read it there.
-func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (data []byte, code int16, local bool) {
+func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (data [][]byte, code int16, local bool) {
 	tm := p.tier
 	if tm == nil || tm.remote == nil {
 		return nil, kerr.KafkaStorageError.Code, false
@@ -111,15 +116,15 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	// At most the grant (what the quota has accrued); the first batch of a fetch still comes
 	// whole (minOneBatch), overdrawing the quota by the rest of it.
 	segs := tm.b.meta.State().RemoteSegments(p.topicID, p.index)
-	res, err := tm.remote.Read(ctx, segs, offset, min(granted, maxBytes), minOneBatch)
+	res, err := tm.remote.ReadParts(ctx, segs, offset, min(granted, maxBytes), minOneBatch)
 	used := 0
 	if err == nil {
-		used = len(res.Data)
+		used = res.Len()
 	}
 	q.Settle(granted, used)
 	switch {
 	case err == nil:
-		return belowOffset(res.Data, maxOffset), 0, false
+		return recordsBelow(res.Parts, maxOffset), 0, false
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		if offset >= p.log.StartOffset() && offset >= p.localStart() {
 			return nil, 0, true
@@ -148,27 +153,6 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 	}
 	return nil, kerr.KafkaStorageError.Code, false
-}
-
-// belowOffset trims whole batches so that every batch returned ends below maxOffset (the HW for a
-// consumer). Remote data is normally all below the HW (only data below it is uploaded); this
-// matters right after a leader change, when the new leader's HW may not have caught up yet.
-func belowOffset(data []byte, maxOffset int64) []byte {
-	if maxOffset <= 0 {
-		return data
-	}
-	n := 0
-	for n+segment.HeaderSize <= len(data) {
-		h := segment.BatchHeader(data[n:])
-		if h.LastOffset() >= maxOffset || n+h.Size() > len(data) {
-			break
-		}
-		n += h.Size()
-	}
-	if n == 0 {
-		return nil
-	}
-	return data[:n:n]
 }
 
 // remoteReadCtx bounds one remote operation of a request (read, timestamp lookup).
