@@ -1,10 +1,14 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,14 +71,63 @@ func BenchmarkTierReplay(b *testing.B) {
 //
 //	go test ./broker/ -run '^$' -bench TierReplayBigFetch -benchtime 5x
 func BenchmarkTierReplayBigFetch(b *testing.B) {
-	br, _ := newMinIOBroker(b, "bigfetch")
+	br, srv := newMinIOBroker(b, "bigfetch")
 	size := setupTierReplay(b, br, 16<<20) // 10 MiB reads span 3-4 cache chunks (as with bench's 96 MiB segments)
 	cs := &faultyStore{Store: br.tier.store}
+	cfg := tiering.RemoteLogConfig{MaxFooters: 1024, CacheBytes: tiering.DefaultCacheBytes}
+	if v, err := strconv.Atoi(os.Getenv("SEDIMENT_BENCH_CHUNK_MIB")); err == nil && v > 0 {
+		cfg.CacheChunkBytes = int64(v) << 20 // experiments with the cache's chunk size
+	}
+	if v, err := strconv.Atoi(os.Getenv("SEDIMENT_BENCH_PREFETCH")); err == nil && v != 0 {
+		cfg.PrefetchChunks = v
+	}
 	newRL := func() {
-		br.tier.remote = tiering.NewRemoteLogWith(cs, tiering.RemoteLogConfig{MaxFooters: 1024, CacheBytes: tiering.DefaultCacheBytes})
+		br.tier.remote = tiering.NewRemoteLogWith(cs, cfg)
 	}
 	newRL()
+	minio0 := pidCPU(minioPID(srv.Addr))
 	benchTierReplay(b, br, cs, size, 1, newRL, kgo.FetchMaxPartitionBytes(10<<20))
+	// MinIO's CPU over the whole measurement (local replays cost it nothing): what the bucket
+	// replay costs the other side of the machine's two cores.
+	if minio1 := pidCPU(minioPID(srv.Addr)); minio0 >= 0 && minio1 >= 0 {
+		b.ReportMetric(float64(minio1-minio0)/1e3/(float64(size)*float64(b.N)/1e6), "minio-cpu-us/MB")
+	}
+}
+
+// minioPID finds the MinIO process listening on addr (its command line names the address); -1 if none.
+func minioPID(addr string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && bytes.Contains(cmd, []byte("minio")) && bytes.Contains(cmd, []byte(addr)) {
+			return pid
+		}
+	}
+	return -1
+}
+
+// pidCPU is the user + system CPU time of process pid in ns (/proc/PID/stat, clock ticks of
+// 10 ms); -1 if unknown.
+func pidCPU(pid int) int64 {
+	if pid < 0 {
+		return -1
+	}
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	i := bytes.LastIndexByte(st, ')') // the command name may hold spaces
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stm, _ := strconv.ParseInt(f[12], 10, 64)
+	return (ut + stm) * 10_000_000
 }
 
 const (
