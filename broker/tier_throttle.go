@@ -34,11 +34,11 @@ import (
 //     runnable), so a slow disk does not throttle replays.
 //
 // Control (AIMD on the rate of the remote fetch quota, tiering.FetchQuota.SetAdaptiveRate):
-// producers idle → no adaptive limit; contention (p99 > high) → rate × decrease (from the measured
-// remote read rate when there was no limit yet), never below floor; clear (p99 < low) → rate +
-// max(floor, rate/8), but not above twice the rate reads actually used (growing a limit nobody
-// reaches only stores up a burst), and the limit is lifted once it passes unlimitAbove; in between:
-// hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
+// producers idle → no adaptive limit; contention (p99 > high) → the floor at once when there was no
+// limit yet (and remote reads are running), else rate × decrease, never below floor; clear
+// (p99 < low) → rate + floor, but not above twice the rate reads actually used plus the floor
+// (growing a limit nobody reaches only stores up a burst), and the limit is lifted once it passes
+// unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
 // so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning.
 //
 // Goroutine: one per broker with tiering (throttleLoop, started by newTierManager, ended by
@@ -132,13 +132,16 @@ func (c *throttleController) step(s throttleSample) float64 {
 		case limited:
 			c.rate = max(c.p.floor, c.rate*c.p.decrease)
 		case c.readRate > 0:
-			c.rate = max(c.p.floor, c.readRate*c.p.decrease)
+			// The first back-off goes straight to the floor: halving an unpaced replay's
+			// ~800 MB/s would take 7-8 intervals, and those 0.8 s of contention alone are
+			// more than the 1 % of a produce phase that makes its p99 (bench, 11:39).
+			c.rate = c.p.floor
 		default:
 			return c.rate // nothing read from the bucket: the contention is not ours to relieve
 		}
 		c.backoffs++
 	case s.schedP99 < c.p.low && limited:
-		r := c.rate + max(c.p.floor, c.rate/8)
+		r := c.rate + c.p.floor // additive: each raise risks a latency spike
 		r = min(r, max(c.rate, 2*c.readRate+c.p.floor))
 		if r >= c.p.unlimitAbove {
 			c.rate = math.Inf(1)
