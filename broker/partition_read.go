@@ -87,24 +87,13 @@ func (p *Partition) readParts(offset int64, maxBytes int, minOneBatch bool) read
 	}
 	recs, code := p.readTiered(offset, maxBytes, minOneBatch, hw)
 	r.err = code
-	r.setRecords(recordParts(recs))
+	r.setRecords(recs)
 	return r
 }
 
-// recordParts is readTiered's result as parts, in either of its forms: one []byte, or the
-// [][]byte of a read from the bucket (partition_remote.go passes tiering.PartsResult's slices).
-func recordParts[T []byte | [][]byte](recs T) [][]byte {
-	switch v := any(recs).(type) {
-	case []byte:
-		return [][]byte{v}
-	case [][]byte:
-		return v
-	}
-	return nil
-}
-
-// recordsBelow trims whole batches so that every batch returned ends below maxOffset (the HW for
-// a consumer), as belowOffset does for one slice; parts are a read from the bucket's slices.
+// recordsBelow trims whole batches so that every batch returned ends below maxOffset (the HW for a
+// consumer; remote data is normally all below it — only data below it is uploaded — but right after
+// a leader change the new leader's HW may not have caught up yet). parts: a read from the bucket.
 func recordsBelow(parts [][]byte, maxOffset int64) [][]byte {
 	return tiering.BatchesBelow(parts, maxOffset)
 }
