@@ -370,10 +370,15 @@ func (r *RemoteReader) parse(ctx context.Context, parts [][]byte, start, offset 
 	if from < 0 || p <= from {
 		return res, nil
 	}
+	// A chunked object's bytes were checked on the way here: each chunk's CRC (readLogicalParts)
+	// over bytes whose batches were all CRC-checked before the upload (BuildSegmentObjectWith), so
+	// a batch CRC would check the same bytes twice. A verbatim object has no chunk CRC: its batch
+	// CRCs are the only check of its bytes, made on every read.
+	checkCRC := r.Footer.Flags&FlagLZ4Chunks == 0
 	for q := from; q < p; {
 		h, err := segment.ParseBatchHeader(v.header(q, hb[:]))
 		if err == nil {
-			err = v.validateBatchAt(q, h)
+			err = v.validateBatchAt(q, h, checkCRC)
 		}
 		if err != nil {
 			return PartsResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(q), err)
