@@ -35,7 +35,8 @@ import (
 //
 // Control (AIMD on the rate of the remote fetch quota, tiering.FetchQuota.SetAdaptiveRate):
 // producers idle → no adaptive limit; contention (p99 > high) → the floor at once when there was no
-// limit yet (and remote reads are running), else rate × decrease, never below floor; clear
+// limit yet (and remote reads are running) or when p99 > 4 × high, else rate × decrease, never
+// below floor; clear
 // (p99 < low) → rate + floor, but not above twice the rate reads actually used plus the floor
 // (growing a limit nobody reaches only stores up a burst), and the limit is lifted once it passes
 // unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
@@ -129,6 +130,8 @@ func (c *throttleController) step(s throttleSample) float64 {
 		c.rate = math.Inf(1)
 	case s.schedP99 > c.p.high:
 		switch {
+		case limited && s.schedP99 > 4*c.p.high:
+			c.rate = c.p.floor // severe: every interval spent halving shows in the produce p99
 		case limited:
 			c.rate = max(c.p.floor, c.rate*c.p.decrease)
 		case c.readRate > 0:

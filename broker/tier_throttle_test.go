@@ -48,7 +48,7 @@ func testThrottleParams() throttleParams {
 // recovers gradually when contention clears (never above what readers use), is lifted as soon as
 // producers stop, and ignores contention when nothing is read from the bucket or nobody produces.
 func TestTierThrottleController(t *testing.T) {
-	const busy, calm, mid = 5 * time.Millisecond, 100 * time.Microsecond, 700 * time.Microsecond
+	const busy, calm, mid = 3 * time.Millisecond, 100 * time.Microsecond, 700 * time.Microsecond
 	const replay = 800 << 20 // an unpaced replay's read rate
 	s := newThrottleScript(t, testThrottleParams())
 
@@ -85,6 +85,11 @@ func TestTierThrottleController(t *testing.T) {
 	}
 	if r != 4<<20 {
 		t.Fatalf("limit %.0f after sustained contention, want the floor %d", r, 4<<20)
+	}
+	// Severe contention (p99 > 4 × high) from a grown limit: the floor at once.
+	s.c.rate = 64 << 20
+	if r = s.tick(50, 64<<20, 4*time.Millisecond+1); r != 4<<20 {
+		t.Fatalf("severe contention: limit %.0f, want the floor", r)
 	}
 	backoffs := s.c.backoffs
 	// Between the thresholds: hold.
