@@ -747,8 +747,10 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		if i == 0 {
 			o.phase("tier-replay-bucket", true)
 		}
+		w := watchThrottle(tb.b) // no producers: the adaptive throttle must leave this replay alone
 		rb, err := loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0)
 		o.phase("tier-replay-bucket", false)
+		fmt.Fprintln(out, w())
 		if err != nil {
 			return nil, fmt.Errorf("replay of %s from the bucket: %w", tiered, err)
 		}
