@@ -23,7 +23,8 @@ import (
 // remote fetch quota only while producers are active AND the process is short of CPU, and lifts it
 // as soon as either stops — so a replay alone runs at full speed.
 //
-// Signals, sampled every interval (100 ms):
+// Signals, sampled every interval (50 ms: a replay that meets a producer runs unlimited for up to
+// one interval, and 1 % of a produce phase — its p99 — is 100 ms of a 10 s run):
 //   - producers active: a Produce request was answered within activeWindow (the broker's request
 //     counter; acks=0 produce is counted too);
 //   - CPU contention: the p99 of goroutine scheduling latency (runtime/metrics
@@ -37,9 +38,9 @@ import (
 // producers idle → no adaptive limit; contention (p99 > high) → the floor at once when there was no
 // limit yet (and remote reads are running) or when p99 > 4 × high, else rate × decrease, never
 // below floor; clear
-// (p99 < low) → rate + floor, but not above twice the rate reads actually used plus the floor
-// (growing a limit nobody reaches only stores up a burst), and the limit is lifted once it passes
-// unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
+// (p99 < low) → rate + raise (the floor per 100 ms), but not above twice the rate reads actually
+// used plus the floor (growing a limit nobody reaches only stores up a burst), and the limit is
+// lifted once it passes unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
 // so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning.
 //
 // Goroutine: one per broker with tiering (throttleLoop, started by newTierManager, ended by
@@ -49,6 +50,7 @@ import (
 // throttleParams tune the controller (broker configs remote.log.reader.adaptive.throttle.*).
 type throttleParams struct {
 	interval     time.Duration
+	raise        float64 // bytes/s added per clear interval
 	activeWindow time.Duration
 	high, low    time.Duration // scheduling-latency p99 thresholds
 	floor        float64       // bytes/s a replay always gets
@@ -59,7 +61,8 @@ type throttleParams struct {
 func throttleParamsFrom(cfg *Config) throttleParams {
 	high := time.Duration(cfg.RemoteLogReaderAdaptiveThrottleSchedLatencyUs) * time.Microsecond
 	return throttleParams{
-		interval:     100 * time.Millisecond,
+		interval:     50 * time.Millisecond,
+		raise:        float64(cfg.RemoteLogReaderAdaptiveThrottleMinBytesPerSec) / 2, // the floor per 100 ms
 		activeWindow: time.Second,
 		high:         high,
 		low:          high / 2,
@@ -144,7 +147,7 @@ func (c *throttleController) step(s throttleSample) float64 {
 		}
 		c.backoffs++
 	case s.schedP99 < c.p.low && limited:
-		r := c.rate + c.p.floor // additive: each raise risks a latency spike
+		r := c.rate + c.p.raise // additive: each raise risks a latency spike
 		r = min(r, max(c.rate, 2*c.readRate+c.p.floor))
 		if r >= c.p.unlimitAbove {
 			c.rate = math.Inf(1)

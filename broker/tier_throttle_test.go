@@ -39,7 +39,7 @@ func (s *throttleScript) tick(n int64, readRate float64, lat time.Duration) floa
 }
 
 func testThrottleParams() throttleParams {
-	return throttleParams{interval: 100 * time.Millisecond, activeWindow: time.Second,
+	return throttleParams{interval: 100 * time.Millisecond, raise: 4 << 20, activeWindow: time.Second,
 		high: time.Millisecond, low: 500 * time.Microsecond, floor: 4 << 20, decrease: 0.5, unlimitAbove: 4 << 30}
 }
 
