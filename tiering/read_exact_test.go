@@ -136,3 +136,28 @@ func TestReadRangeBuffers(t *testing.T) {
 		t.Fatalf("cached, across three chunks: err %v, bytes equal %v", err, bytes.Equal(x, obj[1<<20-10:3<<20-10]))
 	}
 }
+
+// makeNoZero's slices have the asked length and capacity, are distinct allocations and are fully
+// writable (the race detector and -d=checkptr in -race runs check the unsafe.Slice bounds).
+func TestMakeNoZero(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 1 << 20, 8<<20 + 3} {
+		a, b := makeNoZero(n), makeNoZero(n)
+		if len(a) != n || cap(a) != n {
+			t.Fatalf("n=%d: len %d cap %d", n, len(a), cap(a))
+		}
+		for i := range a {
+			a[i] = 0xAA
+		}
+		for i := range b {
+			b[i] = 0x55
+		}
+		if n > 0 && (a[0] != 0xAA || a[n-1] != 0xAA) {
+			t.Fatalf("n=%d: writes to one buffer changed another", n)
+		}
+		if n >= 4096 {
+			if a2 := append(a, 1); &a2[0] == &a[0] {
+				t.Fatalf("n=%d: appending to a full buffer did not reallocate (capacity beyond n)", n)
+			}
+		}
+	}
+}
