@@ -91,10 +91,20 @@
 // bytes with one ranged GET (verifying each chunk's CRC, then decoding):
 //   - Read(offset): the offset index gives the position of the last indexed batch ≤ offset; one ranged
 //     GET of [that position, next index position + maxBytes) holds the target batch and maxBytes after
-//     it (a single batch larger than maxBytes with minOneBatch costs one more GET). Batches are
-//     CRC-checked before they are returned.
+//     it (a single batch larger than maxBytes with minOneBatch costs one more GET). A verbatim
+//     object's batches are CRC-checked before they are returned (their only check); an lz4-chunked
+//     object's chunks are CRC-checked on every read and its batches not again (they were before
+//     upload, and the chunk CRC covers the same bytes).
 //   - OffsetForTimestamp(ts): the first time entry ≥ ts bounds the byte range holding the first batch
 //     whose maxTimestamp ≥ ts: one ranged GET. Batch granularity; the caller decodes that batch.
+//
+// Reads without copies (parts.go): a read whose range spans cached chunks returns the chunks' own
+// slices (RemoteLog.ReadParts → PartsResult), never joined into one buffer. A batch header straddling
+// two chunks is copied (61 bytes) to be parsed and the batch CRC-32C is computed across the slices
+// (crc32.Update). The broker hands the slices to the fetch response, which writes each in place
+// (writev); RemoteLog.Read joins them for callers that need one slice (timestamp lookups). Chunk
+// buffers are allocated unzeroed (readExact fills every byte or drops the buffer) and never reused,
+// so a slice handed out stays valid as long as a response holds it, whatever the cache evicts.
 //
 // Compression: a segment whose batches were all sent uncompressed may be stored as lz4 chunks
 // (BuildOptions.Compress, ArchiverConfig.Compress; default off); a segment with any compressed batch
@@ -121,8 +131,10 @@
 // RemoteLog (remote.go) serves reads over a partition's manifest. Decoded footers live in an LRU of
 // their own. Data may go through a bounded chunk cache (cache.go, RemoteLogConfig.CacheBytes; the
 // broker's remote.log.reader.cache.bytes): aligned chunks of an object's stored bytes, shared by
-// concurrent readers (one GET per chunk), prefetched a few chunks ahead of a sequential reader on
-// free cold-read slots only, evicted least recently used by bytes. Objects are immutable, so a chunk
+// concurrent readers (one GET per chunk): 8 MiB chunks, 2 prefetched ahead of a sequential reader on
+// free cold-read slots only (each GET costs the object store CPU of its own). Eviction takes chunks a
+// read has gone through to their end before chunks loaded ahead and not yet read, then least
+// recently used by bytes. Objects are immutable, so a chunk
 // never goes stale. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from
 // the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second), a token bucket with one
 // second's burst: a read is granted what has accrued, reads at most that and gives back what it did
@@ -137,7 +149,8 @@
 // led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
 // CollectOrphans must not run concurrently with it for the same partition. Without the chunk cache,
 // RemoteLog's read-ahead runs at most one background fetch per cached segment object (readahead.go);
-// with it, the cache's chunk prefetches run instead, at most one per free cold-read slot. Either way
+// with it, that range read-ahead still runs, alongside the cache's chunk prefetches (at most one per
+// free cold-read slot). Either way
 // there is at most one warm-up per next object, each bounded by a 30 s timeout and, together, by the RemoteLog's byte budget and its
 // cold-read slots. Lock order: RemoteLog.mu, then readAhead.mu (eviction discards a
 // prefetch under the cache lock); nothing takes RemoteLog.mu while holding readAhead.mu. MemStore has one mutex around its map; S3Store one around
