@@ -407,7 +407,7 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *bool { return &c.RemoteLogReaderAdaptiveThrottleEnable }),
 	longDef("remote.log.reader.adaptive.throttle.min.bytes.per.second", "4194304", 1, "Sediment extension: the adaptive throttle never slows reads from object storage below this rate (bytes per second), so a replay always progresses.",
 		func(c *Config) *int64 { return &c.RemoteLogReaderAdaptiveThrottleMinBytesPerSec }),
-	longDef("remote.log.reader.adaptive.throttle.sched.latency.us", "1000", 1, "Sediment extension: goroutine scheduling latency p99 (microseconds, over 50 ms) above which the adaptive throttle slows reads from object storage while producers are active; below half of it the rate grows again.",
+	longDef("remote.log.reader.adaptive.throttle.sched.latency.us", "500", 1, "Sediment extension: goroutine scheduling latency p99 (microseconds, over 50 ms) above which the adaptive throttle slows reads from object storage while producers are active; below half of it the rate grows again.",
 		func(c *Config) *int64 { return &c.RemoteLogReaderAdaptiveThrottleSchedLatencyUs }),
 	intDef("group.initial.rebalance.delay.ms", "3000", 0, "How long a new classic group waits for more members before its first rebalance.",
 		func(c *Config) *int32 { return &c.GroupInitialRebalanceDelayMs }),
