@@ -44,7 +44,21 @@
 //     time, started and stopped with leadership — and one broker-wide background loop (deleted
 //     topics' objects on the controller, the bucket sweep). Reads from the bucket run on the
 //     fetching connection's goroutine (partition_remote.go), bounded by tiering.RemoteLog's cold-read
-//     slots and the optional remote fetch quota; the RemoteLog's prefetches are its own goroutines;
+//     slots and the optional remote fetch quota; the RemoteLog's prefetches are its own goroutines.
+//     A read spanning several cached chunks comes back as the chunks' slices and is written in place
+//     (01_fetch.go "Record sets in several slices": a sync.Map keyed by a weak pointer to the
+//     response, entries dropped by addFetch or by a runtime cleanup if the response is never
+//     written; no lock of its own);
+//   - the adaptive cold-read throttle (tier_throttle.go; remote.log.reader.adaptive.throttle.enable,
+//     default on): one goroutine per broker with an object store, started by newTierManager and
+//     ended by tierManager.close (tm.ctx, tm.wg). Every 50 ms it reads the Produce request counter
+//     and the p99 of goroutine scheduling latency (runtime/metrics /sched/latencies:seconds) over
+//     the tick, and sets the adaptive rate of the remote fetch quota by AIMD: no limit while no
+//     Produce was answered within 1 s; on contention (p99 above ….sched.latency.us) the floor at
+//     once from unlimited or when p99 is above 4× the threshold, else halving; below half the
+//     threshold it adds the floor per 200 ms, never above twice the rate reads use plus the floor,
+//     and never above remote.log.manager.fetch.max.bytes.per.second. Lock: throttleController.mu,
+//     a leaf;
 //   - a Fetch over several partitions with records may read up to readParallelism of them at once on
 //     short-lived helper goroutines (01_fetch.go); the response is then assembled in request order
 //     with Kafka's limit rules, exactly as a one-at-a-time read would.

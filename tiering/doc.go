@@ -139,7 +139,11 @@
 // the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second), a token bucket with one
 // second's burst: a read is granted what has accrued, reads at most that and gives back what it did
 // not use; it waits up to the broker's bound (500 ms) for a grant, else returns nothing for that
-// partition this time. Failing(d) tells the broker that the last
+// partition this time. An adaptive limit (NewAdaptiveFetchQuota, SetAdaptiveRate) may lower the
+// rate below the configured one, never raise it; its burst is 250 ms worth (at least 64 KiB), so a
+// lowered rate binds within a controller tick. With neither limit, Take grants everything and only
+// Used counts. The broker installs such a quota with RemoteLog.SetQuota and lowers it while
+// producers are short of CPU (broker/tier_throttle.go). Failing(d) tells the broker that the last
 // read reaching the store failed within d, so later reads get a shorter bound during an outage.
 //
 // # Goroutines and locks
