@@ -38,6 +38,9 @@ func init() { register(kmsg.Produce, 3, 13, (*Broker).handleProduce) }
 func (b *Broker) handleProduce(ctx context.Context, c *connCtx, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	if b.tier != nil {
+		b.tier.throttle.onProduce() // producers arriving during a replay: cold reads back off now
+	}
 	st := b.meta.State()
 	rm := b.replicas
 	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1

@@ -6,6 +6,7 @@ import (
 	"math"
 	rtmetrics "runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sediment-io/sediment/tiering"
@@ -41,7 +42,10 @@ import (
 // (p99 < low) → rate + raise (the floor per 200 ms), but not above twice the rate reads actually
 // used plus the floor (growing a limit nobody reaches only stores up a burst), and the limit is
 // lifted once it passes unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
-// so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning.
+// so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning. After a back-off
+// there is no raise for hold (1 s): each raise that overshoots is a latency spike. Producers that
+// arrive while a replay runs unlimited on a contended CPU get the floor from their first Produce
+// request (onProduce: one atomic load per request otherwise), not from the next sample.
 //
 // Goroutine: one per broker with tiering (throttleLoop, started by newTierManager, ended by
 // tierManager.close through tm.ctx). Lock: throttleController.mu guards the controller's state
@@ -56,6 +60,11 @@ type throttleParams struct {
 	floor        float64       // bytes/s a replay always gets
 	decrease     float64       // multiplicative decrease on contention
 	unlimitAbove float64       // a limit raised past this (bytes/s) is lifted
+	// hold: no raise for this long after a back-off. Every raise that overshoots costs a
+	// contention episode (a latency spike) and each back-off says the last raise did; without a
+	// hold the limit oscillated ~10 times in a 10 s produce phase (bench 12:20: 12 back-offs, 91
+	// raises), and those spikes, not the steady state, made the produce p99.
+	hold time.Duration
 }
 
 func throttleParamsFrom(cfg *Config) throttleParams {
@@ -69,6 +78,7 @@ func throttleParamsFrom(cfg *Config) throttleParams {
 		floor:        float64(cfg.RemoteLogReaderAdaptiveThrottleMinBytesPerSec),
 		decrease:     0.5,
 		unlimitAbove: 4 << 30,
+		hold:         time.Second,
 	}
 }
 
@@ -91,6 +101,7 @@ type throttleController struct {
 	lastProduce   int64
 	lastProduceAt time.Time
 	lastRead      int64
+	lastBackoffAt time.Time
 
 	// Observed at the last tick, and decision counts (metrics).
 	active              bool
@@ -146,7 +157,8 @@ func (c *throttleController) step(s throttleSample) float64 {
 			return c.rate // nothing read from the bucket: the contention is not ours to relieve
 		}
 		c.backoffs++
-	case s.schedP99 < c.p.low && limited:
+		c.lastBackoffAt = s.now
+	case s.schedP99 < c.p.low && limited && s.now.Sub(c.lastBackoffAt) >= c.p.hold:
 		r := c.rate + c.p.raise // additive: each raise risks a latency spike
 		r = min(r, max(c.rate, 2*c.readRate+c.p.floor))
 		if r >= c.p.unlimitAbove {
@@ -158,6 +170,32 @@ func (c *throttleController) step(s throttleSample) float64 {
 		}
 	}
 	return c.rate
+}
+
+// armed reports, after a step, whether producers arriving now should get the floor at once: a
+// replay runs unlimited on a contended CPU (the last sample's p99 above high, remote reads
+// running) and nobody produced within the activity window. Waiting for the next sample to find
+// them let the replay run unlimited against them for up to an interval — half the p99 budget of
+// a 10 s produce phase.
+func (c *throttleController) armed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started && !c.active && math.IsInf(c.rate, 1) && c.schedP99 > c.p.high && c.readRate > 0
+}
+
+// arrival is the back-off for producers arriving while armed: the floor, as the next sample would
+// have decided. It reports false when a sample got there first.
+func (c *throttleController) arrival(now time.Time) (float64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active || !math.IsInf(c.rate, 1) {
+		return c.rate, false
+	}
+	c.lastProduceAt, c.active = now, true
+	c.rate = c.p.floor
+	c.backoffs++
+	c.lastBackoffAt = now
+	return c.rate, true
 }
 
 // schedLatency reads the p99 of goroutine scheduling latency since its previous call from the
@@ -212,22 +250,46 @@ func histP99(h *rtmetrics.Float64Histogram, prev []uint64) time.Duration {
 
 // tierThrottle runs a controller against the broker's remote fetch quota.
 type tierThrottle struct {
-	ctl   *throttleController
-	quota *tiering.FetchQuota
+	ctl     *throttleController
+	quota   *tiering.FetchQuota
+	mu      sync.Mutex  // orders SetAdaptiveRate calls (the loop's and onProduce's)
+	isArmed atomic.Bool // ctl.armed() after the last sample: read on every Produce
 }
 
 // run ticks until done closes. sample supplies everything but the time.
 func (t *tierThrottle) run(done <-chan struct{}, sample func(now time.Time) throttleSample) {
 	tick := time.NewTicker(t.ctl.p.interval)
 	defer tick.Stop()
-	t.quota.SetAdaptiveRate(t.ctl.step(sample(time.Now())))
+	t.apply(sample(time.Now()))
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-tick.C:
-			t.quota.SetAdaptiveRate(t.ctl.step(sample(now)))
+			t.apply(sample(now))
 		}
+	}
+}
+
+func (t *tierThrottle) apply(s throttleSample) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.quota.SetAdaptiveRate(t.ctl.step(s))
+	t.isArmed.Store(t.ctl.armed())
+}
+
+// onProduce is called by every Produce request: one atomic load unless armed.
+func (t *tierThrottle) onProduce() {
+	if t == nil || !t.isArmed.Load() {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.isArmed.Swap(false) {
+		return
+	}
+	if r, changed := t.ctl.arrival(time.Now()); changed {
+		t.quota.SetAdaptiveRate(r)
 	}
 }
 

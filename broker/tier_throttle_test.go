@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sediment-io/sediment/segment"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // throttleScript drives a controller with a fake clock: each tick advances 100 ms, produce and
@@ -314,5 +315,67 @@ func TestTierThrottleDisabled(t *testing.T) {
 	b := newTestBroker(t, func(c *Config) { c.RemoteLogReaderAdaptiveThrottleEnable = false })
 	if b.tier.throttle != nil || b.tier.remote.Quota() != nil {
 		t.Fatalf("throttle off: controller %v, quota %v; want neither", b.tier.throttle, b.tier.remote.Quota())
+	}
+}
+
+// TestTierThrottleHoldsAfterBackoff: after a back-off the limit is not raised for the hold, however
+// calm the CPU looks, and grows again after it.
+func TestTierThrottleHoldsAfterBackoff(t *testing.T) {
+	p := testThrottleParams()
+	p.hold = time.Second
+	s := newThrottleScript(t, p)
+	if r := s.tick(50, 800<<20, 5*time.Millisecond); r != 4<<20 {
+		t.Fatalf("limit %.0f, want the floor", r)
+	}
+	for i := range 9 { // 0.9 s after the back-off
+		if r := s.tick(50, 4<<20, 50*time.Microsecond); r != 4<<20 {
+			t.Fatalf("tick %d after the back-off: limit %.0f raised within the hold", i+1, r)
+		}
+	}
+	if r := s.tick(50, 4<<20, 50*time.Microsecond); r != 8<<20 {
+		t.Fatalf("1 s after the back-off: limit %.0f, want the floor + raise", r)
+	}
+}
+
+// TestTierThrottleArmedOnProducerArrival: while a replay runs unlimited on a contended CPU with no
+// producers, the throttle is armed; the first Produce then sets the floor at once (not at the next
+// sample). Not armed when the CPU is calm, when nothing is read from the bucket, or once limited.
+func TestTierThrottleArmedOnProducerArrival(t *testing.T) {
+	q := tiering.NewAdaptiveFetchQuota(0)
+	tt := &tierThrottle{ctl: newThrottleController(testThrottleParams()), quota: q}
+	now := time.Unix(1000, 0)
+	var produce, read int64
+	sample := func(n int64, readRate float64, lat time.Duration) {
+		now = now.Add(100 * time.Millisecond)
+		produce += n
+		read += int64(readRate / 10)
+		tt.apply(throttleSample{now: now, produceRequests: produce, readBytes: read, schedP99: lat})
+	}
+	sample(0, 0, 0)
+	sample(0, 800<<20, 100*time.Microsecond) // replay, calm CPU
+	tt.onProduce()
+	if !math.IsInf(q.Rate(), 1) {
+		t.Fatalf("calm CPU: a producer arriving set the quota to %.0f", q.Rate())
+	}
+	sample(0, 0, 5*time.Millisecond) // contended, nothing from the bucket
+	tt.onProduce()
+	if !math.IsInf(q.Rate(), 1) {
+		t.Fatalf("no remote reads: a producer arriving set the quota to %.0f", q.Rate())
+	}
+	sample(0, 800<<20, 5*time.Millisecond) // replay alone on a contended CPU: armed, not limited
+	if !tt.isArmed.Load() || !math.IsInf(q.Rate(), 1) {
+		t.Fatalf("replay alone, contended: armed %v, quota %.0f; want armed and unlimited", tt.isArmed.Load(), q.Rate())
+	}
+	tt.onProduce()
+	if q.Rate() != 4<<20 {
+		t.Fatalf("producer arrived while armed: quota %.0f, want the floor %d at once", q.Rate(), 4<<20)
+	}
+	if tt.isArmed.Load() || tt.ctl.backoffs != 1 {
+		t.Fatalf("after the arrival: armed %v, backoffs %d", tt.isArmed.Load(), tt.ctl.backoffs)
+	}
+	// The next sample (producers now active, still contended) keeps it limited.
+	sample(50, 4<<20, 5*time.Millisecond)
+	if q.Rate() != 4<<20 {
+		t.Fatalf("next sample: quota %.0f, want the floor", q.Rate())
 	}
 }
