@@ -27,9 +27,97 @@ func BenchmarkAppend(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/p%d/w%d", pol, parts, writers), func(b *testing.B) {
 					benchAppend(b, pol, parts, writers)
 				})
+				if pol == FlushAlways && parts == 8 && writers >= 16 {
+					b.Run(fmt.Sprintf("%s/p%d/w%d/recycled", pol, parts, writers), func(b *testing.B) {
+						benchAppendSteady(b, parts, writers, DefaultRecycleSegments)
+					})
+					b.Run(fmt.Sprintf("%s/p%d/w%d/unlinked", pol, parts, writers), func(b *testing.B) {
+						benchAppendSteady(b, parts, writers, 0)
+					})
+				}
 			}
 		}
 	}
+}
+
+// BenchmarkAppend's steady-state rows, always/p8/w16 and w64 only:
+// .../recycled: a broker in steady state — 32 MiB segments, and each log keeps
+// only a trailing window of 2 segments' worth of offsets (retention through
+// SetStartOffset, called by the writers inside the timed loop), so every roll
+// takes its file from the recycle pool; the rolls' trims and the deletions
+// are timed. A warm-up before the timer (FlushOS) writes 4 segments per log,
+// deletes below the window once, which fills the pool, and rolls (which syncs),
+// so the timed appends start in a pool file. .../unlinked: the same with RecycleSegments = 0 (every new segment is
+// a new file, every deleted one unlinked): the A/B for recycling.
+func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
+	const segBytes = 32 << 20
+	dir := b.TempDir()
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = segBytes
+	cfg.RecycleSegments = recycle
+	cfg.FlushPolicy = FlushOS
+	batch := benchBatch()
+	perSeg := int64(segBytes / len(batch) * 16) // offsets per segment (16 records a batch)
+	window := 2 * perSeg
+	logs := make([]*Log, parts)
+	for i := range logs {
+		l, err := Open(filepath.Join(dir, fmt.Sprint(i)), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		logs[i] = l
+		for n := 0; n < 4*segBytes; n += len(batch) {
+			if _, err := l.Append(batch, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := l.SetStartOffset(l.EndOffset() - window); err != nil {
+			b.Fatal(err)
+		}
+		if got := len(l.pool); got != min(recycle, 2) {
+			b.Fatalf("warm-up left %d files in the pool, want %d", got, min(recycle, 2))
+		}
+		if err := l.Roll(); err != nil { // syncs the warm-up's data; the new segment is a pool file
+			b.Fatal(err)
+		}
+		c := l.Config()
+		c.FlushPolicy = FlushAlways
+		if err := l.SetConfig(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, l := range logs {
+			l.Close()
+		}
+	}()
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for g := 0; g < parts*writers; g++ {
+		wg.Add(1)
+		go func(l *Log) {
+			defer wg.Done()
+			buf := append([]byte(nil), batch...)
+			for next.Add(1) <= int64(b.N) {
+				r, err := l.Append(buf, 1)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if from := r.LastOffset + 1 - window; from > l.StartOffset()+perSeg/2 {
+					if err := l.SetStartOffset(from); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		}(logs[g%parts])
+	}
+	wg.Wait()
+	b.StopTimer()
 }
 
 func benchAppend(b *testing.B, pol FlushPolicy, parts, writers int) {
