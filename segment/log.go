@@ -53,6 +53,7 @@ type Log struct {
 	// (files dropped then have unknown contents and are removed).
 	pool    []pooled
 	pooling bool
+	reused  int // files taken from the pool (tests)
 }
 
 type truncAt struct {

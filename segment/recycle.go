@@ -114,6 +114,7 @@ func (l *Log) createSegmentFile(base int64) (vfs.File, string, int64, error) {
 	}
 	p := l.pool[pick]
 	l.pool = append(l.pool[:pick], l.pool[pick+1:]...)
+	l.reused++
 	path := segPath(l.dir, base, logSuffix)
 	if _, err := l.fs.Stat(path); err == nil {
 		return nil, path, 0, fmt.Errorf("segment: reuse %s as %s: %w", p.path, path, os.ErrExist)
