@@ -93,6 +93,7 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 	}()
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()
+	defer reportBytesPerSync(b, logs, len(batch))()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -120,6 +121,25 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 	b.StopTimer()
 }
 
+// reportBytesPerSync, deferred right before the timed loop, reports the
+// appended bytes per group-commit fdatasync (B/sync) under FlushAlways: what
+// bounds durable throughput (status-segment.md).
+func reportBytesPerSync(b *testing.B, logs []*Log, batchLen int) func() {
+	var before int64
+	for _, l := range logs {
+		before += l.syncRounds.Load()
+	}
+	return func() {
+		var n int64
+		for _, l := range logs {
+			n += l.syncRounds.Load()
+		}
+		if n > before {
+			b.ReportMetric(float64(int64(b.N)*int64(batchLen))/float64(n-before), "B/sync")
+		}
+	}
+}
+
 func benchAppend(b *testing.B, pol FlushPolicy, parts, writers int) {
 	dir := b.TempDir()
 	cfg := DefaultConfig()
@@ -140,6 +160,7 @@ func benchAppend(b *testing.B, pol FlushPolicy, parts, writers int) {
 	batch := benchBatch()
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()
+	defer reportBytesPerSync(b, logs, len(batch))()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
