@@ -691,3 +691,57 @@ func TestCleanShutdownFileSizeIsDataSize(t *testing.T) {
 		t.Fatal(l.Err())
 	}
 }
+
+// TestRecycleNotFromRecoveryDrops: segments Open removes after a corrupt one
+// have unknown contents (never scanned), so they are removed, not pooled: a
+// pool file named by a guessed bound could hold batches at exactly the
+// offsets the log assigns again, which a crash before the first overwrite
+// would resurrect.
+func TestRecycleNotFromRecoveryDrops(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := recycleConfig(fsys)
+	l := mustOpen(t, "/p", cfg)
+	fillSegments(t, l, 5)
+	segs := l.Segments()
+	if err := writeOffsetCheckpoint(fsys, "/p", recoveryPointFile, kindRecoveryPoint, segs[1].BaseOffset); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+	f, err := fsys.OpenFile(segs[2].Path, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xee}, 70) // a corrupt byte in segment 2's first batch
+	f.Sync()
+	f.Close()
+	l = mustOpen(t, "/p", cfg)
+	if l.EndOffset() != segs[2].BaseOffset {
+		t.Fatalf("end %d, want %d", l.EndOffset(), segs[2].BaseOffset)
+	}
+	if got := poolFiles(t, fsys, "/p"); len(got) != 0 {
+		t.Fatalf("Open pooled the files of segments it dropped: %v", got)
+	}
+	// Reopen (a pool file on disk would be adopted), grow the log again up
+	// to where the dropped segments were, roll, and crash before anything is
+	// written to the new segment.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, "/p", cfg)
+	for l.EndOffset() < segs[3].BaseOffset {
+		mustAppend(t, l, sameBatch(2), 1)
+	}
+	if err := l.Roll(); err != nil { // a new segment where segment 3 was
+		t.Fatal(err)
+	}
+	end := l.EndOffset()
+	if end != segs[3].BaseOffset {
+		t.Fatalf("rolled at %d, want %d", end, segs[3].BaseOffset)
+	}
+	fsys.Crash()
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	if l.EndOffset() != end {
+		t.Fatalf("after the crash the log ends at %d, want %d (dropped batches resurrected)", l.EndOffset(), end)
+	}
+}
