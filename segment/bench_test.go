@@ -12,6 +12,14 @@ import (
 	"github.com/sediment-io/sediment/segment/vfs"
 )
 
+// SEDIMENT_NOYIELD=1 turns off the group-commit yield (WaitDurable) for an
+// A/B run of the same benchmarks.
+func init() {
+	if os.Getenv("SEDIMENT_NOYIELD") != "" {
+		groupCommitYield = false
+	}
+}
+
 // benchBatch is 16 records of 1 KiB: a ~16.5 KiB batch, the workload.
 func benchBatch() []byte { return testBatch(16, 1000, 1_700_000_000_000) }
 
