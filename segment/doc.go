@@ -276,7 +276,8 @@
 //     removed, never pooled: their contents are not known.
 //   - Out of the pool: a new segment at base (roll, SetStartOffset's roll,
 //     ResetLocal, TruncateTo to the first segment, a follower's restart)
-//     takes a pool file only if B <= base, i.e. base is greater than every
+//     takes a pool file (Open's own first segment of an empty directory is
+//     always a new file) only if B <= base, i.e. base is greater than every
 //     offset the file ever held; pool files with B > base (after a
 //     truncation or reset below them) are removed. The file is renamed to
 //     %020d.log, the directory fsynced, and appends overwrite it from byte
@@ -297,8 +298,11 @@
 //     scanned from byte 0 (it is never below the recovery point), and a stale
 //     batch is always invalid: the first batch must start exactly at the
 //     segment base and each next one exactly at the previous last offset + 1,
-//     and every stale batch has an offset below B <= base. A torn overwrite
-//     fails the CRC or the offset rule the same way. The scan ends the log at
+//     and every stale batch has an offset below B <= base. Recovery accepts no
+//     straddling batch: that exception exists only in AppendReplicated on an
+//     empty log, which restarts the log at the batch's base in a new segment,
+//     to which the reuse rule applies. A torn overwrite fails the CRC or the
+//     offset rule the same way. The scan ends the log at
 //     the first invalid batch and cuts the file there (fsynced). A pool file
 //     left by a crash at any step of the dance is either still a segment
 //     (recovered as above, or deleted as below the local start) or a pool file,
