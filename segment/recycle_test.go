@@ -836,3 +836,42 @@ func TestRecycleCrashAtEveryStep(t *testing.T) {
 	}
 	t.Logf("crashed before each of %d operations", total.Load())
 }
+
+// TestRecycleStraddlingRestart: a follower's first batch straddling the end of
+// an empty log restarts the log at the batch's base, below the end: pool
+// files whose bound is above that base are removed, one below it may be
+// reused, and after a crash the log holds exactly the replicated batch.
+func TestRecycleStraddlingRestart(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := recycleConfig(fsys)
+	l := mustOpen(t, "/p", cfg)
+	fillSegments(t, l, 3) // segments of 12 offsets: bounds 12, 24, 36, ...
+	end := l.EndOffset()
+	if err := l.ResetLocal(end, end); err != nil {
+		t.Fatal(err)
+	}
+	b := testBatch(10, 1, 1)
+	base := end - 5
+	BatchHeader(b).SetBaseOffset(base)
+	reused := l.reused
+	if _, err := l.AppendReplicated(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range poolFiles(t, fsys, "/p") {
+		if bound, _ := parsePoolName(name); bound > base {
+			t.Fatalf("pool file %s kept after a restart at %d", name, base)
+		}
+	}
+	if l.reused == reused {
+		t.Logf("no pool file at or below %d to reuse", base)
+	}
+	fsys.Crash()
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	if l.EndOffset() != base+10 {
+		t.Fatalf("end %d after the crash, want %d", l.EndOffset(), base+10)
+	}
+	if got := readAll(t, l, base); !bytes.Equal(got, b) {
+		t.Fatal("log holds more or other than the replicated batch")
+	}
+}
