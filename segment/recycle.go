@@ -94,26 +94,19 @@ func (l *Log) releaseLogFile(s *segment) error {
 // removed instead of reused. Returns the file's size (the stale bytes beyond
 // the segment's data). The caller fsyncs the directory before writing to it.
 func (l *Log) createSegmentFile(base int64) (vfs.File, string, int64, error) {
-	pick := -1
-	for i := len(l.pool) - 1; i >= 0; i-- {
-		p := l.pool[i]
-		if p.bound > base {
-			if err := removeIfExists(l.fs, p.path); err != nil {
-				return nil, "", 0, err
-			}
-			l.pool = append(l.pool[:i], l.pool[i+1:]...)
-			continue
+	// The pool is sorted by bound: the unusable files are its tail.
+	for n := len(l.pool); n > 0 && l.pool[n-1].bound > base; n-- {
+		if err := removeIfExists(l.fs, l.pool[n-1].path); err != nil {
+			return nil, "", 0, err
 		}
-		if pick < 0 {
-			pick = i
-		}
+		l.pool = l.pool[:n-1]
 	}
-	if pick < 0 {
+	if len(l.pool) == 0 {
 		f, path, err := openSegmentFile(l.fs, l.dir, base, true)
 		return f, path, 0, err
 	}
-	p := l.pool[pick]
-	l.pool = append(l.pool[:pick], l.pool[pick+1:]...)
+	p := l.pool[len(l.pool)-1]
+	l.pool = l.pool[:len(l.pool)-1]
 	l.reused++
 	path := segPath(l.dir, base, logSuffix)
 	if _, err := l.fs.Stat(path); err == nil {
