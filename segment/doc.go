@@ -292,7 +292,10 @@
 //     TruncateTo cuts the file at the new end, which drops the stale tail too.
 //     So "file size = data size" holds for closed segments (tiering uploads
 //     their files; recovery trusts them) and for every file of a cleanly
-//     closed log.
+//     closed log. The trim is not optional: a recovery scan that met a stale
+//     tail in a closed segment would end the log there and drop every later
+//     segment, acknowledged data included (the tests' no-trim mutation does
+//     exactly that).
 //   - Recovery: a crash can leave the active segment with stale bytes after
 //     its data, or (crash before its first write) only stale bytes. It is
 //     scanned from byte 0 (it is never below the recovery point), and a stale
@@ -302,8 +305,8 @@
 //     straddling batch: that exception exists only in AppendReplicated on an
 //     empty log, which restarts the log at the batch's base in a new segment,
 //     to which the reuse rule applies. A torn overwrite fails the CRC or the
-//     offset rule the same way. The scan ends the log at
-//     the first invalid batch and cuts the file there (fsynced). A pool file
+//     offset rule the same way. The scan ends the log at the first invalid
+//     batch and cuts the file there (fsynced). A pool file
 //     left by a crash at any step of the dance is either still a segment
 //     (recovered as above, or deleted as below the local start) or a pool file,
 //     which Open adopts: up to RecycleSegments with the lowest bounds are kept,
