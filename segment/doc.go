@@ -286,7 +286,8 @@
 //     size). Overwrites are made durable by the same fdatasync as appends;
 //     writes past the old file size are ordinary appends.
 //   - Trim: a roll truncates the closing segment's file to its data size
-//     before the fdatasync that closes it (so the truncation is durable before
+//     before the fdatasync that closes it (fdatasync persists a size change:
+//     ftruncate is fdatasync(2)'s own example; so the truncation is durable before
 //     the segment counts as closed and before its successor exists), and Close
 //     does the same for the active segment before the clean-shutdown marker.
 //     TruncateTo cuts the file at the new end, which drops the stale tail too.
