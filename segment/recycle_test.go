@@ -948,3 +948,86 @@ func TestRecycleReadersNeverSeeStale(t *testing.T) {
 		t.Fatalf("only %d reuses", l.reused)
 	}
 }
+
+// TestRecycleCrashMidTrim: the machine dies between the roll's truncation of
+// a reused file's stale tail and the fdatasync that makes it durable (the
+// truncation is lost), or right after that sync. Either way the reopened log
+// holds exactly the acknowledged batches and its files hold exactly its data.
+func TestRecycleCrashMidTrim(t *testing.T) {
+	for _, afterSync := range []bool{false, true} {
+		t.Run(fmt.Sprint("after-sync=", afterSync), func(t *testing.T) {
+			fsys := vfs.NewMemFS()
+			cfg := recycleConfig(fsys)
+			l := mustOpen(t, "/p", cfg)
+			fillSegments(t, l, 3)
+			if err := l.SetStartOffset(l.Segments()[1].BaseOffset); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Roll(); err != nil { // the active segment is now a reused file
+				t.Fatal(err)
+			}
+			if l.reused != 1 {
+				t.Fatal("no reuse")
+			}
+			b := sameBatch(2) // the stale batches after it are whole, valid, old ones
+			mustAppend(t, l, b, 1)
+			start := l.StartOffset()
+			want := readAll(t, l, start)
+			truncated := false
+			var crashed atomic.Bool
+			// Crash at the sync right after the trim's truncation, or (after-sync)
+			// at the operation after that sync.
+			if !afterSync {
+				fsys.SetInjector(func(op vfs.Op, name string) error {
+					if crashed.Load() {
+						return syscall.EIO
+					}
+					if op == vfs.OpTruncate {
+						truncated = true
+						return nil
+					}
+					if op == vfs.OpSync && truncated {
+						crashed.Store(true)
+						fsys.Crash()
+						return syscall.EIO
+					}
+					return nil
+				})
+			} else {
+				synced := false
+				fsys.SetInjector(func(op vfs.Op, name string) error {
+					if crashed.Load() {
+						return syscall.EIO
+					}
+					if op == vfs.OpTruncate {
+						truncated = true
+						return nil
+					}
+					if op == vfs.OpSync && truncated && !synced {
+						synced = true
+						return nil
+					}
+					if synced {
+						crashed.Store(true)
+						fsys.Crash()
+						return syscall.EIO
+					}
+					return nil
+				})
+			}
+			if err := l.Roll(); err == nil {
+				t.Fatal("roll succeeded through a crash")
+			}
+			if !crashed.Load() {
+				t.Fatal("the trim never happened")
+			}
+			fsys.SetInjector(nil)
+			l = mustOpen(t, "/p", cfg)
+			defer l.Close()
+			if got := readAll(t, l, start); !bytes.Equal(got, want) {
+				t.Fatalf("recovered %d bytes, want the %d acknowledged", len(got), len(want))
+			}
+			checkFilesMatchData(t, fsys, l, false)
+		})
+	}
+}
