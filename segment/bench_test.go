@@ -54,9 +54,12 @@ func BenchmarkAppend(b *testing.B) {
 // SetStartOffset, called by the writers inside the timed loop), so every roll
 // takes its file from the recycle pool; the rolls' trims and the deletions
 // are timed. A warm-up before the timer (FlushOS) writes 4 segments per log,
-// deletes below the window once, which fills the pool, and rolls (which syncs),
-// so the timed appends start in a pool file. .../unlinked: the same with RecycleSegments = 0 (every new segment is
-// a new file, every deleted one unlinked): the A/B for recycling.
+// deletes below the window once, which fills the pool, and rolls (which
+// syncs), so the timed appends start in a pool file (its pages still in the
+// page cache; later pool files were written during the timed loop).
+// .../unlinked: the same with RecycleSegments = 0 (every new segment a new
+// file, every deleted one unlinked): the A/B for recycling. The fresh-log
+// rows (no suffix) use 1 GiB segments and never roll or delete.
 func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 	const segBytes = 32 << 20
 	dir := b.TempDir()
