@@ -51,7 +51,7 @@ func BenchmarkAppend(b *testing.B) {
 // BenchmarkAppend's steady-state rows, always/p8/w16 and w64 only:
 // .../recycled: a broker in steady state — 32 MiB segments, and each log keeps
 // only a trailing window of 2 segments' worth of offsets (retention through
-// SetStartOffset, called by the writers inside the timed loop), so every roll
+// SetStartOffset, called by one writer per log inside the timed loop), so every roll
 // takes its file from the recycle pool; the rolls' trims and the deletions
 // are timed. A warm-up before the timer (FlushOS) writes 4 segments per log,
 // deletes below the window once, which fills the pool, and rolls (which
@@ -110,7 +110,7 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 	b.ResetTimer()
 	for g := 0; g < parts*writers; g++ {
 		wg.Add(1)
-		go func(l *Log) {
+		go func(l *Log, retention bool) {
 			defer wg.Done()
 			buf := append([]byte(nil), batch...)
 			for next.Add(1) <= int64(b.N) {
@@ -119,14 +119,16 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 					b.Error(err)
 					return
 				}
-				if from := r.LastOffset + 1 - window; from > l.StartOffset()+perSeg/2 {
+				// One writer per log applies retention, as a broker's one
+				// retention task per partition would.
+				if from := r.LastOffset + 1 - window; retention && from > l.StartOffset()+perSeg/2 {
 					if err := l.SetStartOffset(from); err != nil {
 						b.Error(err)
 						return
 					}
 				}
 			}
-		}(logs[g%parts])
+		}(logs[g%parts], g < parts)
 	}
 	wg.Wait()
 	b.StopTimer()
