@@ -253,8 +253,9 @@
 // and overwrites them. Kafka does not. In the real Log, steady state with
 // retention (BenchmarkAppend always/p8/w16 and w64, .../recycled vs
 // .../unlinked, the same workload with new files) ran a median ~1.5x faster
-// (0.6-2.5x over ~20 pairs, 1 s runs on a shared VM at load 2-7;
-// status-segment.md), and ~1.2x the fresh-log rows that never delete.
+// (0.6-2.5x over ~25 pairs, 1 s runs on a shared VM at load 2-9;
+// status-segment.md), and level to 1.6x the fresh-log rows, which never
+// roll or delete (once 0.73x).
 //
 // Config.RecycleSegments (default DefaultRecycleSegments = 2; 0 turns it
 // off) is how many files the pool holds. The name says what is kept;
