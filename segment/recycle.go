@@ -141,7 +141,7 @@ func (l *Log) newActiveSegment(base int64) (*segment, error) {
 	return s, nil
 }
 
-// trim cuts a reused file's stale bytes after the segment's data and makes the
+// trimAndSync cuts a reused file's stale bytes after the segment's data and makes the
 // segment's data and size durable (mu held). Rolls and Close call it, so a
 // closed segment's file, and every file of a cleanly closed log, is exactly its
 // data (recovery's trusted path and tiering's upload rely on that).
