@@ -12,6 +12,14 @@ import (
 	"github.com/sediment-io/sediment/segment/vfs"
 )
 
+// SEDIMENT_NOYIELD=1 turns off the group-commit yield (WaitDurable) for an
+// A/B run of the same benchmarks.
+func init() {
+	if os.Getenv("SEDIMENT_NOYIELD") != "" {
+		groupCommitYield = false
+	}
+}
+
 // benchBatch is 16 records of 1 KiB: a ~16.5 KiB batch, the workload.
 func benchBatch() []byte { return testBatch(16, 1000, 1_700_000_000_000) }
 
@@ -27,7 +35,127 @@ func BenchmarkAppend(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/p%d/w%d", pol, parts, writers), func(b *testing.B) {
 					benchAppend(b, pol, parts, writers)
 				})
+				if pol == FlushAlways && parts == 8 && writers >= 16 {
+					b.Run(fmt.Sprintf("%s/p%d/w%d/recycled", pol, parts, writers), func(b *testing.B) {
+						benchAppendSteady(b, parts, writers, DefaultRecycleSegments)
+					})
+					b.Run(fmt.Sprintf("%s/p%d/w%d/unlinked", pol, parts, writers), func(b *testing.B) {
+						benchAppendSteady(b, parts, writers, 0)
+					})
+				}
 			}
+		}
+	}
+}
+
+// BenchmarkAppend's steady-state rows, always/p8/w16 and w64 only:
+// .../recycled: a broker in steady state — 32 MiB segments, and each log keeps
+// only a trailing window of 2 segments' worth of offsets (retention through
+// SetStartOffset, called by one writer per log inside the timed loop), so every roll
+// takes its file from the recycle pool; the rolls' trims and the deletions
+// are timed. A warm-up before the timer (FlushOS) writes 4 segments per log,
+// deletes below the window once, which fills the pool, and rolls (which
+// syncs), so the timed appends start in a pool file (its pages still in the
+// page cache; later pool files were written during the timed loop).
+// .../unlinked: the same with RecycleSegments = 0 (every new segment a new
+// file, every deleted one unlinked): the A/B for recycling. The fresh-log
+// rows (no suffix) use 1 GiB segments and never roll or delete.
+func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
+	const segBytes = 32 << 20
+	dir := b.TempDir()
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = segBytes
+	cfg.RecycleSegments = recycle
+	cfg.FlushPolicy = FlushOS
+	batch := benchBatch()
+	perSeg := int64(segBytes / len(batch) * 16) // offsets per segment (16 records a batch)
+	window := 2 * perSeg
+	logs := make([]*Log, parts)
+	for i := range logs {
+		l, err := Open(filepath.Join(dir, fmt.Sprint(i)), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		logs[i] = l
+		for n := 0; n < 4*segBytes; n += len(batch) {
+			if _, err := l.Append(batch, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := l.SetStartOffset(l.EndOffset() - window); err != nil {
+			b.Fatal(err)
+		}
+		if got := len(l.pool); got != min(recycle, 2) {
+			b.Fatalf("warm-up left %d files in the pool, want %d", got, min(recycle, 2))
+		}
+		if err := l.Roll(); err != nil { // syncs the warm-up's data; the new segment is a pool file
+			b.Fatal(err)
+		}
+		c := l.Config()
+		c.FlushPolicy = FlushAlways
+		if err := l.SetConfig(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, l := range logs {
+			l.Close()
+		}
+	}()
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	defer reportBytesPerSync(b, logs, len(batch))()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for g := 0; g < parts*writers; g++ {
+		wg.Add(1)
+		go func(l *Log, retention bool) {
+			defer wg.Done()
+			buf := append([]byte(nil), batch...)
+			for next.Add(1) <= int64(b.N) {
+				r, err := l.Append(buf, 1)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				// One writer per log applies retention, as a broker's one
+				// retention task per partition would.
+				if from := r.LastOffset + 1 - window; retention && from > l.StartOffset()+perSeg/2 {
+					if err := l.SetStartOffset(from); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		}(logs[g%parts], g < parts)
+	}
+	wg.Wait()
+	b.StopTimer()
+	reused := 0
+	for _, l := range logs {
+		reused += l.reused - min(recycle, 1) // the warm-up's roll took one
+	}
+	// New segments the timed loop took from the pool (with -benchtime large
+	// enough to roll; 0 in the unlinked rows).
+	b.ReportMetric(float64(reused), "reused")
+}
+
+// reportBytesPerSync, deferred right before the timed loop, reports the
+// appended bytes per group-commit fdatasync (B/sync) under FlushAlways: what
+// bounds durable throughput (status-segment.md).
+func reportBytesPerSync(b *testing.B, logs []*Log, batchLen int) func() {
+	var before int64
+	for _, l := range logs {
+		before += l.syncRounds.Load()
+	}
+	return func() {
+		var n int64
+		for _, l := range logs {
+			n += l.syncRounds.Load()
+		}
+		if n > before {
+			b.ReportMetric(float64(int64(b.N)*int64(batchLen))/float64(n-before), "B/sync")
 		}
 	}
 }
@@ -52,6 +180,7 @@ func benchAppend(b *testing.B, pol FlushPolicy, parts, writers int) {
 	batch := benchBatch()
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()
+	defer reportBytesPerSync(b, logs, len(batch))()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()

@@ -65,6 +65,13 @@ type Config struct {
 	// with the log's lock held, on the appending goroutine: it must be quick and must not call
 	// the Log. Fixed at Open (SetConfig does not change it).
 	OnRoll func(RollInfo)
+	// RecycleSegments is how many deleted segment files the log keeps in its
+	// directory for reuse by new segments (doc.go, "Segment file recycling"):
+	// overwriting a file's old blocks makes each fdatasync cheaper than
+	// appending to a new file. 0 turns recycling off (deleted files are
+	// unlinked, as before). Costs up to this many segment.bytes of disk per
+	// log beyond retention. Fixed at Open (SetConfig does not change it).
+	RecycleSegments int
 }
 
 // RollInfo describes one roll, for Config.OnRoll.
@@ -105,6 +112,8 @@ func (r RollReason) String() string {
 	return fmt.Sprintf("RollReason(%d)", int(r))
 }
 
+const maxRecycleSegments = 64
+
 // DefaultConfig returns Kafka's defaults with the durable flush policy.
 func DefaultConfig() Config {
 	return Config{
@@ -114,8 +123,13 @@ func DefaultConfig() Config {
 		IndexIntervalBytes: 4096,
 		FlushPolicy:        FlushAlways,
 		FlushInterval:      time.Second,
+		RecycleSegments:    DefaultRecycleSegments,
 	}
 }
+
+// DefaultRecycleSegments is DefaultConfig's RecycleSegments: two files cover
+// a retention pass that deletes more than one segment between two rolls.
+const DefaultRecycleSegments = 2
 
 // Validate reports the first invalid setting, using Kafka's config names.
 func (c Config) Validate() error {
@@ -132,6 +146,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("segment: index.interval.bytes %d must not be negative", c.IndexIntervalBytes)
 	case c.FlushPolicy < FlushAlways || c.FlushPolicy > FlushOS:
 		return fmt.Errorf("segment: unknown flush policy %d", int(c.FlushPolicy))
+	case c.RecycleSegments < 0 || c.RecycleSegments > maxRecycleSegments:
+		return fmt.Errorf("segment: recycle segments %d outside [0, %d]", c.RecycleSegments, maxRecycleSegments)
 	case c.FlushPolicy == FlushInterval && c.FlushInterval <= 0:
 		return fmt.Errorf("segment: flush interval %v must be positive", c.FlushInterval)
 	}

@@ -29,6 +29,12 @@
 // callers' goroutines: the first appender that needs durability becomes the
 // syncer and fdatasyncs on behalf of everyone who has written by then; later
 // appenders wait on a condition variable and one of them leads the next sync.
+// A syncer that finds other goroutines waiting on the log yields once
+// (runtime.Gosched) before its fdatasync: writers the previous sync just
+// released are runnable and about to append, and without the yield the next
+// sync would start with one batch and leave theirs for the one after
+// (BenchmarkAppend always/p8/w16 reports B/sync: ~100 KB without, ~200 KB
+// with; a single writer per log never yields).
 //
 // Group commit is per log on purpose: logs do not share fsync rounds. A
 // process-wide flusher that fdatasyncs every waiting log's file per round (or
@@ -51,8 +57,10 @@
 // w16 about 2-4x). Reserving space ahead with fallocate, O_DSYNC, fsync
 // instead of fdatasync, and two pipelined syncs per log were measured and did
 // not help at 8 partitions (BenchmarkDurableModel, status-segment.md); only
-// overwriting pre-written space avoids the per-sync journal commit, at the cost
-// of writing the space twice and of the file-size = data-size rule.
+// overwriting space the file already owns avoids the per-sync journal commit.
+// Zeroing space ahead costs what it saves, but a broker in steady state deletes
+// old segments all the time, and their blocks are already written: segment
+// file recycling (below) reuses them.
 //
 // Locks, always taken in this order:
 //
@@ -116,6 +124,9 @@
 //	clean-shutdown.checkpoint  present only between Close and the next Open
 //	*.tmp                      a checkpoint write that did not reach its rename;
 //	                           deleted on Open
+//	%020d.recycle              a deleted segment's .log kept for reuse (the
+//	                           recycle pool), named by its bound: every batch
+//	                           it ever held has offsets below that number
 //	.lock                      empty; flocked while a Log has the directory open
 //
 // Open takes an exclusive, non-blocking flock(2) on .lock (through vfs.Locker;
@@ -128,12 +139,16 @@
 // vfs.Locker, and the OS FS on systems without flock, are not protected.
 //
 // The base offset of a segment is the base offset of its first batch (or the
-// offset it was created at, if empty). Files with other names are ignored.
+// offset it was created at, if empty). Files with other names are ignored
+// (so a build without recycling ignores, and never reads, the pool files).
 //
 // .log — RecordBatch v2 batches back to back, exactly as on the wire, offsets
 // contiguous (each batch starts at the previous batch's last offset + 1; the
-// first at the segment's base), no padding and no per-file header. A later
-// version that compacts logs must record where gaps are allowed:
+// first at the segment's base), no padding and no per-file header. The active
+// segment's file may be longer than its data when it is a recycled file: the
+// bytes after the data are stale (see "Segment file recycling"); closed
+// segments' files, and all files of a cleanly closed log, are exactly their
+// data. A later version that compacts logs must record where gaps are allowed:
 //
 //	 0               8           12              16  17          21      23
 //	+---------------+-----------+---------------+---+-----------+-------+
@@ -217,14 +232,100 @@
 // FlushAlways: Append returns after fdatasync of the active segment (group
 // commit). FlushInterval: a timer syncs at most every FlushInterval after data
 // arrives. FlushOS: only rolls and Close sync. Under every policy a roll
-// fdatasyncs the closing segment and writes its indexes before the new segment is
-// created; every create, rename and removal of a file is followed by an fsync of
+// fdatasyncs the closing segment (truncated first to its data when it is a
+// recycled file) and writes its indexes before the new segment is created; every create, rename and removal of a file is followed by an fsync of
 // the directory; the recovery point advances to the new active segment only after
 // that. Directory creation is followed by an fsync of the parent.
 //
+// # Segment file recycling
+//
+// On ext4 on this project's virtio VMs, an fdatasync after APPENDING to a file
+// (new blocks, delayed allocation, an i_size change: a jbd2 journal commit,
+// plus the host's cost of a block's first write) is far slower than after
+// OVERWRITING blocks the file already holds (a data flush only). A raw-file
+// model (8 files, write N bytes + fdatasync each, session 4, MB/s): 1 MiB per
+// sync 2185-2307 appending vs 3603-4176 overwriting a written file whose pages
+// were evicted; 132 KiB 1109-1280 vs 1953-2226; 16.5 KiB 218-229 vs 292-327.
+// Zeroing space ahead costs what it saves; but a broker in steady state
+// deletes old segments all the time (retention; with tiering, local copies
+// right after upload), so, as PostgreSQL recycles WAL segments and RocksDB
+// its WAL files (recycle_log_file_num), a Log keeps deleted segments' files
+// and overwrites them. Kafka does not. In the real Log, steady state with
+// retention (BenchmarkAppend always/p8/w16 and w64, .../recycled vs
+// .../unlinked, the same workload with new files) ran a median ~1.5x faster
+// (0.6-2.5x over ~25 pairs, 1 s runs on a shared VM at load 2-9;
+// status-segment.md), and level to 1.6x the fresh-log rows, which never
+// roll or delete (once 0.73x).
+//
+// Config.RecycleSegments (default DefaultRecycleSegments = 2; 0 turns it
+// off) is how many files the pool holds. The name says what is kept;
+// Kafka has no such setting. Two cover a retention pass that deletes two
+// segments between rolls; each costs up to segment.bytes of disk beyond
+// retention, kept also by an idle log (the broker's disk accounting does not
+// see them: Segments lists segments only).
+//
+//   - Into the pool: whenever a segment is deleted (SetStartOffset, retention,
+//     DeleteLocalBelow, TruncateTo and ResetLocal dropping segments), its
+//     index files are removed as before, and its .log is renamed to
+//     %020d.recycle, the number being its bound B: every batch the file ever
+//     held has offsets < B (the segment's highest next offset, before any
+//     truncation; earlier lives of the file held offsets below its base, by
+//     the reuse rule). The directory is fsynced. With the pool full, the file
+//     with the highest bound goes (or the new one, if its bound is higher):
+//     new segments' bases grow, so low bounds are usable soonest. Segments
+//     Open itself drops (after corruption, or below the local start) are
+//     removed, never pooled: their contents are not known.
+//   - Out of the pool: a new segment at base (roll, SetStartOffset's roll,
+//     ResetLocal, TruncateTo to the first segment, a follower's restart)
+//     takes a pool file (Open's own first segment of an empty directory is
+//     always a new file) only if B <= base, i.e. base is greater than every
+//     offset the file ever held; pool files with B > base (after a
+//     truncation or reset below them) are removed. The file is renamed to
+//     %020d.log, the directory fsynced, and appends overwrite it from byte
+//     0. The in-memory end position is the truth for readers; nothing past it
+//     is ever read (Read, ScanBatches and the index walks stop at the data
+//     size). Overwrites are made durable by the same fdatasync as appends;
+//     writes past the old file size are ordinary appends.
+//   - Trim: a roll truncates the closing segment's file to its data size
+//     before the fdatasync that closes it (fdatasync persists a size change:
+//     ftruncate is fdatasync(2)'s own example; so the truncation is durable before
+//     the segment counts as closed and before its successor exists), and Close
+//     does the same for the active segment before the clean-shutdown marker.
+//     TruncateTo cuts the file at the new end, which drops the stale tail too.
+//     So "file size = data size" holds for closed segments (tiering uploads
+//     their files; recovery trusts them) and for every file of a cleanly
+//     closed log. The trim is not optional: a recovery scan that met a stale
+//     tail in a closed segment would end the log there and drop every later
+//     segment, acknowledged data included (the tests' no-trim mutation does
+//     exactly that).
+//   - Recovery: a crash can leave the active segment with stale bytes after
+//     its data, or (crash before its first write) only stale bytes. It is
+//     scanned from byte 0 (it is never below the recovery point), and a stale
+//     batch is always invalid: the first batch must start exactly at the
+//     segment base and each next one exactly at the previous last offset + 1,
+//     and every stale batch has an offset below B <= base. Recovery accepts no
+//     straddling batch: that exception exists only in AppendReplicated on an
+//     empty log, which restarts the log at the batch's base in a new segment,
+//     to which the reuse rule applies. A torn overwrite fails the CRC or the
+//     offset rule the same way. The scan ends the log at the first invalid
+//     batch and cuts the file there (fsynced). A pool file
+//     left by a crash at any step of the dance is either still a segment
+//     (recovered as above, or deleted as below the local start) or a pool file,
+//     which Open adopts: up to RecycleSegments with the lowest bounds are kept,
+//     the rest, files with unparsable names and all of them with recycling off
+//     are removed. Nothing writes to a pooled file, so adopting one is as safe
+//     as reusing it before the restart.
+//   - Outside readers: a process that opened a closed segment's file by
+//     SegmentInfo.Path and still reads it after the segment was deleted may see
+//     a new segment's bytes once the file is reused (without recycling it
+//     would keep the old bytes). Such a reader must validate what it reads
+//     (tiering's archiver does: batch CRCs, increasing offsets and the last
+//     offset the log reported).
+//
 // # Recovery (Open)
 //
-//  1. Delete *.tmp and index files without a .log.
+//  1. Delete *.tmp and index files without a .log. Pool files are listed
+//     and adopted or removed at the end (step 6).
 //  2. If clean-shutdown.checkpoint is valid, trust every segment: read the last
 //     entry of each index file (whole entries, inside the segment, pointing at
 //     a batch with that last offset; the active segment's indexes are read and
@@ -254,7 +355,9 @@
 //     the log starts empty at the checkpoint's local start. The leader-epoch cache drops entries at or past
 //     the end and moves the first entry up to the start; if its file is missing
 //     or corrupt it is rebuilt from the batch headers.
-//  6. The recovery point is set to the active segment and the clean-shutdown
+//  6. Pool files are adopted or removed (see "Segment file recycling"; a
+//     stale batch in a recycled active segment already ended the scan in 3).
+//     The recovery point is set to the active segment and the clean-shutdown
 //     marker removed (directory fsynced) before any write is accepted.
 //
 // Errors name the file and byte position. Read errors are never treated as

@@ -20,6 +20,14 @@ func (l *Log) checkInvariants() {
 		if s.closed != (i < len(l.segs)-1) {
 			panic(fmt.Sprintf("segment invariant: %s closed=%v at %d of %d", s.path, s.closed, i, len(l.segs)))
 		}
+		if s.closed && s.fileSize > s.size {
+			panic(fmt.Sprintf("segment invariant: closed %s keeps stale bytes (file %d, data %d)", s.path, s.fileSize, s.size))
+		}
+	}
+	for i, p := range l.pool {
+		if i > 0 && l.pool[i-1].bound >= p.bound || len(l.pool) > l.cfg.RecycleSegments {
+			panic(fmt.Sprintf("segment invariant: recycle pool %v (cap %d)", l.pool, l.cfg.RecycleSegments))
+		}
 	}
 	if l.end != l.active().next {
 		panic(fmt.Sprintf("segment invariant: end %d, active segment ends at %d", l.end, l.active().next))

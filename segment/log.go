@@ -6,8 +6,10 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sediment-io/sediment/segment/vfs"
@@ -43,10 +45,20 @@ type Log struct {
 	durable    int64 // every offset below is on disk
 	syncing    bool  // a goroutine is syncing on behalf of all waiters
 	ferr       error // sticky sync error
+	waiters    int   // goroutines blocked in WaitDurable
 	timer      *time.Timer
 	timerArmed bool
 	truncGen   uint64     // bumped by every truncation
 	truncs     [8]truncAt // the last truncations, by truncGen % 8
+
+	// Recycle pool (recycle.go), guarded by mu: deleted segments' .log files
+	// kept for reuse, lowest bound first. pooling is false while Open loads
+	// (files dropped then have unknown contents and are removed).
+	pool    []pooled
+	pooling bool
+	reused  int // files taken from the pool (tests)
+
+	syncRounds atomic.Int64 // group-commit fdatasyncs done (benchmarks report bytes per sync)
 }
 
 type truncAt struct {
@@ -427,24 +439,26 @@ func (l *Log) Roll() error {
 // at base, and advances the recovery point to it (mu held). Config.OnRoll is told.
 func (l *Log) roll(base int64, why RollReason) error {
 	old := l.active()
-	if err := old.f.Datasync(); err != nil {
-		return l.fail(fmt.Errorf("segment: sync %s: %w", old.path, err))
+	// A reused file loses its stale tail before the segment counts as closed:
+	// closed segments' files hold exactly their data.
+	if err := old.trimAndSync(); err != nil {
+		return l.fail(err)
 	}
 	old.tidx.maybeAdd(old.maxTs, old.maxTsOffset, true)
 	if err := old.writeIndexes(l.fs, l.dir); err != nil {
 		return l.fail(err)
 	}
-	f, path, err := openSegmentFile(l.fs, l.dir, base, true)
+	ns, err := l.newActiveSegment(base)
 	if err != nil {
 		return l.fail(err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		f.Close()
+		ns.f.Close()
 		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
 	}
 	old.closed = true
 	l.unloadIndexes(old) // on disk now; loaded again when a reader needs them
-	l.segs = append(l.segs, newSegment(f, path, base, &l.cfg))
+	l.segs = append(l.segs, ns)
 	l.markDurable(old.next)
 	if err := l.setRecoveryPoint(base); err != nil {
 		return l.fail(err)
@@ -507,7 +521,14 @@ func (l *Log) WaitDurable(upTo int64) error {
 		}
 		if !l.syncing {
 			l.syncing = true
+			others := l.waiters
 			l.fmu.Unlock()
+			if others > 0 && groupCommitYield {
+				// Others wait on this log: writers the last sync released
+				// may be runnable, about to append. Letting them run first
+				// puts their batches in this sync instead of the next.
+				runtime.Gosched()
+			}
 			reach := l.syncOnce()
 			l.fmu.Lock()
 			if l.ferr == nil && reach < upTo && l.durable < upTo {
@@ -519,7 +540,9 @@ func (l *Log) WaitDurable(upTo int64) error {
 			}
 			continue
 		}
+		l.waiters++
 		l.fcond.Wait()
+		l.waiters--
 	}
 }
 
@@ -551,6 +574,9 @@ func (l *Log) syncOnce() int64 {
 			l.fail(err)
 			l.mu.Unlock()
 		}
+	}
+	if err == nil && f != nil {
+		l.syncRounds.Add(1)
 	}
 	l.fmu.Lock()
 	l.syncing = false
@@ -970,11 +996,11 @@ func (l *Log) resetLocked(localStart, logStart int64) error {
 	if err := l.writeStart(logStart, localStart); err != nil {
 		return l.fail(err)
 	}
-	f, path, err := openSegmentFile(l.fs, l.dir, localStart, true)
+	ns, err := l.newActiveSegment(localStart)
 	if err != nil {
 		return l.fail(err)
 	}
-	l.segs = append(l.segs, newSegment(f, path, localStart, &l.cfg))
+	l.segs = append(l.segs, ns)
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
 	}
@@ -984,13 +1010,16 @@ func (l *Log) resetLocked(localStart, logStart int64) error {
 	return nil
 }
 
-// dropSegment closes and removes a segment's files (mu held; caller syncs the dir
-// or does so through a later SyncDir).
+// dropSegment closes a segment and removes its files, its .log into the
+// recycle pool when recycling is on (mu held). The directory is fsynced.
 func (l *Log) dropSegment(s *segment) error {
 	s.fileMu.Lock() // wait for readers that let go of mu
 	s.f.Close()
 	s.fileMu.Unlock()
-	if err := removeSegmentFiles(l.fs, l.dir, s.base); err != nil {
+	if err := removeIndexFiles(l.fs, l.dir, s.base); err != nil {
+		return err
+	}
+	if err := l.releaseLogFile(s); err != nil {
 		return err
 	}
 	return l.fs.SyncDir(l.dir)
@@ -1133,8 +1162,10 @@ func (l *Log) close(unlock bool) error {
 
 func (l *Log) shutdownCleanly() error {
 	s := l.active()
-	if err := s.f.Datasync(); err != nil {
-		return fmt.Errorf("segment: sync %s: %w", s.path, err)
+	// Trimmed before the marker: a cleanly closed log's files hold exactly
+	// their data, so the next Open may trust them without a scan.
+	if err := s.trimAndSync(); err != nil {
+		return err
 	}
 	s.tidx.maybeAdd(s.maxTs, s.maxTsOffset, true)
 	if err := s.writeIndexes(l.fs, l.dir); err != nil {
@@ -1170,3 +1201,7 @@ func (l *Log) Delete() error {
 	}
 	return nil
 }
+
+// groupCommitYield: a goroutine about to sync on behalf of others first
+// yields once (see WaitDurable). Tests and benchmarks may turn it off.
+var groupCommitYield = true

@@ -89,6 +89,7 @@ func (l *Log) load() error {
 		return fmt.Errorf("segment: list %s: %w", l.dir, err)
 	}
 	var bases []int64
+	var poolNames []string
 	indexFiles := map[int64][]string{}
 	for _, e := range ents {
 		name := e.Name()
@@ -100,6 +101,10 @@ func (l *Log) load() error {
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !isNotExist(err) {
 				return fmt.Errorf("segment: remove %s: %w", name, err)
 			}
+			continue
+		}
+		if strings.HasSuffix(name, recycleSuffix) {
+			poolNames = append(poolNames, name) // adopted or removed at the end
 			continue
 		}
 		base, suf, ok := parseSegmentName(name)
@@ -227,6 +232,9 @@ func (l *Log) load() error {
 		}
 	} else {
 		l.recoveryPoint = rp
+	}
+	if err := l.adoptPool(poolNames); err != nil {
+		return err
 	}
 	// From here on a crash must be treated as unclean.
 	if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !isNotExist(err) {

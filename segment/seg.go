@@ -32,7 +32,7 @@ func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 type segment struct {
 	base    int64
 	next    int64 // offset after the last batch (base when empty)
-	size    int64 // bytes of valid batches; the file may be longer only after a failed write
+	size    int64 // bytes of valid batches; the file may be longer (a failed write, or stale bytes of a reused file)
 	f       vfs.File
 	path    string
 	idx     offsetIndex
@@ -56,6 +56,14 @@ type segment struct {
 	maxTs           int64 // largest batch maxTimestamp, -1 none
 	maxTsOffset     int64 // last offset of the batch holding maxTs
 	rollTs          int64 // maxTimestamp of the first batch (segment.ms), -1 none
+
+	// fileSize is the file's size when it may exceed size: a recycled file
+	// holds stale bytes up to it until a roll or Close trims them (0 for a
+	// new file; size once trimmed). maxNext is the highest next offset the
+	// segment ever had (before truncations): with next it bounds every offset
+	// the file held, the bound it takes into the recycle pool.
+	fileSize int64
+	maxNext  int64
 }
 
 func newSegment(f vfs.File, path string, base int64, cfg *Config) *segment {
@@ -396,6 +404,7 @@ func (s *segment) recover(prevNext int64, cfg *Config) (truncated bool, err erro
 // truncateAt cuts the segment at pos (a batch boundary) and rebuilds its stats and
 // indexes from the remaining batch headers.
 func (s *segment) truncateAt(pos int64, cfg *Config) error {
+	s.maxNext = max(s.maxNext, s.next)
 	if err := s.f.Truncate(pos); err != nil {
 		return fmt.Errorf("segment: truncate %s at byte %d: %w", s.path, pos, err)
 	}
@@ -404,6 +413,7 @@ func (s *segment) truncateAt(pos int64, cfg *Config) error {
 	}
 	s.resetStats()
 	s.size = pos
+	s.fileSize = pos // the truncation dropped a reused file's stale bytes too
 	var buf [HeaderSize]byte
 	for p := int64(0); p < pos; {
 		s.size = pos // onBatch moved it to p; headers may lie anywhere below pos
@@ -430,10 +440,11 @@ func openSegmentFile(fsys vfs.FS, dir string, base int64, create bool) (vfs.File
 	return f, path, nil
 }
 
-func removeSegmentFiles(fsys vfs.FS, dir string, base int64) error {
-	// Index files first: a crash part-way leaves a .log whose indexes are rebuilt,
-	// never an index pointing into a missing log.
-	for _, suf := range []string{timeIndexSuffix, indexSuffix, logSuffix} {
+// removeIndexFiles removes a segment's index files; the caller then removes
+// or recycles the .log. Index files go first: a crash part-way leaves a .log
+// whose indexes are rebuilt, never an index pointing into a missing log.
+func removeIndexFiles(fsys vfs.FS, dir string, base int64) error {
+	for _, suf := range []string{timeIndexSuffix, indexSuffix} {
 		if err := fsys.Remove(segPath(dir, base, suf)); err != nil && !isNotExist(err) {
 			return fmt.Errorf("segment: remove: %w", err)
 		}

@@ -71,7 +71,26 @@ type inode struct {
 	data      []byte
 	synced    []byte // durable contents
 	dirtyFrom int    // lowest offset changed since the last sync
+	dirtyTo   int    // end of the highest change since the last sync (<= dirtyFrom: none)
 	mtime     time.Time
+}
+
+// markDirty records that [from, to) changed since the last sync.
+func (ino *inode) markDirty(from, to int) {
+	if ino.dirtyTo <= ino.dirtyFrom { // clean until now
+		ino.dirtyFrom, ino.dirtyTo = from, to
+		return
+	}
+	ino.dirtyFrom = min(ino.dirtyFrom, from)
+	ino.dirtyTo = max(ino.dirtyTo, to)
+}
+
+// unsynced is the changed region [from, to) of data since the last sync,
+// clipped to the current contents.
+func (ino *inode) unsynced() (from, to int) {
+	to = min(ino.dirtyTo, len(ino.data))
+	from = min(ino.dirtyFrom, to)
+	return from, to
 }
 
 // NewMemFS returns an empty MemFS with the root directory "/" and ".".
@@ -118,11 +137,62 @@ func (m *MemFS) fault(op Op, name string) error {
 func (m *MemFS) Crash() { m.CrashKeep(nil) }
 
 // CrashKeep is Crash where keep decides, per file, what part of the unsynced
-// appended tail reached the disk anyway: it receives the bytes appended after the
-// synced length and returns the bytes that survive (a prefix to model a torn
-// write, possibly altered to model garbage). Files rewritten below their synced
-// length lose all unsynced changes. keep nil keeps nothing.
+// changes reached the disk anyway: it receives the bytes of the changed region
+// (from the lowest changed offset to the end of the highest change since the
+// last sync; for an append, the bytes after the synced length) and returns the
+// bytes that survive, written over the synced contents from the region's
+// start: a prefix models a torn write, altered bytes garbage. Where the region
+// overwrote synced bytes, whatever keep does not return keeps the OLD synced
+// contents (an unsynced overwrite of a real file leaves the old blocks, not
+// zeros). keep nil keeps nothing. An unsynced truncation is lost.
 func (m *MemFS) CrashKeep(keep func(name string, unsynced []byte) []byte) {
+	m.crash(func(name string, ino *inode) []byte {
+		data := append([]byte(nil), ino.synced...)
+		from, to := ino.unsynced()
+		if keep == nil || to <= from {
+			return data
+		}
+		kept := keep(name, append([]byte(nil), ino.data[from:to]...))
+		if end := from + len(kept); end > len(data) {
+			data = append(data, make([]byte, end-len(data))...) // a hole before from reads as zeros
+		}
+		copy(data[from:], kept)
+		return data
+	})
+}
+
+// CrashPages is Crash where each page (pageSize bytes) of a file's unsynced
+// changes reaches the disk or not independently, as a kernel writes dirty
+// pages back in any order: keepPage(name, page index) says which survive. In
+// the part that overwrote synced bytes each page holds its new or its OLD
+// contents; the part past the synced length (an append, which moves the size)
+// survives up to its first lost page.
+func (m *MemFS) CrashPages(pageSize int, keepPage func(name string, page int) bool) {
+	m.crash(func(name string, ino *inode) []byte {
+		data := append([]byte(nil), ino.synced...)
+		from, to := ino.unsynced()
+		for p := from / pageSize; p*pageSize < to; p++ {
+			lo, hi := max(p*pageSize, from), min((p+1)*pageSize, to)
+			if !keepPage(name, p) {
+				if lo >= len(ino.synced) {
+					break // appended bytes survive only as a prefix
+				}
+				continue
+			}
+			if lo > len(data) {
+				break
+			}
+			if hi > len(data) {
+				data = append(data, make([]byte, hi-len(data))...)
+			}
+			copy(data[lo:hi], ino.data[lo:hi])
+		}
+		return data
+	})
+}
+
+// crash reverts every durable file to what survive returns for it.
+func (m *MemFS) crash(survive func(name string, ino *inode) []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen++
@@ -134,14 +204,10 @@ func (m *MemFS) CrashKeep(keep func(name string, unsynced []byte) []byte) {
 	sort.Strings(names)
 	for _, name := range names {
 		ino := m.durFiles[name]
-		data := append([]byte(nil), ino.synced...)
-		if keep != nil && ino.dirtyFrom >= len(ino.synced) && len(ino.data) > len(ino.synced) {
-			tail := append([]byte(nil), ino.data[len(ino.synced):]...)
-			data = append(data, keep(name, tail)...)
-		}
+		data := survive(name, ino)
 		ino.data = data
 		ino.synced = append([]byte(nil), data...)
-		ino.dirtyFrom = len(data)
+		ino.dirtyFrom, ino.dirtyTo = len(data), 0
 		files[name] = ino
 	}
 	m.files = files
@@ -226,7 +292,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 	}
 	if flag&os.O_TRUNC != 0 && len(ino.data) > 0 {
 		ino.data = ino.data[:0]
-		ino.dirtyFrom = 0
+		ino.markDirty(0, 0)
 	}
 	f := &memFile{fs: m, ino: ino, name: name, flag: flag, gen: m.gen}
 	return f, nil
@@ -475,14 +541,12 @@ func (f *memFile) writeAtLocked(p []byte, off int64, ferr error) (int, error) {
 		old := len(ino.data)
 		ino.data = ino.data[:end]
 		clear(ino.data[old:])
-		if old < int(off) && old < ino.dirtyFrom {
-			ino.dirtyFrom = old
+		if old < int(off) {
+			ino.markDirty(old, int(off)) // the hole reads as zeros
 		}
 	}
 	copy(ino.data[off:], p)
-	if int(off) < ino.dirtyFrom {
-		ino.dirtyFrom = int(off)
-	}
+	ino.markDirty(int(off), end)
 	ino.mtime = f.fs.now()
 	if ferr != nil {
 		return len(p), ferr
@@ -505,7 +569,7 @@ func (f *memFile) sync() error {
 	ino := f.ino
 	from := min(ino.dirtyFrom, len(ino.synced), len(ino.data))
 	ino.synced = append(ino.synced[:from], ino.data[from:]...)
-	ino.dirtyFrom = len(ino.data)
+	ino.dirtyFrom, ino.dirtyTo = len(ino.data), 0
 	f.fs.syncs++
 	return nil
 }
@@ -522,12 +586,11 @@ func (f *memFile) Truncate(size int64) error {
 	ino := f.ino
 	if int(size) < len(ino.data) {
 		ino.data = ino.data[:size]
+		ino.markDirty(int(size), int(size))
 	} else {
 		old := len(ino.data)
 		ino.data = append(ino.data, make([]byte, int(size)-old)...)
-	}
-	if int(size) < ino.dirtyFrom {
-		ino.dirtyFrom = int(size)
+		ino.markDirty(old, int(size))
 	}
 	return nil
 }

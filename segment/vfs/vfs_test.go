@@ -42,6 +42,19 @@ func conformance(t *testing.T, fsys FS, root string) {
 	if n, err := f.ReadAt(buf, 6); n != 5 || err != io.EOF {
 		t.Fatalf("short ReadAt = %d %v, want 5 EOF", n, err)
 	}
+	// Overwriting inside the file changes those bytes only; the size stays.
+	if _, err := f.WriteAt([]byte("OR"), 7); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != 11 {
+		t.Fatalf("Stat after overwrite: %v %v", st, err)
+	}
+	if n, err := f.ReadAt(buf, 0); n != 11 || (err != nil && err != io.EOF) || string(buf) != "hello wORld" {
+		t.Fatalf("ReadAt after overwrite = %d %v %q", n, err, buf)
+	}
+	if err := f.Datasync(); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.Truncate(5); err != nil {
 		t.Fatal(err)
 	}
@@ -186,5 +199,83 @@ func TestMemTearAndInject(t *testing.T) {
 	m.Crash()
 	if b, _ := ReadFile(m, "/d/f"); !bytes.Equal(b, []byte("AAAABBBBB")) {
 		t.Fatalf("a failed sync made data durable: %q", b)
+	}
+}
+
+// TestMemCrashOverwrite: an unsynced overwrite of synced bytes leaves the OLD
+// bytes after a crash (not zeros, not the new ones); CrashKeep can tear it
+// (a prefix of the new bytes over the old), CrashPages can land any subset of
+// its pages; appended pages survive only as a prefix.
+func TestMemCrashOverwrite(t *testing.T) {
+	setup := func() (*MemFS, File) {
+		m := NewMemFS()
+		m.MkdirAll("/d", 0o755)
+		f, _ := Create(m, "/d/f")
+		m.SyncDir("/d")
+		f.Write(bytes.Repeat([]byte("o"), 16))
+		f.Sync()
+		return m, f
+	}
+	m, f := setup()
+	f.WriteAt([]byte("NNNNNNNN"), 4)
+	m.Crash()
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "oooooooooooooooo" {
+		t.Fatalf("unsynced overwrite after crash: %q, want the old bytes", b)
+	}
+
+	m, f = setup()
+	f.WriteAt([]byte("NNNNNNNN"), 4)
+	m.CrashKeep(TearLast(5))
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "ooooNNNooooooooo" {
+		t.Fatalf("torn overwrite: %q", b)
+	}
+
+	// An overwrite that runs past the end: the keep sees the whole changed region.
+	m, f = setup()
+	f.WriteAt([]byte("NNNNNNNN"), 12)
+	var saw string
+	m.CrashKeep(func(_ string, b []byte) []byte { saw = string(b); return b[:6] })
+	if b, _ := ReadFile(m, "/d/f"); saw != "NNNNNNNN" || string(b) != "ooooooooooooNNNNNN" {
+		t.Fatalf("overwrite+append torn: keep saw %q, file %q", saw, b)
+	}
+
+	// Synced overwrites are durable.
+	m, f = setup()
+	f.WriteAt([]byte("SS"), 0)
+	f.Datasync()
+	f.WriteAt([]byte("NN"), 14)
+	m.Crash()
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "SSoooooooooooooo" {
+		t.Fatalf("synced overwrite lost: %q", b)
+	}
+
+	// Pages: 4-byte pages over [4, 24): page 1 and 3 land, 2 does not; of the
+	// appended pages 4 and 5, 5 lands but 4 does not, so neither survives.
+	m, f = setup()
+	f.WriteAt(bytes.Repeat([]byte("N"), 20), 4)
+	m.CrashPages(4, func(_ string, p int) bool { return p != 2 && p != 4 })
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "ooooNNNNooooNNNN" {
+		t.Fatalf("page crash: %q", b)
+	}
+	m, f = setup()
+	f.WriteAt(bytes.Repeat([]byte("N"), 20), 4)
+	m.CrashPages(4, func(_ string, p int) bool { return p != 5 })
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "ooooNNNNNNNNNNNNNNNN" {
+		t.Fatalf("page crash with appended prefix: %q", b)
+	}
+
+	// An unsynced truncation is lost; a synced one is not.
+	m, f = setup()
+	f.Truncate(3)
+	m.Crash()
+	if b, _ := ReadFile(m, "/d/f"); len(b) != 16 {
+		t.Fatalf("unsynced truncation survived: %q", b)
+	}
+	m, f = setup()
+	f.Truncate(3)
+	f.Datasync()
+	m.Crash()
+	if b, _ := ReadFile(m, "/d/f"); string(b) != "ooo" {
+		t.Fatalf("synced truncation: %q", b)
 	}
 }
