@@ -59,6 +59,9 @@ func (v partitionLogView) Segments() []segment.SegmentInfo { return v.p.log.Segm
 func (v partitionLogView) UploadLimit() int64 { return v.p.HighWatermark() }
 func (v partitionLogView) LeaderEpoch() int32 { return v.p.currentLeaderEpoch() }
 
+// PinSegment keeps a segment's file from being recycled while the archiver reads it by path.
+func (v partitionLogView) PinSegment(base int64) (func(), bool) { return v.p.log.PinSegment(base) }
+
 // startTask starts p's upload task. The caller (Partition.updateTiering) holds p.tierMu.
 func (tm *tierManager) startTask(p *Partition) *tierTask {
 	ctx, cancel := context.WithCancel(tm.ctx)

@@ -56,7 +56,8 @@ type Log struct {
 	// (files dropped then have unknown contents and are removed).
 	pool    []pooled
 	pooling bool
-	reused  int // files taken from the pool (tests)
+	reused  int           // files taken from the pool (tests)
+	pins    map[int64]int // segments (by base) read by path somewhere: never pooled (PinSegment)
 
 	syncRounds atomic.Int64 // group-commit fdatasyncs done (benchmarks report bytes per sync)
 }

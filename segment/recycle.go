@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sediment-io/sediment/segment/vfs"
 )
@@ -54,7 +56,9 @@ func (s *segment) recycleBound() int64 { return max(s.maxNext, s.next) }
 // otherwise. The caller fsyncs the directory.
 func (l *Log) releaseLogFile(s *segment) error {
 	path := segPath(l.dir, s.base, logSuffix)
-	if !l.pooling || l.cfg.RecycleSegments <= 0 {
+	if !l.pooling || l.cfg.RecycleSegments <= 0 || l.pins[s.base] > 0 {
+		// Pinned: someone reads the file by its path (PinSegment); unlinked, its open
+		// descriptors keep the segment's bytes, where a reuse would overwrite them.
 		return removeIfExists(l.fs, path)
 	}
 	bound := s.recycleBound()
@@ -193,4 +197,33 @@ func removeIfExists(fsys vfs.FS, path string) error {
 		return fmt.Errorf("segment: remove: %w", err)
 	}
 	return nil
+}
+
+// PinSegment keeps the .log file of the segment starting at base out of the recycle pool until
+// release is called. A reader that opens the file by its path (SegmentInfo.Path: tiering's
+// archiver streams a closed segment into an object store for seconds) must pin it first: should
+// retention or DeleteRecords drop the segment meanwhile, its file is then unlinked, as without
+// recycling, so the reader's open descriptor keeps the old bytes — a reused file would be
+// overwritten by a new segment under the reader. ok is false when no segment starts at base.
+// release is idempotent.
+func (l *Log) PinSegment(base int64) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.ContainsFunc(l.segs, func(s *segment) bool { return s.base == base }) {
+		return func() {}, false
+	}
+	if l.pins == nil {
+		l.pins = map[int64]int{}
+	}
+	l.pins[base]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.pins[base]--; l.pins[base] <= 0 {
+				delete(l.pins, base)
+			}
+		})
+	}, true
 }

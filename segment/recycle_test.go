@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -1029,5 +1031,59 @@ func TestRecycleCrashMidTrim(t *testing.T) {
 			}
 			checkFilesMatchData(t, fsys, l, false)
 		})
+	}
+}
+
+// TestPinnedSegmentIsNotRecycled: a segment pinned by a reader of its file (tiering's archiver)
+// and dropped meanwhile is unlinked, not pooled, so the reader's open file keeps its bytes while
+// later rolls create segments; once released, dropped segments are pooled again.
+func TestPinnedSegmentIsNotRecycled(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 64 << 10
+	l := mustOpen(t, dir, cfg)
+	defer l.Close()
+	fillSegments(t, l, 4)
+	segs := l.Segments()
+	release, ok := l.PinSegment(segs[0].BaseOffset)
+	if !ok {
+		t.Fatal("PinSegment of the first segment: not found")
+	}
+	if _, ok := l.PinSegment(segs[0].BaseOffset + 1); ok {
+		t.Fatal("PinSegment of an offset no segment starts at: ok")
+	}
+	f, err := os.Open(segs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want, err := io.ReadAll(io.NewSectionReader(f, 0, segs[0].Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetStartOffset(segs[1].BaseOffset); err != nil { // drops the pinned segment
+		t.Fatal(err)
+	}
+	if got := poolFiles(t, vfs.OS, dir); len(got) != 0 {
+		t.Fatalf("pinned segment went to the pool: %v", got)
+	}
+	for range 3 { // new segments: none may be the pinned file
+		mustAppend(t, l, sameBatch(1), 1)
+		if err := l.Roll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := io.ReadAll(io.NewSectionReader(f, 0, segs[0].Size))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the pinned reader's file changed under it (%v)", err)
+	}
+	release()
+	release() // idempotent
+	// Not pinned any more: the next dropped segment is pooled.
+	if err := l.SetStartOffset(segs[2].BaseOffset); err != nil {
+		t.Fatal(err)
+	}
+	if got := poolFiles(t, vfs.OS, dir); len(got) != 1 {
+		t.Fatalf("unpinned dropped segment: pool %v, want one file", got)
 	}
 }

@@ -31,6 +31,14 @@ type LogView interface {
 	LeaderEpoch() int32
 }
 
+// SegmentPinner is implemented by a LogView whose segment files may be reused once dropped
+// (segment.Log.PinSegment: recycling). The archiver pins a segment while it reads the file by its
+// path, so that a segment dropped mid-upload (retention, DeleteRecords) keeps its bytes under the
+// archiver instead of being overwritten by a new segment.
+type SegmentPinner interface {
+	PinSegment(base int64) (release func(), ok bool)
+}
+
 // Manifest is the partition's committed list of remote segments, kept in meta (Raft).
 type Manifest interface {
 	// RemoteSegments returns the committed entries ordered by base offset (meta.State.RemoteSegments).
@@ -186,6 +194,13 @@ func (a *PartitionArchiver) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, from int64) error {
+	if p, ok := a.log.(SegmentPinner); ok {
+		release, ok := p.PinSegment(si.BaseOffset)
+		if !ok {
+			return fmt.Errorf("tiering: upload %s: segment %d is no longer in the log", si.Path, si.BaseOffset)
+		}
+		defer release() // after the object is built and stored: Put reads the file again
+	}
 	f, err := a.cfg.FS.OpenFile(si.Path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("tiering: upload %s: %w", si.Path, err)
