@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/tiering"
 )
 
@@ -72,6 +73,7 @@ type Config struct {
 	LogCleanupPolicy         string // log.cleanup.policy (only "delete" is implemented)
 	LogFlushPolicy           string // log.flush.policy: always | interval | os (Sediment extension)
 	LogFlushIntervalMs       int64  // log.flush.interval.ms (used by policy "interval")
+	LogSegmentRecycleFiles   int32  // log.segment.recycle.files (Sediment extension; 0 = off)
 	LogMessageTimestampType  string // log.message.timestamp.type: CreateTime | LogAppendTime
 	LogTimestampBeforeMaxMs  int64  // log.message.timestamp.before.max.ms
 	LogTimestampAfterMaxMs   int64  // log.message.timestamp.after.max.ms
@@ -142,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir: must not be empty"))
+	}
+	if c.LogSegmentRecycleFiles > segment.MaxRecycleSegments {
+		errs = append(errs, fmt.Errorf("log.segment.recycle.files: must be at most %d, got %d", segment.MaxRecycleSegments, c.LogSegmentRecycleFiles))
 	}
 	addrs := []struct{ name, v string }{{"listen", c.Listen}, {"raft listen", c.RaftListen}}
 	if c.HTTPListen != "" {
@@ -379,6 +384,8 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *string { return &c.LogFlushPolicy }),
 	longDef("log.flush.interval.ms", "1000", 1, "The fsync period for log.flush.policy=interval.",
 		func(c *Config) *int64 { return &c.LogFlushIntervalMs }),
+	intDef("log.segment.recycle.files", "2", 0, "Sediment extension: how many deleted segment files each partition keeps (as <bound>.recycle in its directory, at most 64) for new segments to overwrite instead of growing new files: an fdatasync after an overwrite needs no journal commit, so durable appends run faster in steady state, at the price of up to this many segments' worth of disk per partition beyond retention. 0 = off (deleted segments are unlinked). Read when a partition's log opens.",
+		func(c *Config) *int32 { return &c.LogSegmentRecycleFiles }),
 	enumDef("log.message.timestamp.type", "CreateTime", kmsg.ConfigTypeString, []string{"CreateTime", "LogAppendTime"}, "Whether record timestamps are the producer's (CreateTime) or the broker's append time. Topic synonym message.timestamp.type.",
 		func(c *Config) *string { return &c.LogMessageTimestampType }),
 	longDef("log.message.timestamp.before.max.ms", maxLongStr, 0, "Reject batches whose timestamp is older than this before the broker's clock (CreateTime only). Topic synonym message.timestamp.before.max.ms.",

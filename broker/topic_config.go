@@ -294,6 +294,7 @@ func (b *Broker) segmentConfig(tc TopicConfig) segment.Config {
 		sc.FlushPolicy = fp
 	}
 	sc.FlushInterval = time.Duration(b.cfg.LogFlushIntervalMs) * time.Millisecond
+	sc.RecycleSegments = int(b.cfg.LogSegmentRecycleFiles)
 	if tc.FlushIntervalMs > 0 { // log.flush.interval.ms may be set dynamically (cluster_config.go)
 		sc.FlushInterval = time.Duration(tc.FlushIntervalMs) * time.Millisecond
 	}

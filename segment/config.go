@@ -112,7 +112,8 @@ func (r RollReason) String() string {
 	return fmt.Sprintf("RollReason(%d)", int(r))
 }
 
-const maxRecycleSegments = 64
+// MaxRecycleSegments bounds Config.RecycleSegments.
+const MaxRecycleSegments = 64
 
 // DefaultConfig returns Kafka's defaults with the durable flush policy.
 func DefaultConfig() Config {
@@ -146,8 +147,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("segment: index.interval.bytes %d must not be negative", c.IndexIntervalBytes)
 	case c.FlushPolicy < FlushAlways || c.FlushPolicy > FlushOS:
 		return fmt.Errorf("segment: unknown flush policy %d", int(c.FlushPolicy))
-	case c.RecycleSegments < 0 || c.RecycleSegments > maxRecycleSegments:
-		return fmt.Errorf("segment: recycle segments %d outside [0, %d]", c.RecycleSegments, maxRecycleSegments)
+	case c.RecycleSegments < 0 || c.RecycleSegments > MaxRecycleSegments:
+		return fmt.Errorf("segment: recycle segments %d outside [0, %d]", c.RecycleSegments, MaxRecycleSegments)
 	case c.FlushPolicy == FlushInterval && c.FlushInterval <= 0:
 		return fmt.Errorf("segment: flush interval %v must be positive", c.FlushInterval)
 	}
