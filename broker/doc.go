@@ -56,7 +56,7 @@
 //     the tick, and sets the adaptive rate of the remote fetch quota by AIMD: no limit while no
 //     Produce was answered within 1 s; on contention (p99 above ….sched.latency.us) the floor at
 //     once from unlimited or when p99 is above 4× the threshold, else halving; below half the
-//     threshold it adds the floor per 200 ms, never above twice the rate reads use plus the floor,
+//     threshold it adds the floor per second, never above twice the rate reads use plus the floor,
 //     and never above remote.log.manager.fetch.max.bytes.per.second. Lock: throttleController.mu,
 //     a leaf;
 //   - a Fetch over several partitions with records may read up to readParallelism of them at once on

@@ -39,7 +39,7 @@ import (
 // producers idle → no adaptive limit; contention (p99 > high) → the floor at once when there was no
 // limit yet (and remote reads are running) or when p99 > 4 × high, else rate × decrease, never
 // below floor; clear
-// (p99 < low) → rate + raise (the floor per 200 ms), but not above twice the rate reads actually
+// (p99 < low) → rate + raise (the floor per second), but not above twice the rate reads actually
 // used plus the floor (growing a limit nobody reaches only stores up a burst), and the limit is
 // lifted once it passes unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
 // so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning. After a back-off
@@ -71,7 +71,7 @@ func throttleParamsFrom(cfg *Config) throttleParams {
 	high := time.Duration(cfg.RemoteLogReaderAdaptiveThrottleSchedLatencyUs) * time.Microsecond
 	return throttleParams{
 		interval:     50 * time.Millisecond,
-		raise:        float64(cfg.RemoteLogReaderAdaptiveThrottleMinBytesPerSec) / 4, // the floor per 200 ms
+		raise:        float64(cfg.RemoteLogReaderAdaptiveThrottleMinBytesPerSec) / 20, // the floor per second
 		activeWindow: time.Second,
 		high:         high,
 		low:          high / 2,
