@@ -102,36 +102,14 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 			l.Close()
 		}
 	}()
-	b.SetBytes(int64(len(batch)))
-	b.ReportAllocs()
-	defer reportBytesPerSync(b, logs, len(batch))()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for g := 0; g < parts*writers; g++ {
-		wg.Add(1)
-		go func(l *Log, retention bool) {
-			defer wg.Done()
-			buf := append([]byte(nil), batch...)
-			for next.Add(1) <= int64(b.N) {
-				r, err := l.Append(buf, 1)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				// One writer per log applies retention, as a broker's one
-				// retention task per partition would.
-				if from := r.LastOffset + 1 - window; retention && from > l.StartOffset()+perSeg/2 {
-					if err := l.SetStartOffset(from); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}
-		}(logs[g%parts], g < parts)
-	}
-	wg.Wait()
-	b.StopTimer()
+	appendConcurrently(b, logs, writers, batch, func(l *Log, first bool, r AppendResult) error {
+		// One writer per log applies retention, as a broker's one retention
+		// task per partition would.
+		if from := r.LastOffset + 1 - window; first && from > l.StartOffset()+perSeg/2 {
+			return l.SetStartOffset(from)
+		}
+		return nil
+	})
 	reused := 0
 	for _, l := range logs {
 		reused += l.reused - min(recycle, 1) // the warm-up's roll took one
@@ -177,25 +155,36 @@ func benchAppend(b *testing.B, pol FlushPolicy, parts, writers int) {
 			l.Close()
 		}
 	}()
-	batch := benchBatch()
+	appendConcurrently(b, logs, writers, benchBatch(), nil)
+}
+
+// appendConcurrently is the timed loop of the Append benchmarks: writers
+// goroutines per log append copies of batch until b.N appends are done; after,
+// if set, runs after each append (first: the goroutine is its log's first
+// writer). It reports MB/s, allocations and bytes per sync.
+func appendConcurrently(b *testing.B, logs []*Log, writers int, batch []byte, after func(l *Log, first bool, r AppendResult) error) {
 	b.SetBytes(int64(len(batch)))
 	b.ReportAllocs()
 	defer reportBytesPerSync(b, logs, len(batch))()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	for g := 0; g < parts*writers; g++ {
+	for g := 0; g < len(logs)*writers; g++ {
 		wg.Add(1)
-		go func(l *Log) {
+		go func(l *Log, first bool) {
 			defer wg.Done()
 			buf := append([]byte(nil), batch...)
 			for next.Add(1) <= int64(b.N) {
-				if _, err := l.Append(buf, 1); err != nil {
+				r, err := l.Append(buf, 1)
+				if err == nil && after != nil {
+					err = after(l, first, r)
+				}
+				if err != nil {
 					b.Error(err)
 					return
 				}
 			}
-		}(logs[g%parts])
+		}(logs[g%len(logs)], g < len(logs))
 	}
 	wg.Wait()
 	b.StopTimer()
