@@ -147,6 +147,25 @@ type Latency struct {
 	AckP50, AckP99   time.Duration // produce call → ack
 	AckP999          time.Duration
 	ConsumeOutOfSync int64 // records consumed whose timestamp could not be read
+	// AckBySecond is the ack latency per second of the phase (by when the record was sent):
+	// whether a p99 comes from one burst (the start of a replay) or from the whole phase.
+	AckBySecond []SecondLatency `json:",omitempty"`
+	// Samples are every ack, by send time (for windowed comparisons: InterleavedStats).
+	Samples []AckSample `json:"-"`
+}
+
+// AckSample is one acknowledged record of a latency phase.
+type AckSample struct {
+	SentAt time.Time
+	Ack    time.Duration
+}
+
+// SecondLatency is the ack latency of the records sent in one second of a latency phase.
+type SecondLatency struct {
+	Acks     int
+	P99, Max time.Duration
+	Over2ms  int // acks slower than 2 ms
+	Over5ms  int
 }
 
 // Result is a whole run.
@@ -434,6 +453,8 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 		mu       sync.Mutex
 		lats     = make([]time.Duration, 0, int(c.LatencyFor.Seconds()+1)*c.Rate)
 		ackLats  = make([]time.Duration, 0, cap(lats))
+		bySecond = make([][]time.Duration, int(c.LatencyFor/time.Second)+1)
+		samples  = make([]AckSample, 0, cap(lats))
 		received atomic.Int64
 		bad      atomic.Int64
 		prodErrs atomic.Int64
@@ -489,6 +510,10 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 				d := time.Since(sendAt)
 				mu.Lock()
 				ackLats = append(ackLats, d)
+				samples = append(samples, AckSample{sendAt, d})
+				if sec := int(sendAt.Sub(start) / time.Second); sec < len(bySecond) {
+					bySecond[sec] = append(bySecond[sec], d)
+				}
 				mu.Unlock()
 			})
 		}
@@ -517,6 +542,23 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 		l.Max = lats[len(lats)-1]
 	}
 	l.AckP50, l.AckP99, l.AckP999 = pct(ackLats, 0.50), pct(ackLats, 0.99), pct(ackLats, 0.999)
+	l.Samples = samples
+	for _, v := range bySecond {
+		if len(v) == 0 {
+			continue
+		}
+		slices.Sort(v)
+		sl := SecondLatency{Acks: len(v), P99: pct(v, 0.99), Max: v[len(v)-1]}
+		for _, d := range v {
+			if d > 2*time.Millisecond {
+				sl.Over2ms++
+			}
+			if d > 5*time.Millisecond {
+				sl.Over5ms++
+			}
+		}
+		l.AckBySecond = append(l.AckBySecond, sl)
+	}
 	if l.Received < want {
 		return l, fmt.Errorf("consumed %d of %d acknowledged records", l.Received, want)
 	}

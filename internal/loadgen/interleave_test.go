@@ -1,0 +1,64 @@
+package loadgen
+
+import (
+	"testing"
+	"time"
+)
+
+// InterleavedStats pools acks by the kind of window they were sent in, leaving out each window's
+// first skip and anything outside every window; the rows then carry the target on the interleaved
+// "bucket cold" run and turn the single-phase runs into references.
+func TestInterleavedStats(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	windows := []Window{ // deliberately out of order: the function sorts
+		{Start: at(1000), End: at(2000), During: false},
+		{Start: at(0), End: at(1000), During: true},
+		{Start: at(2000), End: at(3000), During: true},
+	}
+	var samples []AckSample
+	add := func(ms int, ack time.Duration, n int) {
+		for i := 0; i < n; i++ {
+			samples = append(samples, AckSample{SentAt: at(ms), Ack: ack})
+		}
+	}
+	add(50, time.Hour, 5)              // within the skip of the first window: left out
+	add(500, 3*time.Millisecond, 100)  // during
+	add(2999, 5*time.Millisecond, 100) // during, second window
+	add(1100, time.Hour, 3)            // within the skip of the alone window
+	add(1500, time.Millisecond, 200)   // alone
+	add(3000, time.Hour, 7)            // past the last window: left out
+	add(-10, time.Hour, 7)             // before the first: left out
+	alone, during := InterleavedStats(samples, windows, 200*time.Millisecond)
+	if alone.Windows != 1 || during.Windows != 2 || alone.Acks != 200 || during.Acks != 200 {
+		t.Fatalf("alone %+v, during %+v", alone, during)
+	}
+	if alone.P99 != time.Millisecond || during.P50 != 3*time.Millisecond || during.P99 != 5*time.Millisecond || during.P99ms != 5 {
+		t.Fatalf("alone %+v, during %+v", alone, during)
+	}
+
+	il := InterleavedLatency{Kind: "bucket cold", Window: time.Second, Skip: 200 * time.Millisecond, Alone: alone, During: during}
+	if il.Ratio() != 5 {
+		t.Fatalf("ratio %v", il.Ratio())
+	}
+	ctl := il
+	ctl.Kind, ctl.During = "control", alone
+	tr := TierResult{
+		LatencyAlone: Latency{Sent: 10, AckP99: 10 * time.Millisecond},
+		DuringReplay: []ReplayLatency{{Bucket: "cold", Latency: Latency{Sent: 10, AckP99: 11 * time.Millisecond}}},
+		Interleaved:  []InterleavedLatency{il, ctl},
+	}
+	by := map[string]TierRow{}
+	for _, r := range TierRows(tr) {
+		by[r.Metric] = r
+	}
+	if r := by["produce ack p99 during replay (interleaved, bucket cold)"]; r.Ratio != 5 || r.Met == nil || *r.Met || r.Target != "<= 1.2x" {
+		t.Fatalf("interleaved row %+v", r)
+	}
+	if r := by["produce ack p99 during replay (interleaved, control)"]; r.Ratio != 1 || r.Met != nil {
+		t.Fatalf("control row %+v", r)
+	}
+	if r, ok := by["produce ack p99 during replay (bucket cold, single phase)"]; !ok || r.Met != nil || r.Ratio != 1.1 {
+		t.Fatalf("single-phase row %+v (present %v), rows %+v", r, ok, by)
+	}
+}
