@@ -96,6 +96,7 @@ func TestBenchTier(t *testing.T) {
 	cmp, text := runBenchJSON(t, "--targets", "", "--limits=false", "--tier", "on", "--tier-mib", "8", "--tier-partitions", "2",
 		"--tier-segment-mib", "1", "--record-size", "1000", "--rate", "200", "--tier-latency-duration", "400ms",
 		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--tier-replays", "2",
+		"--tier-interleave-windows", "2", "--tier-interleave-window", "1s",
 		// The broker's chunk cache on: each replay from the bucket must still fetch from the bucket (fresh broker).
 		"--tier-conf", "remote.log.reader.cache.bytes=134217728", "--data-dir", filepath.Join(dir, "data"),
 		"--minio-endpoint", srv.Endpoint, "--minio-access-key", srv.AccessKey, "--minio-secret-key", srv.SecretKey,
@@ -130,6 +131,22 @@ func TestBenchTier(t *testing.T) {
 		if d.Latency.Sent == 0 || d.Latency.Received != d.Latency.Sent || d.Replay.Bytes == 0 || d.Requests.GetBytes == 0 && d.Bucket == "cold" {
 			t.Fatalf("latency during a replay, bucket %s: %+v", d.Bucket, d)
 		}
+	}
+	// The interleaved run and its control: both kinds of window got acks; the replay (a child
+	// process) read something in the real one.
+	if len(tr.Interleaved) != 2 || tr.Interleaved[0].Kind != "bucket cold" || tr.Interleaved[1].Kind != "control" {
+		t.Fatalf("interleaved runs %+v", tr.Interleaved)
+	}
+	for _, il := range tr.Interleaved {
+		if il.Alone.Acks == 0 || il.During.Acks == 0 || il.Alone.Windows < 2 || il.During.Windows < 2 || il.Alone.P99ms <= 0 || il.During.P99ms <= 0 {
+			t.Fatalf("interleaved %s: %+v", il.Kind, il)
+		}
+	}
+	if tr.Interleaved[0].Replay.Bytes == 0 {
+		t.Fatalf("the interleaved run's replay read nothing: %+v", tr.Interleaved[0])
+	}
+	if !strings.Contains(text, "produce ack p99 during replay (interleaved, bucket cold)") || !strings.Contains(text, "(bucket cold, single phase)") {
+		t.Fatalf("report lacks the interleaved row or the single-phase reference:\n%s", text)
 	}
 	if len(cmp.TierRows) < 4 {
 		t.Fatalf("rows %+v", cmp.TierRows)

@@ -31,22 +31,25 @@ import (
 
 // tierOptions are the flags of the tiering workloads (issue 7's figures).
 type tierOptions struct {
-	mode          string // on, off, auto
-	mib           int64  // volume per topic
-	partitions    int32
-	segmentMiB    int64
-	minioMode     string // binary discovery, as --minio
-	endpoint      string // an already running S3 endpoint instead of starting MinIO
-	accessKey     string
-	secretKey     string
-	bucket        string
-	trimWait      time.Duration
-	latencyFor    time.Duration
-	uploadTimeout time.Duration
-	replayPace    int64                          // bytes/s of the replay during the latency run (0 = unpaced)
-	replays       int                            // bucket/local replay pairs, alternated
-	conf          []string                       // extra broker configs KEY=VALUE (--tier-conf)
-	onPhase       func(phase string, start bool) // called around tier-upload, tier-replay-bucket, tier-replay-local, tier-latency-replay
+	mode             string // on, off, auto
+	mib              int64  // volume per topic
+	partitions       int32
+	segmentMiB       int64
+	minioMode        string // binary discovery, as --minio
+	endpoint         string // an already running S3 endpoint instead of starting MinIO
+	accessKey        string
+	secretKey        string
+	bucket           string
+	trimWait         time.Duration
+	latencyFor       time.Duration
+	uploadTimeout    time.Duration
+	replayPace       int64 // bytes/s of the replay during the latency run (0 = unpaced)
+	replays          int   // bucket/local replay pairs, alternated
+	replayInProc     bool  // the replay during the latency runs in this process (bench_replay.go)
+	interleavePairs  int   // interleaved latency run: windows of each kind (0 = none)
+	interleaveWindow time.Duration
+	conf             []string                       // extra broker configs KEY=VALUE (--tier-conf)
+	onPhase          func(phase string, start bool) // called around tier-upload, tier-replay-bucket, tier-replay-local, tier-latency-replay
 }
 
 func (o tierOptions) phase(name string, start bool) {
@@ -565,12 +568,22 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 	// Produce latency at a fixed rate, without and then with a replay from the bucket running.
 	lc := c
 	lc.Brokers, lc.Topic, lc.Records, lc.LatencyFor, lc.OnPhase = tb.brokers(), c.Topic+"-latency", 0, o.latencyFor, nil
+	// Warm-up, not measured: the topic's first seconds (new segment files, first fsyncs, the
+	// clients' connections) had p99s of 15-28 ms in the first second, which would inflate the
+	// "alone" baseline the replay runs are divided by.
+	wc := lc
+	wc.LatencyFor = 2 * time.Second
+	fmt.Fprintf(out, "latency warm-up: %d records/s for %s to %s, not measured\n", wc.Rate, wc.LatencyFor, wc.Topic)
+	if _, err := loadgen.FixedRateLatency(ctx, wc, out); err != nil {
+		return t, fail(&t.LatencyErr, fmt.Errorf("latency warm-up: %w", err))
+	}
 	fmt.Fprintf(out, "latency: %d records/s for %s to %s, no replay\n", lc.Rate, lc.LatencyFor, lc.Topic)
 	w := watchThrottle(tb.b)
 	if t.LatencyAlone, err = loadgen.FixedRateLatency(ctx, lc, out); err != nil {
 		return t, fail(&t.LatencyErr, err)
 	}
 	fmt.Fprintln(out, w())
+	fmt.Fprintln(out, ackSeconds(t.LatencyAlone))
 	t.ReplayPace = o.replayPace
 	// Bucket cold, bucket warm, then the same replay from local disk for reference (what any
 	// catching-up consumer costs the producer on this machine, tiering or not).
@@ -604,6 +617,31 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		}
 		t.DuringReplay = append(t.DuringReplay, d)
 	}
+	// Interleaved: with and without the replay alternating within one run, then the same with no
+	// replay at all (the control).
+	if o.interleavePairs > 0 && o.replayInProc {
+		t.Notes = append(t.Notes, "no interleaved latency run: it stops and continues the replay consumer's process, and --tier-replay-in-process has none")
+	} else if o.interleavePairs > 0 {
+		for _, control := range []bool{false, true} {
+			kind := "bucket cold"
+			if control {
+				kind = "control"
+			}
+			if err := tb.restart(ctx); err != nil {
+				return t, fail(&t.LatencyErr, err)
+			}
+			if store.dataDir != "" {
+				if _, err := loadgen.DropCache(store.dataDir); err != nil {
+					return t, fail(&t.LatencyErr, err)
+				}
+			}
+			il, err := latencyInterleaved(ctx, lc, tb.brokers(), tiered, ends, o, kind, control, out)
+			if err != nil {
+				return t, fail(&t.LatencyErr, fmt.Errorf("interleaved %s: %w", kind, err))
+			}
+			t.Interleaved = append(t.Interleaved, il)
+		}
+	}
 	// Alone once more: the machine's load drifts; the baseline is the mean of the two.
 	select { // the last replay's fetches drain
 	case <-time.After(time.Second):
@@ -615,7 +653,20 @@ func runTier(ctx context.Context, o tierOptions, c loadgen.Config, parent string
 		return t, fail(&t.LatencyErr, err)
 	}
 	fmt.Fprintln(out, w())
+	fmt.Fprintln(out, ackSeconds(t.LatencyAloneAfter))
 	return t, nil
+}
+
+// ackSeconds summarises a latency phase second by second (by send time): where its slow acks
+// were, which tells a burst (the phase's first second, when a running replay meets the
+// producer) from interference spread over the phase.
+func ackSeconds(l loadgen.Latency) string {
+	var b strings.Builder
+	b.WriteString("ack latency by second (p99 ms / acks > 2 ms / > 5 ms):")
+	for i, s := range l.AckBySecond {
+		fmt.Fprintf(&b, " %d: %.2f/%d/%d", i, float64(s.P99)/float64(time.Millisecond), s.Over2ms, s.Over5ms)
+	}
+	return b.String()
 }
 
 // latencyDuringReplay runs the fixed-rate produce of lc while a consumer replays [0, ends) of the
@@ -626,20 +677,21 @@ func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker,
 	if err != nil {
 		return d, err
 	}
-	rctx, stopReplay := context.WithCancel(ctx)
 	var replayed atomic.Int64
-	replayDone := make(chan error, 1)
 	rstart := time.Now()
-	go func() {
-		var err error
-		for rctx.Err() == nil && err == nil {
-			_, err = loadgen.Replay(rctx, tb.brokers(), topic, ends, lc.Timeout, &replayed, o.replayPace)
+	var stopReplay func() error
+	if o.replayInProc {
+		rctx, cancel := context.WithCancel(ctx)
+		replayDone := make(chan error, 1)
+		go func() { replayDone <- replayLoop(rctx, tb.brokers(), topic, ends, lc.Timeout, &replayed, o.replayPace) }()
+		stopReplay = func() error { cancel(); return <-replayDone }
+	} else {
+		rp, err := startReplayProcess(tb.brokers(), topic, ends, o.replayPace, lc.Timeout, &replayed)
+		if err != nil {
+			return d, err
 		}
-		if rctx.Err() != nil {
-			err = nil
-		}
-		replayDone <- err
-	}()
+		stopReplay = rp.stop
+	}
 	time.Sleep(500 * time.Millisecond) // the replay is reading from the bucket before the first record is sent
 	fmt.Fprintf(out, "latency: %d records/s for %s to %s while a consumer replays %s\n", lc.Rate, lc.LatencyFor, lc.Topic, topic)
 	if profile {
@@ -651,8 +703,8 @@ func latencyDuringReplay(ctx context.Context, lc loadgen.Config, tb *tierBroker,
 	o.phase("tier-latency-replay", false)
 	fmt.Fprintf(out, "%s; replay during the produce phase %.1f MB/s\n", w(),
 		float64(replayed.Load()-replayedBefore)/(1<<20)/time.Since(latStart).Seconds())
-	stopReplay()
-	rerr := <-replayDone
+	fmt.Fprintln(out, ackSeconds(d.Latency))
+	rerr := stopReplay()
 	d.Replay = loadgen.Throughput{Bytes: replayed.Load(), Records: replayed.Load() / int64(lc.RecordSize), Elapsed: time.Since(rstart)}
 	after, gerr := tb.storeGets(ctx)
 	d.Requests = after.Sub(before)
