@@ -100,7 +100,7 @@ Flags:
 	})
 	fs.IntVar(&to.replays, "tier-replays", 3, "tiering: replays from the bucket and from local disk, alternated; the figures are the medians")
 	fs.BoolVar(&to.replayInProc, "tier-replay-in-process", false, "tiering: run the replay during the fixed-rate produce in the bench's own process (default: a child process, as a real consumer is outside the broker)")
-	fs.IntVar(&to.interleavePairs, "tier-interleave-windows", 6, "tiering: interleaved latency run: windows with the replay and as many without, alternated in one fixed-rate produce (0 = skip it and its control run)")
+	fs.IntVar(&to.interleavePairs, "tier-interleave-windows", 10, "tiering: interleaved latency run: windows with the replay and as many without, alternated in one fixed-rate produce (0 = skip it and its control run)")
 	fs.DurationVar(&to.interleaveWindow, "tier-interleave-window", 5*time.Second, "tiering: length of each window of the interleaved latency run")
 	replayMBps := fs.Float64("tier-replay-mbps", 0, "tiering: pace of the replay that runs during the second fixed-rate produce, MB/s (0 = as fast as it goes)")
 	fs.DurationVar(&to.trimWait, "tier-trim-wait", time.Minute, "tiering: how long to wait for local retention to delete the uploaded local segments")
