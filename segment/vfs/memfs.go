@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -518,6 +519,20 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	return f.writeAtLocked(p, off, ferr)
+}
+
+// WriteAtv is one write of the buffers joined. An injected failure tears it
+// inside the first buffer: the data a caller pads (segment.Log adds zeros to a
+// page boundary) is where a real ENOSPC or EIO lands, the padding sharing the
+// data's last block.
+func (f *memFile) WriteAtv(bufs [][]byte, off int64) (int, error) {
+	ferr := f.fs.fault(OpWrite, f.name)
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if ferr != nil && len(bufs) > 0 {
+		return f.writeAtLocked(bufs[0], off, ferr)
+	}
+	return f.writeAtLocked(bytes.Join(bufs, nil), off, nil)
 }
 
 func (f *memFile) writeAtLocked(p []byte, off int64, ferr error) (int, error) {

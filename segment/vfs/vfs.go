@@ -11,6 +11,7 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -116,6 +117,37 @@ func ReadFile(fsys FS, name string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
+}
+
+// WriteAtv writes bufs back to back at off as one write: pwritev(2) on the
+// operating system's file system, so that a caller can add a tail (zeros up to a
+// page boundary) to data it does not own without copying it. Files without a
+// vectored write get one WriteAt of the buffers joined (MemFS: one write, with
+// its crash and fault semantics).
+func WriteAtv(f File, bufs [][]byte, off int64) (int, error) {
+	if v, ok := f.(interface {
+		WriteAtv(bufs [][]byte, off int64) (int, error)
+	}); ok {
+		return v.WriteAtv(bufs, off)
+	}
+	return f.WriteAt(bytes.Join(bufs, nil), off)
+}
+
+// advance drops the first n bytes of iov (after a short vectored write) and
+// any buffers left empty; it reslices iov's own elements.
+func advance(iov [][]byte, n int) [][]byte {
+	for len(iov) > 0 && (n > 0 || len(iov[0]) == 0) {
+		k := min(n, len(iov[0]))
+		iov[0], n = iov[0][k:], n-k
+		if len(iov[0]) == 0 {
+			iov = iov[1:]
+		}
+	}
+	return iov
+}
+
+func (f *osFile) writeAtJoined(bufs [][]byte, off int64) (int, error) {
+	return f.WriteAt(bytes.Join(bufs, nil), off)
 }
 
 // OS is the operating system's file system.

@@ -52,6 +52,21 @@ func conformance(t *testing.T, fsys FS, root string) {
 	if n, err := f.ReadAt(buf, 0); n != 11 || (err != nil && err != io.EOF) || string(buf) != "hello wORld" {
 		t.Fatalf("ReadAt after overwrite = %d %v %q", n, err, buf)
 	}
+	// A vectored write: the buffers back to back, inside the file and past its end.
+	if n, err := WriteAtv(f, [][]byte{[]byte("W"), nil, []byte("xyz"), []byte("!!")}, 6); n != 6 || err != nil {
+		t.Fatalf("WriteAtv = %d %v", n, err)
+	}
+	buf = make([]byte, 12)
+	if n, err := f.ReadAt(buf, 0); n != 12 || (err != nil && err != io.EOF) || string(buf) != "hello Wxyz!!" {
+		t.Fatalf("ReadAt after WriteAtv = %d %v %q", n, err, buf)
+	}
+	if _, err := f.WriteAt([]byte("world"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(11); err != nil {
+		t.Fatal(err)
+	}
+	buf = buf[:11]
 	if err := f.Datasync(); err != nil {
 		t.Fatal(err)
 	}
@@ -277,5 +292,18 @@ func TestMemCrashOverwrite(t *testing.T) {
 	m.Crash()
 	if b, _ := ReadFile(m, "/d/f"); string(b) != "ooo" {
 		t.Fatalf("synced truncation: %q", b)
+	}
+}
+
+// advance, after a short pwritev, leaves exactly the bytes not yet written.
+func TestAdvanceIovecs(t *testing.T) {
+	for n := 0; n <= 9; n++ {
+		iov := advance([][]byte{[]byte("ab"), nil, []byte("cde"), []byte("fghi")}, n)
+		if got := string(bytes.Join(iov, nil)); got != "abcdefghi"[n:] {
+			t.Fatalf("advance %d: %q", n, got)
+		}
+		if len(iov) > 0 && len(iov[0]) == 0 {
+			t.Fatalf("advance %d left an empty first buffer: %q", n, iov)
+		}
 	}
 }
