@@ -12,11 +12,15 @@ import (
 	"github.com/sediment-io/sediment/segment/vfs"
 )
 
-// SEDIMENT_NOYIELD=1 turns off the group-commit yield (WaitDurable) for an
-// A/B run of the same benchmarks.
+// SEDIMENT_NOYIELD=1 turns off the group-commit yield (WaitDurable), and
+// SEDIMENT_NOPAD=1 the zero padding of appends to a page boundary
+// (Log.writeData), for A/B runs of the same benchmarks.
 func init() {
 	if os.Getenv("SEDIMENT_NOYIELD") != "" {
 		groupCommitYield = false
+	}
+	if os.Getenv("SEDIMENT_NOPAD") != "" {
+		padToPage = false
 	}
 }
 
@@ -42,6 +46,11 @@ func BenchmarkAppend(b *testing.B) {
 					b.Run(fmt.Sprintf("%s/p%d/w%d/unlinked", pol, parts, writers), func(b *testing.B) {
 						benchAppendSteady(b, parts, writers, 0)
 					})
+					if dropPoolPages != nil {
+						b.Run(fmt.Sprintf("%s/p%d/w%d/recycled-evicted", pol, parts, writers), func(b *testing.B) {
+							benchAppendSteady(b, parts, writers, -DefaultRecycleSegments)
+						})
+					}
 				}
 			}
 		}
@@ -60,7 +69,14 @@ func BenchmarkAppend(b *testing.B) {
 // .../unlinked: the same with RecycleSegments = 0 (every new segment a new
 // file, every deleted one unlinked): the A/B for recycling. The fresh-log
 // rows (no suffix) use 1 GiB segments and never roll or delete.
+// .../recycled-evicted: recycled, with each pool file's pages dropped from the
+// page cache as it enters the pool (recycle < 0 here): a broker whose deleted
+// segments were written days ago, whose pages are long gone. Appends that do not
+// end on a page boundary would each read a page from disk first, but for the
+// zero padding (Log.writeData).
 func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
+	evict := recycle < 0
+	recycle = max(recycle, -recycle)
 	const segBytes = 32 << 20
 	dir := b.TempDir()
 	cfg := DefaultConfig()
@@ -85,6 +101,9 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 		if err := l.SetStartOffset(l.EndOffset() - window); err != nil {
 			b.Fatal(err)
 		}
+		if evict {
+			dropPoolPages(l)
+		}
 		if got := len(l.pool); got != min(recycle, 2) {
 			b.Fatalf("warm-up left %d files in the pool, want %d", got, min(recycle, 2))
 		}
@@ -106,7 +125,12 @@ func benchAppendSteady(b *testing.B, parts, writers, recycle int) {
 		// One writer per log applies retention, as a broker's one retention
 		// task per partition would.
 		if from := r.LastOffset + 1 - window; first && from > l.StartOffset()+perSeg/2 {
-			return l.SetStartOffset(from)
+			if err := l.SetStartOffset(from); err != nil {
+				return err
+			}
+			if evict {
+				dropPoolPages(l)
+			}
 		}
 		return nil
 	})
