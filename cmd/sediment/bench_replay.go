@@ -39,6 +39,7 @@ func runReplayWorker(args []string, stdout, stderr io.Writer) error {
 	endsArg := fs.String("ends", "", "partition:end offset pairs, comma separated")
 	pace := fs.Int64("pace", 0, "bytes/s (0 = unpaced)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound of one replay pass")
+	once := fs.Bool("once", false, "one pass, then print \"done RECORDS BYTES ELAPSED_NS\" and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +49,14 @@ func runReplayWorker(args []string, stdout, stderr io.Writer) error {
 	}
 	if *brokers == "" || *topic == "" {
 		return usageErrorf("--brokers and --topic are required")
+	}
+	if *once {
+		t, err := loadgen.Replay(context.Background(), strings.Split(*brokers, ","), *topic, ends, *timeout, nil, *pace)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "done %d %d %d\n", t.Records, t.Bytes, int64(t.Elapsed))
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -105,6 +114,30 @@ func formatEnds(ends map[int32]int64) string {
 		parts = append(parts, fmt.Sprintf("%d:%d", p, e))
 	}
 	return strings.Join(parts, ",")
+}
+
+// replayOnce runs one replay of [0, ends) of topic in a replay-worker child and returns what it
+// read, timed by the child (from its client's start, as loadgen.Replay in this process).
+func replayOnce(brokers []string, topic string, ends map[int32]int64, timeout time.Duration) (loadgen.Throughput, error) {
+	var t loadgen.Throughput
+	exe, err := os.Executable()
+	if err != nil {
+		return t, err
+	}
+	cmd := exec.Command(exe, "replay-worker", "--once", "--brokers", strings.Join(brokers, ","), "--topic", topic,
+		"--ends", formatEnds(ends), "--timeout", timeout.String())
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return t, fmt.Errorf("replay-worker: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	var ns int64
+	if _, err := fmt.Sscanf(string(out), "done %d %d %d", &t.Records, &t.Bytes, &ns); err != nil {
+		return t, fmt.Errorf("replay-worker: output %q: %w", out, err)
+	}
+	t.Elapsed = time.Duration(ns)
+	return t, nil
 }
 
 // replayProcess is a running replay-worker child.

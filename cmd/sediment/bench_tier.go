@@ -800,7 +800,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 			o.phase("tier-replay-bucket", true)
 		}
 		w := watchThrottle(tb.b) // no producers: the adaptive throttle must leave this replay alone
-		rb, err := loadgen.Replay(ctx, tb.brokers(), tiered, ends, c.Timeout, nil, 0)
+		rb, err := replayMeasured(ctx, tb.brokers(), tiered, ends, c.Timeout, o.replayInProc)
 		o.phase("tier-replay-bucket", false)
 		fmt.Fprintln(out, w())
 		if err != nil {
@@ -822,7 +822,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		if i == 0 {
 			o.phase("tier-replay-local", true)
 		}
-		rl, err := loadgen.Replay(ctx, tb.brokers(), local, localEnds, c.Timeout, nil, 0)
+		rl, err := replayMeasured(ctx, tb.brokers(), local, localEnds, c.Timeout, o.replayInProc)
 		o.phase("tier-replay-local", false)
 		if err != nil {
 			return nil, fmt.Errorf("replay of %s from local disk: %w", local, err)
@@ -835,6 +835,15 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 	}
 	t.SetReplayMedians()
 	return localEnds, nil
+}
+
+// replayMeasured is one timed replay: in a replay-worker child (a consumer outside the broker's
+// process, as in production), or with inProc in this process.
+func replayMeasured(ctx context.Context, brokers []string, topic string, ends map[int32]int64, timeout time.Duration, inProc bool) (loadgen.Throughput, error) {
+	if inProc {
+		return loadgen.Replay(ctx, brokers, topic, ends, timeout, nil, 0)
+	}
+	return replayOnce(brokers, topic, ends, timeout)
 }
 
 // watchThrottle samples the broker's adaptive cold-read throttle every 100 ms until the returned
