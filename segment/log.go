@@ -434,7 +434,7 @@ var padToPage = true
 // week after it was written) costs a synchronous disk read per append: 16.5 KiB
 // batches over such a file took 3.8 s per GB of pwrite instead of 0.36 s with
 // the padding, and the padding is faster over cached and new files too
-// (0.17 vs 0.20, 0.45 vs 0.53 s per GB; 2026-11-22, /work/notes/session5.md).
+// (0.17 vs 0.20, 0.45 vs 0.53 s per GB; doc.go "Page padding").
 // The zeros lie past the data: readers never see them, the next write
 // overwrites them, recovery cuts them like any torn tail, and rolls and Close
 // trim them (fileSize covers them).

@@ -58,8 +58,9 @@ type segment struct {
 	rollTs          int64 // maxTimestamp of the first batch (segment.ms), -1 none
 
 	// fileSize is the file's size when it may exceed size: a recycled file
-	// holds stale bytes up to it until a roll or Close trims them (0 for a
-	// new file; size once trimmed). maxNext is the highest next offset the
+	// holds stale bytes, and every file the zeros padding its last append to
+	// a page boundary, up to it until a roll or Close trims them (0 for a new
+	// file before its first padded append; size once trimmed). maxNext is the highest next offset the
 	// segment ever had (before truncations): with next it bounds every offset
 	// the file held, the bound it takes into the recycle pool.
 	fileSize int64
