@@ -45,7 +45,7 @@ type tierOptions struct {
 	uploadTimeout    time.Duration
 	replayPace       int64 // bytes/s of the replay during the latency run (0 = unpaced)
 	replays          int   // bucket/local replay pairs, alternated
-	replayInProc     bool  // the replay during the latency runs in this process (bench_replay.go)
+	replayInProc     bool  // replay consumers in this process, not replay-worker children (bench_replay.go)
 	interleavePairs  int   // interleaved latency run: windows of each kind (0 = none)
 	interleaveWindow time.Duration
 	conf             []string                       // extra broker configs KEY=VALUE (--tier-conf)
