@@ -116,16 +116,25 @@ func formatEnds(ends map[int32]int64) string {
 	return strings.Join(parts, ",")
 }
 
+// replayWorkerCommand is `<this executable> replay-worker` for topic's [0, ends), with extra flags.
+func replayWorkerCommand(brokers []string, topic string, ends map[int32]int64, pace int64, timeout time.Duration, extra ...string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"replay-worker", "--brokers", strings.Join(brokers, ","), "--topic", topic,
+		"--ends", formatEnds(ends), "--pace", strconv.FormatInt(pace, 10), "--timeout", timeout.String()}, extra...)
+	return exec.Command(exe, args...), nil
+}
+
 // replayOnce runs one replay of [0, ends) of topic in a replay-worker child and returns what it
 // read, timed by the child (from its client's start, as loadgen.Replay in this process).
 func replayOnce(brokers []string, topic string, ends map[int32]int64, timeout time.Duration) (loadgen.Throughput, error) {
 	var t loadgen.Throughput
-	exe, err := os.Executable()
+	cmd, err := replayWorkerCommand(brokers, topic, ends, 0, timeout, "--once")
 	if err != nil {
 		return t, err
 	}
-	cmd := exec.Command(exe, "replay-worker", "--once", "--brokers", strings.Join(brokers, ","), "--topic", topic,
-		"--ends", formatEnds(ends), "--timeout", timeout.String())
 	var errb strings.Builder
 	cmd.Stderr = &errb
 	out, err := cmd.Output()
@@ -151,13 +160,11 @@ type replayProcess struct {
 // startReplayProcess starts `sediment replay-worker` (this executable) replaying topic; replayed
 // follows its progress.
 func startReplayProcess(brokers []string, topic string, ends map[int32]int64, pace int64, timeout time.Duration, replayed *atomic.Int64) (*replayProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
+	rp := &replayProcess{done: make(chan error, 1)}
+	var err error
+	if rp.cmd, err = replayWorkerCommand(brokers, topic, ends, pace, timeout); err != nil {
 		return nil, err
 	}
-	rp := &replayProcess{done: make(chan error, 1)}
-	rp.cmd = exec.Command(exe, "replay-worker", "--brokers", strings.Join(brokers, ","), "--topic", topic,
-		"--ends", formatEnds(ends), "--pace", strconv.FormatInt(pace, 10), "--timeout", timeout.String())
 	rp.cmd.Stderr = &rp.errb
 	if rp.stdin, err = rp.cmd.StdinPipe(); err != nil {
 		return nil, err

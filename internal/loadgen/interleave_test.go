@@ -62,3 +62,19 @@ func TestInterleavedStats(t *testing.T) {
 		t.Fatalf("single-phase row %+v (present %v), rows %+v", r, ok, by)
 	}
 }
+
+// bySecond buckets acks by the second of the phase they were sent in, skipping empty seconds.
+func TestBySecond(t *testing.T) {
+	t0 := time.Unix(50, 0)
+	var s []AckSample
+	for i := 0; i < 100; i++ {
+		s = append(s, AckSample{SentAt: t0.Add(time.Duration(i) * time.Millisecond), Ack: time.Millisecond})
+	}
+	s = append(s, AckSample{SentAt: t0.Add(500 * time.Millisecond), Ack: 6 * time.Millisecond},
+		AckSample{SentAt: t0.Add(2500 * time.Millisecond), Ack: 3 * time.Millisecond})
+	got := bySecond(s, t0)
+	if len(got) != 2 || got[0].Acks != 101 || got[0].Over5ms != 1 || got[0].Over2ms != 1 || got[0].Max != 6*time.Millisecond ||
+		got[1].Acks != 1 || got[1].Over2ms != 1 || got[1].Over5ms != 0 || got[1].P99 != 3*time.Millisecond {
+		t.Fatalf("%+v", got)
+	}
+}

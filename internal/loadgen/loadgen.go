@@ -453,7 +453,6 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 		mu       sync.Mutex
 		lats     = make([]time.Duration, 0, int(c.LatencyFor.Seconds()+1)*c.Rate)
 		ackLats  = make([]time.Duration, 0, cap(lats))
-		bySecond = make([][]time.Duration, int(c.LatencyFor/time.Second)+1)
 		samples  = make([]AckSample, 0, cap(lats))
 		received atomic.Int64
 		bad      atomic.Int64
@@ -511,9 +510,6 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 				mu.Lock()
 				ackLats = append(ackLats, d)
 				samples = append(samples, AckSample{sendAt, d})
-				if sec := int(sendAt.Sub(start) / time.Second); sec < len(bySecond) {
-					bySecond[sec] = append(bySecond[sec], d)
-				}
 				mu.Unlock()
 			})
 		}
@@ -543,7 +539,25 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 	}
 	l.AckP50, l.AckP99, l.AckP999 = pct(ackLats, 0.50), pct(ackLats, 0.99), pct(ackLats, 0.999)
 	l.Samples = samples
-	for _, v := range bySecond {
+	l.AckBySecond = bySecond(samples, start)
+	if l.Received < want {
+		return l, fmt.Errorf("consumed %d of %d acknowledged records", l.Received, want)
+	}
+	return l, nil
+}
+
+// bySecond summarises acks per second of the phase that began at start, by send time.
+func bySecond(samples []AckSample, start time.Time) []SecondLatency {
+	var secs [][]time.Duration
+	for _, s := range samples {
+		i := max(int(s.SentAt.Sub(start)/time.Second), 0)
+		for len(secs) <= i {
+			secs = append(secs, nil)
+		}
+		secs[i] = append(secs[i], s.Ack)
+	}
+	var out []SecondLatency
+	for _, v := range secs {
 		if len(v) == 0 {
 			continue
 		}
@@ -557,12 +571,9 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 				sl.Over5ms++
 			}
 		}
-		l.AckBySecond = append(l.AckBySecond, sl)
+		out = append(out, sl)
 	}
-	if l.Received < want {
-		return l, fmt.Errorf("consumed %d of %d acknowledged records", l.Received, want)
-	}
-	return l, nil
+	return out
 }
 
 // warmConsumer sends one short record per partition and waits until the consumer has seen at

@@ -130,6 +130,10 @@ func WriteAtv(f File, bufs [][]byte, off int64) (int, error) {
 	}); ok {
 		return v.WriteAtv(bufs, off)
 	}
+	return writeJoined(f, bufs, off)
+}
+
+func writeJoined(f File, bufs [][]byte, off int64) (int, error) {
 	return f.WriteAt(bytes.Join(bufs, nil), off)
 }
 
@@ -144,10 +148,6 @@ func advance(iov [][]byte, n int) [][]byte {
 		}
 	}
 	return iov
-}
-
-func (f *osFile) writeAtJoined(bufs [][]byte, off int64) (int, error) {
-	return f.WriteAt(bytes.Join(bufs, nil), off)
 }
 
 // OS is the operating system's file system.

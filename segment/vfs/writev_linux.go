@@ -14,7 +14,7 @@ import (
 // iovec list lives on the stack.
 func (f *osFile) WriteAtv(bufs [][]byte, off int64) (int, error) {
 	if len(bufs) > 4 {
-		return f.writeAtJoined(bufs, off)
+		return writeJoined(f, bufs, off)
 	}
 	var rest [4][]byte
 	iov := rest[:copy(rest[:], bufs)]
