@@ -1,11 +1,9 @@
 package tiering_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -81,44 +79,17 @@ func BenchmarkReplay64MiB(b *testing.B) {
 }
 
 // BenchmarkReplayFourPartitionsGETBytes replays four partitions of two 24 MiB objects each from
-// offset 0, one 10 MiB read per partition in turn (as one consumer's fetches of four partitions
-// from sediment bench), through a RemoteLog with the broker's cache (128 MiB, read-ahead on) over
-// a memory store, and reports the bytes fetched per byte of the objects (1.0: every chunk fetched
+// offset 0, the four read concurrently 10 MiB each per round (as one consumer's fetches of four
+// partitions from sediment bench), through a RemoteLog with the broker's default cache over a
+// memory store, and reports the bytes fetched per byte of the objects (1.0: every chunk fetched
 // once; more: chunks evicted before they were read and fetched again) for chunk sizes and
-// prefetch depths. No network: what it measures is the cache's policy, not speed.
+// prefetch depths. No network: what it measures is the cache's policy, not speed
+// (TestReplayFourPartitionsFetchesEachChunkOnce asserts the default's 1.0 with GET latency).
 //
 //	go test ./tiering/ -run '^$' -bench ReplayFourPartitionsGETBytes -benchtime 1x
 func BenchmarkReplayFourPartitionsGETBytes(b *testing.B) {
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(4, 4))
-	payload := make([]byte, 256<<10)
 	st := &getBytesStore{Store: httpLikeStore{tiering.NewMemStore()}}
-	var parts [4][]meta.RemoteSegment
-	var total int64
-	off := int64(0)
-	for p := range parts {
-		for o := range 2 {
-			var data []byte
-			base := off
-			for len(data) < 24<<20 {
-				for j := range payload {
-					payload[j] = byte(rng.Uint32())
-				}
-				data = append(data, makeBatch(off, 256, 1_700_000_000_000+off, 1_700_000_000_000+off, payload)...)
-				off += 256
-			}
-			obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			key := fmt.Sprintf("segments/bench/%d/%d", p, o)
-			if err := st.Put(ctx, key, obj, obj.Size()); err != nil {
-				b.Fatal(err)
-			}
-			parts[p] = append(parts[p], meta.RemoteSegment{BaseOffset: base, LastOffset: off - 1, Size: obj.Size(), ObjectKey: key})
-			total += obj.Footer.StoredLen
-		}
-	}
+	parts, total := putReplayPartitions(b, st, 2, 24<<20, 256<<10)
 	for _, cfg := range []struct{ chunk, prefetch int }{{4, 3}, {8, 2}, {8, 3}} {
 		b.Run(fmt.Sprintf("chunk=%dMiB/prefetch=%d", cfg.chunk, cfg.prefetch), func(b *testing.B) {
 			var got, gets int64
@@ -126,25 +97,7 @@ func BenchmarkReplayFourPartitionsGETBytes(b *testing.B) {
 				rl := tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{CacheBytes: tiering.DefaultCacheBytes,
 					CacheChunkBytes: int64(cfg.chunk) << 20, PrefetchChunks: cfg.prefetch})
 				b0, g0 := st.bytes.Load(), st.gets.Load()
-				var next [4]int64
-				for p := range next {
-					next[p] = parts[p][0].BaseOffset
-				}
-				for busy := true; busy; {
-					busy = false
-					for p := range parts {
-						segs := parts[p]
-						if next[p] > segs[len(segs)-1].LastOffset {
-							continue
-						}
-						busy = true
-						res, err := rl.ReadParts(ctx, segs, next[p], 10<<20, true)
-						if err != nil {
-							b.Fatal(err)
-						}
-						next[p] = res.NextOffset
-					}
-				}
+				replayRounds(b, rl, parts, 10<<20)
 				time.Sleep(50 * time.Millisecond) // let the last prefetches land before counting
 				got, gets = st.bytes.Load()-b0, st.gets.Load()-g0
 			}

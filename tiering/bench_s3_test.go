@@ -15,17 +15,7 @@ import (
 
 // segmentObject64 builds a ~64 MiB segment object of 16 KiB batches.
 func segmentObject64(b *testing.B) (*tiering.SegmentObject, []byte) {
-	r := rand.New(rand.NewPCG(9, 9))
-	payload := make([]byte, 16<<10-61)
-	var data []byte
-	off := int64(0)
-	for len(data) < 64<<20 {
-		for i := range payload {
-			payload[i] = byte(r.Uint32())
-		}
-		data = append(data, makeBatch(off, 16, 1_700_000_000_000+off, 1_700_000_000_000+off, payload)...)
-		off += 16
-	}
+	data, _ := randomBatches(rand.New(rand.NewPCG(9, 9)), 0, 64<<20, 16, 16<<10-61)
 	obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
 	if err != nil {
 		b.Fatal(err)

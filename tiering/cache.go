@@ -57,9 +57,13 @@ type chunkEntry struct {
 // spent 690-822 µs per replayed MB with them vs 940-1013 with 4 MiB × 3; BenchmarkTierReplayBigFetch
 // minio-cpu-us/MB, alternated, 2026-11-22 11:49) and about 128 GETs per GiB instead of 256. Before
 // that 4 MiB × 3 had replaced 1 MiB × 4 (300-313 vs 224-263 MB/s, BenchmarkTierReplay, load ~10).
-// Four partitions replayed at once hold about 4 × 3 chunks not yet read: within DefaultCacheBytes.
+// 256 MiB: a consumer fetching four partitions 10 MiB each (librdkafka's and franz-go's default
+// max.partition.fetch.bytes is 1 MiB, but replay tools raise it) holds per partition the chunk it
+// is in, the next one its read reaches into, two prefetched and the first ones of the next object
+// warmed: about 4 × 5 × 8 MiB. At 128 MiB prefetched chunks were evicted unread and fetched again
+// (sediment bench: 807-950 MiB of GETs for 767 MiB of objects; 767.4 MiB exactly at 256 MiB).
 const (
-	DefaultCacheBytes      = 128 << 20
+	DefaultCacheBytes      = 256 << 20
 	DefaultCacheChunkBytes = 8 << 20
 	DefaultPrefetchChunks  = 2
 )
@@ -190,8 +194,10 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 	if sequential && !failed { // a store that just failed gets no speculative requests
 		c.prefetchAfter(s, key, size, c1)
 	}
+	if c0 > 0 {
+		c.consumed(chunkID{key, c0 - 1})
+	}
 	out := make([][]byte, 0, len(entries))
-	var consumed []*chunkEntry
 	for _, e := range entries {
 		select {
 		case <-e.done:
@@ -203,29 +209,24 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		}
 		lo, hi := e.id.idx*c.chunk, e.id.idx*c.chunk+int64(len(e.data))
 		out = append(out, e.data[max(from, lo)-lo:min(to, hi)-lo])
-		if to >= hi {
-			consumed = append(consumed, e)
-		}
 	}
-	c.consumed(consumed)
 	return out, nil
 }
 
-// consumed moves chunks a read went through to their end to the back of the LRU: a sequential
-// reader is past them, and evicting them before the chunks prefetched ahead of it (loaded earlier,
-// so older in a plain LRU) keeps those until they are read. Plain LRU evicted prefetched chunks
-// under four partitions replaying at once and re-fetched them (sediment bench, 11:57: 894.7 MiB
-// of GETs for 766 MiB of objects).
-func (c *chunkCache) consumed(es []*chunkEntry) {
-	if len(es) == 0 {
-		return
-	}
+// consumed moves a chunk a sequential reader is past to the back of the LRU: evicting it before the
+// chunks prefetched ahead of readers (loaded earlier, so older in a plain LRU) keeps those until
+// they are read. Plain LRU evicted prefetched chunks under four partitions replaying at once and
+// re-fetched them (sediment bench, 11:57: 894.7 MiB of GETs for 766 MiB of objects).
+//
+// A reader is past a chunk when it reads from the next one, not when a read's range covers the
+// chunk's end: a read asks for up to maxBytes but serves only the whole batches within them, so the
+// next read starts inside the chunk again (marking it on the range evicted it first, and 10 MiB
+// fetches over 8 MiB chunks re-fetched about one chunk in ten; TestReplayFourPartitionsFetchesEachChunkOnce).
+func (c *chunkCache) consumed(id chunkID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, e := range es {
-		if e.elem != nil && c.m[e.id] == e {
-			c.lru.MoveToBack(e.elem)
-		}
+	if e := c.m[id]; e != nil && e.elem != nil {
+		c.lru.MoveToBack(e.elem)
 	}
 }
 

@@ -19,9 +19,11 @@ func (s *countingStore) Get(ctx context.Context, key string, off, n int64) (io.R
 	return s.Store.Get(ctx, key, off, n)
 }
 
-// TestChunkCacheEvictsConsumedFirst: a chunk a read went through to its end is evicted before a
-// chunk loaded ahead of the reader and not read yet, even when the unread one was loaded first
-// (plain LRU evicted it, and four partitions replaying at once re-fetched such chunks).
+// TestChunkCacheEvictsConsumedFirst: a chunk a reader has moved past (it read from the next one) is
+// evicted before a chunk loaded ahead of the reader and not read yet, even when the unread one was
+// loaded first (plain LRU evicted it, and four partitions replaying at once re-fetched such chunks);
+// a chunk whose end a read's range covered but that the reader has not moved past is not "consumed"
+// (the read's batches may stop short of its end, and the next read start inside it).
 func TestChunkCacheEvictsConsumedFirst(t *testing.T) {
 	ctx := context.Background()
 	const chunk = 1000
@@ -42,13 +44,16 @@ func TestChunkCacheEvictsConsumedFirst(t *testing.T) {
 			t.Fatalf("read [%d,%d): wrong bytes", from, to)
 		}
 	}
-	read(3*chunk, 3*chunk+1) // chunk 3: loaded ahead, one byte read
-	read(0, 3*chunk)         // chunks 0-2, read to their ends
-	read(4*chunk, 4*chunk+1) // chunk 4: the cache (4 chunks) evicts one
+	read(3*chunk, 3*chunk+1)  // chunk 3: loaded ahead, one byte read
+	read(0, chunk)            // chunk 0
+	read(chunk, 2*chunk)      // chunk 1: the reader is past chunk 0
+	read(2*chunk-10, 3*chunk) // back into chunk 1, through chunk 2's end: past none of them yet
+	read(4*chunk, 4*chunk+1)  // chunk 4: the cache (4 chunks) evicts one, chunk 0
 	before := s.gets.Load()
 	read(3*chunk+1, 4*chunk) // the rest of chunk 3: must still be cached
+	read(2*chunk, 2*chunk+1) // chunk 2, read to its end by range but not moved past: cached
 	if n := s.gets.Load() - before; n != 0 {
-		t.Fatalf("reading the rest of the unread chunk took %d GETs: it was evicted before a consumed one", n)
+		t.Fatalf("reading on took %d GETs: an unread or half-read chunk was evicted before a consumed one", n)
 	}
 	if st := c.stats(); st.Evicted != 1 || st.Bytes > 4*chunk {
 		t.Fatalf("stats %+v: want one eviction within the bound", st)

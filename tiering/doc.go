@@ -132,9 +132,9 @@
 // their own. Data may go through a bounded chunk cache (cache.go, RemoteLogConfig.CacheBytes; the
 // broker's remote.log.reader.cache.bytes): aligned chunks of an object's stored bytes, shared by
 // concurrent readers (one GET per chunk): 8 MiB chunks, 2 prefetched ahead of a sequential reader on
-// free cold-read slots only (each GET costs the object store CPU of its own). Eviction takes chunks a
-// read has gone through to their end before chunks loaded ahead and not yet read, then least
-// recently used by bytes. Objects are immutable, so a chunk
+// free cold-read slots only (each GET costs the object store CPU of its own); the range read-ahead
+// (readahead.go) runs only without it. Eviction takes chunks a reader has moved past (it reads from
+// the next one) before chunks loaded ahead and not yet read, then least recently used by bytes. Objects are immutable, so a chunk
 // never goes stale. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from
 // the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second), a token bucket with one
 // second's burst: a read is granted what has accrued, reads at most that and gives back what it did
@@ -153,8 +153,7 @@
 // led partition (the broker starts it on leadership and cancels its context on loss); RunOnce and
 // CollectOrphans must not run concurrently with it for the same partition. Without the chunk cache,
 // RemoteLog's read-ahead runs at most one background fetch per cached segment object (readahead.go);
-// with it, that range read-ahead still runs, alongside the cache's chunk prefetches (at most one per
-// free cold-read slot). Either way
+// with it, only the cache's chunk prefetches run (at most one per free cold-read slot). Either way
 // there is at most one warm-up per next object, each bounded by a 30 s timeout and, together, by the RemoteLog's byte budget and its
 // cold-read slots. Lock order: RemoteLog.mu, then readAhead.mu (eviction discards a
 // prefetch under the cache lock); nothing takes RemoteLog.mu while holding readAhead.mu. MemStore has one mutex around its map; S3Store one around

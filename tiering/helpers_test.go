@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -35,6 +36,21 @@ func makeBatch(base int64, count int32, firstTS, maxTS int64, payload []byte) []
 	copy(b[61:], payload)
 	be.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
 	return b
+}
+
+// randomBatches builds at least size bytes of batches from offset base, count records and payloadLen
+// random (incompressible) bytes each, and returns them and the offset after the last batch.
+func randomBatches(r *rand.Rand, base int64, size int, count int32, payloadLen int) ([]byte, int64) {
+	payload := make([]byte, payloadLen)
+	var data []byte
+	for len(data) < size {
+		for i := range payload {
+			payload[i] = byte(r.Uint32())
+		}
+		data = append(data, makeBatch(base, count, 1_700_000_000_000+base, 1_700_000_000_000+base, payload)...)
+		base += int64(count)
+	}
+	return data, base
 }
 
 // loggingStore wraps a Store and records each operation, in order, so tests can assert the exact

@@ -116,7 +116,7 @@ const DefaultMaxConcurrentReads = 8
 // RemoteLogConfig tunes a RemoteLog. Zero values take the defaults.
 type RemoteLogConfig struct {
 	MaxFooters     int   // decoded footers cached; default 1024
-	ReadAheadBytes int64 // memory all prefetches may hold; default DefaultReadAheadBytes; negative disables read-ahead
+	ReadAheadBytes int64 // memory all prefetches may hold; default DefaultReadAheadBytes; negative disables read-ahead. Without a cache only: with one, the cache prefetches chunks instead
 	// MaxConcurrentReads is the cold-read budget: object-store GETs (reads, prefetches, footer loads) in
 	// flight at once, so a replay from the bucket queues on its own slots instead of taking the broker's
 	// network and CPU from produce. Default DefaultMaxConcurrentReads.
@@ -162,7 +162,10 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	if cfg.CacheBytes > 0 {
 		r.cache = newChunkCache(cfg.CacheBytes, cfg.CacheChunkBytes, max(cfg.PrefetchChunks, 0), r.sem)
 	}
-	if cfg.ReadAheadBytes > 0 {
+	if cfg.ReadAheadBytes > 0 && r.cache == nil {
+		// With the cache, its chunk prefetches are the read-ahead: a range read-ahead on top
+		// fetched through the cache too, marked chunks read before they were, and held the
+		// budget's worth of chunks more than 10 MiB fetches of four partitions left room for.
 		r.budget = new(atomic.Int64)
 		r.budget.Store(cfg.ReadAheadBytes)
 	}
@@ -309,7 +312,7 @@ func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset 
 		return PartsResult{}, err
 	}
 	res, err := rr.ReadParts(ctx, offset, maxBytes, minOneBatch)
-	if err == nil && r.budget != nil && i+1 < len(segs) && len(res.Parts) > 0 {
+	if err == nil && (r.budget != nil || r.cache != nil) && i+1 < len(segs) && len(res.Parts) > 0 {
 		// Nearing this object's end: warm the next one (footer and first range) so that a sequential
 		// consumer crosses the segment boundary without waiting for two GETs.
 		f := rr.Footer
@@ -326,7 +329,7 @@ func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset 
 }
 
 // warm opens seg in the background (at most one warm-up per object at a time) and prefetches its
-// first maxBytes.
+// first maxBytes (with the chunk cache: its first PrefetchChunks chunks).
 func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
 	r.mu.Lock()
 	_, cached := r.byKey[seg.ObjectKey]
@@ -348,7 +351,13 @@ func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
 		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 		defer cancel()
 		rr, err := r.open(ctx, seg)
-		if err != nil || rr.ra == nil {
+		if err != nil {
+			return
+		}
+		if rr.ra == nil {
+			if r.cache != nil {
+				r.cache.prefetchAfter(r.store, seg.ObjectKey, rr.size, -1) // its first chunks
+			}
 			return
 		}
 		f := rr.Footer

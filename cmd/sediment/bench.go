@@ -91,7 +91,7 @@ Flags:
 	fs.StringVar(&to.secretKey, "minio-secret-key", "sediment-local-secret", "tiering: secret key for --minio-endpoint")
 	fs.StringVar(&to.bucket, "minio-bucket", "sediment", "tiering: bucket (must exist at --minio-endpoint; created in a MinIO the bench starts)")
 	fs.DurationVar(&to.latencyFor, "tier-latency-duration", 10*time.Second, "tiering: length of each fixed-rate produce (--rate) without and with a replay")
-	fs.Func("tier-conf", "tiering: a broker config KEY=VALUE for the tiering broker (repeatable), e.g. remote.log.reader.cache.bytes=134217728", func(v string) error {
+	fs.Func("tier-conf", "tiering: a broker config KEY=VALUE for the tiering broker (repeatable), e.g. remote.log.reader.cache.bytes=268435456", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return fmt.Errorf("want KEY=VALUE")
 		}
