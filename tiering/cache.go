@@ -52,20 +52,23 @@ type chunkEntry struct {
 	elem *list.Element // in lru once ready
 }
 
-// Defaults for RemoteLogConfig's cache fields. 8 MiB chunks, 2 ahead (16 MiB ahead of a sequential
-// reader): each GET costs the object store CPU of its own (MinIO, sharing the broker's two cores,
-// spent 690-822 µs per replayed MB with them vs 940-1013 with 4 MiB × 3; BenchmarkTierReplayBigFetch
-// minio-cpu-us/MB, alternated, 2026-11-22 11:49) and about 128 GETs per GiB instead of 256. Before
-// that 4 MiB × 3 had replaced 1 MiB × 4 (300-313 vs 224-263 MB/s, BenchmarkTierReplay, load ~10).
+// Defaults for RemoteLogConfig's cache fields. 16 MiB chunks, 1 ahead (16 MiB ahead of a sequential
+// reader): each GET costs the object store CPU of its own, and MinIO shares the broker's two cores
+// in sediment bench. Against 8 MiB × 2, alternated in four rounds of sediment bench's replay
+// (2026-11-22 19:26-21:18), the bucket replay median was higher in every pair (966/909/937/840 vs
+// 860/867/711/834 MB/s), MinIO used 0.55 instead of 0.60 core, and a GiB took 75 GETs instead of
+// 133. 8 MiB × 2 had replaced 4 MiB × 3 (MinIO 690-822 vs 940-1013 µs of CPU per replayed MB,
+// BenchmarkTierReplayBigFetch), which had replaced 1 MiB × 4 (300-313 vs 224-263 MB/s).
 // 256 MiB: a consumer fetching four partitions 10 MiB each (librdkafka's and franz-go's default
 // max.partition.fetch.bytes is 1 MiB, but replay tools raise it) holds per partition the chunk it
-// is in, the next one its read reaches into, two prefetched and the first ones of the next object
-// warmed: about 4 × 5 × 8 MiB. At 128 MiB prefetched chunks were evicted unread and fetched again
-// (sediment bench: 807-950 MiB of GETs for 767 MiB of objects; 767.4 MiB exactly at 256 MiB).
+// is in, the next one its read reaches into, one prefetched and the first one of the next object
+// warmed: 4 × 4 × 16 MiB. sediment bench's replays GET each chunk exactly once at that size (767
+// MiB of objects, 767 MiB in 56 GETs); at 128 MiB prefetched chunks were evicted unread and
+// fetched again (807-950 MiB of GETs for 767 MiB of objects, with 8 MiB chunks).
 const (
 	DefaultCacheBytes      = 256 << 20
-	DefaultCacheChunkBytes = 8 << 20
-	DefaultPrefetchChunks  = 2
+	DefaultCacheChunkBytes = 16 << 20
+	DefaultPrefetchChunks  = 1
 )
 
 func newChunkCache(maxBytes, chunk int64, prefetch int, sem chan struct{}) *chunkCache {

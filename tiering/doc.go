@@ -131,7 +131,7 @@
 // RemoteLog (remote.go) serves reads over a partition's manifest. Decoded footers live in an LRU of
 // their own. Data may go through a bounded chunk cache (cache.go, RemoteLogConfig.CacheBytes; the
 // broker's remote.log.reader.cache.bytes): aligned chunks of an object's stored bytes, shared by
-// concurrent readers (one GET per chunk): 8 MiB chunks, 2 prefetched ahead of a sequential reader on
+// concurrent readers (one GET per chunk): 16 MiB chunks, 1 prefetched ahead of a sequential reader on
 // free cold-read slots only (each GET costs the object store CPU of its own); the range read-ahead
 // (readahead.go) runs only without it. Eviction takes chunks a reader has moved past (it reads from
 // the next one) before chunks loaded ahead and not yet read, then least recently used by bytes. Objects are immutable, so a chunk

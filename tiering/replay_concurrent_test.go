@@ -106,16 +106,17 @@ func (s *chunkFetchStore) Get(ctx context.Context, key string, off, n int64) (io
 
 // TestReplayFourPartitionsFetchesEachChunkOnce: a consumer replaying four partitions at once from
 // the bucket, with the broker's default cache, chunk and prefetch settings scaled down together
-// (chunks of 1 MiB instead of 8, reads of 1.25 MiB as 10 MiB fetches are to 8 MiB chunks), gets
+// (chunks of 1 MiB instead of 16, reads of 0.625 MiB as 10 MiB fetches are to 16 MiB chunks), gets
 // every chunk of every object fetched exactly once. The cache used to evict chunks it had
 // prefetched or half-served before they were read, and fetch them again: sediment bench replays
 // fetched 807-950 MiB for 767 MiB of objects, 5-24 % more GET bytes and requests than needed.
 func TestReplayFourPartitionsFetchesEachChunkOnce(t *testing.T) {
-	const scale = 8 // DefaultCacheChunkBytes / chunk
+	const scale = tiering.DefaultCacheChunkBytes >> 20 // chunks of 1 MiB
 	chunk := int64(tiering.DefaultCacheChunkBytes / scale)
 	st := &chunkFetchStore{Store: tiering.NewMemStore(), chunk: chunk, loads: map[string]map[int64]int{}}
-	// Objects of 12 chunks, as sediment bench's 96 MiB segments are of 8 MiB chunks.
-	parts, _ := putReplayPartitions(t, st.Store, 2, int(12*chunk), 32<<10)
+	// Objects of 96 MiB at the default chunk size, as sediment bench's segments are.
+	objChunks := int64(96<<20) / tiering.DefaultCacheChunkBytes
+	parts, _ := putReplayPartitions(t, st.Store, 2, int(objChunks*chunk), 32<<10)
 	rl := tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{CacheBytes: tiering.DefaultCacheBytes / scale,
 		CacheChunkBytes: chunk, ReadAheadBytes: tiering.DefaultReadAheadBytes / scale})
 	replayRounds(t, rl, parts, 10<<20/scale)
@@ -134,8 +135,8 @@ func TestReplayFourPartitionsFetchesEachChunkOnce(t *testing.T) {
 			}
 		}
 	}
-	if chunks < 4*2*12 {
-		t.Fatalf("only %d chunk loads seen for 8 objects of 12+ chunks: the store's counting is off", chunks)
+	if int64(chunks) < 4*2*objChunks {
+		t.Fatalf("only %d chunk loads seen for 8 objects of %d+ chunks: the store's counting is off", chunks, objChunks)
 	}
 	if twice > 0 {
 		t.Fatalf("%d of %d chunks fetched more than once; cache stats %+v", twice, chunks, rl.CacheStats())
