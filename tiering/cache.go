@@ -29,6 +29,11 @@ type chunkCache struct {
 	max      int64 // bytes all chunks (ready and loading) may hold
 	prefetch int   // chunks fetched ahead of a sequential reader
 	sem      chan struct{}
+	// speculate reports whether prefetching is worth it now (nil: always). RemoteLog answers no
+	// while its fetch quota delivers less than a chunk a second: a reader held to that rate gains
+	// nothing from a chunk fetched ahead, and the prefetch is a burst of object-store reads that
+	// the quota was lowered to avoid.
+	speculate func() bool
 
 	mu   sync.Mutex
 	used int64
@@ -278,8 +283,11 @@ func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunk
 }
 
 // prefetchAfter starts fetching the chunks after last that are neither cached nor loading, each in
-// the background with a free cold-read slot (none free: no prefetch).
+// the background with a free cold-read slot (none free, or speculate says no: no prefetch).
 func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
+	if c.speculate != nil && !c.speculate() {
+		return
+	}
 	for i := last + 1; i <= last+int64(c.prefetch) && i*c.chunk < size; i++ {
 		id := chunkID{key, i}
 		c.mu.Lock()

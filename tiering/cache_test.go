@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
@@ -108,6 +109,39 @@ func TestChunkCacheBoundedAndExact(t *testing.T) {
 	rl.Forget(segs[0].ObjectKey)
 	if st := rl.CacheStats(); st.Bytes != 0 {
 		t.Fatalf("after Forget the cache holds %d bytes", st.Bytes)
+	}
+}
+
+// TestChunkCachePrefetchFollowsQuota: a sequential reader gets chunks prefetched only while the
+// fetch quota delivers at least a chunk a second. Lowered below that (as the adaptive throttle
+// does while produce suffers), reads fetch only the chunks they touch; lifted, prefetch resumes.
+func TestChunkCachePrefetchFollowsQuota(t *testing.T) {
+	fs, segs, _ := cacheFixture(t, 400)
+	const chunk = 4096
+	read := func(rl *tiering.RemoteLog) tiering.CacheStats {
+		readAll(t, rl, segs, 3000, nil)
+		time.Sleep(50 * time.Millisecond) // prefetches in flight land
+		return rl.CacheStats()
+	}
+	cfg := tiering.RemoteLogConfig{ReadAheadBytes: -1, CacheBytes: 64 << 20, CacheChunkBytes: chunk, PrefetchChunks: 2}
+	if st := read(tiering.NewRemoteLogWith(fs, cfg)); st.Prefetched == 0 {
+		t.Fatalf("unlimited quota: stats %+v, want prefetches", st)
+	}
+	cfg.FetchBytesPerSecond = chunk - 1
+	if st := read(tiering.NewRemoteLogWith(fs, cfg)); st.Prefetched != 0 || st.Misses == 0 {
+		t.Fatalf("quota of %d B/s with %d B chunks: stats %+v, want misses and no prefetches", chunk-1, chunk, st)
+	}
+	cfg.FetchBytesPerSecond = 0
+	rl := tiering.NewRemoteLogWith(fs, cfg)
+	rl.SetQuota(tiering.NewAdaptiveFetchQuota(0)) // as the broker's adaptive throttle installs it
+	rl.Quota().SetAdaptiveRate(chunk / 2)
+	if st := read(rl); st.Prefetched != 0 {
+		t.Fatalf("adaptive rate of %d B/s: %d chunks prefetched", chunk/2, st.Prefetched)
+	}
+	rl.Forget(segs[0].ObjectKey)
+	rl.Quota().SetAdaptiveRate(0) // lifted
+	if st := read(rl); st.Prefetched == 0 {
+		t.Fatalf("adaptive limit lifted: stats %+v, want prefetches", st)
 	}
 }
 

@@ -132,7 +132,9 @@
 // their own. Data may go through a bounded chunk cache (cache.go, RemoteLogConfig.CacheBytes; the
 // broker's remote.log.reader.cache.bytes): aligned chunks of an object's stored bytes, shared by
 // concurrent readers (one GET per chunk): 16 MiB chunks, 1 prefetched ahead of a sequential reader on
-// free cold-read slots only (each GET costs the object store CPU of its own); the range read-ahead
+// free cold-read slots only (each GET costs the object store CPU of its own), and only while the
+// fetch quota (below) delivers at least a chunk a second (a throttled reader gains nothing from it,
+// and the burst of reads is what the throttle holds back); the range read-ahead
 // (readahead.go) runs only without it. Eviction takes chunks a reader has moved past (it reads from
 // the next one) before chunks loaded ahead and not yet read, then least recently used by bytes. Objects are immutable, so a chunk
 // never goes stale. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from

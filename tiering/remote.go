@@ -161,6 +161,8 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	}
 	if cfg.CacheBytes > 0 {
 		r.cache = newChunkCache(cfg.CacheBytes, cfg.CacheChunkBytes, max(cfg.PrefetchChunks, 0), r.sem)
+		chunk := float64(cfg.CacheChunkBytes)
+		r.cache.speculate = func() bool { return r.quota.Rate() >= chunk }
 	}
 	if cfg.ReadAheadBytes > 0 && r.cache == nil {
 		// With the cache, its chunk prefetches are the read-ahead: a range read-ahead on top
