@@ -263,8 +263,14 @@
 // off) is how many files the pool holds. The name says what is kept;
 // Kafka has no such setting. Two cover a retention pass that deletes two
 // segments between rolls; each costs up to segment.bytes of disk beyond
-// retention, kept also by an idle log (the broker's disk accounting does not
-// see them: Segments lists segments only).
+// retention (the broker's disk accounting does not see them: Segments lists
+// segments only). Only a log that keeps rolling gains from them, so
+// ExpireRecyclePool removes the files that have waited longer than a limit
+// for reuse (the broker calls it on its retention check with
+// log.segment.recycle.ms, an hour by default): a log that went quiet keeps
+// none for long. Files adopted at Open start waiting then. No directory fsync
+// follows such a removal: a crash that undoes it only brings back a pool file
+// for Open to adopt or remove.
 //
 //   - Into the pool: whenever a segment is deleted (SetStartOffset, retention,
 //     DeleteLocalBelow, TruncateTo and ResetLocal dropping segments), its

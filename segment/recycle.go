@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sediment-io/sediment/segment/vfs"
 )
@@ -28,6 +29,7 @@ const recycleSuffix = ".recycle"
 type pooled struct {
 	bound int64 // every offset the file ever held is below bound
 	path  string
+	since time.Time // when it entered the pool (Config.Now; adopted files: at Open)
 }
 
 func poolPath(dir string, bound int64) string { return segPath(dir, bound, recycleSuffix) }
@@ -86,7 +88,7 @@ func (l *Log) releaseLogFile(s *segment) error {
 		}
 		return fmt.Errorf("segment: recycle %s: %w", path, err)
 	}
-	l.pool = append(l.pool, pooled{bound: bound, path: to})
+	l.pool = append(l.pool, pooled{bound: bound, path: to, since: l.cfg.Now()})
 	sort.Slice(l.pool, func(i, j int) bool { return l.pool[i].bound < l.pool[j].bound })
 	return nil
 }
@@ -178,7 +180,9 @@ func (l *Log) adoptPool(names []string) error {
 			}
 			continue
 		}
-		found = append(found, pooled{bound: b, path: path})
+		// The file's time in the pool before the restart is unknown; it starts
+		// waiting now, so an expiry comes at the earliest one idle period after Open.
+		found = append(found, pooled{bound: b, path: path, since: l.cfg.Now()})
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].bound < found[j].bound })
 	keep := min(len(found), max(l.cfg.RecycleSegments, 0))
@@ -190,6 +194,57 @@ func (l *Log) adoptPool(names []string) error {
 	l.pool = append(l.pool[:0], found[:keep]...)
 	l.pooling = true
 	return nil
+}
+
+// ExpireRecyclePool removes the pool files that have waited longer than
+// maxIdle for a new segment to reuse them, and returns how many it removed.
+// The pool trades disk for faster durable appends, and only a log that keeps
+// rolling gains from it: a partition that went quiet would otherwise keep up to
+// RecycleSegments segments' worth of dead bytes on disk forever. The broker
+// calls it from its retention check (log.segment.recycle.ms). maxIdle <= 0
+// empties the pool.
+//
+// No directory fsync follows the removals: should a crash undo one, Open
+// finds the pool file again and adopts or removes it (adoptPool), which is as
+// safe as before. A file that cannot be removed stays in the pool (nothing
+// has written to it, so it is still a valid pool file) and the first such
+// error is returned after the others were tried.
+func (l *Log) ExpireRecyclePool(maxIdle time.Duration) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	now := l.cfg.Now()
+	var firstErr error
+	removed := 0
+	kept := l.pool[:0]
+	for _, p := range l.pool {
+		if maxIdle > 0 && now.Sub(p.since) <= maxIdle {
+			kept = append(kept, p)
+			continue
+		}
+		if err := l.fs.Remove(p.path); err != nil && !isNotExist(err) {
+			kept = append(kept, p)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("segment: expire recycle pool file: %w", err)
+			}
+			continue
+		}
+		removed++
+	}
+	clear(l.pool[len(kept):])
+	l.pool = kept
+	l.checkInvariants()
+	return removed, firstErr
+}
+
+// RecyclePoolFiles returns how many deleted segment files the log keeps for
+// reuse (the recycle pool; none when recycling is off).
+func (l *Log) RecyclePoolFiles() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pool)
 }
 
 func removeIfExists(fsys vfs.FS, path string) error {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sediment-io/sediment/segment/vfs"
 )
@@ -1087,5 +1088,95 @@ func TestPinnedSegmentIsNotRecycled(t *testing.T) {
 	}
 	if got := poolFiles(t, vfs.OS, dir); len(got) != 1 {
 		t.Fatalf("unpinned dropped segment: pool %v, want one file", got)
+	}
+}
+
+// TestRecyclePoolExpires: pool files that wait longer than the idle limit for a
+// new segment are removed (a partition gone quiet keeps no dead segment files),
+// younger ones stay and are still reused, adopted files start waiting at Open,
+// a file that cannot be removed stays pooled and is reported, and 0 empties
+// the pool.
+func TestRecyclePoolExpires(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := recycleConfig(fsys)
+	now := fixedNow
+	cfg.Now = func() time.Time { return now }
+	l := mustOpen(t, "/p", cfg)
+	fillSegments(t, l, 4)
+	segs := l.Segments()
+	if err := l.SetStartOffset(segs[1].BaseOffset); err != nil { // seg 0 into the pool at t0
+		t.Fatal(err)
+	}
+	now = now.Add(40 * time.Minute)
+	young, err := vfs.ReadFile(fsys, segs[1].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetStartOffset(segs[2].BaseOffset); err != nil { // seg 1 at t0+40m
+		t.Fatal(err)
+	}
+	if n := l.RecyclePoolFiles(); n != 2 {
+		t.Fatalf("pool holds %d files, want 2", n)
+	}
+	now = now.Add(20*time.Minute + time.Second) // seg 0's file: 60m1s in the pool; seg 1's: 20m1s
+	if n, err := l.ExpireRecyclePool(time.Hour); err != nil || n != 1 {
+		t.Fatalf("ExpireRecyclePool(1h) = %d, %v; want 1 removed", n, err)
+	}
+	want := fmt.Sprintf("%020d%s", segs[1].NextOffset, recycleSuffix)
+	if got := poolFiles(t, fsys, "/p"); len(got) != 1 || got[0] != want || l.RecyclePoolFiles() != 1 {
+		t.Fatalf("pool %v (%d in memory), want only the younger file %s", got, l.RecyclePoolFiles(), want)
+	}
+	if n, err := l.ExpireRecyclePool(time.Hour); err != nil || n != 0 {
+		t.Fatalf("second ExpireRecyclePool(1h) = %d, %v; want nothing removed", n, err)
+	}
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	act := l.Segments()[len(l.Segments())-1]
+	if b, _ := vfs.ReadFile(fsys, act.Path); l.reused != 1 || !bytes.Equal(b, young) {
+		t.Fatalf("the roll did not reuse the younger pool file (reused %d)", l.reused)
+	}
+
+	// Adopted at Open: the idle period starts then.
+	fillSegments(t, l, len(l.Segments())+1)
+	if err := l.SetStartOffset(l.Segments()[len(l.Segments())-2].BaseOffset); err != nil {
+		t.Fatal(err)
+	}
+	pooled := l.RecyclePoolFiles()
+	if pooled == 0 {
+		t.Fatal("retention pooled no file")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ExpireRecyclePool(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ExpireRecyclePool on a closed log: %v, want ErrClosed", err)
+	}
+	now = now.Add(3 * time.Hour)
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	if n, err := l.ExpireRecyclePool(time.Hour); err != nil || n != 0 || l.RecyclePoolFiles() != pooled {
+		t.Fatalf("right after Open: ExpireRecyclePool(1h) = %d, %v with %d pooled; want 0 (adopted files start waiting at Open)", n, err, pooled)
+	}
+
+	// A file that cannot be removed stays in the pool; the error names it.
+	now = now.Add(2 * time.Hour)
+	fsys.SetInjector(func(o vfs.Op, name string) error {
+		if o == vfs.OpRemove && strings.HasSuffix(name, recycleSuffix) {
+			return syscall.EIO
+		}
+		return nil
+	})
+	if n, err := l.ExpireRecyclePool(time.Hour); err == nil || n != 0 || !strings.Contains(err.Error(), recycleSuffix) || l.RecyclePoolFiles() != pooled {
+		t.Fatalf("with removal failing: %d removed, %v, %d pooled; want an error naming the file and the pool unchanged", n, err, l.RecyclePoolFiles())
+	}
+	fsys.SetInjector(nil)
+	if n, err := l.ExpireRecyclePool(0); err != nil || n != pooled || len(poolFiles(t, fsys, "/p")) != 0 {
+		t.Fatalf("ExpireRecyclePool(0) = %d, %v, files left %v; want the pool emptied", n, err, poolFiles(t, fsys, "/p"))
+	}
+	// The log still works and rolls into new files.
+	mustAppend(t, l, sameBatch(2), 1)
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
 	}
 }
