@@ -74,6 +74,7 @@ type Config struct {
 	LogFlushPolicy           string // log.flush.policy: always | interval | os (Sediment extension)
 	LogFlushIntervalMs       int64  // log.flush.interval.ms (used by policy "interval")
 	LogSegmentRecycleFiles   int32  // log.segment.recycle.files (Sediment extension; 0 = off)
+	LogSegmentRecycleMs      int64  // log.segment.recycle.ms (Sediment extension): pool files' idle limit
 	LogMessageTimestampType  string // log.message.timestamp.type: CreateTime | LogAppendTime
 	LogTimestampBeforeMaxMs  int64  // log.message.timestamp.before.max.ms
 	LogTimestampAfterMaxMs   int64  // log.message.timestamp.after.max.ms
@@ -386,6 +387,8 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.LogFlushIntervalMs }),
 	intDef("log.segment.recycle.files", "2", 0, "Sediment extension: how many deleted segment files each partition keeps (as <bound>.recycle in its directory, at most 64) for new segments to overwrite instead of growing new files: an fdatasync after an overwrite needs no journal commit, so durable appends run faster in steady state, at the price of up to this many segments' worth of disk per partition beyond retention. 0 = off (deleted segments are unlinked). Read when a partition's log opens.",
 		func(c *Config) *int32 { return &c.LogSegmentRecycleFiles }),
+	longDef("log.segment.recycle.ms", "3600000", 1, "Sediment extension: how long a deleted segment file kept for reuse (log.segment.recycle.files) may wait for a new segment before it is removed, checked every log.retention.check.interval.ms. Only partitions that keep rolling gain from the files; this bounds what a partition that went quiet keeps on disk beyond retention. The default, an hour, keeps recycling for any partition that fills a segment within the hour.",
+		func(c *Config) *int64 { return &c.LogSegmentRecycleMs }),
 	enumDef("log.message.timestamp.type", "CreateTime", kmsg.ConfigTypeString, []string{"CreateTime", "LogAppendTime"}, "Whether record timestamps are the producer's (CreateTime) or the broker's append time. Topic synonym message.timestamp.type.",
 		func(c *Config) *string { return &c.LogMessageTimestampType }),
 	longDef("log.message.timestamp.before.max.ms", maxLongStr, 0, "Reject batches whose timestamp is older than this before the broker's clock (CreateTime only). Topic synonym message.timestamp.before.max.ms.",

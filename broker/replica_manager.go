@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/segment"
 )
 
 var (
@@ -393,12 +394,14 @@ func (rm *ReplicaManager) allocateProducerID(ctx context.Context) (int64, error)
 }
 
 // retentionLoop enforces retention.ms, retention.bytes and segment.ms on every local replica
-// every log.retention.check.interval.ms, and expires idle producer ids.
+// every log.retention.check.interval.ms, expires idle producer ids, and removes recycled segment
+// files that waited longer than log.segment.recycle.ms for reuse.
 func (rm *ReplicaManager) retentionLoop() {
 	every := time.Duration(rm.b.cfg.LogRetentionCheckMs) * time.Millisecond
 	if every <= 0 {
 		every = 5 * time.Minute
 	}
+	idlePool := time.Duration(rm.b.cfg.LogSegmentRecycleMs) * time.Millisecond
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -416,6 +419,12 @@ func (rm *ReplicaManager) retentionLoop() {
 				rm.log.Warn("retention", "partition", p.String(), "err", err)
 			} else if n > 0 {
 				rm.log.Info("retention deleted segments", "partition", p.String(), "segments", n, "log_start", p.log.StartOffset())
+			}
+			// After retention, which may have just pooled files: those are young and stay.
+			if n, err := p.log.ExpireRecyclePool(idlePool); err != nil && !errors.Is(err, segment.ErrClosed) {
+				rm.log.Warn("recycle pool expiry", "partition", p.String(), "err", err)
+			} else if n > 0 {
+				rm.log.Info("removed idle recycled segment files", "partition", p.String(), "files", n)
 			}
 		}
 	}
