@@ -263,8 +263,9 @@
 // off) is how many files the pool holds. The name says what is kept;
 // Kafka has no such setting. Two cover a retention pass that deletes two
 // segments between rolls; each costs up to segment.bytes of disk beyond
-// retention (the broker's disk accounting does not see them: Segments lists
-// segments only). Only a log that keeps rolling gains from them, so
+// retention (Segments lists segments only; RecyclePool reports the pool's
+// files and bytes, the broker's sediment_partition_recycle_pool_bytes). Only a
+// log that keeps rolling gains from them, so
 // ExpireRecyclePool removes the files that have waited longer than a limit
 // for reuse (the broker calls it on its retention check with
 // log.segment.recycle.ms, an hour by default): a log that went quiet keeps

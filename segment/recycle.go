@@ -30,6 +30,7 @@ type pooled struct {
 	bound int64 // every offset the file ever held is below bound
 	path  string
 	since time.Time // when it entered the pool (Config.Now; adopted files: at Open)
+	size  int64     // bytes on disk
 }
 
 func poolPath(dir string, bound int64) string { return segPath(dir, bound, recycleSuffix) }
@@ -88,7 +89,7 @@ func (l *Log) releaseLogFile(s *segment) error {
 		}
 		return fmt.Errorf("segment: recycle %s: %w", path, err)
 	}
-	l.pool = append(l.pool, pooled{bound: bound, path: to, since: l.cfg.Now()})
+	l.pool = append(l.pool, pooled{bound: bound, path: to, since: l.cfg.Now(), size: max(s.size, s.fileSize)})
 	sort.Slice(l.pool, func(i, j int) bool { return l.pool[i].bound < l.pool[j].bound })
 	return nil
 }
@@ -182,7 +183,14 @@ func (l *Log) adoptPool(names []string) error {
 		}
 		// The file's time in the pool before the restart is unknown; it starts
 		// waiting now, so an expiry comes at the earliest one idle period after Open.
-		found = append(found, pooled{bound: b, path: path, since: l.cfg.Now()})
+		st, err := l.fs.Stat(path)
+		if err != nil { // unusable: treated as a bad name
+			if err := removeIfExists(l.fs, path); err != nil {
+				return err
+			}
+			continue
+		}
+		found = append(found, pooled{bound: b, path: path, since: l.cfg.Now(), size: st.Size()})
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].bound < found[j].bound })
 	keep := min(len(found), max(l.cfg.RecycleSegments, 0))
@@ -239,12 +247,16 @@ func (l *Log) ExpireRecyclePool(maxIdle time.Duration) (int, error) {
 	return removed, firstErr
 }
 
-// RecyclePoolFiles returns how many deleted segment files the log keeps for
-// reuse (the recycle pool; none when recycling is off).
-func (l *Log) RecyclePoolFiles() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.pool)
+// RecyclePool returns how many deleted segment files the log keeps for reuse
+// (the recycle pool; none when recycling is off) and their bytes on disk: disk
+// the log uses beyond its segments.
+func (l *Log) RecyclePool() (files int, bytes int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, p := range l.pool {
+		bytes += p.size
+	}
+	return len(l.pool), bytes
 }
 
 func removeIfExists(fsys vfs.FS, path string) error {

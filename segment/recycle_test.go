@@ -1091,6 +1091,12 @@ func TestPinnedSegmentIsNotRecycled(t *testing.T) {
 	}
 }
 
+// poolLen is the number of files in l's recycle pool.
+func poolLen(l *Log) int {
+	n, _ := l.RecyclePool()
+	return n
+}
+
 // TestRecyclePoolExpires: pool files that wait longer than the idle limit for a
 // new segment are removed (a partition gone quiet keeps no dead segment files),
 // younger ones stay and are still reused, adopted files start waiting at Open,
@@ -1115,7 +1121,7 @@ func TestRecyclePoolExpires(t *testing.T) {
 	if err := l.SetStartOffset(segs[2].BaseOffset); err != nil { // seg 1 at t0+40m
 		t.Fatal(err)
 	}
-	if n := l.RecyclePoolFiles(); n != 2 {
+	if n := poolLen(l); n != 2 {
 		t.Fatalf("pool holds %d files, want 2", n)
 	}
 	now = now.Add(20*time.Minute + time.Second) // seg 0's file: 60m1s in the pool; seg 1's: 20m1s
@@ -1123,8 +1129,11 @@ func TestRecyclePoolExpires(t *testing.T) {
 		t.Fatalf("ExpireRecyclePool(1h) = %d, %v; want 1 removed", n, err)
 	}
 	want := fmt.Sprintf("%020d%s", segs[1].NextOffset, recycleSuffix)
-	if got := poolFiles(t, fsys, "/p"); len(got) != 1 || got[0] != want || l.RecyclePoolFiles() != 1 {
-		t.Fatalf("pool %v (%d in memory), want only the younger file %s", got, l.RecyclePoolFiles(), want)
+	if got := poolFiles(t, fsys, "/p"); len(got) != 1 || got[0] != want || poolLen(l) != 1 {
+		t.Fatalf("pool %v (%d in memory), want only the younger file %s", got, poolLen(l), want)
+	}
+	if n, bytes := l.RecyclePool(); n != 1 || bytes != int64(len(young)) || bytes != fileSize(t, fsys, "/p/"+want) {
+		t.Fatalf("RecyclePool() = %d files, %d bytes; want 1 file of %d bytes", n, bytes, len(young))
 	}
 	if n, err := l.ExpireRecyclePool(time.Hour); err != nil || n != 0 {
 		t.Fatalf("second ExpireRecyclePool(1h) = %d, %v; want nothing removed", n, err)
@@ -1142,7 +1151,7 @@ func TestRecyclePoolExpires(t *testing.T) {
 	if err := l.SetStartOffset(l.Segments()[len(l.Segments())-2].BaseOffset); err != nil {
 		t.Fatal(err)
 	}
-	pooled := l.RecyclePoolFiles()
+	pooled := poolLen(l)
 	if pooled == 0 {
 		t.Fatal("retention pooled no file")
 	}
@@ -1155,8 +1164,15 @@ func TestRecyclePoolExpires(t *testing.T) {
 	now = now.Add(3 * time.Hour)
 	l = mustOpen(t, "/p", cfg)
 	defer l.Close()
-	if n, err := l.ExpireRecyclePool(time.Hour); err != nil || n != 0 || l.RecyclePoolFiles() != pooled {
+	if n, err := l.ExpireRecyclePool(time.Hour); err != nil || n != 0 || poolLen(l) != pooled {
 		t.Fatalf("right after Open: ExpireRecyclePool(1h) = %d, %v with %d pooled; want 0 (adopted files start waiting at Open)", n, err, pooled)
+	}
+	var onDisk int64
+	for _, name := range poolFiles(t, fsys, "/p") {
+		onDisk += fileSize(t, fsys, "/p/"+name)
+	}
+	if _, bytes := l.RecyclePool(); bytes != onDisk || bytes == 0 {
+		t.Fatalf("adopted pool: RecyclePool() bytes %d, files on disk %d bytes", bytes, onDisk)
 	}
 
 	// A file that cannot be removed stays in the pool; the error names it.
@@ -1167,8 +1183,8 @@ func TestRecyclePoolExpires(t *testing.T) {
 		}
 		return nil
 	})
-	if n, err := l.ExpireRecyclePool(time.Hour); err == nil || n != 0 || !strings.Contains(err.Error(), recycleSuffix) || l.RecyclePoolFiles() != pooled {
-		t.Fatalf("with removal failing: %d removed, %v, %d pooled; want an error naming the file and the pool unchanged", n, err, l.RecyclePoolFiles())
+	if n, err := l.ExpireRecyclePool(time.Hour); err == nil || n != 0 || !strings.Contains(err.Error(), recycleSuffix) || poolLen(l) != pooled {
+		t.Fatalf("with removal failing: %d removed, %v, %d pooled; want an error naming the file and the pool unchanged", n, err, poolLen(l))
 	}
 	fsys.SetInjector(nil)
 	if n, err := l.ExpireRecyclePool(0); err != nil || n != pooled || len(poolFiles(t, fsys, "/p")) != 0 {
