@@ -35,6 +35,10 @@ func (rm *ReplicaManager) writeMetrics(w io.Writer) {
 			return n
 		}},
 		{"sediment_partition_segments", "gauge", "Local segments.", func(p *Partition) int64 { return int64(len(p.log.Segments())) }},
+		{"sediment_partition_recycle_pool_bytes", "gauge", "Bytes of deleted segment files kept on disk for new segments to reuse (log.segment.recycle.files, log.segment.recycle.ms), beyond the local segments.", func(p *Partition) int64 {
+			_, n := p.log.RecyclePool()
+			return n
+		}},
 		{"sediment_partition_leader", "gauge", "1 when this broker leads the partition.", func(p *Partition) int64 {
 			if p.checkLeader(-1) == 0 {
 				return 1
