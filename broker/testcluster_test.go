@@ -3,25 +3,21 @@ package broker
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sediment-io/sediment/meta"
+
+	"github.com/sediment-io/sediment/internal/testport"
 )
 
-// freePort reserves a loopback port and releases it (for Raft voter addresses that must be known
-// before the brokers start).
+// freePort is a loopback address for Raft voter addresses that must be known before the brokers
+// start (testport: below the ephemeral range, never handed out twice).
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testport.Free(t)
 }
 
 // fastClusterMeta shortens Raft timings for in-process clusters and sets the broker session timeout
@@ -60,20 +56,10 @@ func startTestCluster(t testing.TB, n int, tune func(*Config)) ([]*Broker, []Con
 }
 
 func tryStartTestCluster(t testing.TB, n int, tune func(*Config)) ([]*Broker, []Config, error) {
-	// Hold every reserved port open until all are chosen: a port released at once can be handed
-	// out again by the next reservation, and meta refuses a voter listed twice.
+	// testport never hands out a port twice (meta refuses a voter listed twice).
 	var voters []Voter
-	var held []net.Listener
 	for i := 1; i <= n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, ln)
-		voters = append(voters, Voter{ID: int32(i), Addr: ln.Addr().String()})
-	}
-	for _, ln := range held {
-		ln.Close()
+		voters = append(voters, Voter{ID: int32(i), Addr: testport.Free(t)})
 	}
 	brokers := make([]*Broker, n)
 	cfgs := make([]Config, n)

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sediment-io/sediment/internal/testport"
 )
 
 // sedimentBin is the binary built once in TestMain.
@@ -43,16 +44,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort asks the kernel for a free loopback port. Another process could take it before the
-// broker binds it; on loopback in a test run that is rare enough, and start() retries once.
+// freePort is a loopback port no other freePort call in this process returned, below the kernel's
+// ephemeral range (testport): no client connection can take it before the broker binds it.
+// Another test process could still bind it first; start() retries once.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testport.Port(t)
 }
 
 // syncBuffer collects a process's output for assertions and failure logs.

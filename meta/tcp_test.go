@@ -2,9 +2,10 @@ package meta
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/sediment-io/sediment/internal/testport"
 )
 
 // openTCPNodes opens one node per address on real TCP, the first voters of them as the initial
@@ -33,19 +34,11 @@ func openTCPNodes(t *testing.T, addrs []string, voters int, tune func(*Config)) 
 	return nodes
 }
 
+// freeAddrs is n distinct loopback addresses below the ephemeral range (testport).
 func freeAddrs(t *testing.T, n int) []string {
 	var out []string
-	var lns []net.Listener
 	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
+		out = append(out, testport.Free(t))
 	}
 	return out
 }
