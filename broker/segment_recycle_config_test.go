@@ -1,10 +1,7 @@
 package broker
 
 import (
-	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -99,41 +96,29 @@ func TestSegmentRecyclePoolExpiresIdle(t *testing.T) {
 				}
 				return files, bytes
 			}
-			onDisk := func() int { n, _ := onDiskBytes(); return n }
 			// The gauge operators see for that disk.
-			gauge := func() string {
-				resp, err := http.Get("http://" + b.HTTPAddr() + "/metrics")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				for _, line := range strings.Split(string(body), "\n") {
-					if strings.HasPrefix(line, `sediment_partition_recycle_pool_bytes{topic="idle",partition="0"} `) {
-						return line[strings.LastIndexByte(line, ' ')+1:]
-					}
-				}
-				t.Fatal("no sediment_partition_recycle_pool_bytes for idle/0 in /metrics")
-				return ""
+			gauge := func() int64 {
+				return metricInt(t, scrape(t, b), `sediment_partition_recycle_pool_bytes{topic="idle",partition="0"}`)
 			}
 			// Retention pools the deleted segments' files (in the 300 ms case, for 300 ms at least).
 			waitFor(t, "retention to pool deleted segment files", func() bool { return poolLen() > 0 })
 			if !c.expire {
 				time.Sleep(500 * time.Millisecond) // ten more retention checks
-				if n := onDisk(); n == 0 || n != poolLen() {
+				if n, _ := onDiskBytes(); n == 0 || n != poolLen() {
 					t.Fatalf("%d pool files on disk, %d in the log: with the hour-long default they stay", n, poolLen())
 				}
-				if _, bytes := onDiskBytes(); gauge() != fmt.Sprint(bytes) {
-					t.Fatalf("sediment_partition_recycle_pool_bytes %s, pool files on disk %d bytes", gauge(), bytes)
+				if _, bytes := onDiskBytes(); gauge() != bytes {
+					t.Fatalf("sediment_partition_recycle_pool_bytes %d, pool files on disk %d bytes", gauge(), bytes)
 				}
 				return
 			}
 			// The partition is idle now: whatever retention pooled goes once it has waited 300 ms.
 			waitFor(t, "retention's pooled files to expire", func() bool {
-				return p.log.StartOffset() > 0 && poolLen() == 0 && onDisk() == 0
+				files, _ := onDiskBytes()
+				return p.log.StartOffset() > 0 && poolLen() == 0 && files == 0
 			})
-			if g := gauge(); g != "0" {
-				t.Fatalf("sediment_partition_recycle_pool_bytes %s after the pool expired, want 0", g)
+			if g := gauge(); g != 0 {
+				t.Fatalf("sediment_partition_recycle_pool_bytes %d after the pool expired, want 0", g)
 			}
 			got := consumeN(t, b, "idle", int(20-p.log.StartOffset()))
 			if got[0].Offset != p.log.StartOffset() {

@@ -181,8 +181,6 @@ func (l *Log) adoptPool(names []string) error {
 			}
 			continue
 		}
-		// The file's time in the pool before the restart is unknown; it starts
-		// waiting now, so an expiry comes at the earliest one idle period after Open.
 		st, err := l.fs.Stat(path)
 		if err != nil { // unusable: treated as a bad name
 			if err := removeIfExists(l.fs, path); err != nil {
@@ -190,6 +188,8 @@ func (l *Log) adoptPool(names []string) error {
 			}
 			continue
 		}
+		// The file's time in the pool before the restart is unknown; it starts
+		// waiting now, so an expiry comes at the earliest one idle period after Open.
 		found = append(found, pooled{bound: b, path: path, since: l.cfg.Now(), size: st.Size()})
 	}
 	sort.Slice(found, func(i, j int) bool { return found[i].bound < found[j].bound })
