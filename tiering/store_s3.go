@@ -502,6 +502,14 @@ func (r *s3Reader) open(whole bool) error {
 	if err != nil {
 		return r.s.mapErr("get", r.key, err)
 	}
+	if !whole {
+		if start, ok := contentRangeStart(out.ContentRange); ok && start != r.pos || !ok && r.pos != 0 {
+			// A server that ignored or misread the Range sends other bytes than asked: taking them
+			// would serve data from the wrong place in the object, with valid batch CRCs.
+			out.Body.Close()
+			return fmt.Errorf("tiering: s3 get %s: asked for bytes from %d, the response's Content-Range is %q", r.key, r.pos, aws.ToString(out.ContentRange))
+		}
+	}
 	r.body = out.Body
 	if r.etag == nil {
 		r.etag = out.ETag
@@ -514,6 +522,22 @@ func (r *s3Reader) open(whole bool) error {
 	return nil
 }
 
+// contentRangeStart is the first byte position of a Content-Range header ("bytes 100-199/1000");
+// false if absent or not of that form. A response without one to a ranged GET is the whole object
+// (the server ignored the Range), which starts at byte 0.
+func contentRangeStart(cr *string) (int64, bool) {
+	v, ok := strings.CutPrefix(aws.ToString(cr), "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(v, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, err == nil && n >= 0
+}
+
 func (r *s3Reader) Read(p []byte) (int, error) {
 	for {
 		if r.end >= 0 && r.pos >= r.end {
@@ -521,6 +545,9 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 		}
 		if r.body == nil {
 			return 0, ErrClosed
+		}
+		if r.end >= 0 && int64(len(p)) > r.end-r.pos {
+			p = p[:r.end-r.pos] // never past the range, whatever the body holds beyond it
 		}
 		n, err := r.body.Read(p)
 		r.pos += int64(n)
