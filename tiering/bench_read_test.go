@@ -118,3 +118,88 @@ func (s *getBytesStore) Get(ctx context.Context, key string, off, n int64) (io.R
 	s.bytes.Add(n)
 	return s.Store.Get(ctx, key, off, n)
 }
+
+// BenchmarkColdFetchLatency is the wait of a consumer's first fetch from an object no one read
+// before, through a RemoteLog with the broker's default chunk cache, against a model of one S3
+// connection: each GET answers after 20 ms and its body flows at 100 MB/s (a memory store behind
+// rateStore; AWS quotes 85-90 MB/s per connection). Reported: the first fetch's wait (the footer's
+// GET included) and the time to read the first 64 MiB in fetches of that size. With whole-chunk
+// loads the first fetch waited for a 16 MiB chunk whatever it asked for.
+//
+//	go test ./tiering/ -run '^$' -bench ColdFetchLatency -benchtime 5x
+func BenchmarkColdFetchLatency(b *testing.B) {
+	ctx := context.Background()
+	obj, _ := segmentObject64(b)
+	st := &rateStore{Store: tiering.NewMemStore(), latency: 20 * time.Millisecond, bytesPerSec: 100e6}
+	key := "segments/bench/0/00000000000000000000-0-0000000000000000.seg"
+	if err := st.Put(ctx, key, obj, obj.Size()); err != nil {
+		b.Fatal(err)
+	}
+	segs := []meta.RemoteSegment{{BaseOffset: obj.Footer.BaseOffset, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}}
+	for _, fetch := range []int{1 << 20, 10 << 20} {
+		b.Run(fmt.Sprintf("fetch=%dMiB", fetch>>20), func(b *testing.B) {
+			var first, all time.Duration
+			for b.Loop() {
+				rl := tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{CacheBytes: tiering.DefaultCacheBytes})
+				t0 := time.Now()
+				var n int
+				for off := int64(0); off <= obj.Footer.LastOffset; {
+					res, err := rl.Read(ctx, segs, off, fetch, true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if n == 0 {
+						first += time.Since(t0)
+					}
+					n += len(res.Data)
+					off = res.NextOffset
+				}
+				all += time.Since(t0)
+				if int64(n) != obj.Footer.DataLen {
+					b.Fatalf("read %d bytes, want %d", n, obj.Footer.DataLen)
+				}
+			}
+			b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-fetch-ms")
+			b.ReportMetric(float64(obj.Footer.DataLen)*float64(b.N)/1e6/all.Seconds(), "replay-MB/s")
+		})
+	}
+}
+
+// rateStore models an object store's GET: each answers after latency, and its body flows at
+// bytesPerSec (per body, as one connection's).
+type rateStore struct {
+	tiering.Store
+	latency     time.Duration
+	bytesPerSec float64
+}
+
+func (s *rateStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	select {
+	case <-time.After(s.latency):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rc, err := s.Store.Get(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return &rateBody{rc: rc, s: s, start: time.Now()}, nil
+}
+
+type rateBody struct {
+	rc    io.ReadCloser
+	s     *rateStore
+	start time.Time
+	sent  int64
+}
+
+// Read returns at most 64 KiB, no sooner than the rate allows for everything sent so far.
+func (b *rateBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p[:min(len(p), 64<<10)])
+	b.sent += int64(n)
+	due := b.start.Add(time.Duration(float64(b.sent) / b.s.bytesPerSec * float64(time.Second)))
+	time.Sleep(time.Until(due))
+	return n, err
+}
+
+func (b *rateBody) Close() error { return b.rc.Close() }

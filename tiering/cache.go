@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -48,13 +49,65 @@ type chunkID struct {
 	idx int64
 }
 
+// chunkEntry is one chunk, loading or ready. While it loads, its data fills from the front
+// (readInto's progress): filled says how much of data is final, and a reader needing only a prefix
+// takes it as soon as it is there instead of waiting for the whole chunk (a 1 MiB consumer fetch
+// would otherwise wait for 16 MiB).
 type chunkEntry struct {
-	id   chunkID
-	size int64
-	done chan struct{} // closed when data or err is set
-	data []byte
-	err  error
-	elem *list.Element // in lru once ready
+	id     chunkID
+	size   int64
+	done   chan struct{} // closed when the load ended: data complete, or err set
+	data   []byte        // set before filled first grows; bytes [0, filled) are final
+	filled atomic.Int64
+	err    error
+	elem   *list.Element // in lru once ready
+
+	wakeMu sync.Mutex
+	wake   chan struct{} // closed when filled grows; made by a waiting reader (nil: none waits)
+}
+
+// advance publishes that the first n bytes of data are final and wakes the readers waiting.
+func (e *chunkEntry) advance(n int64) {
+	e.filled.Store(n)
+	e.wakeMu.Lock()
+	if e.wake != nil {
+		close(e.wake)
+		e.wake = nil
+	}
+	e.wakeMu.Unlock()
+}
+
+// waitFilled waits until the first n bytes of the chunk are final (nil) or its load failed first
+// (the load's error) or ctx ends.
+func (e *chunkEntry) waitFilled(ctx context.Context, n int64) error {
+	for {
+		if e.filled.Load() >= n {
+			return nil
+		}
+		e.wakeMu.Lock()
+		if e.filled.Load() >= n { // grew before we registered
+			e.wakeMu.Unlock()
+			return nil
+		}
+		if e.wake == nil {
+			e.wake = make(chan struct{})
+		}
+		wake := e.wake
+		e.wakeMu.Unlock()
+		select {
+		case <-wake:
+		case <-e.done:
+			if e.filled.Load() >= n {
+				return nil
+			}
+			if e.err != nil {
+				return e.err
+			}
+			return fmt.Errorf("tiering: chunk %d of %s loaded %d of its %d bytes", e.id.idx, e.id.key, e.filled.Load(), e.size)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Defaults for RemoteLogConfig's cache fields. 16 MiB chunks, 1 ahead (16 MiB ahead of a sequential
@@ -189,17 +242,20 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 	sequential := c0 == 0 || c.m[chunkID{key, c0 - 1}] != nil
 	c.mu.Unlock()
 
-	// Fetch our missing chunks, one GET per run of consecutive ones.
-	failed := false
+	// Fetch our missing chunks, one GET per run of consecutive ones, each up to the bytes this read
+	// needs (the rest of the last run may still be arriving when we return).
 	for i := 0; i < len(mine); {
 		j := i + 1
 		for j < len(mine) && mine[j].id.idx == mine[j-1].id.idx+1 {
 			j++
 		}
-		failed = c.load(ctx, s, size, mine[i:j]) != nil || failed
+		if err := c.fetchRun(ctx, s, mine[i:j], to); err != nil {
+			c.drop(mine[j:], err) // registered, never started
+			return nil, err       // no prefetch either: a store that just failed gets no speculative requests
+		}
 		i = j
 	}
-	if sequential && !failed { // a store that just failed gets no speculative requests
+	if sequential {
 		c.prefetchAfter(s, key, size, c1)
 	}
 	if c0 > 0 {
@@ -207,16 +263,12 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 	}
 	out := make([][]byte, 0, len(entries))
 	for _, e := range entries {
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		lo := e.id.idx * c.chunk
+		need := min(to-lo, e.size) // this chunk's bytes the read reaches: wait for those only
+		if err := e.waitFilled(ctx, need); err != nil {
+			return nil, err
 		}
-		if e.err != nil {
-			return nil, e.err
-		}
-		lo, hi := e.id.idx*c.chunk, e.id.idx*c.chunk+int64(len(e.data))
-		out = append(out, e.data[max(from, lo)-lo:min(to, hi)-lo])
+		out = append(out, e.data[max(from, lo)-lo:need])
 	}
 	return out, nil
 }
@@ -252,34 +304,118 @@ func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
 	return e
 }
 
-// load fetches the consecutive chunks run with one ranged GET and publishes them (or the error).
-func (c *chunkCache) load(ctx context.Context, s Store, size int64, run []*chunkEntry) error {
+// fetchRun loads run (consecutive chunks this reader registered as loading) with one ranged GET
+// and returns once the run's bytes below the object position to have arrived: a reader needing the
+// front of a chunk does not wait for all of it. The rest keeps arriving in the background for the
+// readers after it, under a cold-read slot of its own (the caller returns its slot when it
+// returns); with no slot free, fetchRun waits for the whole run as it did before chunks streamed,
+// so that there are never more GETs in flight than slots. The GET runs under a context of its own
+// (the caller's values, not its end, bounded by prefetchTimeout) because it may outlive the caller;
+// if the caller gives up while the GET holds no slot of its own, the GET is cancelled.
+func (c *chunkCache) fetchRun(ctx context.Context, s Store, run []*chunkEntry, to int64) error {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), prefetchTimeout)
+	go func() {
+		defer cancel()
+		c.load(lctx, s, run)
+	}()
+	err := c.waitRun(ctx, run, to)
+	last := run[len(run)-1]
+	select {
+	case <-last.done:
+		return err
+	default:
+	}
+	select {
+	case c.sem <- struct{}{}: // the rest continues on a slot of its own, released when it ends
+		go func() {
+			<-last.done
+			<-c.sem
+		}()
+		return err
+	default:
+	}
+	if err == nil {
+		select {
+		case <-last.done:
+			return nil // our bytes arrived; a failure after them is the next reader's to see
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	cancel()
+	return err
+}
+
+// waitRun waits until the run's bytes below object position to have arrived.
+func (c *chunkCache) waitRun(ctx context.Context, run []*chunkEntry, to int64) error {
+	for _, e := range run {
+		lo := e.id.idx * c.chunk
+		if lo >= to {
+			break
+		}
+		if err := e.waitFilled(ctx, min(to-lo, e.size)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drop ends the loads of entries (registered as loading) with err: their waiting readers get err,
+// and the cache forgets them, so that the next read fetches them again.
+func (c *chunkCache) drop(entries []*chunkEntry, err error) {
+	if len(entries) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range entries {
+		e.err = err
+		if c.m[e.id] == e {
+			delete(c.m, e.id)
+			c.used -= e.size
+		}
+		close(e.done)
+	}
+}
+
+// load fetches the consecutive chunks run with one ranged GET, publishing their bytes as they
+// arrive (chunkEntry.advance) and then the outcome: the chunks join the LRU, or are dropped with
+// the error.
+func (c *chunkCache) load(ctx context.Context, s Store, run []*chunkEntry) error {
 	from := run[0].id.idx * c.chunk
 	to := from
 	for _, e := range run {
 		to += e.size
 	}
-	b, err := readExact(ctx, s, run[0].id.key, from, to-from)
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	b := makeNoZero(int(to - from))
 	pos := int64(0)
 	for _, e := range run {
-		if err != nil {
-			e.err = err
-			if c.m[e.id] == e {
-				delete(c.m, e.id)
-				c.used -= e.size
+		e.data = b[pos : pos+e.size : pos+e.size] // before any advance: readers look only below filled
+		pos += e.size
+	}
+	err := readInto(ctx, s, run[0].id.key, from, b, func(got int64) {
+		// got bytes of the run are final: each chunk's share of them.
+		start := int64(0)
+		for _, e := range run {
+			if f := min(max(got-start, 0), e.size); f > e.filled.Load() {
+				e.advance(f)
 			}
-		} else {
-			e.data = b[pos : pos+e.size : pos+e.size]
-			pos += e.size
-			if c.m[e.id] == e {
-				e.elem = c.lru.PushFront(e)
-			}
+			start += e.size
+		}
+	})
+	if err != nil {
+		c.drop(run, err) // a prefix already served stays valid (readInto); whoever needs more fetches again
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range run {
+		if c.m[e.id] == e {
+			e.elem = c.lru.PushFront(e)
 		}
 		close(e.done)
 	}
-	return err
+	return nil
 }
 
 // prefetchAfter starts fetching the chunks after last that are neither cached nor loading, each in
@@ -308,7 +444,7 @@ func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
 			defer func() { <-c.sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 			defer cancel()
-			c.load(ctx, s, size, []*chunkEntry{e})
+			c.load(ctx, s, []*chunkEntry{e})
 		}()
 	}
 }

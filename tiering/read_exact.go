@@ -9,7 +9,18 @@ import (
 	"unsafe"
 )
 
-// readExact reads exactly n bytes (n > 0) of key at off into a buffer allocated once at that size.
+// readStep is how many bytes readInto reads between two progress reports: small enough that a
+// reader waiting for the first MiB of a chunk is released soon after that MiB arrives, large enough
+// that the reports cost nothing next to the copying (64 per 16 MiB chunk).
+const readStep = 256 << 10
+
+// readInto reads exactly len(buf) > 0 bytes of key at off into buf, reporting progress: after each
+// step of readStep bytes, progress (if not nil) is called with the number of bytes of buf filled so
+// far, so that readers may use a prefix while the rest is still arriving (the chunk cache, whose
+// readers would otherwise wait for a whole 16 MiB chunk before their first byte). A reported prefix
+// is final: every byte of it came from the body, at its place in the range (the S3 store refuses a
+// response that does not start where the range does). An error after some progress means the rest
+// never arrives; the prefix stays valid.
 //
 // Why not ReadRange: it copies into a bytes.Buffer grown to the length, and the final Read that
 // finds EOF needs room, so the buffer doubles (a second allocation, a zeroed 2n array and a copy
@@ -18,33 +29,43 @@ import (
 // bytes it accounted for.
 //
 // The body is still read to EOF (one extra Read into a small array): an HTTP body closed before
-// EOF costs the S3 client its keep-alive connection. A body longer than n is an error, as is a
-// shorter one (never a truncated result). The buffer is not zeroed first (makeNoZero): on success
-// every byte of it was read from the body, and on failure it is dropped.
-func readExact(ctx context.Context, s Store, key string, off, n int64) ([]byte, error) {
+// EOF costs the S3 client its keep-alive connection. A body longer than buf is an error, as is a
+// shorter one (never a truncated result). buf need not be zeroed (makeNoZero): every byte below a
+// reported or returned fill was read from the body.
+func readInto(ctx context.Context, s Store, key string, off int64, buf []byte, progress func(filled int64)) error {
+	n := int64(len(buf))
 	rc, err := s.Get(ctx, key, off, n)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rc.Close()
-	buf := makeNoZero(int(n))
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("tiering: %s [%d,+%d): short read: %w", key, off, n, io.ErrUnexpectedEOF)
+	for got := int64(0); got < n; {
+		step := min(n-got, readStep)
+		if progress == nil {
+			step = n - got
 		}
-		return nil, fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
+		if _, err := io.ReadFull(rc, buf[got:got+step]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fmt.Errorf("tiering: %s [%d,+%d): short read: %w", key, off, n, io.ErrUnexpectedEOF)
+			}
+			return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
+		}
+		got += step
+		if progress != nil {
+			progress(got)
+		}
 	}
 	var extra [1]byte
 	for {
 		m, err := rc.Read(extra[:])
 		if m > 0 {
-			return nil, fmt.Errorf("tiering: %s [%d,+%d): the store returned more bytes than asked", key, off, n)
+			return fmt.Errorf("tiering: %s [%d,+%d): the store returned more bytes than asked", key, off, n)
 		}
 		if err == io.EOF {
-			return buf, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
+			return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
 		}
 	}
 }
@@ -52,7 +73,7 @@ func readExact(ctx context.Context, s Store, key string, off, n int64) ([]byte, 
 // makeNoZero returns a byte slice of length and capacity n whose contents are undefined (the
 // caller overwrites all of it). Zeroing an 8 MiB chunk buffer that is then filled from the HTTP
 // body was about 8 % of the broker's CPU in a replay from the bucket (memclrNoHeapPointers under
-// readExact's makeslice, BenchmarkTierReplayBigFetch profile 2026-11-22 12:02): a large allocation
+// the chunk load's makeslice, BenchmarkTierReplayBigFetch profile 2026-11-22 12:02): a large allocation
 // is zeroed whenever its memory was used before, which with chunks churning through the cache is
 // nearly always. Go offers unzeroed allocation only inside the standard library; strings.Builder's
 // Grow is its public door (it allocates with bytealg.MakeNoZero). The builder's only string is

@@ -47,6 +47,15 @@ func (s *eofTrackingStore) Get(ctx context.Context, key string, off, n int64) (i
 	return &trackingBody{r: bytes.NewReader(append(data, s.extra...)), s: s}, nil
 }
 
+// readExact is readInto into a new buffer of n bytes, without progress reports.
+func readExact(ctx context.Context, s Store, key string, off, n int64) ([]byte, error) {
+	buf := make([]byte, n)
+	if err := readInto(ctx, s, key, off, buf, nil); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
 func TestReadExact(t *testing.T) {
 	ctx := context.Background()
 	obj := make([]byte, 1<<20+17)

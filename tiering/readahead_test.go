@@ -100,7 +100,9 @@ func TestRemoteLogReadAhead(t *testing.T) {
 	}
 }
 
-// slowStore holds each Get for a while and records how many were in flight at once.
+// slowStore holds each Get for a while and records how many were in flight at once: a GET is in
+// flight from the call until its body is closed (chunk loads go on reading a body after the read
+// that started them returned).
 type slowStore struct {
 	tiering.Store
 	mu            sync.Mutex
@@ -114,46 +116,99 @@ func (s *slowStore) Get(ctx context.Context, key string, off, n int64) (io.ReadC
 	s.mu.Unlock()
 	time.Sleep(15 * time.Millisecond)
 	rc, err := s.Store.Get(ctx, key, off, n)
+	if err != nil {
+		s.done()
+		return nil, err
+	}
+	return &slowStoreBody{ReadCloser: rc, s: s}, nil
+}
+
+func (s *slowStore) done() {
 	s.mu.Lock()
 	s.inflight--
 	s.mu.Unlock()
-	return rc, err
+}
+
+type slowStoreBody struct {
+	io.ReadCloser
+	s    *slowStore
+	once sync.Once
+}
+
+func (b *slowStoreBody) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond) // bodies take time too, so that loads overlap reads
+	return b.ReadCloser.Read(p)
+}
+
+func (b *slowStoreBody) Close() error {
+	b.once.Do(b.s.done)
+	return b.ReadCloser.Close()
 }
 
 // TestRemoteLogConcurrencyBudget: many concurrent cold reads (a replay of many partitions) never have
-// more than MaxConcurrentReads GETs in flight — footer loads, reads and prefetches together.
+// more than MaxConcurrentReads GETs in flight — footer loads, reads and prefetches together, and,
+// with the chunk cache, the rest of a chunk still arriving after the read that started it returned.
 func TestRemoteLogConcurrencyBudget(t *testing.T) {
 	ctx := context.Background()
 	mem := tiering.NewMemStore()
 	var segsList [][]meta.RemoteSegment
-	for p := 0; p < 12; p++ {
-		data, _ := genSegment(rand.New(rand.NewPCG(uint64(p), 1)), 0, 30)
+	var dataLen []int64
+	put := func(prefix string, data []byte) {
 		obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		key := fmt.Sprintf("segments/x/%d/k", p)
+		key := fmt.Sprintf("segments/x/%s%d/k", prefix, len(segsList))
 		mem.Put(ctx, key, obj, obj.Size())
 		segsList = append(segsList, []meta.RemoteSegment{{BaseOffset: 0, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}})
+		dataLen = append(dataLen, obj.Footer.DataLen)
 	}
-	ss := &slowStore{Store: mem}
-	rl := tiering.NewRemoteLogWith(ss, tiering.RemoteLogConfig{MaxConcurrentReads: 3})
-	var wg sync.WaitGroup
-	for _, segs := range segsList {
-		wg.Go(func() {
-			for off := int64(0); off <= segs[0].LastOffset; {
-				res, err := rl.Read(ctx, segs, off, 5000, true)
-				if err != nil {
-					t.Error(err)
-					return
+	for p := 0; p < 12; p++ {
+		data, _ := genSegment(rand.New(rand.NewPCG(uint64(p), 1)), 0, 30)
+		put("small", data)
+	}
+	for p := 0; p < 6; p++ { // chunks of 1 MiB, several per object, each read asking for 64 KiB
+		data, _ := randomBatches(rand.New(rand.NewPCG(uint64(p), 2)), 0, 3<<20, 16, 16<<10-61)
+		put("big", data)
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   tiering.RemoteLogConfig
+		parts []int
+		fetch int
+	}{
+		{"read-ahead", tiering.RemoteLogConfig{MaxConcurrentReads: 3}, []int{0, 12}, 5000},
+		{"chunk-cache", tiering.RemoteLogConfig{MaxConcurrentReads: 3, CacheBytes: 64 << 20, CacheChunkBytes: 1 << 20}, []int{12, 18}, 64 << 10},
+	} {
+		ss := &slowStore{Store: mem}
+		rl := tiering.NewRemoteLogWith(ss, tc.cfg)
+		var wg sync.WaitGroup
+		for p := tc.parts[0]; p < tc.parts[1]; p++ {
+			segs := segsList[p]
+			wg.Go(func() {
+				var n int64
+				for off := int64(0); off <= segs[0].LastOffset; {
+					res, err := rl.Read(ctx, segs, off, tc.fetch, true)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					n += int64(len(res.Data))
+					off = res.NextOffset
 				}
-				off = res.NextOffset
-			}
-		})
-	}
-	wg.Wait()
-	if ss.max > 3 || ss.max < 2 {
-		t.Fatalf("max GETs in flight = %d, want ≤ 3 (and the budget used: ≥ 2)", ss.max)
+				if n != dataLen[p] {
+					t.Errorf("%s: partition %d: read %d bytes, want %d", tc.name, p, n, dataLen[p])
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond) // chunk loads finishing after their readers returned
+		ss.mu.Lock()
+		peak, left := ss.max, ss.inflight
+		ss.mu.Unlock()
+		if peak > 3 || peak < 2 || left != 0 {
+			t.Fatalf("%s: max GETs in flight = %d, want ≤ 3 (and the budget used: ≥ 2); %d still open", tc.name, peak, left)
+		}
 	}
 	// A read waiting for a slot gives up with its context.
 	gs := &gateStore{Store: mem, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
