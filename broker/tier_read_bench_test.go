@@ -174,7 +174,14 @@ const benchReplayRecords = benchReplayBytes / benchReplayValue
 
 // replayTopic consumes topic/0 from offset 0 to its end with conc consumers at once (client opts added).
 func replayTopic(b *testing.B, br *Broker, topic string, conc int, opts ...kgo.Opt) time.Duration {
+	took, _ := replayTopicFirst(b, br, topic, conc, opts...)
+	return took
+}
+
+// replayTopicFirst is replayTopic, also returning when the first records arrived (at any consumer).
+func replayTopicFirst(b *testing.B, br *Broker, topic string, conc int, opts ...kgo.Opt) (took, first time.Duration) {
 	start := time.Now()
+	var firstNs atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, conc)
 	for range conc {
@@ -193,7 +200,10 @@ func replayTopic(b *testing.B, br *Broker, topic string, conc int, opts ...kgo.O
 					errs <- fmt.Errorf("%s: %v", topic, err)
 					return
 				}
-				got += fs.NumRecords()
+				if n := fs.NumRecords(); n > 0 {
+					firstNs.CompareAndSwap(0, int64(time.Since(start)))
+					got += n
+				}
 			}
 		})
 	}
@@ -202,7 +212,7 @@ func replayTopic(b *testing.B, br *Broker, topic string, conc int, opts ...kgo.O
 	for err := range errs {
 		b.Fatal(err)
 	}
-	return time.Since(start)
+	return time.Since(start), time.Duration(firstNs.Load())
 }
 
 // benchTierReplay alternates replays of the local and the bucket topic; fresh, if set, runs before
@@ -210,14 +220,16 @@ func replayTopic(b *testing.B, br *Broker, topic string, conc int, opts ...kgo.O
 func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc int, fresh func(), opts ...kgo.Opt) {
 	replayTopic(b, br, "local", conc, opts...) // warm both paths (connections, footers) outside the measurement
 	replayTopic(b, br, "bucket", conc, opts...)
-	var local, bucket time.Duration
+	var local, bucket, localFirst, bucketFirst time.Duration
 	var localCPU, bucketCPU int64 // ns (processCPU, 01_fetch_bench_test.go)
 	gets0 := cs.gets.Load()
 	b.SetBytes(2 * size * int64(conc))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c0 := processCPU()
-		local += replayTopic(b, br, "local", conc, opts...)
+		took, first := replayTopicFirst(b, br, "local", conc, opts...)
+		local += took
+		localFirst += first
 		localCPU += processCPU() - c0
 		if fresh != nil {
 			b.StopTimer()
@@ -225,7 +237,9 @@ func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc
 			b.StartTimer()
 		}
 		c0 = processCPU()
-		bucket += replayTopic(b, br, "bucket", conc, opts...)
+		took, first = replayTopicFirst(b, br, "bucket", conc, opts...)
+		bucket += took
+		bucketFirst += first
 		bucketCPU += processCPU() - c0
 	}
 	b.StopTimer()
@@ -238,6 +252,10 @@ func benchTierReplay(b *testing.B, br *Broker, cs *faultyStore, size int64, conc
 	b.ReportMetric(float64(localCPU)/1e3/mb, "local-cpu-us/MB")
 	b.ReportMetric(float64(bucketCPU)/1e3/mb, "bucket-cpu-us/MB")
 	b.ReportMetric(float64(cs.gets.Load()-gets0)/float64(b.N), "GETs/replay")
+	// How long a consumer starting from offset 0 waits for its first records (issue 7: consumers
+	// reading history from the bucket "should barely notice").
+	b.ReportMetric(float64(localFirst.Microseconds())/1e3/float64(b.N), "local-first-ms")
+	b.ReportMetric(float64(bucketFirst.Microseconds())/1e3/float64(b.N), "bucket-first-ms")
 }
 
 // BenchmarkTierReplayProduceLatency measures what a replay from the bucket costs live writes on the
