@@ -39,7 +39,7 @@ func runReplayWorker(args []string, stdout, stderr io.Writer) error {
 	endsArg := fs.String("ends", "", "partition:end offset pairs, comma separated")
 	pace := fs.Int64("pace", 0, "bytes/s (0 = unpaced)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound of one replay pass")
-	once := fs.Bool("once", false, "one pass, then print \"done RECORDS BYTES ELAPSED_NS\" and exit")
+	once := fs.Bool("once", false, "one pass, then print \"done RECORDS BYTES ELAPSED_NS FIRST_RECORD_NS\" and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func runReplayWorker(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "done %d %d %d\n", t.Records, t.Bytes, int64(t.Elapsed))
+		fmt.Fprintf(stdout, "done %d %d %d %d\n", t.Records, t.Bytes, int64(t.Elapsed), int64(t.First))
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,11 +141,11 @@ func replayOnce(brokers []string, topic string, ends map[int32]int64, timeout ti
 	if err != nil {
 		return t, fmt.Errorf("replay-worker: %w: %s", err, strings.TrimSpace(errb.String()))
 	}
-	var ns int64
-	if _, err := fmt.Sscanf(string(out), "done %d %d %d", &t.Records, &t.Bytes, &ns); err != nil {
+	var ns, first int64
+	if _, err := fmt.Sscanf(string(out), "done %d %d %d %d", &t.Records, &t.Bytes, &ns, &first); err != nil {
 		return t, fmt.Errorf("replay-worker: output %q: %w", out, err)
 	}
-	t.Elapsed = time.Duration(ns)
+	t.Elapsed, t.First = time.Duration(ns), time.Duration(first)
 	return t, nil
 }
 

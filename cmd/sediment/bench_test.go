@@ -121,6 +121,11 @@ func TestBenchTier(t *testing.T) {
 	if len(tr.ReplayBucketRuns) != 2 || len(tr.ReplayLocalRuns) != 2 {
 		t.Fatalf("replay runs: bucket %+v, local %+v", tr.ReplayBucketRuns, tr.ReplayLocalRuns)
 	}
+	for _, r := range append(tr.ReplayBucketRuns, tr.ReplayLocalRuns...) {
+		if r.First <= 0 || r.First > r.Elapsed {
+			t.Fatalf("replay run %+v: first record not timed within the run", r)
+		}
+	}
 	if tr.ReplayBucket.Records == 0 || tr.ReplayBucket.Bytes != tr.ReplayLocal.Bytes || tr.ReplayRequests.GetBytes < tr.ReplayBucket.Bytes {
 		t.Fatalf("replay: bucket %+v (GET %d bytes), local %+v", tr.ReplayBucket, tr.ReplayRequests.GetBytes, tr.ReplayLocal)
 	}

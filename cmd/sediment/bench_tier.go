@@ -812,7 +812,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		}
 		req := after.Sub(before)
 		t.ReplayBucketRuns = append(t.ReplayBucketRuns, loadgen.ReplayRun{Throughput: rb, GetBytes: req.GetBytes, Gets: req.Gets})
-		fmt.Fprintf(out, "replay from the bucket: %.1f MB/s (GET %.1f MiB in %d requests, broker's object-store metrics)\n", rb.MBps(), float64(req.GetBytes)/(1<<20), req.Gets)
+		fmt.Fprintf(out, "replay from the bucket: %.1f MB/s, first record after %.1f ms (GET %.1f MiB in %d requests, broker's object-store metrics)\n", rb.MBps(), float64(rb.First.Microseconds())/1e3, float64(req.GetBytes)/(1<<20), req.Gets)
 		if req.GetBytes < rb.Bytes/2 {
 			t.Notes = append(t.Notes, fmt.Sprintf("replay %d of %s fetched only %d bytes from the bucket for %d value bytes (served from a cache?)", i+1, tiered, req.GetBytes, rb.Bytes))
 		}
@@ -828,7 +828,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 			return nil, fmt.Errorf("replay of %s from local disk: %w", local, err)
 		}
 		t.ReplayLocalRuns = append(t.ReplayLocalRuns, loadgen.ReplayRun{Throughput: rl})
-		fmt.Fprintf(out, "replay from local disk: %.1f MB/s\n", rl.MBps())
+		fmt.Fprintf(out, "replay from local disk: %.1f MB/s, first record after %.1f ms\n", rl.MBps(), float64(rl.First.Microseconds())/1e3)
 		if rl.Bytes != rb.Bytes {
 			t.Notes = append(t.Notes, fmt.Sprintf("replay volumes differ: bucket %d B, local %d B", rb.Bytes, rl.Bytes))
 		}

@@ -121,6 +121,9 @@ type Throughput struct {
 	Records int64
 	Bytes   int64 // value bytes
 	Elapsed time.Duration
+	// First is, for a replay, the wait from the consumer's start until its first record: what a
+	// consumer reading history notices first (0 when not measured).
+	First time.Duration `json:",omitempty"`
 }
 
 func (t Throughput) MBps() float64 {

@@ -283,6 +283,9 @@ func Replay(ctx context.Context, brokers []string, topic string, ends map[int32]
 			if !ok || r.Offset >= e {
 				return
 			}
+			if t.Records == 0 {
+				t.First = time.Since(start)
+			}
 			t.Records++
 			t.Bytes += int64(len(r.Value))
 			if progress != nil {
@@ -625,14 +628,17 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 	if t.ReplayBucket.Elapsed > 0 {
 		fmt.Fprintf(w, "  replay (median of %d alternated runs each): %d records from the bucket in %.2fs (GET %.1f MiB in %d requests, broker's object-store metrics); from local disk in %.2fs\n",
 			len(t.ReplayBucketRuns), t.ReplayBucket.Records, t.ReplayBucket.Elapsed.Seconds(), float64(t.ReplayRequests.GetBytes)/(1<<20), t.ReplayRequests.Gets, t.ReplayLocal.Elapsed.Seconds())
-		var b, l []string
+		var b, l, bf, lf []string
 		for _, r := range t.ReplayBucketRuns {
 			b = append(b, fmt.Sprintf("%.1f", r.MBps()))
+			bf = append(bf, fmt.Sprintf("%.1f", ms(r.First)))
 		}
 		for _, r := range t.ReplayLocalRuns {
 			l = append(l, fmt.Sprintf("%.1f", r.MBps()))
+			lf = append(lf, fmt.Sprintf("%.1f", ms(r.First)))
 		}
 		fmt.Fprintf(w, "  replay runs MB/s: bucket %s; local %s\n", strings.Join(b, " / "), strings.Join(l, " / "))
+		fmt.Fprintf(w, "  replay runs, first record after ms: bucket %s; local %s\n", strings.Join(bf, " / "), strings.Join(lf, " / "))
 	}
 	if len(t.DuringReplay) > 0 {
 		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms)\n",

@@ -140,7 +140,7 @@ func TestReplayBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Records != 140 || got.Bytes != 40*10+100*11 || got.Elapsed <= 0 {
+	if got.Records != 140 || got.Bytes != 40*10+100*11 || got.Elapsed <= 0 || got.First <= 0 || got.First > got.Elapsed {
 		t.Fatalf("replay %+v", got)
 	}
 	if _, err := Replay(context.Background(), cluster.ListenAddrs(), "t", map[int32]int64{0: 0}, time.Second, nil, 0); err == nil {
