@@ -14,8 +14,8 @@ import (
 // chunks of an object's stored bytes (objects are immutable — every upload has a fresh key — so a
 // chunk never goes stale). It serves three patterns the per-object read-ahead alone does not:
 //   - concurrent consumers of the same partition share one GET per chunk (a loading chunk is
-//     waited for, never fetched twice), where read-ahead's single prefetch per object would be
-//     replaced back and forth;
+//     read as its bytes arrive, never fetched twice), where read-ahead's single prefetch per
+//     object would be replaced back and forth;
 //   - a consumer replaying what another read shortly before is served from memory;
 //   - a sequential reader gets the next PrefetchChunks chunks fetched in parallel ahead of it, so
 //     a replay keeps several GETs in flight instead of one (what bounds throughput against S3,
@@ -24,7 +24,8 @@ import (
 // Footers do not go through it (RemoteLog keeps decoded footers in its own LRU). Bounded by bytes:
 // loading chunks count too; ready chunks are evicted least recently used first. Prefetches only
 // take a free cold-read slot (never wait for one), so they cannot starve demand reads, and a demand
-// read that finds a chunk loading waits for that load, whose owner already holds a slot.
+// read that finds a chunk loading waits for that load's bytes, whose owner holds a slot (the
+// reader that started it, or after that reader returned, a slot of the load's own: fetchRun).
 type chunkCache struct {
 	chunk    int64 // bytes per chunk
 	max      int64 // bytes all chunks (ready and loading) may hold

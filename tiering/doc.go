@@ -103,8 +103,11 @@
 // two chunks is copied (61 bytes) to be parsed and the batch CRC-32C is computed across the slices
 // (crc32.Update). The broker hands the slices to the fetch response, which writes each in place
 // (writev); RemoteLog.Read joins them for callers that need one slice (timestamp lookups). Chunk
-// buffers are allocated unzeroed (readExact fills every byte or drops the buffer) and never reused,
-// so a slice handed out stays valid as long as a response holds it, whatever the cache evicts.
+// buffers are allocated unzeroed (readInto fills them front to back, and readers see only the filled
+// prefix) and never reused, so a slice handed out stays valid as long as a response holds it,
+// whatever the cache evicts. A chunk is readable while it loads: a read waits only for the bytes
+// it reaches, so a consumer's first fetch from a cold object waits for its own megabyte, not the
+// whole chunk (cache.go, chunkEntry).
 //
 // Compression: a segment whose batches were all sent uncompressed may be stored as lz4 chunks
 // (BuildOptions.Compress, ArchiverConfig.Compress; default off); a segment with any compressed batch
