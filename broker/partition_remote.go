@@ -99,7 +99,8 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	failing := tm.remote.Failing(remoteFailingWindow)
 	if failing {
 		// The store failed moments ago: don't let every partition of a Fetch wait out the full
-		// bound in turn (reads are sequential), which would outlast the client's request timeout.
+		// bound in turn (reads are sequential when the partitions' limits exceed the response's,
+		// readTargets), which would outlast the client's request timeout.
 		timeout = min(timeout, remoteReadTimeoutFailing)
 	}
 	ctx, cancel := context.WithTimeout(tm.ctx, timeout)
