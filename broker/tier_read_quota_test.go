@@ -13,7 +13,8 @@ import (
 // every record exactly as produced (reads are cut to the quota's grants, whole batches only, and
 // the first batch of a fetch comes whole), and the quota holds: beyond its one-second burst the
 // replay cannot go faster than the rate (a lower bound on the time; a busy machine only makes it
-// longer).
+// longer). With the chunk cache at its default, a quota below a chunk a second reads exactly the
+// granted ranges past the cache (no whole-chunk bursts), with the same records.
 func TestTierReadQuota(t *testing.T) {
 	b := newTestBroker(t)
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -23,14 +24,22 @@ func TestTierReadQuota(t *testing.T) {
 		total += s.Size
 	}
 	rate := total / 2 // the burst covers half; the other half takes about a second
-	b.tier.remote = tiering.NewRemoteLogWith(b.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: rate})
-	start := time.Now()
-	consumeAll(t, b, "tq", want, 60*time.Second, kgo.FetchMaxPartitionBytes(1<<20))
-	took := time.Since(start)
-	if floor := time.Duration(float64(total-rate) / float64(rate) * float64(time.Second) / 2); took < floor {
-		t.Fatalf("replayed %d bytes at a quota of %d B/s in %v: faster than the quota allows (≥ %v)", total, rate, took, floor)
+	if rate >= tiering.DefaultCacheChunkBytes {
+		t.Fatalf("objects of %d bytes: the quota would not be below a chunk a second", total)
 	}
-	t.Logf("replayed %d bytes in %v at a quota of %d B/s (%d reads answered empty)", total, took, rate, b.tier.remote.Quota().Throttled())
+	for _, cache := range []int64{0, tiering.DefaultCacheBytes} {
+		b.tier.remote = tiering.NewRemoteLogWith(b.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: rate, CacheBytes: cache})
+		start := time.Now()
+		consumeAll(t, b, "tq", want, 60*time.Second, kgo.FetchMaxPartitionBytes(1<<20))
+		took := time.Since(start)
+		if floor := time.Duration(float64(total-rate) / float64(rate) * float64(time.Second) / 2); took < floor {
+			t.Fatalf("cache %d: replayed %d bytes at a quota of %d B/s in %v: faster than the quota allows (≥ %v)", cache, total, rate, took, floor)
+		}
+		if st := b.tier.remote.CacheStats(); cache > 0 && (st.Direct == 0 || st.Misses != 0 || st.Bytes != 0) {
+			t.Fatalf("cache %d under a quota below a chunk a second: stats %+v, want direct reads only", cache, st)
+		}
+		t.Logf("cache %d: replayed %d bytes in %v at a quota of %d B/s (%d reads answered empty)", cache, total, took, rate, b.tier.remote.Quota().Throttled())
+	}
 }
 
 // TestTierReadQuotaMinOneBatch: under a quota, a read with no byte budget left but the right to one

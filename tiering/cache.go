@@ -31,10 +31,11 @@ type chunkCache struct {
 	max      int64 // bytes all chunks (ready and loading) may hold
 	prefetch int   // chunks fetched ahead of a sequential reader
 	sem      chan struct{}
-	// speculate reports whether prefetching is worth it now (nil: always). RemoteLog answers no
-	// while its fetch quota delivers less than a chunk a second: a reader held to that rate gains
-	// nothing from a chunk fetched ahead, and the prefetch is a burst of object-store reads that
-	// the quota was lowered to avoid.
+	// speculate reports whether reading more than asked is worth it now (nil: always): prefetching,
+	// and loading whole chunks. RemoteLog answers no while its fetch quota delivers less than a
+	// chunk a second: a reader held to that rate gains nothing from bytes fetched ahead of it, and
+	// a whole chunk is a burst of object-store reads (16 MiB from the store's disk at once) that the
+	// quota was lowered to avoid. Reads of chunks not cached then fetch exactly their range.
 	speculate func() bool
 
 	mu   sync.Mutex
@@ -42,7 +43,7 @@ type chunkCache struct {
 	lru  *list.List // ready *chunkEntry, most recently used first
 	m    map[chunkID]*chunkEntry
 
-	hits, misses, prefetched, evicted atomic.Int64
+	hits, misses, prefetched, evicted, direct atomic.Int64
 }
 
 type chunkID struct {
@@ -139,6 +140,7 @@ type CacheStats struct {
 	Hits, Misses int64 // chunks a read found ready (or loading) / had to fetch itself
 	Prefetched   int64 // chunks fetched ahead of a sequential reader
 	Evicted      int64
+	Direct       int64 // reads fetched exactly, past the cache, while speculation was off
 	Bytes        int64 // bytes held now (ready and loading)
 }
 
@@ -146,7 +148,7 @@ func (c *chunkCache) stats() CacheStats {
 	c.mu.Lock()
 	used := c.used
 	c.mu.Unlock()
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Bytes: used}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Bytes: used}
 }
 
 // cachedObject is the Store a RemoteReader of one object reads its data through: Gets of that key
@@ -221,6 +223,15 @@ func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, 
 
 func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, to int64) ([][]byte, error) {
 	c0, c1 := from/c.chunk, (to-1)/c.chunk
+	if c.speculate != nil && !c.speculate() && !c.holdsAny(key, c0, c1) {
+		// Held below a chunk a second: fetch what was asked, not whole chunks (see speculate).
+		buf := makeNoZero(int(to - from))
+		if err := readInto(ctx, s, key, from, buf, nil); err != nil {
+			return nil, err
+		}
+		c.direct.Add(1)
+		return [][]byte{buf}, nil
+	}
 	entries := make([]*chunkEntry, 0, c1-c0+1)
 	var mine []*chunkEntry
 	c.mu.Lock()
@@ -272,6 +283,18 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		out = append(out, e.data[max(from, lo)-lo:need])
 	}
 	return out, nil
+}
+
+// holdsAny reports whether any of key's chunks c0..c1 is cached or loading.
+func (c *chunkCache) holdsAny(key string, c0, c1 int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := c0; i <= c1; i++ {
+		if c.m[chunkID{key, i}] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // consumed moves a chunk a sequential reader is past to the back of the LRU: evicting it before the

@@ -112,36 +112,46 @@ func TestChunkCacheBoundedAndExact(t *testing.T) {
 	}
 }
 
-// TestChunkCachePrefetchFollowsQuota: a sequential reader gets chunks prefetched only while the
-// fetch quota delivers at least a chunk a second. Lowered below that (as the adaptive throttle
-// does while produce suffers), reads fetch only the chunks they touch; lifted, prefetch resumes.
-func TestChunkCachePrefetchFollowsQuota(t *testing.T) {
+// TestChunkCacheFollowsQuota: while the fetch quota allows less than a chunk a second (fixed or
+// adaptive), reads of chunks not held fetch exactly their range past the cache (no whole chunks,
+// no prefetch: the bursts the quota is there to avoid) and get the same bytes; chunks already
+// cached still serve without a GET; lifted, whole chunks and prefetches return.
+func TestChunkCacheFollowsQuota(t *testing.T) {
 	fs, segs, _ := cacheFixture(t, 400)
 	const chunk = 4096
+	want := readAll(t, tiering.NewRemoteLogWith(fs.Store, tiering.RemoteLogConfig{ReadAheadBytes: -1}), segs, 3000, nil)
 	read := func(rl *tiering.RemoteLog) tiering.CacheStats {
-		readAll(t, rl, segs, 3000, nil)
+		if got := readAll(t, rl, segs, 3000, nil); !bytes.Equal(got, want) {
+			t.Fatalf("read %d bytes, want %d identical", len(got), len(want))
+		}
 		time.Sleep(50 * time.Millisecond) // prefetches in flight land
 		return rl.CacheStats()
 	}
 	cfg := tiering.RemoteLogConfig{ReadAheadBytes: -1, CacheBytes: 64 << 20, CacheChunkBytes: chunk, PrefetchChunks: 2}
-	if st := read(tiering.NewRemoteLogWith(fs, cfg)); st.Prefetched == 0 {
-		t.Fatalf("unlimited quota: stats %+v, want prefetches", st)
+	if st := read(tiering.NewRemoteLogWith(fs, cfg)); st.Prefetched == 0 || st.Direct != 0 {
+		t.Fatalf("unlimited quota: stats %+v, want prefetches and no direct reads", st)
 	}
 	cfg.FetchBytesPerSecond = chunk - 1
-	if st := read(tiering.NewRemoteLogWith(fs, cfg)); st.Prefetched != 0 || st.Misses == 0 {
-		t.Fatalf("quota of %d B/s with %d B chunks: stats %+v, want misses and no prefetches", chunk-1, chunk, st)
+	if st := read(tiering.NewRemoteLogWith(fs, cfg)); st.Prefetched != 0 || st.Misses != 0 || st.Direct == 0 || st.Bytes != 0 {
+		t.Fatalf("quota of %d B/s with %d B chunks: stats %+v, want direct reads only (nothing cached or prefetched)", chunk-1, chunk, st)
 	}
 	cfg.FetchBytesPerSecond = 0
 	rl := tiering.NewRemoteLogWith(fs, cfg)
 	rl.SetQuota(tiering.NewAdaptiveFetchQuota(0)) // as the broker's adaptive throttle installs it
 	rl.Quota().SetAdaptiveRate(chunk / 2)
-	if st := read(rl); st.Prefetched != 0 {
-		t.Fatalf("adaptive rate of %d B/s: %d chunks prefetched", chunk/2, st.Prefetched)
+	if st := read(rl); st.Prefetched != 0 || st.Direct == 0 {
+		t.Fatalf("adaptive rate of %d B/s: stats %+v, want direct reads, no prefetch", chunk/2, st)
 	}
 	rl.Forget(segs[0].ObjectKey)
 	rl.Quota().SetAdaptiveRate(0) // lifted
-	if st := read(rl); st.Prefetched == 0 {
+	st := read(rl)
+	if st.Prefetched == 0 {
 		t.Fatalf("adaptive limit lifted: stats %+v, want prefetches", st)
+	}
+	rl.Quota().SetAdaptiveRate(chunk / 2) // limited again, with the object now cached
+	gets := fs.gets.Load()
+	if st2 := read(rl); fs.gets.Load() != gets || st2.Direct != st.Direct {
+		t.Fatalf("limited with every chunk cached: %d GETs, %d direct reads; want the cache to serve", fs.gets.Load()-gets, st2.Direct-st.Direct)
 	}
 }
 
