@@ -199,11 +199,30 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			timer = time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 			defer timer.Stop()
 		}
+		// A partition the remote fetch quota answered empty has records as soon as the quota
+		// accrues a grant: read again then. Only an append would wake us otherwise, which for
+		// history in the bucket never comes, so a replay under the quota would get one batch per
+		// MaxWait (kgo's 5 s) instead of the quota's rate.
+		var regrant *time.Timer
+		var regrantC <-chan time.Time
+		if d := quotaRetry(targets); d > 0 {
+			regrant = time.NewTimer(d)
+			regrantC = regrant.C
+		}
+		again := false
 		select {
 		case <-w.ch:
-			continue
+			again = true
+		case <-regrantC:
+			again = true
 		case <-ctx.Done():
 		case <-timer.C:
+		}
+		if regrant != nil {
+			regrant.Stop()
+		}
+		if again {
+			continue
 		}
 		readTargets(targets, maxBytes, replicaID)
 		break
@@ -379,6 +398,18 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 		}
 	}
 	return total, errs
+}
+
+// quotaRetry is the soonest time after which a target the remote fetch quota answered without
+// records will get a grant; 0 if none was answered so.
+func quotaRetry(targets []fetchTarget) time.Duration {
+	var d time.Duration
+	for i := range targets {
+		if r := targets[i].res.retry; r > 0 && targets[i].res.size() == 0 && (d == 0 || r < d) {
+			d = r
+		}
+	}
+	return d
 }
 
 // hasRecords reports whether t's partition has records at or after the fetch offset for this

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/tiering"
@@ -23,6 +24,9 @@ type readResult struct {
 	hw       int64
 	logStart int64
 	err      int16
+	// retry > 0: no records because the remote fetch quota had no grant; one will have accrued
+	// after retry (a long-polling fetch re-reads then instead of waiting out MaxWait).
+	retry time.Duration
 }
 
 // size is the number of record bytes.
@@ -85,8 +89,8 @@ func (p *Partition) readParts(offset int64, maxBytes int, minOneBatch bool) read
 	if offset >= hw || maxBytes <= 0 && !minOneBatch {
 		return r
 	}
-	recs, code := p.readTiered(offset, maxBytes, minOneBatch, hw)
-	r.err = code
+	recs, code, retry := p.readTiered(offset, maxBytes, minOneBatch, hw)
+	r.err, r.retry = code, retry
 	r.setRecords(recs)
 	return r
 }

@@ -64,13 +64,14 @@ func (p *Partition) localStart() int64 { return p.log.LocalStartOffset() }
 // readTiered reads from offset (logStart <= offset < hw) from whichever tier holds it, batches
 // ending below maxOffset only, as consecutive slices of whole batches: one for a local read, the
 // chunk cache's slices for a read from the bucket (written in place by the fetch response, never
-// joined; tiering.PartsResult).
-func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) ([][]byte, int16) {
+// joined; tiering.PartsResult). retry > 0: the remote fetch quota gave no grant, and will have one
+// after retry (readRemote).
+func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (recs [][]byte, code int16, retry time.Duration) {
 	for attempt := 0; ; attempt++ {
 		if offset < p.localStart() {
-			data, code, local := p.readRemote(offset, maxBytes, minOneBatch, maxOffset)
+			data, code, local, retry := p.readRemote(offset, maxBytes, minOneBatch, maxOffset)
 			if !local || attempt+1 >= remoteReadAttempts {
-				return data, code
+				return data, code, retry
 			}
 			continue
 		}
@@ -79,21 +80,23 @@ func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, max
 			continue // local retention raced: the bucket has it
 		}
 		if err != nil {
-			return nil, readErr(err)
+			return nil, readErr(err), 0
 		}
 		if len(rr.Data) == 0 {
-			return nil, 0
+			return nil, 0, 0
 		}
-		return [][]byte{rr.Data}, 0
+		return [][]byte{rr.Data}, 0, 0
 	}
 }
 
 // readRemote serves offset from the bucket. local=true: the offset turned out to be local after all
-// (the manifest ends below it and the local start is at or below it now): read it there.
-func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (data [][]byte, code int16, local bool) {
+// (the manifest ends below it and the local start is at or below it now): read it there. retry > 0:
+// no data because the remote fetch quota had no grant within remoteQuotaMaxWait; one will have
+// accrued after retry, which a long-polling fetch waits for rather than its whole MaxWait.
+func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (data [][]byte, code int16, local bool, retry time.Duration) {
 	tm := p.tier
 	if tm == nil || tm.remote == nil {
-		return nil, kerr.KafkaStorageError.Code, false
+		return nil, kerr.KafkaStorageError.Code, false, 0
 	}
 	timeout := remoteReadTimeout
 	failing := tm.remote.Failing(remoteFailingWindow)
@@ -108,11 +111,11 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	q := tm.remote.Quota()
 	// A minOneBatch read of 0 bytes (the response budget is spent, the first batch still comes)
 	// needs a grant too.
-	granted, _ := q.Reserve(ctx, max(maxBytes, 1), remoteQuotaMaxWait)
+	granted, wait := q.Reserve(ctx, max(maxBytes, 1), remoteQuotaMaxWait)
 	if granted == 0 && q != nil {
 		// Remote fetch quota spent (KIP-956) for longer than we pace: no data for this partition
 		// now; the consumer asks again, as Kafka answers when the quota is exceeded.
-		return nil, 0, false
+		return nil, 0, false, max(wait, time.Millisecond)
 	}
 	// At most the grant (what the quota has accrued); the first batch of a fetch still comes
 	// whole (minOneBatch), overdrawing the quota by the rest of it.
@@ -125,10 +128,10 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	q.Settle(granted, used)
 	switch {
 	case err == nil:
-		return recordsBelow(res.Parts, maxOffset), 0, false
+		return recordsBelow(res.Parts, maxOffset), 0, false, 0
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		if offset >= p.log.StartOffset() && offset >= p.localStart() {
-			return nil, 0, true
+			return nil, 0, true, 0
 		}
 		if offset >= p.log.StartOffset() {
 			// Neither tier holds an offset inside the log: a manifest gap. Never expected
@@ -137,7 +140,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 				"topic", p.topic, "partition", p.index, "offset", offset,
 				"log_start", p.log.StartOffset(), "local_start", p.localStart(), "manifest_entries", len(segs))
 		}
-		return nil, kerr.OffsetOutOfRange.Code, false
+		return nil, kerr.OffsetOutOfRange.Code, false, 0
 	case errors.Is(err, tiering.ErrNotFound):
 		// Remote retention deleted the object after we read the manifest. If the manifest still
 		// lists it, the object is gone for another reason (bucket emptied, wrong prefix): say so.
@@ -145,15 +148,15 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket",
 				"topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 		}
-		return nil, kerr.OffsetOutOfRange.Code, false
+		return nil, kerr.OffsetOutOfRange.Code, false, 0
 	case tm.ctx.Err() != nil:
 		// Broker shutting down: the client goes elsewhere.
-		return nil, kerr.NotLeaderForPartition.Code, false
+		return nil, kerr.NotLeaderForPartition.Code, false, 0
 	}
 	if !failing { // once per outage, not once per fetch
 		tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 	}
-	return nil, kerr.KafkaStorageError.Code, false
+	return nil, kerr.KafkaStorageError.Code, false, 0
 }
 
 // remoteReadCtx bounds one remote operation of a request (read, timestamp lookup).

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/tiering"
 )
@@ -55,4 +56,54 @@ func TestTierReadQuotaMinOneBatch(t *testing.T) {
 	if r := p.read(0, 0, false); len(r.data) != 0 {
 		t.Fatalf("read(0, maxBytes 0) without minOneBatch returned %d bytes", len(r.data))
 	}
+}
+
+// TestTierReadQuotaLongPoll: a long-polling Fetch that the remote fetch quota first answers with no
+// grant gets its records as soon as the quota has one (about 1.6 s here), not at the end of its
+// MaxWait (20 s). Only appends wake a long poll, and history in the bucket gets none: before, a
+// replay under the quota (or the adaptive throttle) got one batch per MaxWait, a quarter of a
+// 1 MB/s quota with 1 MiB batches (BenchmarkTierReplayQuota's kin, session 10).
+func TestTierReadQuotaLongPoll(t *testing.T) {
+	b := newTestBroker(t)
+	cl, _, p := tieredTopic(t, b, "tql", 200, time.Now().Add(-time.Hour).Truncate(time.Millisecond), 13)
+	const rate = 100 << 10
+	b.tier.remote = tiering.NewRemoteLogWith(b.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: rate})
+	q := b.tier.remote.Quota()
+	// Debt, as a read leaves it that took the whole burst and returned a first batch 100 KiB over
+	// its grant: the next grant is 1.6 s away, beyond remoteQuotaMaxWait.
+	g, _ := q.Take(rate)
+	q.Settle(g, g+rate)
+
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 20000
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = "tql", p.topicID // kgo sends the highest version both support: v13+ names the topic by ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	start := time.Now()
+	resp, err := req.RequestWith(testCtx(t), cl)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("response %+v", resp)
+	}
+	if rp := resp.Topics[0].Partitions[0]; rp.ErrorCode != 0 || len(rp.RecordBatches) == 0 {
+		t.Fatalf("partition: error %d, %d record bytes; want records", rp.ErrorCode, len(rp.RecordBatches))
+	}
+	if q.Throttled() == 0 {
+		t.Fatal("the quota granted the first read: the long poll was not exercised")
+	}
+	if took > 10*time.Second {
+		t.Fatalf("records after %v: the fetch waited out its MaxWait (20 s) instead of the quota's grant (~1.6 s)", took)
+	}
+	t.Logf("records after %v (quota answered %d reads without a grant)", took, q.Throttled())
 }
