@@ -54,6 +54,21 @@ func (s *gatedStore) Get(ctx context.Context, key string, off, n int64) (io.Read
 	return &gatedBody{r: rc, s: s}, nil
 }
 
+// patternObject is a memory store holding key "k": n bytes that depend on their position (over
+// any KiB, a read from the wrong position does not compare equal).
+func patternObject(t *testing.T, n int) (Store, []byte) {
+	t.Helper()
+	obj := make([]byte, n)
+	for i := range obj {
+		obj[i] = byte(i*31 + i>>10)
+	}
+	mem := NewMemStore()
+	if err := PutBytes(context.Background(), mem, "k", obj); err != nil {
+		t.Fatal(err)
+	}
+	return mem, obj
+}
+
 // readAsync runs c.read in the background; the result arrives on the returned channel.
 func readAsync(c *chunkCache, s Store, key string, size, from, to int64) chan readResult {
 	ch := make(chan readResult, 1)
@@ -85,15 +100,7 @@ func waitResult(t *testing.T, ch chan readResult, what string) readResult {
 // for the whole chunk: a 1 MiB fetch waited for 16 MiB); a read reaching further waits for its
 // bytes; both share the one GET, and the bytes are the object's.
 func TestChunkCacheServesLoadingPrefix(t *testing.T) {
-	ctx := context.Background()
-	obj := make([]byte, 4<<20)
-	for i := range obj {
-		obj[i] = byte(i*31 + i>>10)
-	}
-	mem := NewMemStore()
-	if err := PutBytes(ctx, mem, "k", obj); err != nil {
-		t.Fatal(err)
-	}
+	mem, obj := patternObject(t, 4<<20)
 	gs := &gatedStore{Store: mem, open: 1 << 20, release: make(chan struct{})}
 	c := newChunkCache(64<<20, 4<<20, 0, make(chan struct{}, 4))
 	size := int64(len(obj))
@@ -126,15 +133,7 @@ func TestChunkCacheServesLoadingPrefix(t *testing.T) {
 // already served the reads inside that part (their bytes were right); a read waiting beyond it gets
 // the error; the chunk is not cached, so the next read fetches it again and gets every byte.
 func TestChunkCacheLoadingPrefixThenFailure(t *testing.T) {
-	ctx := context.Background()
-	obj := make([]byte, 2<<20)
-	for i := range obj {
-		obj[i] = byte(i*17 + i>>12)
-	}
-	mem := NewMemStore()
-	if err := PutBytes(ctx, mem, "k", obj); err != nil {
-		t.Fatal(err)
-	}
+	mem, obj := patternObject(t, 2<<20)
 	injected := errors.New("connection reset mid-body")
 	gs := &gatedStore{Store: mem, open: 512 << 10, release: make(chan struct{}), fail: injected}
 	c := newChunkCache(64<<20, 2<<20, 0, make(chan struct{}, 4))
@@ -162,14 +161,7 @@ func TestChunkCacheLoadingPrefixThenFailure(t *testing.T) {
 // report the reported prefix already holds the object's bytes.
 func TestReadIntoProgress(t *testing.T) {
 	ctx := context.Background()
-	obj := make([]byte, 3*readStep+100)
-	for i := range obj {
-		obj[i] = byte(i*7 + i>>9)
-	}
-	mem := NewMemStore()
-	if err := PutBytes(ctx, mem, "k", obj); err != nil {
-		t.Fatal(err)
-	}
+	mem, obj := patternObject(t, 3*readStep+100)
 	buf := make([]byte, len(obj)-50)
 	var reports []int64
 	err := readInto(ctx, mem, "k", 50, buf, func(got int64) {
