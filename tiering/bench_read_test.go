@@ -12,6 +12,7 @@ import (
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/segment"
 	"github.com/sediment-io/sediment/tiering"
+	"github.com/sediment-io/sediment/tiering/objstoretest"
 )
 
 // BenchmarkReplay64MiB reads a 64 MiB segment from offset 0 to the end in 1 MiB fetches: from MinIO
@@ -122,15 +123,15 @@ func (s *getBytesStore) Get(ctx context.Context, key string, off, n int64) (io.R
 // BenchmarkColdFetchLatency is the wait of a consumer's first fetch from an object no one read
 // before, through a RemoteLog with the broker's default chunk cache, against a model of one S3
 // connection: each GET answers after 20 ms and its body flows at 100 MB/s (a memory store behind
-// rateStore; AWS quotes 85-90 MB/s per connection). Reported: the first fetch's wait (the footer's
-// GET included) and the time to read the first 64 MiB in fetches of that size. With whole-chunk
-// loads the first fetch waited for a 16 MiB chunk whatever it asked for.
+// objstoretest.RateStore). Reported: the first fetch's wait (the footer's GET included) and the
+// time to read the first 64 MiB in fetches of that size. With whole-chunk loads the first fetch
+// waited for a 16 MiB chunk whatever it asked for.
 //
 //	go test ./tiering/ -run '^$' -bench ColdFetchLatency -benchtime 5x
 func BenchmarkColdFetchLatency(b *testing.B) {
 	ctx := context.Background()
 	obj, _ := segmentObject64(b)
-	st := &rateStore{Store: tiering.NewMemStore(), latency: 20 * time.Millisecond, bytesPerSec: 100e6}
+	st := &objstoretest.RateStore{Store: tiering.NewMemStore(), Latency: 20 * time.Millisecond, BytesPerSec: 100e6}
 	key := "segments/bench/0/00000000000000000000-0-0000000000000000.seg"
 	if err := st.Put(ctx, key, obj, obj.Size()); err != nil {
 		b.Fatal(err)
@@ -164,42 +165,3 @@ func BenchmarkColdFetchLatency(b *testing.B) {
 		})
 	}
 }
-
-// rateStore models an object store's GET: each answers after latency, and its body flows at
-// bytesPerSec (per body, as one connection's).
-type rateStore struct {
-	tiering.Store
-	latency     time.Duration
-	bytesPerSec float64
-}
-
-func (s *rateStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	select {
-	case <-time.After(s.latency):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	rc, err := s.Store.Get(ctx, key, off, n)
-	if err != nil {
-		return nil, err
-	}
-	return &rateBody{rc: rc, s: s, start: time.Now()}, nil
-}
-
-type rateBody struct {
-	rc    io.ReadCloser
-	s     *rateStore
-	start time.Time
-	sent  int64
-}
-
-// Read returns at most 64 KiB, no sooner than the rate allows for everything sent so far.
-func (b *rateBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p[:min(len(p), 64<<10)])
-	b.sent += int64(n)
-	due := b.start.Add(time.Duration(float64(b.sent) / b.s.bytesPerSec * float64(time.Second)))
-	time.Sleep(time.Until(due))
-	return n, err
-}
-
-func (b *rateBody) Close() error { return b.rc.Close() }

@@ -1,7 +1,9 @@
 // Package objstoretest is the conformance suite every tiering.Store backend must pass:
 // memory, local directory and S3 (against a real MinIO) run the same assertions, so behaviour
 // that tiering relies on (not-found sentinels, range rules, atomic replacement, sorted prefix
-// listing, idempotent deletes, conditional puts) is the same everywhere.
+// listing, idempotent deletes, conditional puts) is the same everywhere. It also holds RateStore,
+// a model of a remote store's GET latency and bandwidth that benchmarks of cold reads (tiering's
+// and the broker's) share.
 package objstoretest
 
 import (
