@@ -317,14 +317,19 @@ const readParallelism = 8
 // at once).
 //
 // Kafka's rules are serial: partition i may use min(its PartitionMaxBytes, what the response has
-// left), and only the first partition that returns data may exceed that by one batch. When the
-// partitions' limits add up to no more than the response's and at least two partitions have
-// records to read, those reads start at once, each with its own limit (cold reads from disk then
-// overlap instead of queueing behind each other); the pass in request order afterwards applies the
-// serial rules, reads the other partitions (nothing to read: cheap), and re-reads serially the rare
-// partition whose result the rules would have cut (a second oversized batch, or less room left than
-// its limit after a first oversized batch). The result is what the serial reads would have
-// returned.
+// left), and only the first partition that returns data may exceed that by one batch. Read one by
+// one, a consumer of many partitions whose history is in the bucket would wait for the sum of their
+// GETs. So the pass in request order reads ahead (readAhead): at a partition with records to read,
+// the longest run of following partitions with records whose limits add up to no more than what
+// the response has left are read at once, each with its own limit. Within such a run the serial
+// rules would have given each partition its own limit, so the reads are the serial ones. The next
+// run starts at the partition that did not fit, with what the response then has left; when fewer
+// than two fit, the next few partitions are read at once with no less than the pass can give them
+// (the tail of a nearly full response, where each would otherwise cost a serial GET for a few
+// bytes). The pass applies the rules to every result and re-reads serially the partition whose
+// result they would have cut (a second oversized batch, or less room left than it was read with).
+// A consumer at Java's or franz-go's defaults (50 MiB responses, 1 MiB per partition) thus gets 50
+// partitions read at a time, not one. The result is what the serial reads would have returned.
 func readTargets(targets []fetchTarget, maxBytes int, replicaID int32) (total int, errs bool) {
 	return readTargetsMaybeConcurrently(targets, maxBytes, replicaID, true)
 }
@@ -332,44 +337,12 @@ func readTargets(targets []fetchTarget, maxBytes int, replicaID int32) (total in
 // readTargetsMaybeConcurrently is readTargets; allowConcurrent false forces the serial reads
 // (tests compare the two).
 func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID int32, allowConcurrent bool) (total int, errs bool) {
-	sum := 0
-	var pending []int // readable targets with records to read
 	for i := range targets {
-		t := &targets[i]
-		t.preRead = false
-		if t.errCode == 0 && t.readReplica < 0 {
-			sum += max(int(t.sp.maxBytes), 0)
-			if t.hasRecords(replicaID) {
-				pending = append(pending, i)
-			}
-		}
-	}
-	if allowConcurrent && len(pending) > 1 && sum <= maxBytes {
-		// Helpers that start after the work is gone just exit: the caller waits for the reads,
-		// not for the helpers (a fetch never waits on the scheduler for an idle goroutine).
-		var next atomic.Int32
-		var left sync.WaitGroup
-		left.Add(len(pending))
-		work := func() {
-			for {
-				k := int(next.Add(1) - 1)
-				if k >= len(pending) {
-					return
-				}
-				t := &targets[pending[k]]
-				t.readPart(int(t.sp.maxBytes), true, replicaID)
-				t.preRead = true
-				left.Done()
-			}
-		}
-		for range min(len(pending), readParallelism) - 1 {
-			go work()
-		}
-		work()
-		left.Wait()
+		targets[i].preRead = false
 	}
 	remaining := maxBytes
 	first := true
+	readAheadFrom := 0 // the next target at which a run may be read ahead
 	for i := range targets {
 		t := &targets[i]
 		if t.errCode != 0 {
@@ -381,6 +354,9 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 			t.res = t.p.read(t.sp.fetchOffset, 0, false)
 			errs = true
 			continue
+		}
+		if allowConcurrent && i >= readAheadFrom {
+			readAheadFrom = readAhead(targets, i, remaining, replicaID)
 		}
 		limit := min(int(t.sp.maxBytes), remaining)
 		// Kafka: the first partition that returns data may exceed the limits by one batch.
@@ -400,6 +376,79 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 	return total, errs
 }
 
+// readAhead reads at once partitions with records from `from` on, marks them preRead and returns
+// the index at which the caller should call it again (with what the response then has left).
+//
+// It reads the longest run of them whose limits add up to no more than room, each with its own
+// limit, and returns the index of the partition that did not fit. When fewer than two fit (the
+// response is nearly full: the tail of a fetch of many partitions), it reads the next
+// readParallelism of them each with min(its limit, room) instead: no less than the serial pass
+// can give them, since what is left only shrinks, so the pass keeps each result that is within the
+// partition's limit then and re-reads the others (from the chunk cache or the page cache, which
+// this read filled). What such a round reads and does not send is at most readParallelism × room.
+func readAhead(targets []fetchTarget, from, room int, replicaID int32) (next int) {
+	if room <= 0 {
+		return len(targets) // every partition left gets nothing (or one oversized batch if first: read in the pass)
+	}
+	type read struct{ i, limit int }
+	var run []read
+	sum := 0
+	next = len(targets)
+	for i := from; i < len(targets); i++ {
+		t := &targets[i]
+		if !t.toRead(replicaID) {
+			continue // nothing of the response's budget is spent here
+		}
+		limit := max(int(t.sp.maxBytes), 0)
+		if sum+limit > room {
+			next = i
+			break
+		}
+		sum += limit
+		run = append(run, read{i, limit})
+	}
+	if len(run) < 2 {
+		run, next = run[:0], len(targets)
+		for i := from; i < len(targets); i++ {
+			t := &targets[i]
+			if !t.toRead(replicaID) {
+				continue
+			}
+			if len(run) == readParallelism {
+				next = i
+				break
+			}
+			run = append(run, read{i, min(max(int(t.sp.maxBytes), 0), room)})
+		}
+		if len(run) < 2 {
+			return next
+		}
+	}
+	// Helpers that start after the work is gone just exit: the caller waits for the reads, not for
+	// the helpers (a fetch never waits on the scheduler for an idle goroutine).
+	var taken atomic.Int32
+	var left sync.WaitGroup
+	left.Add(len(run))
+	work := func() {
+		for {
+			k := int(taken.Add(1) - 1)
+			if k >= len(run) {
+				return
+			}
+			t := &targets[run[k].i]
+			t.readPart(run[k].limit, true, replicaID)
+			t.preRead = true
+			left.Done()
+		}
+	}
+	for range min(len(run), readParallelism) - 1 {
+		go work()
+	}
+	work()
+	left.Wait()
+	return next
+}
+
 // quotaRetry is the soonest time after which a target the remote fetch quota answered without
 // records will get a grant; 0 if none was answered so.
 func quotaRetry(targets []fetchTarget) time.Duration {
@@ -410,6 +459,12 @@ func quotaRetry(targets []fetchTarget) time.Duration {
 		}
 	}
 	return d
+}
+
+// toRead reports whether this broker reads records of t's partition for the fetch: no error, no
+// preferred read replica elsewhere, and records at the fetch offset.
+func (t *fetchTarget) toRead(replicaID int32) bool {
+	return t.errCode == 0 && t.readReplica < 0 && t.hasRecords(replicaID)
 }
 
 // hasRecords reports whether t's partition has records at or after the fetch offset for this

@@ -247,7 +247,9 @@ func TestFetchLongPollKgo(t *testing.T) {
 // Partitions read concurrently within one fetch return exactly what Kafka's serial rules give:
 // only the first partition with data may exceed its limit by one batch, later partitions get what
 // the response has left. Batches of 300 KB, 40 KB and 5 KB against 100 KB partition limits and
-// several response budgets; every case is compared with the serial reads, partition by partition.
+// several response budgets, some below the limits' sum (runs of partitions read ahead, then the
+// next run with what is left, and the tail of a nearly full response); every case is compared with the serial reads, partition by
+// partition.
 func TestFetchConcurrentReadsMatchSerial(t *testing.T) {
 	b := newTestBroker(t)
 	createTopic(t, b, "par", 5, nil)
@@ -282,11 +284,34 @@ func TestFetchConcurrentReadsMatchSerial(t *testing.T) {
 	concurrentCases := 0
 	for _, order := range [][]int32{{0, 1, 2, 3, 4}, {3, 0, 4, 1, 2}, {2, 4, 0, 3, 1}, {4, 3, 2, 1, 0}} {
 		for _, offsets := range []map[int32]int64{{}, {0: 1, 1: 1, 4: 1}} {
-			for _, maxBytes := range []int{500_000, 520_000, 600_000, 1 << 20, 450_000, 100_000} {
+			for _, maxBytes := range []int{500_000, 520_000, 600_000, 1 << 20, 450_000, 350_000, 250_000, 100_000} {
 				serial, conc := mk(order, offsets), mk(order, offsets)
 				ts, _ := readTargetsMaybeConcurrently(serial, maxBytes, -1, false)
 				tc, _ := readTargetsMaybeConcurrently(conc, maxBytes, -1, true)
-				if maxBytes >= 500_000 {
+				readAhead := 0
+				for i := range conc {
+					if conc[i].preRead {
+						readAhead++
+					}
+				}
+				// Every partition has records and a 100_000 limit: all five fit at 500_000 and more,
+				// the first four at 450_000 (the fifth is then read alone), at least the first three
+				// at 350_000 and two at 250_000 (what follows depends on what they returned); at
+				// 100_000 only one fits, so all five are read at once each with the 100_000 the
+				// response has (the tail of a nearly full response).
+				want, exact := 5, true
+				switch maxBytes {
+				case 450_000:
+					want = 4
+				case 350_000:
+					want, exact = 3, false
+				case 250_000:
+					want, exact = 2, false
+				}
+				if readAhead < want || exact && readAhead != want {
+					t.Fatalf("order %v offsets %v maxBytes %d: %d partitions read ahead, want %d", order, offsets, maxBytes, readAhead, want)
+				}
+				if readAhead > 0 {
 					concurrentCases++
 				}
 				if order[0] == 0 && len(offsets) == 0 && maxBytes == 1<<20 &&

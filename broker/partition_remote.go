@@ -101,9 +101,10 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	timeout := remoteReadTimeout
 	failing := tm.remote.Failing(remoteFailingWindow)
 	if failing {
-		// The store failed moments ago: don't let every partition of a Fetch wait out the full
-		// bound in turn (reads are sequential when the partitions' limits exceed the response's,
-		// readTargets), which would outlast the client's request timeout.
+		// The store failed moments ago: don't let the partitions of a Fetch wait out the full
+		// bound in turn (readTargets reads some of them one after another: a partition read alone,
+		// a result re-read under Kafka's rules, runs of readParallelism), which would outlast the
+		// client's request timeout.
 		timeout = min(timeout, remoteReadTimeoutFailing)
 	}
 	ctx, cancel := context.WithTimeout(tm.ctx, timeout)

@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/tiering"
+	"github.com/sediment-io/sediment/tiering/objstoretest"
+)
+
+// wideTieredTopic creates topic with n partitions (segments of segmentBytes), produces perPartition
+// bytes of 1000-byte records to each and moves every partition's records to the bucket (tierAll).
+func wideTieredTopic(t testing.TB, b *Broker, topic string, n int32, segmentBytes, perPartition int) {
+	t.Helper()
+	cl := newTestClient(t, b, kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(int32(min(segmentBytes/4, 256<<10))),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	sb, off := fmt.Sprint(segmentBytes), "false"
+	if r, err := kadm.NewClient(cl).CreateTopic(testCtx(t), n, 1, map[string]*string{"segment.bytes": &sb, "remote.storage.enable": &off}, topic); err != nil || r.Err != nil {
+		t.Fatal(err, r.Err)
+	}
+	val := make([]byte, 1000)
+	for p := range n {
+		recs := make([]*kgo.Record, 0, perPartition/len(val))
+		for range perPartition / len(val) {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: val})
+		}
+		if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		tierAll(t, b, tierTestPartition(t, b, topic, p))
+	}
+}
+
+// meetStore holds every Get until Gets of a second partition are in flight (or wait passes) and
+// records the most partitions read at once: reads of partitions that overlap meet at once, reads one
+// by one each wait out wait. (A partition's own read-ahead may overlap its read; that is one
+// partition.)
+type meetStore struct {
+	tiering.Store
+	wait time.Duration
+
+	mu       sync.Mutex
+	met      *sync.Cond
+	inFlight map[int32]int // GETs in flight per partition
+	most     int
+}
+
+func newMeetStore(s tiering.Store, wait time.Duration) *meetStore {
+	m := &meetStore{Store: s, wait: wait, inFlight: map[int32]int{}}
+	m.met = sync.NewCond(&m.mu)
+	return m
+}
+
+func (s *meetStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	k, err := tiering.ParseSegmentKey(key)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.inFlight[k.Partition]++
+	s.most = max(s.most, len(s.inFlight))
+	s.met.Broadcast()
+	timer := time.AfterFunc(s.wait, func() { s.mu.Lock(); s.met.Broadcast(); s.mu.Unlock() })
+	deadline := time.Now().Add(s.wait)
+	for len(s.inFlight) < 2 && time.Now().Before(deadline) {
+		s.met.Wait()
+	}
+	timer.Stop()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.inFlight[k.Partition]--; s.inFlight[k.Partition] == 0 {
+			delete(s.inFlight, k.Partition)
+		}
+		s.mu.Unlock()
+	}()
+	return s.Store.Get(ctx, key, off, n)
+}
+
+// mostPartitions is the most partitions that had GETs in flight at once.
+func (s *meetStore) mostPartitions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.most
+}
+
+// A consumer fetching more partitions than its response holds at their limits (six partitions of
+// 16 KiB each, a 64 KiB response) still gets the partitions that fit read at once: their GETs from
+// the bucket overlap. Kafka's limits are kept: the first four partitions get records, none more
+// than its 16 KiB, and the response no more than its 64 KiB.
+func TestFetchReadsAheadColdPartitions(t *testing.T) {
+	b := newTestBroker(t)
+	const topic = "wide"
+	wideTieredTopic(t, b, topic, 6, 16<<10, 48<<10)
+	st := newMeetStore(b.tier.store, 500*time.Millisecond)
+	// No chunk cache and no read-ahead: a partition's GETs end with its read.
+	b.tier.remote = tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{ReadAheadBytes: -1})
+
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 0, 1, 4*16<<10
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, lookupTopicID(t, b, topic) // kgo sends the newest version, which names topics by id
+	for p := range int32(6) {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, 0, 16<<10
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	kresp, err := newTestClient(t, b).Request(testCtx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 6 {
+		t.Fatalf("response: %+v", resp.Topics)
+	}
+	total := 0
+	for i, rp := range resp.Topics[0].Partitions {
+		n := len(rp.RecordBatches)
+		if rp.ErrorCode != 0 || (i < 4 && n == 0) || n > 16<<10 {
+			t.Fatalf("partition %d: error %d, %d record bytes; want at most 16 KiB, and records in each of the first four", rp.Partition, rp.ErrorCode, n)
+		}
+		total += n
+	}
+	if total > int(req.MaxBytes) {
+		t.Fatalf("%d record bytes in a %d-byte response", total, req.MaxBytes)
+	}
+	if most := st.mostPartitions(); most < 2 {
+		t.Fatalf("GETs of at most %d partition in flight at once: the partitions were read one by one", most)
+	}
+}
+
+// BenchmarkFetchColdManyPartitions is a consumer at franz-go's defaults (50 MiB responses, 1 MiB per
+// partition) starting from offset 0 on 64 partitions whose history is only in the bucket, against
+// a model of S3 (objstoretest.RateStore: 20 ms per GET, 100 MB/s per connection) through the
+// broker's default chunk cache, cold for each consumer. The partitions' limits add up to more than
+// a response holds. Reported: the wait for the first records and the rate of the whole replay
+// (2 MiB per partition).
+//
+//	go test ./broker/ -run '^$' -bench FetchColdManyPartitions -benchtime 5x
+func BenchmarkFetchColdManyPartitions(b *testing.B) {
+	br := newTestBroker(b)
+	const (
+		topic        = "wide"
+		partitions   = 64
+		perPartition = 2 << 20
+	)
+	wideTieredTopic(b, br, topic, partitions, 1<<20, perPartition)
+	offsets := map[int32]kgo.Offset{}
+	for p := range int32(partitions) {
+		offsets[p] = kgo.NewOffset().At(0)
+	}
+	want := partitions * (perPartition / 1000)
+	var first, all time.Duration
+	for b.Loop() {
+		br.tier.remote = tiering.NewRemoteLogWith(&objstoretest.RateStore{Store: br.tier.store, Latency: 20 * time.Millisecond, BytesPerSec: 100e6},
+			tiering.RemoteLogConfig{CacheBytes: tiering.DefaultCacheBytes})
+		cl := newTestClient(b, br, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		start := time.Now()
+		for got := 0; got < want; {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				b.Fatalf("replayed %d of %d records", got, want)
+			}
+			if err := fs.Err(); err != nil {
+				b.Fatal(err)
+			}
+			if got == 0 && fs.NumRecords() > 0 {
+				first += time.Since(start)
+			}
+			got += fs.NumRecords()
+		}
+		all += time.Since(start)
+		cancel()
+		cl.Close()
+	}
+	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "first-records-ms")
+	b.ReportMetric(float64(partitions*perPartition)*float64(b.N)/1e6/all.Seconds(), "replay-MB/s")
+}
