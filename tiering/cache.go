@@ -30,7 +30,7 @@ type chunkCache struct {
 	chunk    int64 // bytes per chunk
 	max      int64 // bytes all chunks (ready and loading) may hold
 	prefetch int   // chunks fetched ahead of a sequential reader
-	sem      chan struct{}
+	sem      *slots
 	// speculate reports whether reading more than asked is worth it now (nil: always): prefetching,
 	// and loading whole chunks. RemoteLog answers no while its fetch quota delivers less than a
 	// chunk a second: a reader held to that rate gains nothing from bytes fetched ahead of it, and
@@ -131,7 +131,7 @@ const (
 	DefaultPrefetchChunks  = 1
 )
 
-func newChunkCache(maxBytes, chunk int64, prefetch int, sem chan struct{}) *chunkCache {
+func newChunkCache(maxBytes, chunk int64, prefetch int, sem *slots) *chunkCache {
 	return &chunkCache{chunk: chunk, max: maxBytes, prefetch: prefetch, sem: sem, lru: list.New(), m: map[chunkID]*chunkEntry{}}
 }
 
@@ -349,14 +349,12 @@ func (c *chunkCache) fetchRun(ctx context.Context, s Store, run []*chunkEntry, t
 		return err
 	default:
 	}
-	select {
-	case c.sem <- struct{}{}: // the rest continues on a slot of its own, released when it ends
+	if c.sem.tryAcquire(false) { // the rest continues on a slot of its own, released when it ends
 		go func() {
 			<-last.done
-			<-c.sem
+			c.sem.release()
 		}()
 		return err
-	default:
 	}
 	if err == nil {
 		select {
@@ -455,9 +453,7 @@ func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
 			c.mu.Unlock()
 			continue
 		}
-		select {
-		case c.sem <- struct{}{}:
-		default:
+		if !c.sem.tryAcquire(true) {
 			c.mu.Unlock()
 			return
 		}
@@ -465,7 +461,7 @@ func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
 		c.mu.Unlock()
 		c.prefetched.Add(1)
 		go func() {
-			defer func() { <-c.sem }()
+			defer c.sem.release()
 			ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 			defer cancel()
 			c.load(ctx, s, []*chunkEntry{e})

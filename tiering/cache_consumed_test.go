@@ -33,7 +33,7 @@ func TestChunkCacheEvictsConsumedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := int64(len(data))
-	c := newChunkCache(4*chunk, chunk, 0, make(chan struct{}, 8))
+	c := newChunkCache(4*chunk, chunk, 0, newSlots(8))
 	read := func(from, to int64) {
 		t.Helper()
 		parts, err := c.read(ctx, s, "o", size, from, to)

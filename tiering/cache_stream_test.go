@@ -102,7 +102,7 @@ func waitResult(t *testing.T, ch chan readResult, what string) readResult {
 func TestChunkCacheServesLoadingPrefix(t *testing.T) {
 	mem, obj := patternObject(t, 4<<20)
 	gs := &gatedStore{Store: mem, open: 1 << 20, release: make(chan struct{})}
-	c := newChunkCache(64<<20, 4<<20, 0, make(chan struct{}, 4))
+	c := newChunkCache(64<<20, 4<<20, 0, newSlots(4))
 	size := int64(len(obj))
 
 	front := readAsync(c, gs, "k", size, 1000, 1000+300<<10)
@@ -136,7 +136,7 @@ func TestChunkCacheLoadingPrefixThenFailure(t *testing.T) {
 	mem, obj := patternObject(t, 2<<20)
 	injected := errors.New("connection reset mid-body")
 	gs := &gatedStore{Store: mem, open: 512 << 10, release: make(chan struct{}), fail: injected}
-	c := newChunkCache(64<<20, 2<<20, 0, make(chan struct{}, 4))
+	c := newChunkCache(64<<20, 2<<20, 0, newSlots(4))
 	size := int64(len(obj))
 
 	if r := waitResult(t, readAsync(c, gs, "k", size, 0, 256<<10), "prefix read"); r.err != nil || !bytes.Equal(r.data, obj[:256<<10]) {

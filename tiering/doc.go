@@ -33,7 +33,8 @@
 //     partition's manifest with a bounded LRU of decoded footers read-ahead of the next range for
 //     sequential consumers, across into the next object near an object's end (within a shared byte
 //     budget) and a cold-read concurrency budget (at most
-//     MaxConcurrentReads GETs in flight, so a replay queues on its own slots); ExpiredRemoteSegments (retention.ms /
+//     MaxConcurrentReads GETs in flight, so a replay queues on its own slots; a freed slot goes
+//     to a waiting consumer read before a warm-up or read-ahead, slots.go); ExpiredRemoteSegments (retention.ms /
 //     retention.bytes over both tiers, whole segments from the start, broker time for future-dated
 //     segments, retention.go); DeleteRemoteSegments (manifest entries first, then objects); DeleteTopicObjects (everything under a deleted topic's
 //     prefix, then its manifest entries); MetaManifest adapts meta.Node to Manifest.

@@ -118,7 +118,7 @@ func TestReadRangeBuffers(t *testing.T) {
 		t.Errorf("whole object: %d bytes, err %v", len(got), err)
 	}
 
-	c := newChunkCache(16<<20, 1<<20, 0, make(chan struct{}, 4))
+	c := newChunkCache(16<<20, 1<<20, 0, newSlots(4))
 	co := &cachedObject{Store: mem, c: c, key: "k", size: int64(len(obj))}
 	a, err := ReadRange(ctx, co, "k", 100, 1000)
 	if err != nil || !bytes.Equal(a, obj[100:1100]) {

@@ -79,7 +79,7 @@ func (ra *readAhead) launch(r *RemoteReader, start, end int64) {
 	go func() {
 		defer close(pf.done)
 		defer cancel()
-		pf.parts, pf.err = r.readLogicalParts(ctx, start, end)
+		pf.parts, pf.err = r.readLogicalPartsAs(ctx, start, end, true)
 	}()
 }
 

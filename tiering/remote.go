@@ -96,7 +96,7 @@ type RemoteLog struct {
 	store  Store
 	max    int
 	budget *atomic.Int64 // read-ahead bytes available; nil = no read-ahead
-	sem    chan struct{} // cold-read concurrency budget: one slot per in-flight GET
+	sem    *slots        // cold-read concurrency budget: one slot per in-flight GET
 	cache  *chunkCache   // object data chunks (cache.go); nil = disabled
 	quota  *FetchQuota   // nil = unlimited
 	failed atomic.Int64  // unix nanos of the last Read that failed for the store's sake; 0 after a success
@@ -151,7 +151,7 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 		cfg.MaxConcurrentReads = DefaultMaxConcurrentReads
 	}
 	r := &RemoteLog{store: s, max: cfg.MaxFooters, lru: list.New(), byKey: map[string]*list.Element{},
-		sem: make(chan struct{}, cfg.MaxConcurrentReads)}
+		sem: newSlots(cfg.MaxConcurrentReads)}
 	r.quota = NewFetchQuota(cfg.FetchBytesPerSecond)
 	if cfg.CacheChunkBytes <= 0 {
 		cfg.CacheChunkBytes = DefaultCacheChunkBytes
@@ -174,26 +174,14 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	return r
 }
 
-// acquire takes a cold-read slot (or fails with ctx); release returns it.
-func acquire(ctx context.Context, sem chan struct{}) error {
-	if sem == nil {
-		return nil
-	}
-	select {
-	case sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func release(sem chan struct{}) {
-	if sem != nil {
-		<-sem
-	}
-}
-
+// open returns the reader of seg's object: cached, or its footer loaded under a cold-read slot.
 func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteReader, error) {
+	return r.openAs(ctx, seg, false)
+}
+
+// openAs is open; background (a warm-up) loads a footer not cached only when no consumer read
+// waits for a cold-read slot.
+func (r *RemoteLog) openAs(ctx context.Context, seg meta.RemoteSegment, background bool) (*RemoteReader, error) {
 	r.mu.Lock()
 	if e, ok := r.byKey[seg.ObjectKey]; ok {
 		r.lru.MoveToFront(e)
@@ -202,11 +190,11 @@ func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteRe
 		return rr, nil
 	}
 	r.mu.Unlock()
-	if err := acquire(ctx, r.sem); err != nil {
+	if err := r.sem.acquire(ctx, background); err != nil {
 		return nil, err
 	}
 	rr, err := OpenRemote(ctx, r.store, seg.ObjectKey, seg.Size)
-	release(r.sem)
+	r.sem.release()
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +340,7 @@ func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 		defer cancel()
-		rr, err := r.open(ctx, seg)
+		rr, err := r.openAs(ctx, seg, true)
 		if err != nil {
 			return
 		}

@@ -188,16 +188,22 @@ func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte,
 // of the stored bytes that hold them, decompressing chunks as needed. A verbatim object's bytes come
 // as the cached chunk slices they span (shared, not joined: parts.go).
 func (r *RemoteReader) readLogicalParts(ctx context.Context, from, to int64) ([][]byte, error) {
+	return r.readLogicalPartsAs(ctx, from, to, false)
+}
+
+// readLogicalPartsAs is readLogicalParts; background (read-ahead) waits for a cold-read slot
+// behind every consumer read.
+func (r *RemoteReader) readLogicalPartsAs(ctx context.Context, from, to int64, background bool) ([][]byte, error) {
 	f := r.Footer
 	if to <= from {
 		return nil, nil
 	}
 	c0, c1, sFrom, sTo := f.storedRange(from, to)
-	if err := acquire(ctx, r.sem); err != nil {
+	if err := r.sem.acquire(ctx, background); err != nil {
 		return nil, err
 	}
 	parts, err := readRangeParts(ctx, r.store, r.key, sFrom, sTo-sFrom)
-	release(r.sem)
+	r.sem.release()
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +246,8 @@ type RemoteReader struct {
 	key    string
 	size   int64
 	Footer *Footer
-	ra     *readAhead    // nil: no read-ahead (RemoteLog sets it)
-	sem    chan struct{} // nil: no concurrency budget (RemoteLog sets it)
+	ra     *readAhead // nil: no read-ahead (RemoteLog sets it)
+	sem    *slots     // nil: no concurrency budget (RemoteLog sets it)
 }
 
 // OpenRemote reads key's footer. size is the object's size if known (from the manifest), else -1 (a Head).
