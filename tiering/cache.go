@@ -63,6 +63,9 @@ type chunkEntry struct {
 	filled atomic.Int64
 	err    error
 	elem   *list.Element // in lru once ready
+	// forRead: loaded by loadFirst for a read still loading the footer; that read counts the
+	// miss when it reaches the chunk (under chunkCache.mu).
+	forRead bool
 
 	wakeMu sync.Mutex
 	wake   chan struct{} // closed when filled grows; made by a waiting reader (nil: none waits)
@@ -242,6 +245,12 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		case e == nil:
 			e = c.addLocked(id, c.chunkLen(i, size))
 			mine = append(mine, e)
+			c.misses.Add(1)
+		case e.forRead:
+			e.forRead = false // loadFirst started this GET for us (it may have ended already)
+			if e.elem != nil {
+				c.lru.MoveToFront(e.elem)
+			}
 			c.misses.Add(1)
 		case e.elem != nil:
 			c.lru.MoveToFront(e.elem)
@@ -447,26 +456,50 @@ func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
 		return
 	}
 	for i := last + 1; i <= last+int64(c.prefetch) && i*c.chunk < size; i++ {
-		id := chunkID{key, i}
-		c.mu.Lock()
-		if c.m[id] != nil {
-			c.mu.Unlock()
-			continue
-		}
-		if !c.sem.tryAcquire(true) {
-			c.mu.Unlock()
+		if !c.startLoad(s, key, size, i, false) {
 			return
 		}
-		e := c.addLocked(id, c.chunkLen(i, size))
-		c.mu.Unlock()
-		c.prefetched.Add(1)
-		go func() {
-			defer c.sem.release()
-			ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
-			defer cancel()
-			c.load(ctx, s, []*chunkEntry{e})
-		}()
 	}
+}
+
+// loadFirst starts fetching key's first chunk for a read from the object's first offset that is
+// still loading the footer: the read needs those bytes whatever the footer says, so the two GETs
+// overlap instead of following each other. Only with a slot free for a consumer read now, and
+// only if speculate allows.
+func (c *chunkCache) loadFirst(s Store, key string, size int64) {
+	if c.speculate != nil && !c.speculate() {
+		return
+	}
+	c.startLoad(s, key, size, 0, true)
+}
+
+// startLoad starts fetching chunk i of key in the background, under a cold-read slot free now,
+// unless the chunk is cached or loading. forRead: for a consumer read that will need the chunk
+// (loadFirst), else a prefetch (background work). It reports false when no slot was free.
+func (c *chunkCache) startLoad(s Store, key string, size, i int64, forRead bool) bool {
+	id := chunkID{key, i}
+	c.mu.Lock()
+	if c.m[id] != nil {
+		c.mu.Unlock()
+		return true
+	}
+	if !c.sem.tryAcquire(!forRead) {
+		c.mu.Unlock()
+		return false
+	}
+	e := c.addLocked(id, c.chunkLen(i, size))
+	e.forRead = forRead
+	c.mu.Unlock()
+	if !forRead {
+		c.prefetched.Add(1)
+	}
+	go func() {
+		defer c.sem.release()
+		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+		defer cancel()
+		c.load(ctx, s, []*chunkEntry{e})
+	}()
+	return true
 }
 
 // forget drops every chunk of keys (the objects were deleted).

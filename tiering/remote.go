@@ -174,6 +174,14 @@ func NewRemoteLogWith(s Store, cfg RemoteLogConfig) *RemoteLog {
 	return r
 }
 
+// isOpen reports whether key's reader (its footer) is cached.
+func (r *RemoteLog) isOpen(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.byKey[key]
+	return ok
+}
+
 // open returns the reader of seg's object: cached, or its footer loaded under a cold-read slot.
 func (r *RemoteLog) open(ctx context.Context, seg meta.RemoteSegment) (*RemoteReader, error) {
 	return r.openAs(ctx, seg, false)
@@ -297,6 +305,9 @@ func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset 
 	}
 	seg := segs[i]
 	offset = max(offset, seg.BaseOffset)
+	if offset == seg.BaseOffset && r.cache != nil && !r.isOpen(seg.ObjectKey) {
+		r.cache.loadFirst(r.store, seg.ObjectKey, seg.Size)
+	}
 	rr, err := r.open(ctx, seg)
 	if err != nil {
 		return PartsResult{}, err

@@ -1,0 +1,89 @@
+package tiering_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// pairStore holds each Get until a second one is in flight (or wait passes) and records the most
+// in flight at once: GETs that overlap meet at once, GETs one after another each wait out wait.
+type pairStore struct {
+	tiering.Store
+	wait time.Duration
+
+	mu       sync.Mutex
+	met      *sync.Cond
+	inFlight int
+	most     int
+}
+
+func (s *pairStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	s.mu.Lock()
+	if s.met == nil {
+		s.met = sync.NewCond(&s.mu)
+	}
+	s.inFlight++
+	s.most = max(s.most, s.inFlight)
+	s.met.Broadcast()
+	timer := time.AfterFunc(s.wait, func() { s.mu.Lock(); s.met.Broadcast(); s.mu.Unlock() })
+	for deadline := time.Now().Add(s.wait); s.inFlight < 2 && time.Now().Before(deadline); {
+		s.met.Wait()
+	}
+	timer.Stop()
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.inFlight--; s.mu.Unlock() }()
+	return s.Store.Get(ctx, key, off, n)
+}
+
+// A read from an object's first offset whose footer is not loaded yet fetches the object's first
+// chunk while the footer loads (the read needs those bytes whatever the footer says): the two
+// GETs overlap, the read returns the object's first batches, and the cache counts the read's
+// miss. A read from a later offset waits for the footer to know where to read.
+func TestRemoteReadFromFirstOffsetOverlapsFooter(t *testing.T) {
+	ctx := context.Background()
+	data, _ := randomBatches(rand.New(rand.NewPCG(5, 5)), 0, 3<<20, 16, 16<<10-61)
+	obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := tiering.NewMemStore()
+	const key = "segments/x/0/first"
+	if err := mem.Put(ctx, key, obj, obj.Size()); err != nil {
+		t.Fatal(err)
+	}
+	segs := []meta.RemoteSegment{{BaseOffset: 0, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}}
+	for _, from := range []int64{0, 160} {
+		st := &pairStore{Store: mem, wait: 300 * time.Millisecond}
+		rl := tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{CacheBytes: 64 << 20, CacheChunkBytes: 1 << 20, PrefetchChunks: -1})
+		res, err := rl.Read(ctx, segs, from, 64<<10, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := 0 // of the batch holding from
+		for binary.BigEndian.Uint64(data[pos:])+uint64(binary.BigEndian.Uint32(data[pos+23:])) < uint64(from) {
+			pos += 12 + int(binary.BigEndian.Uint32(data[pos+8:])) // base offset, length, ..., last offset delta
+		}
+		if len(res.Data) == 0 || !bytes.Equal(res.Data, data[pos:pos+len(res.Data)]) || res.NextOffset <= from {
+			t.Fatalf("from %d: %d bytes up to offset %d, not the object's batches from there", from, len(res.Data), res.NextOffset)
+		}
+		st.mu.Lock()
+		most := st.most
+		st.mu.Unlock()
+		if want := map[int64]int{0: 2, 160: 1}[from]; most != want {
+			t.Fatalf("from %d: at most %d GETs in flight, want %d (footer and first chunk together only from the first offset)", from, most, want)
+		}
+		// The chunk loaded for the read is the read's miss, not a prefetch another read hit.
+		if cs := rl.CacheStats(); cs.Misses != 1 || cs.Hits != 0 || cs.Prefetched != 0 {
+			t.Fatalf("from %d: cache stats %+v, want one miss", from, cs)
+		}
+	}
+}
