@@ -29,6 +29,16 @@ func TestWriterPanicClosesOnlyThatConnection(t *testing.T) {
 	var logs *capturedLog
 	b := newTestBroker(t, func(c *Config) { logs = captureLogs(c) })
 	createTopic(t, b, "wp", 1, nil)
+	// The raw produce below is not retried: wait until this broker leads the partition (it opens
+	// it after the topic's creation commits), or the produce is refused and nothing is appended.
+	waitFor(t, "wp/0 led here", func() bool {
+		mt, ok := b.meta.State().Topic("wp")
+		if !ok {
+			return false
+		}
+		p, _, code := b.replicas.lookupIn(mt, 0)
+		return code == 0 && p.checkLeader(-1) == 0 // what Produce checks
+	})
 	const bad = 0x5ed1
 	withWriterPanic(t, bad)
 
