@@ -3,8 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,59 +37,6 @@ func wideTieredTopic(t testing.TB, b *Broker, topic string, n int32, segmentByte
 	}
 }
 
-// meetStore holds every Get until Gets of a second partition are in flight (or wait passes) and
-// records the most partitions read at once: reads of partitions that overlap meet at once, reads one
-// by one each wait out wait. (A partition's own read-ahead may overlap its read; that is one
-// partition.)
-type meetStore struct {
-	tiering.Store
-	wait time.Duration
-
-	mu       sync.Mutex
-	met      *sync.Cond
-	inFlight map[int32]int // GETs in flight per partition
-	most     int
-}
-
-func newMeetStore(s tiering.Store, wait time.Duration) *meetStore {
-	m := &meetStore{Store: s, wait: wait, inFlight: map[int32]int{}}
-	m.met = sync.NewCond(&m.mu)
-	return m
-}
-
-func (s *meetStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	k, err := tiering.ParseSegmentKey(key)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.inFlight[k.Partition]++
-	s.most = max(s.most, len(s.inFlight))
-	s.met.Broadcast()
-	timer := time.AfterFunc(s.wait, func() { s.mu.Lock(); s.met.Broadcast(); s.mu.Unlock() })
-	deadline := time.Now().Add(s.wait)
-	for len(s.inFlight) < 2 && time.Now().Before(deadline) {
-		s.met.Wait()
-	}
-	timer.Stop()
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.inFlight[k.Partition]--; s.inFlight[k.Partition] == 0 {
-			delete(s.inFlight, k.Partition)
-		}
-		s.mu.Unlock()
-	}()
-	return s.Store.Get(ctx, key, off, n)
-}
-
-// mostPartitions is the most partitions that had GETs in flight at once.
-func (s *meetStore) mostPartitions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.most
-}
-
 // A consumer fetching more partitions than its response holds at their limits (six partitions of
 // 16 KiB each, a 64 KiB response) still gets the partitions that fit read at once: their GETs from
 // the bucket overlap. Kafka's limits are kept: the first four partitions get records, none more
@@ -100,7 +45,11 @@ func TestFetchReadsAheadColdPartitions(t *testing.T) {
 	b := newTestBroker(t)
 	const topic = "wide"
 	wideTieredTopic(t, b, topic, 6, 16<<10, 48<<10)
-	st := newMeetStore(b.tier.store, 500*time.Millisecond)
+	// GETs grouped by partition: a partition's own GETs one after another are one partition.
+	st := &objstoretest.MeetStore{Store: b.tier.store, Wait: 500 * time.Millisecond, Group: func(key string) string {
+		k, _ := tiering.ParseSegmentKey(key)
+		return fmt.Sprint(k.Partition)
+	}}
 	// No chunk cache and no read-ahead: a partition's GETs end with its read.
 	b.tier.remote = tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{ReadAheadBytes: -1})
 
@@ -135,7 +84,7 @@ func TestFetchReadsAheadColdPartitions(t *testing.T) {
 	if total > int(req.MaxBytes) {
 		t.Fatalf("%d record bytes in a %d-byte response", total, req.MaxBytes)
 	}
-	if most := st.mostPartitions(); most < 2 {
+	if most := st.MostInFlight(); most < 2 {
 		t.Fatalf("GETs of at most %d partition in flight at once: the partitions were read one by one", most)
 	}
 }

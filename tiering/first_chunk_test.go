@@ -4,45 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
+	"github.com/sediment-io/sediment/tiering/objstoretest"
 )
-
-// pairStore holds each Get until a second one is in flight (or wait passes) and records the most
-// in flight at once: GETs that overlap meet at once, GETs one after another each wait out wait.
-type pairStore struct {
-	tiering.Store
-	wait time.Duration
-
-	mu       sync.Mutex
-	met      *sync.Cond
-	inFlight int
-	most     int
-}
-
-func (s *pairStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	s.mu.Lock()
-	if s.met == nil {
-		s.met = sync.NewCond(&s.mu)
-	}
-	s.inFlight++
-	s.most = max(s.most, s.inFlight)
-	s.met.Broadcast()
-	timer := time.AfterFunc(s.wait, func() { s.mu.Lock(); s.met.Broadcast(); s.mu.Unlock() })
-	for deadline := time.Now().Add(s.wait); s.inFlight < 2 && time.Now().Before(deadline); {
-		s.met.Wait()
-	}
-	timer.Stop()
-	s.mu.Unlock()
-	defer func() { s.mu.Lock(); s.inFlight--; s.mu.Unlock() }()
-	return s.Store.Get(ctx, key, off, n)
-}
 
 // A read from an object's first offset whose footer is not loaded yet fetches the object's first
 // chunk while the footer loads (the read needs those bytes whatever the footer says): the two
@@ -62,7 +31,7 @@ func TestRemoteReadFromFirstOffsetOverlapsFooter(t *testing.T) {
 	}
 	segs := []meta.RemoteSegment{{BaseOffset: 0, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}}
 	for _, from := range []int64{0, 160} {
-		st := &pairStore{Store: mem, wait: 300 * time.Millisecond}
+		st := &objstoretest.MeetStore{Store: mem, Wait: 300 * time.Millisecond}
 		rl := tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{CacheBytes: 64 << 20, CacheChunkBytes: 1 << 20, PrefetchChunks: -1})
 		res, err := rl.Read(ctx, segs, from, 64<<10, true)
 		if err != nil {
@@ -75,9 +44,7 @@ func TestRemoteReadFromFirstOffsetOverlapsFooter(t *testing.T) {
 		if len(res.Data) == 0 || !bytes.Equal(res.Data, data[pos:pos+len(res.Data)]) || res.NextOffset <= from {
 			t.Fatalf("from %d: %d bytes up to offset %d, not the object's batches from there", from, len(res.Data), res.NextOffset)
 		}
-		st.mu.Lock()
-		most := st.most
-		st.mu.Unlock()
+		most := st.MostInFlight()
 		if want := map[int64]int{0: 2, 160: 1}[from]; most != want {
 			t.Fatalf("from %d: at most %d GETs in flight, want %d (footer and first chunk together only from the first offset)", from, most, want)
 		}

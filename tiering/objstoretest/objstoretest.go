@@ -3,7 +3,7 @@
 // that tiering relies on (not-found sentinels, range rules, atomic replacement, sorted prefix
 // listing, idempotent deletes, conditional puts) is the same everywhere. It also holds RateStore,
 // a model of a remote store's GET latency and bandwidth that benchmarks of cold reads (tiering's
-// and the broker's) share.
+// and the broker's) share, and MeetStore, which tells tests whether GETs overlap.
 package objstoretest
 
 import (
