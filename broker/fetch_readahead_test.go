@@ -20,10 +20,7 @@ func wideTieredTopic(t testing.TB, b *Broker, topic string, n int32, segmentByte
 	t.Helper()
 	cl := newTestClient(t, b, kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(int32(min(segmentBytes/4, 256<<10))),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	sb, off := fmt.Sprint(segmentBytes), "false"
-	if r, err := kadm.NewClient(cl).CreateTopic(testCtx(t), n, 1, map[string]*string{"segment.bytes": &sb, "remote.storage.enable": &off}, topic); err != nil || r.Err != nil {
-		t.Fatal(err, r.Err)
-	}
+	newTierTopicN(t, kadm.NewClient(cl), topic, n, segmentBytes)
 	val := make([]byte, 1000)
 	for p := range n {
 		recs := make([]*kgo.Record, 0, perPartition/len(val))

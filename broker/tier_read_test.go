@@ -187,9 +187,15 @@ func readRaw(t testing.TB, p *Partition, from, to int64, maxBytes int) []byte {
 // the way; reads below the local start go to the manifest whatever that setting says.
 func newTierTopic(t testing.TB, adm *kadm.Client, topic string, segmentBytes int) {
 	t.Helper()
+	newTierTopicN(t, adm, topic, 1, segmentBytes)
+}
+
+// newTierTopicN is newTierTopic with partitions partitions.
+func newTierTopicN(t testing.TB, adm *kadm.Client, topic string, partitions int32, segmentBytes int) {
+	t.Helper()
 	sb, off := fmt.Sprint(segmentBytes), "false"
 	cfg := map[string]*string{"segment.bytes": &sb, "remote.storage.enable": &off}
-	if r, err := adm.CreateTopic(testCtx(t), 1, 1, cfg, topic); err != nil || r.Err != nil {
+	if r, err := adm.CreateTopic(testCtx(t), partitions, 1, cfg, topic); err != nil || r.Err != nil {
 		t.Fatal(err, r.Err)
 	}
 }
