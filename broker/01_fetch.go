@@ -339,6 +339,7 @@ func readTargets(targets []fetchTarget, maxBytes int, replicaID int32) (total in
 func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID int32, allowConcurrent bool) (total int, errs bool) {
 	for i := range targets {
 		targets[i].preRead = false
+		targets[i].discard() // a long poll's earlier pass: every partition is read again
 	}
 	remaining := maxBytes
 	first := true
@@ -361,6 +362,7 @@ func readTargetsMaybeConcurrently(targets []fetchTarget, maxBytes int, replicaID
 		limit := min(int(t.sp.maxBytes), remaining)
 		// Kafka: the first partition that returns data may exceed the limits by one batch.
 		if !t.preRead || (!first && t.res.size() > limit) {
+			t.discard()
 			t.readPart(limit, first, replicaID)
 		}
 		if t.res.err != 0 {
@@ -474,6 +476,17 @@ func (t *fetchTarget) hasRecords(replicaID int32) bool {
 		return t.sp.fetchOffset < t.p.log.EndOffset()
 	}
 	return t.sp.fetchOffset < t.p.HighWatermark()
+}
+
+// discard gives back to the remote fetch quota what t's last read took from it: that result is
+// about to be replaced by a new read and is never sent. The new read comes from the chunk cache the
+// discarded one filled, so without this a consumer of many partitions under a quota (KIP-956 or
+// the adaptive throttle) was charged twice for the bytes its fetches read ahead and then cut.
+func (t *fetchTarget) discard() {
+	if t.res.charged > 0 && t.p != nil && t.p.tier != nil && t.p.tier.remote != nil {
+		t.p.tier.remote.Quota().Refund(t.res.charged)
+	}
+	t.res.charged = 0
 }
 
 // readPart reads t's partition from its fetch offset: a replica's fetch through readForFollower

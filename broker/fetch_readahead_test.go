@@ -50,18 +50,7 @@ func TestFetchReadsAheadColdPartitions(t *testing.T) {
 	// No chunk cache and no read-ahead: a partition's GETs end with its read.
 	b.tier.remote = tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{ReadAheadBytes: -1})
 
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 0, 1, 4*16<<10
-	req.SessionEpoch = -1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic, rt.TopicID = topic, lookupTopicID(t, b, topic) // kgo sends the newest version, which names topics by id
-	for p := range int32(6) {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, 0, 16<<10
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
+	req := fetchPartitionsReq(t, b, topic, 6, 16<<10, 4*16<<10)
 	kresp, err := newTestClient(t, b).Request(testCtx(t), req)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +72,78 @@ func TestFetchReadsAheadColdPartitions(t *testing.T) {
 	}
 	if most := st.MostInFlight(); most < 2 {
 		t.Fatalf("GETs of at most %d partition in flight at once: the partitions were read one by one", most)
+	}
+}
+
+// fetchPartitionsReq is a Fetch v12 of partitions 0..n-1 of topic from offset 0, each with
+// partMax bytes, the response with maxBytes (the topic named by id too, as kgo's newest version
+// does).
+func fetchPartitionsReq(t *testing.T, b *Broker, topic string, n int32, partMax, maxBytes int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 0, 1, maxBytes
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, lookupTopicID(t, b, topic)
+	for p := range n {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, 0, partMax
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// TestFetchChargesRemoteQuotaOnce: under a remote fetch quota, what a Fetch takes from it is what
+// it sends. Eight partitions of 16 KiB limits in a 20 KiB response: the tail round reads them all
+// at once with 16 KiB each, and the pass then cuts most of them and re-reads them with the little
+// room left (from the chunk cache). A long poll that waits for more than there is reads every
+// partition again when its wait ends. Before, the cut and the earlier pass were charged as well.
+func TestFetchChargesRemoteQuotaOnce(t *testing.T) {
+	b := newTestBroker(t)
+	const topic = "wideq"
+	wideTieredTopic(t, b, topic, 8, 16<<10, 48<<10)
+	b.tier.remote = tiering.NewRemoteLogWith(b.tier.store, tiering.RemoteLogConfig{FetchBytesPerSecond: 1 << 30})
+	q := b.tier.remote.Quota()
+	cl := newTestClient(t, b)
+
+	sent := func(req *kmsg.FetchRequest) int64 {
+		t.Helper()
+		kresp, err := cl.Request(testCtx(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, rt := range kresp.(*kmsg.FetchResponse).Topics {
+			for _, rp := range rt.Partitions {
+				if rp.ErrorCode != 0 {
+					t.Fatalf("partition %d: error %d", rp.Partition, rp.ErrorCode)
+				}
+				n += int64(len(rp.RecordBatches))
+			}
+		}
+		return n
+	}
+
+	// The tail round: records sent, the quota charged exactly that.
+	n := sent(fetchPartitionsReq(t, b, topic, 8, 16<<10, 20<<10))
+	if n == 0 || n > 20<<10+16<<10 {
+		t.Fatalf("%d record bytes in a 20 KiB response", n)
+	}
+	if used := q.Used(); used != n {
+		t.Fatalf("a fetch that sent %d record bytes took %d from the remote fetch quota", n, used)
+	}
+
+	// A long poll for more than all the partitions hold: the pass before the wait is discarded.
+	before := q.Used()
+	req := fetchPartitionsReq(t, b, topic, 8, 16<<10, 1<<20)
+	req.MinBytes, req.MaxWaitMillis = 1<<20, 300
+	n = sent(req)
+	if n == 0 {
+		t.Fatal("long poll: no records")
+	}
+	if used := q.Used() - before; used != n {
+		t.Fatalf("a long poll that sent %d record bytes took %d from the remote fetch quota", n, used)
 	}
 }
 

@@ -27,6 +27,9 @@ type readResult struct {
 	// retry > 0: no records because the remote fetch quota had no grant; one will have accrued
 	// after retry (a long-polling fetch re-reads then instead of waiting out MaxWait).
 	retry time.Duration
+	// charged is what the read took from the remote fetch quota (the bytes it read from the
+	// bucket); a fetch that discards the result gives them back (fetchTarget.discard).
+	charged int
 }
 
 // size is the number of record bytes.
@@ -89,9 +92,9 @@ func (p *Partition) readParts(offset int64, maxBytes int, minOneBatch bool) read
 	if offset >= hw || maxBytes <= 0 && !minOneBatch {
 		return r
 	}
-	recs, code, retry := p.readTiered(offset, maxBytes, minOneBatch, hw)
-	r.err, r.retry = code, retry
-	r.setRecords(recs)
+	tr := p.readTiered(offset, maxBytes, minOneBatch, hw)
+	r.err, r.retry, r.charged = tr.code, tr.retry, tr.charged
+	r.setRecords(tr.recs)
 	return r
 }
 

@@ -66,12 +66,12 @@ func (p *Partition) localStart() int64 { return p.log.LocalStartOffset() }
 // chunk cache's slices for a read from the bucket (written in place by the fetch response, never
 // joined; tiering.PartsResult). retry > 0: the remote fetch quota gave no grant, and will have one
 // after retry (readRemote).
-func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (recs [][]byte, code int16, retry time.Duration) {
+func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) tieredRead {
 	for attempt := 0; ; attempt++ {
 		if offset < p.localStart() {
-			data, code, local, retry := p.readRemote(offset, maxBytes, minOneBatch, maxOffset)
+			tr, local := p.readRemote(offset, maxBytes, minOneBatch, maxOffset)
 			if !local || attempt+1 >= remoteReadAttempts {
-				return data, code, retry
+				return tr
 			}
 			continue
 		}
@@ -80,23 +80,33 @@ func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, max
 			continue // local retention raced: the bucket has it
 		}
 		if err != nil {
-			return nil, readErr(err), 0
+			return tieredRead{code: readErr(err)}
 		}
 		if len(rr.Data) == 0 {
-			return nil, 0, 0
+			return tieredRead{}
 		}
-		return [][]byte{rr.Data}, 0, 0
+		return tieredRead{recs: [][]byte{rr.Data}}
 	}
+}
+
+// tieredRead is what readTiered returns: the records (recs) or an error code; retry > 0: none
+// because the remote fetch quota had no grant, one will have accrued after retry; charged: what a
+// read from the bucket took from that quota (readResult.charged).
+type tieredRead struct {
+	recs    [][]byte
+	code    int16
+	retry   time.Duration
+	charged int
 }
 
 // readRemote serves offset from the bucket. local=true: the offset turned out to be local after all
 // (the manifest ends below it and the local start is at or below it now): read it there. retry > 0:
 // no data because the remote fetch quota had no grant within remoteQuotaMaxWait; one will have
 // accrued after retry, which a long-polling fetch waits for rather than its whole MaxWait.
-func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (data [][]byte, code int16, local bool, retry time.Duration) {
+func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, maxOffset int64) (tr tieredRead, local bool) {
 	tm := p.tier
 	if tm == nil || tm.remote == nil {
-		return nil, kerr.KafkaStorageError.Code, false, 0
+		return tieredRead{code: kerr.KafkaStorageError.Code}, false
 	}
 	timeout := remoteReadTimeout
 	failing := tm.remote.Failing(remoteFailingWindow)
@@ -116,7 +126,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	if granted == 0 && q != nil {
 		// Remote fetch quota spent (KIP-956) for longer than we pace: no data for this partition
 		// now; the consumer asks again, as Kafka answers when the quota is exceeded.
-		return nil, 0, false, max(wait, time.Millisecond)
+		return tieredRead{retry: max(wait, time.Millisecond)}, false
 	}
 	// At most the grant (what the quota has accrued); the first batch of a fetch still comes
 	// whole (minOneBatch), overdrawing the quota by the rest of it.
@@ -129,10 +139,10 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	q.Settle(granted, used)
 	switch {
 	case err == nil:
-		return recordsBelow(res.Parts, maxOffset), 0, false, 0
+		return tieredRead{recs: recordsBelow(res.Parts, maxOffset), charged: used}, false
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		if offset >= p.log.StartOffset() && offset >= p.localStart() {
-			return nil, 0, true, 0
+			return tieredRead{}, true
 		}
 		if offset >= p.log.StartOffset() {
 			// Neither tier holds an offset inside the log: a manifest gap. Never expected
@@ -141,7 +151,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 				"topic", p.topic, "partition", p.index, "offset", offset,
 				"log_start", p.log.StartOffset(), "local_start", p.localStart(), "manifest_entries", len(segs))
 		}
-		return nil, kerr.OffsetOutOfRange.Code, false, 0
+		return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
 	case errors.Is(err, tiering.ErrNotFound):
 		// Remote retention deleted the object after we read the manifest. If the manifest still
 		// lists it, the object is gone for another reason (bucket emptied, wrong prefix): say so.
@@ -149,15 +159,15 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket",
 				"topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 		}
-		return nil, kerr.OffsetOutOfRange.Code, false, 0
+		return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
 	case tm.ctx.Err() != nil:
 		// Broker shutting down: the client goes elsewhere.
-		return nil, kerr.NotLeaderForPartition.Code, false, 0
+		return tieredRead{code: kerr.NotLeaderForPartition.Code}, false
 	}
 	if !failing { // once per outage, not once per fetch
 		tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 	}
-	return nil, kerr.KafkaStorageError.Code, false, 0
+	return tieredRead{code: kerr.KafkaStorageError.Code}, false
 }
 
 // remoteReadCtx bounds one remote operation of a request (read, timestamp lookup).

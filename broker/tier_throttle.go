@@ -130,7 +130,9 @@ func (c *throttleController) step(s throttleSample) float64 {
 	dt := s.now.Sub(c.lastAt).Seconds()
 	c.readRate = 0
 	if dt > 0 {
-		c.readRate = float64(s.readBytes-c.lastRead) / dt
+		// Never negative: a fetch's refund of a discarded read (FetchQuota.Refund) can land in
+		// the interval after the read was counted.
+		c.readRate = max(0, float64(s.readBytes-c.lastRead)/dt)
 	}
 	c.lastAt, c.lastRead = s.now, s.readBytes
 	c.schedP99 = s.schedP99

@@ -194,6 +194,25 @@ func (q *FetchQuota) Settle(granted, used int) {
 	q.mu.Unlock()
 }
 
+// Refund gives back n bytes a settled read took whose result was never sent: a fetch that read a
+// partition ahead of Kafka's serial limits and then re-read it with less room, or a long poll that
+// reads every partition again after waiting. Without it those bytes were charged twice, once for
+// the discarded read and once for the read whose result was sent (from the chunk cache the first
+// one filled). It also takes them out of Used, which the adaptive controller reads as the rate
+// the bucket is being read at.
+func (q *FetchQuota) Refund(n int) {
+	if q == nil || n <= 0 {
+		return
+	}
+	q.mu.Lock()
+	q.used -= int64(n)
+	q.refillLocked()
+	if !math.IsInf(q.rate, 1) {
+		q.tokens = min(q.burst, q.tokens+float64(n))
+	}
+	q.mu.Unlock()
+}
+
 // Reserve is Take that waits for a grant (re-trying as concurrent readers take what accrues) for
 // at most maxWait, or until ctx ends. granted 0: none within maxWait — the caller returns no data
 // for this read, and throttle is how long until one would have been granted (Kafka's

@@ -74,6 +74,44 @@ func TestFetchQuotaGrants(t *testing.T) {
 	}
 }
 
+// TestFetchQuotaRefund: bytes a read used and whose result was discarded come back as tokens at
+// once (up to the burst) and leave Used, so a re-read of the same bytes is charged only once;
+// an unlimited quota still counts Used right; nil and n <= 0 are no-ops.
+func TestFetchQuotaRefund(t *testing.T) {
+	const rate = 1 << 20
+	q, _ := fakeClockQuota(rate)
+	g, _ := q.Take(rate)
+	q.Settle(g, 300<<10) // returned 300 KiB: 300 KiB spent
+	if g2, _ := q.Take(rate); g2 != rate-300<<10 {
+		t.Fatalf("before the refund: granted %d, want %d", g2, rate-300<<10)
+	} else {
+		q.Settle(g2, 0)
+	}
+	q.Refund(200 << 10) // 200 KiB of them never sent
+	if u := q.Used(); u != 100<<10 {
+		t.Fatalf("Used after the refund: %d, want 100 KiB", u)
+	}
+	if g3, _ := q.Take(rate); g3 != rate-100<<10 {
+		t.Fatalf("after the refund: granted %d, want %d", g3, rate-100<<10)
+	} else {
+		q.Settle(g3, 0)
+	}
+	q.Refund(rate) // more than was spent: tokens stop at the burst
+	if g4, _ := q.Take(2 * rate); g4 != rate {
+		t.Fatalf("refund beyond the burst: granted %d, want the burst %d", g4, rate)
+	}
+
+	u := NewAdaptiveFetchQuota(0) // no limit: only Used changes
+	u.Settle(5000, 5000)
+	u.Refund(2000)
+	u.Refund(-1)
+	if got := u.Used(); got != 3000 {
+		t.Fatalf("unlimited quota: Used %d, want 3000", got)
+	}
+	var nilq *FetchQuota
+	nilq.Refund(10)
+}
+
 // TestFetchQuotaDeliversItsRate: greedy readers that always ask for more than the rate, each
 // waiting exactly as long as told, together get the configured rate over a simulated minute (plus
 // the initial burst) — not the half that the balance-gated version delivered.
