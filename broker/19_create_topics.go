@@ -146,9 +146,11 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 		if spec.ReplicationFactor <= 0 {
 			return spec, kerrf(kerr.InvalidReplicationFactor, "topic %q: replication factor must be larger than 0 (or -1 for the default), got %d", rt.Topic, rt.ReplicationFactor)
 		}
-		if live := b.liveBrokers(); int(spec.ReplicationFactor) > live {
-			return spec, kerrf(kerr.InvalidReplicationFactor, "topic %q: replication factor %d is larger than the %d available brokers", rt.Topic, spec.ReplicationFactor, live)
-		}
+		// A factor above the live brokers is refused by the metadata state machine when the
+		// creation is applied (meta's placement), against the committed broker list. It is not
+		// checked here: this broker's own view may not have applied the latest registrations yet
+		// (a cluster just started, a broker just unfenced), and refusing from it would answer
+		// INVALID_REPLICATION_FACTOR for a topic the controller would create.
 	}
 	if len(rt.Configs) > 0 {
 		spec.Configs = make(map[string]string, len(rt.Configs))
@@ -182,16 +184,6 @@ func (b *Broker) collidingTopic(name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func (b *Broker) liveBrokers() int {
-	n := 0
-	for _, br := range b.meta.State().Brokers() {
-		if !br.Fenced {
-			n++
-		}
-	}
-	return n
 }
 
 // kerrf is a Kafka error with a message; errorCode maps it to its code, errorMessage gives the text.
