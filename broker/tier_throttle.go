@@ -376,6 +376,7 @@ type TierThrottleStats struct {
 	Backoffs        int64
 	Increases       int64
 	Lifts           int64
+	Shed            int64 // chunk-cache GETs cancelled as the limit fell (tiering.CacheStats.Shed)
 }
 
 // TierThrottleStats returns the throttle's state; Enabled false when it is off or the broker has
@@ -391,5 +392,6 @@ func (b *Broker) TierThrottleStats() TierThrottleStats {
 		ReadRate: c.readRate, Backoffs: c.backoffs, Increases: c.increases, Lifts: c.lifts}
 	c.mu.Unlock()
 	s.Quota = t.quota.Rate()
+	s.Shed = b.tier.remote.CacheStats().Shed
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -38,12 +39,19 @@ type chunkCache struct {
 	// quota was lowered to avoid. Reads of chunks not cached then fetch exactly their range.
 	speculate func() bool
 
-	mu   sync.Mutex
-	used int64
-	lru  *list.List // ready *chunkEntry, most recently used first
-	m    map[chunkID]*chunkEntry
+	mu    sync.Mutex
+	used  int64
+	lru   *list.List // ready *chunkEntry, most recently used first
+	m     map[chunkID]*chunkEntry
+	loads map[*chunkLoad]struct{} // GETs in flight (shed)
 
-	hits, misses, prefetched, evicted, direct atomic.Int64
+	hits, misses, prefetched, evicted, direct, shed atomic.Int64
+}
+
+// chunkLoad is one GET of the cache in flight (load): the chunks it fills and how to cancel it.
+type chunkLoad struct {
+	run    []*chunkEntry
+	cancel context.CancelFunc
 }
 
 type chunkID struct {
@@ -66,6 +74,9 @@ type chunkEntry struct {
 	// forRead: loaded by loadFirst for a read still loading the footer; that read counts the
 	// miss when it reaches the chunk (under chunkCache.mu).
 	forRead bool
+	// readers counts the reads that need bytes of this chunk and have not returned (readOnce): a
+	// load none of whose chunks has one is one shedIdle may cancel.
+	readers atomic.Int32
 
 	wakeMu sync.Mutex
 	wake   chan struct{} // closed when filled grows; made by a waiting reader (nil: none waits)
@@ -135,7 +146,8 @@ const (
 )
 
 func newChunkCache(maxBytes, chunk int64, prefetch int, sem *slots) *chunkCache {
-	return &chunkCache{chunk: chunk, max: maxBytes, prefetch: prefetch, sem: sem, lru: list.New(), m: map[chunkID]*chunkEntry{}}
+	return &chunkCache{chunk: chunk, max: maxBytes, prefetch: prefetch, sem: sem, lru: list.New(), m: map[chunkID]*chunkEntry{},
+		loads: map[*chunkLoad]struct{}{}}
 }
 
 // CacheStats counts the chunk cache's work since the RemoteLog was made.
@@ -144,6 +156,7 @@ type CacheStats struct {
 	Prefetched   int64 // chunks fetched ahead of a sequential reader
 	Evicted      int64
 	Direct       int64 // reads fetched exactly, past the cache, while speculation was off
+	Shed         int64 // GETs cancelled, no read needing them, when the quota fell (shedIdle)
 	Bytes        int64 // bytes held now (ready and loading)
 }
 
@@ -151,7 +164,7 @@ func (c *chunkCache) stats() CacheStats {
 	c.mu.Lock()
 	used := c.used
 	c.mu.Unlock()
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Bytes: used}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Shed: c.shed.Load(), Bytes: used}
 }
 
 // cachedObject is the Store a RemoteReader of one object reads its data through: Gets of that key
@@ -261,7 +274,16 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		entries = append(entries, e)
 	}
 	sequential := c0 == 0 || c.m[chunkID{key, c0 - 1}] != nil
+	// Counted under mu, so that shedIdle never cancels a load this read is about to wait for.
+	for _, e := range entries {
+		e.readers.Add(1)
+	}
 	c.mu.Unlock()
+	defer func() {
+		for _, e := range entries {
+			e.readers.Add(-1)
+		}
+	}()
 
 	// Fetch our missing chunks, one GET per run of consecutive ones, each up to the bytes this read
 	// needs (the rest of the last run may still be arriving when we return).
@@ -347,10 +369,10 @@ func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
 // if the caller gives up while the GET holds no slot of its own, the GET is cancelled.
 func (c *chunkCache) fetchRun(ctx context.Context, s Store, run []*chunkEntry, to int64) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), prefetchTimeout)
-	go func() {
-		defer cancel()
-		c.load(lctx, s, run)
-	}()
+	c.mu.Lock()
+	l := c.trackLocked(run, cancel)
+	c.mu.Unlock()
+	go c.loadTracked(lctx, s, l)
 	err := c.waitRun(ctx, run, to)
 	last := run[len(run)-1]
 	select {
@@ -489,17 +511,59 @@ func (c *chunkCache) startLoad(s Store, key string, size, i int64, forRead bool)
 	}
 	e := c.addLocked(id, c.chunkLen(i, size))
 	e.forRead = forRead
+	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+	l := c.trackLocked([]*chunkEntry{e}, cancel)
 	c.mu.Unlock()
 	if !forRead {
 		c.prefetched.Add(1)
 	}
 	go func() {
 		defer c.sem.release()
-		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
-		defer cancel()
-		c.load(ctx, s, []*chunkEntry{e})
+		c.loadTracked(ctx, s, l)
 	}()
 	return true
+}
+
+// trackLocked registers a GET about to start for run, cancelled by cancel (its context's).
+func (c *chunkCache) trackLocked(run []*chunkEntry, cancel context.CancelFunc) *chunkLoad {
+	l := &chunkLoad{run: run, cancel: cancel}
+	c.loads[l] = struct{}{}
+	return l
+}
+
+// loadTracked runs l's GET (load) and unregisters it when it ends.
+func (c *chunkCache) loadTracked(ctx context.Context, s Store, l *chunkLoad) {
+	defer l.cancel()
+	c.load(ctx, s, l.run)
+	c.mu.Lock()
+	delete(c.loads, l)
+	c.mu.Unlock()
+}
+
+// shedIdle cancels the GETs in flight that no read needs (chunkEntry.readers: a read counts from
+// the moment it finds a chunk until it returns): prefetches, warm-ups of the next object, and the
+// rest of chunks whose readers already have their bytes. RemoteLog calls it
+// when the fetch quota drops below a chunk a second (the adaptive throttle backing off because
+// producers are short of CPU): speculation is off from then on (speculate), but the GETs already
+// started would each go on pulling up to a chunk (16 MiB) from the store at full speed, on the
+// CPU and disk the quota was lowered to give back — the burst producers saw when they arrived
+// during a replay (sediment bench: hundreds of acks over 2 ms in the first second). A cancelled
+// load is dropped (load): a reader that comes for one of its chunks later reads its exact range,
+// and one that started waiting on it in between retries (read). It returns how many it cancelled.
+func (c *chunkCache) shedIdle() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for l := range c.loads {
+		if slices.ContainsFunc(l.run, func(e *chunkEntry) bool { return e.readers.Load() > 0 }) {
+			continue
+		}
+		l.cancel()
+		delete(c.loads, l)
+		n++
+	}
+	c.shed.Add(int64(n))
+	return n
 }
 
 // forget drops every chunk of keys (the objects were deleted).

@@ -48,6 +48,10 @@ type FetchQuota struct {
 
 	throttled int64
 	used      int64 // bytes reads returned under grants (Settle), limited or not
+
+	// lowered, if set, is called (outside mu) with the new rate each time SetAdaptiveRate lowers
+	// the effective rate: RemoteLog sheds the chunk loads nobody waits on (SetQuota).
+	lowered func(rate float64)
 }
 
 // adaptiveBurstTime is the burst of an adaptive limit: 250 ms worth, at least minGrantBytes (a
@@ -116,13 +120,19 @@ func (q *FetchQuota) SetAdaptiveRate(bytesPerSecond float64) {
 		bytesPerSecond = math.Inf(1)
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if bytesPerSecond == q.adaptive {
+		q.mu.Unlock()
 		return
 	}
 	q.refillLocked()
 	q.adaptive = bytesPerSecond
+	was := q.rate
 	q.setRateLocked()
+	now, lowered := q.rate, q.lowered
+	q.mu.Unlock()
+	if lowered != nil && now < was {
+		lowered(now)
+	}
 }
 
 // Rate is the effective rate in bytes per second (+Inf: unlimited).
@@ -258,4 +268,19 @@ func (q *FetchQuota) Throttled() int64 {
 
 // SetQuota replaces r's fetch quota (nil: unlimited). Call it before r serves reads: the broker
 // installs an adaptive quota (NewAdaptiveFetchQuota) in place of the static one the config built.
-func (r *RemoteLog) SetQuota(q *FetchQuota) { r.quota = q }
+// Whenever the quota is then lowered below a chunk a second, the chunk cache's GETs that no reader
+// waits on are cancelled (chunkCache.shedIdle).
+func (r *RemoteLog) SetQuota(q *FetchQuota) {
+	r.quota = q
+	if q == nil || r.cache == nil {
+		return
+	}
+	chunk := float64(r.cache.chunk)
+	q.mu.Lock()
+	q.lowered = func(rate float64) {
+		if rate < chunk { // where speculate turns speculation off
+			r.cache.shedIdle()
+		}
+	}
+	q.mu.Unlock()
+}

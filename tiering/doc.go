@@ -149,7 +149,10 @@
 // rate below the configured one, never raise it; its burst is 250 ms worth (at least 64 KiB), so a
 // lowered rate binds within a controller tick. With neither limit, Take grants everything and only
 // Used counts. The broker installs such a quota with RemoteLog.SetQuota and lowers it while
-// producers are short of CPU (broker/tier_throttle.go). Failing(d) tells the broker that the last
+// producers are short of CPU (broker/tier_throttle.go); lowering it below a chunk a second also
+// cancels the cache's GETs that no read needs (prefetches, the rest of chunks already read from),
+// which would otherwise each pull a whole chunk at full speed (chunkCache.shedIdle). A Fetch that
+// discards a read's result gives its bytes back (Refund). Failing(d) tells the broker that the last
 // read reaching the store failed within d, so later reads get a shorter bound during an outage.
 //
 // # Goroutines and locks

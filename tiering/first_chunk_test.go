@@ -3,12 +3,9 @@ package tiering_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
 	"testing"
 	"time"
 
-	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
 	"github.com/sediment-io/sediment/tiering/objstoretest"
 )
@@ -19,17 +16,7 @@ import (
 // miss. A read from a later offset waits for the footer to know where to read.
 func TestRemoteReadFromFirstOffsetOverlapsFooter(t *testing.T) {
 	ctx := context.Background()
-	data, _ := randomBatches(rand.New(rand.NewPCG(5, 5)), 0, 3<<20, 16, 16<<10-61)
-	obj, err := tiering.BuildSegmentObject(bytes.NewReader(data), int64(len(data)), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := tiering.NewMemStore()
-	const key = "segments/x/0/first"
-	if err := mem.Put(ctx, key, obj, obj.Size()); err != nil {
-		t.Fatal(err)
-	}
-	segs := []meta.RemoteSegment{{BaseOffset: 0, LastOffset: obj.Footer.LastOffset, Size: obj.Size(), ObjectKey: key}}
+	data, _, mem, segs := memObject(t, "segments/x/0/first", 5, 3<<20)
 	for _, from := range []int64{0, 160} {
 		st := &objstoretest.MeetStore{Store: mem, Wait: 300 * time.Millisecond}
 		rl := tiering.NewRemoteLogWith(st, tiering.RemoteLogConfig{CacheBytes: 64 << 20, CacheChunkBytes: 1 << 20, PrefetchChunks: -1})
@@ -37,10 +24,7 @@ func TestRemoteReadFromFirstOffsetOverlapsFooter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pos := 0 // of the batch holding from
-		for binary.BigEndian.Uint64(data[pos:])+uint64(binary.BigEndian.Uint32(data[pos+23:])) < uint64(from) {
-			pos += 12 + int(binary.BigEndian.Uint32(data[pos+8:])) // base offset, length, ..., last offset delta
-		}
+		pos := batchAt(data, from)
 		if len(res.Data) == 0 || !bytes.Equal(res.Data, data[pos:pos+len(res.Data)]) || res.NextOffset <= from {
 			t.Fatalf("from %d: %d bytes up to offset %d, not the object's batches from there", from, len(res.Data), res.NextOffset)
 		}

@@ -40,6 +40,11 @@ func readInto(ctx context.Context, s Store, key string, off int64, buf []byte, p
 	}
 	defer rc.Close()
 	for got := int64(0); got < n; {
+		if err := ctx.Err(); err != nil {
+			// Cancelled between steps (chunkCache.shedIdle, a reader giving up): stop here even
+			// if the body would not notice (the file store's).
+			return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
+		}
 		step := min(n-got, readStep)
 		if progress == nil {
 			step = n - got

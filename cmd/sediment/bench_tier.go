@@ -889,9 +889,9 @@ func watchThrottle(b *broker.Broker) func() string {
 			return v[min(len(v)-1, int(f*float64(len(v))))]
 		}
 		return fmt.Sprintf("adaptive throttle: remote reads limited in %d of %d samples (limit p10/p50/p90 %.1f/%.1f/%.1f MB/s), "+
-			"backoffs %d, increases %d, lifts %d; sched latency p99 per 100 ms: p50 %.0f / p90 %.0f / max %.0f µs",
+			"backoffs %d, increases %d, lifts %d, cache GETs shed %d; sched latency p99 per 100 ms: p50 %.0f / p90 %.0f / max %.0f µs",
 			len(limits), samples, q(limits, 0.1)/(1<<20), q(limits, 0.5)/(1<<20), q(limits, 0.9)/(1<<20),
-			last.Backoffs-first.Backoffs, last.Increases-first.Increases, last.Lifts-first.Lifts,
+			last.Backoffs-first.Backoffs, last.Increases-first.Increases, last.Lifts-first.Lifts, last.Shed-first.Shed,
 			q(p99s, 0.5), q(p99s, 0.9), q(p99s, 1))
 	}
 }
