@@ -49,9 +49,9 @@ type FetchQuota struct {
 	throttled int64
 	used      int64 // bytes reads returned under grants (Settle), limited or not
 
-	// lowered, if set, is called (outside mu) with the new rate each time SetAdaptiveRate lowers
-	// the effective rate: RemoteLog sheds the chunk loads nobody waits on (SetQuota).
-	lowered func(rate float64)
+	// lowered, if set, is called (outside mu) each time SetAdaptiveRate lowers the effective
+	// rate: RemoteLog sheds the chunk loads no read needs (SetQuota).
+	lowered func()
 }
 
 // adaptiveBurstTime is the burst of an adaptive limit: 250 ms worth, at least minGrantBytes (a
@@ -131,7 +131,7 @@ func (q *FetchQuota) SetAdaptiveRate(bytesPerSecond float64) {
 	now, lowered := q.rate, q.lowered
 	q.mu.Unlock()
 	if lowered != nil && now < was {
-		lowered(now)
+		lowered()
 	}
 }
 
@@ -275,10 +275,9 @@ func (r *RemoteLog) SetQuota(q *FetchQuota) {
 	if q == nil || r.cache == nil {
 		return
 	}
-	chunk := float64(r.cache.chunk)
 	q.mu.Lock()
-	q.lowered = func(rate float64) {
-		if rate < chunk { // where speculate turns speculation off
+	q.lowered = func() {
+		if !r.cache.speculate() { // the rate is below a chunk a second now
 			r.cache.shedIdle()
 		}
 	}
