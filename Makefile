@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: build run test test-short vet fuzz bench clean
+.PHONY: build run test test-short vet fuzz bench bench-durable clean
 
 build:
 	$(GO) build -o $(BIN)/sediment ./cmd/sediment
@@ -32,6 +32,11 @@ vet:
 bench: build
 	./$(BIN)/sediment bench --json $(BIN)/bench.json --cpuprofile $(BIN)/bench-produce.pprof
 	$(GO) test -run '^$$' -bench . -benchtime 100x -benchmem ./...
+
+# Issue 2's target side by side: durable append (always, 8 partitions, 16 KiB batches) alternated with
+# `dd bs=1M count=1024 conv=fdatasync` on the same file system, ROUNDS pairs (segment/bench_vs_dd.sh).
+bench-durable:
+	GO=$(GO) segment/bench_vs_dd.sh
 
 clean:
 	rm -rf $(BIN)
