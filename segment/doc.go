@@ -64,9 +64,16 @@
 //
 // Locks, always taken in this order:
 //
+//	changeMu serialises the changes that remove data or files (TruncateTo,
+//	        SetStartOffset, DeleteLocalBelow, ResetLocal, Close) with each
+//	        other. SetStartOffset and DeleteLocalBelow hold only it while they
+//	        write the start checkpoint and while they unlink, rename into the
+//	        recycle pool and fsync the directory; they take mu just to detach
+//	        the segments, so appends and syncs go on meanwhile. Appends never
+//	        take it.
 //	syncMu  serialises a sync with changes that close, truncate or delete files
-//	        (TruncateTo, SetStartOffset, DeleteLocalBelow, ResetLocal, Close).
-//	        Appends never take it.
+//	        (the same changes; retention only waits for the sync in flight
+//	        before it closes the files it detached). Appends never take it.
 //	mu      (RWMutex) the segment list, offsets, epochs, sticky error. Appends
 //	        and rolls hold it for writing while they write (never while waiting
 //	        for a sync); reads hold it for reading to find the bytes, then copy

@@ -79,8 +79,14 @@ func (l *Log) truncateEpochsFromEnd(end int64) error {
 }
 
 // truncateEpochsFromStart drops entries wholly below start; the last entry
-// starting at or below start is kept with its start moved up to start.
-func (l *Log) truncateEpochsFromStart(start int64) error {
+// starting at or below start is kept with its start moved up to start. With
+// persist false the file is left as it is: SetStartOffset's truncation is not
+// worth a synchronous checkpoint (two fsyncs, one a journal commit, while
+// appends wait), because entries below the start offset answer no question and
+// Open truncates the loaded cache from the persisted start offset again. The
+// file catches up at the next epoch change, at Open, or never needs to. Kafka
+// made the same change for the same stall (KAFKA-15046).
+func (l *Log) truncateEpochsFromStart(start int64, persist bool) error {
 	i := sort.Search(len(l.epochs), func(i int) bool { return l.epochs[i].start > start })
 	if i == 0 || (i == 1 && l.epochs[0].start == start) {
 		return nil
@@ -88,6 +94,9 @@ func (l *Log) truncateEpochsFromStart(start int64) error {
 	keep := l.epochs[i-1]
 	keep.start = start
 	l.epochs = append(append(l.epochs[:0], keep), l.epochs[i:]...)
+	if !persist {
+		return nil
+	}
 	if err := l.persistEpochs(); err != nil {
 		return l.fail(err)
 	}

@@ -3,7 +3,9 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,3 +93,29 @@ func readAll(t testing.TB, l *Log, from int64) []byte {
 }
 
 var fixedNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// readUntilStopped calls read until stop closes, as a concurrent reader of a
+// log that changes under it: an error in moved (the start moved between the
+// caller's two calls) is skipped; any other error, or data that is not whole
+// batches, fails t.
+func readUntilStopped(t *testing.T, stop <-chan struct{}, read func() (ReadResult, error), moved ...error) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		res, err := read()
+		if slices.ContainsFunc(moved, func(m error) bool { return errors.Is(err, m) }) {
+			continue
+		}
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := SplitBatches(res.Data); err != nil {
+			t.Errorf("reader saw a partial batch: %v", err)
+			return
+		}
+	}
+}

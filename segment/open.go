@@ -223,7 +223,7 @@ func (l *Log) load() error {
 	if err := l.truncateEpochsFromEnd(l.end); err != nil {
 		return err
 	}
-	if err := l.truncateEpochsFromStart(l.start); err != nil {
+	if err := l.truncateEpochsFromStart(l.start, true); err != nil {
 		return err
 	}
 	if !clean || l.recoveryPoint != l.active().base {

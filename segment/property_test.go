@@ -143,26 +143,10 @@ func TestConcurrentReadersDuringAppends(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+			readUntilStopped(t, stop, func() (ReadResult, error) {
 				end := l.EndOffset()
-				res, err := l.Read(l.StartOffset(), ReadOptions{MaxBytes: 1 << 20, MaxOffset: end})
-				if errors.Is(err, ErrOffsetOutOfRange) {
-					continue // the start moved between the two calls
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if _, err := SplitBatches(res.Data); err != nil {
-					t.Errorf("reader saw a partial batch: %v", err)
-					return
-				}
-			}
+				return l.Read(l.StartOffset(), ReadOptions{MaxBytes: 1 << 20, MaxOffset: end})
+			}, ErrOffsetOutOfRange)
 		}()
 	}
 	for i := 0; i < 300; i++ {
@@ -224,25 +208,9 @@ func TestReadersDuringTruncation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := l.Read(l.StartOffset(), ReadOptions{MaxBytes: 1 << 16})
-				if errors.Is(err, ErrOffsetOutOfRange) {
-					continue
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if _, err := SplitBatches(res.Data); err != nil {
-					t.Errorf("torn read during truncation: %v", err)
-					return
-				}
-			}
+			readUntilStopped(t, stop, func() (ReadResult, error) {
+				return l.Read(l.StartOffset(), ReadOptions{MaxBytes: 1 << 16})
+			}, ErrOffsetOutOfRange)
 		}()
 	}
 	for round := 0; round < 30; round++ {

@@ -58,16 +58,45 @@ func (s *segment) recycleBound() int64 { return max(s.maxNext, s.next) }
 // there is room (or it beats a pooled file with a higher bound), removed
 // otherwise. The caller fsyncs the directory.
 func (l *Log) releaseLogFile(s *segment) error {
-	path := segPath(l.dir, s.base, logSuffix)
+	keep, evict := l.planRelease(s)
+	pooled, err := l.releaseFile(s, keep, evict)
+	if pooled {
+		l.addPooled(s)
+	}
+	return err
+}
+
+// releaseDetached is releaseLogFile for a segment detached from the log, with
+// mu held only to decide and to record: the unlink and the rename run without
+// it (the caller holds changeMu, so no other release runs meanwhile; rolls
+// only take files out of the pool).
+func (l *Log) releaseDetached(s *segment) error {
+	l.mu.Lock()
+	keep, evict := l.planRelease(s)
+	l.mu.Unlock()
+	pooled, err := l.releaseFile(s, keep, evict)
+	if pooled {
+		l.mu.Lock()
+		l.addPooled(s)
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// planRelease decides where a dropped segment's .log file goes (mu held):
+// into the pool (keep), or removed. When the pool is full and the file has a
+// lower bound than the pool's last file, that file leaves the pool here and
+// its path is returned to be removed (evict).
+func (l *Log) planRelease(s *segment) (keep bool, evict string) {
 	if !l.pooling || l.cfg.RecycleSegments <= 0 || l.pins[s.base] > 0 {
 		// Pinned: someone reads the file by its path (PinSegment); unlinked, its open
 		// descriptors keep the segment's bytes, where a reuse would overwrite them.
-		return removeIfExists(l.fs, path)
+		return false, ""
 	}
 	bound := s.recycleBound()
 	for _, p := range l.pool {
 		if p.bound == bound { // name taken (possible after truncations): keep the pooled one
-			return removeIfExists(l.fs, path)
+			return false, ""
 		}
 	}
 	if len(l.pool) >= l.cfg.RecycleSegments {
@@ -75,23 +104,42 @@ func (l *Log) releaseLogFile(s *segment) error {
 		// bases only grow until a truncation) can use soonest.
 		last := l.pool[len(l.pool)-1]
 		if last.bound < bound {
-			return removeIfExists(l.fs, path)
-		}
-		if err := removeIfExists(l.fs, last.path); err != nil {
-			return err
+			return false, ""
 		}
 		l.pool = l.pool[:len(l.pool)-1]
+		return true, last.path
 	}
-	to := poolPath(l.dir, bound)
+	return true, ""
+}
+
+// releaseFile carries out planRelease's decision on the file system: removes
+// evict, then renames s's .log file to its pool name (keep) or removes it. It
+// reports whether the file is now in the pool, for addPooled to record.
+func (l *Log) releaseFile(s *segment, keep bool, evict string) (pooled bool, err error) {
+	if evict != "" {
+		if err := removeIfExists(l.fs, evict); err != nil {
+			return false, err
+		}
+	}
+	path := segPath(l.dir, s.base, logSuffix)
+	if !keep {
+		return false, removeIfExists(l.fs, path)
+	}
+	to := poolPath(l.dir, s.recycleBound())
 	if err := l.fs.Rename(path, to); err != nil {
 		if isNotExist(err) {
-			return nil // already gone (a crash between removal steps left no .log)
+			return false, nil // already gone (a crash between removal steps left no .log)
 		}
-		return fmt.Errorf("segment: recycle %s: %w", path, err)
+		return false, fmt.Errorf("segment: recycle %s: %w", path, err)
 	}
-	l.pool = append(l.pool, pooled{bound: bound, path: to, since: l.cfg.Now(), size: max(s.size, s.fileSize)})
+	return true, nil
+}
+
+// addPooled records s's renamed .log file in the pool (mu held).
+func (l *Log) addPooled(s *segment) {
+	bound := s.recycleBound()
+	l.pool = append(l.pool, pooled{bound: bound, path: poolPath(l.dir, bound), since: l.cfg.Now(), size: max(s.size, s.fileSize)})
 	sort.Slice(l.pool, func(i, j int) bool { return l.pool[i].bound < l.pool[j].bound })
-	return nil
 }
 
 // createSegmentFile creates the .log file of a new segment at base (mu held):
