@@ -49,6 +49,12 @@ func (b *Broker) handleCreateTopics(ctx context.Context, c *connCtx, kreq kmsg.R
 	for _, rt := range req.Topics {
 		count[rt.Topic]++
 	}
+	// A dry run is checked here, not by the state machine, so it first catches up with the committed
+	// metadata: this broker's view may trail it (a topic just created, a broker just registered).
+	var stale error
+	if req.ValidateOnly {
+		stale = b.meta.CatchUp(ctx)
+	}
 	for _, rt := range req.Topics {
 		t := kmsg.NewCreateTopicsResponseTopic()
 		t.Topic = rt.Topic
@@ -63,6 +69,9 @@ func (b *Broker) handleCreateTopics(ctx context.Context, c *connCtx, kreq kmsg.R
 			continue
 		}
 		spec, err := b.topicSpec(rt, req.ValidateOnly)
+		if stale != nil {
+			err = stale
+		}
 		if err != nil {
 			t.ErrorCode, t.ErrorMessage = errorCode(err), errorMessage(err)
 			resp.Topics = append(resp.Topics, t)

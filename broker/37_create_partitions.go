@@ -29,10 +29,17 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, c *connCtx, kreq km
 	for _, rt := range req.Topics {
 		count[rt.Topic]++
 	}
+	var stale error
+	if req.ValidateOnly {
+		stale = b.meta.CatchUp(ctx) // as CreateTopics: a dry run answers from the committed state
+	}
 	for _, rt := range req.Topics {
 		t := kmsg.NewCreatePartitionsResponseTopic()
 		t.Topic = rt.Topic
-		err := b.createPartitions(ctx, rt, count[rt.Topic] > 1, req.ValidateOnly)
+		err := stale
+		if err == nil {
+			err = b.createPartitions(ctx, rt, count[rt.Topic] > 1, req.ValidateOnly)
+		}
 		if err != nil {
 			t.ErrorCode, t.ErrorMessage = errorCode(err), errorMessage(err)
 		} else if !req.ValidateOnly {

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/meta"
 )
 
 // A non-controller broker waits for a topic it does not know yet (its Raft has not applied the
@@ -89,6 +91,69 @@ func TestMetadataOnFollowersAfterCreate(t *testing.T) {
 	for _, b := range brokers {
 		if code := ask(b, "no-such-topic"); code != kerr.UnknownTopicOrPartition.Code {
 			t.Fatalf("broker %d, a topic that does not exist: %v", b.cfg.NodeID, kerr.ErrorForCode(code))
+		}
+	}
+}
+
+// A dry run (validateOnly) through a non-controller broker answers from the committed metadata, not
+// from the broker's own view, which can trail it: CreateTopics refuses a topic the controller has
+// just created, and CreatePartitions validates against it instead of answering that it does not exist.
+func TestValidateOnlyOnFollowersAfterCreate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three brokers")
+	}
+	brokers := startReplCluster(t, 3)
+	seeds := brokerAddrs(brokers)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < 10; i++ {
+		topic := fmt.Sprintf("dry-%d", i)
+		var ctrl *Broker
+		waitFor(t, "a controller", func() bool {
+			for _, b := range brokers {
+				if b.meta.IsController() {
+					ctrl = b
+					return true
+				}
+			}
+			return false
+		})
+		// Created through the controller's meta node directly: the call returns once the controller
+		// has applied it, and nothing makes the other brokers wait for it.
+		if _, err := ctrl.meta.CreateTopic(testCtx(t), meta.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range brokers {
+			if b == ctrl {
+				continue
+			}
+			ct := kmsg.NewPtrCreateTopicsRequest()
+			ct.ValidateOnly = true
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 3
+			ct.Topics = append(ct.Topics, rt)
+			resp, err := ct.RequestWith(testCtx(t), cl.Broker(int(b.cfg.NodeID)))
+			if err != nil || len(resp.Topics) != 1 {
+				t.Fatalf("CreateTopics from %d: %v", b.cfg.NodeID, err)
+			}
+			if code := resp.Topics[0].ErrorCode; code != kerr.TopicAlreadyExists.Code {
+				t.Fatalf("round %d, broker %d: validateOnly CreateTopics of a topic just created answered %v, want TOPIC_ALREADY_EXISTS", i, b.cfg.NodeID, kerr.ErrorForCode(code))
+			}
+			cp := kmsg.NewPtrCreatePartitionsRequest()
+			cp.ValidateOnly = true
+			cpt := kmsg.NewCreatePartitionsRequestTopic()
+			cpt.Topic, cpt.Count = topic, 2
+			cp.Topics = append(cp.Topics, cpt)
+			presp, err := cp.RequestWith(testCtx(t), cl.Broker(int(b.cfg.NodeID)))
+			if err != nil || len(presp.Topics) != 1 {
+				t.Fatalf("CreatePartitions from %d: %v", b.cfg.NodeID, err)
+			}
+			if code := presp.Topics[0].ErrorCode; code != 0 {
+				t.Fatalf("round %d, broker %d: validateOnly CreatePartitions of a topic just created answered %v, want success", i, b.cfg.NodeID, kerr.ErrorForCode(code))
+			}
 		}
 	}
 }

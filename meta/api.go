@@ -125,7 +125,8 @@ type TopicSpec struct {
 }
 
 // CreateTopic creates a topic with a new UUID and returns it as committed. With ValidateOnly it runs
-// the same checks against the local state and returns the topic it would create, committing nothing.
+// the same checks against the local state and returns the topic it would create, committing nothing
+// (callers answering a client call CatchUp first: the local state can trail the committed log).
 func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error) {
 	cmd := &cmdCreateTopic{ID: newTopicID(), Name: spec.Name, Partitions: spec.Partitions,
 		ReplicationFactor: spec.ReplicationFactor, Assignments: spec.Assignments, Configs: spec.Configs}

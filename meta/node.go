@@ -473,10 +473,19 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
+// CatchUp returns once this node has applied everything the leader had committed when CatchUp was
+// called (a no-op entry's round trip): State() read after it is at least that new. A node's own state
+// can trail the committed log by a heartbeat; dry runs (validateOnly) call this so that they answer
+// from the state the real request would meet, as Kafka's controller answers them.
+func (n *Node) CatchUp(ctx context.Context) error {
+	_, err := n.propose(ctx, &cmdNoop{}, false)
+	return err
+}
+
 // WaitReady returns once a leader exists, a cluster id is set, and this node has applied everything the
 // leader had committed when WaitReady was called (a no-op entry round trip).
 func (n *Node) WaitReady(ctx context.Context) error {
-	if _, err := n.propose(ctx, &cmdNoop{}, false); err != nil {
+	if err := n.CatchUp(ctx); err != nil {
 		return err
 	}
 	for {
