@@ -157,10 +157,7 @@ func TestStaleLeaderEpochFenced(t *testing.T) {
 		t.Skip("starts three brokers")
 	}
 	brokers := startReplCluster(t, 3)
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	const topic = "epochs"
 	off := "false"
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {

@@ -74,10 +74,7 @@ func TestFourthBrokerJoinsAsNonvoter(t *testing.T) {
 	if len(members) != 4 || voters != 3 {
 		t.Fatalf("Raft members %+v: want 3 voters and broker 4 as a non-voter", members)
 	}
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	const topic = "after-join"
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 8, 3, nil, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create: %v %v", err, resp.Err)

@@ -27,10 +27,7 @@ func TestFollowerCopiesOnlyTheLeadersLocalTail(t *testing.T) {
 		cfg.MetaConfig = fastClusterMeta(2*time.Second, 200*time.Millisecond)
 	}
 	brokers, cfgs := startTestCluster(t, 3, tune)
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	const topic = "tail"
 	// Uploads off: the leader's local start is moved by hand below, so the new replica always meets
 	// OFFSET_MOVED_TO_TIERED_STORAGE (with uploads on, an emptied replica may instead be restored at

@@ -19,10 +19,7 @@ import (
 // rather than throughput.
 func BenchmarkReplicatedProduceLatency(b *testing.B) {
 	brokers := startReplCluster(b, 3)
-	var seeds []string
-	for _, br := range brokers {
-		seeds = append(seeds, br.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	adm := kadmFor(b, seeds)
 	for _, rf := range []int16{1, 3} {
 		b.Run(fmt.Sprintf("rf=%d", rf), func(b *testing.B) {

@@ -226,10 +226,7 @@ func cutCluster(t *testing.T, fc *fetchLinkCut, topic string, partitions int32, 
 	replicaDialHook.Store(&hook)
 	t.Cleanup(func() { replicaDialHook.Store(nil) })
 	brokers := startReplCluster(t, 3)
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	off := "false"
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), partitions, 3,
 		map[string]*string{"min.insync.replicas": &minISR, "remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {

@@ -23,6 +23,15 @@ import (
 	"github.com/sediment-io/sediment/segment"
 )
 
+// brokerAddrs is the brokers' listener addresses (a client's seeds).
+func brokerAddrs(bs []*Broker) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.Addr()
+	}
+	return out
+}
+
 // startReplCluster starts n brokers forming one Raft group, with a short replica.lag.time.max.ms.
 func startReplCluster(t testing.TB, n int) []*Broker {
 	bs, _ := startReplClusterConfigs(t, n)
@@ -82,10 +91,7 @@ func TestReplicationThreeBrokers(t *testing.T) {
 		t.Skip("starts three brokers")
 	}
 	brokers, cfgs := startReplClusterConfigs(t, 3)
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	adm := kadmFor(t, seeds)
 	const topic = "rep"
 	resp, err := adm.CreateTopic(testCtx(t), 2, 3, nil, topic)
@@ -282,10 +288,7 @@ func TestReplicationLeaderFailover(t *testing.T) {
 		t.Skip("starts three brokers")
 	}
 	brokers := startReplCluster(t, 3)
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	const topic = "fail"
 	two := "2"
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"min.insync.replicas": &two}, topic); err != nil || resp.Err != nil {
@@ -357,10 +360,7 @@ var benchTopicSeq atomic.Int64
 // 3-broker in-process cluster (1 KiB records, 4 partitions, linger 1 ms), for the RF3/RF1 ratio.
 func BenchmarkReplicatedProduce(b *testing.B) {
 	brokers := startReplCluster(b, 3)
-	var seeds []string
-	for _, br := range brokers {
-		seeds = append(seeds, br.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	adm := kadmFor(b, seeds)
 	for _, rf := range []int16{1, 3} {
 		b.Run(fmt.Sprintf("rf=%d", rf), func(b *testing.B) {
@@ -416,10 +416,7 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 		cfg.ReplicaLagTimeMaxMs = 1500
 		cfg.MetaConfig = fastClusterMeta(60*time.Second, 20*time.Second)
 	})
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	const topic = "controlled"
 	two := "2"
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 3, 3, map[string]*string{"min.insync.replicas": &two}, topic); err != nil || resp.Err != nil {
@@ -752,10 +749,7 @@ func TestRestartedFollowerKeepsItsHighWatermark(t *testing.T) {
 // (closed at cleanup) and the topic as meta had it after the produce.
 func replicatedTopicWithRecords(t *testing.T, brokers []*Broker, topic string, n int) (*kgo.Client, *meta.Topic) {
 	t.Helper()
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	off := "false"
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, map[string]*string{"remote.storage.enable": &off}, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create: %v %v", err, resp.Err)

@@ -572,10 +572,7 @@ func TestTierLeadershipMoves(t *testing.T) {
 		cfg.ObjectStore = bucket
 		tieredConfig(cfg)
 	})
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	cfgs := tierTopicConfigs("min.insync.replicas", "2")
 	if resp, err := kadmFor(t, seeds).CreateTopic(testCtx(t), 1, 3, cfgs, "lm"); err != nil || resp.Err != nil {
 		t.Fatalf("create: %v %v", err, resp.Err)

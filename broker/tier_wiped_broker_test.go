@@ -22,10 +22,7 @@ func TestTierWipedBrokerRecoversFromPeersAndBucket(t *testing.T) {
 		c.MetaConfig = fastClusterMeta(3*time.Second, 200*time.Millisecond)
 		c.ObjectStore = bucket // one bucket for the cluster, as S3 would be
 	})
-	var seeds []string
-	for _, b := range brokers {
-		seeds = append(seeds, b.Addr())
-	}
+	seeds := brokerAddrs(brokers)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
