@@ -1102,6 +1102,10 @@ func (l *Log) SetStartOffset(offset int64) error {
 		return l.failLocked(err)
 	}
 	l.mu.Lock()
+	if err := l.checkWritable(); err != nil { // an append failed meanwhile: Open will finish this
+		l.mu.Unlock()
+		return err
+	}
 	l.start = offset
 	l.truncateEpochsFromStart(offset, false) // in memory only: it cannot fail
 	if a := l.active(); a.size > 0 && a.next <= offset {
@@ -1221,6 +1225,10 @@ func (l *Log) DeleteLocalBelow(offset int64) (int, error) {
 		return 0, l.failLocked(err)
 	}
 	l.mu.Lock()
+	if err := l.checkWritable(); err != nil { // as in SetStartOffset
+		l.mu.Unlock()
+		return 0, err
+	}
 	gone := l.detachBelow(below)
 	l.checkInvariants()
 	l.mu.Unlock()
