@@ -21,6 +21,11 @@ func Open(dir string, cfg Config) (*Log, error) {
 	cfg.fill()
 	dir = filepath.Clean(dir)
 	l := &Log{dir: dir, cfg: cfg, fs: cfg.FS}
+	if s, ok := cfg.FS.(interface{ Session() vfs.FS }); ok {
+		// A simulated crash ends this log's process: its background work
+		// (the recovery-point checkpoint) must not outlive it.
+		l.fs = s.Session()
+	}
 	l.fcond.L = &l.fmu
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("segment: create %s: %w", dir, err)

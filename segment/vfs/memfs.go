@@ -221,8 +221,10 @@ func (m *MemFS) crash(survive func(name string, ino *inode) []byte) {
 
 // Lock implements Locker: it creates name if missing and fails with ErrLocked
 // while another Lock of name is held (until Close or a Crash).
-func (m *MemFS) Lock(name string) (io.Closer, error) {
-	f, err := m.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+func (m *MemFS) Lock(name string) (io.Closer, error) { return m.lock(anyGen, name) }
+
+func (m *MemFS) lock(gen int, name string) (io.Closer, error) {
+	f, err := m.openFile(gen, name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +232,9 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name = clean(name)
+	if err := m.alive(gen, "flock", name); err != nil {
+		return nil, err
+	}
 	if m.locks[name] != nil {
 		return nil, &os.PathError{Op: "flock", Path: name, Err: ErrLocked}
 	}
@@ -268,13 +273,64 @@ func TearLast(n int) func(string, []byte) []byte {
 
 func clean(name string) string { return filepath.Clean(name) }
 
+// anyGen marks an operation through the MemFS itself, which outlives crashes
+// (the test, or the next process); a Session's operations carry its generation.
+const anyGen = -1
+
+// alive fails an operation of a process that a Crash has since killed (m.mu held).
+func (m *MemFS) alive(gen int, op, name string) error {
+	if gen != anyGen && gen != m.gen {
+		return &os.PathError{Op: op, Path: name, Err: ErrCrashed}
+	}
+	return nil
+}
+
+// Session returns m as one simulated process sees it: every operation through
+// it fails with ErrCrashed once m has crashed, as a killed process can do
+// nothing more. File handles already behave so; a Session extends it to the
+// operations on names, so that a goroutine the crashed process left running
+// (a background checkpoint, a timer) cannot write into the next process's
+// file system. segment.Open uses it when its FS offers it.
+func (m *MemFS) Session() FS {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return memSession{m: m, gen: m.gen}
+}
+
+// memSession is a Session: m's operations tagged with the generation it began in.
+type memSession struct {
+	m   *MemFS
+	gen int
+}
+
+func (s memSession) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
+	return s.m.openFile(s.gen, name, flag, perm)
+}
+func (s memSession) Remove(name string) error                   { return s.m.remove(s.gen, name) }
+func (s memSession) RemoveAll(name string) error                { return s.m.removeAll(s.gen, name) }
+func (s memSession) Rename(oldname, newname string) error       { return s.m.rename(s.gen, oldname, newname) }
+func (s memSession) ReadDir(name string) ([]fs.DirEntry, error) { return s.m.readDir(s.gen, name) }
+func (s memSession) MkdirAll(name string, perm fs.FileMode) error {
+	return s.m.mkdirAll(s.gen, name, perm)
+}
+func (s memSession) Stat(name string) (fs.FileInfo, error) { return s.m.stat(s.gen, name) }
+func (s memSession) SyncDir(name string) error             { return s.m.syncDir(s.gen, name) }
+func (s memSession) Lock(name string) (io.Closer, error)   { return s.m.lock(s.gen, name) }
+
 func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
+	return m.openFile(anyGen, name, flag, perm)
+}
+
+func (m *MemFS) openFile(gen int, name string, flag int, perm fs.FileMode) (File, error) {
 	name = clean(name)
 	if err := m.fault(OpOpen, name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "open", name); err != nil {
+		return nil, err
+	}
 	if m.dirs[name] {
 		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
 	}
@@ -299,13 +355,18 @@ func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 	return f, nil
 }
 
-func (m *MemFS) Remove(name string) error {
+func (m *MemFS) Remove(name string) error { return m.remove(anyGen, name) }
+
+func (m *MemFS) remove(gen int, name string) error {
 	name = clean(name)
 	if err := m.fault(OpRemove, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "remove", name); err != nil {
+		return err
+	}
 	if _, ok := m.files[name]; ok {
 		delete(m.files, name)
 		return nil
@@ -330,13 +391,18 @@ func (m *MemFS) Remove(name string) error {
 
 // RemoveAll removes name and everything below it. Removal of files is durable at
 // once (a simplification: directory removal is not modelled as losable).
-func (m *MemFS) RemoveAll(name string) error {
+func (m *MemFS) RemoveAll(name string) error { return m.removeAll(anyGen, name) }
+
+func (m *MemFS) removeAll(gen int, name string) error {
 	name = clean(name)
 	if err := m.fault(OpRemove, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "remove", name); err != nil {
+		return err
+	}
 	prefix := name + string(filepath.Separator)
 	for _, set := range []map[string]*inode{m.files, m.durFiles} {
 		for n := range set {
@@ -353,13 +419,18 @@ func (m *MemFS) RemoveAll(name string) error {
 	return nil
 }
 
-func (m *MemFS) Rename(oldname, newname string) error {
+func (m *MemFS) Rename(oldname, newname string) error { return m.rename(anyGen, oldname, newname) }
+
+func (m *MemFS) rename(gen int, oldname, newname string) error {
 	oldname, newname = clean(oldname), clean(newname)
 	if err := m.fault(OpRename, oldname); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "rename", oldname); err != nil {
+		return err
+	}
 	ino, ok := m.files[oldname]
 	if !ok {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrNotExist}
@@ -372,13 +443,18 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	return nil
 }
 
-func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) {
+func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) { return m.readDir(anyGen, name) }
+
+func (m *MemFS) readDir(gen int, name string) ([]fs.DirEntry, error) {
 	name = clean(name)
 	if err := m.fault(OpReadDir, name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "readdir", name); err != nil {
+		return nil, err
+	}
 	if !m.dirs[name] {
 		return nil, &os.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
 	}
@@ -397,13 +473,18 @@ func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return out, nil
 }
 
-func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error {
+func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error { return m.mkdirAll(anyGen, name, perm) }
+
+func (m *MemFS) mkdirAll(gen int, name string, perm fs.FileMode) error {
 	name = clean(name)
 	if err := m.fault(OpMkdir, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "mkdir", name); err != nil {
+		return err
+	}
 	for d := name; ; d = filepath.Dir(d) {
 		if _, ok := m.files[d]; ok {
 			return &os.PathError{Op: "mkdir", Path: d, Err: syscall.ENOTDIR}
@@ -416,13 +497,18 @@ func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error {
 	return nil
 }
 
-func (m *MemFS) Stat(name string) (fs.FileInfo, error) {
+func (m *MemFS) Stat(name string) (fs.FileInfo, error) { return m.stat(anyGen, name) }
+
+func (m *MemFS) stat(gen int, name string) (fs.FileInfo, error) {
 	name = clean(name)
 	if err := m.fault(OpStat, name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "stat", name); err != nil {
+		return nil, err
+	}
 	if ino, ok := m.files[name]; ok {
 		return memInfo{name: filepath.Base(name), size: int64(len(ino.data)), mtime: ino.mtime}, nil
 	}
@@ -432,13 +518,18 @@ func (m *MemFS) Stat(name string) (fs.FileInfo, error) {
 	return nil, &os.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 }
 
-func (m *MemFS) SyncDir(name string) error {
+func (m *MemFS) SyncDir(name string) error { return m.syncDir(anyGen, name) }
+
+func (m *MemFS) syncDir(gen int, name string) error {
 	name = clean(name)
 	if err := m.fault(OpSyncDir, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.alive(gen, "syncdir", name); err != nil {
+		return err
+	}
 	if !m.dirs[name] {
 		return &os.PathError{Op: "syncdir", Path: name, Err: fs.ErrNotExist}
 	}

@@ -307,3 +307,47 @@ func TestAdvanceIovecs(t *testing.T) {
 		}
 	}
 }
+
+// TestMemSessionDiesWithCrash: a Session is a process; after a Crash every
+// operation through it fails, while the MemFS itself (the next process) and a
+// new Session go on.
+func TestMemSessionDiesWithCrash(t *testing.T) {
+	m := NewMemFS()
+	old := m.Session()
+	if err := old.MkdirAll("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(old, "/d/before", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.(Locker).Lock("/d/lock"); err != nil {
+		t.Fatal(err)
+	}
+	m.Crash()
+	ops := map[string]func() error{
+		"open":      func() error { _, err := old.OpenFile("/d/after", os.O_CREATE|os.O_RDWR, 0o644); return err },
+		"remove":    func() error { return old.Remove("/d/before") },
+		"rename":    func() error { return old.Rename("/d/before", "/d/moved") },
+		"readdir":   func() error { _, err := old.ReadDir("/d"); return err },
+		"mkdir":     func() error { return old.MkdirAll("/d/sub", 0o755) },
+		"stat":      func() error { _, err := old.Stat("/d/before"); return err },
+		"syncdir":   func() error { return old.SyncDir("/d") },
+		"lock":      func() error { _, err := old.(Locker).Lock("/d/lock"); return err },
+		"removeall": func() error { return old.RemoveAll("/d") },
+	}
+	for name, op := range ops {
+		if err := op(); !errors.Is(err, ErrCrashed) {
+			t.Errorf("%s through a crashed session: %v, want ErrCrashed", name, err)
+		}
+	}
+	if b, err := ReadFile(m, "/d/before"); err != nil || string(b) != "x" {
+		t.Fatalf("the crashed session changed the file system: %q, %v", b, err)
+	}
+	next := m.Session()
+	if err := WriteFileAtomic(next, "/d/after", []byte("y")); err != nil {
+		t.Fatalf("a new session after the crash: %v", err)
+	}
+	if _, err := next.(Locker).Lock("/d/lock"); err != nil {
+		t.Fatalf("the crash dropped the dead session's lock, but: %v", err)
+	}
+}
