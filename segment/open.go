@@ -330,7 +330,7 @@ func (l *Log) finishRecovery(recovered []*segment) error {
 		}
 		if s.closed {
 			s.tidx.maybeAdd(s.maxTs, s.maxTsOffset, true)
-			if err := s.writeIndexes(l.fs, l.dir); err != nil {
+			if err := s.writeIndexes(l.fs, l.dir, true); err != nil {
 				return err
 			}
 			l.unloadIndexes(s)

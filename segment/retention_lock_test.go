@@ -204,16 +204,19 @@ func TestRetentionConcurrentWithAppendsAndReads(t *testing.T) {
 	l := mustOpen(t, "/p", cfg)
 	const writers, perWriter = 4, 150
 	var (
-		mu    sync.Mutex
-		acked = map[int64][]byte{} // base offset -> batch as appended (stamped)
-		wg    sync.WaitGroup
-		stop  = make(chan struct{})
+		mu      sync.Mutex
+		acked   = map[int64][]byte{} // base offset -> batch as appended (stamped)
+		wg      sync.WaitGroup
+		stop    = make(chan struct{})
+		deleted atomic.Int64 // segments DeleteLocalBelow removed
 	)
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < perWriter; i++ {
+			// Past perWriter, go on until retention has deleted a few segments
+			// under the appends (it may get the locks late on a busy machine).
+			for i := 0; i < perWriter || (deleted.Load() < 3 && i < 50*perWriter); i++ {
 				b := sameBatch(2)
 				r, err := l.Append(b, 1)
 				if err != nil {
@@ -239,7 +242,9 @@ func TestRetentionConcurrentWithAppendsAndReads(t *testing.T) {
 			end := l.EndOffset()
 			var err error
 			if i%2 == 0 {
-				_, err = l.DeleteLocalBelow(end - 600)
+				var n int
+				n, err = l.DeleteLocalBelow(end - 600)
+				deleted.Add(int64(n))
 			} else if end > 900 {
 				err = l.SetStartOffset(end - 900)
 			}

@@ -148,9 +148,10 @@ func (l *Log) find(s *segment, offset int64, buf []byte) (int64, BatchHeader, er
 	return s.size, nil, nil
 }
 
-// writeIndexes writes the in-memory indexes to the .index and .timeindex files and
-// fsyncs them. The caller fsyncs the directory.
-func (s *segment) writeIndexes(fsys vfs.FS, dir string) error {
+// writeIndexes writes the in-memory indexes to the .index and .timeindex files,
+// and fsyncs them if sync (a roll leaves that to the checkpointer). The caller
+// fsyncs the directory.
+func (s *segment) writeIndexes(fsys vfs.FS, dir string, sync bool) error {
 	for _, f := range []struct {
 		path string
 		data []byte
@@ -163,7 +164,7 @@ func (s *segment) writeIndexes(fsys vfs.FS, dir string) error {
 			return err
 		}
 		_, err = w.Write(f.data)
-		if err == nil {
+		if err == nil && sync {
 			err = w.Sync()
 		}
 		if cerr := w.Close(); err == nil {
