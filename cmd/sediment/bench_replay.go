@@ -270,10 +270,12 @@ func latencyInterleaved(ctx context.Context, lc loadgen.Config, brokers []string
 	if rerr != nil {
 		return il, fmt.Errorf("background replay: %w", rerr)
 	}
-	il.Alone, il.During = loadgen.InterleavedStats(lat.Samples, windows, skip)
+	il.Alone, il.During, il.Paired = loadgen.InterleavedStats(lat.Samples, windows, skip)
 	fmt.Fprintln(out, windowSummary(lat.Samples, windows))
 	fmt.Fprintf(out, "  with the replay: ack p99 %.2f ms over %d acks; without: %.2f ms over %d acks; ratio %.2f\n",
 		il.During.P99ms, il.During.Acks, il.Alone.P99ms, il.Alone.Acks, il.Ratio())
+	fmt.Fprintf(out, "  window pairs: %d, p99 ratio median %.2f (10th-90th percentile %.2f-%.2f)\n",
+		il.Paired.Pairs, il.Paired.RatioMedian, il.Paired.RatioP10, il.Paired.RatioP90)
 	return il, nil
 }
 

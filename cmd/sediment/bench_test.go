@@ -143,14 +143,16 @@ func TestBenchTier(t *testing.T) {
 		t.Fatalf("interleaved runs %+v", tr.Interleaved)
 	}
 	for _, il := range tr.Interleaved {
-		if il.Alone.Acks == 0 || il.During.Acks == 0 || il.Alone.Windows < 2 || il.During.Windows < 2 || il.Alone.P99ms <= 0 || il.During.P99ms <= 0 {
+		if il.Alone.Acks == 0 || il.During.Acks == 0 || il.Alone.Windows < 2 || il.During.Windows < 2 || il.Alone.P99ms <= 0 || il.During.P99ms <= 0 ||
+			il.Paired.Pairs < 1 || il.Paired.RatioMedian <= 0 || il.Paired.AloneP99ms <= 0 {
 			t.Fatalf("interleaved %s: %+v", il.Kind, il)
 		}
 	}
 	if tr.Interleaved[0].Replay.Bytes == 0 {
 		t.Fatalf("the interleaved run's replay read nothing: %+v", tr.Interleaved[0])
 	}
-	if !strings.Contains(text, "produce ack p99 during replay (interleaved, bucket cold)") || !strings.Contains(text, "(bucket cold, single phase)") {
+	if !strings.Contains(text, "produce ack p99 during replay (interleaved, bucket cold)") || !strings.Contains(text, "(interleaved, bucket cold, pooled)") ||
+		!strings.Contains(text, "(bucket cold, single phase)") {
 		t.Fatalf("report lacks the interleaved row or the single-phase reference:\n%s", text)
 	}
 	if len(cmp.TierRows) < 4 {
