@@ -260,8 +260,10 @@
 // behind: Open scans the segments above it and rebuilds their indexes, so an
 // index file that lost its contents costs a scan, never data. The persisted
 // recovery point is never above a segment whose indexes are not durable.
-// TruncateTo and ResetLocal lower it synchronously, as before; Close syncs
-// what the checkpointer has not reached and sets it at the active segment.
+// TruncateTo and ResetLocal lower it synchronously before they remove
+// anything, and a reset raises it to its new start only once every old
+// segment is gone; Close syncs what the checkpointer has not reached and sets
+// it at the active segment.
 //
 // # Segment file recycling
 //

@@ -1134,13 +1134,21 @@ func (l *Log) ResetLocal(localStart, logStart int64) error {
 
 // resetLocked deletes every segment and restarts the log empty at localStart
 // with log start logStart (syncMu and mu held). Order, for crash safety:
-// recovery point; segments removed newest first (a crash leaves a prefix of
-// the old log); epoch cache cleared; log-start checkpoint; the new segment
-// (an Open that finds no segment creates it at the checkpoint's local start).
+// recovery point lowered if localStart is below it; segments removed newest
+// first (a crash leaves a prefix of the old log); epoch cache cleared;
+// log-start checkpoint; the new segment (an Open that finds no segment creates
+// it at the checkpoint's local start); recovery point at localStart.
 func (l *Log) resetLocked(localStart, logStart int64) error {
 	oldLocal := l.localStart()
-	if err := l.setRecoveryPoint(localStart); err != nil {
-		return l.fail(err)
+	// Lowered now if it must go down (a crash part-way then scans what is
+	// left); raised only once the old segments are gone, since closed segments
+	// above the persisted recovery point may have index files that were never
+	// fsynced (the checkpointer's), which a recovery point above them would
+	// have Open trust.
+	if localStart < l.recoveryPoint {
+		if err := l.setRecoveryPoint(localStart); err != nil {
+			return l.fail(err)
+		}
 	}
 	for j := len(l.segs) - 1; j >= 0; j-- {
 		if err := l.dropSegment(l.segs[j]); err != nil {
@@ -1162,6 +1170,9 @@ func (l *Log) resetLocked(localStart, logStart int64) error {
 	l.segs = append(l.segs, ns)
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return l.fail(fmt.Errorf("segment: sync dir %s: %w", l.dir, err))
+	}
+	if err := l.setRecoveryPoint(localStart); err != nil {
+		return l.fail(err)
 	}
 	l.start, l.end = logStart, localStart
 	l.afterTruncate(min(oldLocal, localStart))

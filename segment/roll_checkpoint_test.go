@@ -3,6 +3,8 @@ package segment
 import (
 	"bytes"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,5 +230,69 @@ func waitRecoveryPoint(t *testing.T, fsys vfs.FS, dir string, want int64) {
 			t.Fatalf("recovery point %d after 20s, want %d", got, want)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// settle waits for the log's checkpointer, for tests that count or intercept
+// file-system operations and need them in a fixed order. Not concurrent with
+// rolls: the caller appends from one goroutine.
+func settle(l *Log) { l.cpDone.Wait() }
+
+// A reset to a local start above segments whose index files the checkpointer
+// has not synced must not persist a recovery point above them before they are
+// gone: a crash part-way would leave them trusted with empty indexes. (The
+// test holds changeMu, as a checkpointer that had not yet started would find
+// it held, to keep the checkpointer out.)
+func TestResetDoesNotTrustUnsyncedIndexes(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	cfg.SegmentBytes = 1 << 20
+	l := mustOpen(t, "/p", cfg)
+	mustAppend(t, l, testBatch(3, 100, 1000), 1)
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	settle(l)
+	rp0 := l.Segments()[1].BaseOffset
+	if got := persistedRecoveryPoint(t, fsys, "/p"); got != rp0 {
+		t.Fatalf("recovery point %d, want %d", got, rp0)
+	}
+	l.changeMu.Lock()
+	for i := 0; i < 2; i++ {
+		mustAppend(t, l, testBatch(3, 100, int64(2000+i)), 1)
+		if err := l.Roll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unsynced := l.Segments()[1].TimeIndexPath
+	var crashed atomic.Bool
+	fsys.SetInjector(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && crashed.CompareAndSwap(false, true) {
+			fsys.Crash() // at the reset's first removal
+			return syscall.EIO
+		}
+		return nil
+	})
+	l.syncMu.Lock()
+	l.mu.Lock()
+	err := l.resetLocked(l.end+100, l.start)
+	l.mu.Unlock()
+	l.syncMu.Unlock()
+	l.changeMu.Unlock()
+	if err == nil || !crashed.Load() {
+		t.Fatalf("reset through a crash: %v (crashed %v)", err, crashed.Load())
+	}
+	fsys.SetInjector(nil)
+	l.Close() // the dead process's log: its checkpointer ends
+	if got := persistedRecoveryPoint(t, fsys, "/p"); got != rp0 {
+		t.Fatalf("recovery point %d after a crash inside the reset, want %d (below the segments with unsynced indexes)", got, rp0)
+	}
+	if b, _ := vfs.ReadFile(fsys, unsynced); len(b) != 0 {
+		t.Fatalf("%s survived the crash with %d bytes; the test needs it unsynced", unsynced, len(b))
+	}
+	l2 := mustOpen(t, "/p", cfg)
+	defer l2.Close()
+	if b, err := vfs.ReadFile(fsys, unsynced); err != nil || len(b) == 0 {
+		t.Fatalf("%s after Open: %d bytes, %v; want it rebuilt", unsynced, len(b), err)
 	}
 }

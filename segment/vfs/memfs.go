@@ -119,11 +119,18 @@ func (m *MemFS) Syncs() int {
 }
 
 // fault runs the injector, without holding m.mu so that an injector may block
-// (slow disk) without stalling other operations.
-func (m *MemFS) fault(op Op, name string) error {
+// (slow disk) without stalling other operations. An operation of a process
+// that has crashed (gen, of a Session or a file handle, older than m's) fails
+// here without reaching the injector: a dead process does nothing, not even
+// what the test counts.
+func (m *MemFS) fault(gen int, op Op, name string) error {
 	m.mu.Lock()
 	inject := m.inject
+	err := m.alive(gen, op.String(), name)
 	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if inject == nil {
 		return nil
 	}
@@ -323,7 +330,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 
 func (m *MemFS) openFile(gen int, name string, flag int, perm fs.FileMode) (File, error) {
 	name = clean(name)
-	if err := m.fault(OpOpen, name); err != nil {
+	if err := m.fault(gen, OpOpen, name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -359,7 +366,7 @@ func (m *MemFS) Remove(name string) error { return m.remove(anyGen, name) }
 
 func (m *MemFS) remove(gen int, name string) error {
 	name = clean(name)
-	if err := m.fault(OpRemove, name); err != nil {
+	if err := m.fault(gen, OpRemove, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -395,7 +402,7 @@ func (m *MemFS) RemoveAll(name string) error { return m.removeAll(anyGen, name) 
 
 func (m *MemFS) removeAll(gen int, name string) error {
 	name = clean(name)
-	if err := m.fault(OpRemove, name); err != nil {
+	if err := m.fault(gen, OpRemove, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -423,7 +430,7 @@ func (m *MemFS) Rename(oldname, newname string) error { return m.rename(anyGen, 
 
 func (m *MemFS) rename(gen int, oldname, newname string) error {
 	oldname, newname = clean(oldname), clean(newname)
-	if err := m.fault(OpRename, oldname); err != nil {
+	if err := m.fault(gen, OpRename, oldname); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -447,7 +454,7 @@ func (m *MemFS) ReadDir(name string) ([]fs.DirEntry, error) { return m.readDir(a
 
 func (m *MemFS) readDir(gen int, name string) ([]fs.DirEntry, error) {
 	name = clean(name)
-	if err := m.fault(OpReadDir, name); err != nil {
+	if err := m.fault(gen, OpReadDir, name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -477,7 +484,7 @@ func (m *MemFS) MkdirAll(name string, perm fs.FileMode) error { return m.mkdirAl
 
 func (m *MemFS) mkdirAll(gen int, name string, perm fs.FileMode) error {
 	name = clean(name)
-	if err := m.fault(OpMkdir, name); err != nil {
+	if err := m.fault(gen, OpMkdir, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -501,7 +508,7 @@ func (m *MemFS) Stat(name string) (fs.FileInfo, error) { return m.stat(anyGen, n
 
 func (m *MemFS) stat(gen int, name string) (fs.FileInfo, error) {
 	name = clean(name)
-	if err := m.fault(OpStat, name); err != nil {
+	if err := m.fault(gen, OpStat, name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -522,7 +529,7 @@ func (m *MemFS) SyncDir(name string) error { return m.syncDir(anyGen, name) }
 
 func (m *MemFS) syncDir(gen int, name string) error {
 	name = clean(name)
-	if err := m.fault(OpSyncDir, name); err != nil {
+	if err := m.fault(gen, OpSyncDir, name); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -572,7 +579,7 @@ func (f *memFile) check(op string) error {
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
-	if err := f.fs.fault(OpRead, f.name); err != nil {
+	if err := f.fs.fault(f.gen, OpRead, f.name); err != nil {
 		return 0, err
 	}
 	f.fs.mu.Lock()
@@ -594,7 +601,7 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *memFile) Write(p []byte) (int, error) {
-	ferr := f.fs.fault(OpWrite, f.name)
+	ferr := f.fs.fault(f.gen, OpWrite, f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if f.flag&os.O_APPEND != 0 {
@@ -606,7 +613,7 @@ func (f *memFile) Write(p []byte) (int, error) {
 }
 
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
-	ferr := f.fs.fault(OpWrite, f.name)
+	ferr := f.fs.fault(f.gen, OpWrite, f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	return f.writeAtLocked(p, off, ferr)
@@ -617,7 +624,7 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 // page boundary) is where a real ENOSPC or EIO lands, the padding sharing the
 // data's last block.
 func (f *memFile) WriteAtv(bufs [][]byte, off int64) (int, error) {
-	ferr := f.fs.fault(OpWrite, f.name)
+	ferr := f.fs.fault(f.gen, OpWrite, f.name)
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if ferr != nil && len(bufs) > 0 {
@@ -664,7 +671,7 @@ func (f *memFile) Sync() error     { return f.sync() }
 func (f *memFile) Datasync() error { return f.sync() }
 
 func (f *memFile) sync() error {
-	if err := f.fs.fault(OpSync, f.name); err != nil {
+	if err := f.fs.fault(f.gen, OpSync, f.name); err != nil {
 		return err
 	}
 	f.fs.mu.Lock()
@@ -681,7 +688,7 @@ func (f *memFile) sync() error {
 }
 
 func (f *memFile) Truncate(size int64) error {
-	if err := f.fs.fault(OpTruncate, f.name); err != nil {
+	if err := f.fs.fault(f.gen, OpTruncate, f.name); err != nil {
 		return err
 	}
 	f.fs.mu.Lock()
