@@ -145,8 +145,14 @@ func benchDurableModel(b *testing.B, mode string, parts int) {
 // On 2026-11-23 (session 14) combine/p8/w64 ran at 2.77-3.01 GB/s against
 // 2.02-2.43 for over/p8/w64 and 2.8-2.9 for dd over allocated blocks with 1
 // MiB writes, in three alternated rounds; dd itself writing 16 KiB per call
-// ran at 1.9-2.0 GB/s. The per-call cost of 16.5 KiB writes, not the syncs,
-// is what keeps Append below dd's 1 MiB writes: Log does not combine yet.
+// ran at 1.9-2.0 GB/s. So the per-call cost of 16.5 KiB writes, more than
+// the syncs, separates the model from dd's 1 MiB writes. Log does not combine:
+// a prototype that did (Append's writers queued, one leader writing the queue
+// under the log's lock with one pwritev; session 14 notes) formed groups of
+// only 1.3 appends on average and ran no faster (four alternated pairs: 1,389
+// / 1,377 / 1,492 / 1,417 MB/s against 1,440 / 1,544 / 1,487 / 1,560): in the
+// log the writers rarely queue while a write is in progress. Why the model's
+// writers do, and the log's do not, is the open question.
 //
 // On the 2-core ext4/virtio VM of 2026-11-23, over/p8/w64 ran at 2.6-2.9 GB/s
 // (0.46-0.49 MB per sync) while Append/always/p8/w64/recycled ran at 1.4-1.6
