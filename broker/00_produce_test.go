@@ -17,6 +17,33 @@ func createTopic(t *testing.T, b *Broker, name string, partitions int32, configs
 	if err != nil || resp.Err != nil {
 		t.Fatalf("create topic %s: %v %v", name, err, resp.Err)
 	}
+	// CreateTopics answers once the metadata is committed; the broker opens its
+	// replicas as it applies it, and until then answers NOT_LEADER_FOR_PARTITION,
+	// which a Kafka client retries but the tests' raw requests would not.
+	waitFor(t, "the new topic's partitions to be led here", func() bool { return leadsWhatMetaSays(b, name) })
+}
+
+// leadsWhatMetaSays reports whether b has opened, as leader, every partition of
+// topic that the metadata says it leads.
+func leadsWhatMetaSays(b *Broker, topic string) bool {
+	mt, ok := b.meta.State().Topic(topic)
+	if !ok {
+		return false
+	}
+	led := map[int32]bool{}
+	for _, q := range b.replicas.Partitions() {
+		if q.topic == topic {
+			q.stateMu.RLock()
+			led[q.index] = q.leader
+			q.stateMu.RUnlock()
+		}
+	}
+	for _, mp := range mt.Partitions {
+		if mp.Leader == b.cfg.NodeID && !led[mp.Index] {
+			return false
+		}
+	}
+	return true
 }
 
 // consumeN reads n records of topic from the start.
