@@ -119,3 +119,8 @@ func readUntilStopped(t *testing.T, stop <-chan struct{}, read func() (ReadResul
 		}
 	}
 }
+
+// settle waits for the log's checkpointer, for tests that count or intercept
+// file-system operations and need them in a fixed order. Not concurrent with
+// rolls: the caller appends from one goroutine.
+func settle(l *Log) { l.cpDone.Wait() }

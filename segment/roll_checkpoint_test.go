@@ -45,7 +45,7 @@ func TestRollDoesNotWaitForRecoveryCheckpoint(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitRecoveryPoint(t, fsys, "/p", l.Segments()[3].BaseOffset)
+			settledRecoveryPoint(t, l, fsys, "/p", l.Segments()[3].BaseOffset)
 			rp0 := l.Segments()[3].BaseOffset
 			stuck.armed.Store(true)
 			// Appends (flush always: each returns once fsynced) and rolls go on
@@ -128,7 +128,7 @@ func TestRecoveryCheckpointMakesIndexesDurable(t *testing.T) {
 		t.Fatalf("%d segments; the test needs rolls", len(segs))
 	}
 	active := segs[len(segs)-1].BaseOffset
-	waitRecoveryPoint(t, fsys, "/p", active)
+	settledRecoveryPoint(t, l, fsys, "/p", active)
 	before := map[string][]byte{}
 	for _, s := range segs[:len(segs)-1] {
 		for _, p := range []string{s.IndexPath, s.TimeIndexPath} {
@@ -216,27 +216,15 @@ func persistedRecoveryPoint(t *testing.T, fsys vfs.FS, dir string) int64 {
 	return rp
 }
 
-// waitRecoveryPoint waits for the checkpointer to persist want (a deadlock
-// guard: it takes microseconds when the code is right).
-func waitRecoveryPoint(t *testing.T, fsys vfs.FS, dir string, want int64) {
+// settledRecoveryPoint waits for the checkpointer and checks that it
+// persisted want.
+func settledRecoveryPoint(t *testing.T, l *Log, fsys vfs.FS, dir string, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := persistedRecoveryPoint(t, fsys, dir)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("recovery point %d after 20s, want %d", got, want)
-		}
-		time.Sleep(time.Millisecond)
+	settle(l)
+	if got := persistedRecoveryPoint(t, fsys, dir); got != want {
+		t.Fatalf("recovery point %d once the checkpointer settled, want %d", got, want)
 	}
 }
-
-// settle waits for the log's checkpointer, for tests that count or intercept
-// file-system operations and need them in a fixed order. Not concurrent with
-// rolls: the caller appends from one goroutine.
-func settle(l *Log) { l.cpDone.Wait() }
 
 // A reset to a local start above segments whose index files the checkpointer
 // has not synced must not persist a recovery point above them before they are
@@ -252,11 +240,8 @@ func TestResetDoesNotTrustUnsyncedIndexes(t *testing.T) {
 	if err := l.Roll(); err != nil {
 		t.Fatal(err)
 	}
-	settle(l)
 	rp0 := l.Segments()[1].BaseOffset
-	if got := persistedRecoveryPoint(t, fsys, "/p"); got != rp0 {
-		t.Fatalf("recovery point %d, want %d", got, rp0)
-	}
+	settledRecoveryPoint(t, l, fsys, "/p", rp0)
 	l.changeMu.Lock()
 	for i := 0; i < 2; i++ {
 		mustAppend(t, l, testBatch(3, 100, int64(2000+i)), 1)
