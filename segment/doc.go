@@ -24,8 +24,10 @@
 //
 // # Goroutines and locks
 //
-// The package starts no goroutine of its own except, under FlushInterval, a
-// time.AfterFunc timer armed when unsynced data exists. Group commit runs in the
+// The package starts two goroutines of its own: under FlushInterval, a
+// time.AfterFunc timer armed when unsynced data exists, and after a roll, at
+// most one checkpointer per log, which fsyncs the closed segments' index files
+// and then moves the recovery point up (Close waits for it). Group commit runs in the
 // callers' goroutines: the first appender that needs durability becomes the
 // syncer and fdatasyncs on behalf of everyone who has written by then; later
 // appenders wait on a condition variable and one of them leads the next sync.
@@ -197,7 +199,9 @@
 // holding it), added with each offset-index entry when the timestamp grew, and
 // once more when the segment is rolled or closed, so the last entry is the
 // segment's maximum. The active segment's indexes live in memory and are written
-// whole (create, write, fsync) when it is rolled and on Close; a closed segment's
+// whole when it is rolled (create and write; the checkpointer fsyncs them before
+// the recovery point passes their segment, and Open rebuilds any above it) and
+// on Close (with fsync); a closed segment's
 // are read from its files on first use (fully checked then; rebuilt in memory
 // from batch headers if they fail) and at most four closed segments' indexes
 // stay loaded per log, least recently used evicted, so memory does not grow
