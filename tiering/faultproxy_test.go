@@ -25,10 +25,12 @@ const (
 	faultHang                         // hold the request for a while before forwarding (a timeout upstream)
 	faultResetEarly                   // reset the connection before answering (request not forwarded)
 	faultCorruptBody                  // flip one byte of the request body in transit, then forward
+	faultStallBody                    // read 64 KiB of the request body, then stop reading (Hang or until closed)
+	faultStallReply                   // forward, send the headers and half the reply body, then go silent
 )
 
 func (k faultKind) String() string {
-	return [...]string{"503-slowdown", "500", "reset-mid-body", "ok-then-500", "hang", "reset-early", "corrupt-body"}[k]
+	return [...]string{"503-slowdown", "500", "reset-mid-body", "ok-then-500", "hang", "reset-early", "corrupt-body", "stall-body", "stall-reply"}[k]
 }
 
 // fault applies to the next Times requests for which Match returns true.
@@ -47,6 +49,8 @@ type faultProxy struct {
 	srv    *httptest.Server
 	tr     *http.Transport
 
+	closing chan struct{} // closed at cleanup: stalled handlers give up
+
 	mu     sync.Mutex
 	faults []*fault
 	log    []string // "METHOD path?query -> outcome", in arrival order
@@ -57,9 +61,9 @@ func newFaultProxy(t testing.TB, target string) *faultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{t: t, target: u, tr: &http.Transport{MaxIdleConnsPerHost: 32}}
+	p := &faultProxy{t: t, target: u, tr: &http.Transport{MaxIdleConnsPerHost: 32}, closing: make(chan struct{})}
 	p.srv = httptest.NewServer(p) // 127.0.0.1:0
-	t.Cleanup(func() { p.srv.Close(); p.tr.CloseIdleConnections() })
+	t.Cleanup(func() { close(p.closing); p.srv.Close(); p.tr.CloseIdleConnections() })
 	return p
 }
 
@@ -152,6 +156,15 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.record(r, "reset (injected)")
 			reset(w)
 			return
+		case faultStallBody:
+			// The client's socket buffers fill and its writes block: only a write-side timeout
+			// notices. Afterwards the body read fails if the client gave up and closed.
+			io.CopyN(io.Discard, r.Body, 64<<10)
+			p.record(r, "stopped reading the body (injected)")
+			p.stall(f.Hang)
+			io.Copy(io.Discard, r.Body)
+			s3Error(w, 500, "InternalError")
+			return
 		case faultHang:
 			select {
 			case <-time.After(f.Hang):
@@ -198,9 +211,24 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reset(w)
 		return
 	}
+	if f != nil && f.Kind == faultStallReply && resp.ContentLength > 1 {
+		p.record(r, fmt.Sprintf("%d, silent after %d of %d body bytes (injected)", resp.StatusCode, resp.ContentLength/2, resp.ContentLength))
+		io.CopyN(w, resp.Body, resp.ContentLength/2)
+		w.(http.Flusher).Flush()
+		p.stall(f.Hang)
+		return
+	}
 	// Logged before the body is sent: the client may act on the reply before this handler returns.
 	p.record(r, fmt.Sprint(resp.StatusCode))
 	io.Copy(w, resp.Body)
+}
+
+// stall waits for d or until the proxy closes.
+func (p *faultProxy) stall(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-p.closing:
+	}
 }
 
 // Matchers.

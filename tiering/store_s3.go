@@ -49,6 +49,12 @@ type S3Config struct {
 	// ResponseHeaderTimeout bounds the wait for a reply's headers after the request was sent: a hung
 	// server becomes a retryable timeout. Default 60s.
 	ResponseHeaderTimeout time.Duration
+	// StallTimeout bounds how long a connection may make no progress mid-request: no byte of a
+	// request body accepted by the socket, or no byte of a reply received. A peer that stops reading
+	// an upload, or stops sending a download, then fails the attempt as a retryable timeout instead
+	// of holding the partition's uploads (or a consumer's read) until TCP gives up. It is a window
+	// of inactivity, not a deadline: a slow transfer that progresses never trips it. Default 60s.
+	StallTimeout time.Duration
 	// MaxGetResumes bounds how often a Get reader re-requests the rest of its range after a mid-body
 	// failure. Default 5.
 	MaxGetResumes int
@@ -73,6 +79,9 @@ func (c *S3Config) setDefaults() {
 	}
 	if c.ResponseHeaderTimeout <= 0 {
 		c.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 60 * time.Second
 	}
 	if c.MaxGetResumes <= 0 {
 		c.MaxGetResumes = 5
@@ -194,10 +203,16 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	if p := strings.Trim(cfg.Prefix, "/"); p != "" {
 		s.prefix = p + "/"
 	}
-	httpc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.ResponseHeaderTimeout = cfg.ResponseHeaderTimeout
-		tr.MaxIdleConnsPerHost = 64
-	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second })
+	httpc := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = cfg.ResponseHeaderTimeout
+			tr.MaxIdleConnsPerHost = 64
+			tr.DialContext = stallWriteDialer(tr.DialContext, cfg.StallTimeout)
+		})
+	// Not the SDK's WithReadTimeout: net/http reads for the reply while it sends the body, so a read
+	// deadline would also fail an upload that progresses but outlasts the window. The receiving
+	// half is watched per reply body instead (stallBody).
 	base, max := cfg.BaseBackoff, cfg.MaxBackoff
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpc), // wrapped for counting below, after the loader added any CA bundle
@@ -240,6 +255,51 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		}
 	})
 	return s, nil
+}
+
+// stallWriteDialer wraps dial so that every connection fails a write that makes no progress for
+// timeout: nothing in net/http covers a request body the server stopped reading
+// (ResponseHeaderTimeout starts only once the body is sent).
+func stallWriteDialer(dial func(context.Context, string, string) (net.Conn, error), timeout time.Duration) func(context.Context, string, string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &stallWriteConn{Conn: c, timeout: timeout}, nil
+	}
+}
+
+// stallWriteConn renews its write deadline for every stallWriteChunk bytes written: a window of
+// inactivity, not a deadline on the transfer, so a slow link that keeps draining never trips it.
+// The timeout error (os.ErrDeadlineExceeded in a *net.OpError) is temporary, which the SDK's
+// retryer retries with the body rewound.
+type stallWriteConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+// stallWriteChunk is small enough to drain within any sane timeout even on a slow link.
+const stallWriteChunk = 64 << 10
+
+func (c *stallWriteConn) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), stallWriteChunk)]
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 // Stats returns a copy of the request counters.
@@ -346,7 +406,11 @@ func (s *S3Store) put(ctx context.Context, key string, body io.ReaderAt, size in
 		err = s.mapErr("put", key, err)
 		// 409 ConditionalRequestConflict: a concurrent conditional write is in flight; ask again.
 		if ifAbsent && isConflict(err) && attempt < 5 {
-			time.Sleep(s.cfg.BaseBackoff)
+			select {
+			case <-time.After(s.cfg.BaseBackoff):
+			case <-ctx.Done():
+				return fmt.Errorf("tiering: s3 put %s: %w (after a conflict: %v)", key, ctx.Err(), err)
+			}
 			continue
 		}
 		return err
@@ -498,8 +562,10 @@ func (r *s3Reader) open(whole bool) error {
 			in.Range = aws.String(fmt.Sprintf("bytes=%d-", r.pos))
 		}
 	}
-	out, err := r.s.client.GetObject(r.ctx, in)
+	bctx, cancel := context.WithCancelCause(r.ctx)
+	out, err := r.s.client.GetObject(bctx, in)
 	if err != nil {
+		cancel(nil)
 		return r.s.mapErr("get", r.key, err)
 	}
 	if !whole {
@@ -507,10 +573,11 @@ func (r *s3Reader) open(whole bool) error {
 			// A server that ignored or misread the Range sends other bytes than asked: taking them
 			// would serve data from the wrong place in the object, with valid batch CRCs.
 			out.Body.Close()
+			cancel(nil)
 			return fmt.Errorf("tiering: s3 get %s: asked for bytes from %d, the response's Content-Range is %q", r.key, r.pos, aws.ToString(out.ContentRange))
 		}
 	}
-	r.body = out.Body
+	r.body = newStallBody(out.Body, cancel, r.s.cfg.StallTimeout)
 	if r.etag == nil {
 		r.etag = out.ETag
 	}
@@ -571,6 +638,42 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// errStalled cancels a reply whose body delivered nothing for StallTimeout.
+var errStalled = errors.New("reply body stalled")
+
+// stallBody fails a Read that blocks longer than timeout by cancelling the request's context: the
+// receiving half of StallTimeout. Only a Read in progress is timed, so a caller that pauses
+// between Reads (read-ahead waiting for its consumer) never trips it.
+type stallBody struct {
+	body    io.ReadCloser
+	cancel  context.CancelCauseFunc
+	timeout time.Duration
+	timer   *time.Timer
+}
+
+func newStallBody(body io.ReadCloser, cancel context.CancelCauseFunc, timeout time.Duration) *stallBody {
+	b := &stallBody{body: body, cancel: cancel, timeout: timeout}
+	b.timer = time.AfterFunc(timeout, func() { cancel(errStalled) })
+	b.timer.Stop()
+	return b
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.timeout)
+	n, err := b.body.Read(p)
+	if !b.timer.Stop() && err != nil {
+		err = fmt.Errorf("no data for %v: %w", b.timeout, err)
+	}
+	return n, err
+}
+
+func (b *stallBody) Close() error {
+	b.timer.Stop()
+	err := b.body.Close()
+	b.cancel(nil)
+	return err
 }
 
 func (r *s3Reader) Close() error {

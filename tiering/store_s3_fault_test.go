@@ -254,3 +254,43 @@ func TestS3PutIntegrity(t *testing.T) {
 		t.Fatal("a corrupted body was stored")
 	}
 }
+
+// TestS3StalledTransfers: a server that stops reading an upload's body, or stops sending a reply's
+// body, without closing the connection. Neither ResponseHeaderTimeout (it starts after the body is
+// sent) nor TCP notices for minutes; StallTimeout fails the attempt and the retry succeeds.
+func TestS3StalledTransfers(t *testing.T) {
+	srv, p, s, prefix := faultSetup(t, func(c *tiering.S3Config) { c.StallTimeout = time.Second })
+	// Larger than loopback socket buffers on both ends (several MiB each), so the client's writes
+	// block once the proxy stops reading; below the multipart threshold, so one PUT.
+	data := make([]byte, 48<<20)
+	for i := range data {
+		data[i] = byte(i*31 + i>>16)
+	}
+	// The context bounds a hang if the stall went unnoticed; it is far above the 1 s window.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	p.inject(fault{Kind: faultStallBody, Match: method("PUT"), Times: 1, Hang: 10 * time.Minute})
+	start := time.Now()
+	if err := tiering.PutBytes(ctx, s, "k", data); err != nil {
+		t.Fatalf("Put through a stalled body (after %v): %v\n%s", time.Since(start), err, strings.Join(p.Log(), "\n"))
+	}
+	t.Logf("Put through a stalled body took %v", time.Since(start))
+	if n := p.count("PUT"); n != 2 {
+		t.Errorf("PUT requests = %d, want 2 (stalled, retried):\n%s", n, strings.Join(p.Log(), "\n"))
+	}
+	if got, err := minioBytes(t, srv, prefix+"/k"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("minio-go sees %d bytes, err %v", len(got), err)
+	}
+
+	// A reply that goes silent halfway: our reader resumes the rest of the range.
+	p.resetLog()
+	p.inject(fault{Kind: faultStallReply, Match: method("GET"), Times: 1, Hang: 10 * time.Minute})
+	got, err := tiering.ReadRange(ctx, s, "k", 0, -1)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get through a silent reply: %d bytes, %v\n%s", len(got), err, strings.Join(p.Log(), "\n"))
+	}
+	if n := p.count("GET"); n != 2 {
+		t.Errorf("GET requests = %d, want 2 (silent, resumed):\n%s", n, strings.Join(p.Log(), "\n"))
+	}
+}
