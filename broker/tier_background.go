@@ -20,7 +20,9 @@ import (
 //     deleteEvery until meta forgets the topic);
 //   - bucket sweep: objects under segments/ whose topic meta no longer knows at all (an upload that
 //     was in flight when its topic was deleted, after the topic's manifest was already purged) are
-//     deleted once older than orphanGrace. Nothing is left behind in the bucket.
+//     deleted once older than orphanGrace. Nothing is left behind in the bucket. It runs only once
+//     the store is known to be this cluster's (claimStore): another cluster's topics are unknown
+//     here too, and sweeping a shared bucket would delete their history.
 func (tm *tierManager) backgroundLoop() {
 	t := time.NewTicker(tm.tune.deleteEvery)
 	defer t.Stop()
@@ -36,7 +38,10 @@ func (tm *tierManager) backgroundLoop() {
 		}
 		tm.purgeDeletedTopics()
 		if now := time.Now(); now.After(nextSweep) {
-			if n, err := tm.sweepUnknownTopics(); err != nil {
+			if err := tm.claimStore(tm.ctx); err != nil {
+				tm.log.Warn("tiering: bucket sweep postponed: the object store is not known to be this cluster's", "err", err)
+				nextSweep = now.Add(min(time.Minute, tm.tune.sweepEvery))
+			} else if n, err := tm.sweepUnknownTopics(); err != nil {
 				tm.log.Warn("tiering: bucket sweep", "err", err)
 			} else {
 				if n > 0 {
@@ -68,7 +73,7 @@ func (tm *tierManager) purgeDeletedTopics() {
 func (tm *tierManager) sweepUnknownTopics() (int, error) {
 	ctx, cancel := context.WithTimeout(tm.ctx, 5*time.Minute)
 	defer cancel()
-	objs, err := tm.store.List(ctx, "segments/")
+	objs, err := tm.store.List(ctx, tiering.SegmentsRoot)
 	if err != nil {
 		return 0, err
 	}

@@ -37,7 +37,7 @@ func TestTierReadReplayFromMinIO(t *testing.T) {
 		t.Fatal(err)
 	}
 	var objects int
-	for o := range cl.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Prefix: "replay/", Recursive: true}) {
+	for o := range cl.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Prefix: "replay/" + tiering.SegmentsRoot, Recursive: true}) {
 		if o.Err != nil {
 			t.Fatal(o.Err)
 		}

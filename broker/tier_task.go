@@ -118,7 +118,12 @@ func (t *tierTask) run(ctx context.Context) {
 		}
 		wait := tune.taskInterval
 		if !t.p.config().RemoteLogCopyDisable && !t.tm.b.clusterCopyDisabled() {
-			_, err := t.arch.RunOnce(ctx)
+			err := t.tm.claimStore(ctx)
+			if err == nil {
+				_, err = t.arch.RunOnce(ctx)
+			} else if ctx.Err() == nil {
+				t.tm.uploadFailures.Add(1) // the archiver counts its own; this pass never reached it
+			}
 			t.account()
 			if ctx.Err() != nil {
 				return
@@ -131,7 +136,7 @@ func (t *tierTask) run(ctx context.Context) {
 				delay = 0
 			}
 		}
-		if now := time.Now(); !now.Before(nextOrphans) {
+		if now := time.Now(); !now.Before(nextOrphans) && t.tm.claimed.Load() {
 			del, err := t.arch.CollectOrphans(ctx)
 			t.account()
 			if err != nil && ctx.Err() == nil {

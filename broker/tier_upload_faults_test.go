@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sediment-io/sediment/localstack"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // putFaults is a transport in front of MinIO that fails object PUTs: every applyEvery-th one is
@@ -84,7 +85,7 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 
 	bucketKeys := func() map[string]bool {
 		keys := map[string]bool{}
-		for _, k := range bk.list("") {
+		for _, k := range bk.list(tiering.SegmentsRoot) {
 			keys[k] = true
 		}
 		return keys

@@ -182,13 +182,20 @@ func consumeAllValues(t *testing.T, seeds []string, topic string, n, size int) {
 // Closed segments go to the bucket in order, the manifest stays contiguous, local retention
 // deletes only uploaded segments (the log start does not move), the metrics count the uploads,
 // and a consumer from offset 0 reads every record (from the bucket, then locally).
+// produceTiered creates a one-partition tiered topic (tierTopicConfigs), produces n uncompressed
+// values of size bytes to it, and returns the producing client and the partition.
+func produceTiered(t *testing.T, b *Broker, topic string, n, size int) (*kgo.Client, *Partition) {
+	t.Helper()
+	createTopic(t, b, topic, 1, tierTopicConfigs())
+	cl := newTestClient(t, b, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produceValues(t, cl, 0, n, size)
+	return cl, tierPartition(t, b, topic, 0)
+}
+
 func TestTierUploadAndLocalRetention(t *testing.T) {
 	b := newTestBroker(t, tieredConfig)
-	createTopic(t, b, "tu", 1, tierTopicConfigs())
-	cl := newTestClient(t, b, kgo.DefaultProduceTopic("tu"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	const n, size = 120, 500
-	produceValues(t, cl, 0, n, size)
-	p := tierPartition(t, b, "tu", 0)
+	_, p := produceTiered(t, b, "tu", n, size)
 	waitFor(t, "every closed segment uploaded and the local copies gone", func() bool {
 		if err := localInvariant(p); err != nil {
 			t.Fatal(err)

@@ -41,6 +41,9 @@ type tierManager struct {
 	mu    sync.Mutex
 	tasks map[*Partition]*tierTask
 
+	claimMu sync.Mutex  // serializes claimStore's first check
+	claimed atomic.Bool // the store holds this cluster's id (tiering.ClaimStore)
+
 	// Broker-wide counters over every task this broker ran (a task's own stats end with it).
 	segmentsUploaded     atomic.Int64
 	bytesUploaded        atomic.Int64
@@ -129,6 +132,27 @@ func (tm *tierManager) start() {
 			tm.backgroundLoop()
 		}()
 	})
+}
+
+// claimStore makes sure the object store is this cluster's (tiering.ClaimStore) before this broker
+// uploads to it or deletes from it; reads need no claim. Checked until it succeeds once; callers
+// treat an error as a failed pass and retry with their backoff, so a store claimed by another
+// cluster stops uploads, local retention of not-yet-uploaded segments and the sweeps, and is
+// logged on every retry until an operator fixes the configuration.
+func (tm *tierManager) claimStore(ctx context.Context) error {
+	if tm.claimed.Load() {
+		return nil
+	}
+	tm.claimMu.Lock()
+	defer tm.claimMu.Unlock()
+	if tm.claimed.Load() {
+		return nil
+	}
+	if err := tiering.ClaimStore(ctx, tm.store, tm.b.meta.State().ClusterID()); err != nil {
+		return err
+	}
+	tm.claimed.Store(true)
+	return nil
 }
 
 // enabled reports whether a partition of a topic with effective config tc is tiered: the broker

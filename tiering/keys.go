@@ -3,6 +3,7 @@ package tiering
 // All object-key naming lives in this file.
 //
 //	segments/<topic id, 32 hex>/<partition>/<base offset, 20 digits>-<leader epoch>-<upload id, 16 hex>.seg
+//	cluster-id   (the owning cluster's id; see ClaimStore)
 //
 // The topic id leads so that load spreads over S3's key-range partitions and a topic's or a
 // partition's objects are one List away (deletion, orphan collection). The base offset is zero-padded
@@ -22,6 +23,13 @@ import (
 )
 
 const segmentsRoot = "segments/"
+
+// SegmentsRoot is the List prefix of every segment object (the controller's bucket sweep).
+const SegmentsRoot = segmentsRoot
+
+// ClusterClaimKey holds the id of the cluster that owns this store (bucket and prefix); see
+// ClaimStore.
+const ClusterClaimKey = "cluster-id"
 
 // SegmentKey names one upload attempt of one segment.
 type SegmentKey struct {

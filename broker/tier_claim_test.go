@@ -1,0 +1,77 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// TestTierStoreOfAnotherCluster: the object store already holds another cluster's id. This broker
+// must neither upload into it nor sweep it (that cluster's topics are unknown here, and the sweep
+// would delete their objects), and local retention keeps every not-yet-uploaded segment. Once the
+// other cluster's claim is gone, this cluster claims the store and catches up.
+func TestTierStoreOfAnotherCluster(t *testing.T) {
+	var store tiering.Store
+	var foreignTopic meta.TopicID
+	rand.Read(foreignTopic[:])
+	foreignKey := tiering.SegmentKey{Topic: foreignTopic, Partition: 0, BaseOffset: 0, LeaderEpoch: 0, UploadID: tiering.NewUploadID()}.String()
+	b := newTestBroker(t, tieredConfig, func(c *Config) {
+		c.tierStoreWrap = func(s tiering.Store) tiering.Store {
+			ctx := context.Background()
+			if err := tiering.PutBytes(ctx, s, tiering.ClusterClaimKey, []byte("another-cluster\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := tiering.PutBytes(ctx, s, foreignKey, []byte("the other cluster's history")); err != nil {
+				t.Fatal(err)
+			}
+			store = s
+			return s
+		}
+	})
+	const n, size = 60, 500
+	_, p := produceTiered(t, b, "claim", n, size)
+
+	waitFor(t, "upload attempts refused by the claim check", func() bool {
+		v, _ := metricValue(scrape(t, b), "sediment_tier_upload_failures_total")
+		return v != "" && v != "0"
+	})
+	// Several sweep and orphan periods (tieredConfig: 200 and 300 ms; grace 100 ms).
+	time.Sleep(time.Second)
+	if segs := b.meta.State().RemoteSegments(p.topicID, 0); len(segs) != 0 {
+		t.Fatalf("%d segments uploaded into another cluster's store", len(segs))
+	}
+	if objs, err := store.List(testCtx(t), tiering.TopicPrefix(p.topicID)); err != nil || len(objs) != 0 {
+		t.Fatalf("objects of this cluster's topic in another cluster's store: %v (%v)", objs, err)
+	}
+	if p.log.LocalStartOffset() != 0 {
+		t.Fatalf("local retention deleted not-uploaded segments: local start %d", p.log.LocalStartOffset())
+	}
+	if _, err := store.Head(testCtx(t), foreignKey); err != nil {
+		t.Fatalf("the other cluster's object is gone: %v", err)
+	}
+	if err := tiering.ClaimStore(testCtx(t), store, b.meta.State().ClusterID()); !errors.Is(err, tiering.ErrForeignStore) {
+		t.Fatalf("ClaimStore = %v, want ErrForeignStore", err)
+	}
+
+	// The other cluster is gone and its claim removed: uploads resume and this cluster owns the store.
+	if err := store.Delete(testCtx(t), tiering.ClusterClaimKey); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "uploads after the claim", func() bool { return uploadedAndTrimmed(p) && p.log.LocalStartOffset() > 0 })
+	checkManifest(t, b.meta.State(), p.topicID, 0, storeHead(store))
+	if got, err := tiering.ReadRange(testCtx(t), store, tiering.ClusterClaimKey, 0, -1); err != nil || strings.TrimSpace(string(got)) != b.meta.State().ClusterID() {
+		t.Fatalf("%s = %q (%v), want this cluster's id %q", tiering.ClusterClaimKey, got, err, b.meta.State().ClusterID())
+	}
+	// Now the store is this cluster's, an object of a topic it does not know is an orphan to sweep.
+	waitFor(t, "the unknown topic's object swept", func() bool {
+		_, err := store.Head(testCtx(t), foreignKey)
+		return errors.Is(err, tiering.ErrNotFound)
+	})
+	consumeAllValues(t, []string{b.Addr()}, "claim", n, size)
+}
