@@ -399,7 +399,7 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.LogLocalRetentionMs }),
 	longDef("log.local.retention.bytes", "-2", -2, "Local (hot tier) size retention when remote storage is enabled; -2 = same as log.retention.bytes. Topic synonym local.retention.bytes.",
 		func(c *Config) *int64 { return &c.LogLocalRetentionBytes }),
-	boolDef("remote.log.storage.system.enable", "true", "Tiered storage on this broker: the leader of each partition of a topic with remote.storage.enable uploads closed segments below the high watermark to the object store (--object-store), and local retention (local.retention.*) then deletes only uploaded segments. The topic config remote.storage.enable defaults to this value.",
+	boolDef("remote.log.storage.system.enable", "true", "Tiered storage on this broker: the leader of each partition of a topic with remote.storage.enable uploads closed segments below the high watermark to the object store (--object-store), and local retention (local.retention.*) then deletes only uploaded segments. The topic config remote.storage.enable defaults to this value. sediment serve defaults it to false in a cluster of several brokers started without --object-store (the default store is a directory of each broker's own).",
 		func(c *Config) *bool { return &c.RemoteLogStorageEnable }),
 	longDef("remote.log.manager.task.interval.ms", "30000", 1, "How often each led tiered partition looks for segments to upload when nothing woke it (a roll or high-watermark move wakes it at once).",
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskIntervalMs }),

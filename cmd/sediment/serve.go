@@ -218,6 +218,14 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 	if _, err := broker.ParseObjectStore(f.objectStore); err != nil {
 		return cfg, nil, bad("object-store", f.objectStore, "%v", err)
 	}
+	// The embedded default store is a directory of this broker's own. In a cluster of several
+	// brokers each would upload to its own disk: after a leadership move the manifest would name
+	// objects no other broker can read, and once local retention ran the history would live on one
+	// machine. So without --object-store such a cluster does not tier, unless asked to (an error).
+	multiNode := len(cfg.Voters) > 1 || len(cfg.Voters) == 1 && cfg.Voters[0].ID != cfg.NodeID
+	if multiNode && !objectStoreSet {
+		cfg.RemoteLogStorageEnable = false
+	}
 	for _, kv := range f.conf {
 		name, value, _ := strings.Cut(kv, "=")
 		if err := cfg.Set(strings.TrimSpace(name), strings.TrimSpace(value)); err != nil {
@@ -238,6 +246,14 @@ func parseServe(args []string, stderr io.Writer) (broker.Config, *slog.Logger, e
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, usageErrorf("invalid configuration: %v", err)
+	}
+	switch {
+	case multiNode && !objectStoreSet && cfg.RemoteLogStorageEnable:
+		return cfg, nil, usageErrorf("remote.log.storage.system.enable=true in a cluster of several brokers (--voters) needs an object store they all share: pass --object-store s3://BUCKET?... (or a file:// directory on a filesystem every broker mounts); the default %s is this broker's alone", f.objectStore)
+	case multiNode && !objectStoreSet:
+		logger.Info("tiered storage off: a cluster of several brokers (--voters) without --object-store; the default store is a directory of this broker's own")
+	case multiNode && strings.HasPrefix(cfg.ObjectStore, "file://"):
+		logger.Warn("file:// object store in a cluster of several brokers: every broker must see the same directory (a shared filesystem), or reads of tiered data fail after leadership moves", "object_store", cfg.ObjectStore)
 	}
 	return cfg, logger, nil
 }

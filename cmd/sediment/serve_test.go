@@ -156,3 +156,39 @@ func TestConfErrorsNameTheirSource(t *testing.T) {
 		t.Fatalf("file conf error: %v", err)
 	}
 }
+
+// TestParseServeMultiNodeTiering: the embedded default store is per broker, so a cluster of several
+// brokers tiers only with an --object-store they share.
+func TestParseServeMultiNodeTiering(t *testing.T) {
+	three := "1=127.0.0.1:9093,2=127.0.0.1:9193,3=127.0.0.1:9293"
+	for _, c := range []struct {
+		name     string
+		args     []string
+		wantTier bool
+		wantErr  string
+	}{
+		{"single node, default store", nil, true, ""},
+		{"single listed voter is this node", []string{"--voters", "1=127.0.0.1:9093"}, true, ""},
+		{"three voters, default store", []string{"--voters", three}, false, ""},
+		{"joiner, default store", []string{"--node-id", "4", "--voters", "1=127.0.0.1:9093"}, false, ""},
+		{"three voters, s3 store", []string{"--voters", three, "--object-store", "s3://bucket?endpoint=http://127.0.0.1:9000&path-style=true"}, true, ""},
+		{"three voters, explicit file store", []string{"--voters", three, "--object-store", "file:///shared/objects"}, true, ""},
+		{"three voters, default store, tiering asked for", []string{"--voters", three, "--conf", "remote.log.storage.system.enable=true"}, false, "all share"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, _, err := parseServe(append([]string{"--data-dir", t.TempDir()}, c.args...), &bytes.Buffer{})
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "--object-store") {
+					t.Fatalf("err = %v, want one naming --object-store and %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.RemoteLogStorageEnable != c.wantTier {
+				t.Errorf("remote.log.storage.system.enable = %v, want %v", cfg.RemoteLogStorageEnable, c.wantTier)
+			}
+		})
+	}
+}
