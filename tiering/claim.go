@@ -29,12 +29,13 @@ func ClaimStore(ctx context.Context, s Store, clusterID string) error {
 		return fmt.Errorf("tiering: reading the object store's owner: %w", err)
 	}
 	body := bytes.NewReader([]byte(clusterID + "\n"))
-	var err error
+	err := errors.ErrUnsupported
 	if cp, ok := s.(ConditionalPutter); ok {
 		err = cp.PutIfAbsent(ctx, ClusterClaimKey, body, body.Size())
-	} else {
-		// Every backend has conditional put; a wrapper without it leaves a window for two
-		// clusters claiming one fresh store at the same moment.
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		// Every backend has conditional put; a wrapper without it (MeteredStore over a test
+		// double) leaves a window for two clusters claiming one fresh store at the same moment.
 		err = s.Put(ctx, ClusterClaimKey, body, body.Size())
 	}
 	if err != nil && !errors.Is(err, ErrExists) {
