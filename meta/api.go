@@ -244,9 +244,11 @@ func (n *Node) DeleteOffsets(ctx context.Context, group string, partitions []Top
 	return err
 }
 
-// AddRemoteSegment appends an uploaded segment to a partition's remote manifest.
+// AddRemoteSegment appends an uploaded segment to a partition's remote manifest. It fails with
+// ErrFencedLeaderEpoch if seg.LeaderEpoch is below the partition's leader epoch when the entry
+// applies (the uploader was deposed), and with ErrInvalidRequest if it overlaps the manifest's end.
 func (n *Node) AddRemoteSegment(ctx context.Context, topic TopicID, partition int32, seg RemoteSegment) error {
-	_, err := n.propose(ctx, &cmdAddRemoteSegment{Topic: topic, Partition: partition, Segment: seg}, true)
+	_, err := n.propose(ctx, &cmdAddRemoteSegment{Topic: topic, Partition: partition, Segment: seg, FenceEpoch: true}, true)
 	return err
 }
 

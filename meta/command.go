@@ -17,8 +17,9 @@ import (
 // See doc.go for the versioning rules.
 const (
 	// cmdVersion is the newest command version this build reads (and writes, when a command needs it).
-	// Version 2 added cmdAlterPartition.ISREpochs (KIP-903); see versionOf.
-	cmdVersion    = 2
+	// Version 2 added cmdAlterPartition.ISREpochs (KIP-903), version 3 cmdAddRemoteSegment.FenceEpoch;
+	// see versionOf.
+	cmdVersion    = 3
 	cmdHeaderSize = 2 + 16
 	// maxCommandSize bounds what the decoder accepts (a CommitOffsets of many thousands of offsets fits).
 	maxCommandSize = 8 << 20
@@ -146,6 +147,10 @@ type (
 		Topic     TopicID
 		Partition int32
 		Segment   RemoteSegment
+		// FenceEpoch (version 3): refuse the entry if Segment.LeaderEpoch is below the partition's
+		// leader epoch (a deposed leader's late commit). Absent (older entries) = no check, so a
+		// log written before the check replays to the same manifest.
+		FenceEpoch bool `json:",omitempty"`
 	}
 	// cmdCommitOffsetsBatch commits many groups' offsets in one entry; each group stands or falls alone.
 	cmdCommitOffsetsBatch struct {
@@ -294,8 +299,15 @@ func encodeCommand(req reqID, body any) []byte {
 // versionOf is the lowest command version that has every field body uses: entries that need no
 // newer field keep version 1, so a build that reads only version 1 still reads all of them.
 func versionOf(body any) uint8 {
-	if x, ok := body.(*cmdAlterPartition); ok && x.ISREpochs != nil {
-		return 2
+	switch x := body.(type) {
+	case *cmdAlterPartition:
+		if x.ISREpochs != nil {
+			return 2
+		}
+	case *cmdAddRemoteSegment:
+		if x.FenceEpoch {
+			return 3
+		}
 	}
 	return 1
 }

@@ -73,7 +73,7 @@
 // added with a zero value that means the old behaviour, and the version byte is bumped; N+1 reading an
 // N entry sees the zero value. An entry is written with the lowest version that has every field it
 // uses (versionOf), so entries that use no new field stay readable by older builds; an entry whose
-// version lacks a field it carries is corrupt. Version 2: AlterPartition.ISREpochs. New kinds take new kind numbers; kinds and error codes are never
+// version lacks a field it carries is corrupt. Version 2: AlterPartition.ISREpochs; version 3: AddRemoteSegment.FenceEpoch. New kinds take new kind numbers; kinds and error codes are never
 // renumbered. Within one version, unknown JSON fields are rejected (a body from an unknown build). An N
 // node cannot read N+1 entries, so a mixed-version cluster must keep writing version N until every node
 // runs N+1 (a finalized-version command like KRaft's metadata.version is the planned gate; not built).

@@ -897,10 +897,18 @@ func (b *builder) addRemoteSegment(x *cmdAddRemoteSegment) *applyResult {
 	k := partKey{x.Topic, x.Partition}
 	segs := b.s.remote[k]
 	for _, old := range segs {
+		if old.ObjectKey == s.ObjectKey && old == s {
+			return &applyResult{} // applied twice (checked first: the epoch may have moved since)
+		}
+	}
+	// Fencing: only the current leader commits uploads. A deposed leader's late commit (its task
+	// not yet stopped when leadership moved) is refused; its object is an orphan for the collector.
+	// Only for entries that ask (version 3), so older logs replay to the manifest they built.
+	if cur := t.Partitions[x.Partition].LeaderEpoch; x.FenceEpoch && s.LeaderEpoch < cur {
+		return failed(reject(ErrFencedLeaderEpoch, "%s-%d: segment %d..%d uploaded under leader epoch %d, the partition is at %d", t.Name, x.Partition, s.BaseOffset, s.LastOffset, s.LeaderEpoch, cur))
+	}
+	for _, old := range segs {
 		if old.ObjectKey == s.ObjectKey {
-			if old == s {
-				return &applyResult{} // applied twice
-			}
 			return failed(reject(ErrInvalidRequest, "%s-%d: object key %q already used by another segment", t.Name, x.Partition, s.ObjectKey))
 		}
 	}

@@ -822,3 +822,40 @@ func TestFSMMultiEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestFSMRemoteSegmentFencedByLeaderEpoch: once leadership moved (epoch bumped), a commit made
+// under the old epoch is refused when it asks for fencing (version 3 entries, what AddRemoteSegment
+// writes), and applies as before when it does not (entries written before the check existed, so a
+// replayed log builds the same manifest).
+func TestFSMRemoteSegmentFencedByLeaderEpoch(t *testing.T) {
+	h := fixture(t)
+	tp, _ := h.st().Topic("t")
+	old := tp.Partitions[0]
+	vb, _ := h.st().Broker(old.Leader)
+	h.must(&cmdFenceBroker{ID: old.Leader, Epoch: vb.Epoch}) // leadership moves: epoch + 1
+	tp, _ = h.st().Topic("t")
+	cur := tp.Partitions[0].LeaderEpoch
+	if cur != old.LeaderEpoch+1 {
+		t.Fatalf("leader epoch %d after fencing the leader, want %d", cur, old.LeaderEpoch+1)
+	}
+	stale := RemoteSegment{BaseOffset: 0, LastOffset: 9, Size: 10, ObjectKey: "stale", LeaderEpoch: old.LeaderEpoch}
+	err := h.apply(&cmdAddRemoteSegment{Topic: tp.ID, Segment: stale, FenceEpoch: true}).err()
+	if !errors.Is(err, ErrFencedLeaderEpoch) || !strings.Contains(err.Error(), "leader epoch") {
+		t.Fatalf("stale-epoch commit = %v, want ErrFencedLeaderEpoch", err)
+	}
+	if segs := h.st().RemoteSegments(tp.ID, 0); len(segs) != 0 {
+		t.Fatalf("fenced commit applied: %+v", segs)
+	}
+	if v := versionOf(&cmdAddRemoteSegment{FenceEpoch: true}); v != 3 {
+		t.Fatalf("a fencing entry is written as version %d, want 3", v)
+	}
+	fresh := RemoteSegment{BaseOffset: 0, LastOffset: 9, Size: 10, ObjectKey: "fresh", LeaderEpoch: cur}
+	h.must(&cmdAddRemoteSegment{Topic: tp.ID, Segment: fresh, FenceEpoch: true})
+	h.must(&cmdAddRemoteSegment{Topic: tp.ID, Segment: fresh, FenceEpoch: true}) // applied twice: no-op
+	// A version-1 entry (no FenceEpoch) with the old epoch still applies, as it did when written.
+	legacy := RemoteSegment{BaseOffset: 10, LastOffset: 19, Size: 10, ObjectKey: "legacy", LeaderEpoch: old.LeaderEpoch}
+	h.must(&cmdAddRemoteSegment{Topic: tp.ID, Segment: legacy})
+	if segs := h.st().RemoteSegments(tp.ID, 0); len(segs) != 2 || segs[0] != fresh || segs[1] != legacy {
+		t.Fatalf("manifest %+v", segs)
+	}
+}
