@@ -140,8 +140,9 @@ func (c Config) Validate() error {
 	case c.SegmentMs < time.Millisecond:
 		return fmt.Errorf("segment: segment.ms %v must be at least 1ms", c.SegmentMs)
 	case c.SegmentIndexBytes < 4 || c.SegmentIndexBytes > math.MaxInt32:
-		// Kafka's floor. Below 12 the time index holds no entry, so (as in Kafka)
-		// every segment holds one append.
+		// Kafka's floor. Below 24 the time index has room only for the entry a
+		// roll adds (below 12 not even for that one, which is written anyway),
+		// so (as in Kafka) every segment holds one append.
 		return fmt.Errorf("segment: segment.index.bytes %d outside [4, %d]", c.SegmentIndexBytes, math.MaxInt32)
 	case c.IndexIntervalBytes < 0:
 		return fmt.Errorf("segment: index.interval.bytes %d must not be negative", c.IndexIntervalBytes)

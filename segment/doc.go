@@ -206,7 +206,11 @@
 // from batch headers if they fail) and at most four closed segments' indexes
 // stay loaded per log, least recently used evicted, so memory does not grow
 // with retention. segment.index.bytes caps each at
-// segment.index.bytes/8 and /12 entries; a segment rolls before either is full.
+// segment.index.bytes/8 and /12 entries; a segment rolls before either is full,
+// and the time index counts as full one entry early (Kafka's TimeIndex.isFull):
+// its last slot is kept for the entry added at roll or Close, so no .timeindex
+// file outgrows segment.index.bytes, not even one an unclean Open rebuilds from
+// a segment written under a larger index.interval.bytes.
 //
 // Checkpoint files share one frame, replaced atomically (write name.tmp, fsync,
 // rename, fsync the directory):

@@ -100,7 +100,14 @@ type tsEntry struct {
 	rel int32
 }
 
-func (x *timeIndex) full() bool { return len(x.entries) >= x.maxEntries }
+// capacity is how many entries appends and scans may add: as Kafka's
+// TimeIndex.isFull, the last of maxEntries is kept for the final entry (the
+// segment's maximum, added with force when it is rolled or closed), so even a
+// rebuild of a segment holding more batches than its index has room for (one
+// written under another index.interval.bytes) stays within segment.index.bytes.
+func (x *timeIndex) capacity() int { return x.maxEntries - 1 }
+
+func (x *timeIndex) full() bool { return len(x.entries) >= x.capacity() }
 
 // maybeAdd appends (ts, offset) if ts is larger than the last entry's; force
 // ignores fullness (the final entry written when a segment becomes inactive).

@@ -399,7 +399,7 @@ func (l *Log) shouldRoll(s *segment, pendBytes int64, pendBatches int, pendRollT
 	} else if l.cfg.Now().Sub(s.created) > l.cfg.SegmentMs {
 		return RollTime
 	}
-	if len(s.idx.entries)+pendBatches+1 > s.idx.maxEntries || len(s.tidx.entries)+pendBatches+1 > s.tidx.maxEntries {
+	if len(s.idx.entries)+pendBatches+1 > s.idx.maxEntries || len(s.tidx.entries)+pendBatches+1 > s.tidx.capacity() {
 		return RollIndexFull
 	}
 	if h.LastOffset()-s.base > math.MaxInt32 {

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -88,7 +89,7 @@ func TestRollByTimeAndIndexFull(t *testing.T) {
 	})
 	t.Run("index full", func(t *testing.T) {
 		cfg := testConfig(vfs.NewMemFS())
-		cfg.SegmentIndexBytes = 3 * timeIndexEntrySize // 4 offset entries, 3 time entries
+		cfg.SegmentIndexBytes = 3 * timeIndexEntrySize // 4 offset entries, 2 time entries + the final one
 		cfg.IndexIntervalBytes = 0                     // an entry per batch (after the first)
 		l := mustOpen(t, "/p", cfg)
 		defer l.Close()
@@ -100,8 +101,8 @@ func TestRollByTimeAndIndexFull(t *testing.T) {
 			t.Fatalf("only %d segments with a tiny index", len(segs))
 		}
 		for _, s := range segs[:len(segs)-1] {
-			if n := s.NextOffset - s.BaseOffset; n > 4 {
-				t.Errorf("segment %d holds %d batches with room for 3 time entries", s.BaseOffset, n)
+			if n := s.NextOffset - s.BaseOffset; n > 3 {
+				t.Errorf("segment %d holds %d batches with room for 2 time entries before the final one", s.BaseOffset, n)
 			}
 		}
 		if got := readAll(t, l, 0); len(got) != 20*len(testBatch(1, 10, 0)) {
@@ -260,6 +261,94 @@ func TestLazyIndexesBoundedAndChecked(t *testing.T) {
 		}
 		if n := countLoaded(); n > maxLoadedClosed {
 			t.Fatalf("%d closed segments' indexes in memory, cap %d", n, maxLoadedClosed)
+		}
+	}
+}
+
+// checkIndexSizes fails t when an index file in dir is larger than
+// segment.index.bytes rounded down to whole entries.
+func checkIndexSizes(t *testing.T, fsys vfs.FS, dir string, indexBytes int) {
+	t.Helper()
+	des, err := fsys.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		limit := 0
+		switch filepath.Ext(de.Name()) {
+		case indexSuffix:
+			limit = indexBytes / indexEntrySize * indexEntrySize
+		case timeIndexSuffix:
+			limit = indexBytes / timeIndexEntrySize * timeIndexEntrySize
+		default:
+			continue
+		}
+		st, err := fsys.Stat(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > int64(limit) {
+			t.Errorf("%s is %d bytes, segment.index.bytes %d allows %d", de.Name(), st.Size(), indexBytes, limit)
+		}
+	}
+}
+
+// TestTimeIndexKeepsSlotForFinalEntry: as Kafka's TimeIndex.isFull, the time
+// index counts as full one entry early, so the entry a roll (or Close) adds
+// for the segment's maximum timestamp never takes it past segment.index.bytes.
+func TestTimeIndexKeepsSlotForFinalEntry(t *testing.T) {
+	for _, indexBytes := range []int{12, 24, 36, 40, 100} {
+		for _, interval := range []int{0, 150, 1000} {
+			t.Run(fmt.Sprint(indexBytes, "/", interval), func(t *testing.T) {
+				fsys := vfs.NewMemFS()
+				cfg := testConfig(fsys)
+				cfg.SegmentIndexBytes = indexBytes
+				cfg.IndexIntervalBytes = interval
+				l := mustOpen(t, "/p", cfg)
+				for i := 0; i < 120; i++ {
+					// Timestamps grow with every batch, so the final entry
+					// of a segment is new unless its last batch was indexed.
+					b := testBatch(1+i%3, 40+i%70, int64(100*i))
+					if i%4 == 3 { // two batches in one append
+						b = append(b, testBatch(1, 30, int64(100*i+50))...)
+					}
+					mustAppend(t, l, b, 0)
+					if i%25 == 24 {
+						if err := l.Close(); err != nil {
+							t.Fatal(err)
+						}
+						checkIndexSizes(t, fsys, "/p", indexBytes)
+						l = mustOpen(t, "/p", cfg)
+					}
+				}
+				if len(l.Segments()) < 3 {
+					t.Fatalf("%d segments: the index never filled", len(l.Segments()))
+				}
+				checkIndexSizes(t, fsys, "/p", indexBytes)
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				checkIndexSizes(t, fsys, "/p", indexBytes)
+				// Recovery rebuilds every segment's indexes, here under a
+				// smaller index.interval.bytes than they were written with.
+				if err := writeOffsetCheckpoint(fsys, "/p", recoveryPointFile, kindRecoveryPoint, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := fsys.Remove("/p/" + cleanShutdownFile); err != nil {
+					t.Fatal(err)
+				}
+				cfg.IndexIntervalBytes = 0
+				l = mustOpen(t, "/p", cfg)
+				defer l.Close()
+				checkIndexSizes(t, fsys, "/p", indexBytes)
+				for _, s := range l.Segments() {
+					if s.Closed {
+						if off, ts, ok, err := l.OffsetForTimestamp(s.MaxTimestamp); err != nil || !ok || ts != s.MaxTimestamp || off >= s.NextOffset {
+							t.Fatalf("OffsetForTimestamp(%d) = %d %d %v %v in segment %d", s.MaxTimestamp, off, ts, ok, err, s.BaseOffset)
+						}
+					}
+				}
+			})
 		}
 	}
 }
