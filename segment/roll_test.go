@@ -352,3 +352,62 @@ func TestTimeIndexKeepsSlotForFinalEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetIndexIsSparse pins index.interval.bytes: with batches of S bytes
+// and interval N, an entry is added before a batch once more than N bytes
+// were written since the last one (Kafka's rule; the first batch is never
+// indexed), so entries lie (N/S+1)*S bytes apart, not one per batch, and
+// every offset is still found through them.
+func TestOffsetIndexIsSparse(t *testing.T) {
+	const batches = 200
+	size := len(testBatch(2, 100, 0))
+	for _, interval := range []int{0, size - 1, size, 3*size + 7, 10 * size} {
+		t.Run(fmt.Sprint(interval), func(t *testing.T) {
+			fsys := vfs.NewMemFS()
+			cfg := testConfig(fsys)
+			cfg.IndexIntervalBytes = interval
+			l := mustOpen(t, "/p", cfg)
+			var all [][]byte
+			for i := 0; i < batches; i++ {
+				b := testBatch(2, 100, int64(i))
+				mustAppend(t, l, b, 0)
+				all = append(all, b)
+			}
+			checkReads := func() {
+				t.Helper()
+				for off := int64(0); off < l.EndOffset(); off++ {
+					r, err := l.Read(off, ReadOptions{MaxBytes: 1, MinOneBatch: true})
+					if err != nil || !bytes.Equal(r.Data, all[off/2]) {
+						t.Fatalf("Read(%d): %v", off, err)
+					}
+				}
+			}
+			checkReads()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			segs := l.Segments()
+			b, err := vfs.ReadFile(fsys, segs[0].IndexPath)
+			if err != nil || len(segs) != 1 {
+				t.Fatalf("%d segments, index: %v", len(segs), err)
+			}
+			idx, err := decodeOffsetIndex(b, 0, cfg.SegmentIndexBytes/indexEntrySize, segs[0].Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			every := interval/size + 1 // batches from one entry to the next
+			if want := (batches - 1) / every; len(idx.entries) != want {
+				t.Fatalf("%d index entries for %d batches of %d bytes, want %d", len(idx.entries), batches, size, want)
+			}
+			for i, e := range idx.entries {
+				k := (i + 1) * every // the indexed batch
+				if int(e.pos) != k*size || int64(e.rel) != BatchHeader(all[k]).LastOffset() {
+					t.Fatalf("entry %d is (offset %d, byte %d), want (%d, %d)", i, e.rel, e.pos, BatchHeader(all[k]).LastOffset(), k*size)
+				}
+			}
+			l = mustOpen(t, "/p", cfg)
+			defer l.Close()
+			checkReads()
+		})
+	}
+}
