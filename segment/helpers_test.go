@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -124,3 +125,36 @@ func readUntilStopped(t *testing.T, stop <-chan struct{}, read func() (ReadResul
 // file-system operations and need them in a fixed order. Not concurrent with
 // rolls: the caller appends from one goroutine.
 func settle(l *Log) { l.cpDone.Wait() }
+
+// crashAt waits for l's checkpointer, persists rp as the recovery point and
+// crashes fsys (no Close, so no clean-shutdown marker): the next Open trusts
+// the segments below rp and scans the others.
+func crashAt(t testing.TB, l *Log, fsys *vfs.MemFS, rp int64) {
+	t.Helper()
+	settle(l)
+	if err := writeOffsetCheckpoint(fsys, l.Dir(), recoveryPointFile, kindRecoveryPoint, rp); err != nil {
+		t.Fatal(err)
+	}
+	fsys.Crash()
+}
+
+// corruptByte flips the byte at pos of the file at path, durably.
+func corruptByte(t testing.TB, fsys vfs.FS, path string, pos int64) {
+	t.Helper()
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], pos); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b[:], pos); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
