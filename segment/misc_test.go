@@ -3,6 +3,9 @@ package segment
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/sediment-io/sediment/segment/vfs"
@@ -183,5 +186,67 @@ func TestEpochEntriesPastRecoveredEndDropped(t *testing.T) {
 	}
 	if es, err := decodeEpochs("x", b); err != nil || len(es) != 1 {
 		t.Fatalf("checkpoint file not rewritten: %v %v", es, err)
+	}
+}
+
+// TestCorruptBatchErrorNamesFileAndPosition: a batch whose header went bad in
+// a closed segment after a clean shutdown (Open trusts it) is found by the
+// readers, which report ErrCorrupt naming the segment file and the batch's
+// byte position, and never panic.
+func TestCorruptBatchErrorNamesFileAndPosition(t *testing.T) {
+	const k = 2 // the corrupt batch: neither a segment's first nor its last
+	size := len(testBatch(2, 50, 0))
+	for _, c := range []struct {
+		name string
+		at   int // byte of the batch header flipped
+	}{
+		{"magic", offMagic},
+		{"negative length", offBatchLength},
+		{"length past the end", offBatchLength + 1},
+		{"negative lastOffsetDelta", offLastOffsetDelta},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fsys := vfs.NewMemFS()
+			cfg := testConfig(fsys)
+			cfg.SegmentBytes = int64(6 * size)
+			cfg.IndexIntervalBytes = 0
+			l := mustOpen(t, "/p", cfg)
+			for i := 0; i < 20; i++ {
+				mustAppend(t, l, testBatch(2, 50, int64(10*i)), 0)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := l.Segments()[0].Path
+			pos := int64(k * size)
+			corruptByte(t, fsys, path, pos+int64(c.at))
+			l = mustOpen(t, "/p", cfg)
+			defer l.Close()
+			check := func(what string, f func() error) {
+				t.Helper()
+				var err error
+				func() {
+					defer func() {
+						if p := recover(); p != nil {
+							t.Fatalf("%s panicked: %v", what, p)
+						}
+					}()
+					err = f()
+				}()
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) || !regexp.MustCompile(fmt.Sprintf(`\bbyte %d\b`, pos)).MatchString(err.Error()) {
+					t.Errorf("%s: %v, want ErrCorrupt naming %s and byte %d", what, err, path, pos)
+				}
+			}
+			read := func(off int64, maxBytes int) func() error {
+				return func() error {
+					_, err := l.Read(off, ReadOptions{MaxBytes: maxBytes, MinOneBatch: true})
+					return err
+				}
+			}
+			check("Read of the batch", read(2*k, 1))
+			check("Read across it", read(0, 1<<20))
+			check("ScanBatches", func() error { return l.ScanBatches(0, func(BatchHeader) bool { return true }) })
+			check("OffsetForTimestamp", func() error { _, _, _, err := l.OffsetForTimestamp(10*k + 1); return err })
+		})
 	}
 }
