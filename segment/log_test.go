@@ -98,3 +98,32 @@ func TestAppendRejectsInvalidWithoutWriting(t *testing.T) {
 		t.Fatalf("AppendReplicated with a gap: %v", err)
 	}
 }
+
+// TestDurableAppendAllocs: the requirement, at most one allocation per
+// appended batch on the durable path (fdatasync per append under "always"),
+// and under "os", on the real file system. The batch is built once; Append
+// stamps its offset and epoch in place.
+func TestDurableAppendAllocs(t *testing.T) {
+	for _, pol := range []FlushPolicy{FlushAlways, FlushOS} {
+		t.Run(pol.String(), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.FlushPolicy = pol
+			l := mustOpen(t, t.TempDir(), cfg)
+			defer l.Close()
+			batch := benchBatch()
+			var err error
+			allocs := testing.AllocsPerRun(50, func() {
+				if _, e := l.Append(batch, 1); e != nil {
+					err = e
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if allocs > 1 {
+				t.Fatalf("%.1f allocations per durable append of one batch, want <= 1", allocs)
+			}
+			t.Logf("%.1f allocations per append", allocs)
+		})
+	}
+}
