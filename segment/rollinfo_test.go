@@ -1,6 +1,9 @@
 package segment
 
 import (
+	"bytes"
+	"encoding/binary"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -135,4 +138,87 @@ func TestOnRollReportsEveryRoll(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRollOffsetRange: a batch whose lastOffsetDelta spans most of int32 (a
+// compacted batch keeps the delta of the records it lost; a follower copies
+// it as is) would put offsets more than MaxInt32 past the segment base, which
+// the indexes' 32-bit relative offsets cannot hold: the segment rolls first
+// (Kafka's canConvertToRelativeOffset), not when the last offset is exactly
+// MaxInt32 past the base, and every offset reads back, also after a clean
+// reopen and after a recovery scan.
+func TestRollOffsetRange(t *testing.T) {
+	// wide returns a batch with 2 records and the given lastOffsetDelta.
+	wide := func(delta int32, ts int64) []byte {
+		b := testBatch(2, 10, ts)
+		binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(delta))
+		binary.BigEndian.PutUint32(b[offCRC:], batchCRC(b))
+		return b
+	}
+	for _, replicated := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Append", true: "AppendReplicated"}[replicated], func(t *testing.T) {
+			var rec rollRecorder
+			fsys := vfs.NewMemFS()
+			cfg := testConfig(fsys)
+			cfg.IndexIntervalBytes = 0
+			cfg.OnRoll = func(ri RollInfo) { rec.rolls = append(rec.rolls, ri) }
+			l := mustOpen(t, "/p", cfg)
+			const m = math.MaxInt32
+			batches := [][]byte{
+				testBatch(2, 10, 100), // 0-1, base 0
+				wide(m, 200),          // 2-(m+2): m+2 past base 0, rolls
+				testBatch(2, 10, 300), // (m+3)-(m+4): m+2 past base 2, rolls
+				wide(m-2, 400),        // (m+5)-(2m+3): exactly m past base m+3
+				testBatch(1, 10, 500), // 2m+4: m+1 past base m+3, rolls
+			}
+			next := int64(0)
+			for _, b := range batches {
+				if replicated {
+					BatchHeader(b).SetBaseOffset(next)
+					if _, err := l.AppendReplicated(b); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					mustAppend(t, l, b, 0)
+				}
+				next = BatchHeader(b).LastOffset() + 1
+			}
+			if got := rec.reasons(); !slices.Equal(got, []RollReason{RollOffsetRange, RollOffsetRange, RollOffsetRange}) {
+				t.Fatalf("roll reasons %v, want three offset-range rolls", got)
+			}
+			for i, base := range []int64{2, m + 3, 2*m + 4} {
+				if rec.rolls[i].NewBase != base {
+					t.Fatalf("roll %d: %+v, want new base %d", i, rec.rolls[i], base)
+				}
+			}
+			check := func() {
+				t.Helper()
+				if l.EndOffset() != next || len(l.Segments()) != 4 {
+					t.Fatalf("end %d, %d segments", l.EndOffset(), len(l.Segments()))
+				}
+				for _, b := range batches {
+					h := BatchHeader(b)
+					for _, off := range []int64{h.BaseOffset(), (h.BaseOffset() + h.LastOffset()) / 2, h.LastOffset()} {
+						r, err := l.Read(off, ReadOptions{MaxBytes: 1, MinOneBatch: true})
+						if err != nil || !bytes.Equal(r.Data, b) {
+							t.Fatalf("Read(%d) = %d bytes at %d, %v; want the batch at %d", off, len(r.Data), BatchHeader(r.Data).BaseOffset(), err, h.BaseOffset())
+						}
+					}
+					if off, _, ok, err := l.OffsetForTimestamp(h.FirstTimestamp()); err != nil || !ok || off != h.BaseOffset() {
+						t.Fatalf("OffsetForTimestamp(%d) = %d %v %v, want %d", h.FirstTimestamp(), off, ok, err, h.BaseOffset())
+					}
+				}
+			}
+			check()
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = mustOpen(t, "/p", cfg) // clean: indexes from files
+			check()
+			crashAt(t, l, fsys, 0) // unclean: every segment scanned
+			l = mustOpen(t, "/p", cfg)
+			defer l.Close()
+			check()
+		})
+	}
 }
