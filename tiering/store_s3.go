@@ -643,33 +643,60 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 // errStalled cancels a reply whose body delivered nothing for StallTimeout.
 var errStalled = errors.New("reply body stalled")
 
-// stallBody fails a Read that blocks longer than timeout by cancelling the request's context: the
-// receiving half of StallTimeout. Only a Read in progress is timed, so a caller that pauses
-// between Reads (read-ahead waiting for its consumer) never trips it.
+// stallBody fails a Read that stays blocked for about timeout (between 1 and 1.5 times it) by
+// cancelling the request's context: the receiving half of StallTimeout. Only a Read in progress
+// is watched, so a caller that pauses between Reads (read-ahead waiting for its consumer) never
+// trips it. The hot path is two atomic stores and an add per Read; a timer every timeout/2 looks
+// for a Read that has been in progress with no Read completing across two of its ticks.
 type stallBody struct {
 	body    io.ReadCloser
 	cancel  context.CancelCauseFunc
-	timeout time.Duration
+	tick    time.Duration
 	timer   *time.Timer
+	reading atomic.Bool
+	reads   atomic.Int64
+	stalled atomic.Bool
+	closed  atomic.Bool
+
+	lastReads int64 // the watchdog's own (it runs one tick at a time)
+	strikes   int
 }
 
 func newStallBody(body io.ReadCloser, cancel context.CancelCauseFunc, timeout time.Duration) *stallBody {
-	b := &stallBody{body: body, cancel: cancel, timeout: timeout}
-	b.timer = time.AfterFunc(timeout, func() { cancel(errStalled) })
-	b.timer.Stop()
+	b := &stallBody{body: body, cancel: cancel, tick: max(timeout/2, time.Millisecond), lastReads: -1}
+	b.timer = time.AfterFunc(b.tick, b.watch)
 	return b
 }
 
+func (b *stallBody) watch() {
+	if b.closed.Load() {
+		return
+	}
+	if n := b.reads.Load(); b.reading.Load() && n == b.lastReads {
+		if b.strikes++; b.strikes >= 2 {
+			b.stalled.Store(true)
+			b.cancel(errStalled)
+			return
+		}
+	} else {
+		b.lastReads, b.strikes = n, 0
+	}
+	b.timer.Reset(b.tick)
+}
+
 func (b *stallBody) Read(p []byte) (int, error) {
-	b.timer.Reset(b.timeout)
+	b.reading.Store(true)
 	n, err := b.body.Read(p)
-	if !b.timer.Stop() && err != nil {
-		err = fmt.Errorf("no data for %v: %w", b.timeout, err)
+	b.reads.Add(1)
+	b.reading.Store(false)
+	if err != nil && b.stalled.Load() {
+		err = fmt.Errorf("no data for %v: %w", 2*b.tick, err)
 	}
 	return n, err
 }
 
 func (b *stallBody) Close() error {
+	b.closed.Store(true)
 	b.timer.Stop()
 	err := b.body.Close()
 	b.cancel(nil)
