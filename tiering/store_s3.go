@@ -224,11 +224,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 				// that must eventually upload wants every request to get its attempts.
 				o.RateLimiter = ratelimit.None
 				o.Backoff = retry.BackoffDelayerFunc(func(attempt int, _ error) (time.Duration, error) {
-					ceil := base << min(attempt-1, 30)
-					if ceil <= 0 || ceil > max {
-						ceil = max
-					}
-					return time.Duration(rand.Int64N(int64(ceil) + 1)), nil
+					return fullJitter(base, max, attempt), nil
 				})
 			})
 		}),
@@ -255,6 +251,17 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		}
 	})
 	return s, nil
+}
+
+// fullJitter is the delay before retry attempt (1 = the first retry): uniform in
+// [0, min(limit, base·2^(attempt-1))] ("full jitter"), so clients that failed together do not retry
+// together.
+func fullJitter(base, limit time.Duration, attempt int) time.Duration {
+	ceil := base << min(max(attempt, 1)-1, 30)
+	if ceil <= 0 || ceil > limit {
+		ceil = limit
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
 }
 
 // stallWriteDialer wraps dial so that every connection fails a write that makes no progress for
