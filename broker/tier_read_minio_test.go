@@ -15,22 +15,23 @@ import (
 
 // newMinIOBroker starts a private MinIO (localstack.StartMinIO: skipped only under
 // SEDIMENT_SKIP_MINIO=1) and a test broker whose object store is a fresh prefix of its bucket.
-func newMinIOBroker(t testing.TB, prefix string) (*Broker, *localstack.Server) {
+func newMinIOBroker(t testing.TB, prefix string, opts ...func(*Config)) (*Broker, *localstack.Server) {
 	t.Helper()
 	srv := localstack.StartMinIO(t)
 	for _, kv := range srv.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	b := newTestBroker(t, func(c *Config) { c.ObjectStore = srv.ObjectStoreURL(prefix) })
+	b := newTestBroker(t, append(opts, func(c *Config) { c.ObjectStore = srv.ObjectStoreURL(prefix) })...)
 	return b, srv
 }
 
-// TestTierReadReplayFromMinIO is TestTierReadReplayFromBucket against a real S3 server; the objects
-// the reads come from are checked with an independent client (minio-go).
+// TestTierReadReplayFromMinIO is TestTierReadReplayThroughBrokerUploads against a real S3 server
+// (the broker uploads, local retention deletes); the objects the reads come from are checked with
+// an independent client (minio-go).
 func TestTierReadReplayFromMinIO(t *testing.T) {
-	b, srv := newMinIOBroker(t, "replay")
-	testTierReplay(t, b)
+	b, srv := newMinIOBroker(t, "replay", tieredConfig)
+	testTierReplay(t, b, tierByBroker)
 
 	cl, err := srv.Client()
 	if err != nil {

@@ -219,10 +219,47 @@ func tieredTopic(t *testing.T, b *Broker, topic string, n int, base time.Time, s
 // tiers.
 func TestTierReadReplayFromBucket(t *testing.T) {
 	b := newTestBroker(t)
-	testTierReplay(t, b)
+	testTierReplay(t, b, func(t *testing.T, b *Broker, p *Partition) int64 { return tierAll(t, b, p) })
 }
 
-func testTierReplay(t *testing.T, b *Broker) {
+// TestTierReadReplayThroughBrokerUploads is TestTierReadReplayFromBucket with the history moved to
+// the bucket by the broker itself, as in production: remote.storage.enable switched on, the
+// partition's upload task, and local retention (local.retention.ms) deleting the local copies.
+func TestTierReadReplayThroughBrokerUploads(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	testTierReplay(t, b, tierByBroker)
+}
+
+// tierByBroker rolls the partition's log and lets the broker move everything below the HW to the
+// bucket: it switches remote.storage.enable on with a 1 ms local.retention.ms (AlterConfigs, as an
+// operator would) and waits until the manifest reaches the HW and local retention has deleted
+// every uploaded local segment. Returns the manifest end, as tierAll.
+func tierByBroker(t *testing.T, b *Broker, p *Partition) int64 {
+	t.Helper()
+	if err := p.log.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	hw := p.HighWatermark()
+	rs, err := newTestAdmin(t, b).AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{
+		{Name: "remote.storage.enable", Value: kadm.StringPtr("true")},
+		{Name: "local.retention.ms", Value: kadm.StringPtr("1")},
+	}, p.topic)
+	if err == nil {
+		err = rs[0].Err
+	}
+	if err != nil {
+		t.Fatalf("AlterConfigs remote.storage.enable=true on %s: %v", p.topic, err)
+	}
+	waitFor(t, "the broker to upload everything below the HW and trim the local log", func() bool {
+		if err := localInvariant(p); err != nil {
+			t.Fatal(err)
+		}
+		return uploadedEnd(b.meta.State().RemoteSegments(p.topicID, p.index)) == hw && p.log.LocalStartOffset() == hw
+	})
+	return hw
+}
+
+func testTierReplay(t *testing.T, b *Broker, tier func(*testing.T, *Broker, *Partition) int64) {
 	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	adm := kadm.NewClient(cl)
 	const topic = "tr"
@@ -236,7 +273,7 @@ func testTierReplay(t *testing.T, b *Broker) {
 		t.Fatalf("hw %d after %d records", hw, len(want))
 	}
 	local := readRaw(t, p, 0, hw, 64<<10)
-	up := tierAll(t, b, p)
+	up := tier(t, b, p)
 	segs := b.meta.State().RemoteSegments(p.topicID, p.index)
 	if up != hw || len(segs) < 10 || p.log.StartOffset() != 0 {
 		t.Fatalf("uploaded to %d of hw %d in %d objects, log start %d", up, hw, len(segs), p.log.StartOffset())
@@ -421,12 +458,15 @@ func TestTierReadStoreFaults(t *testing.T) {
 	}
 }
 
-// TestTierReadRestartWithEmptiedDataDir: a broker whose partition logs were wiped (its Raft metadata,
-// and with it the manifest, intact) restarts with an empty local log at the manifest's end and
+// TestTierReadRestartWithEmptiedDataDir: a broker whose history the broker itself moved to the bucket
+// (tierByBroker) has its partition logs wiped (its Raft metadata, and with it the manifest, intact);
+// it restarts with an empty local log at the manifest's end and
 // still serves all history from the bucket: every record, byte for byte, and the right -2/-4.
 func TestTierReadRestartWithEmptiedDataDir(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Start(testCtx(t), testBrokerConfig(t, dir))
+	cfg := testBrokerConfig(t, dir)
+	tieredConfig(&cfg)
+	b, err := Start(testCtx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +479,7 @@ func TestTierReadRestartWithEmptiedDataDir(t *testing.T) {
 	want := produceTierRecords(t, cl, topic, 1500, time.Now().Add(-time.Hour/2).Truncate(time.Millisecond), 4)
 	p := tierTestPartition(t, b, topic, 0)
 	p0 := readRaw(t, p, 0, p.HighWatermark(), 1<<20)
-	end := tierAll(t, b, p)
+	end := tierByBroker(t, b, p)
 	cl.Close()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -448,7 +488,7 @@ func TestTierReadRestartWithEmptiedDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b2, err := Start(testCtx(t), testBrokerConfig(t, dir))
+	b2, err := Start(testCtx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,12 +13,13 @@ import (
 // TestTierWipedBrokerRecoversFromPeersAndBucket is issue 7's "a broker that restarts with an empty
 // data directory (its Raft metadata ... recovered from peers) still serves all history from the
 // bucket": in a 3-broker cluster sharing one bucket, the broker leading a partition whose history
-// is all uploaded loses its whole data directory — partition logs and Raft state alike. It restarts,
+// it has uploaded itself (tierByBroker: remote storage on, local retention) loses its whole data directory — partition logs and Raft state alike. It restarts,
 // learns the metadata (and with it the segment manifest) from its peers, leads its partition again
 // and serves every record from the bucket, byte for byte.
 func TestTierWipedBrokerRecoversFromPeersAndBucket(t *testing.T) {
 	bucket := "file://" + t.TempDir()
 	brokers, cfgs := startTestCluster(t, 3, func(c *Config) {
+		tieredConfig(c)
 		c.MetaConfig = fastClusterMeta(3*time.Second, 200*time.Millisecond)
 		c.ObjectStore = bucket // one bucket for the cluster, as S3 would be
 	})
@@ -44,7 +45,7 @@ func TestTierWipedBrokerRecoversFromPeersAndBucket(t *testing.T) {
 	b := brokers[leader]
 	p := tierTestPartition(t, b, topic, 0)
 	p0 := readRaw(t, p, 0, p.HighWatermark(), 1<<20)
-	end := tierAll(t, b, p)
+	end := tierByBroker(t, b, p)
 	if end != int64(len(want)) {
 		t.Fatalf("uploaded up to %d, want all %d records in the bucket", end, len(want))
 	}
