@@ -18,14 +18,42 @@ import (
 
 // putFaults is a transport in front of MinIO that fails object PUTs: every applyEvery-th one is
 // applied by MinIO and then answered 500 (the object exists but the client believes it failed),
-// every rejectEvery-th one is answered 503 SlowDown without reaching MinIO.
+// every rejectEvery-th one is answered 503 SlowDown without reaching MinIO. Every cutGetEvery-th
+// GET with a body is cut after half of it: the proxy aborts the reply, and the client sees its
+// connection end mid-body.
 type putFaults struct {
 	next                    http.RoundTripper
 	applyEvery, rejectEvery int64
+	cutGetEvery             int64
 	puts, applied, rejected atomic.Int64
+	gets, cut               atomic.Int64
+}
+
+// cutBody ends a reply body with an error after left bytes; httputil.ReverseProxy then aborts the
+// response (http.ErrAbortHandler), which closes the client's connection mid-body.
+type cutBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cutBody) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n, err := c.ReadCloser.Read(p[:min(int64(len(p)), c.left)])
+	c.left -= int64(n)
+	return n, err
 }
 
 func (f *putFaults) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && f.cutGetEvery > 0 {
+		resp, err := f.next.RoundTrip(r)
+		if err == nil && resp.ContentLength > 1 && f.gets.Add(1)%f.cutGetEvery == 0 {
+			f.cut.Add(1)
+			resp.Body = &cutBody{ReadCloser: resp.Body, left: resp.ContentLength / 2}
+		}
+		return resp, err
+	}
 	if r.Method != http.MethodPut {
 		return f.next.RoundTrip(r)
 	}
@@ -54,17 +82,17 @@ func (f *putFaults) RoundTrip(r *http.Request) (*http.Response, error) {
 	return fail(http.StatusInternalServerError, "InternalError"), nil
 }
 
-// Faults between the broker and MinIO while uploading (PUTs applied but answered 500, PUTs refused
-// with 503; the S3 client makes one attempt, so every fault fails the upload): every record stays
-// readable, the manifest is contiguous, and the objects of failed attempts are collected, leaving
-// exactly the manifest's objects in the bucket.
+// Faults between the broker and MinIO (PUTs applied but answered 500, PUTs refused with 503; the
+// S3 client makes one attempt, so every fault fails the upload; GETs whose connection ends
+// mid-body): every record stays readable, the manifest is contiguous, and the objects of failed
+// attempts are collected, leaving exactly the manifest's objects in the bucket.
 func TestTierUploadFaultsMinIO(t *testing.T) {
 	srv := localstack.StartMinIO(t)
 	target, err := url.Parse(srv.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	faults := &putFaults{next: http.DefaultTransport, applyEvery: 3, rejectEvery: 7}
+	faults := &putFaults{next: http.DefaultTransport, applyEvery: 3, rejectEvery: 7, cutGetEvery: 4}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = faults
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,7 +128,12 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 		t.Fatalf("faults injected: %d applied-but-500, %d rejected", faults.applied.Load(), faults.rejected.Load())
 	}
 	segs := checkManifest(t, b.meta.State(), p.topicID, 0, bk.stat)
+	// The history is read back from the bucket while every 4th GET is cut mid-body.
+	cutBefore := faults.cut.Load()
 	consumeAllValues(t, []string{b.Addr()}, "tf", n, size)
+	if faults.cut.Load() == cutBefore {
+		t.Fatalf("no GET cut mid-body during the replay (%d GETs)", faults.gets.Load())
+	}
 	// Every applied-but-500 PUT left an object no manifest entry names; the collector removes them.
 	waitFor(t, "orphans collected", func() bool {
 		keys := bucketKeys()
@@ -117,6 +150,6 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 	if v, _ := metricValue(scrape(t, b), "sediment_tier_orphans_deleted_total"); v == "" || v == "0" {
 		t.Fatalf("sediment_tier_orphans_deleted_total = %q", v)
 	}
-	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed", faults.puts.Load(),
-		faults.applied.Load(), faults.rejected.Load(), len(segs))
+	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed; %d GETs, %d cut mid-body", faults.puts.Load(),
+		faults.applied.Load(), faults.rejected.Load(), len(segs), faults.gets.Load(), faults.cut.Load())
 }
