@@ -147,8 +147,20 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 		}
 		return true
 	})
-	if v, _ := metricValue(scrape(t, b), "sediment_tier_orphans_deleted_total"); v == "" || v == "0" {
+	body := scrape(t, b)
+	if v, _ := metricValue(body, "sediment_tier_orphans_deleted_total"); v == "" || v == "0" {
 		t.Fatalf("sediment_tier_orphans_deleted_total = %q", v)
+	}
+	// /metrics counts every injected PUT fault as a backend error, and the bytes the replay read.
+	if got, want := metricInt(t, body, `sediment_objectstore_backend_errors_total{operation="PutObject"}`), faults.applied.Load()+faults.rejected.Load(); got != want {
+		t.Errorf("backend PutObject errors on /metrics = %d, the proxy injected %d", got, want)
+	}
+	var objBytes int64
+	for _, s := range segs {
+		objBytes += s.Size
+	}
+	if got := metricInt(t, body, `sediment_objectstore_bytes_total{op="get"}`); got < objBytes/2 {
+		t.Errorf("GET bytes on /metrics = %d after replaying %d bytes of objects", got, objBytes)
 	}
 	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed; %d GETs, %d cut mid-body", faults.puts.Load(),
 		faults.applied.Load(), faults.rejected.Load(), len(segs), faults.gets.Load(), faults.cut.Load())
