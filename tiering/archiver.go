@@ -316,16 +316,38 @@ func positionOf(f io.ReaderAt, size, offset int64) (int64, error) {
 // removed (retention) but whose deletion failed. Keys that do not parse as segment keys are left
 // alone. It returns the deleted keys.
 func (a *PartitionArchiver) CollectOrphans(ctx context.Context) ([]string, error) {
-	del, err := collectOrphans(ctx, a.store, PartitionPrefix(a.topic, a.partition), a.manifest.RemoteSegments(), a.cfg.Now().Add(-a.cfg.OrphanGrace))
+	olderThan := a.cfg.Now().Add(-a.cfg.OrphanGrace)
+	del, err := collectOrphans(ctx, a.store, PartitionPrefix(a.topic, a.partition), a.manifest, olderThan)
 	a.stats.orphans.Add(int64(len(del)))
 	return del, err
 }
 
-func collectOrphans(ctx context.Context, s Store, prefix string, live []meta.RemoteSegment, olderThan time.Time) ([]string, error) {
+// ManifestSyncer is an optional capability of a Manifest: CatchUp returns once RemoteSegments
+// reflects every commit made anywhere in the cluster before CatchUp was called
+// (meta.Node.CatchUp: a no-op entry's round trip through the quorum), or fails if that cannot be
+// known (this node cut off from the quorum).
+type ManifestSyncer interface {
+	CatchUp(ctx context.Context) error
+}
+
+// collectOrphans lists prefix, then reads the manifest, then deletes the listed objects it does
+// not name that are older than olderThan. The order matters: every object listed was uploaded
+// before the manifest is read, and its commit, if any, follows its upload within the grace
+// period. And the manifest must be the cluster's, not a stale local copy: a leader cut off from
+// the metadata quorum still runs this, and its copy lacks the commits of the leader elected in
+// its place, whose objects it would delete. So a manifest that can sync (ManifestSyncer) must
+// sync first; if it cannot, nothing is deleted.
+func collectOrphans(ctx context.Context, s Store, prefix string, manifest Manifest, olderThan time.Time) ([]string, error) {
 	objs, err := s.List(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
+	if ms, ok := manifest.(ManifestSyncer); ok {
+		if err := ms.CatchUp(ctx); err != nil {
+			return nil, fmt.Errorf("tiering: orphan collection under %s: the manifest may be stale, deleting nothing: %w", prefix, err)
+		}
+	}
+	live := manifest.RemoteSegments()
 	keep := make(map[string]bool, len(live))
 	for _, l := range live {
 		keep[l.ObjectKey] = true

@@ -444,3 +444,68 @@ func TestArchiverReadsThroughLogFS(t *testing.T) {
 		t.Fatal("archiving a MemFS log through the OS file system succeeded")
 	}
 }
+
+// staleManifest is the manifest as a leader cut off from the metadata quorum sees it: its local
+// copy (fakeManifest) lacks commits the cluster made since; CatchUp brings it up to date, or fails
+// while cut off.
+type staleManifest struct {
+	*fakeManifest
+	cluster []meta.RemoteSegment // the quorum's manifest
+	cut     bool
+	syncs   int
+}
+
+func (m *staleManifest) CatchUp(context.Context) error {
+	m.syncs++
+	if m.cut {
+		return errors.New("injected: no quorum reachable")
+	}
+	m.mu.Lock()
+	m.segs = append([]meta.RemoteSegment(nil), m.cluster...)
+	m.mu.Unlock()
+	return nil
+}
+
+// TestCollectOrphansStaleManifest: a deposed leader that has not heard of its successor must not
+// take the successor's committed objects for orphans. Its copy of the manifest names only its own
+// object; the cluster's also names the new leader's. While it cannot reach the quorum it deletes
+// nothing; once it can, it deletes only the real orphan.
+func TestCollectOrphansStaleManifest(t *testing.T) {
+	r := newArchiverRig(t)
+	ctx := context.Background()
+	p := tiering.PartitionPrefix(r.topic, 7)
+	key := func(base int64, epoch int32, id string) string {
+		return tiering.SegmentKey{Topic: r.topic, Partition: 7, BaseOffset: base, LeaderEpoch: epoch, UploadID: id}.String()
+	}
+	mine, successors, orphan := key(0, 5, "000000000000000a"), key(100, 6, "000000000000000b"), key(100, 5, "000000000000000c")
+	for _, k := range []string{mine, successors, orphan} {
+		if err := tiering.PutBytes(ctx, r.mem, k, []byte("segment object")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	own := meta.RemoteSegment{BaseOffset: 0, LastOffset: 99, Size: 14, ObjectKey: mine, LeaderEpoch: 5}
+	m := &staleManifest{fakeManifest: &fakeManifest{segs: []meta.RemoteSegment{own}},
+		cluster: []meta.RemoteSegment{own, {BaseOffset: 100, LastOffset: 199, Size: 14, ObjectKey: successors, LeaderEpoch: 6}}, cut: true}
+	arch := tiering.NewPartitionArchiver(r.mem, r.topic, 7, r.view, m, tiering.ArchiverConfig{
+		Now: func() time.Time { return r.now.Add(time.Hour) }, OrphanGrace: time.Minute})
+
+	if del, err := arch.CollectOrphans(ctx); err == nil || len(del) != 0 {
+		t.Fatalf("CollectOrphans cut off from the quorum = %v, %v; want an error and nothing deleted", del, err)
+	}
+	if objs, _ := r.mem.List(ctx, p); len(objs) != 3 {
+		t.Fatalf("%d objects left after a collection that could not sync, want all 3", len(objs))
+	}
+	m.cut = false
+	del, err := arch.CollectOrphans(ctx)
+	if err != nil || len(del) != 1 || del[0] != orphan {
+		t.Fatalf("CollectOrphans after syncing = %v, %v; want only %s", del, err, orphan)
+	}
+	for _, k := range []string{mine, successors} {
+		if _, err := r.mem.Head(ctx, k); err != nil {
+			t.Fatalf("committed object %s deleted: %v", k, err)
+		}
+	}
+	if m.syncs != 2 {
+		t.Fatalf("manifest synced %d times, want once per collection", m.syncs)
+	}
+}

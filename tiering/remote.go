@@ -29,6 +29,10 @@ func (m MetaManifest) AddRemoteSegment(ctx context.Context, s meta.RemoteSegment
 	return m.Node.AddRemoteSegment(ctx, m.Topic, m.Partition, s)
 }
 
+// CatchUp waits until this node's metadata holds every commit the quorum had made when it was
+// called (meta.Node.CatchUp); see ManifestSyncer.
+func (m MetaManifest) CatchUp(ctx context.Context) error { return m.Node.CatchUp(ctx) }
+
 func (m MetaManifest) RemoveRemoteSegments(ctx context.Context, keys []string) error {
 	return m.Node.RemoveRemoteSegments(ctx, m.Topic, m.Partition, keys)
 }
