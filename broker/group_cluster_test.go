@@ -36,15 +36,7 @@ func testCoordinatorFailover(t *testing.T, kip848 bool) {
 	if !ok {
 		t.Fatal("no coordinator")
 	}
-	var victim *Broker
-	var others []*Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == coord.ID {
-			victim = b
-		} else {
-			others = append(others, b)
-		}
-	}
+	victim, others := splitOff(brokers, coord.ID)
 	// The data lives on a broker that survives (replication is not this test's subject).
 	seeds := kgo.SeedBrokers(others[0].Addr(), others[1].Addr())
 	keep := others[0].cfg.NodeID

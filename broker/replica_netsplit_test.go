@@ -62,6 +62,37 @@ func (lc *linkCutter) dial(ctx context.Context, from int32, addr string) (net.Co
 	return c, nil
 }
 
+// startCuttableCluster starts n brokers (ReplicaLagTimeMaxMs 1.5 s, a 2 s broker session, then
+// tune) whose links to each other all go through one linkCutter. Returns it, the brokers and
+// their Kafka addresses.
+func startCuttableCluster(t *testing.T, n int, tune func(*Config)) (*linkCutter, []*Broker, []string) {
+	t.Helper()
+	lc := newLinkCutter()
+	hook := lc.dial
+	replicaDialHook.Store(&hook)
+	t.Cleanup(func() { replicaDialHook.Store(nil) })
+	brokers, cfgs := startTestCluster(t, n, func(cfg *Config) {
+		cfg.ReplicaLagTimeMaxMs = 1500
+		if tune != nil {
+			tune(cfg)
+		}
+		id := cfg.NodeID
+		cfg.MetaConfig = func(mc *meta.Config) {
+			fastClusterMeta(2*time.Second, 200*time.Millisecond)(mc)
+			mc.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return lc.dial(ctx, id, addr) }
+		}
+	})
+	var seeds []string
+	lc.mu.Lock()
+	for i, b := range brokers {
+		seeds = append(seeds, b.Addr())
+		lc.owner[b.Addr()] = b.cfg.NodeID
+		lc.owner[cfgs[i].RaftListen] = b.cfg.NodeID
+	}
+	lc.mu.Unlock()
+	return lc, brokers, seeds
+}
+
 // isolate cuts every link of node id (both directions); heal restores new connections.
 func (lc *linkCutter) isolate(id int32) {
 	lc.mu.Lock()
@@ -95,26 +126,7 @@ func TestNetworkPartitionedLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three brokers")
 	}
-	lc := newLinkCutter()
-	hook := lc.dial
-	replicaDialHook.Store(&hook)
-	defer replicaDialHook.Store(nil)
-	brokers, cfgs := startTestCluster(t, 3, func(cfg *Config) {
-		cfg.ReplicaLagTimeMaxMs = 1500
-		id := cfg.NodeID
-		cfg.MetaConfig = func(mc *meta.Config) {
-			fastClusterMeta(2*time.Second, 200*time.Millisecond)(mc)
-			mc.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return lc.dial(ctx, id, addr) }
-		}
-	})
-	var seeds []string
-	lc.mu.Lock()
-	for i, b := range brokers {
-		seeds = append(seeds, b.Addr())
-		lc.owner[b.Addr()] = b.cfg.NodeID
-		lc.owner[cfgs[i].RaftListen] = b.cfg.NodeID
-	}
-	lc.mu.Unlock()
+	lc, brokers, seeds := startCuttableCluster(t, 3, nil)
 
 	const topic = "split"
 	two := "2"
@@ -136,15 +148,7 @@ func TestNetworkPartitionedLeader(t *testing.T) {
 
 	mt, _ := brokers[0].meta.State().Topic(topic)
 	oldLeader := mt.Partitions[0].Leader
-	var victim *Broker
-	var majority []*Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == oldLeader {
-			victim = b
-		} else {
-			majority = append(majority, b)
-		}
-	}
+	victim, majority := splitOff(brokers, oldLeader)
 	vp := victim.replicas.partition(mt.ID, 0)
 	lc.isolate(oldLeader)
 	isolatedAt := time.Now()

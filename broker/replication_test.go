@@ -307,15 +307,7 @@ func TestReplicationLeaderFailover(t *testing.T) {
 
 	mt, _ := brokers[0].meta.State().Topic(topic)
 	oldLeader := mt.Partitions[0].Leader
-	var victim *Broker
-	var live []*Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == oldLeader {
-			victim = b
-		} else {
-			live = append(live, b)
-		}
-	}
+	victim, live := splitOff(brokers, oldLeader)
 	killedAt := time.Now()
 	ackedAtKill := count()
 	victim.Close()

@@ -118,3 +118,17 @@ func unfencedBrokers(b *Broker) int {
 	}
 	return n
 }
+
+// splitOff returns the broker with node id id and the others, in order.
+func splitOff(brokers []*Broker, id int32) (*Broker, []*Broker) {
+	var one *Broker
+	var rest []*Broker
+	for _, b := range brokers {
+		if b.cfg.NodeID == id {
+			one = b
+		} else {
+			rest = append(rest, b)
+		}
+	}
+	return one, rest
+}

@@ -179,9 +179,6 @@ func consumeAllValues(t *testing.T, seeds []string, topic string, n, size int) {
 	}
 }
 
-// Closed segments go to the bucket in order, the manifest stays contiguous, local retention
-// deletes only uploaded segments (the log start does not move), the metrics count the uploads,
-// and a consumer from offset 0 reads every record (from the bucket, then locally).
 // produceTiered creates a one-partition tiered topic (tierTopicConfigs), produces n uncompressed
 // values of size bytes to it, and returns the producing client and the partition.
 func produceTiered(t *testing.T, b *Broker, topic string, n, size int) (*kgo.Client, *Partition) {
@@ -192,6 +189,9 @@ func produceTiered(t *testing.T, b *Broker, topic string, n, size int) (*kgo.Cli
 	return cl, tierPartition(t, b, topic, 0)
 }
 
+// Closed segments go to the bucket in order, the manifest stays contiguous, local retention
+// deletes only uploaded segments (the log start does not move), the metrics count the uploads,
+// and a consumer from offset 0 reads every record (from the bucket, then locally).
 func TestTierUploadAndLocalRetention(t *testing.T) {
 	b := newTestBroker(t, tieredConfig)
 	const n, size = 120, 500
@@ -629,15 +629,7 @@ func TestTierLeadershipMoves(t *testing.T) {
 	waitFor(t, "uploads by the first leader", func() bool { return manifestEnd(brokers[0]) > 40 })
 
 	oldLeader := mt.Partitions[0].Leader
-	var live []*Broker
-	var victim *Broker
-	for _, b := range brokers {
-		if b.cfg.NodeID == oldLeader {
-			victim = b
-		} else {
-			live = append(live, b)
-		}
-	}
+	victim, live := splitOff(brokers, oldLeader)
 	victim.Close() // stops mid-stream: its archiver may be between a PUT and the commit
 	waitFor(t, "a new leader", func() bool {
 		mt, _ := live[0].meta.State().Topic("lm")
