@@ -77,6 +77,11 @@ func (tm *tierManager) sweepUnknownTopics() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Listed first, then the metadata brought up to the quorum's: a controller deposed a moment
+	// ago (cut off, not yet stepped down) must not take topics created since for unknown ones.
+	if err := tm.b.meta.CatchUp(ctx); err != nil {
+		return 0, fmt.Errorf("syncing metadata before the sweep: %w", err)
+	}
 	st := tm.b.meta.State()
 	deleted := map[meta.TopicID]bool{}
 	for _, id := range st.DeletedTopicsWithRemoteData() {
