@@ -251,7 +251,9 @@
 // arrives. FlushOS: only rolls and Close sync. Under every policy a roll
 // fdatasyncs the closing segment (truncated first to its data when it is a
 // recycled file) and writes its indexes before the new segment is created; every create, rename and removal of a file is followed by an fsync of
-// the directory. Directory creation is followed by an fsync of the parent.
+// the directory, except the removal of an expired recycle-pool file (see
+// ExpireRecyclePool below: a crash that undoes it loses nothing). Directory
+// creation is followed by an fsync of the parent.
 //
 // The recovery point moves in the background. A roll does not fsync the
 // closed segment's index files or write recovery-point.checkpoint, because
