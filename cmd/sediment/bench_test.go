@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/sediment-io/sediment/internal/loadgen"
 	"github.com/sediment-io/sediment/localstack"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // `sediment bench` end to end, tiny: limits (disk, TCP; MinIO off), an in-process broker and kfake
@@ -167,6 +172,31 @@ func TestBenchTier(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Fatalf("report lacks %q:\n%s", want, text)
 		}
+	}
+
+	// A second invocation against the same bucket is a second cluster: it works under a prefix of its
+	// own (the first cluster claimed the objects it wrote, tiering.ClaimStore), and the bucket holds
+	// both runs' claims.
+	cmp2, text2 := runBenchJSON(t, "--targets", "", "--limits=false", "--tier", "on", "--tier-mib", "4", "--tier-partitions", "1",
+		"--tier-segment-mib", "1", "--record-size", "1000", "--rate", "200", "--tier-latency-duration", "200ms",
+		"--tier-trim-wait", "30s", "--tier-upload-timeout", "30s", "--tier-replays", "1", "--tier-interleave-windows", "0",
+		"--data-dir", filepath.Join(dir, "data3"),
+		"--minio-endpoint", srv.Endpoint, "--minio-access-key", srv.AccessKey, "--minio-secret-key", srv.SecretKey, "--minio-bucket", srv.Bucket)
+	if cmp2.Tier == nil || cmp2.Tier.UploadObjects < 3 {
+		t.Fatalf("second run against the same bucket uploaded nothing:\n%s", text2)
+	}
+	mc, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims int
+	for o := range mc.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if path.Base(o.Key) == tiering.ClusterClaimKey {
+			claims++
+		}
+	}
+	if claims != 2 {
+		t.Fatalf("%d cluster claims in the bucket after two runs, want one per run's prefix", claims)
 	}
 
 	// No bucket at hand: --tier auto reports the workloads missing, with the reason, and succeeds.

@@ -66,6 +66,10 @@ type tierStore struct {
 	direct   *minio.Client // straight to MinIO: listing the bucket does not disturb the counts
 	viaProxy *minio.Client // the raw PUT baseline takes the same path as the broker
 	bucket   string
+	// prefix is the key prefix the broker's objects go under: "" in a MinIO the bench started (its
+	// data dir is new each run), a per-run prefix in a --minio-endpoint bucket, whose earlier runs'
+	// clusters have claimed their own prefixes (tiering.ClaimStore) and must not meet this one.
+	prefix   string
 	endpoint string // the store itself, not the proxy
 	dataDir  string // MinIO's data dir when we started it (its page cache can be dropped)
 	desc     string
@@ -73,7 +77,19 @@ type tierStore struct {
 
 // url is the broker's --object-store for the bucket at endpoint (the proxy or the store itself).
 func (s *tierStore) url(endpoint string) string {
-	return "s3://" + s.bucket + "?endpoint=" + endpoint + "&region=" + localstack.DefaultRegion + "&path-style=true"
+	where := s.bucket
+	if s.prefix != "" {
+		where += "/" + s.prefix
+	}
+	return "s3://" + where + "?endpoint=" + endpoint + "&region=" + localstack.DefaultRegion + "&path-style=true"
+}
+
+// key is the bucket key of a broker's object key.
+func (s *tierStore) key(k string) string {
+	if s.prefix == "" {
+		return k
+	}
+	return s.prefix + "/" + k
 }
 
 func (s *tierStore) close() {
@@ -109,7 +125,8 @@ func openTierStore(ctx context.Context, o tierOptions, parent string) (*tierStor
 		endpoint, access, secret, s.bucket = srv.Endpoint, srv.AccessKey, srv.SecretKey, srv.Bucket
 		s.desc = "MinIO started by the bench on loopback, data in " + s.dataDir
 	} else {
-		s.desc = "S3 endpoint " + endpoint + " (--minio-endpoint)"
+		s.prefix = fmt.Sprintf("sediment-bench-%d", time.Now().UnixNano())
+		s.desc = "S3 endpoint " + endpoint + " (--minio-endpoint), objects under " + s.prefix + "/"
 	}
 	s.endpoint = endpoint
 	var err error
@@ -335,13 +352,13 @@ type bucketObject struct {
 
 // bucketObjects lists the topic's segment objects (one per base offset; a second attempt's object
 // for the same base, an orphan, is counted once).
-func bucketObjects(ctx context.Context, cl *minio.Client, bucket string, id meta.TopicID) (map[int32]map[int64]int64, error) {
+func bucketObjects(ctx context.Context, store *tierStore, id meta.TopicID) (map[int32]map[int64]int64, error) {
 	out := map[int32]map[int64]int64{}
-	for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: tiering.TopicPrefix(id), Recursive: true}) {
+	for o := range store.direct.ListObjects(ctx, store.bucket, minio.ListObjectsOptions{Prefix: store.key(tiering.TopicPrefix(id)), Recursive: true}) {
 		if o.Err != nil {
 			return nil, o.Err
 		}
-		k, err := tiering.ParseSegmentKey(o.Key)
+		k, err := tiering.ParseSegmentKey(strings.TrimPrefix(o.Key, store.key("")))
 		if err != nil || k.Topic != id {
 			continue
 		}
@@ -386,7 +403,7 @@ func uploadedObjects(ctx context.Context, s *tierStore, dataDir, topic string) (
 	if err != nil {
 		return nil, 0, err
 	}
-	inBucket, err := bucketObjects(ctx, s.direct, s.bucket, id)
+	inBucket, err := bucketObjects(ctx, s, id)
 	if err != nil {
 		return nil, 0, err
 	}
