@@ -140,11 +140,10 @@ func TestCorruptTailTruncatedAndLaterSegmentsRemoved(t *testing.T) {
 		t.Fatalf("%d segments", len(segs))
 	}
 	// Simulate a crash where the recovery point is still at segment 1 and a byte
-	// in the records of batch 0 of segment 2 is bad.
-	if err := writeOffsetCheckpoint(fsys, "/p", recoveryPointFile, kindRecoveryPoint, segs[1].BaseOffset); err != nil {
-		t.Fatal(err)
-	}
-	fsys.Crash()
+	// in the records of batch 0 of segment 2 is bad. (crashAt waits for the
+	// background checkpointer first: a checkpoint it wrote after ours would move
+	// the recovery point past segment 2, and Open would not scan it.)
+	crashAt(t, l, fsys, segs[1].BaseOffset)
 	f, err := fsys.OpenFile(segs[2].Path, 2, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -708,10 +708,7 @@ func TestRecycleNotFromRecoveryDrops(t *testing.T) {
 	l := mustOpen(t, "/p", cfg)
 	fillSegments(t, l, 5)
 	segs := l.Segments()
-	if err := writeOffsetCheckpoint(fsys, "/p", recoveryPointFile, kindRecoveryPoint, segs[1].BaseOffset); err != nil {
-		t.Fatal(err)
-	}
-	fsys.Crash()
+	crashAt(t, l, fsys, segs[1].BaseOffset) // after the checkpointer settles: ours stays the last word
 	f, err := fsys.OpenFile(segs[2].Path, 2, 0)
 	if err != nil {
 		t.Fatal(err)
