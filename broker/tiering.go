@@ -136,9 +136,10 @@ func (tm *tierManager) start() {
 
 // claimStore makes sure the object store is this cluster's (tiering.ClaimStore) before this broker
 // uploads to it or deletes from it; reads need no claim. Checked until it succeeds once; callers
-// treat an error as a failed pass and retry with their backoff, so a store claimed by another
-// cluster stops uploads, local retention of not-yet-uploaded segments and the sweeps, and is
-// logged on every retry until an operator fixes the configuration.
+// treat an error as a failed pass and retry with their backoff. A store claimed by another
+// cluster thus stops uploads (local retention, which deletes only uploaded segments, then keeps
+// everything) and the sweeps, and is logged on every retry until an operator fixes the
+// configuration.
 func (tm *tierManager) claimStore(ctx context.Context) error {
 	if tm.claimed.Load() {
 		return nil
