@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sediment-io/sediment/internal/loadgen"
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
 	"github.com/sediment-io/sediment/tiering/objstoretest"
@@ -26,18 +27,7 @@ func (s *countingStore) Get(ctx context.Context, key string, off, n int64) (io.R
 	if err != nil {
 		return nil, err
 	}
-	return &countingBody{ReadCloser: rc, n: &s.bytes}, nil
-}
-
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	return n, err
+	return loadgen.CountingBody(rc, &s.bytes), nil
 }
 
 // batchAt is the byte position of the batch holding offset in data (concatenated batches).

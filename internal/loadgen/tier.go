@@ -81,7 +81,7 @@ func StartCountingProxy(target string) (*CountingProxy, error) {
 			p.errs.Add(1)
 		}
 		if r.Request.Method == http.MethodGet {
-			r.Body = &countingBody{ReadCloser: r.Body, n: &p.getBytes}
+			r.Body = CountingBody(r.Body, &p.getBytes)
 		}
 		return nil
 	}
@@ -94,7 +94,7 @@ func StartCountingProxy(target string) (*CountingProxy, error) {
 		case http.MethodPut:
 			p.puts.Add(1)
 			if r.Body != nil {
-				r.Body = &countingBody{ReadCloser: r.Body, n: &p.putBytes}
+				r.Body = CountingBody(r.Body, &p.putBytes)
 			}
 		case http.MethodPost:
 			p.posts.Add(1)
@@ -108,6 +108,12 @@ func StartCountingProxy(target string) (*CountingProxy, error) {
 	p.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	go p.srv.Serve(ln)
 	return p, nil
+}
+
+// CountingBody wraps rc so that every byte read from it is added to n (the proxy's body counters;
+// tests count the bytes a store's Gets return with it too).
+func CountingBody(rc io.ReadCloser, n *atomic.Int64) io.ReadCloser {
+	return &countingBody{ReadCloser: rc, n: n}
 }
 
 type countingBody struct {
