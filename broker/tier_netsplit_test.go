@@ -80,31 +80,9 @@ func TestTierLeaderPartitionedDuringUploads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	segs := checkManifest(t, majority[0].meta.State(), mt.ID, 0, storeHead(store))
-	epochs := map[int32]bool{}
-	for _, s := range segs {
-		epochs[s.LeaderEpoch] = true
-	}
-	if segs[0].BaseOffset != 0 || len(epochs) < 2 {
-		t.Fatalf("manifest from %d under leader epochs %v: want offset 0 and both leaders' uploads", segs[0].BaseOffset, epochs)
-	}
+	segs, epochs := checkManifestAcrossLeaders(t, majority[0], mt.ID, store)
 	checkReadBackOnce(t, seeds, topic, 0, acked)
-	waitFor(t, "orphans collected", func() bool {
-		objs, err := store.List(testCtx(t), tiering.PartitionPrefix(mt.ID, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		keep := map[string]bool{}
-		for _, s := range majority[0].meta.State().RemoteSegments(mt.ID, 0) {
-			keep[s.ObjectKey] = true
-		}
-		for _, o := range objs {
-			if !keep[o.Key] {
-				return false
-			}
-		}
-		return true
-	})
+	waitOrphansCollected(t, majority[0], mt.ID, store)
 	t.Logf("isolated leader %d (epoch %d); %d manifest entries under epochs %v; %d records acknowledged, all read back once; isolated leader's upload failures %s",
 		oldLeader, oldEpoch, len(segs), epochs, len(acked), metricOr(scrape(t, victim), "sediment_tier_upload_failures_total"))
 }

@@ -648,27 +648,39 @@ func TestTierLeadershipMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	segs := checkManifest(t, live[0].meta.State(), id, 0, storeHead(store))
-	if segs[0].BaseOffset != 0 {
-		t.Fatalf("manifest starts at %d", segs[0].BaseOffset)
-	}
+	checkManifestAcrossLeaders(t, live[0], id, store)
+	// Every acknowledged record is readable from offset 0, across both leaders' objects.
+	consumeAllValues(t, []string{live[0].Addr(), live[1].Addr()}, "lm", int(acked.Load()), -1)
+	waitOrphansCollected(t, live[0], id, store)
+}
+
+// checkManifestAcrossLeaders checks partition 0's manifest as b's metadata has it after leadership
+// moved during uploads: contiguous, every entry's object in store (checkManifest), starting at
+// offset 0, and holding entries of at least two leader epochs. Returns the entries and epochs.
+func checkManifestAcrossLeaders(t *testing.T, b *Broker, id meta.TopicID, store tiering.Store) ([]meta.RemoteSegment, map[int32]bool) {
+	t.Helper()
+	segs := checkManifest(t, b.meta.State(), id, 0, storeHead(store))
 	epochs := map[int32]bool{}
 	for _, s := range segs {
 		epochs[s.LeaderEpoch] = true
 	}
-	if len(epochs) < 2 {
-		t.Fatalf("every entry uploaded under one leader epoch %v: leadership did not move during uploads", epochs)
+	if segs[0].BaseOffset != 0 || len(epochs) < 2 {
+		t.Fatalf("manifest from %d under leader epochs %v: want offset 0 and both leaders' uploads", segs[0].BaseOffset, epochs)
 	}
-	// Every acknowledged record is readable from offset 0, across both leaders' objects.
-	consumeAllValues(t, []string{live[0].Addr(), live[1].Addr()}, "lm", int(acked.Load()), -1)
-	// Everything in the partition's prefix is eventually a manifest entry (orphans collected).
+	return segs, epochs
+}
+
+// waitOrphansCollected waits until every object under partition 0's prefix is an entry of the
+// manifest in b's metadata: the objects of abandoned or refused attempts are collected.
+func waitOrphansCollected(t *testing.T, b *Broker, id meta.TopicID, store tiering.Store) {
+	t.Helper()
 	waitFor(t, "orphans collected", func() bool {
 		objs, err := store.List(testCtx(t), tiering.PartitionPrefix(id, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		keep := map[string]bool{}
-		for _, s := range live[0].meta.State().RemoteSegments(id, 0) {
+		for _, s := range b.meta.State().RemoteSegments(id, 0) {
 			keep[s.ObjectKey] = true
 		}
 		for _, o := range objs {

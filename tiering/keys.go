@@ -22,10 +22,8 @@ import (
 	"github.com/sediment-io/sediment/meta"
 )
 
-const segmentsRoot = "segments/"
-
 // SegmentsRoot is the List prefix of every segment object (the controller's bucket sweep).
-const SegmentsRoot = segmentsRoot
+const SegmentsRoot = "segments/"
 
 // ClusterClaimKey holds the id of the cluster that owns this store (bucket and prefix); see
 // ClaimStore.
@@ -54,7 +52,7 @@ func (k SegmentKey) String() string {
 
 // TopicPrefix is the List prefix of all of a topic's objects.
 func TopicPrefix(topic meta.TopicID) string {
-	return segmentsRoot + hex.EncodeToString(topic[:]) + "/"
+	return SegmentsRoot + hex.EncodeToString(topic[:]) + "/"
 }
 
 // PartitionPrefix is the List prefix of one partition's objects.
@@ -68,9 +66,9 @@ func ParseSegmentKey(key string) (SegmentKey, error) {
 	bad := func(why string) (SegmentKey, error) {
 		return SegmentKey{}, fmt.Errorf("tiering: %q is not a segment key: %s", key, why)
 	}
-	rest, ok := strings.CutPrefix(key, segmentsRoot)
+	rest, ok := strings.CutPrefix(key, SegmentsRoot)
 	if !ok {
-		return bad("no " + segmentsRoot + " prefix")
+		return bad("no " + SegmentsRoot + " prefix")
 	}
 	parts := strings.Split(rest, "/")
 	if len(parts) != 3 {
