@@ -3,8 +3,9 @@
 // # What it owns
 //
 //   - The object-store seam (Store, objstore.go): Put, ranged Get, Head, List by prefix, Delete, and
-//     the optional ConditionalPutter capability. Each method documents its failure semantics; every
-//     backend passes the same conformance suite (tiering/objstoretest).
+//     the optional ConditionalPutter and UploadSweeper capabilities (the second aborts uploads a
+//     crash left unfinished: S3 multipart uploads, file-store temp files). Each method documents its
+//     failure semantics; every backend passes the same conformance suite (tiering/objstoretest).
 //
 //   - Backends: MemStore (mem://, tests), FileStore (file://DIR, the embedded default; temp → fsync →
 //     rename → fsync dir) and S3Store (s3://BUCKET/PREFIX?endpoint=&region=&path-style=; aws-sdk-go-v2

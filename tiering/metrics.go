@@ -110,6 +110,7 @@ var (
 	s3RequestPricePer1000 = map[string]float64{
 		"PutObject": 0.005, "CreateMultipartUpload": 0.005, "UploadPart": 0.005, "CompleteMultipartUpload": 0.005,
 		"ListObjectsV2": 0.005, "GetObject": 0.0004, "HeadObject": 0.0004, "DeleteObject": 0, "AbortMultipartUpload": 0,
+		"ListMultipartUploads": 0.005,
 	}
 )
 
@@ -142,17 +143,8 @@ type RequestCounter interface {
 
 // requestCounter finds the RequestCounter under s, following Unwrap() Store methods.
 func requestCounter(s Store) RequestCounter {
-	for i := 0; s != nil && i < 16; i++ {
-		if rc, ok := s.(RequestCounter); ok {
-			return rc
-		}
-		u, ok := s.(interface{ Unwrap() Store })
-		if !ok {
-			return nil
-		}
-		s = u.Unwrap()
-	}
-	return nil
+	rc, _ := capability[RequestCounter](s)
+	return rc
 }
 
 // Unwrap returns the wrapped store.

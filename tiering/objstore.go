@@ -30,7 +30,8 @@ type Store interface {
 	// On error the object may or may not exist with the new content: a request can succeed on the
 	// server while its reply is lost (the fault "PUT succeeded, answered 500"). A retry of the same Put
 	// converges to the same state. Put never leaves a partially written object visible under key;
-	// an abandoned multipart upload is aborted on a best-effort basis (S3 lifecycle rules catch the rest).
+	// a failed multipart upload is aborted on a best-effort basis, and one that a crash left open is
+	// removed later by the store's UploadSweeper.
 	Put(ctx context.Context, key string, body io.ReaderAt, size int64) error
 
 	// Get returns a reader over length bytes of the object starting at off; length -1 means "to the
@@ -69,6 +70,47 @@ type Store interface {
 // (Head size, or a Get) after ErrExists.
 type ConditionalPutter interface {
 	PutIfAbsent(ctx context.Context, key string, body io.ReaderAt, size int64) error
+}
+
+// UploadSweeper is an optional capability of a Store (find it with SweepStaleUploads): removing
+// writes that began and never finished. A broker killed during a Put leaves one behind, an S3
+// multipart upload or a file store's temp file, which neither List nor Get shows yet which holds
+// storage: S3 bills an incomplete multipart upload's parts until it is aborted, and keeps it
+// forever unless the bucket has a lifecycle rule for it. MinIO expires them itself after a day.
+//
+// AbortStaleUploads aborts every unfinished write under prefix that began before cutoff and
+// returns how many it removed. Nothing finished is touched: an object that is visible stays.
+// A Put still running that began before cutoff is aborted too; it then fails and its caller
+// retries it, so cutoff must lie further back than any live Put runs. An error may come after some
+// writes were removed (the count says how many); the rest are found by the next call.
+type UploadSweeper interface {
+	AbortStaleUploads(ctx context.Context, prefix string, cutoff time.Time) (int, error)
+}
+
+// SweepStaleUploads runs the UploadSweeper of s, or of the store s wraps (following Unwrap() Store
+// methods, as MeteredStore has). A store without one (memory: a Put is never half done) has nothing
+// to remove: 0, nil.
+func SweepStaleUploads(ctx context.Context, s Store, prefix string, cutoff time.Time) (int, error) {
+	if us, ok := capability[UploadSweeper](s); ok {
+		return us.AbortStaleUploads(ctx, prefix, cutoff)
+	}
+	return 0, nil
+}
+
+// capability finds the first store in the chain s, s.Unwrap(), ... that implements T.
+func capability[T any](s Store) (T, bool) {
+	for i := 0; s != nil && i < 16; i++ {
+		if c, ok := s.(T); ok {
+			return c, true
+		}
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	var zero T
+	return zero, false
 }
 
 // ObjectInfo describes one stored object.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // FileStore keeps objects as files under a root directory (file://DIR): the embedded default of
@@ -23,7 +24,8 @@ import (
 // [A-Za-z0-9_.-], a leading '.', and '%' become %XX). Directories never end in '~' (it is always
 // escaped), so the keys "a" and "a/b" can coexist as the file "a~" and the directory "a".
 // In-flight writes are ROOT/.../.tmp-* files (a leading '.' never starts an escaped name), which
-// List ignores; a crash can leave them behind (they are never visible as objects).
+// List ignores; a crash can leave them behind (they are never visible as objects), and
+// AbortStaleUploads removes them.
 //
 // Crash safety: write temp → fsync → rename (Put) or link (PutIfAbsent) → fsync the directory; new
 // directories are fsynced into their parents. After Put returns the object survives power loss.
@@ -36,6 +38,7 @@ type FileStore struct {
 var (
 	_ Store             = (*FileStore)(nil)
 	_ ConditionalPutter = (*FileStore)(nil)
+	_ UploadSweeper     = (*FileStore)(nil)
 )
 
 // NewFileStore opens (creating if needed) a directory store rooted at dir.
@@ -279,16 +282,9 @@ func (f *FileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 	if err := validPrefix(prefix); err != nil {
 		return nil, err
 	}
-	// Start the walk at the deepest directory the prefix fully names.
-	start, keyBase := f.root, ""
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		for _, c := range strings.Split(prefix[:i], "/") {
-			if c == "" || c == "." || c == ".." {
-				return nil, nil // no valid key has such a component
-			}
-			start = filepath.Join(start, escapeComponent(c))
-		}
-		keyBase = prefix[:i+1]
+	start, keyBase, ok := f.walkStart(prefix)
+	if !ok {
+		return nil, nil // no valid key has such a component
 	}
 	var out []ObjectInfo
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
@@ -314,21 +310,8 @@ func (f *FileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 		if !strings.HasSuffix(name, "~") {
 			return nil // not ours
 		}
-		rel, err := filepath.Rel(start, p)
-		if err != nil {
-			return err
-		}
-		comps := strings.Split(filepath.ToSlash(rel), "/")
-		comps[len(comps)-1] = strings.TrimSuffix(comps[len(comps)-1], "~")
-		for i, c := range comps {
-			u, ok := unescapeComponent(c)
-			if !ok {
-				return nil
-			}
-			comps[i] = u
-		}
-		key := keyBase + strings.Join(comps, "/")
-		if !strings.HasPrefix(key, prefix) {
+		key, ok := unescapePath(start, keyBase, strings.TrimSuffix(p, "~"))
+		if !ok || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
 		info, err := d.Info()
@@ -346,6 +329,103 @@ func (f *FileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+// walkStart is the deepest directory that prefix fully names, and the key prefix its entries
+// have. ok is false when no valid key can start with prefix (an empty, "." or ".." component).
+func (f *FileStore) walkStart(prefix string) (start, keyBase string, ok bool) {
+	start = f.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		for _, c := range strings.Split(prefix[:i], "/") {
+			if c == "" || c == "." || c == ".." {
+				return "", "", false
+			}
+			start = filepath.Join(start, escapeComponent(c))
+		}
+		keyBase = prefix[:i+1]
+	}
+	return start, keyBase, true
+}
+
+// unescapePath is the key of path p below start (whose key prefix is keyBase): its components
+// unescaped and joined by '/'. ok is false for a name this store never writes.
+func unescapePath(start, keyBase, p string) (key string, ok bool) {
+	rel, err := filepath.Rel(start, p)
+	if err != nil {
+		return "", false
+	}
+	comps := strings.Split(filepath.ToSlash(rel), "/")
+	for i, c := range comps {
+		if comps[i], ok = unescapeComponent(c); !ok {
+			return "", false
+		}
+	}
+	return keyBase + strings.Join(comps, "/"), true
+}
+
+// AbortStaleUploads removes the temp files of unfinished Puts (UploadSweeper) last written before
+// cutoff, in directories whose keys start with prefix. A temp file's key is not known until its
+// rename, so only the directory counts: one in a directory the prefix ends inside of is kept.
+// Removing the temp file of a Put still running makes that Put fail at its rename, never succeed
+// with a partial object.
+func (f *FileStore) AbortStaleUploads(ctx context.Context, prefix string, cutoff time.Time) (int, error) {
+	if f.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := validPrefix(prefix); err != nil {
+		return 0, err
+	}
+	start, keyBase, ok := f.walkStart(prefix)
+	if !ok {
+		return 0, nil
+	}
+	n := 0
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if notFound(err) { // the prefix's directory does not exist, or went during the walk
+				return nil
+			}
+			return err
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		dirKey := keyBase
+		if dir := filepath.Dir(p); dir != start {
+			k, ok := unescapePath(start, keyBase, dir)
+			if !ok {
+				return nil
+			}
+			dirKey = k + "/"
+		}
+		if !strings.HasPrefix(dirKey, prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if notFound(err) { // renamed or removed by its Put during the walk
+				return nil
+			}
+			return err
+		}
+		if !info.ModTime().Before(cutoff) {
+			return nil
+		}
+		switch err := os.Remove(p); {
+		case err == nil:
+			n++
+		case !notFound(err):
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("tiering: removing unfinished writes under %q: %w", prefix, err)
+	}
+	return n, nil
 }
 
 func (f *FileStore) Delete(ctx context.Context, key string) error {

@@ -141,6 +141,7 @@ type S3Store struct {
 var (
 	_ Store             = (*S3Store)(nil)
 	_ ConditionalPutter = (*S3Store)(nil)
+	_ UploadSweeper     = (*S3Store)(nil)
 )
 
 // countingClient is the SDK's HTTP client with request accounting in front of it.
@@ -509,8 +510,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReaderAt
 		// A Complete that succeeded but whose reply was lost leaves the object in place; a retried
 		// Complete then answers NoSuchUpload. Resolve by looking: the right size means it is ours
 		// (the key is unique per upload), so the Put succeeded.
-		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+		if isNoSuchUpload(err) {
 			if info, herr := s.Head(ctx, key); herr == nil && info.Size == size && !ifAbsent {
 				return nil
 			}
@@ -753,6 +753,52 @@ func (s *S3Store) List(ctx context.Context, prefix string) ([]ObjectInfo, error)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+// AbortStaleUploads aborts the multipart uploads under prefix initiated before cutoff
+// (UploadSweeper). The listing asks for the whole bucket and filters by key here: MinIO answers a
+// prefix that is not a whole object name with no uploads at all (minio/minio#20989), while S3 and
+// MinIO both list every upload when asked without one. Uploads of other prefixes (another cluster
+// sharing the bucket) are never touched.
+func (s *S3Store) AbortStaleUploads(ctx context.Context, prefix string, cutoff time.Time) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := validPrefix(prefix); err != nil {
+		return 0, err
+	}
+	full := s.full(prefix)
+	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket)})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return n, s.mapErr("list-uploads", prefix, err)
+		}
+		for _, u := range page.Uploads {
+			key := aws.ToString(u.Key)
+			if !strings.HasPrefix(key, full) || u.Initiated == nil || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(s.cfg.Bucket), Key: u.Key, UploadId: u.UploadId,
+			})
+			// NoSuchUpload: finished or aborted since the listing (by its own Put, or a peer's sweep).
+			if err != nil && !isNoSuchUpload(err) {
+				return n, s.mapErr("abort-upload", strings.TrimPrefix(key, s.prefix), err)
+			}
+			if err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+func isNoSuchUpload(err error) bool {
+	var nsu *types.NoSuchUpload
+	var ae smithy.APIError
+	return errors.As(err, &nsu) || errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }
 
 func (s *S3Store) Delete(ctx context.Context, key string) error {
