@@ -22,7 +22,10 @@ import (
 //     was in flight when its topic was deleted, after the topic's manifest was already purged) are
 //     deleted once older than orphanGrace. Nothing is left behind in the bucket. It runs only once
 //     the store is known to be this cluster's (claimStore): another cluster's topics are unknown
-//     here too, and sweeping a shared bucket would delete their history.
+//     here too, and sweeping a shared bucket would delete their history;
+//   - unfinished uploads: S3 multipart uploads (or a file store's temp files) that a broker killed
+//     mid-upload left open under segments/, aborted once older than staleGrace. They are no
+//     objects, so neither collector above sees them, yet S3 bills their parts until aborted.
 func (tm *tierManager) backgroundLoop() {
 	t := time.NewTicker(tm.tune.deleteEvery)
 	defer t.Stop()
@@ -47,6 +50,7 @@ func (tm *tierManager) backgroundLoop() {
 				if n > 0 {
 					tm.log.Info("tiering: bucket sweep deleted objects of deleted topics", "objects", n)
 				}
+				tm.abortStaleUploads()
 				nextSweep = now.Add(tm.tune.sweepEvery)
 			}
 		}
@@ -106,6 +110,21 @@ func (tm *tierManager) sweepUnknownTopics() (int, error) {
 	return n, nil
 }
 
+// abortStaleUploads aborts the unfinished uploads under segments/ older than staleGrace. An
+// upload aborted while it still runs only fails and is retried, but one that always ran longer
+// than the grace would never finish: hence a day, not orphanGrace (MinIO's own expiry is a day too).
+func (tm *tierManager) abortStaleUploads() {
+	ctx, cancel := context.WithTimeout(tm.ctx, 5*time.Minute)
+	defer cancel()
+	n, err := tiering.SweepStaleUploads(ctx, tm.store, tiering.SegmentsRoot, time.Now().Add(-tm.tune.staleGrace))
+	tm.staleUploadsAborted.Add(int64(n))
+	if err != nil {
+		tm.log.Warn("tiering: aborting unfinished uploads", "aborted", n, "err", err)
+	} else if n > 0 {
+		tm.log.Info("tiering: unfinished uploads aborted", "uploads", n)
+	}
+}
+
 // writeMetrics adds the tiering families to /metrics: broker-wide upload counters and, per led
 // tiered partition, the upload lag.
 func (tm *tierManager) writeMetrics(w io.Writer) {
@@ -118,6 +137,7 @@ func (tm *tierManager) writeMetrics(w io.Writer) {
 		{"sediment_tier_uploaded_segment_bytes_total", "Segment (log) bytes those objects hold; above sediment_tier_uploaded_bytes_total by the lz4 savings (remote.log.segment.compression.type).", tm.segmentBytesUploaded.Load()},
 		{"sediment_tier_upload_failures_total", "Failed segment upload or manifest commit attempts (each is retried).", tm.uploadFailures.Load()},
 		{"sediment_tier_orphans_deleted_total", "Objects of failed uploads or deleted topics removed by the collectors.", tm.orphansDeleted.Load()},
+		{"sediment_tier_stale_uploads_aborted_total", "Unfinished uploads (S3 multipart uploads, file-store temp files) of brokers that died mid-upload, aborted by the controller's sweep.", tm.staleUploadsAborted.Load()},
 		{"sediment_tier_retention_deleted_segments_total", "Remote segments deleted by retention or DeleteRecords.", tm.remoteDeleted.Load()},
 		{"sediment_tier_deleted_topics_purged_total", "Deleted topics whose objects were all removed by this broker.", tm.topicsPurged.Load()},
 	} {

@@ -22,7 +22,9 @@ import (
 func TestTierUploadMinIO(t *testing.T) {
 	srv := localstack.StartMinIO(t)
 	bk := newMinIOBucket(t, srv, "tier-upload")
-	b := newTestBroker(t, tieredConfig, bk.useStore(t, srv.Endpoint, 3))
+	// staleGrace 1 s: the planted upload below goes soon, and no live upload can be aborted (this
+	// test's segments are single PUTs, never multipart).
+	b := newTestBroker(t, tieredConfig, bk.useStore(t, srv.Endpoint, 3), tierTuned(func(t *tierTuning) { t.staleGrace = time.Second }))
 	statObject, listObjects := bk.stat, bk.list
 
 	createTopic(t, b, "tm", 1, tierTopicConfigs())
@@ -89,6 +91,15 @@ func TestTierUploadMinIO(t *testing.T) {
 	}
 	consumeAllValues(t, []string{b.Addr()}, "tm", next, size)
 
+	// A broker killed during a multipart upload leaves it open: no object, but parts S3 bills for.
+	// Planted with minio-go; the controller's sweep must abort it.
+	killed := bk.prefix + "/" + tiering.SegmentKey{Topic: p.topicID, Partition: 0, BaseOffset: int64(next), LeaderEpoch: 1, UploadID: tiering.NewUploadID()}.String()
+	bk.plantUpload(killed)
+	waitFor(t, "the unfinished multipart upload to be aborted", func() bool { return bk.openUploads(killed) == 0 })
+	if v, _ := metricValue(scrape(t, b), "sediment_tier_stale_uploads_aborted_total"); v != "1" {
+		t.Fatalf("sediment_tier_stale_uploads_aborted_total = %q, want 1", v)
+	}
+
 	// Deleting the topic empties the bucket.
 	id := p.topicID
 	if _, err := newTestAdmin(t, b).DeleteTopics(testCtx(t), "tm"); err != nil {
@@ -154,4 +165,36 @@ func (m *minioBucket) list(under string) []string {
 		keys = append(keys, strings.TrimPrefix(o.Key, m.prefix+"/"))
 	}
 	return keys
+}
+
+// plantUpload opens a multipart upload of bucket key with one 5 MiB part and leaves it open, as a
+// broker killed mid-upload does.
+func (m *minioBucket) plantUpload(key string) {
+	core := minio.Core{Client: m.mc}
+	ctx := context.Background()
+	id, err := core.NewMultipartUpload(ctx, m.srv.Bucket, key, minio.PutObjectOptions{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	part := strings.Repeat("p", 5<<20)
+	if _, err := core.PutObjectPart(ctx, m.srv.Bucket, key, id, 1, strings.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+		m.t.Fatal(err)
+	}
+	if m.openUploads(key) != 1 {
+		m.t.Fatalf("planted upload of %s not listed", key)
+	}
+}
+
+// openUploads counts the open multipart uploads of bucket key (MinIO lists them only by whole key).
+func (m *minioBucket) openUploads(key string) int {
+	n := 0
+	for u := range m.mc.ListIncompleteUploads(context.Background(), m.srv.Bucket, key, true) {
+		if u.Err != nil {
+			m.t.Fatalf("minio-go list uploads: %v", u.Err)
+		}
+		if u.Key == key {
+			n++
+		}
+	}
+	return n
 }

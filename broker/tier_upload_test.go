@@ -41,6 +41,19 @@ func tieredConfig(c *Config) {
 	}
 }
 
+// tierTuned is a Config option applied after tieredConfig: it changes the loop timings further.
+func tierTuned(mod func(*tierTuning)) func(*Config) {
+	return func(c *Config) {
+		prev := c.tierTuning
+		c.tierTuning = func(t *tierTuning) {
+			if prev != nil {
+				prev(t)
+			}
+			mod(t)
+		}
+	}
+}
+
 // tierTopicConfigs: small segments, a short local retention, remote storage on.
 func tierTopicConfigs(extra ...string) map[string]*string {
 	m := map[string]*string{
@@ -381,7 +394,7 @@ func TestTierPauseUploads(t *testing.T) {
 
 // Deleting a topic deletes its objects: nothing is left in the bucket and meta forgets the topic.
 func TestTierTopicDeletionEmptiesBucket(t *testing.T) {
-	b := newTestBroker(t, tieredConfig)
+	b := newTestBroker(t, tieredConfig, tierTuned(func(t *tierTuning) { t.staleGrace = time.Minute }))
 	createTopic(t, b, "del", 2, tierTopicConfigs())
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("del"), kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -415,6 +428,49 @@ func TestTierTopicDeletionEmptiesBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the late object of the deleted topic to be swept", func() bool { return len(list()) == 0 })
+
+	// A broker killed mid-upload leaves the file store's temp file, no object: the controller's
+	// sweep removes it once older than staleGrace (a minute here), so no file at all stays under
+	// segments/ (directories do: the file store never removes them).
+	root := filepath.Join(b.cfg.DataDir, "objects")
+	var partDir string
+	filepath.WalkDir(filepath.Join(root, "segments"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			partDir = p // the deepest: WalkDir visits parents first
+		}
+		return nil
+	})
+	crashed := filepath.Join(partDir, ".tmp-killed-mid-upload")
+	if err := os.WriteFile(crashed, []byte("half a segment"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	young := filepath.Join(partDir, ".tmp-still-running")
+	if err := os.WriteFile(young, []byte("a live upload"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(crashed, old, old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the unfinished upload's temp file to be removed", func() bool {
+		_, err := os.Stat(crashed)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if _, err := os.Stat(young); err != nil {
+		t.Fatalf("a temp file younger than staleGrace was removed: %v", err)
+	}
+	if err := os.Remove(young); err != nil {
+		t.Fatal(err)
+	}
+	filepath.WalkDir(filepath.Join(root, "segments"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("left in the object store after the topic's deletion: %s", p)
+		}
+		return nil
+	})
+	if v, _ := metricValue(scrape(t, b), "sediment_tier_stale_uploads_aborted_total"); v != "1" {
+		t.Fatalf("sediment_tier_stale_uploads_aborted_total = %q, want 1", v)
+	}
 }
 
 // Whole-log retention on a tiered topic: DeleteRecords raises the log start and the remote
@@ -741,8 +797,7 @@ func TestTierRemoteStorageDefault(t *testing.T) {
 // upload task), not at the next remote.log.manager.task.interval.ms (30 s, longer than waitFor).
 func TestTierUploadsSegmentRolledBySegmentMs(t *testing.T) {
 	b := newTestBroker(t, tieredConfig, func(c *Config) {
-		short := c.tierTuning
-		c.tierTuning = func(tt *tierTuning) { short(tt); tt.retention, tt.orphanEvery = time.Minute, time.Minute } // no other reason to pass
+		tierTuned(func(tt *tierTuning) { tt.retention, tt.orphanEvery = time.Minute, time.Minute })(c) // no other reason to pass
 	})
 	createTopic(t, b, "idle", 1, tierTopicConfigs("segment.bytes", "1048576", "segment.ms", "300"))
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("idle"), kgo.ProducerBatchCompression(kgo.NoCompression()))

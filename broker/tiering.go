@@ -50,6 +50,7 @@ type tierManager struct {
 	segmentBytesUploaded atomic.Int64 // segment (uncompressed) bytes of the uploaded objects
 	uploadFailures       atomic.Int64
 	orphansDeleted       atomic.Int64
+	staleUploadsAborted  atomic.Int64 // unfinished uploads aborted by the controller's sweep
 	remoteDeleted        atomic.Int64 // segments removed by remote retention / DeleteRecords
 	topicsPurged         atomic.Int64 // deleted topics whose objects are all gone
 }
@@ -66,6 +67,7 @@ type tierTuning struct {
 	orphanGrace  time.Duration // an unlisted object younger than this may still be committed
 	deleteEvery  time.Duration // controller: deleted topics' objects and the bucket sweep
 	sweepEvery   time.Duration // controller: objects of topics meta no longer knows
+	staleGrace   time.Duration // controller: unfinished uploads begun longer ago are aborted
 }
 
 func defaultTierTuning(cfg *Config) tierTuning {
@@ -79,6 +81,7 @@ func defaultTierTuning(cfg *Config) tierTuning {
 		orphanGrace:  15 * time.Minute,
 		deleteEvery:  5 * time.Second,
 		sweepEvery:   time.Hour,
+		staleGrace:   24 * time.Hour,
 	}
 	if cfg.tierTuning != nil {
 		cfg.tierTuning(&t)
