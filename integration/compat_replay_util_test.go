@@ -177,11 +177,16 @@ func createReplayTopic(t *testing.T, n *node) string {
 // listOffsets asks the broker for every partition's offset at timestamp ts (-1 latest, -2 earliest,
 // -4 earliest local) through kmsg, so the check does not depend on any client's offset API.
 func listOffsets(ctx context.Context, cl *kgo.Client, ts int64) (map[int32]int64, error) {
+	return listOffsetsOf(ctx, cl, replayTopic, replayPartitions, ts)
+}
+
+// listOffsetsOf is listOffsets for partitions 0..partitions-1 of any topic.
+func listOffsetsOf(ctx context.Context, cl *kgo.Client, topic string, partitions int32, ts int64) (map[int32]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = replayTopic
-	for p := int32(0); p < replayPartitions; p++ {
+	rt.Topic = topic
+	for p := int32(0); p < partitions; p++ {
 		rp := kmsg.NewListOffsetsRequestTopicPartition()
 		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, ts, -1
 		rt.Partitions = append(rt.Partitions, rp)
@@ -200,8 +205,8 @@ func listOffsets(ctx context.Context, cl *kgo.Client, ts int64) (map[int32]int64
 			out[p.Partition] = p.Offset
 		}
 	}
-	if len(out) != replayPartitions {
-		return nil, fmt.Errorf("ListOffsets(%d) answered %d partitions, want %d", ts, len(out), replayPartitions)
+	if len(out) != int(partitions) {
+		return nil, fmt.Errorf("ListOffsets(%d) answered %d partitions, want %d", ts, len(out), partitions)
 	}
 	return out, nil
 }
