@@ -29,7 +29,10 @@ import (
 //     below offset: OFFSET_OUT_OF_RANGE, as for any offset below the log start (the client resets);
 //   - the object store fails or hangs: the read is bounded by remoteReadTimeout and answers
 //     KAFKA_STORAGE_ERROR, which every client retries (Kafka itself answers UNKNOWN_SERVER_ERROR
-//     for a RemoteStorageException; see COMPAT.md) — never a hung Fetch.
+//     for a RemoteStorageException; see COMPAT.md) — never a hung Fetch;
+//   - an object's bytes are damaged (a batch or chunk CRC disagrees): KAFKA_STORAGE_ERROR for reads
+//     of the damaged batch only, an error line a minute and sediment_tier_remote_corrupt_reads_total;
+//     the store is not treated as failing, so other cold reads keep their full timeout.
 
 // remoteReadTimeout bounds one read from the bucket. It stays well below clients' request timeouts
 // (kgo: MaxWait + 10 s; the Java consumer: request.timeout.ms 30 s) so that a hung store turns into
@@ -163,6 +166,16 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	case tm.ctx.Err() != nil:
 		// Broker shutting down: the client goes elsewhere.
 		return tieredRead{code: kerr.NotLeaderForPartition.Code}, false
+	case errors.Is(err, segment.ErrCorrupt):
+		// Damaged bytes in the bucket (the batch CRC or the chunk CRC disagrees). The batch is
+		// never served; the consumer retries and stays at it, as with a corrupt local log, until
+		// an operator restores the object. Not an outage: the store's other reads go on.
+		tm.corruptReads.Add(1)
+		if tm.corruptLog.Allow() {
+			tm.b.log.Error("tiering: damaged data in the object store, not served",
+				"topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+		}
+		return tieredRead{code: kerr.KafkaStorageError.Code}, false
 	}
 	if !failing { // once per outage, not once per fetch
 		tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)

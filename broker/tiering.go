@@ -51,6 +51,8 @@ type tierManager struct {
 	uploadFailures       atomic.Int64
 	orphansDeleted       atomic.Int64
 	staleUploadsAborted  atomic.Int64 // unfinished uploads aborted by the controller's sweep
+	corruptReads         atomic.Int64 // remote reads refused because the object's bytes are damaged
+	corruptLog           logEvery     // at most one error line a minute for them: consumers retry
 	remoteDeleted        atomic.Int64 // segments removed by remote retention / DeleteRecords
 	topicsPurged         atomic.Int64 // deleted topics whose objects are all gone
 }
@@ -210,4 +212,21 @@ func uploadedEnd(segs []meta.RemoteSegment) int64 {
 		return -1
 	}
 	return segs[len(segs)-1].LastOffset + 1
+}
+
+// logEvery lets a repeated event be logged at most once per its period (a minute when zero):
+// Allow reports whether this occurrence gets a line.
+type logEvery struct {
+	period time.Duration
+	last   atomic.Int64 // unix nanos of the last allowed occurrence
+}
+
+func (l *logEvery) Allow() bool {
+	period := l.period
+	if period == 0 {
+		period = time.Minute
+	}
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return (last == 0 || now-last >= int64(period)) && l.last.CompareAndSwap(last, now)
 }

@@ -288,6 +288,9 @@ func (r *RemoteLog) ReadParts(ctx context.Context, segs []meta.RemoteSegment, of
 		r.failed.Store(0)
 	case errors.Is(err, segment.ErrOffsetOutOfRange), errors.Is(err, ErrNotFound), errors.Is(err, context.Canceled):
 		// The reader's doing (or retention's), not the store's.
+	case errors.Is(err, segment.ErrCorrupt):
+		// One object's bytes are damaged; the store answers. Counting that as an outage would
+		// shorten every other cold read's timeout for as long as a consumer retries the batch.
 	default:
 		r.failed.Store(time.Now().UnixNano())
 	}

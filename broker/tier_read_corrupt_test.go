@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sediment-io/sediment/tiering"
+)
+
+// TestTierReadCorruptObject: one byte of a segment object in the bucket flips (bit rot, a faulty
+// proxy), inside its first batch. A read of that batch answers KAFKA_STORAGE_ERROR with no data,
+// never the damaged batch; the segment's later batches and the segments around it read intact; a consumer from offset 0 gets every
+// record before the damaged segment, byte-identical, and nothing from it onwards; the broker
+// logs an error naming the object.
+func TestTierReadCorruptObject(t *testing.T) {
+	cfg := testBrokerConfig(t, t.TempDir())
+	logs := captureLogs(&cfg)
+	b, err := Start(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	const topic = "rot"
+	_, want, p := tieredTopic(t, b, topic, 600, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 11)
+	segs := b.meta.State().RemoteSegments(p.topicID, 0)
+	if len(segs) < 4 {
+		t.Fatalf("%d remote segments, want at least 4", len(segs))
+	}
+	bad := segs[len(segs)/2]
+
+	// Flip one byte inside the object's first batch (past its 61-byte header: covered by its CRC).
+	ctx := testCtx(t)
+	rc, err := b.tier.store.Get(ctx, bad.ObjectKey, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj[100] ^= 0x20
+	if err := b.tier.store.Put(ctx, bad.ObjectKey, bytes.NewReader(obj), int64(len(obj))); err != nil {
+		t.Fatal(err)
+	}
+	b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // nothing of the object cached before the flip
+
+	if r := p.read(bad.BaseOffset, 1<<20, true); r.err != kerr.KafkaStorageError.Code || len(r.data) != 0 {
+		t.Fatalf("read of the damaged batch at %d: err %d, %d bytes; want KAFKA_STORAGE_ERROR and no data",
+			bad.BaseOffset, r.err, len(r.data))
+	}
+	// Only that batch is withheld: the segment's last batch, and the segments around it, read intact.
+	if raw := readRaw(t, p, bad.LastOffset, bad.LastOffset+1, 4<<10); len(raw) == 0 {
+		t.Fatal("nothing read from the damaged segment's last batch")
+	}
+	before, after := segs[len(segs)/2-1], segs[len(segs)/2+1]
+	if raw := readRaw(t, p, before.BaseOffset, before.LastOffset+1, 4<<10); len(raw) == 0 {
+		t.Fatal("nothing read from the segment before the damaged one")
+	}
+	if raw := readRaw(t, p, after.BaseOffset, after.LastOffset+1, 4<<10); len(raw) == 0 {
+		t.Fatal("nothing read from the segment after the damaged one")
+	}
+
+	// A consumer from 0: everything before the damaged segment, then only errors.
+	cl := newTestClient(t, b, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+		kgo.FetchMaxPartitionBytes(32<<10))
+	got, fetchErrs := 0, 0
+	deadline := time.Now().Add(30 * time.Second)
+	var quietSince time.Time
+	for time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		fs.EachError(func(_ string, _ int32, err error) {
+			if err != context.DeadlineExceeded {
+				fetchErrs++
+			}
+		})
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			if r.Offset != int64(got) || r.Offset >= bad.BaseOffset {
+				t.Fatalf("consumer got offset %d (next expected %d; damaged segment from %d)", r.Offset, got, bad.BaseOffset)
+			}
+			if w := want[got]; !bytes.Equal(r.Key, w.key) || !bytes.Equal(r.Value, w.value) || !r.Timestamp.Equal(w.ts) {
+				t.Fatalf("record %d differs from what was produced", got)
+			}
+			got++
+		}
+		if int64(got) == bad.BaseOffset {
+			if quietSince.IsZero() {
+				quietSince = time.Now()
+			} else if time.Since(quietSince) > 2*time.Second {
+				break // two more seconds of asking served nothing from the damaged segment
+			}
+		}
+	}
+	if int64(got) != bad.BaseOffset {
+		t.Fatalf("consumer read %d records, want the %d before the damaged segment", got, bad.BaseOffset)
+	}
+	// An error line naming the object (one, however often the consumer asked), a counter, and no
+	// outage declared: other cold reads keep their full timeout.
+	lines := logs.withMsg(t, "tiering: damaged data in the object store, not served", map[string]any{"topic": topic, "level": "ERROR"})
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["err"]), bad.ObjectKey) {
+		t.Fatalf("error lines for the damaged object: %v; want one naming %s", lines, bad.ObjectKey)
+	}
+	if n := metricInt(t, scrape(t, b), "sediment_tier_remote_corrupt_reads_total"); n < 2 {
+		t.Errorf("sediment_tier_remote_corrupt_reads_total = %d, want every refused read (at least 2)", n)
+	}
+	if b.tier.remote.Failing(time.Hour) {
+		t.Error("a damaged object made the store count as failing")
+	}
+	t.Logf("consumer: %d records, then %d fetch errors; logged: %v", got, fetchErrs, lines[0]["err"])
+}
