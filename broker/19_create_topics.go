@@ -176,6 +176,9 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic, validateOnly bool) 
 			return spec, err
 		}
 	}
+	if err := b.checkTieredTopicConfigs(spec.Configs); err != nil {
+		return spec, err
+	}
 	return spec, nil
 }
 

@@ -102,8 +102,21 @@ func (b *Broker) replaceTopicConfigs(ctx context.Context, topic string, set map[
 
 // applyTopicConfigs commits (or with validateOnly only checks) a topic config change.
 func (b *Broker) applyTopicConfigs(ctx context.Context, topic string, set map[string]string, remove []string, validateOnly bool, c *connCtx) error {
-	if err := b.checkRemoteStorageNotDisabled(topic, set, remove); err != nil {
-		return err
+	if t, ok := b.meta.State().Topic(topic); ok { // else the commit answers UNKNOWN_TOPIC_OR_PARTITION
+		after := maps.Clone(t.Configs)
+		if after == nil {
+			after = map[string]string{}
+		}
+		for _, k := range remove {
+			delete(after, k)
+		}
+		maps.Copy(after, set)
+		if err := b.checkRemoteStorageNotDisabled(topic, t.Configs, after); err != nil {
+			return err
+		}
+		if err := b.checkTieredTopicConfigs(after); err != nil {
+			return err
+		}
 	}
 	if validateOnly {
 		return b.meta.ValidateTopicConfigs(topic, set, remove)
@@ -115,27 +128,15 @@ func (b *Broker) applyTopicConfigs(ctx context.Context, topic string, set map[st
 	return nil
 }
 
-// checkRemoteStorageNotDisabled refuses a change that turns remote.storage.enable from true to false
-// on an existing topic, as Kafka does (INVALID_CONFIG): its uploads, remote retention and orphan
-// collection would stop while its history stays in the bucket, and local retention could move the
-// log start past data that only the bucket holds. Stopping uploads while keeping the remote data
-// readable is remote.log.copy.disable=true.
-func (b *Broker) checkRemoteStorageNotDisabled(topic string, set map[string]string, remove []string) error {
+// checkRemoteStorageNotDisabled refuses a change of a topic's overrides from current to after that
+// turns remote.storage.enable from true to false, as Kafka does (INVALID_CONFIG): its uploads,
+// remote retention and orphan collection would stop while its history stays in the bucket, and
+// local retention could move the log start past data that only the bucket holds. Stopping uploads
+// while keeping the remote data readable is remote.log.copy.disable=true.
+func (b *Broker) checkRemoteStorageNotDisabled(topic string, current, after map[string]string) error {
 	const name = "remote.storage.enable"
-	t, ok := b.meta.State().Topic(topic)
-	if !ok {
-		return nil // the commit answers UNKNOWN_TOPIC_OR_PARTITION
-	}
 	dyn := b.dynamicConfigs()
-	before, _, _ := b.topicConfigValue(dyn, t.Configs, name)
-	after := maps.Clone(t.Configs)
-	if after == nil {
-		after = map[string]string{}
-	}
-	for _, k := range remove {
-		delete(after, k)
-	}
-	maps.Copy(after, set)
+	before, _, _ := b.topicConfigValue(dyn, current, name)
 	now, _, _ := b.topicConfigValue(dyn, after, name)
 	if strings.EqualFold(before, "true") && !strings.EqualFold(now, "true") {
 		return kerrf(kerr.InvalidConfig, "topic %q: %s cannot be turned off once on (its history may live only in the object store); "+

@@ -213,13 +213,13 @@ func testTierCompressedUploads(t *testing.T, bk compressBucket) {
 			b.Close()
 		}
 	}()
-	createTopic(t, b, topic, 1, tierTopicConfigs("segment.bytes", "16384", "remote.log.copy.disable", "true"))
+	createTopic(t, b, topic, 1, pausedTierTopicConfigs("segment.bytes", "16384"))
 	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	want := produceCompressible(t, cl, topic, 0, 900, base)
 	p := tierPartition(t, b, topic, 0)
 	local := readRaw(t, p, 0, p.HighWatermark(), 1<<20)
-	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "remote.log.copy.disable", Value: ptr("false")}}, topic)
+	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), resumeUploads, topic)
 	if err != nil || rs[0].Err != nil {
 		t.Fatalf("resume uploads: %v %v", err, rs)
 	}
@@ -321,13 +321,13 @@ func testTierCompressedUploads(t *testing.T, bk compressBucket) {
 func TestTierCompressedUploadsKeepProducerCompression(t *testing.T) {
 	b := newTestBroker(t, tieredConfig, func(c *Config) { c.RemoteLogSegmentCompressionType = "lz4" })
 	const topic = "tz"
-	createTopic(t, b, topic, 1, tierTopicConfigs("segment.bytes", "8192", "remote.log.copy.disable", "true"))
+	createTopic(t, b, topic, 1, pausedTierTopicConfigs("segment.bytes", "8192"))
 	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()))
 	want := produceCompressible(t, cl, topic, 0, 800, time.Now().Add(-time.Hour).Truncate(time.Millisecond))
 	p := tierPartition(t, b, topic, 0)
 	local := readRaw(t, p, 0, p.HighWatermark(), 1<<20)
-	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "remote.log.copy.disable", Value: ptr("false")}}, topic)
+	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), resumeUploads, topic)
 	if err != nil || rs[0].Err != nil {
 		t.Fatalf("resume uploads: %v %v", err, rs)
 	}

@@ -32,7 +32,7 @@ func metricInt(t *testing.T, body, sample string) int64 {
 func TestTierMetricsLagBytesUploadedBytesCacheHits(t *testing.T) {
 	b := newTestBroker(t, tieredConfig)
 	const topic = "tmx"
-	createTopic(t, b, topic, 1, tierTopicConfigs("remote.log.copy.disable", "true"))
+	createTopic(t, b, topic, 1, pausedTierTopicConfigs())
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	const n, size = 60, 500
 	produceValues(t, cl, 0, n, size)
@@ -65,7 +65,7 @@ func TestTierMetricsLagBytesUploadedBytesCacheHits(t *testing.T) {
 	}
 
 	// Resumed: the lag drains; uploaded bytes are the manifest's object bytes.
-	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "remote.log.copy.disable", Value: ptr("false")}}, topic)
+	rs, err := kadm.NewClient(cl).AlterTopicConfigs(testCtx(t), resumeUploads, topic)
 	if err != nil || rs[0].Err != nil {
 		t.Fatalf("resume uploads: %v %v", err, rs)
 	}

@@ -67,6 +67,19 @@ func tierTopicConfigs(extra ...string) map[string]*string {
 	return m
 }
 
+// pausedTierTopicConfigs is tierTopicConfigs with uploads paused (remote.log.copy.disable=true).
+// Kafka then requires local retention to be the whole log's, so local.retention.ms is -2;
+// resumeUploads turns both back in one request.
+func pausedTierTopicConfigs(extra ...string) map[string]*string {
+	return tierTopicConfigs(append([]string{"remote.log.copy.disable", "true", "local.retention.ms", "-2"}, extra...)...)
+}
+
+// resumeUploads is the AlterConfigs that ends pausedTierTopicConfigs' pause.
+var resumeUploads = []kadm.AlterConfig{
+	{Name: "remote.log.copy.disable", Value: ptr("false")},
+	{Name: "local.retention.ms", Value: ptr("100")},
+}
+
 func ptr(s string) *string { return &s }
 
 // produceValues produces n records of size bytes each (one batch per record, uncompressed), the
@@ -366,11 +379,12 @@ func TestTierStoreOutage(t *testing.T) {
 }
 
 // remote.log.copy.disable pauses uploads (dynamically, through IncrementalAlterConfigs on the
-// topic): nothing is uploaded and local retention keeps every segment; set back to false, the
-// uploads resume where they stopped.
+// topic): nothing is uploaded and local retention keeps every segment (Kafka has local retention
+// follow the whole log's while paused: local.retention.ms -2); set back to false with the short
+// local retention, the uploads resume where they stopped.
 func TestTierPauseUploads(t *testing.T) {
 	b := newTestBroker(t, tieredConfig)
-	createTopic(t, b, "pz", 1, tierTopicConfigs("remote.log.copy.disable", "true"))
+	createTopic(t, b, "pz", 1, pausedTierTopicConfigs())
 	cl := newTestClient(t, b, kgo.DefaultProduceTopic("pz"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	produceValues(t, cl, 0, 60, 500)
 	p := tierPartition(t, b, "pz", 0)
@@ -382,7 +396,7 @@ func TestTierPauseUploads(t *testing.T) {
 		t.Fatalf("paused topic: %d local segments from %d; local retention deleted segments not uploaded", n, p.log.LocalStartOffset())
 	}
 	adm := newTestAdmin(t, b)
-	rs, err := adm.AlterTopicConfigs(testCtx(t), []kadm.AlterConfig{{Name: "remote.log.copy.disable", Value: ptr("false")}}, "pz")
+	rs, err := adm.AlterTopicConfigs(testCtx(t), resumeUploads, "pz")
 	if err != nil || rs[0].Err != nil {
 		t.Fatalf("resume uploads: %v %v", err, rs)
 	}

@@ -281,6 +281,49 @@ func validateTopicConfigs(cfg map[string]string) error {
 	return nil
 }
 
+// checkTieredTopicConfigs applies Kafka's rules for a topic with remote storage on
+// (LogConfig.validateTopicLogConfigValues) to overrides, a topic's complete override set after a
+// CreateTopics or AlterConfigs, on the effective values (the overrides over the broker's
+// defaults): remote storage needs remote.log.storage.system.enable; local.retention.ms and
+// local.retention.bytes, unless -2, are neither -1 nor above retention.ms / retention.bytes when
+// those are limited; with the topic's remote.log.copy.disable=true they equal them. Answers
+// INVALID_CONFIG naming the config, as Kafka's ConfigException does.
+func (b *Broker) checkTieredTopicConfigs(overrides map[string]string) error {
+	tc := b.topicConfigFrom(overrides)
+	if !tc.RemoteStorageEnable {
+		return nil
+	}
+	if !b.cfg.RemoteLogStorageEnable {
+		return kerrf(kerr.InvalidConfig, "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.")
+	}
+	for _, r := range []struct {
+		local, total   string
+		localV, totalV int64
+	}{
+		{"local.retention.ms", "retention.ms", tc.LocalRetentionMs, tc.RetentionMs},
+		{"local.retention.bytes", "retention.bytes", tc.LocalRetentionBytes, tc.RetentionBytes},
+	} {
+		if r.totalV < 0 || r.localV == -2 { // the whole log unlimited, or local follows it
+			continue
+		}
+		if r.localV == -1 {
+			return kerrf(kerr.InvalidConfig, "Invalid value -1 for configuration %s: Value must not be -1 as %s value is set as %d.", r.local, r.total, r.totalV)
+		}
+		if r.localV > r.totalV {
+			return kerrf(kerr.InvalidConfig, "Invalid value %d for configuration %s: Value must not be more than %s property value: %d", r.localV, r.local, r.total, r.totalV)
+		}
+	}
+	if strings.EqualFold(strings.TrimSpace(overrides["remote.log.copy.disable"]), "true") {
+		if tc.LocalRetentionBytes != -2 && tc.LocalRetentionBytes != tc.RetentionBytes {
+			return kerrf(kerr.InvalidConfig, "When `remote.log.copy.disable` is set to true, the `local.retention.bytes` and `retention.bytes` must be set to the identical value because there will be no more logs copied to the remote storage.")
+		}
+		if tc.LocalRetentionMs != -2 && tc.LocalRetentionMs != tc.RetentionMs {
+			return kerrf(kerr.InvalidConfig, "When `remote.log.copy.disable` is set to true, the `local.retention.ms` and `retention.ms` must be set to the identical value because there will be no more logs copied to the remote storage.")
+		}
+	}
+	return nil
+}
+
 // segmentConfig is the segment.Config for a partition log of a topic with effective config tc:
 // the topic's segment.* settings and the broker's flush policy (log.flush.policy, and
 // log.flush.interval.ms as tc carries it, dynamic levels included), logging under the broker's logger.
