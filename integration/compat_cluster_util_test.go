@@ -10,6 +10,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,6 +23,12 @@ var clusterNodeArgs = append([]string{"--conf", "num.partitions=3", "--conf", "d
 // startCluster runs three sediment processes as one cluster on free loopback ports and waits until
 // all answer /readyz. Processes are killed at cleanup.
 func startCluster(t *testing.T, extra ...string) []*node {
+	t.Helper()
+	return startClusterEnv(t, nil, extra...)
+}
+
+// startClusterEnv is startCluster with env added to every process's inherited environment.
+func startClusterEnv(t *testing.T, env []string, extra ...string) []*node {
 	t.Helper()
 	nodes := make([]*node, 3)
 	var voters []string
@@ -38,6 +45,9 @@ func startCluster(t *testing.T, extra ...string) []*node {
 			"--listen", n.kafka, "--raft-listen", n.raft, "--http-listen", n.http,
 			"--voters", strings.Join(voters, ","), "--log-level", "info"}, extra...)
 		n.cmd = exec.Command(sedimentBin, args...)
+		if env != nil {
+			n.cmd.Env = append(os.Environ(), env...)
+		}
 		n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 		dieWithTest(n.cmd)
 		if err := n.cmd.Start(); err != nil {
