@@ -121,6 +121,10 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		return nil, fmt.Errorf("replica manager: %w", err)
 	}
 	b.groups = newGroupCoordinator(b)
+	// The controller's tiering duties (deleted topics' objects, the bucket sweep) run whether or
+	// not this broker holds a replica: a controller with none would otherwise never purge a
+	// deleted topic's objects.
+	b.tier.start()
 
 	b.acceptWG.Add(1)
 	go b.acceptLoop()

@@ -822,3 +822,21 @@ func TestTierUploadsSegmentRolledBySegmentMs(t *testing.T) {
 	})
 	consumeAllValues(t, []string{b.Addr()}, "idle", 5, 100)
 }
+
+// TestTierSweepRunsWithoutPartitions: the controller's bucket duties do not wait for a partition
+// of its own. A broker holding no replica at all still sweeps an object of a topic its metadata
+// does not know (an upload that raced its topic's deletion, left behind across a restart).
+func TestTierSweepRunsWithoutPartitions(t *testing.T) {
+	b := newTestBroker(t, tieredConfig)
+	key := tiering.SegmentKey{Topic: meta.TopicID{1, 2, 3}, Partition: 0, BaseOffset: 0, LeaderEpoch: 0, UploadID: tiering.NewUploadID()}.String()
+	if err := b.tier.store.Put(testCtx(t), key, strings.NewReader("left behind"), 11); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.replicas.Partitions()); n != 0 {
+		t.Fatalf("%d partitions on a broker with no topics", n)
+	}
+	waitFor(t, "the unknown topic's object to be swept", func() bool {
+		_, err := b.tier.store.Head(testCtx(t), key)
+		return errors.Is(err, tiering.ErrNotFound)
+	})
+}

@@ -127,8 +127,8 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 }
 
 // start runs the broker-wide background loop (deleted topics' objects, bucket sweep). It needs
-// the metadata node, so it is called once meta is open: by the first partition that opens, and
-// by Start. Idempotent.
+// the metadata node, so it is called once meta is open: by Start, and by the first partition that
+// opens (which may come first: the replica manager opens partitions as it starts). Idempotent.
 func (tm *tierManager) start() {
 	tm.once.Do(func() {
 		tm.wg.Add(1)
