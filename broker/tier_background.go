@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -41,8 +42,13 @@ func (tm *tierManager) backgroundLoop() {
 		}
 		tm.purgeDeletedTopics()
 		if now := time.Now(); now.After(nextSweep) {
-			if err := tm.claimStore(tm.ctx); err != nil {
-				tm.log.Warn("tiering: bucket sweep postponed: the object store is not known to be this cluster's", "err", err)
+			if err := tm.claimStore(tm.ctx); errors.Is(err, tiering.ErrForeignStore) {
+				tm.log.Error("tiering: the object store belongs to another cluster: no uploads, no sweeps", "err", err)
+				nextSweep = now.Add(min(time.Minute, tm.tune.sweepEvery))
+			} else if err != nil {
+				// Unreachable, or refusing us (credentials, a missing bucket): said within seconds of
+				// start, not only once a tiered partition tries its first upload.
+				tm.log.Warn("tiering: bucket sweep postponed: the object store could not be checked", "err", err)
 				nextSweep = now.Add(min(time.Minute, tm.tune.sweepEvery))
 			} else if n, err := tm.sweepUnknownTopics(); err != nil {
 				tm.log.Warn("tiering: bucket sweep", "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,9 @@ func TestTierStoreOfAnotherCluster(t *testing.T) {
 	var foreignTopic meta.TopicID
 	rand.Read(foreignTopic[:])
 	foreignKey := tiering.SegmentKey{Topic: foreignTopic, Partition: 0, BaseOffset: 0, LeaderEpoch: 0, UploadID: tiering.NewUploadID()}.String()
+	var logs *capturedLog
 	b := newTestBroker(t, tieredConfig, func(c *Config) {
+		logs = captureLogs(c)
 		c.tierStoreWrap = func(s tiering.Store) tiering.Store {
 			ctx := context.Background()
 			if err := tiering.PutBytes(ctx, s, tiering.ClusterClaimKey, []byte("another-cluster\n")); err != nil {
@@ -57,6 +60,11 @@ func TestTierStoreOfAnotherCluster(t *testing.T) {
 	}
 	if err := tiering.ClaimStore(testCtx(t), store, b.meta.State().ClusterID()); !errors.Is(err, tiering.ErrForeignStore) {
 		t.Fatalf("ClaimStore = %v, want ErrForeignStore", err)
+	}
+	// The controller says so as an error, naming the other cluster.
+	if lines := logs.withMsg(t, "tiering: the object store belongs to another cluster: no uploads, no sweeps", map[string]any{"level": "ERROR"}); len(lines) == 0 ||
+		!strings.Contains(fmt.Sprint(lines[0]["err"]), `"another-cluster"`) {
+		t.Fatalf("error lines about the foreign store: %v", lines)
 	}
 
 	// The other cluster is gone and its claim removed: uploads resume and this cluster owns the store.
