@@ -406,9 +406,54 @@ func leaderChaseWith(t *testing.T, setup chaseSetup, rounds int, verb string, di
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	if setup.tiered {
+		checkFollowersTrimmed(t, nodes[0])
+	}
 	checkChaseReadBack(t, seeds, nodes[0], acked)
 	if !setup.tiered {
 		checkReplicasIdentical(t, nodes)
+	}
+}
+
+// checkFollowersTrimmed waits until every replica of every chase partition, followers included,
+// holds locally less than half of what the partition has in the bucket (DescribeLogDirs: the local
+// dirs per broker, and the "remote:" pseudo dir its leader reports): local retention runs on
+// every replica, not only where the uploads happen.
+func checkFollowersTrimmed(t *testing.T, n *node) {
+	t.Helper()
+	adm := n.admin(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		dirs, err := adm.DescribeAllLogDirs(testCtx(t), nil)
+		remote := map[int32]int64{}
+		local := map[string]int64{} // "broker/partition" → bytes
+		if err == nil {
+			dirs.Each(func(d kadm.DescribedLogDir) {
+				d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+					switch {
+					case p.Topic != chaseTopic:
+					case strings.HasPrefix(d.Dir, "remote:"):
+						remote[p.Partition] += p.Size
+					default:
+						local[fmt.Sprintf("%d/%d", d.Broker, p.Partition)] = p.Size
+					}
+				})
+			})
+		}
+		trimmed := err == nil && len(remote) == chasePartitions && len(local) == 3*chasePartitions
+		for k, size := range local {
+			var b, p int32
+			fmt.Sscanf(k, "%d/%d", &b, &p)
+			trimmed = trimmed && size < remote[p]/2
+		}
+		if trimmed {
+			t.Logf("local bytes per broker/partition %v; in the bucket per partition %v", local, remote)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas not trimmed within 60s: local %v, remote %v (err %v)", local, remote, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
