@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -21,12 +23,44 @@ import (
 // every rejectEvery-th one is answered 503 SlowDown without reaching MinIO. Every cutGetEvery-th
 // GET with a body is cut after half of it: the proxy aborts the reply, and the client sees its
 // connection end mid-body.
+//
+// It also watches what follows a cut: a GET of the same object whose range starts where the cut
+// one stopped (within the proxy's write buffer, which an aborted reply may not flush) is the
+// reader resuming (counted in resumed), not the chunk being fetched again from its start.
 type putFaults struct {
 	next                    http.RoundTripper
 	applyEvery, rejectEvery int64
 	cutGetEvery             int64
 	puts, applied, rejected atomic.Int64
-	gets, cut               atomic.Int64
+	gets, cut, resumed      atomic.Int64
+	cutRanged               atomic.Int64 // cut GETs of an object range (not listings)
+
+	mu        sync.Mutex
+	cutPoints map[string][]int64 // object path → where cut GETs stopped, not yet resumed
+}
+
+// rangeStart is the first byte of a "bytes=S-E" Range header, 0 without one.
+func rangeStart(h string) int64 {
+	var start int64
+	fmt.Sscanf(h, "bytes=%d-", &start)
+	return start
+}
+
+// noteResume counts r as a resume if it starts at most resumeSlack bytes before a cut point of its
+// object, and forgets that point.
+func (f *putFaults) noteResume(r *http.Request) {
+	const resumeSlack = 64 << 10
+	start := rangeStart(r.Header.Get("Range"))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pts := f.cutPoints[r.URL.Path]
+	for i, at := range pts {
+		if start <= at && start >= at-resumeSlack && start > 0 {
+			f.cutPoints[r.URL.Path] = append(pts[:i], pts[i+1:]...)
+			f.resumed.Add(1)
+			return
+		}
+	}
 }
 
 // cutBody ends a reply body with an error after left bytes; httputil.ReverseProxy then aborts the
@@ -47,10 +81,21 @@ func (c *cutBody) Read(p []byte) (int, error) {
 
 func (f *putFaults) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodGet && f.cutGetEvery > 0 {
+		f.noteResume(r)
 		resp, err := f.next.RoundTrip(r)
 		if err == nil && resp.ContentLength > 1 && f.gets.Add(1)%f.cutGetEvery == 0 {
 			f.cut.Add(1)
-			resp.Body = &cutBody{ReadCloser: resp.Body, left: resp.ContentLength / 2}
+			left := resp.ContentLength / 2
+			if r.Header.Get("Range") != "" {
+				f.cutRanged.Add(1)
+				f.mu.Lock()
+				if f.cutPoints == nil {
+					f.cutPoints = map[string][]int64{}
+				}
+				f.cutPoints[r.URL.Path] = append(f.cutPoints[r.URL.Path], rangeStart(r.Header.Get("Range"))+left)
+				f.mu.Unlock()
+			}
+			resp.Body = &cutBody{ReadCloser: resp.Body, left: left}
 		}
 		return resp, err
 	}
@@ -84,8 +129,9 @@ func (f *putFaults) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // Faults between the broker and MinIO (PUTs applied but answered 500, PUTs refused with 503; the
 // S3 client makes one attempt, so every fault fails the upload; GETs whose connection ends
-// mid-body): every record stays readable, the manifest is contiguous, and the objects of failed
-// attempts are collected, leaving exactly the manifest's objects in the bucket.
+// mid-body): every record stays readable, every cut read of an object resumes where it was cut,
+// the manifest is contiguous, and the objects of failed attempts are collected, leaving exactly
+// the manifest's objects in the bucket.
 func TestTierUploadFaultsMinIO(t *testing.T) {
 	srv := localstack.StartMinIO(t)
 	target, err := url.Parse(srv.Endpoint)
@@ -95,6 +141,10 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 	faults := &putFaults{next: http.DefaultTransport, applyEvery: 3, rejectEvery: 7, cutGetEvery: 4}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = faults
+	// Flush every write: a cut reply has then delivered its first half, and the reader's resume
+	// asks for the rest (with the reply buffered, the cut would deliver nothing, and a resume would
+	// ask for the same range as a fresh read).
+	proxy.FlushInterval = -1
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +212,11 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 	if got := metricInt(t, body, `sediment_objectstore_bytes_total{op="get"}`); got < objBytes/2 {
 		t.Errorf("GET bytes on /metrics = %d after replaying %d bytes of objects", got, objBytes)
 	}
-	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed; %d GETs, %d cut mid-body", faults.puts.Load(),
-		faults.applied.Load(), faults.rejected.Load(), len(segs), faults.gets.Load(), faults.cut.Load())
+	// Every cut read of an object range was resumed where it stopped, not fetched again from its
+	// start (s3Reader's resume, seen from the wire).
+	if c := faults.cutRanged.Load(); c == 0 || faults.resumed.Load() != c {
+		t.Errorf("%d GETs of object ranges cut mid-body, %d resumed from where they were cut; want all", c, faults.resumed.Load())
+	}
+	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed; %d GETs, %d cut mid-body (%d object ranges), %d resumed where cut", faults.puts.Load(),
+		faults.applied.Load(), faults.rejected.Load(), len(segs), faults.gets.Load(), faults.cut.Load(), faults.cutRanged.Load(), faults.resumed.Load())
 }
