@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/sediment-io/sediment/localstack"
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
 )
@@ -82,4 +85,35 @@ func TestTierStoreOfAnotherCluster(t *testing.T) {
 		return errors.Is(err, tiering.ErrNotFound)
 	})
 	consumeAllValues(t, []string{b.Addr()}, "claim", n, size)
+}
+
+// TestTierStoreRefusesCredentials: a broker whose S3 credentials the store refuses says so within
+// seconds of starting, before any topic exists (the controller's first bucket check), naming the
+// store's answer; it keeps running.
+func TestTierStoreRefusesCredentials(t *testing.T) {
+	srv := localstack.StartMinIO(t)
+	bad, err := tiering.NewS3Store(testCtx(t), tiering.S3Config{
+		Bucket: srv.Bucket, Prefix: "bad-credentials", Region: srv.Region, Endpoint: srv.Endpoint, PathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, "not-the-secret", ""),
+		MaxAttempts: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs *capturedLog
+	b := newTestBroker(t, tieredConfig, func(c *Config) {
+		logs = captureLogs(c)
+		c.tierStoreWrap = func(fileStore tiering.Store) tiering.Store { fileStore.Close(); return bad }
+	})
+	waitFor(t, "a warning that the object store could not be checked", func() bool {
+		return len(logs.withMsg(t, "tiering: bucket sweep postponed: the object store could not be checked", map[string]any{"level": "WARN"})) > 0
+	})
+	line := logs.withMsg(t, "tiering: bucket sweep postponed: the object store could not be checked", nil)[0]
+	if msg := fmt.Sprint(line["err"]); !strings.Contains(msg, "SignatureDoesNotMatch") {
+		t.Fatalf("the warning does not name the store's answer: %s", msg)
+	}
+	if n := len(b.replicas.Partitions()); n != 0 {
+		t.Fatalf("%d partitions: the warning must come without any topic", n)
+	}
+	t.Logf("logged: %v", line["err"])
 }
