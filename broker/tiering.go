@@ -214,19 +214,14 @@ func uploadedEnd(segs []meta.RemoteSegment) int64 {
 	return segs[len(segs)-1].LastOffset + 1
 }
 
-// logEvery lets a repeated event be logged at most once per its period (a minute when zero):
-// Allow reports whether this occurrence gets a line.
+// logEvery lets a repeated event be logged at most once a minute: Allow reports whether this
+// occurrence gets a line.
 type logEvery struct {
-	period time.Duration
-	last   atomic.Int64 // unix nanos of the last allowed occurrence
+	last atomic.Int64 // unix nanos of the last allowed occurrence
 }
 
 func (l *logEvery) Allow() bool {
-	period := l.period
-	if period == 0 {
-		period = time.Minute
-	}
 	now := time.Now().UnixNano()
 	last := l.last.Load()
-	return (last == 0 || now-last >= int64(period)) && l.last.CompareAndSwap(last, now)
+	return (last == 0 || now-last >= int64(time.Minute)) && l.last.CompareAndSwap(last, now)
 }

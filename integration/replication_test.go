@@ -426,7 +426,7 @@ func checkFollowersTrimmed(t *testing.T, n *node) {
 	for {
 		dirs, err := adm.DescribeAllLogDirs(testCtx(t), nil)
 		remote := map[int32]int64{}
-		local := map[string]int64{} // "broker/partition" → bytes
+		local := map[[2]int32]int64{} // {broker, partition} → bytes
 		if err == nil {
 			dirs.Each(func(d kadm.DescribedLogDir) {
 				d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
@@ -435,19 +435,17 @@ func checkFollowersTrimmed(t *testing.T, n *node) {
 					case strings.HasPrefix(d.Dir, "remote:"):
 						remote[p.Partition] += p.Size
 					default:
-						local[fmt.Sprintf("%d/%d", d.Broker, p.Partition)] = p.Size
+						local[[2]int32{d.Broker, p.Partition}] = p.Size
 					}
 				})
 			})
 		}
 		trimmed := err == nil && len(remote) == chasePartitions && len(local) == 3*chasePartitions
 		for k, size := range local {
-			var b, p int32
-			fmt.Sscanf(k, "%d/%d", &b, &p)
-			trimmed = trimmed && size < remote[p]/2
+			trimmed = trimmed && size < remote[k[1]]/2
 		}
 		if trimmed {
-			t.Logf("local bytes per broker/partition %v; in the bucket per partition %v", local, remote)
+			t.Logf("local bytes per {broker partition} %v; in the bucket per partition %v", local, remote)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +20,7 @@ import (
 // gatedBody is a Put body whose reads past gateAt block until release is closed, standing for a
 // broker that dies (or stalls) halfway through an upload. reached is closed by the first such read.
 type gatedBody struct {
-	data    []byte
+	r       *bytes.Reader
 	gateAt  int64
 	once    sync.Once
 	reached chan struct{}
@@ -29,7 +28,7 @@ type gatedBody struct {
 }
 
 func newGatedBody(data []byte, gateAt int64) *gatedBody {
-	return &gatedBody{data: data, gateAt: gateAt, reached: make(chan struct{}), release: make(chan struct{})}
+	return &gatedBody{r: bytes.NewReader(data), gateAt: gateAt, reached: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (g *gatedBody) ReadAt(p []byte, off int64) (int, error) {
@@ -37,14 +36,7 @@ func (g *gatedBody) ReadAt(p []byte, off int64) (int, error) {
 		g.once.Do(func() { close(g.reached) })
 		<-g.release
 	}
-	if off >= int64(len(g.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, g.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return g.r.ReadAt(p, off)
 }
 
 // startGatedPut runs Put with a gated body in the background and waits until it is halfway.
