@@ -27,6 +27,9 @@ import (
 //     may delete the segment);
 //   - remote retention deletes the object under us (tiering.ErrNotFound) or trims the manifest
 //     below offset: OFFSET_OUT_OF_RANGE, as for any offset below the log start (the client resets);
+//   - an object the manifest still lists is missing (deleted behind our back): KAFKA_STORAGE_ERROR,
+//     an error line a minute and sediment_tier_remote_missing_object_reads_total, never
+//     OFFSET_OUT_OF_RANGE (which would loop a consumer resetting to the earliest offset);
 //   - the object store fails or hangs: the read is bounded by remoteReadTimeout and answers
 //     KAFKA_STORAGE_ERROR, which every client retries (Kafka itself answers UNKNOWN_SERVER_ERROR
 //     for a RemoteStorageException; see COMPAT.md) — never a hung Fetch;
@@ -156,13 +159,23 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		}
 		return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
 	case errors.Is(err, tiering.ErrNotFound):
-		// Remote retention deleted the object after we read the manifest. If the manifest still
-		// lists it, the object is gone for another reason (bucket emptied, wrong prefix): say so.
-		if cur := tm.b.meta.State().RemoteSegments(p.topicID, p.index); len(cur) > 0 && offset >= cur[0].BaseOffset {
-			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket",
+		if !manifestCovers(tm.b.meta.State().RemoteSegments(p.topicID, p.index), offset) {
+			// Remote retention deleted the object after we read the manifest (it removes the
+			// entries first, then the objects): the offset is below the log start now.
+			return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
+		}
+		// The manifest still lists the object, so retention did not delete it: it was lost
+		// behind our back (the bucket emptied, a lifecycle rule, a wrong prefix). Not
+		// OFFSET_OUT_OF_RANGE: that would send a consumer with auto.offset.reset=earliest back
+		// to the log start, to read the history again and hit the same hole, for ever.
+		// KAFKA_STORAGE_ERROR keeps it at its offset, retrying, until an operator restores the
+		// object or deletes the records (DeleteRecords past the hole).
+		tm.missingReads.Add(1)
+		if tm.missingLog.Allow() {
+			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket, not served",
 				"topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 		}
-		return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
+		return tieredRead{code: kerr.KafkaStorageError.Code}, false
 	case tm.ctx.Err() != nil:
 		// Broker shutting down: the client goes elsewhere.
 		return tieredRead{code: kerr.NotLeaderForPartition.Code}, false
@@ -181,6 +194,12 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		tm.b.log.Warn("tiering: remote read failed", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 	}
 	return tieredRead{code: kerr.KafkaStorageError.Code}, false
+}
+
+// manifestCovers reports whether an entry of segs holds offset.
+func manifestCovers(segs []meta.RemoteSegment, offset int64) bool {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].LastOffset >= offset })
+	return i < len(segs) && segs[i].BaseOffset <= offset
 }
 
 // remoteReadCtx bounds one remote operation of a request (read, timestamp lookup).

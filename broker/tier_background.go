@@ -145,6 +145,7 @@ func (tm *tierManager) writeMetrics(w io.Writer) {
 		{"sediment_tier_orphans_deleted_total", "Objects of failed uploads or deleted topics removed by the collectors.", tm.orphansDeleted.Load()},
 		{"sediment_tier_stale_uploads_aborted_total", "Unfinished uploads (S3 multipart uploads, file-store temp files) of brokers that died mid-upload, aborted by the controller's sweep.", tm.staleUploadsAborted.Load()},
 		{"sediment_tier_remote_corrupt_reads_total", "Reads from the object store refused because a batch or chunk CRC disagreed: damaged bytes in the bucket, never served.", tm.corruptReads.Load()},
+		{"sediment_tier_remote_missing_object_reads_total", "Reads from the object store refused because an object the manifest still lists is missing from the bucket (deleted behind Sediment's back).", tm.missingReads.Load()},
 		{"sediment_tier_retention_deleted_segments_total", "Remote segments deleted by retention or DeleteRecords.", tm.remoteDeleted.Load()},
 		{"sediment_tier_deleted_topics_purged_total", "Deleted topics whose objects were all removed by this broker.", tm.topicsPurged.Load()},
 	} {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
 )
 
@@ -21,19 +22,8 @@ import (
 // record before the damaged segment, byte-identical, and nothing from it onwards; the broker
 // logs an error naming the object.
 func TestTierReadCorruptObject(t *testing.T) {
-	cfg := testBrokerConfig(t, t.TempDir())
-	logs := captureLogs(&cfg)
-	b, err := Start(testCtx(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
 	const topic = "rot"
-	_, want, p := tieredTopic(t, b, topic, 600, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 11)
-	segs := b.meta.State().RemoteSegments(p.topicID, 0)
-	if len(segs) < 4 {
-		t.Fatalf("%d remote segments, want at least 4", len(segs))
-	}
+	b, logs, want, p, segs := tieredSegmentsInBucket(t, topic)
 	bad := segs[len(segs)/2]
 
 	// Flip one byte inside the object's first batch (past its 61-byte header: covered by its CRC).
@@ -51,7 +41,6 @@ func TestTierReadCorruptObject(t *testing.T) {
 	if err := b.tier.store.Put(ctx, bad.ObjectKey, bytes.NewReader(obj), int64(len(obj))); err != nil {
 		t.Fatal(err)
 	}
-	b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // nothing of the object cached before the flip
 
 	if r := p.read(bad.BaseOffset, 1<<20, true); r.err != kerr.KafkaStorageError.Code || len(r.data) != 0 {
 		t.Fatalf("read of the damaged batch at %d: err %d, %d bytes; want KAFKA_STORAGE_ERROR and no data",
@@ -70,41 +59,7 @@ func TestTierReadCorruptObject(t *testing.T) {
 	}
 
 	// A consumer from 0: everything before the damaged segment, then only errors.
-	cl := newTestClient(t, b, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
-		kgo.FetchMaxPartitionBytes(32<<10))
-	got, fetchErrs := 0, 0
-	deadline := time.Now().Add(30 * time.Second)
-	var quietSince time.Time
-	for time.Now().Before(deadline) {
-		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		fs.EachError(func(_ string, _ int32, err error) {
-			if err != context.DeadlineExceeded {
-				fetchErrs++
-			}
-		})
-		for it := fs.RecordIter(); !it.Done(); {
-			r := it.Next()
-			if r.Offset != int64(got) || r.Offset >= bad.BaseOffset {
-				t.Fatalf("consumer got offset %d (next expected %d; damaged segment from %d)", r.Offset, got, bad.BaseOffset)
-			}
-			if w := want[got]; !bytes.Equal(r.Key, w.key) || !bytes.Equal(r.Value, w.value) || !r.Timestamp.Equal(w.ts) {
-				t.Fatalf("record %d differs from what was produced", got)
-			}
-			got++
-		}
-		if int64(got) == bad.BaseOffset {
-			if quietSince.IsZero() {
-				quietSince = time.Now()
-			} else if time.Since(quietSince) > 2*time.Second {
-				break // two more seconds of asking served nothing from the damaged segment
-			}
-		}
-	}
-	if int64(got) != bad.BaseOffset {
-		t.Fatalf("consumer read %d records, want the %d before the damaged segment", got, bad.BaseOffset)
-	}
+	got, fetchErrs := consumeUpToHole(t, b, topic, want, bad.BaseOffset)
 	// An error line naming the object (one, however often the consumer asked), a counter, and no
 	// outage declared: other cold reads keep their full timeout.
 	lines := logs.withMsg(t, "tiering: damaged data in the object store, not served", map[string]any{"topic": topic, "level": "ERROR"})
@@ -118,4 +73,67 @@ func TestTierReadCorruptObject(t *testing.T) {
 		t.Error("a damaged object made the store count as failing")
 	}
 	t.Logf("consumer: %d records, then %d fetch errors; logged: %v", got, fetchErrs, lines[0]["err"])
+}
+
+// tieredSegmentsInBucket starts a broker on the file store with a tiered one-partition topic of 600
+// records whose history is in the bucket only, in at least 4 objects (segs, the manifest).
+func tieredSegmentsInBucket(t *testing.T, topic string) (*Broker, *capturedLog, []producedRecord, *Partition, []meta.RemoteSegment) {
+	t.Helper()
+	cfg := testBrokerConfig(t, t.TempDir())
+	logs := captureLogs(&cfg)
+	b, err := Start(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	_, want, p := tieredTopic(t, b, topic, 600, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 11)
+	segs := b.meta.State().RemoteSegments(p.topicID, 0)
+	if len(segs) < 4 {
+		t.Fatalf("%d remote segments, want at least 4", len(segs))
+	}
+	b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // nothing cached before the caller damages the bucket
+	return b, logs, want, p, segs
+}
+
+// consumeUpToHole consumes partition 0 of topic from offset 0 (resetting to the earliest offset on
+// OFFSET_OUT_OF_RANGE, kgo's default, as auto.offset.reset=earliest) and checks it gets want's
+// records below hole once each, in order and byte-identical, then nothing for two seconds of
+// asking. It returns how many records and fetch errors it saw.
+func consumeUpToHole(t *testing.T, b *Broker, topic string, want []producedRecord, hole int64) (got, fetchErrs int) {
+	t.Helper()
+	cl := newTestClient(t, b, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(32<<10))
+	deadline := time.Now().Add(30 * time.Second)
+	var quietSince time.Time
+	for time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		fs.EachError(func(_ string, _ int32, err error) {
+			if err != context.DeadlineExceeded {
+				fetchErrs++
+			}
+		})
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			if r.Offset != int64(got) || r.Offset >= hole {
+				t.Fatalf("consumer got offset %d (next expected %d; hole from %d)", r.Offset, got, hole)
+			}
+			if w := want[got]; !bytes.Equal(r.Key, w.key) || !bytes.Equal(r.Value, w.value) || !r.Timestamp.Equal(w.ts) {
+				t.Fatalf("record %d differs from what was produced", got)
+			}
+			got++
+		}
+		if int64(got) == hole {
+			if quietSince.IsZero() {
+				quietSince = time.Now()
+			} else if time.Since(quietSince) > 2*time.Second {
+				break // two more seconds of asking served nothing from the hole
+			}
+		}
+	}
+	if int64(got) != hole {
+		t.Fatalf("consumer read %d records, want the %d before the hole", got, hole)
+	}
+	return got, fetchErrs
 }

@@ -53,6 +53,8 @@ type tierManager struct {
 	staleUploadsAborted  atomic.Int64 // unfinished uploads aborted by the controller's sweep
 	corruptReads         atomic.Int64 // remote reads refused because the object's bytes are damaged
 	corruptLog           logEvery     // at most one error line a minute for them: consumers retry
+	missingReads         atomic.Int64 // remote reads refused because a listed object is missing
+	missingLog           logEvery     // at most one error line a minute for them
 	remoteDeleted        atomic.Int64 // segments removed by remote retention / DeleteRecords
 	topicsPurged         atomic.Int64 // deleted topics whose objects are all gone
 }

@@ -1,0 +1,47 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// TestTierReadMissingObject: an object the manifest still lists is deleted from the bucket behind
+// Sediment's back (an operator, a lifecycle rule). A read of it answers KAFKA_STORAGE_ERROR, not
+// OFFSET_OUT_OF_RANGE: a consumer resetting to the earliest offset (kgo's default, as Java's
+// auto.offset.reset=earliest) would otherwise jump back to offset 0, read the history again and
+// hit the same hole, for ever. The consumer gets every record before the hole once, in order,
+// then only retriable errors; the segments after the hole read intact; one error line names the
+// object however often the consumer asks.
+func TestTierReadMissingObject(t *testing.T) {
+	const topic = "hole"
+	b, logs, want, p, segs := tieredSegmentsInBucket(t, topic)
+	gone := segs[len(segs)/2]
+	if err := b.tier.store.Delete(testCtx(t), gone.ObjectKey); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := p.read(gone.BaseOffset, 1<<20, true); r.err != kerr.KafkaStorageError.Code || len(r.data) != 0 {
+		t.Fatalf("read of the missing object at %d: err %d, %d bytes; want KAFKA_STORAGE_ERROR and no data",
+			gone.BaseOffset, r.err, len(r.data))
+	}
+	after := segs[len(segs)/2+1]
+	if raw := readRaw(t, p, after.BaseOffset, after.LastOffset+1, 4<<10); len(raw) == 0 {
+		t.Fatal("nothing read from the segment after the missing one")
+	}
+
+	consumeUpToHole(t, b, topic, want, gone.BaseOffset) // no reset to 0, no records from the hole
+	lines := logs.withMsg(t, "tiering: a manifest entry's object is missing from the bucket, not served", map[string]any{"topic": topic, "level": "ERROR"})
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["err"]), gone.ObjectKey) {
+		t.Fatalf("error lines for the missing object: %v; want one naming %s", lines, gone.ObjectKey)
+	}
+	if n := metricInt(t, scrape(t, b), "sediment_tier_remote_missing_object_reads_total"); n < 2 {
+		t.Errorf("sediment_tier_remote_missing_object_reads_total = %d, want every refused read (at least 2)", n)
+	}
+	if b.tier.remote.Failing(time.Hour) {
+		t.Error("a missing object made the store count as failing")
+	}
+}
