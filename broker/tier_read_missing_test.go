@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestTierReadMissingObject: an object the manifest still lists is deleted from the bucket behind
@@ -43,5 +46,29 @@ func TestTierReadMissingObject(t *testing.T) {
 	}
 	if b.tier.remote.Failing(time.Hour) {
 		t.Error("a missing object made the store count as failing")
+	}
+
+	// The operator's way out: DeleteRecords past the hole. A consumer from the earliest offset
+	// then starts right after it. (Remote retention later drops the manifest entries below the new
+	// log start; deleting the missing object is a no-op, as every store's Delete of a missing key
+	// is: tiering/objstoretest.)
+	next := gone.LastOffset + 1
+	res, err := newTestAdmin(t, b).DeleteRecords(testCtx(t), kadmOffsets(topic, 0, next))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr, _ := res.Lookup(topic, 0); dr.Err != nil || dr.LowWatermark != next {
+		t.Fatalf("DeleteRecords past the hole: %+v", dr)
+	}
+	cl := newTestClient(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	pctx, cancel := context.WithTimeout(testCtx(t), 15*time.Second)
+	defer cancel()
+	fs := cl.PollRecords(pctx, 1)
+	if err := fs.Err0(); err != nil {
+		t.Fatal(err)
+	}
+	r := fs.Records()[0]
+	if w := want[next]; r.Offset != next || !bytes.Equal(r.Value, w.value) {
+		t.Fatalf("after DeleteRecords the consumer starts at offset %d, want %d with the produced value", r.Offset, next)
 	}
 }
