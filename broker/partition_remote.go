@@ -169,7 +169,9 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		// OFFSET_OUT_OF_RANGE: that would send a consumer with auto.offset.reset=earliest back
 		// to the log start, to read the history again and hit the same hole, for ever.
 		// KAFKA_STORAGE_ERROR keeps it at its offset, retrying, until an operator restores the
-		// object or deletes the records (DeleteRecords past the hole).
+		// object or deletes the records (DeleteRecords past the hole). A broker whose metadata
+		// lags retention's removal of the entry by a moment answers this too (and logs it); the
+		// client's retry then finds the entry gone and gets OFFSET_OUT_OF_RANGE.
 		tm.missingReads.Add(1)
 		if tm.missingLog.Allow() {
 			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket, not served",
