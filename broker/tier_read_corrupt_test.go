@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -23,7 +24,7 @@ import (
 // logs an error naming the object.
 func TestTierReadCorruptObject(t *testing.T) {
 	const topic = "rot"
-	b, logs, want, p, segs := tieredSegmentsInBucket(t, topic)
+	b, logs, want, p, segs := tieredSegmentsInBucket(t, topic, false)
 	bad := segs[len(segs)/2]
 
 	// Flip one byte inside the object's first batch (past its 61-byte header: covered by its CRC).
@@ -76,22 +77,40 @@ func TestTierReadCorruptObject(t *testing.T) {
 }
 
 // tieredSegmentsInBucket starts a broker on the file store with a tiered one-partition topic of 600
-// records whose history is in the bucket only, in at least 4 objects (segs, the manifest).
-func tieredSegmentsInBucket(t *testing.T, topic string) (*Broker, *capturedLog, []producedRecord, *Partition, []meta.RemoteSegment) {
+// records whose history is in the bucket only, in at least 4 objects (segs, the manifest). byBroker:
+// the broker's own upload task moved it there and keeps running (remote retention included);
+// otherwise the test moved it by hand (tierAll) and no task runs.
+func tieredSegmentsInBucket(t *testing.T, topic string, byBroker bool) (*Broker, *capturedLog, []producedRecord, *Partition, []meta.RemoteSegment) {
 	t.Helper()
 	cfg := testBrokerConfig(t, t.TempDir())
+	if byBroker {
+		tieredConfig(&cfg)
+	}
 	logs := captureLogs(&cfg)
 	b, err := Start(testCtx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	_, want, p := tieredTopic(t, b, topic, 600, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 11)
+	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	var (
+		want []producedRecord
+		p    *Partition
+	)
+	if byBroker {
+		cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
+		want = produceTierRecords(t, cl, topic, 600, base, 11)
+		p = tierTestPartition(t, b, topic, 0)
+		tierByBroker(t, b, p) // nothing read from the bucket yet: nothing cached
+	} else {
+		_, want, p = tieredTopic(t, b, topic, 600, base, 11)
+		b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // nothing cached before the caller damages the bucket
+	}
 	segs := b.meta.State().RemoteSegments(p.topicID, 0)
 	if len(segs) < 4 {
 		t.Fatalf("%d remote segments, want at least 4", len(segs))
 	}
-	b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // nothing cached before the caller damages the bucket
 	return b, logs, want, p, segs
 }
 

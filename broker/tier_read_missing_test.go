@@ -18,10 +18,11 @@ import (
 // auto.offset.reset=earliest) would otherwise jump back to offset 0, read the history again and
 // hit the same hole, for ever. The consumer gets every record before the hole once, in order,
 // then only retriable errors; the segments after the hole read intact; one error line names the
-// object however often the consumer asks.
+// object however often the consumer asks. The history was moved to the bucket by the broker's own
+// upload task, which keeps running (its retention passes meet the hole too).
 func TestTierReadMissingObject(t *testing.T) {
 	const topic = "hole"
-	b, logs, want, p, segs := tieredSegmentsInBucket(t, topic)
+	b, logs, want, p, segs := tieredSegmentsInBucket(t, topic, true)
 	gone := segs[len(segs)/2]
 	if err := b.tier.store.Delete(testCtx(t), gone.ObjectKey); err != nil {
 		t.Fatal(err)
@@ -49,9 +50,9 @@ func TestTierReadMissingObject(t *testing.T) {
 	}
 
 	// The operator's way out: DeleteRecords past the hole. A consumer from the earliest offset
-	// then starts right after it. (Remote retention later drops the manifest entries below the new
-	// log start; deleting the missing object is a no-op, as every store's Delete of a missing key
-	// is: tiering/objstoretest.)
+	// then starts right after it, and remote retention drops the manifest entries below the new
+	// log start, the missing object's among them (deleting a missing key is a no-op on every
+	// store: tiering/objstoretest).
 	next := gone.LastOffset + 1
 	res, err := newTestAdmin(t, b).DeleteRecords(testCtx(t), kadmOffsets(topic, 0, next))
 	if err != nil {
@@ -71,4 +72,8 @@ func TestTierReadMissingObject(t *testing.T) {
 	if w := want[next]; r.Offset != next || !bytes.Equal(r.Value, w.value) {
 		t.Fatalf("after DeleteRecords the consumer starts at offset %d, want %d with the produced value", r.Offset, next)
 	}
+	waitFor(t, "remote retention to drop the manifest entries below the new log start", func() bool {
+		segs := b.meta.State().RemoteSegments(p.topicID, 0)
+		return len(segs) > 0 && segs[0].BaseOffset >= next
+	})
 }
