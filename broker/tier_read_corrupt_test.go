@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -98,11 +97,7 @@ func tieredSegmentsInBucket(t *testing.T, topic string, byBroker bool) (*Broker,
 		p    *Partition
 	)
 	if byBroker {
-		cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-		newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
-		want = produceTierRecords(t, cl, topic, 600, base, 11)
-		p = tierTestPartition(t, b, topic, 0)
-		tierByBroker(t, b, p) // nothing read from the bucket yet: nothing cached
+		_, want, p = tieredTopicWith(t, b, topic, 600, base, 11, tierByBroker) // nothing read from the bucket yet: nothing cached
 	} else {
 		_, want, p = tieredTopic(t, b, topic, 600, base, 11)
 		b.tier.remote = tiering.NewRemoteLog(b.tier.store, 16) // nothing cached before the caller damages the bucket

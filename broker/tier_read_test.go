@@ -205,11 +205,18 @@ func newTierTopicN(t testing.TB, adm *kadm.Client, topic string, partitions int3
 // producing client, the records and the partition.
 func tieredTopic(t *testing.T, b *Broker, topic string, n int, base time.Time, seed uint64) (*kgo.Client, []producedRecord, *Partition) {
 	t.Helper()
+	return tieredTopicWith(t, b, topic, n, base, seed, func(t *testing.T, b *Broker, p *Partition) int64 { return tierAll(t, b, p) })
+}
+
+// tieredTopicWith is tieredTopic with the history moved to the bucket by move (tierAll by hand, or
+// tierByBroker through the broker's own upload task).
+func tieredTopicWith(t *testing.T, b *Broker, topic string, n int, base time.Time, seed uint64, move func(*testing.T, *Broker, *Partition) int64) (*kgo.Client, []producedRecord, *Partition) {
+	t.Helper()
 	cl := newTestClient(t, b, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	newTierTopic(t, kadm.NewClient(cl), topic, 16<<10)
 	want := produceTierRecords(t, cl, topic, n, base, seed)
 	p := tierTestPartition(t, b, topic, 0)
-	tierAll(t, b, p)
+	move(t, b, p)
 	return cl, want, p
 }
 
