@@ -39,9 +39,16 @@ import (
 // producers idle → no adaptive limit; contention (p99 > high) → the floor at once when there was no
 // limit yet (and remote reads are running) or when p99 > 4 × high, else rate × decrease, never
 // below floor; clear
-// (p99 < low) → rate + raise (the floor per second), but not above twice the rate reads actually
-// used plus the floor (growing a limit nobody reaches only stores up a burst), and the limit is
-// lifted once it passes unlimitAbove; in between: hold. The effective rate is never above the static quota (FetchQuota takes the lower of the two),
+// (p99 < low) → the limit grows, but not above twice the rate reads actually used plus the floor
+// (growing a limit nobody reaches only stores up a burst), and it is lifted once it passes
+// unlimitAbove; in between: hold. How it grows follows TCP's congestion control: each back-off sets
+// a threshold at half the rate that met contention (the read rate when an unlimited replay was
+// cut to the floor, else the limit that was halved). Below the threshold the limit doubles every
+// second (slow start): one blip of contention — a GC cycle, a burst of requests — then costs an
+// unpaced replay seconds, not the half hour a linear climb from the floor took at 1 MiB/s each
+// second on a broker whose producers never stop. At or above it the limit grows linearly by a
+// tenth of the threshold per second. Either way it grows by at least the floor per second, which
+// is all it does at the few MiB/s where a 2-core broker beside its object store settles (bench). The effective rate is never above the static quota (FetchQuota takes the lower of the two),
 // so KIP-956's remote.log.manager.fetch.max.bytes.per.second keeps its meaning. After a back-off
 // there is no raise for hold (1 s): each raise that overshoots is a latency spike. Producers that
 // arrive while a replay runs unlimited on a contended CPU get the floor from their first Produce
@@ -54,7 +61,9 @@ import (
 // throttleParams tune the controller (broker configs remote.log.reader.adaptive.throttle.*).
 type throttleParams struct {
 	interval     time.Duration
-	raise        float64 // bytes/s added per clear interval
+	raise        float64 // bytes/s added per clear interval, at least
+	slowStart    float64 // below the threshold: factor per clear interval (2 per second)
+	linear       float64 // at or above it: fraction of the threshold added per clear interval
 	activeWindow time.Duration
 	high, low    time.Duration // scheduling-latency p99 thresholds
 	floor        float64       // bytes/s a replay always gets
@@ -72,6 +81,8 @@ func throttleParamsFrom(cfg *Config) throttleParams {
 	return throttleParams{
 		interval:     50 * time.Millisecond,
 		raise:        float64(cfg.RemoteLogReaderAdaptiveThrottleMinBytesPerSec) / 20, // the floor per second
+		slowStart:    math.Pow(2, 1.0/20),                                             // ×2 per second
+		linear:       0.1 / 20,                                                        // a tenth of the threshold per second
 		activeWindow: time.Second,
 		high:         high,
 		low:          high / 2,
@@ -96,6 +107,7 @@ type throttleController struct {
 
 	mu            sync.Mutex
 	rate          float64 // the adaptive limit, bytes/s; +Inf: none
+	threshold     float64 // slow start below, linear growth above: half the rate that last met contention
 	started       bool
 	lastAt        time.Time
 	lastProduce   int64
@@ -147,13 +159,16 @@ func (c *throttleController) step(s throttleSample) float64 {
 	case s.schedP99 > c.p.high:
 		switch {
 		case limited && s.schedP99 > 4*c.p.high:
+			c.threshold = c.rate * c.p.decrease
 			c.rate = c.p.floor // severe: every interval spent halving shows in the produce p99
 		case limited:
 			c.rate = max(c.p.floor, c.rate*c.p.decrease)
+			c.threshold = c.rate
 		case c.readRate > 0:
 			// The first back-off goes straight to the floor: halving an unpaced replay's
 			// ~800 MB/s would take 7-8 intervals, and those 0.8 s of contention alone are
 			// more than the 1 % of a produce phase that makes its p99 (bench, 11:39).
+			c.threshold = c.readRate * c.p.decrease
 			c.rate = c.p.floor
 		default:
 			return c.rate // nothing read from the bucket: the contention is not ours to relieve
@@ -161,7 +176,7 @@ func (c *throttleController) step(s throttleSample) float64 {
 		c.backoffs++
 		c.lastBackoffAt = s.now
 	case s.schedP99 < c.p.low && limited && s.now.Sub(c.lastBackoffAt) >= c.p.hold:
-		r := c.rate + c.p.raise // additive: each raise risks a latency spike
+		r := c.grown()
 		r = min(r, max(c.rate, 2*c.readRate+c.p.floor))
 		if r >= c.p.unlimitAbove {
 			c.rate = math.Inf(1)
@@ -172,6 +187,15 @@ func (c *throttleController) step(s throttleSample) float64 {
 		}
 	}
 	return c.rate
+}
+
+// grown is the limit after one clear interval (see the top of the file): slow start below the
+// threshold (not past it), linear growth at or above it, and at least the raise either way.
+func (c *throttleController) grown() float64 {
+	if c.rate < c.threshold {
+		return max(c.rate+c.p.raise, min(c.rate*c.p.slowStart, c.threshold))
+	}
+	return c.rate + max(c.p.raise, c.threshold*c.p.linear)
 }
 
 // armed reports, after a step, whether producers arriving now should get the floor at once: a
@@ -194,6 +218,7 @@ func (c *throttleController) arrival(now time.Time) (float64, bool) {
 		return c.rate, false
 	}
 	c.lastProduceAt, c.active = now, true
+	c.threshold = c.readRate * c.p.decrease
 	c.rate = c.p.floor
 	c.backoffs++
 	c.lastBackoffAt = now

@@ -379,3 +379,82 @@ func TestTierThrottleArmedOnProducerArrival(t *testing.T) {
 		t.Fatalf("next sample: quota %.0f, want the floor", q.Rate())
 	}
 }
+
+// TestTierThrottleRecoversFromBlip: with the broker's default parameters, one interval of contention
+// while producers are active (a GC cycle, a burst of requests) takes an unpaced replay to the floor;
+// once the CPU is calm again the limit must find its way back within seconds, not minutes, although
+// producers keep producing: at least half the replay's rate before the blip within 15 s, and 95 % of
+// it within 60 s. A limit that grew only by the floor per second (1 MiB/s each second) was still
+// near 60 MiB/s after a minute, so on a broker where producers never stop one blip cost every
+// replay most of its speed for the better part of an hour.
+func TestTierThrottleRecoversFromBlip(t *testing.T) {
+	cfg := DefaultConfig()
+	p := throttleParamsFrom(&cfg)
+	c := newThrottleController(p)
+	const replay = 800 << 20 // what the replay reads unlimited, bytes/s
+	now := time.Unix(1000, 0)
+	var produce, read int64
+	rate := math.Inf(1)
+	tick := func(lat time.Duration) {
+		use := math.Min(rate, replay) // the replay reads what the limit allows
+		now = now.Add(p.interval)
+		produce += 5
+		read += int64(use * p.interval.Seconds())
+		rate = c.step(throttleSample{now: now, produceRequests: produce, readBytes: read, schedP99: lat})
+	}
+	const calm, blip = 50 * time.Microsecond, 5 * time.Millisecond
+	for range 20 {
+		tick(calm)
+	}
+	if !math.IsInf(rate, 1) {
+		t.Fatalf("calm CPU: limit %.0f, want none", rate)
+	}
+	tick(blip)
+	if rate != p.floor {
+		t.Fatalf("blip: limit %.0f, want the floor %.0f", rate, p.floor)
+	}
+	blipAt := now
+	var half, most time.Duration
+	for now.Sub(blipAt) < time.Minute {
+		prev := rate
+		tick(calm)
+		if half == 0 && rate >= replay/2 {
+			half = now.Sub(blipAt)
+			// Doubling stops at the threshold, half the rate that met contention.
+			if rate != replay/2 {
+				t.Fatalf("slow start went from %.0f to %.0f, past the threshold %d", prev, rate, replay/2)
+			}
+		}
+		if prev >= replay/2 && rate-prev > (replay/2)*p.linear*1.0001 {
+			t.Fatalf("above the threshold the limit grew from %.0f to %.0f in one interval, want at most a tenth of the threshold per second", prev, rate)
+		}
+		if most == 0 && rate >= 0.95*replay {
+			most = now.Sub(blipAt)
+		}
+	}
+	t.Logf("after the blip: half the replay's rate in %v, 95 %% in %v; limit after a minute %.0f MiB/s", half, most, rate/(1<<20))
+	if half == 0 || half > 15*time.Second {
+		t.Errorf("half the replay's rate reached after %v (0: never within a minute), want within 15 s; limit after a minute %.0f MiB/s", half, rate/(1<<20))
+	}
+	if most == 0 || most > time.Minute {
+		t.Errorf("95 %% of the replay's rate not reached within a minute of calm: limit %.0f MiB/s", rate/(1<<20))
+	}
+
+	// Contention that is real: a limit halved under contention climbs back linearly (no slow
+	// start), so a replay that keeps meeting contention probes upwards slowly.
+	c.rate = 600 << 20
+	tick(time.Millisecond) // above high, below 4 × high (severe: the floor)
+	if rate != 300<<20 {
+		t.Fatalf("back-off from 600 MiB/s: limit %.0f, want it halved", rate)
+	}
+	for range int(p.hold / p.interval) {
+		tick(calm)
+	}
+	for i := range 20 {
+		prev := rate
+		tick(calm)
+		if want := prev + (300<<20)*p.linear; math.Abs(rate-want) > 1 {
+			t.Fatalf("interval %d after the hold: limit %.0f after %.0f, want %.0f (linear)", i, rate, prev, want)
+		}
+	}
+}
