@@ -385,8 +385,8 @@ func TestTierThrottleArmedOnProducerArrival(t *testing.T) {
 // once the CPU is calm again the limit must find its way back within seconds, not minutes, although
 // producers keep producing: at least half the replay's rate before the blip within 15 s, and 95 % of
 // it within 60 s. A limit that grew only by the floor per second (1 MiB/s each second) was still
-// near 60 MiB/s after a minute, so on a broker where producers never stop one blip cost every
-// replay most of its speed for the better part of an hour.
+// near 60 MiB/s after a minute and needed about 13 minutes to get back to 800 MB/s, so on a broker
+// where producers never stop one blip cost a replay most of its speed for that long.
 func TestTierThrottleRecoversFromBlip(t *testing.T) {
 	cfg := DefaultConfig()
 	p := throttleParamsFrom(&cfg)
