@@ -60,19 +60,27 @@ func TestTierReadCorruptObject(t *testing.T) {
 
 	// A consumer from 0: everything before the damaged segment, then only errors.
 	got, fetchErrs := consumeUpToHole(t, b, topic, want, bad.BaseOffset)
-	// An error line naming the object (one, however often the consumer asked), a counter, and no
-	// outage declared: other cold reads keep their full timeout.
-	lines := logs.withMsg(t, "tiering: damaged data in the object store, not served", map[string]any{"topic": topic, "level": "ERROR"})
-	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["err"]), bad.ObjectKey) {
-		t.Fatalf("error lines for the damaged object: %v; want one naming %s", lines, bad.ObjectKey)
+	logged := checkRefusedReads(t, b, logs, topic, bad.ObjectKey, "tiering: damaged data in the object store, not served", "sediment_tier_remote_corrupt_reads_total")
+	t.Logf("consumer: %d records, then %d fetch errors; logged: %v", got, fetchErrs, logged)
+}
+
+// checkRefusedReads checks what the broker shows after refusing reads of the object key of topic
+// (damaged, or missing from the bucket): one error line with msg naming the object, however often
+// the consumer asked; the counter metric at every refused read (at least 2); and no outage
+// declared, so other cold reads keep their full timeout. It returns the logged error.
+func checkRefusedReads(t *testing.T, b *Broker, logs *capturedLog, topic, key, msg, metric string) any {
+	t.Helper()
+	lines := logs.withMsg(t, msg, map[string]any{"topic": topic, "level": "ERROR"})
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["err"]), key) {
+		t.Fatalf("error lines %q: %v; want one naming %s", msg, lines, key)
 	}
-	if n := metricInt(t, scrape(t, b), "sediment_tier_remote_corrupt_reads_total"); n < 2 {
-		t.Errorf("sediment_tier_remote_corrupt_reads_total = %d, want every refused read (at least 2)", n)
+	if n := metricInt(t, scrape(t, b), metric); n < 2 {
+		t.Errorf("%s = %d, want every refused read (at least 2)", metric, n)
 	}
 	if b.tier.remote.Failing(time.Hour) {
-		t.Error("a damaged object made the store count as failing")
+		t.Errorf("refused reads of %s made the store count as failing", key)
 	}
-	t.Logf("consumer: %d records, then %d fetch errors; logged: %v", got, fetchErrs, lines[0]["err"])
+	return lines[0]["err"]
 }
 
 // tieredSegmentsInBucket starts a broker on the file store with a tiered one-partition topic of 600

@@ -3,8 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,16 +36,7 @@ func TestTierReadMissingObject(t *testing.T) {
 	}
 
 	consumeUpToHole(t, b, topic, want, gone.BaseOffset) // no reset to 0, no records from the hole
-	lines := logs.withMsg(t, "tiering: a manifest entry's object is missing from the bucket, not served", map[string]any{"topic": topic, "level": "ERROR"})
-	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["err"]), gone.ObjectKey) {
-		t.Fatalf("error lines for the missing object: %v; want one naming %s", lines, gone.ObjectKey)
-	}
-	if n := metricInt(t, scrape(t, b), "sediment_tier_remote_missing_object_reads_total"); n < 2 {
-		t.Errorf("sediment_tier_remote_missing_object_reads_total = %d, want every refused read (at least 2)", n)
-	}
-	if b.tier.remote.Failing(time.Hour) {
-		t.Error("a missing object made the store count as failing")
-	}
+	checkRefusedReads(t, b, logs, topic, gone.ObjectKey, "tiering: a manifest entry's object is missing from the bucket, not served", "sediment_tier_remote_missing_object_reads_total")
 
 	// The operator's way out: DeleteRecords past the hole. A consumer from the earliest offset
 	// then starts right after it, and remote retention drops the manifest entries below the new
