@@ -192,7 +192,7 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 	var timer *time.Timer
 	for {
 		total, errs := readTargets(targets, maxBytes, replicaID)
-		if w == nil || errs || total >= int(req.MinBytes) || ctx.Err() != nil {
+		if w == nil || errs || total >= int(req.MinBytes) || readBucket(targets) || ctx.Err() != nil {
 			break
 		}
 		if timer == nil {
@@ -453,6 +453,21 @@ func readAhead(targets []fetchTarget, from, room int, replicaID int32) (next int
 
 // quotaRetry is the soonest time after which a target the remote fetch quota answered without
 // records will get a grant; 0 if none was answered so.
+// readBucket reports whether a partition of the fetch got records from the bucket. Such a fetch
+// is answered at once, whatever its MinBytes, as Kafka answers one once its remote read completes
+// (DelayedRemoteFetch): a read from the bucket returns the batches that have arrived, which may be
+// fewer than MinBytes while more are on the way, and only an append — which never comes for
+// history — would wake a fetch waiting for MinBytes. A replay whose consumer sets
+// fetch.min.bytes above what one read returns would otherwise wait MaxWait on every fetch.
+func readBucket(targets []fetchTarget) bool {
+	for i := range targets {
+		if targets[i].res.charged > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func quotaRetry(targets []fetchTarget) time.Duration {
 	var d time.Duration
 	for i := range targets {

@@ -704,3 +704,49 @@ func TestTierReadAfterDeleteRecordsInBucket(t *testing.T) {
 		t.Fatalf("consumer from the start got offset %d first, want %d", r.Offset, start)
 	}
 }
+
+// TestTierReadAnswersBelowFetchMinBytes: a Fetch that gets records from the bucket is answered at
+// once, even with fewer bytes than its MinBytes (Kafka answers such a fetch when its remote read
+// completes: DelayedRemoteFetch). Waiting for MinBytes, it would wait out MaxWait, since only an
+// append wakes a long-polling fetch and none comes for history: a replay with fetch.min.bytes above
+// what one read returns would crawl at one fetch per MaxWait. A fetch at the log end still waits.
+func TestTierReadAnswersBelowFetchMinBytes(t *testing.T) {
+	b := newTestBroker(t)
+	cl, _, p := tieredTopic(t, b, "minbytes", 300, time.Now().Add(-time.Minute), 3)
+	fetch := func(offset int64, wait time.Duration) (*kmsg.FetchResponse, error) {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, int32(wait.Milliseconds()), 64<<20, 64<<20
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = p.topic, p.topicID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, offset, 1<<20
+		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
+		defer cancel()
+		return req.RequestWith(ctx, cl.Broker(int(b.cfg.NodeID)))
+	}
+	// MaxWait one minute, the request bounded to 10 s: an answer means the broker did not wait.
+	resp, err := fetch(0, time.Minute)
+	if err != nil {
+		t.Fatalf("fetch from the bucket with MinBytes above the partition's data: %v (waited for MinBytes)", err)
+	}
+	rp := resp.Topics[0].Partitions[0]
+	if rp.ErrorCode != 0 || len(rp.RecordBatches) == 0 || len(rp.RecordBatches) >= 64<<20 {
+		t.Fatalf("error %d, %d record bytes: want records from the bucket, fewer than MinBytes", rp.ErrorCode, len(rp.RecordBatches))
+	}
+	if bs, err := segment.SplitBatches(rp.RecordBatches); err != nil || bs[0].BaseOffset() != 0 {
+		t.Fatalf("batches: %v", err)
+	}
+	// At the log end nothing is read: the fetch long-polls for MaxWait as before.
+	start := time.Now()
+	resp, err = fetch(p.HighWatermark(), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp := resp.Topics[0].Partitions[0]; rp.ErrorCode != 0 || len(rp.RecordBatches) != 0 || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("fetch at the log end: error %d, %d record bytes after %v: want none after its 300 ms MaxWait", rp.ErrorCode, len(rp.RecordBatches), time.Since(start))
+	}
+}
