@@ -1,6 +1,7 @@
 package tiering_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"testing"
 
+	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
 )
 
@@ -129,4 +132,33 @@ func readFile(path string, size int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return readAllAt(f, size)
+}
+
+// checkArrivedPrefix checks a Read through the chunk cache (got, next) of (off, maxBytes, minOne)
+// against plain, an uncached RemoteLog of the same objects. A cached Read may return fewer bytes
+// than plain's when the rest of its range was still arriving (chunkCache.readPrefix); then its
+// bytes must be a non-empty run of whole batches at the start of plain's, and next must follow
+// them: exactly what plain returns when asked for that many bytes. It reports whether got was
+// all of plain's result.
+func checkArrivedPrefix(t testing.TB, plain *tiering.RemoteLog, segs []meta.RemoteSegment, off int64, maxBytes int, minOne bool, got []byte, next int64) bool {
+	t.Helper()
+	ctx := context.Background()
+	want, err := plain.Read(ctx, segs, off, maxBytes, minOne)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(got, want.Data) && next == want.NextOffset {
+		return true
+	}
+	if len(got) == 0 || len(got) >= len(want.Data) || !bytes.Equal(got, want.Data[:len(got)]) {
+		t.Fatalf("Read(%d, %d, %v): cached %d bytes next %d, uncached %d bytes next %d: not a prefix", off, maxBytes, minOne, len(got), next, len(want.Data), want.NextOffset)
+	}
+	short, err := plain.Read(ctx, segs, off, len(got), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(short.Data, got) || short.NextOffset != next {
+		t.Fatalf("Read(%d, %d, %v): cached %d bytes next %d: not whole batches (uncached, %d bytes asked: %d bytes next %d)", off, maxBytes, minOne, len(got), next, len(got), len(short.Data), short.NextOffset)
+	}
+	return false
 }

@@ -286,6 +286,27 @@ func OpenRemote(ctx context.Context, s Store, key string, size int64) (*RemoteRe
 	return &RemoteReader{store: s, key: key, size: size, Footer: f}, nil
 }
 
+// readArrived is readLogicalParts(start, end) for a Read, which can do with fewer bytes: from the
+// chunk cache it waits only for the bytes up to the second index entry after start, and takes as
+// much more of [start, end) as has arrived by then (chunkCache.readPrefix); parse returns the whole
+// batches among them. Two entries, not one: start is the entry at or below the Read's offset, and
+// the first batch reaching that offset begins before the next entry, or at it when the offsets in
+// between are missing (compaction, transaction markers' gaps); either way it ends by the entry
+// after (index entries are batch starts). Objects stored as lz4 chunks and stores without the
+// cache read [start, end) in full.
+func (r *RemoteReader) readArrived(ctx context.Context, start, end int64) ([][]byte, error) {
+	co, ok := r.store.(*cachedObject)
+	if !ok || co.key != r.key || r.Footer.Flags&FlagLZ4Chunks != 0 || end > co.size {
+		return r.readLogicalParts(ctx, start, end)
+	}
+	need := min(end, r.Footer.nextPosition(r.Footer.nextPosition(start)))
+	if err := r.sem.acquire(ctx, false); err != nil {
+		return nil, err
+	}
+	defer r.sem.release()
+	return co.c.readPrefix(ctx, co.Store, r.key, co.size, start, need, end)
+}
+
 // ReadResult is what RemoteReader.Read returns: whole batches and the offset after the last one.
 type ReadResult struct {
 	Data       []byte
@@ -319,7 +340,7 @@ func (r *RemoteReader) ReadParts(ctx context.Context, offset int64, maxBytes int
 	}
 	if parts == nil {
 		var err error
-		if parts, err = r.readLogicalParts(ctx, start, end); err != nil {
+		if parts, err = r.readArrived(ctx, start, end); err != nil {
 			return PartsResult{}, err
 		}
 	}
