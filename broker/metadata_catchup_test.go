@@ -48,16 +48,19 @@ func TestMetadataOnFollowersAfterCreate(t *testing.T) {
 	}
 	brokers := startReplCluster(t, 3)
 	var seeds []string
-	var ctrl *Broker
 	for _, b := range brokers {
 		seeds = append(seeds, b.Addr())
-		if b.meta.IsController() {
-			ctrl = b
+	}
+	var ctrl *Broker
+	waitFor(t, "a controller", func() bool { // an election may be under way
+		for _, b := range brokers {
+			if b.meta.IsController() {
+				ctrl = b
+				return true
+			}
 		}
-	}
-	if ctrl == nil {
-		t.Skip("no controller among the brokers right now") // elections are retried by Raft; nothing to check
-	}
+		return false
+	})
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		t.Fatal(err)
