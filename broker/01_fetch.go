@@ -451,8 +451,6 @@ func readAhead(targets []fetchTarget, from, room int, replicaID int32) (next int
 	return next
 }
 
-// quotaRetry is the soonest time after which a target the remote fetch quota answered without
-// records will get a grant; 0 if none was answered so.
 // readBucket reports whether a partition of the fetch got records from the bucket. Such a fetch
 // is answered at once, whatever its MinBytes, as Kafka answers one once its remote read completes
 // (DelayedRemoteFetch): a read from the bucket returns the batches that have arrived, which may be
@@ -468,6 +466,8 @@ func readBucket(targets []fetchTarget) bool {
 	return false
 }
 
+// quotaRetry is the soonest time after which a target the remote fetch quota answered without
+// records will get a grant; 0 if none was answered so.
 func quotaRetry(targets []fetchTarget) time.Duration {
 	var d time.Duration
 	for i := range targets {
