@@ -105,6 +105,23 @@ type tieredRead struct {
 	charged int
 }
 
+// objectLost decides, for an object the store says is missing, whether it was lost behind our back
+// (true) or deleted by remote retention (false: its manifest entry is gone). covered reports
+// whether this broker's manifest still lists the object. Retention removes the entry through meta
+// before it deletes the object, but this broker's meta replica may not have applied that removal
+// yet (a follower of the Raft group trails the commit by a heartbeat): so before calling the object
+// lost, catchUp (meta.Node.CatchUp) brings the replica up to what is committed and covered is asked
+// again. Without it such a broker answered KAFKA_STORAGE_ERROR where OFFSET_OUT_OF_RANGE was right,
+// and logged an ERROR and counted a missing object for a read that raced retention. If catchUp
+// fails (no meta leader), the object counts as lost: the consumer retries at its offset, which is
+// safe, rather than being sent back to the log start.
+func objectLost(ctx context.Context, covered func() bool, catchUp func(context.Context) error) bool {
+	if !covered() {
+		return false
+	}
+	return catchUp(ctx) != nil || covered()
+}
+
 // readRemote serves offset from the bucket. local=true: the offset turned out to be local after all
 // (the manifest ends below it and the local start is at or below it now): read it there. retry > 0:
 // no data because the remote fetch quota had no grant within remoteQuotaMaxWait; one will have
@@ -159,7 +176,8 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		}
 		return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
 	case errors.Is(err, tiering.ErrNotFound):
-		if !manifestCovers(tm.b.meta.State().RemoteSegments(p.topicID, p.index), offset) {
+		covered := func() bool { return manifestCovers(tm.b.meta.State().RemoteSegments(p.topicID, p.index), offset) }
+		if !objectLost(ctx, covered, tm.b.meta.CatchUp) {
 			// Remote retention deleted the object after we read the manifest (it removes the
 			// entries first, then the objects): the offset is below the log start now.
 			return tieredRead{code: kerr.OffsetOutOfRange.Code}, false
@@ -169,9 +187,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 		// OFFSET_OUT_OF_RANGE: that would send a consumer with auto.offset.reset=earliest back
 		// to the log start, to read the history again and hit the same hole, for ever.
 		// KAFKA_STORAGE_ERROR keeps it at its offset, retrying, until an operator restores the
-		// object or deletes the records (DeleteRecords past the hole). A broker whose metadata
-		// lags retention's removal of the entry by a moment answers this too (and logs it); the
-		// client's retry then finds the entry gone and gets OFFSET_OUT_OF_RANGE.
+		// object or deletes the records (DeleteRecords past the hole).
 		tm.missingReads.Add(1)
 		if tm.missingLog.Allow() {
 			tm.b.log.Error("tiering: a manifest entry's object is missing from the bucket, not served",

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -65,4 +66,39 @@ func TestTierReadMissingObject(t *testing.T) {
 		segs := b.meta.State().RemoteSegments(p.topicID, 0)
 		return len(segs) > 0 && segs[0].BaseOffset >= next
 	})
+}
+
+// TestObjectLostCatchesUpFirst: a missing object is called lost only if the manifest still lists it
+// after this broker's meta replica has caught up with what is committed. A replica that had not yet
+// applied retention's removal of the entry (the entry is listed, then gone after the catch-up) is a
+// read that raced retention: OFFSET_OUT_OF_RANGE, no error line, no missing-object count. A failed
+// catch-up (no meta leader) keeps the safe answer, lost. Nothing is caught up when the entry is
+// already gone.
+func TestObjectLostCatchesUpFirst(t *testing.T) {
+	errNoLeader := errors.New("no leader")
+	for _, c := range []struct {
+		name         string
+		listed       []bool // what covered answers, call by call
+		catchUpErr   error
+		want         bool
+		wantCatchUps int
+	}{
+		{"entry already gone", []bool{false}, nil, false, 0},
+		{"replica lagged retention's removal", []bool{true, false}, nil, false, 1},
+		{"listed after catching up: lost", []bool{true, true}, nil, true, 1},
+		{"catch-up failed: lost", []bool{true}, errNoLeader, true, 1},
+	} {
+		calls, catchUps := 0, 0
+		covered := func() bool {
+			if calls >= len(c.listed) {
+				t.Fatalf("%s: covered asked %d times", c.name, calls+1)
+			}
+			calls++
+			return c.listed[calls-1]
+		}
+		catchUp := func(context.Context) error { catchUps++; return c.catchUpErr }
+		if got := objectLost(context.Background(), covered, catchUp); got != c.want || catchUps != c.wantCatchUps {
+			t.Fatalf("%s: lost=%v after %d catch-ups, want %v after %d", c.name, got, catchUps, c.want, c.wantCatchUps)
+		}
+	}
 }
