@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -517,6 +518,67 @@ func TestDynamicLogFlushIntervalMs(t *testing.T) {
 		t.Fatalf("describe: %s (%v) %v", deref(c.Value), c.Source, layersOf(c.Synonyms))
 	}
 	if err := alterBroker(t, adm, []kadm.AlterConfig{set("log.flush.interval.ms", "0")}); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("0: %v", err)
+	}
+}
+
+// remote.log.manager.fetch.max.bytes.per.second is dynamic, as in Kafka (KIP-956): an operator can
+// slow replays from the bucket that hurt a broker, or lift the quota, without a restart. The
+// cluster-wide value applies to the running fetch quota, this broker's own value beats it, and
+// deleting both brings back the static value (unlimited by default). At 1 byte a second the first
+// fetch from the bucket still gets its first batch (Kafka's rule: the quota is overdrawn by it)
+// and the next gets none (throttled).
+func TestDynamicRemoteFetchQuota(t *testing.T) {
+	const name = "remote.log.manager.fetch.max.bytes.per.second"
+	b := newTestBroker(t)
+	cl, _, p := tieredTopic(t, b, "dynquota", 300, time.Now().Add(-time.Minute), 5)
+	adm := newTestAdmin(t, b)
+	rate := func() float64 { return b.tier.quota.Rate() }
+	if !math.IsInf(rate(), 1) {
+		t.Fatalf("static default: quota %v, want unlimited", rate())
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set(name, "1")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cluster-wide quota in force", func() bool { return rate() == 1 })
+	fetch := func() int {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 100, 1, 1<<20
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = p.topic, p.topicID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
+		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(testCtx(t), cl.Broker(int(b.cfg.NodeID)))
+		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("fetch: %v %+v", err, resp)
+		}
+		return len(resp.Topics[0].Partitions[0].RecordBatches)
+	}
+	if first := fetch(); first == 0 {
+		t.Fatalf("first fetch at 1 B/s: no records: want its first batch")
+	}
+	if n := fetch(); n != 0 {
+		t.Fatalf("second fetch at 1 B/s: %d bytes, want none (throttled)", n)
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set(name, "1073741824")}, b.cfg.NodeID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "this broker's quota over the cluster-wide one", func() bool { return rate() == 1<<30 })
+	if c := describedBrokerConfigs(t, adm, b.cfg.NodeID)[name]; deref(c.Value) != "1073741824" || c.Source != kmsg.ConfigSourceDynamicBrokerConfig {
+		t.Fatalf("describe: %s (%v)", deref(c.Value), c.Source)
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{del(name)}, b.cfg.NodeID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{del(name)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the static quota (unlimited) back", func() bool { return math.IsInf(rate(), 1) })
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set(name, "0")}); !errors.Is(err, kerr.InvalidConfig) {
 		t.Fatalf("0: %v", err)
 	}
 }

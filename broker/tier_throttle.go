@@ -321,14 +321,13 @@ func (t *tierThrottle) onProduce() {
 	}
 }
 
-// startThrottle installs an adaptive remote fetch quota (at most the static one) and starts its
-// controller, when remote.log.reader.adaptive.throttle.enable is on.
+// startThrottle starts the controller of the fetch quota's adaptive limit (never above the
+// configured rate), when remote.log.reader.adaptive.throttle.enable is on.
 func (tm *tierManager) startThrottle() {
 	if !tm.b.cfg.RemoteLogReaderAdaptiveThrottleEnable {
 		return
 	}
-	q := tiering.NewAdaptiveFetchQuota(staticFetchQuota(&tm.b.cfg))
-	tm.remote.SetQuota(q)
+	q := tm.quota
 	tm.throttle = &tierThrottle{ctl: newThrottleController(throttleParamsFrom(&tm.b.cfg)), quota: q}
 	sched := newSchedLatency()
 	produce := &tm.b.metrics.apis[0].requests // API key 0: Produce

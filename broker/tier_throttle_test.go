@@ -309,12 +309,12 @@ func TestTierThrottleLimitsRemoteFetch(t *testing.T) {
 	}
 }
 
-// TestTierThrottleDisabled: remote.log.reader.adaptive.throttle.enable=false leaves the static
-// quota (here none) in place and starts no controller.
+// TestTierThrottleDisabled: remote.log.reader.adaptive.throttle.enable=false starts no controller
+// and leaves the fetch quota at its configured rate (here none: unlimited).
 func TestTierThrottleDisabled(t *testing.T) {
 	b := newTestBroker(t, func(c *Config) { c.RemoteLogReaderAdaptiveThrottleEnable = false })
-	if b.tier.throttle != nil || b.tier.remote.Quota() != nil {
-		t.Fatalf("throttle off: controller %v, quota %v; want neither", b.tier.throttle, b.tier.remote.Quota())
+	if b.tier.throttle != nil || !math.IsInf(b.tier.remote.Quota().Rate(), 1) {
+		t.Fatalf("throttle off: controller %v, quota rate %v; want no controller, unlimited", b.tier.throttle, b.tier.remote.Quota().Rate())
 	}
 }
 

@@ -3,6 +3,9 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +31,12 @@ type tierManager struct {
 	b      *Broker
 	store  *tiering.MeteredStore
 	remote *tiering.RemoteLog
-	log    *slog.Logger
-	tune   tierTuning
+	// quota is remote's fetch quota for the broker's life (never nil): its configured rate follows
+	// remote.log.manager.fetch.max.bytes.per.second, dynamic levels included (applyFetchQuota), and
+	// the adaptive throttle lowers it below that while producers are short of CPU.
+	quota *tiering.FetchQuota
+	log   *slog.Logger
+	tune  tierTuning
 
 	throttle *tierThrottle // adaptive cold-read budget (tier_throttle.go); nil when off
 
@@ -118,9 +125,13 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 	// The chunk cache (remote.log.reader.cache.bytes) lets concurrent replays of one object share
 	// GETs (T2's measurements: cold replay from MinIO ~1.5-1.8x faster with it).
 	tm.remote = tiering.NewRemoteLogWith(tm.store, tiering.RemoteLogConfig{MaxFooters: remoteFooterCache,
-		CacheBytes: b.cfg.RemoteLogReaderCacheBytes, FetchBytesPerSecond: staticFetchQuota(&b.cfg)})
+		CacheBytes: b.cfg.RemoteLogReaderCacheBytes})
+	// One quota object, installed before any read: its rate changes in place (a dynamic config
+	// change, the adaptive throttle), never by replacing it under readers. Until meta is open
+	// (start) it has the static value.
+	tm.quota = tiering.NewAdaptiveFetchQuota(staticFetchQuota(&b.cfg))
+	tm.remote.SetQuota(tm.quota)
 	tm.ctx, tm.cancel = context.WithCancel(context.Background())
-	// The adaptive cold-read budget replaces the static quota by one that is at most as fast.
 	tm.startThrottle()
 	b.metrics.addCollector(tm.store.WriteMetrics)
 	b.metrics.addCollector(tm.writeMetrics)
@@ -133,6 +144,7 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 // opens (which may come first: the replica manager opens partitions as it starts). Idempotent.
 func (tm *tierManager) start() {
 	tm.once.Do(func() {
+		tm.applyFetchQuota()
 		tm.wg.Add(1)
 		go func() {
 			defer tm.wg.Done()
@@ -169,6 +181,25 @@ func (tm *tierManager) claimStore(ctx context.Context) error {
 func (tm *tierManager) enabled(tc TopicConfig) bool {
 	return tm != nil && tm.b.cfg.RemoteLogStorageEnable && tc.RemoteStorageEnable
 }
+
+// applyFetchQuota sets the fetch quota's configured rate to remote.log.manager.fetch.max.bytes.per.second
+// in force: this broker's dynamic value, else the cluster-wide one, else the static one (Kafka lets
+// operators change it at run time, KIP-956). Called when meta is open and on every dynamic config
+// change.
+func (tm *tierManager) applyFetchQuota() {
+	if tm == nil {
+		return
+	}
+	v, _, ok := tm.b.brokerConfigValue(tm.b.dynamicConfigs(), fetchQuotaConfig)
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if !ok || err != nil || n >= math.MaxInt64 {
+		n = 0 // validated on the way in; the default (Long.MAX_VALUE) means unlimited
+	}
+	tm.quota.SetConfiguredRate(n)
+}
+
+// fetchQuotaConfig is KIP-956's remote fetch quota, a dynamic broker config.
+const fetchQuotaConfig = "remote.log.manager.fetch.max.bytes.per.second"
 
 // wakeAll asks every upload task for a pass now (the cluster-wide upload switch changed).
 func (tm *tierManager) wakeAll() {

@@ -119,13 +119,20 @@ func (q *FetchQuota) SetAdaptiveRate(bytesPerSecond float64) {
 	if bytesPerSecond <= 0 || math.IsNaN(bytesPerSecond) {
 		bytesPerSecond = math.Inf(1)
 	}
+	q.setLimit(&q.adaptive, bytesPerSecond)
+}
+
+// setLimit sets one of the two limits (a field of q, guarded by mu) to bytesPerSecond (+Inf:
+// none), keeping the tokens accrued so far at the old rate, and tells lowered if the effective
+// rate fell.
+func (q *FetchQuota) setLimit(limit *float64, bytesPerSecond float64) {
 	q.mu.Lock()
-	if bytesPerSecond == q.adaptive {
+	if bytesPerSecond == *limit {
 		q.mu.Unlock()
 		return
 	}
 	q.refillLocked()
-	q.adaptive = bytesPerSecond
+	*limit = bytesPerSecond
 	was := q.rate
 	q.setRateLocked()
 	now, lowered := q.rate, q.lowered
@@ -133,6 +140,21 @@ func (q *FetchQuota) SetAdaptiveRate(bytesPerSecond float64) {
 	if lowered != nil && now < was {
 		lowered()
 	}
+}
+
+// SetConfiguredRate replaces the configured rate (KIP-956's
+// remote.log.manager.fetch.max.bytes.per.second, which Kafka lets operators change at run time);
+// ≤ 0 removes it. The adaptive limit stays as it is and still applies below the new rate. Tokens
+// accrued so far are kept, up to the new burst; a quota that was unlimited starts with a full one.
+func (q *FetchQuota) SetConfiguredRate(bytesPerSecond int64) {
+	if q == nil {
+		return
+	}
+	r := math.Inf(1)
+	if bytesPerSecond > 0 {
+		r = float64(bytesPerSecond)
+	}
+	q.setLimit(&q.static, r)
 }
 
 // Rate is the effective rate in bytes per second (+Inf: unlimited).
@@ -267,7 +289,8 @@ func (q *FetchQuota) Throttled() int64 {
 }
 
 // SetQuota replaces r's fetch quota (nil: unlimited). Call it before r serves reads: the broker
-// installs an adaptive quota (NewAdaptiveFetchQuota) in place of the static one the config built.
+// installs one quota (NewAdaptiveFetchQuota) for its life and changes its rates in place
+// (SetConfiguredRate, SetAdaptiveRate).
 // Whenever the quota is then lowered below a chunk a second, the chunk cache's GETs that no reader
 // waits on are cancelled (chunkCache.shedIdle).
 func (r *RemoteLog) SetQuota(q *FetchQuota) {

@@ -256,3 +256,43 @@ func TestFetchQuotaAdaptiveDelivers(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchQuotaConfiguredRateChanges: the configured rate (a dynamic config) changes in place: the
+// effective rate is the lower of it and the adaptive limit, removing it leaves the adaptive limit
+// alone, a quota that was unlimited starts with a full burst at its new rate, and lowered hears of
+// every fall of the effective rate (the chunk cache then sheds idle GETs), not of a rise.
+func TestFetchQuotaConfiguredRateChanges(t *testing.T) {
+	now := time.Unix(1000, 0)
+	q := NewAdaptiveFetchQuota(0)
+	q.now = func() time.Time { return now }
+	q.last = now
+	falls := 0
+	q.lowered = func() { falls++ }
+
+	q.SetConfiguredRate(8 << 20)
+	if q.Rate() != 8<<20 || falls != 1 {
+		t.Fatalf("configured 8 MiB/s: rate %v, %d falls", q.Rate(), falls)
+	}
+	if g, _ := q.Take(1 << 30); g != 8<<20 {
+		t.Fatalf("first grant at a new configured rate: %d, want its one-second burst", g)
+	}
+	q.SetAdaptiveRate(2 << 20)
+	q.SetConfiguredRate(32 << 20) // raised, but the adaptive limit binds
+	if q.Rate() != 2<<20 || falls != 2 {
+		t.Fatalf("configured 32 MiB/s under an adaptive 2 MiB/s: rate %v, %d falls", q.Rate(), falls)
+	}
+	q.SetConfiguredRate(1 << 20)
+	if q.Rate() != 1<<20 || falls != 3 {
+		t.Fatalf("configured 1 MiB/s under an adaptive 2 MiB/s: rate %v, %d falls", q.Rate(), falls)
+	}
+	q.SetConfiguredRate(0)
+	if q.Rate() != 2<<20 || falls != 3 {
+		t.Fatalf("configured rate removed: rate %v (want the adaptive 2 MiB/s), %d falls", q.Rate(), falls)
+	}
+	q.SetAdaptiveRate(0)
+	if !math.IsInf(q.Rate(), 1) {
+		t.Fatalf("both removed: rate %v", q.Rate())
+	}
+	var nilq *FetchQuota
+	nilq.SetConfiguredRate(1) // no panic
+}
