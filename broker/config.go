@@ -92,6 +92,7 @@ type Config struct {
 	RemoteLogReaderCacheBytes             int64  // remote.log.reader.cache.bytes (Sediment extension)
 	RemoteLogSegmentCompressionType       string // remote.log.segment.compression.type: none | lz4 (Sediment extension)
 	RemoteLogManagerFetchMaxBytesPerSec   int64  // remote.log.manager.fetch.max.bytes.per.second (KIP-956)
+	RemoteLogManagerCopyMaxBytesPerSec    int64  // remote.log.manager.copy.max.bytes.per.second (KIP-956)
 	// Adaptive cold-read budget (Sediment extensions; broker/tier_throttle.go):
 	// remote.log.reader.adaptive.throttle.enable, .min.bytes.per.second, .sched.latency.us.
 	RemoteLogReaderAdaptiveThrottleEnable         bool
@@ -413,6 +414,8 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *string { return &c.RemoteLogSegmentCompressionType }),
 	longDef("remote.log.manager.fetch.max.bytes.per.second", maxLongStr, 1, "Bytes per second consumer fetches may read from object storage on this broker (KIP-956); a fetch over the quota waits up to 500 ms, else returns no data for that partition this round (a long-polling fetch reads it again as soon as the quota has a grant). The default means unlimited. Dynamic, as in Kafka: set on the BROKER resource \"\" or a broker id, it applies at once.",
 		func(c *Config) *int64 { return &c.RemoteLogManagerFetchMaxBytesPerSec }),
+	longDef("remote.log.manager.copy.max.bytes.per.second", maxLongStr, 1, "Bytes per second uploads to object storage may send from this broker, all partitions together (KIP-956). As in Kafka it is applied per segment: an upload starts once the quota is out of debt and then charges its object's size; segments waiting stay on local disk. The default means unlimited. Dynamic, as in Kafka: set on the BROKER resource \"\" or a broker id, it applies from the next upload on.",
+		func(c *Config) *int64 { return &c.RemoteLogManagerCopyMaxBytesPerSec }),
 	boolDef("remote.log.reader.adaptive.throttle.enable", "true", "Sediment extension: while Produce requests are being answered and the broker is short of CPU (goroutine scheduling latency p99 above remote.log.reader.adaptive.throttle.sched.latency.us), reads from object storage are slowed (AIMD on the remote fetch quota, every 50 ms, never above remote.log.manager.fetch.max.bytes.per.second) so that a replay cannot slow produce; with no producers, or CPU to spare, replays run at full speed.",
 		func(c *Config) *bool { return &c.RemoteLogReaderAdaptiveThrottleEnable }),
 	longDef("remote.log.reader.adaptive.throttle.min.bytes.per.second", "1048576", 1, "Sediment extension: the adaptive throttle never slows reads from object storage below this rate (bytes per second), so a replay always progresses. Once contention clears the limit grows by at least this much per second: after a back-off it doubles every second up to half the rate that met contention (so one blip costs a replay seconds), then grows by a tenth of that rate per second. Lower means less cost to producers on a CPU-starved broker and slower replays there (sediment bench on 2 cores with the object store beside the broker: produce ack p99 0.99x with 1 MiB/s, 2.0-2.3x with 4 MiB/s).",

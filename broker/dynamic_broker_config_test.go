@@ -582,3 +582,42 @@ func TestDynamicRemoteFetchQuota(t *testing.T) {
 		t.Fatalf("0: %v", err)
 	}
 }
+
+// remote.log.manager.copy.max.bytes.per.second is dynamic too (KIP-956): set cluster-wide, it
+// paces the broker's uploads (all partitions together, object by object) from then on; the history still reaches the
+// bucket whole and reads back; deleted, uploads are unlimited again.
+func TestDynamicRemoteCopyQuota(t *testing.T) {
+	const name, rate = "remote.log.manager.copy.max.bytes.per.second", 16 << 10
+	b := newTestBroker(t, tieredConfig)
+	adm := newTestAdmin(t, b)
+	if !math.IsInf(b.tier.copyQuota.Rate(), 1) {
+		t.Fatalf("static default: copy quota %v, want unlimited", b.tier.copyQuota.Rate())
+	}
+	if err := alterBroker(t, adm, []kadm.AlterConfig{set(name, fmt.Sprint(rate))}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cluster-wide copy quota in force", func() bool { return b.tier.copyQuota.Rate() == rate })
+	var took time.Duration
+	_, want, p := tieredTopicWith(t, b, "copyquota", 300, time.Now().Add(-time.Minute).Truncate(time.Millisecond), 9, func(t *testing.T, b *Broker, p *Partition) int64 {
+		start := time.Now()
+		end := tierByBroker(t, b, p)
+		took = time.Since(start)
+		return end
+	})
+	var sent, last int64
+	for _, s := range b.meta.State().RemoteSegments(p.topicID, p.index) {
+		sent, last = sent+s.Size, s.Size
+	}
+	// Charged per object after it is stored (as Kafka): one second's worth goes free (the quota's
+	// burst), the last object's charge is never waited for, and the rest is paced at the rate.
+	least := time.Duration(float64(sent-rate-last) / rate * float64(time.Second))
+	if least < 2*time.Second || took < least*8/10 {
+		t.Fatalf("%d bytes uploaded at %d B/s in %v: want at least %v", sent, rate, took, least*8/10)
+	}
+	t.Logf("%d bytes uploaded at %d B/s in %v (at least %v)", sent, rate, took, least)
+	consumeAll(t, b, p.topic, want, 30*time.Second)
+	if err := alterBroker(t, adm, []kadm.AlterConfig{del(name)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "unlimited uploads again", func() bool { return math.IsInf(b.tier.copyQuota.Rate(), 1) })
+}

@@ -203,7 +203,7 @@ func (rm *ReplicaManager) eventLoop(events <-chan meta.Event) {
 				rm.log.Error("applying metadata to local replicas", "err", err)
 			}
 			if wake {
-				rm.b.tier.applyFetchQuota()
+				rm.b.tier.applyRemoteQuotas()
 				rm.b.tier.wakeAll()
 			}
 		}

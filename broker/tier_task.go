@@ -68,7 +68,7 @@ func (tm *tierManager) startTask(p *Partition) *tierTask {
 	t := &tierTask{tm: tm, p: p, cancel: cancel, done: make(chan struct{}),
 		wake: make(chan struct{}, 1), retention: make(chan struct{}, 1)}
 	t.arch = tiering.NewPartitionArchiver(tm.store, p.topicID, p.index, partitionLogView{p}, tm.manifest(p.topicID, p.index),
-		tiering.ArchiverConfig{FS: p.fs, Logger: tm.log, OrphanGrace: tm.tune.orphanGrace,
+		tiering.ArchiverConfig{FS: p.fs, Logger: tm.log, OrphanGrace: tm.tune.orphanGrace, CopyQuota: tm.copyQuota,
 			// remote.log.segment.compression.type=lz4 (the topic's, defaulting to the broker's; read per
 			// upload, so an AlterConfigs applies from the next segment): segments of uncompressed batches
 			// go up as lz4 chunks. The reader tells the kinds apart by the footer; a bucket may hold both.

@@ -381,15 +381,6 @@ func (tm *tierManager) writeThrottleMetrics(w io.Writer) {
 	}
 }
 
-// staticFetchQuota is remote.log.manager.fetch.max.bytes.per.second, 0 when unlimited.
-func staticFetchQuota(cfg *Config) int64 {
-	q := cfg.RemoteLogManagerFetchMaxBytesPerSec
-	if q >= math.MaxInt64 || q <= 0 {
-		return 0
-	}
-	return q
-}
-
 // TierThrottleStats is the adaptive cold-read throttle's state (benchmarks read it in process).
 type TierThrottleStats struct {
 	Enabled         bool

@@ -32,11 +32,14 @@ type tierManager struct {
 	store  *tiering.MeteredStore
 	remote *tiering.RemoteLog
 	// quota is remote's fetch quota for the broker's life (never nil): its configured rate follows
-	// remote.log.manager.fetch.max.bytes.per.second, dynamic levels included (applyFetchQuota), and
+	// remote.log.manager.fetch.max.bytes.per.second, dynamic levels included (applyRemoteQuotas), and
 	// the adaptive throttle lowers it below that while producers are short of CPU.
 	quota *tiering.FetchQuota
-	log   *slog.Logger
-	tune  tierTuning
+	// copyQuota paces every upload of the broker (remote.log.manager.copy.max.bytes.per.second,
+	// dynamic levels included: applyRemoteQuotas). Never nil; unlimited by default.
+	copyQuota *tiering.FetchQuota
+	log       *slog.Logger
+	tune      tierTuning
 
 	throttle *tierThrottle // adaptive cold-read budget (tier_throttle.go); nil when off
 
@@ -129,8 +132,9 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 	// One quota object, installed before any read: its rate changes in place (a dynamic config
 	// change, the adaptive throttle), never by replacing it under readers. Until meta is open
 	// (start) it has the static value.
-	tm.quota = tiering.NewAdaptiveFetchQuota(staticFetchQuota(&b.cfg))
+	tm.quota = tiering.NewAdaptiveFetchQuota(unlimitedIfMax(b.cfg.RemoteLogManagerFetchMaxBytesPerSec))
 	tm.remote.SetQuota(tm.quota)
+	tm.copyQuota = tiering.NewAdaptiveFetchQuota(unlimitedIfMax(b.cfg.RemoteLogManagerCopyMaxBytesPerSec))
 	tm.ctx, tm.cancel = context.WithCancel(context.Background())
 	tm.startThrottle()
 	b.metrics.addCollector(tm.store.WriteMetrics)
@@ -144,7 +148,7 @@ func newTierManager(b *Broker, store tiering.Store) *tierManager {
 // opens (which may come first: the replica manager opens partitions as it starts). Idempotent.
 func (tm *tierManager) start() {
 	tm.once.Do(func() {
-		tm.applyFetchQuota()
+		tm.applyRemoteQuotas()
 		tm.wg.Add(1)
 		go func() {
 			defer tm.wg.Done()
@@ -182,24 +186,41 @@ func (tm *tierManager) enabled(tc TopicConfig) bool {
 	return tm != nil && tm.b.cfg.RemoteLogStorageEnable && tc.RemoteStorageEnable
 }
 
-// applyFetchQuota sets the fetch quota's configured rate to remote.log.manager.fetch.max.bytes.per.second
-// in force: this broker's dynamic value, else the cluster-wide one, else the static one (Kafka lets
-// operators change it at run time, KIP-956). Called when meta is open and on every dynamic config
-// change.
-func (tm *tierManager) applyFetchQuota() {
+// applyRemoteQuotas sets the configured rates of the fetch and copy quotas to
+// remote.log.manager.fetch.max.bytes.per.second and remote.log.manager.copy.max.bytes.per.second in
+// force: this broker's dynamic value, else the cluster-wide one, else the static one (Kafka lets
+// operators change both at run time, KIP-956). Called when meta is open and on every dynamic
+// config change.
+func (tm *tierManager) applyRemoteQuotas() {
 	if tm == nil {
 		return
 	}
-	v, _, ok := tm.b.brokerConfigValue(tm.b.dynamicConfigs(), fetchQuotaConfig)
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if !ok || err != nil || n >= math.MaxInt64 {
-		n = 0 // validated on the way in; the default (Long.MAX_VALUE) means unlimited
+	dyn := tm.b.dynamicConfigs()
+	inForce := func(name string) int64 {
+		v, _, ok := tm.b.brokerConfigValue(dyn, name)
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if !ok || err != nil {
+			return 0 // validated on the way in
+		}
+		return unlimitedIfMax(n)
 	}
-	tm.quota.SetConfiguredRate(n)
+	tm.quota.SetConfiguredRate(inForce(fetchQuotaConfig))
+	tm.copyQuota.SetConfiguredRate(inForce(copyQuotaConfig))
 }
 
-// fetchQuotaConfig is KIP-956's remote fetch quota, a dynamic broker config.
-const fetchQuotaConfig = "remote.log.manager.fetch.max.bytes.per.second"
+// KIP-956's quotas, dynamic broker configs.
+const (
+	fetchQuotaConfig = "remote.log.manager.fetch.max.bytes.per.second"
+	copyQuotaConfig  = "remote.log.manager.copy.max.bytes.per.second"
+)
+
+// unlimitedIfMax maps a quota config's default (Long.MAX_VALUE: no limit) to 0, FetchQuota's none.
+func unlimitedIfMax(n int64) int64 {
+	if n >= math.MaxInt64 {
+		return 0
+	}
+	return n
+}
 
 // wakeAll asks every upload task for a pass now (the cluster-wide upload switch changed).
 func (tm *tierManager) wakeAll() {

@@ -219,9 +219,10 @@ var dynamicBrokerConfigs = map[string]func(string) error{
 	// log.flush.interval.ms: Sediment's fsync period under log.flush.policy=interval (Kafka's synonym
 	// of flush.ms, dynamic there too).
 	"log.flush.interval.ms": longAtLeast(1),
-	// remote.log.manager.fetch.max.bytes.per.second: the remote fetch quota (KIP-956, dynamic in
-	// Kafka too); not a topic config's default, like log.flush.interval.ms.
+	// remote.log.manager.fetch/copy.max.bytes.per.second: the remote fetch and upload quotas
+	// (KIP-956, dynamic in Kafka too); not topic configs' defaults, like log.flush.interval.ms.
 	"remote.log.manager.fetch.max.bytes.per.second": longAtLeast(1),
+	"remote.log.manager.copy.max.bytes.per.second":  longAtLeast(1),
 }
 
 // clusterOnlyConfigs may be set only as cluster-wide defaults.

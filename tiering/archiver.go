@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -65,6 +66,13 @@ type ArchiverConfig struct {
 	Logger      *slog.Logger
 	// FS is the file system the log's segment files live on (segment.Config.FS); nil = the OS.
 	FS vfs.FS
+	// CopyQuota bounds the bytes uploads send (Kafka's remote.log.manager.copy.max.bytes.per.second,
+	// one quota for every partition of a broker), as Kafka does, per segment: an upload starts once
+	// the quota is out of debt and then charges the object's size, so the rate holds over time while
+	// one object goes at the store's speed. Not per read: the S3 SDK reads a body twice over plain
+	// HTTP (once to sign it, once to send it), so pacing reads would halve the rate and pace the
+	// signing pass rather than the network. nil: unlimited.
+	CopyQuota *FetchQuota
 	// NewUploadID and Now are for deterministic tests; nil = NewUploadID and time.Now.
 	NewUploadID func() string
 	Now         func() time.Time
@@ -239,9 +247,15 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 		return fmt.Errorf("tiering: upload %s: segment ends at offset %d, the log says %d", si.Path, ft.LastOffset, si.NextOffset-1)
 	}
 	key := SegmentKey{Topic: a.topic, Partition: a.partition, BaseOffset: ft.BaseOffset, LeaderEpoch: a.log.LeaderEpoch(), UploadID: a.cfg.NewUploadID()}.String()
+	granted, err := awaitGrant(ctx, a.cfg.CopyQuota)
+	if err != nil {
+		return fmt.Errorf("tiering: upload %s: waiting for the copy quota: %w", si.Path, err)
+	}
 	if err := a.store.Put(ctx, key, obj, obj.Size()); err != nil {
+		a.cfg.CopyQuota.Settle(granted, 0) // nothing stored: the grant goes back
 		return fmt.Errorf("tiering: upload %s as %s: %w", si.Path, key, err)
 	}
+	a.cfg.CopyQuota.Settle(granted, int(min(obj.Size(), math.MaxInt32))) // the rest of the object is debt, repaid before the next upload starts
 	entry := meta.RemoteSegment{
 		BaseOffset: ft.BaseOffset, LastOffset: ft.LastOffset,
 		FirstTimestamp: ft.FirstTimestamp, MaxTimestamp: ft.MaxTimestamp,
@@ -368,4 +382,25 @@ func collectOrphans(ctx context.Context, s Store, prefix string, manifest Manife
 		deleted = append(deleted, o.Key)
 	}
 	return deleted, errors.Join(errs...)
+}
+
+// awaitGrant waits until q (the copy quota; nil: unlimited) grants at least one byte, that is,
+// until it is out of debt, and returns the grant; ctx ending first is an error.
+func awaitGrant(ctx context.Context, q *FetchQuota) (int, error) {
+	if q == nil {
+		return 0, nil
+	}
+	for {
+		g, wait := q.Take(1)
+		if g > 0 {
+			return g, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		}
+	}
 }

@@ -2,6 +2,7 @@ package tiering
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -295,4 +296,48 @@ func TestFetchQuotaConfiguredRateChanges(t *testing.T) {
 	}
 	var nilq *FetchQuota
 	nilq.SetConfiguredRate(1) // no panic
+}
+
+// TestAwaitGrant: an upload under the copy quota starts only once the quota is out of the debt the
+// last upload left (its object's size beyond the grant), and a wait ends with the upload's context.
+func TestAwaitGrant(t *testing.T) {
+	if g, err := awaitGrant(context.Background(), nil); g != 0 || err != nil {
+		t.Fatalf("no quota: %d, %v", g, err)
+	}
+	const rate = 64 << 10
+	q := NewAdaptiveFetchQuota(rate)
+	g, err := awaitGrant(context.Background(), q)
+	if err != nil || g <= 0 {
+		t.Fatalf("first upload: grant %d, %v", g, err)
+	}
+	// An object two seconds' worth larger than its grant: the burst (a second's worth, accrued
+	// while idle) covers one, the other is debt.
+	q.Settle(g, g+2*rate)
+	start := time.Now()
+	if g, err := awaitGrant(context.Background(), q); err != nil || g <= 0 {
+		t.Fatalf("second upload: grant %d, %v", g, err)
+	}
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Fatalf("second upload started %v after a second of debt", d)
+	}
+
+	slow := NewAdaptiveFetchQuota(1)
+	g, _ = awaitGrant(context.Background(), slow)
+	slow.Settle(g, 1<<20) // days of debt at 1 B/s
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := awaitGrant(ctx, slow)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a wait for the copy quota did not end with its context")
+	}
 }
