@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -202,6 +201,17 @@ func (a *PartitionArchiver) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, from int64) error {
+	// Wait for the copy quota first: not holding the segment pinned or its object built meanwhile.
+	granted, err := awaitGrant(ctx, a.cfg.CopyQuota)
+	if err != nil {
+		return fmt.Errorf("tiering: upload %s: waiting for the copy quota: %w", si.Path, err)
+	}
+	uploaded := false
+	defer func() {
+		if !uploaded {
+			a.cfg.CopyQuota.Settle(granted, 0) // nothing stored: the grant goes back
+		}
+	}()
 	if p, ok := a.log.(SegmentPinner); ok {
 		release, ok := p.PinSegment(si.BaseOffset)
 		if !ok {
@@ -247,15 +257,11 @@ func (a *PartitionArchiver) upload(ctx context.Context, si segment.SegmentInfo, 
 		return fmt.Errorf("tiering: upload %s: segment ends at offset %d, the log says %d", si.Path, ft.LastOffset, si.NextOffset-1)
 	}
 	key := SegmentKey{Topic: a.topic, Partition: a.partition, BaseOffset: ft.BaseOffset, LeaderEpoch: a.log.LeaderEpoch(), UploadID: a.cfg.NewUploadID()}.String()
-	granted, err := awaitGrant(ctx, a.cfg.CopyQuota)
-	if err != nil {
-		return fmt.Errorf("tiering: upload %s: waiting for the copy quota: %w", si.Path, err)
-	}
 	if err := a.store.Put(ctx, key, obj, obj.Size()); err != nil {
-		a.cfg.CopyQuota.Settle(granted, 0) // nothing stored: the grant goes back
 		return fmt.Errorf("tiering: upload %s as %s: %w", si.Path, key, err)
 	}
-	a.cfg.CopyQuota.Settle(granted, int(min(obj.Size(), math.MaxInt32))) // the rest of the object is debt, repaid before the next upload starts
+	uploaded = true
+	a.cfg.CopyQuota.Settle(granted, int(obj.Size())) // the rest of the object is debt, repaid before the next upload starts
 	entry := meta.RemoteSegment{
 		BaseOffset: ft.BaseOffset, LastOffset: ft.LastOffset,
 		FirstTimestamp: ft.FirstTimestamp, MaxTimestamp: ft.MaxTimestamp,
