@@ -542,16 +542,8 @@ func TestDynamicRemoteFetchQuota(t *testing.T) {
 	}
 	waitFor(t, "the cluster-wide quota in force", func() bool { return rate() == 1 })
 	fetch := func() int {
-		req := kmsg.NewPtrFetchRequest()
-		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 100, 1, 1<<20
-		req.SessionEpoch = -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = p.topic, p.topicID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
-		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := fetchRequest(b, p.topic, 0, 100, 1, 1<<20, 1<<20)
+		req.Topics[0].TopicID = p.topicID // kgo sends the highest version both support: v13+ names the topic by ID
 		resp, err := req.RequestWith(testCtx(t), cl.Broker(int(b.cfg.NodeID)))
 		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("fetch: %v %+v", err, resp)

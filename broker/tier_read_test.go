@@ -714,16 +714,8 @@ func TestTierReadAnswersBelowFetchMinBytes(t *testing.T) {
 	b := newTestBroker(t)
 	cl, _, p := tieredTopic(t, b, "minbytes", 300, time.Now().Add(-time.Minute), 3)
 	fetch := func(offset int64, wait time.Duration) (*kmsg.FetchResponse, error) {
-		req := kmsg.NewPtrFetchRequest()
-		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, int32(wait.Milliseconds()), 64<<20, 64<<20
-		req.SessionEpoch = -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = p.topic, p.topicID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, offset, 1<<20
-		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := fetchRequest(b, p.topic, offset, int32(wait.Milliseconds()), 64<<20, 64<<20, 1<<20)
+		req.Topics[0].TopicID = p.topicID // kgo sends the highest version both support: v13+ names the topic by ID
 		ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
 		defer cancel()
 		return req.RequestWith(ctx, cl.Broker(int(b.cfg.NodeID)))
