@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,19 @@ func (f *putFaults) noteResume(r *http.Request) {
 	}
 }
 
+// unresumed lists the cut points no GET has resumed, by object path (for a failure message).
+func (f *putFaults) unresumed() map[string][]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	left := map[string][]int64{}
+	for path, pts := range f.cutPoints {
+		if len(pts) > 0 {
+			left[path] = slices.Clone(pts)
+		}
+	}
+	return left
+}
+
 // cutBody ends a reply body with an error after left bytes; httputil.ReverseProxy then aborts the
 // response (http.ErrAbortHandler), which closes the client's connection mid-body.
 type cutBody struct {
@@ -83,7 +97,9 @@ func (f *putFaults) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodGet && f.cutGetEvery > 0 {
 		f.noteResume(r)
 		resp, err := f.next.RoundTrip(r)
-		if err == nil && resp.ContentLength > 1 && f.gets.Add(1)%f.cutGetEvery == 0 {
+		// Only object bytes are cut (2xx): an error reply's body is the SDK's to read, not a range
+		// the reader would resume.
+		if err == nil && resp.StatusCode/100 == 2 && resp.ContentLength > 1 && f.gets.Add(1)%f.cutGetEvery == 0 {
 			f.cut.Add(1)
 			left := resp.ContentLength / 2
 			if r.Header.Get("Range") != "" {
@@ -215,7 +231,8 @@ func TestTierUploadFaultsMinIO(t *testing.T) {
 	// Every cut read of an object range was resumed where it stopped, not fetched again from its
 	// start (s3Reader's resume, seen from the wire).
 	if c := faults.cutRanged.Load(); c == 0 || faults.resumed.Load() != c {
-		t.Errorf("%d GETs of object ranges cut mid-body, %d resumed from where they were cut; want all", c, faults.resumed.Load())
+		t.Errorf("%d GETs of object ranges cut mid-body, %d resumed from where they were cut; want all; not resumed (object → cut points): %v",
+			c, faults.resumed.Load(), faults.unresumed())
 	}
 	t.Logf("%d PUTs: %d applied but answered 500, %d refused with 503; %d segments committed; %d GETs, %d cut mid-body (%d object ranges), %d resumed where cut", faults.puts.Load(),
 		faults.applied.Load(), faults.rejected.Load(), len(segs), faults.gets.Load(), faults.cut.Load(), faults.cutRanged.Load(), faults.resumed.Load())
