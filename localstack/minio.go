@@ -206,6 +206,9 @@ func start(ctx context.Context, bin string, o Options) (*Server, error) {
 	return s, nil
 }
 
+// Pid is the server process's id (the tiering bench reads its CPU time from /proc).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Output is what the server printed so far (for failure logs).
 func (s *Server) Output() string { return s.out.String() }
 

@@ -128,25 +128,26 @@ func replayWorkerCommand(brokers []string, topic string, ends map[int32]int64, p
 }
 
 // replayOnce runs one replay of [0, ends) of topic in a replay-worker child and returns what it
-// read, timed by the child (from its client's start, as loadgen.Replay in this process).
-func replayOnce(brokers []string, topic string, ends map[int32]int64, timeout time.Duration) (loadgen.Throughput, error) {
+// read, timed by the child (from its client's start, as loadgen.Replay in this process), and the
+// child's CPU time.
+func replayOnce(brokers []string, topic string, ends map[int32]int64, timeout time.Duration) (loadgen.Throughput, time.Duration, error) {
 	var t loadgen.Throughput
 	cmd, err := replayWorkerCommand(brokers, topic, ends, 0, timeout, "--once")
 	if err != nil {
-		return t, err
+		return t, 0, err
 	}
 	var errb strings.Builder
 	cmd.Stderr = &errb
 	out, err := cmd.Output()
 	if err != nil {
-		return t, fmt.Errorf("replay-worker: %w: %s", err, strings.TrimSpace(errb.String()))
+		return t, 0, fmt.Errorf("replay-worker: %w: %s", err, strings.TrimSpace(errb.String()))
 	}
 	var ns, first int64
 	if _, err := fmt.Sscanf(string(out), "done %d %d %d %d", &t.Records, &t.Bytes, &ns, &first); err != nil {
-		return t, fmt.Errorf("replay-worker: output %q: %w", out, err)
+		return t, 0, fmt.Errorf("replay-worker: output %q: %w", out, err)
 	}
 	t.Elapsed, t.First = time.Duration(ns), time.Duration(first)
-	return t, nil
+	return t, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // replayProcess is a running replay-worker child.

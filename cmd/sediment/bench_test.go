@@ -130,6 +130,11 @@ func TestBenchTier(t *testing.T) {
 		if r.First <= 0 || r.First > r.Elapsed {
 			t.Fatalf("replay run %+v: first record not timed within the run", r)
 		}
+		// Where its CPU went: the broker (this process) and the consumer (the replay-worker child)
+		// worked; the store is --minio-endpoint's, not the bench's to watch.
+		if c := r.CPU; c == nil || c.Broker <= 0 || c.Consumer <= 0 || c.Store != 0 || c.Busy <= 0 || c.Busy > 1 {
+			t.Fatalf("replay run %+v: CPU %+v", r, c)
+		}
 	}
 	if tr.ReplayBucket.Records == 0 || tr.ReplayBucket.Bytes != tr.ReplayLocal.Bytes || tr.ReplayRequests.GetBytes < tr.ReplayBucket.Bytes {
 		t.Fatalf("replay: bucket %+v (GET %d bytes), local %+v", tr.ReplayBucket, tr.ReplayRequests.GetBytes, tr.ReplayLocal)

@@ -75,6 +75,14 @@ type tierStore struct {
 	desc     string
 }
 
+// pid is the MinIO process the bench started, 0 with --minio-endpoint (not ours to watch).
+func (s *tierStore) pid() int {
+	if s.srv == nil {
+		return 0
+	}
+	return s.srv.Pid()
+}
+
 // url is the broker's --object-store for the bucket at endpoint (the proxy or the store itself).
 func (s *tierStore) url(endpoint string) string {
 	where := s.bucket
@@ -817,7 +825,7 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 			o.phase("tier-replay-bucket", true)
 		}
 		w := watchThrottle(tb.b) // no producers: the adaptive throttle must leave this replay alone
-		rb, err := replayMeasured(ctx, tb.brokers(), tiered, ends, c.Timeout, o.replayInProc)
+		rb, cpu, err := replayMeasured(ctx, tb.brokers(), tiered, ends, c.Timeout, o.replayInProc, s.pid())
 		o.phase("tier-replay-bucket", false)
 		fmt.Fprintln(out, w())
 		if err != nil {
@@ -828,8 +836,11 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 			return nil, err
 		}
 		req := after.Sub(before)
-		t.ReplayBucketRuns = append(t.ReplayBucketRuns, loadgen.ReplayRun{Throughput: rb, GetBytes: req.GetBytes, Gets: req.Gets})
+		t.ReplayBucketRuns = append(t.ReplayBucketRuns, loadgen.ReplayRun{Throughput: rb, GetBytes: req.GetBytes, Gets: req.Gets, CPU: cpu})
 		fmt.Fprintf(out, "replay from the bucket: %.1f MB/s, first record after %.1f ms (GET %.1f MiB in %d requests, broker's object-store metrics)\n", rb.MBps(), float64(rb.First.Microseconds())/1e3, float64(req.GetBytes)/(1<<20), req.Gets)
+		if cpu != nil {
+			fmt.Fprintln(out, cpu.String(rb.Bytes, "MinIO"))
+		}
 		if req.GetBytes < rb.Bytes/2 {
 			t.Notes = append(t.Notes, fmt.Sprintf("replay %d of %s fetched only %d bytes from the bucket for %d value bytes (served from a cache?)", i+1, tiered, req.GetBytes, rb.Bytes))
 		}
@@ -839,13 +850,18 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 		if i == 0 {
 			o.phase("tier-replay-local", true)
 		}
-		rl, err := replayMeasured(ctx, tb.brokers(), local, localEnds, c.Timeout, o.replayInProc)
+		// The store's CPU is watched here too: it should be idle, and if it is not, that is
+		// CPU taken from this side as well.
+		rl, cpu, err := replayMeasured(ctx, tb.brokers(), local, localEnds, c.Timeout, o.replayInProc, s.pid())
 		o.phase("tier-replay-local", false)
 		if err != nil {
 			return nil, fmt.Errorf("replay of %s from local disk: %w", local, err)
 		}
-		t.ReplayLocalRuns = append(t.ReplayLocalRuns, loadgen.ReplayRun{Throughput: rl})
+		t.ReplayLocalRuns = append(t.ReplayLocalRuns, loadgen.ReplayRun{Throughput: rl, CPU: cpu})
 		fmt.Fprintf(out, "replay from local disk: %.1f MB/s, first record after %.1f ms\n", rl.MBps(), float64(rl.First.Microseconds())/1e3)
+		if cpu != nil {
+			fmt.Fprintln(out, cpu.String(rl.Bytes, "MinIO"))
+		}
 		if rl.Bytes != rb.Bytes {
 			t.Notes = append(t.Notes, fmt.Sprintf("replay volumes differ: bucket %d B, local %d B", rb.Bytes, rl.Bytes))
 		}
@@ -855,12 +871,20 @@ func replayBoth(ctx context.Context, tb *tierBroker, s *tierStore, dir, tiered, 
 }
 
 // replayMeasured is one timed replay: in a replay-worker child (a consumer outside the broker's
-// process, as in production), or with inProc in this process.
-func replayMeasured(ctx context.Context, brokers []string, topic string, ends map[int32]int64, timeout time.Duration, inProc bool) (loadgen.Throughput, error) {
+// process, as in production), or with inProc in this process. Out of process, it also says where
+// the replay's CPU went (nil in process, where the consumer's CPU cannot be told from the broker's,
+// or without /proc); storePid is the object store's process, 0 if not ours to watch.
+func replayMeasured(ctx context.Context, brokers []string, topic string, ends map[int32]int64, timeout time.Duration, inProc bool, storePid int) (loadgen.Throughput, *loadgen.ReplayCPU, error) {
 	if inProc {
-		return loadgen.Replay(ctx, brokers, topic, ends, timeout, nil, 0)
+		t, err := loadgen.Replay(ctx, brokers, topic, ends, timeout, nil, 0)
+		return t, nil, err
 	}
-	return replayOnce(brokers, topic, ends, timeout)
+	probe := startCPUProbe(storePid)
+	t, consumer, err := replayOnce(brokers, topic, ends, timeout)
+	if err != nil {
+		return t, nil, err
+	}
+	return t, probe.stop(consumer), nil
 }
 
 // watchThrottle samples the broker's adaptive cold-read throttle every 100 ms until the returned

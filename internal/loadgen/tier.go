@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -452,8 +453,41 @@ type ReplayLatency struct {
 // ReplayRun is one replay and what it fetched from the bucket.
 type ReplayRun struct {
 	Throughput
-	GetBytes int64 `json:"get_bytes,omitempty"`
-	Gets     int64 `json:"gets,omitempty"`
+	GetBytes int64      `json:"get_bytes,omitempty"`
+	Gets     int64      `json:"gets,omitempty"`
+	CPU      *ReplayCPU `json:"cpu,omitempty"` // nil where /proc cannot be read
+}
+
+// ReplayCPU is where a replay's CPU went: the machine's busy and iowait shares over the replay, and
+// the CPU time of the broker, the object store (a MinIO the bench started; 0 otherwise) and the
+// consumer. On one machine the store's CPU comes out of the broker's and the consumer's: this is
+// what separates "the bucket path costs more CPU" from "the bucket path waits".
+type ReplayCPU struct {
+	Busy     float64       `json:"machine_busy"`   // share of all CPUs' time busy (user, system, irq, steal)
+	IOWait   float64       `json:"machine_iowait"` // share idle with disk reads pending
+	Broker   time.Duration `json:"broker_ns"`      // the bench's own process, which hosts the broker
+	Store    time.Duration `json:"store_ns,omitempty"`
+	Consumer time.Duration `json:"consumer_ns,omitempty"` // the replay-worker child
+}
+
+// PerGB is d per GB (1e9 bytes) of bytes: CPU seconds per GB replayed.
+func PerGB(d time.Duration, bytes int64) float64 {
+	if bytes <= 0 {
+		return 0
+	}
+	return d.Seconds() / (float64(bytes) / 1e9)
+}
+
+// String is the line the bench prints after a replay of bytes.
+func (c *ReplayCPU) String(bytes int64, store string) string {
+	s := fmt.Sprintf("CPU meanwhile: machine %.0f%% busy, %.0f%% iowait; CPU seconds per GB replayed: broker %.2f", 100*c.Busy, 100*c.IOWait, PerGB(c.Broker, bytes))
+	if c.Store > 0 {
+		s += fmt.Sprintf(", %s %.2f", store, PerGB(c.Store, bytes))
+	}
+	if c.Consumer > 0 {
+		s += fmt.Sprintf(", consumer %.2f", PerGB(c.Consumer, bytes))
+	}
+	return s
 }
 
 // SetReplayMedians sets ReplayBucket/ReplayRequests and ReplayLocal to the median run of each side
@@ -658,6 +692,9 @@ func writeTier(w io.Writer, t *TierResult, rows []TierRow) {
 		}
 		fmt.Fprintf(w, "  replay runs MB/s: bucket %s; local %s\n", strings.Join(b, " / "), strings.Join(l, " / "))
 		fmt.Fprintf(w, "  replay runs, first record after ms: bucket %s; local %s\n", strings.Join(bf, " / "), strings.Join(lf, " / "))
+		if b, l := replayCPUMedians(t.ReplayBucketRuns), replayCPUMedians(t.ReplayLocalRuns); b != "" && l != "" {
+			fmt.Fprintf(w, "  replay CPU (medians of the runs): bucket: %s; local: %s\n", b, l)
+		}
 	}
 	if len(t.DuringReplay) > 0 {
 		fmt.Fprintf(w, "  latency: %.0f rec/s alone (ack p50/p99/p99.9 %.2f/%.2f/%.2f ms)\n",
@@ -723,4 +760,29 @@ func pace(bytesPerSec int64) string {
 
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+}
+
+// replayCPUMedians summarises the runs' CPU figures, each the median over the runs that have one
+// ("" when none has).
+func replayCPUMedians(runs []ReplayRun) string {
+	var busy, iowait, broker, store, consumer []float64
+	for _, r := range runs {
+		if r.CPU == nil {
+			continue
+		}
+		busy, iowait = append(busy, r.CPU.Busy), append(iowait, r.CPU.IOWait)
+		broker = append(broker, PerGB(r.CPU.Broker, r.Bytes))
+		store = append(store, PerGB(r.CPU.Store, r.Bytes))
+		consumer = append(consumer, PerGB(r.CPU.Consumer, r.Bytes))
+	}
+	if len(busy) == 0 {
+		return ""
+	}
+	med := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[(len(v)-1)/2]
+	}
+	return fmt.Sprintf("machine %.0f%% busy, %.0f%% iowait; CPU s/GB broker %.2f, store %.2f, consumer %.2f",
+		100*med(busy), 100*med(iowait), med(broker), med(store), med(consumer))
 }

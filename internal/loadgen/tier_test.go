@@ -255,3 +255,28 @@ func TestReplayMedians(t *testing.T) {
 		t.Fatal("the runs were reordered")
 	}
 }
+
+// TestReplayCPUReport: the CPU line of a replay and the medians of the summary are per GB of the
+// run's bytes, each figure's median taken on its own; runs without figures are left out, and no
+// run with figures means no summary.
+func TestReplayCPUReport(t *testing.T) {
+	c := &ReplayCPU{Busy: 0.88, IOWait: 0.02, Broker: 400 * time.Millisecond, Store: 300 * time.Millisecond, Consumer: 200 * time.Millisecond}
+	want := "CPU meanwhile: machine 88% busy, 2% iowait; CPU seconds per GB replayed: broker 0.80, MinIO 0.60, consumer 0.40"
+	if got := c.String(5e8, "MinIO"); got != want {
+		t.Fatalf("String:\n got %s\nwant %s", got, want)
+	}
+	if got := (&ReplayCPU{Busy: 0.5, Broker: time.Second}).String(1e9, "MinIO"); got != "CPU meanwhile: machine 50% busy, 0% iowait; CPU seconds per GB replayed: broker 1.00" {
+		t.Fatalf("String without store or consumer: %s", got)
+	}
+	run := func(bytes int64, busy float64, broker time.Duration) ReplayRun {
+		return ReplayRun{Throughput: Throughput{Bytes: bytes}, CPU: &ReplayCPU{Busy: busy, Broker: broker}}
+	}
+	runs := []ReplayRun{run(1e9, 0.9, 3*time.Second), {Throughput: Throughput{Bytes: 1e9}}, run(2e9, 0.5, 2*time.Second), run(1e9, 0.7, 2*time.Second)}
+	// busy 0.5/0.7/0.9 → 0.7; broker s/GB 3/1/2 → 2.
+	if got, want := replayCPUMedians(runs), "machine 70% busy, 0% iowait; CPU s/GB broker 2.00, store 0.00, consumer 0.00"; got != want {
+		t.Fatalf("medians:\n got %s\nwant %s", got, want)
+	}
+	if got := replayCPUMedians([]ReplayRun{{Throughput: Throughput{Bytes: 1e9}}}); got != "" {
+		t.Fatalf("medians of runs without figures: %q", got)
+	}
+}
