@@ -461,7 +461,8 @@ type ReplayRun struct {
 // ReplayCPU is where a replay's CPU went: the machine's busy and iowait shares over the replay, and
 // the CPU time of the broker, the object store (a MinIO the bench started; 0 otherwise) and the
 // consumer. On one machine the store's CPU comes out of the broker's and the consumer's: this is
-// what separates "the bucket path costs more CPU" from "the bucket path waits".
+// what separates "the bucket path costs more CPU" from "the bucket path waits". Measured over the
+// consumer process's whole life, so its start (tens of ms of little work) is in the shares too.
 type ReplayCPU struct {
 	Busy     float64       `json:"machine_busy"`   // share of all CPUs' time busy (user, system, irq, steal)
 	IOWait   float64       `json:"machine_iowait"` // share idle with disk reads pending
