@@ -222,9 +222,12 @@ func latencyInterleaved(ctx context.Context, lc loadgen.Config, brokers []string
 	if o.interleaveWindow < 4*skip {
 		return il, fmt.Errorf("--tier-interleave-window %s: at least %s (the first %s of each window is not counted)", o.interleaveWindow, 4*skip, skip)
 	}
+	lc.LatencyFor = time.Duration(2*o.interleavePairs) * o.interleaveWindow
 	var replayed atomic.Int64
 	rstart := time.Now()
-	rp, err := startReplayProcess(brokers, topic, ends, o.replayPace, lc.Timeout, &replayed)
+	// One pass of the replay may take the whole run (the adaptive throttle slows it to about a
+	// MiB/s): its bound is the run's length plus the usual one.
+	rp, err := startReplayProcess(brokers, topic, ends, o.replayPace, lc.LatencyFor+lc.Timeout, &replayed)
 	if err != nil {
 		return il, err
 	}
@@ -232,7 +235,6 @@ func latencyInterleaved(ctx context.Context, lc loadgen.Config, brokers []string
 	if control {
 		rp.pause()
 	}
-	lc.LatencyFor = time.Duration(2*o.interleavePairs) * o.interleaveWindow
 	fmt.Fprintf(out, "latency, interleaved (%s): %d records/s for %s to %s, the replay of %s stopped in every other %s window%s\n",
 		kind, lc.Rate, lc.LatencyFor, lc.Topic, topic, o.interleaveWindow, map[bool]string{true: " (control: stopped in all of them)"}[control])
 	var windows []loadgen.Window

@@ -443,7 +443,10 @@ func latencyPhase(ctx context.Context, c Config, log io.Writer) (Latency, error)
 		return l, err
 	}
 	defer cons.Close()
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	// The phase runs for LatencyFor by design; Timeout bounds what it waits for on top of that
+	// (warm-up, the last acks and records). A bound of Timeout alone cut a run longer than it short
+	// and then failed it for the records still in flight at the cut.
+	ctx, cancel := context.WithTimeout(ctx, c.LatencyFor+c.Timeout)
 	defer cancel()
 
 	// Make sure the consumer has its position at the end before anything is sent, so that the

@@ -15,14 +15,7 @@ import (
 // The load generator is checked against kfake: every produced record must be consumed back and
 // every latency sample accounted for.
 func TestRunAgainstKfake(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-
-	c := DefaultConfig()
-	c.Brokers = cluster.ListenAddrs()
+	c := kfakeConfig(t)
 	c.Partitions = 3
 	c.Records = 2000
 	c.RecordSize = 200
@@ -194,4 +187,37 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "acks") || !strings.Contains(err.Error(), "compression") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// A latency phase longer than Timeout runs its whole length: Timeout bounds the waiting around it,
+// not the run (a 400 s interleaved tiering run was cut at the 300 s Timeout and failed for the
+// records in flight at the cut).
+func TestLatencyPhaseLongerThanTimeout(t *testing.T) {
+	c := kfakeConfig(t)
+	c.Partitions = 1
+	c.RecordSize = 100
+	c.Rate = 400
+	c.LatencyFor = 2 * time.Second
+	c.Timeout = 700 * time.Millisecond
+	var log bytes.Buffer
+	l, err := FixedRateLatency(context.Background(), c, &log)
+	if err != nil {
+		t.Fatalf("latency phase: %v\n%s", err, log.String())
+	}
+	if want := int64(c.Rate) * 2; l.Sent < want*9/10 || l.Received != l.Sent {
+		t.Fatalf("sent %d (want about %d, the whole 2 s), received %d", l.Sent, want, l.Received)
+	}
+}
+
+// kfakeConfig is the default workload against a one-broker kfake cluster that ends with the test.
+func kfakeConfig(t *testing.T) Config {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	c := DefaultConfig()
+	c.Brokers = cluster.ListenAddrs()
+	return c
 }
