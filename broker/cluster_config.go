@@ -15,8 +15,9 @@ package broker
 //     message.max.bytes, min.insync.replicas, compression.type; and log.flush.interval.ms (the fsync
 //     period under log.flush.policy=interval; Kafka's synonym of flush.ms, whose topic override
 //     Sediment stores without acting on), and remote.log.manager.fetch.max.bytes.per.second and
-//     remote.log.manager.copy.max.bytes.per.second (KIP-956's remote fetch and upload quotas, dynamic in
-//     Kafka too: applied to the running quotas, tierManager.applyRemoteQuotas, on every change). A change applies live to every topic
+//     remote.log.manager.copy.max.bytes.per.second (KIP-956's remote fetch and upload quotas, dynamic
+//     in Kafka too: applied to the running quotas, tierManager.applyRemoteQuotas, on every change).
+//     A change applies live to every topic
 //     without an override of the matching topic config: the replica manager re-reads every partition's
 //     effective config (topic_config.go) when meta reports ClusterConfigChanged; retention uses the new
 //     values at its next check, segment settings apply from the next roll.

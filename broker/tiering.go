@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,9 +195,8 @@ func (tm *tierManager) applyRemoteQuotas() {
 	}
 	dyn := tm.b.dynamicConfigs()
 	inForce := func(name string) int64 {
-		v, _, ok := tm.b.brokerConfigValue(dyn, name)
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if !ok || err != nil {
+		n, ok := tm.b.brokerConfigInt64(dyn, name)
+		if !ok {
 			return 0 // validated on the way in
 		}
 		return unlimitedIfMax(n)

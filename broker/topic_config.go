@@ -215,6 +215,17 @@ func (b *Broker) brokerConfigValue(dyn dynamicConfigs, base string) (string, con
 	return layerValue(layers[0]), layers[0].source, true
 }
 
+// brokerConfigInt64 is brokerConfigValue parsed as an integer; false when unset at every level or
+// not a number (values were validated on the way in, so that means a default applies).
+func (b *Broker) brokerConfigInt64(dyn dynamicConfigs, name string) (int64, bool) {
+	v, _, ok := b.brokerConfigValue(dyn, name)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	return n, err == nil
+}
+
 // TopicConfig returns the effective configuration of t (overrides, broker synonyms, defaults).
 // Values were validated on the way in (meta), so a parse failure here falls back to the default.
 func (b *Broker) TopicConfig(t *meta.Topic) TopicConfig {
@@ -228,10 +239,8 @@ func (b *Broker) TopicConfig(t *meta.Topic) TopicConfig {
 func (b *Broker) topicConfigFrom(ov map[string]string) TopicConfig {
 	dyn := b.dynamicConfigs()
 	flushMs := b.cfg.LogFlushIntervalMs
-	if v, _, ok := b.brokerConfigValue(dyn, "log.flush.interval.ms"); ok {
-		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
-			flushMs = n
-		}
+	if n, ok := b.brokerConfigInt64(dyn, "log.flush.interval.ms"); ok && n > 0 {
+		flushMs = n
 	}
 	str := func(name string) string {
 		v, _, _ := b.topicConfigValue(dyn, ov, name)
