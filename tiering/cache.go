@@ -27,6 +27,20 @@ import (
 // take a free cold-read slot (never wait for one), so they cannot starve demand reads, and a demand
 // read that finds a chunk loading waits for that load's bytes, whose owner holds a slot (the
 // reader that started it, or after that reader returned, a slot of the load's own: fetchRun).
+//
+// Chunk buffers are reused. Allocating a fresh 16 MiB buffer for every chunk loaded made the
+// kernel map and zero its pages again as the body arrived (page faults inside the socket reads).
+// In sediment bench's replays from the bucket (2026-11-24, replay-only runs alternated, four with
+// reuse and four without), reuse took the broker's CPU from a median 0.54-0.74 to 0.56-0.60 s per
+// GB (0.73-0.83 to 0.72-0.79 in each run's first replay) and the bucket medians from 769-935 to
+// 835-903 MB/s. A buffer may be reused only when nothing can
+// read it any more, and a read's slices outlive the read: a fetch response writes them to the
+// socket later (parts.go). So each chunk counts its references (chunkEntry.refs): the cache's
+// while the chunk is in m, the load's while it runs, and one per read result holding a slice of
+// it (Hold), which its holder releases once done. The last release returns the buffer to spare.
+// A holder that never releases only keeps its buffer from being reused (the GC frees it);
+// releasing too early would let a reader see another chunk's bytes, so only a holder that has
+// finished with the slices may release.
 type chunkCache struct {
 	chunk    int64 // bytes per chunk
 	max      int64 // bytes all chunks (ready and loading) may hold
@@ -45,7 +59,45 @@ type chunkCache struct {
 	m     map[chunkID]*chunkEntry
 	loads map[*chunkLoad]struct{} // GETs in flight (shed)
 
-	hits, misses, prefetched, evicted, direct, shed atomic.Int64
+	// spare holds full-size chunk buffers no chunk references any more, for the next loads
+	// (takeBuf); at most maxSpare of them, beyond max (spareMu, not mu: the last reference may
+	// be dropped with mu held).
+	spareMu sync.Mutex
+	spare   [][]byte
+
+	hits, misses, prefetched, evicted, direct, shed, reused atomic.Int64
+}
+
+// maxSpare bounds the spare buffers: a replay frees one chunk for each it loads, so a few cover
+// the loads in flight at once (a run of two chunks and the prefetches); more would only sit idle
+// after a replay, on top of the max bytes the cache itself keeps.
+func (c *chunkCache) maxSpare() int { return c.prefetch + 2 }
+
+// takeBuf returns a buffer for a chunk of size bytes: a spare one when the chunk is full size,
+// else a new one (its contents undefined either way: the load overwrites all of it).
+func (c *chunkCache) takeBuf(size int64) []byte {
+	if size == c.chunk {
+		c.spareMu.Lock()
+		if n := len(c.spare); n > 0 {
+			b := c.spare[n-1]
+			c.spare[n-1] = nil
+			c.spare = c.spare[:n-1]
+			c.spareMu.Unlock()
+			c.reused.Add(1)
+			return b
+		}
+		c.spareMu.Unlock()
+	}
+	return makeNoZero(int(size))
+}
+
+// recycle keeps b (a full-size chunk buffer nothing references) for reuse, if there is room.
+func (c *chunkCache) recycle(b []byte) {
+	c.spareMu.Lock()
+	if len(c.spare) < c.maxSpare() {
+		c.spare = append(c.spare, b)
+	}
+	c.spareMu.Unlock()
 }
 
 // chunkLoad is one GET of the cache in flight (load): the chunks it fills and how to cancel it.
@@ -77,9 +129,69 @@ type chunkEntry struct {
 	// readers counts the reads that need bytes of this chunk and have not returned (readOnce): a
 	// load none of whose chunks has one is one shedIdle may cancel.
 	readers atomic.Int32
+	// refs counts what may still read data (see chunkCache): the cache's reference while the
+	// chunk is in m, the load's while it runs, each read's until it returns, and each Hold's
+	// until released. Taken only under chunkCache.mu while the chunk is in m, so it never rises
+	// again once it has reached 0.
+	refs  atomic.Int32
+	cache *chunkCache
 
 	wakeMu sync.Mutex
 	wake   chan struct{} // closed when filled grows; made by a waiting reader (nil: none waits)
+}
+
+// unref drops one reference to the chunk's buffer; the last one hands a full-size buffer back to
+// the cache for reuse.
+func (e *chunkEntry) unref() {
+	if e.refs.Add(-1) != 0 {
+		return
+	}
+	if b := e.data; b != nil && int64(cap(b)) == e.cache.chunk {
+		e.cache.recycle(b[:cap(b)])
+	}
+}
+
+// Hold is a read result's claim on the chunk buffers its slices lie in (PartsResult.Hold): until
+// released, the cache does not reuse them. Release once nothing will read the slices again — a
+// fetch response releases after its bytes were written to the socket. Never releasing is safe
+// (the buffers are left to the GC); releasing while the slices are still read is not.
+type Hold struct {
+	entries  []*chunkEntry
+	released atomic.Bool
+}
+
+func newHold(entries []*chunkEntry) *Hold {
+	if len(entries) == 0 {
+		return nil
+	}
+	return &Hold{entries: entries}
+}
+
+// Release gives the buffers back. Safe on a nil Hold and more than once (only the first counts).
+func (h *Hold) Release() {
+	if h == nil || !h.released.CompareAndSwap(false, true) {
+		return
+	}
+	for _, e := range h.entries {
+		e.unref()
+	}
+}
+
+// Released reports whether Release was called.
+func (h *Hold) Released() bool { return h != nil && h.released.Load() }
+
+// joinHolds returns one Hold for the buffers of a and b, which are consumed (neither is released
+// on its own any more).
+func joinHolds(a, b *Hold) *Hold {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	a.released.Store(true)
+	b.released.Store(true)
+	return newHold(append(slices.Clip(a.entries), b.entries...))
 }
 
 // advance publishes that the first n bytes of data are final and wakes the readers waiting.
@@ -157,6 +269,7 @@ type CacheStats struct {
 	Evicted      int64
 	Direct       int64 // reads fetched exactly, past the cache, while speculation was off
 	Shed         int64 // GETs cancelled, no read needing them, when the quota fell (shedIdle)
+	Reused       int64 // chunk loads into the buffer of a chunk nothing referenced any more
 	Bytes        int64 // bytes held now (ready and loading)
 }
 
@@ -164,7 +277,7 @@ func (c *chunkCache) stats() CacheStats {
 	c.mu.Lock()
 	used := c.used
 	c.mu.Unlock()
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Shed: c.shed.Load(), Bytes: used}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Shed: c.shed.Load(), Reused: c.reused.Load(), Bytes: used}
 }
 
 // cachedObject is the Store a RemoteReader of one object reads its data through: Gets of that key
@@ -184,16 +297,20 @@ func (o *cachedObject) Get(ctx context.Context, key string, off, n int64) (io.Re
 	if n >= 0 {
 		end = min(off+n, o.size)
 	}
-	parts, err := o.c.read(ctx, o.Store, o.key, o.size, off, end)
+	parts, hold, err := o.c.read(ctx, o.Store, o.key, o.size, off, end)
 	if err != nil {
 		return nil, err
 	}
-	return &partsReader{parts: parts}, nil
+	return &partsReader{parts: parts, hold: hold}, nil
 }
 
 // partsReader reads the cached chunk slices a Get covers without assembling them into one buffer
-// first (the caller copies once, through WriteTo; readRangeParts takes the slices themselves).
-type partsReader struct{ parts [][]byte }
+// first (the caller copies once, through WriteTo; readRangeParts takes the slices themselves, and
+// their Hold). Close releases the Hold: a caller that read through Read or WriteTo has its copy.
+type partsReader struct {
+	parts [][]byte
+	hold  *Hold
+}
 
 func (r *partsReader) Read(p []byte) (int, error) {
 	for len(r.parts) > 0 && len(r.parts[0]) == 0 {
@@ -221,13 +338,17 @@ func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-func (r *partsReader) Close() error { return nil }
+func (r *partsReader) Close() error {
+	r.hold.Release()
+	r.hold = nil
+	return nil
+}
 
 func (c *chunkCache) chunkLen(idx, size int64) int64 { return min(c.chunk, size-idx*c.chunk) }
 
 // read returns the object's bytes [from, to) (0 <= from < to <= size) as consecutive slices of
-// cached chunks (shared: the caller must not modify them).
-func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, to int64) ([][]byte, error) {
+// cached chunks (shared: the caller must not modify them), held until the Hold is released.
+func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, to int64) ([][]byte, *Hold, error) {
 	return c.readPrefix(ctx, s, key, size, from, to, to)
 }
 
@@ -237,26 +358,26 @@ func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, 
 // first batch, not for all of its maxBytes: a replay's first fetch took 47-59 ms waiting for 10 MiB
 // of each partition to arrive from MinIO while the consumer sat idle (sediment bench, 2026-11-23),
 // and later fetches that caught up with the prefetch waited 18-37 ms the same way.
-func (c *chunkCache) readPrefix(ctx context.Context, s Store, key string, size, from, need, to int64) ([][]byte, error) {
-	b, err := c.readOnce(ctx, s, key, size, from, need, to)
+func (c *chunkCache) readPrefix(ctx context.Context, s Store, key string, size, from, need, to int64) ([][]byte, *Hold, error) {
+	b, h, err := c.readOnce(ctx, s, key, size, from, need, to)
 	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		// A chunk we waited for was being loaded under another reader's context, which ended:
 		// not our failure; load it ourselves.
-		b, err = c.readOnce(ctx, s, key, size, from, need, to)
+		b, h, err = c.readOnce(ctx, s, key, size, from, need, to)
 	}
-	return b, err
+	return b, h, err
 }
 
-func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, need, to int64) ([][]byte, error) {
+func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, need, to int64) ([][]byte, *Hold, error) {
 	c0, c1 := from/c.chunk, (to-1)/c.chunk
 	if c.speculate != nil && !c.speculate() && !c.holdsAny(key, c0, c1) {
 		// Held below a chunk a second: fetch what was asked, not whole chunks (see speculate).
 		buf := makeNoZero(int(to - from))
 		if err := readInto(ctx, s, key, from, buf, nil); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c.direct.Add(1)
-		return [][]byte{buf}, nil
+		return [][]byte{buf}, nil, nil // not a cache buffer: nothing to hold
 	}
 	entries := make([]*chunkEntry, 0, c1-c0+1)
 	var mine []*chunkEntry
@@ -281,6 +402,10 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		default:
 			c.hits.Add(1) // loading for someone else: shared
 		}
+		// This read's reference, taken now: the chunk is in m, so the cache's reference still
+		// stands and the buffer cannot have been reused; a later addLocked in this loop may evict
+		// it, and without ours its buffer would go back to spare under us.
+		e.refs.Add(1)
 		entries = append(entries, e)
 	}
 	sequential := c0 == 0 || c.m[chunkID{key, c0 - 1}] != nil
@@ -289,9 +414,13 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		e.readers.Add(1)
 	}
 	c.mu.Unlock()
+	held := 0 // entries[:held] have slices in the result: their references go to its Hold
 	defer func() {
 		for _, e := range entries {
 			e.readers.Add(-1)
+		}
+		for _, e := range entries[held:] {
+			e.unref()
 		}
 	}()
 
@@ -304,7 +433,7 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		}
 		if err := c.fetchRun(ctx, s, mine[i:j], need); err != nil {
 			c.drop(mine[j:], err) // registered, never started
-			return nil, err       // no prefetch either: a store that just failed gets no speculative requests
+			return nil, nil, err  // no prefetch either: a store that just failed gets no speculative requests
 		}
 		i = j
 	}
@@ -315,11 +444,12 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		c.consumed(chunkID{key, c0 - 1})
 	}
 	out := make([][]byte, 0, len(entries))
-	for _, e := range entries {
+	for k, e := range entries {
 		lo := e.id.idx * c.chunk
 		if lo < need { // wait for this chunk's bytes below need only
 			if err := e.waitFilled(ctx, min(need-lo, e.size)); err != nil {
-				return nil, err
+				held = 0 // no result: every reference goes
+				return nil, nil, err
 			}
 		}
 		begin, reach := max(from, lo)-lo, min(to-lo, e.size)
@@ -328,11 +458,12 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 			break
 		}
 		out = append(out, e.data[begin:got])
+		held = k + 1
 		if got < reach {
 			break // the bytes after got have not arrived: the result ends here
 		}
 	}
-	return out, nil
+	return out, newHold(entries[:held:held]), nil
 }
 
 // holdsAny reports whether any of key's chunks c0..c1 is cached or loading.
@@ -366,7 +497,8 @@ func (c *chunkCache) consumed(id chunkID) {
 
 // addLocked registers a loading chunk and makes room for it.
 func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
-	e := &chunkEntry{id: id, size: size, done: make(chan struct{})}
+	e := &chunkEntry{id: id, size: size, done: make(chan struct{}), cache: c}
+	e.refs.Store(2) // the cache's, and the load's (load drops it when it ends)
 	c.m[id] = e
 	c.used += size
 	for c.used > c.max && c.lru.Len() > 0 {
@@ -374,6 +506,7 @@ func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
 		delete(c.m, old.id)
 		c.used -= old.size
 		c.evicted.Add(1)
+		old.unref()
 	}
 	return e
 }
@@ -445,6 +578,7 @@ func (c *chunkCache) drop(entries []*chunkEntry, err error) {
 		if c.m[e.id] == e {
 			delete(c.m, e.id)
 			c.used -= e.size
+			e.unref()
 		}
 		close(e.done)
 	}
@@ -454,18 +588,18 @@ func (c *chunkCache) drop(entries []*chunkEntry, err error) {
 // arrive (chunkEntry.advance) and then the outcome: the chunks join the LRU, or are dropped with
 // the error.
 func (c *chunkCache) load(ctx context.Context, s Store, run []*chunkEntry) error {
+	defer func() {
+		for _, e := range run {
+			e.unref() // the load's reference (addLocked)
+		}
+	}()
 	from := run[0].id.idx * c.chunk
-	to := from
-	for _, e := range run {
-		to += e.size
+	bufs := make([][]byte, len(run))
+	for i, e := range run {
+		e.data = c.takeBuf(e.size) // before any advance: readers look only below filled
+		bufs[i] = e.data
 	}
-	b := makeNoZero(int(to - from))
-	pos := int64(0)
-	for _, e := range run {
-		e.data = b[pos : pos+e.size : pos+e.size] // before any advance: readers look only below filled
-		pos += e.size
-	}
-	err := readInto(ctx, s, run[0].id.key, from, b, func(got int64) {
+	err := readIntoBufs(ctx, s, run[0].id.key, from, bufs, func(got int64) {
 		// got bytes of the run are final: each chunk's share of them.
 		start := int64(0)
 		for _, e := range run {
@@ -600,6 +734,7 @@ func (c *chunkCache) forget(keys ...string) {
 			if e.elem != nil {
 				c.lru.Remove(e.elem)
 			}
+			e.unref()
 		}
 	}
 }

@@ -142,7 +142,9 @@
 // and the burst of reads is what the throttle holds back); the range read-ahead
 // (readahead.go) runs only without it. Eviction takes chunks a reader has moved past (it reads from
 // the next one) before chunks loaded ahead and not yet read, then least recently used by bytes. Objects are immutable, so a chunk
-// never goes stale. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from
+// never goes stale. Chunk buffers are reused once nothing references them: a read result's slices
+// come with a Hold on their chunks, which the broker releases after writing the fetch response to
+// the socket; up to PrefetchChunks+2 spare buffers are kept beyond CacheBytes. FetchQuota (cache_quota.go) is an optional broker-wide byte rate for reads from
 // the bucket (KIP-956's remote.log.manager.fetch.max.bytes.per.second), a token bucket with one
 // second's burst: a read is granted what has accrued, reads at most that and gives back what it did
 // not use; it waits up to the broker's bound (500 ms) for a grant, else returns nothing for that

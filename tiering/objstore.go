@@ -190,34 +190,32 @@ func checkRange(key string, off, length, size int64) (end int64, err error) {
 // than returning fewer bytes than the object holds in that range. From the chunk cache: the cached
 // bytes without a copy when they lie in one chunk, else one copy (readRangeParts avoids it).
 func ReadRange(ctx context.Context, s Store, key string, off, length int64) ([]byte, error) {
-	parts, err := readRangeParts(ctx, s, key, off, length)
+	parts, hold, err := readRangeParts(ctx, s, key, off, length)
 	if err != nil {
 		return nil, err
 	}
-	if len(parts) == 1 {
-		return parts[0], nil
-	}
-	return joinParts(parts), nil
+	return joinReleasing(parts, hold), nil
 }
 
 // readRangeParts is ReadRange returning the bytes as consecutive slices: the cached chunks a Get
-// through the chunk cache covers (shared, never joined: parts.go), else one buffer.
-func readRangeParts(ctx context.Context, s Store, key string, off, length int64) ([][]byte, error) {
+// through the chunk cache covers (shared, never joined: parts.go) with their Hold, else one buffer
+// (and no Hold).
+func readRangeParts(ctx context.Context, s Store, key string, off, length int64) ([][]byte, *Hold, error) {
 	rc, err := s.Get(ctx, key, off, length)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rc.Close()
 	if pr, ok := rc.(*partsReader); ok {
-		parts := pr.parts
-		pr.parts = nil
-		return parts, nil
+		parts, hold := pr.parts, pr.hold
+		pr.parts, pr.hold = nil, nil // ours now: Close must not release it
+		return parts, hold, nil
 	}
 	b, err := readBody(rc, key, off, length)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return [][]byte{b}, nil
+	return [][]byte{b}, nil, nil
 }
 
 // readBody reads a Get's body into one buffer of the asked length.

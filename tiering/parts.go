@@ -17,8 +17,9 @@ import (
 // Batches straddle chunk boundaries, so parsing copies only a batch's 61-byte header when it
 // straddles, and the batch CRC is computed across parts (crc32.Update).
 //
-// Parts are shared with the cache: callers must not modify them. Chunks are immutable and only
-// dropped by the cache, never reused, so a part stays valid for as long as the caller holds it.
+// Parts are shared with the cache: callers must not modify them. A chunk's bytes never change
+// while it is cached, and its buffer is reused for another chunk only once every Hold on it has
+// been released (cache.go), so a part stays valid until its result's Hold is released.
 
 // PartsResult is RemoteLog.ReadParts's result: whole batches as consecutive slices of cached
 // chunks (one slice when the range lies in one chunk or the cache is off), and the offset after
@@ -26,6 +27,10 @@ import (
 type PartsResult struct {
 	Parts      [][]byte
 	NextOffset int64
+	// Hold keeps the chunk buffers Parts lie in from being reused (nil: nothing to hold). The
+	// holder calls Hold.Release once it no longer reads Parts: a fetch response after its bytes
+	// went to the socket. Not releasing is safe, only wasteful.
+	Hold *Hold
 }
 
 // Len is the number of bytes in the result.
@@ -34,6 +39,31 @@ func (r PartsResult) Len() int { return partsLen(r.Parts) }
 // Join returns the result's bytes as one slice: the part itself when there is one (no copy),
 // else a copy.
 func (r PartsResult) Join() []byte { return joinParts(r.Parts) }
+
+// joinHeld is Join for a caller that keeps only the joined slice: a copy lets the Hold go, a
+// single part keeps it (never released, so that chunk's buffer is left to the GC).
+func (r PartsResult) joinHeld() []byte {
+	return joinReleasing(r.Parts, r.Hold)
+}
+
+// joinReleasing is joinParts for parts held by hold: when the join copies, hold is released; when
+// it returns a part itself, hold is kept (never released: that buffer is left to the GC).
+func joinReleasing(parts [][]byte, hold *Hold) []byte {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	b := joinParts(parts)
+	nonEmpty := 0
+	for _, p := range parts {
+		if len(p) > 0 {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != 1 {
+		hold.Release()
+	}
+	return b
+}
 
 func partsLen(parts [][]byte) int {
 	n := 0

@@ -33,31 +33,46 @@ const readStep = 256 << 10
 // shorter one (never a truncated result). buf need not be zeroed (makeNoZero): every byte below a
 // reported or returned fill was read from the body.
 func readInto(ctx context.Context, s Store, key string, off int64, buf []byte, progress func(filled int64)) error {
-	n := int64(len(buf))
+	return readIntoBufs(ctx, s, key, off, [][]byte{buf}, progress)
+}
+
+// readIntoBufs is readInto for a range read into several buffers, each filled in turn from one
+// GET body: the chunk cache loads a run of consecutive chunks with one request, each into a chunk
+// buffer of its own (so that each can be reused on its own, cache.go). progress counts the bytes
+// of all of bufs filled so far, in order.
+func readIntoBufs(ctx context.Context, s Store, key string, off int64, bufs [][]byte, progress func(filled int64)) error {
+	n := int64(0)
+	for _, b := range bufs {
+		n += int64(len(b))
+	}
 	rc, err := s.Get(ctx, key, off, n)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	for got := int64(0); got < n; {
-		if err := ctx.Err(); err != nil {
-			// Cancelled between steps (chunkCache.shedIdle, a reader giving up): stop here even
-			// if the body would not notice (the file store's).
-			return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
-		}
-		step := min(n-got, readStep)
-		if progress == nil {
-			step = n - got
-		}
-		if _, err := io.ReadFull(rc, buf[got:got+step]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return fmt.Errorf("tiering: %s [%d,+%d): short read: %w", key, off, n, io.ErrUnexpectedEOF)
+	got := int64(0)
+	for _, buf := range bufs {
+		for at := 0; at < len(buf); {
+			if err := ctx.Err(); err != nil {
+				// Cancelled between steps (chunkCache.shedIdle, a reader giving up): stop here
+				// even if the body would not notice (the file store's).
+				return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
 			}
-			return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
-		}
-		got += step
-		if progress != nil {
-			progress(got)
+			step := len(buf) - at
+			if progress != nil {
+				step = min(step, readStep)
+			}
+			if _, err := io.ReadFull(rc, buf[at:at+step]); err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+					return fmt.Errorf("tiering: %s [%d,+%d): short read: %w", key, off, n, io.ErrUnexpectedEOF)
+				}
+				return fmt.Errorf("tiering: reading %s [%d,+%d): %w", key, off, n, err)
+			}
+			at += step
+			got += int64(step)
+			if progress != nil {
+				progress(got)
+			}
 		}
 	}
 	var extra [1]byte

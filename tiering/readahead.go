@@ -21,6 +21,7 @@ type prefetch struct {
 	start, end int64 // logical bytes
 	done       chan struct{}
 	parts      [][]byte // the logical bytes [start, end) (readLogicalParts: cached chunks, not joined)
+	hold       *Hold    // parts's; goes to the Read that takes them (a prefetch never taken keeps it)
 	err        error
 	cancel     context.CancelFunc
 }
@@ -29,13 +30,13 @@ type prefetch struct {
 const prefetchTimeout = 30 * time.Second
 
 // take returns the prefetched bytes [start, end) if the pending prefetch covers them, waiting for it
-// to complete (or ctx to end). ok=false: read directly.
-func (ra *readAhead) take(ctx context.Context, start, end int64) (parts [][]byte, ok bool) {
+// to complete (or ctx to end), with their Hold. ok=false: read directly.
+func (ra *readAhead) take(ctx context.Context, start, end int64) (parts [][]byte, hold *Hold, ok bool) {
 	ra.mu.Lock()
 	pf := ra.cur
 	if pf == nil || pf.start != start || pf.end < end {
 		ra.mu.Unlock()
-		return nil, false
+		return nil, nil, false
 	}
 	ra.cur = nil
 	ra.mu.Unlock()
@@ -44,15 +45,13 @@ func (ra *readAhead) take(ctx context.Context, start, end int64) (parts [][]byte
 	case <-pf.done:
 	case <-ctx.Done():
 		pf.cancel()
-		return nil, false
+		return nil, nil, false
 	}
-	if pf.err != nil || int64(partsLen(pf.parts)) != pf.end-pf.start {
-		return nil, false
+	if pf.err != nil || int64(partsLen(pf.parts)) != pf.end-pf.start || end == start {
+		pf.hold.Release() // taken off ra.cur and done: nobody else reads these
+		return nil, nil, false
 	}
-	if end == start {
-		return nil, false
-	}
-	return newPartsView(pf.parts).slice(0, int(end-start)), true
+	return newPartsView(pf.parts).slice(0, int(end-start)), pf.hold, true
 }
 
 // launch starts prefetching [start, end) unless the budget is exhausted, replacing (and cancelling)
@@ -79,7 +78,7 @@ func (ra *readAhead) launch(r *RemoteReader, start, end int64) {
 	go func() {
 		defer close(pf.done)
 		defer cancel()
-		pf.parts, pf.err = r.readLogicalPartsAs(ctx, start, end, true)
+		pf.parts, pf.hold, pf.err = r.readLogicalPartsAs(ctx, start, end, true)
 	}()
 }
 

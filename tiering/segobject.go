@@ -177,50 +177,53 @@ func BuildSegmentObjectWith(data io.ReaderAt, size int64, opts BuildOptions) (*S
 // readLogical returns the logical (uncompressed segment) bytes [from, to) as one slice
 // (readLogicalParts, joined when the range spans cached chunks).
 func (r *RemoteReader) readLogical(ctx context.Context, from, to int64) ([]byte, error) {
-	parts, err := r.readLogicalParts(ctx, from, to)
+	parts, hold, err := r.readLogicalParts(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
-	return joinParts(parts), nil
+	return joinReleasing(parts, hold), nil
 }
 
 // readLogicalParts returns the logical (uncompressed segment) bytes [from, to) with one ranged GET
 // of the stored bytes that hold them, decompressing chunks as needed. A verbatim object's bytes come
-// as the cached chunk slices they span (shared, not joined: parts.go).
-func (r *RemoteReader) readLogicalParts(ctx context.Context, from, to int64) ([][]byte, error) {
+// as the cached chunk slices they span (shared, not joined: parts.go), with their Hold.
+func (r *RemoteReader) readLogicalParts(ctx context.Context, from, to int64) ([][]byte, *Hold, error) {
 	return r.readLogicalPartsAs(ctx, from, to, false)
 }
 
 // readLogicalPartsAs is readLogicalParts; background (read-ahead) waits for a cold-read slot
 // behind every consumer read.
-func (r *RemoteReader) readLogicalPartsAs(ctx context.Context, from, to int64, background bool) ([][]byte, error) {
+func (r *RemoteReader) readLogicalPartsAs(ctx context.Context, from, to int64, background bool) ([][]byte, *Hold, error) {
 	f := r.Footer
 	if to <= from {
-		return nil, nil
+		return nil, nil, nil
 	}
 	c0, c1, sFrom, sTo := f.storedRange(from, to)
 	if err := r.sem.acquire(ctx, background); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	parts, err := readRangeParts(ctx, r.store, r.key, sFrom, sTo-sFrom)
+	parts, hold, err := readRangeParts(ctx, r.store, r.key, sFrom, sTo-sFrom)
 	r.sem.release()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n := int64(partsLen(parts)); n != sTo-sFrom {
-		return nil, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, n, sTo-sFrom)
+		hold.Release()
+		return nil, nil, fmt.Errorf("tiering: %s: short read %d of %d bytes", r.key, n, sTo-sFrom)
 	}
 	if f.Flags&FlagLZ4Chunks == 0 {
-		return parts, nil
+		return parts, hold, nil
 	}
-	raw := joinParts(parts) // lz4 blocks need their bytes in one piece; the copy is small next to decoding
+	defer hold.Release() // decoded into a buffer of our own
+	// lz4 blocks need their bytes in one piece; the copy is small next to decoding.
+	raw := joinParts(parts)
 	cs := int64(f.ChunkSize)
 	out := make([]byte, 0, (c1-c0+1)*int(cs))
 	for i := c0; i <= c1; i++ {
 		e := f.Chunks[i]
 		b := raw[int64(e.StoredPos)-sFrom : int64(e.StoredPos)-sFrom+int64(e.StoredLen)]
 		if got := crc32.Checksum(b, castagnoli); got != e.CRC {
-			return nil, fmt.Errorf("%w: %s: chunk %d CRC %08x, footer says %08x", segment.ErrCorrupt, r.key, i, got, e.CRC)
+			return nil, nil, fmt.Errorf("%w: %s: chunk %d CRC %08x, footer says %08x", segment.ErrCorrupt, r.key, i, got, e.CRC)
 		}
 		want := f.chunkLogicalLen(i)
 		if e.Raw {
@@ -230,12 +233,12 @@ func (r *RemoteReader) readLogicalPartsAs(ctx context.Context, from, to int64, b
 		dst := out[len(out) : len(out)+int(want)]
 		n, err := lz4.UncompressBlock(b, dst)
 		if err != nil || int64(n) != want {
-			return nil, fmt.Errorf("%w: %s: chunk %d decodes to %d bytes (want %d): %v", segment.ErrCorrupt, r.key, i, n, want, err)
+			return nil, nil, fmt.Errorf("%w: %s: chunk %d decodes to %d bytes (want %d): %v", segment.ErrCorrupt, r.key, i, n, want, err)
 		}
 		out = out[:len(out)+n]
 	}
 	base := int64(c0) * cs
-	return [][]byte{out[from-base : to-base]}, nil
+	return [][]byte{out[from-base : to-base]}, nil, nil
 }
 
 // RemoteReader reads one uploaded segment object: it fetches the footer once (one ranged GET of the
@@ -294,14 +297,14 @@ func OpenRemote(ctx context.Context, s Store, key string, size int64) (*RemoteRe
 // between are missing (compaction, transaction markers' gaps); either way it ends by the entry
 // after (index entries are batch starts). Objects stored as lz4 chunks and stores without the
 // cache read [start, end) in full.
-func (r *RemoteReader) readArrived(ctx context.Context, start, end int64) ([][]byte, error) {
+func (r *RemoteReader) readArrived(ctx context.Context, start, end int64) ([][]byte, *Hold, error) {
 	co, ok := r.store.(*cachedObject)
 	if !ok || co.key != r.key || r.Footer.Flags&FlagLZ4Chunks != 0 || end > co.size {
 		return r.readLogicalParts(ctx, start, end)
 	}
 	need := min(end, r.Footer.nextPosition(r.Footer.nextPosition(start)))
 	if err := r.sem.acquire(ctx, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.sem.release()
 	return co.c.readPrefix(ctx, co.Store, r.key, co.size, start, need, end)
@@ -322,11 +325,12 @@ func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, min
 	if err != nil {
 		return ReadResult{}, err
 	}
-	return ReadResult{Data: res.Join(), NextOffset: res.NextOffset}, nil
+	return ReadResult{Data: res.joinHeld(), NextOffset: res.NextOffset}, nil
 }
 
 // ReadParts is Read with the batches as the consecutive cached chunk slices they span (parts.go):
-// no copy into one buffer. The parts are shared: the caller must not modify them.
+// no copy into one buffer. The parts are shared: the caller must not modify them, and releases
+// res.Hold once it no longer reads them.
 func (r *RemoteReader) ReadParts(ctx context.Context, offset int64, maxBytes int, minOneBatch bool) (PartsResult, error) {
 	f := r.Footer
 	if offset < f.BaseOffset || offset > f.LastOffset {
@@ -335,16 +339,17 @@ func (r *RemoteReader) ReadParts(ctx context.Context, offset int64, maxBytes int
 	start := int64(f.Offsets[f.floorOffset(offset)].Position)
 	end := min(f.DataLen, f.nextPosition(start)+int64(max(maxBytes, 0)))
 	var parts [][]byte
+	var hold *Hold
 	if r.ra != nil {
-		parts, _ = r.ra.take(ctx, start, end)
+		parts, hold, _ = r.ra.take(ctx, start, end)
 	}
 	if parts == nil {
 		var err error
-		if parts, err = r.readArrived(ctx, start, end); err != nil {
+		if parts, hold, err = r.readArrived(ctx, start, end); err != nil {
 			return PartsResult{}, err
 		}
 	}
-	res, err := r.parse(ctx, parts, start, offset, maxBytes, minOneBatch)
+	res, err := r.parse(ctx, parts, hold, start, offset, maxBytes, minOneBatch)
 	if err == nil && r.ra != nil && len(res.Parts) > 0 && res.NextOffset <= f.LastOffset {
 		// A sequential consumer's next Read starts here: fetch it while this result is delivered.
 		s2 := int64(f.Offsets[f.floorOffset(res.NextOffset)].Position)
@@ -354,9 +359,18 @@ func (r *RemoteReader) ReadParts(ctx context.Context, offset int64, maxBytes int
 }
 
 // parse picks the batches of a Read out of parts, the logical bytes from position start, and
-// checks their framing and CRC across parts.
-func (r *RemoteReader) parse(ctx context.Context, parts [][]byte, start, offset int64, maxBytes int, minOneBatch bool) (PartsResult, error) {
-	res := PartsResult{NextOffset: offset}
+// checks their framing and CRC across parts. hold (parts's) goes to the result, or is released
+// when parse fails or returns no batches.
+func (r *RemoteReader) parse(ctx context.Context, parts [][]byte, hold *Hold, start, offset int64, maxBytes int, minOneBatch bool) (res PartsResult, err error) {
+	defer func() {
+		if err != nil || len(res.Parts) == 0 {
+			hold.Release()
+			res.Hold = nil
+		} else {
+			res.Hold = hold
+		}
+	}()
+	res = PartsResult{NextOffset: offset}
 	v := newPartsView(parts)
 	n := v.len()
 	var hb [segment.HeaderSize]byte
@@ -379,10 +393,11 @@ func (r *RemoteReader) parse(ctx context.Context, parts [][]byte, start, offset 
 				// The first batch alone exceeds the budget: return exactly it (second GET if needed).
 				last := h.LastOffset()
 				if p+size > n {
-					b, err := r.readLogicalParts(ctx, start+int64(p), start+int64(p)+int64(size))
+					b, h2, err := r.readLogicalParts(ctx, start+int64(p), start+int64(p)+int64(size))
 					if err != nil {
 						return PartsResult{}, err
 					}
+					hold = joinHolds(hold, h2)
 					start += int64(p)
 					v, n, from, p = newPartsView(b), size, 0, 0
 				}
