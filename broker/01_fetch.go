@@ -47,6 +47,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sediment-io/sediment/meta"
+	"github.com/sediment-io/sediment/tiering"
 )
 
 func init() { register(kmsg.Fetch, 4, 16, (*Broker).handleFetch) }
@@ -293,7 +294,15 @@ func (b *Broker) handleFetch(ctx context.Context, c *connCtx, kreq kmsg.Request)
 			split = append(split, splitRecordSet{topic: len(resp.Topics) - 1, partition: len(rt.Partitions) - 1, parts: t.res.parts})
 		}
 	}
-	registerSplit(resp, split)
+	// Every read's chunk-cache buffers stay held until the connection has written the response
+	// (a partition left out of it holds its buffers a moment longer than needed, no more).
+	var holds []*tiering.Hold
+	for i := range targets {
+		if h := targets[i].res.hold; h != nil {
+			holds = append(holds, h)
+		}
+	}
+	attachFetch(resp, fetchAttachment{split: split, holds: holds})
 	if req.Version >= 16 {
 		for id := range leaders {
 			if br, ok := st.Broker(id); ok {
@@ -493,15 +502,21 @@ func (t *fetchTarget) hasRecords(replicaID int32) bool {
 	return t.sp.fetchOffset < t.p.HighWatermark()
 }
 
-// discard gives back to the remote fetch quota what t's last read took from it: that result is
-// about to be replaced by a new read and is never sent. The new read comes from the chunk cache the
-// discarded one filled, so without this a consumer of many partitions under a quota (KIP-956 or
-// the adaptive throttle) was charged twice for the bytes its fetches read ahead and then cut.
+// discard drops t's last read: that result is about to be replaced by a new read and is never
+// sent. It gives back to the remote fetch quota what the read took from it: the new read comes from
+// the chunk cache the discarded one filled, so without this a consumer of many partitions under a
+// quota (KIP-956 or the adaptive throttle) was charged twice for the bytes its fetches read ahead
+// and then cut. And it releases the chunk-cache buffers the records lay in.
 func (t *fetchTarget) discard() {
 	if t.res.charged > 0 && t.p != nil && t.p.tier != nil && t.p.tier.remote != nil {
 		t.p.tier.remote.Quota().Refund(t.res.charged)
 	}
 	t.res.charged = 0
+	if t.res.hold != nil {
+		t.res.data, t.res.parts = nil, nil // nothing may read them once released
+		t.res.hold.Release()
+		t.res.hold = nil
+	}
 }
 
 // readPart reads t's partition from its fetch offset: a replica's fetch through readForFollower
@@ -553,62 +568,72 @@ type spliceScratch struct {
 // oneByteRecords is E1's stand-in record set; its content does not matter.
 var oneByteRecords = []byte{0}
 
-// Record sets in several slices.
+// Record sets in several slices, and buffers held until written.
 //
 // A read from the bucket that spans cached chunks comes as the chunks' slices (readResult.parts);
 // copying them into one buffer was 9 % of the broker's CPU in a replay from the bucket. kmsg's
-// RecordBatches is one []byte, so handleFetch leaves the first slice there and registers all of
-// them here, keyed by a weak pointer to the response (the connection's response type stays
-// kmsg's); addFetch takes them and writes each slice in place. When it cannot splice, addFetch
-// joins them into RecordBatches first, so the ordinary encoding sends the whole record set (the
-// first slice alone would still be valid Kafka — clients drop a partial trailing batch and fetch
-// again — but is never sent alone). An entry holds no pointer into its response, so a response
-// that is never written (its connection closed first) becomes unreachable and a cleanup drops
-// the entry.
+// RecordBatches is one []byte, so handleFetch leaves the first slice there and attaches all of
+// them to the response (fetchAttachment), keyed by a weak pointer to it (the connection's response
+// type stays kmsg's); the writer takes them (frameBuilder.add) and addFetch writes each slice in
+// place. When it cannot splice, addFetch joins them into RecordBatches first, so the ordinary
+// encoding sends the whole record set (the first slice alone would still be valid Kafka — clients
+// drop a partial trailing batch and fetch again — but is never sent alone).
+//
+// The attachment also carries the reads' Holds on the chunk-cache buffers their records lie in:
+// the writer releases them once the socket write has returned (the kernel has copied the bytes),
+// and the cache may then reuse the buffers. An entry holds no pointer into its response, so a
+// response that is never written (its connection closed first) becomes unreachable and a cleanup
+// drops the entry; its Holds are then never released, which only leaves those buffers to the GC.
 type splitRecordSet struct {
 	topic, partition int // indexes in FetchResponse.Topics and in that topic's Partitions
 	parts            [][]byte
 }
 
+// fetchAttachment is what handleFetch attaches to a FetchResponse for the connection's writer.
+type fetchAttachment struct {
+	split []splitRecordSet // record sets in several slices, in response order
+	holds []*tiering.Hold  // released once the response was written
+}
+
 var (
-	splitSets    sync.Map     // weak.Pointer[kmsg.FetchResponse] → []splitRecordSet
-	splitPending atomic.Int64 // entries in splitSets: addFetch looks up only when there are some
+	fetchAttached sync.Map     // weak.Pointer[kmsg.FetchResponse] → fetchAttachment
+	attachPending atomic.Int64 // entries in fetchAttached: the writer looks up only when there are some
 )
 
-// registerSplit records resp's split record sets (in response order) for addFetch.
-func registerSplit(resp *kmsg.FetchResponse, split []splitRecordSet) {
-	if len(split) == 0 {
+// attachFetch records att for resp's writer (nothing to record: no entry).
+func attachFetch(resp *kmsg.FetchResponse, att fetchAttachment) {
+	if len(att.split) == 0 && len(att.holds) == 0 {
 		return
 	}
 	w := weak.Make(resp)
-	splitSets.Store(w, split)
-	splitPending.Add(1)
+	fetchAttached.Store(w, att)
+	attachPending.Add(1)
 	runtime.AddCleanup(resp, func(w weak.Pointer[kmsg.FetchResponse]) {
-		if _, ok := splitSets.LoadAndDelete(w); ok {
-			splitPending.Add(-1)
+		if _, ok := fetchAttached.LoadAndDelete(w); ok {
+			attachPending.Add(-1)
 		}
 	}, w)
 }
 
-// takeSplit returns and forgets fr's split record sets.
-func takeSplit(fr *kmsg.FetchResponse) []splitRecordSet {
-	if splitPending.Load() == 0 {
-		return nil
+// takeAttachment returns and forgets fr's attachment.
+func takeAttachment(fr *kmsg.FetchResponse) fetchAttachment {
+	if attachPending.Load() == 0 {
+		return fetchAttachment{}
 	}
-	v, ok := splitSets.LoadAndDelete(weak.Make(fr))
+	v, ok := fetchAttached.LoadAndDelete(weak.Make(fr))
 	if !ok {
-		return nil
+		return fetchAttachment{}
 	}
-	splitPending.Add(-1)
-	return v.([]splitRecordSet)
+	attachPending.Add(-1)
+	return v.(fetchAttachment)
 }
 
 // addFetch appends fr (at its version) as one frame with correlation id corr to fb, splicing in
 // record sets instead of copying them when the response carries at least minSplice record bytes.
-// It reports false (and leaves fb unchanged) when the response should be encoded the usual way;
-// split record sets are then joined into their RecordBatches first.
-func (fb *frameBuilder) addFetch(corr int32, fr *kmsg.FetchResponse, minSplice int) bool {
-	split := takeSplit(fr)
+// split is fr's record sets in several slices (fetchAttachment). It reports false (and leaves fb
+// unchanged) when the response should be encoded the usual way; split record sets are then joined
+// into their RecordBatches first.
+func (fb *frameBuilder) addFetch(corr int32, fr *kmsg.FetchResponse, split []splitRecordSet, minSplice int) bool {
 	s := &fb.splice
 	ps, recs, many, sizes, total := s.parts[:0], s.recs[:0], s.many[:0], s.sizes[:0], 0
 	for i := range fr.Topics {

@@ -99,7 +99,7 @@ func splicedFrame(t testing.TB, fr *kmsg.FetchResponse, corr int32, minSplice in
 	var fb frameBuilder
 	fb.reset()
 	fb.buf = append(fb.buf, "previous frame"...) // frames after another in the same write
-	spliced := fb.addFetch(corr, fr, minSplice)
+	spliced := fb.addFetch(corr, fr, takeAttachment(fr).split, minSplice)
 	if !spliced {
 		fb.buf = appendResponse(fb.buf, response{corr: corr, kresp: fr})
 	}
@@ -342,7 +342,7 @@ func splitResponse(r *rand.Rand, fr *kmsg.FetchResponse) int {
 			split = append(split, splitRecordSet{topic: i, partition: j, parts: parts})
 		}
 	}
-	registerSplit(fr, split)
+	attachFetch(fr, fetchAttachment{split: split})
 	return n
 }
 
@@ -359,7 +359,7 @@ func TestFetchSplitRecordSets(t *testing.T) {
 				fr := randomFetchResponse(r, v)
 				want := appendResponse(nil, response{corr: 3, kresp: fr})
 				slices := splitResponse(r, fr)
-				pending := splitPending.Load()
+				pending := attachPending.Load()
 				got, spliced, ext := splicedFrame(t, fr, 3, minSplice)
 				if !bytes.Equal(got, want) {
 					t.Fatalf("v%d seed %d minSplice %d: frame (%d bytes) differs from the whole sets' (%d bytes) at byte %d",
@@ -373,8 +373,8 @@ func TestFetchSplitRecordSets(t *testing.T) {
 				}
 				if pending > 0 {
 					splitSeen++
-					if splitPending.Load() != pending-1 {
-						t.Fatalf("v%d seed %d: registration not consumed (%d pending, was %d)", v, seed, splitPending.Load(), pending)
+					if attachPending.Load() != pending-1 {
+						t.Fatalf("v%d seed %d: registration not consumed (%d pending, was %d)", v, seed, attachPending.Load(), pending)
 					}
 				}
 			}
@@ -388,7 +388,7 @@ func TestFetchSplitRecordSets(t *testing.T) {
 // A response with split record sets that is never written (its connection closed) does not stay
 // registered: the cleanup drops the entry once the response is unreachable.
 func TestFetchSplitRecordSetsDroppedUnwritten(t *testing.T) {
-	before := splitPending.Load()
+	before := attachPending.Load()
 	func() {
 		fr := randomFetchResponse(rand.New(rand.NewPCG(1, 16)), 16)
 		p := kmsg.NewFetchResponseTopicPartition()
@@ -398,14 +398,14 @@ func TestFetchSplitRecordSetsDroppedUnwritten(t *testing.T) {
 		fr.Topics = append(fr.Topics, tp)
 		splitResponse(rand.New(rand.NewPCG(2, 2)), fr)
 	}()
-	if splitPending.Load() != before+1 {
-		t.Fatalf("%d registrations pending, want %d", splitPending.Load(), before+1)
+	if attachPending.Load() != before+1 {
+		t.Fatalf("%d registrations pending, want %d", attachPending.Load(), before+1)
 	}
-	for i := 0; i < 200 && splitPending.Load() > before; i++ {
+	for i := 0; i < 200 && attachPending.Load() > before; i++ {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := splitPending.Load(); n != before {
+	if n := attachPending.Load(); n != before {
 		t.Fatalf("%d registrations still pending after the response became unreachable, want %d", n, before)
 	}
 }

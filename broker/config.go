@@ -408,7 +408,7 @@ var brokerConfigDefs = []configDef{
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMs }),
 	longDef("remote.log.manager.task.retry.backoff.max.ms", "30000", 1, "Longest retry delay after failed uploads.",
 		func(c *Config) *int64 { return &c.RemoteLogManagerTaskRetryBackoffMaxMs }),
-	longDef("remote.log.reader.cache.bytes", "268435456", 0, "Sediment extension: memory for the chunk cache of reads from object storage (concurrent and repeated replays of the same objects share GETs); 0 = no cache (footers are always cached).",
+	longDef("remote.log.reader.cache.bytes", "268435456", 0, "Sediment extension: memory for the chunk cache of reads from object storage (concurrent and repeated replays of the same objects share GETs; up to three more 16 MiB chunk buffers are kept for reuse); 0 = no cache (footers are always cached).",
 		func(c *Config) *int64 { return &c.RemoteLogReaderCacheBytes }),
 	enumDef("remote.log.segment.compression.type", "none", kmsg.ConfigTypeString, []string{"none", "lz4"}, "Sediment extension: lz4 stores uploaded segments whose batches were all sent uncompressed as independently decodable lz4 chunks (ranged reads still work); segments holding producer-compressed batches are always stored as they are. Default of the topic config of the same name; read before each upload, so a partition's objects may mix both kinds.",
 		func(c *Config) *string { return &c.RemoteLogSegmentCompressionType }),

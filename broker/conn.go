@@ -20,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sediment-io/sediment/tiering"
 )
 
 // connCtx is what a handler knows about the connection a request came on.
@@ -342,6 +344,7 @@ type frameBuilder struct {
 	size   int // bytes to write
 	vecs   net.Buffers
 	splice spliceScratch
+	holds  []*tiering.Hold // chunk-cache buffers of the record sets added, released after the write
 }
 
 // framePart is either buf[off:end] (ext == nil) or ext, a record set written in place.
@@ -359,8 +362,12 @@ func (fb *frameBuilder) reset() {
 
 // add appends one response frame.
 func (fb *frameBuilder) add(r response) {
-	if fr, ok := r.kresp.(*kmsg.FetchResponse); ok && fb.addFetch(r.corr, fr, spliceMinRecordBytes) {
-		return
+	if fr, ok := r.kresp.(*kmsg.FetchResponse); ok {
+		att := takeAttachment(fr)
+		fb.holds = append(fb.holds, att.holds...)
+		if fb.addFetch(r.corr, fr, att.split, spliceMinRecordBytes) {
+			return
+		}
 	}
 	n := len(fb.buf)
 	fb.buf = appendResponse(fb.buf, r)
@@ -407,6 +414,13 @@ func (fb *frameBuilder) writeTo(w io.Writer) (int64, error) {
 	}
 	clear(fb.vecs[:cap(fb.vecs)])
 	clear(fb.parts)
+	// The write has returned, failed or not: the kernel has copied what it took and nothing
+	// reads the record sets any more, so their chunk buffers may be reused.
+	for _, h := range fb.holds {
+		h.Release()
+	}
+	clear(fb.holds)
+	fb.holds = fb.holds[:0]
 	return n, err
 }
 

@@ -30,6 +30,10 @@ type readResult struct {
 	// charged is what the read took from the remote fetch quota (the bytes it read from the
 	// bucket); a fetch that discards the result gives them back (fetchTarget.discard).
 	charged int
+	// hold keeps the chunk-cache buffers that data or parts lie in (a read from the bucket) from
+	// being reused; released once the records were written to the socket or the result dropped
+	// (tiering.Hold: never releasing is safe, releasing while the bytes are still read is not).
+	hold *tiering.Hold
 }
 
 // size is the number of record bytes.
@@ -76,7 +80,9 @@ func (p *Partition) read(offset int64, maxBytes int, minOneBatch bool) readResul
 	r := p.readParts(offset, maxBytes, minOneBatch)
 	if r.parts != nil {
 		r.data, r.parts = slices.Concat(r.parts...), nil
+		r.hold.Release() // copied
 	}
+	r.hold = nil // one slice of a chunk: kept by the caller for as long as it likes, never released
 	return r
 }
 
@@ -93,7 +99,7 @@ func (p *Partition) readParts(offset int64, maxBytes int, minOneBatch bool) read
 		return r
 	}
 	tr := p.readTiered(offset, maxBytes, minOneBatch, hw)
-	r.err, r.retry, r.charged = tr.code, tr.retry, tr.charged
+	r.err, r.retry, r.charged, r.hold = tr.code, tr.retry, tr.charged, tr.hold
 	r.setRecords(tr.recs)
 	return r
 }

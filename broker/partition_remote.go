@@ -100,6 +100,7 @@ func (p *Partition) readTiered(offset int64, maxBytes int, minOneBatch bool, max
 // read from the bucket took from that quota (readResult.charged).
 type tieredRead struct {
 	recs    [][]byte
+	hold    *tiering.Hold // the chunk-cache buffers recs lie in (a read from the bucket), until released
 	code    int16
 	retry   time.Duration
 	charged int
@@ -162,7 +163,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, minOneBatch bool, max
 	q.Settle(granted, used)
 	switch {
 	case err == nil:
-		return tieredRead{recs: recordsBelow(res.Parts, maxOffset), charged: used}, false
+		return tieredRead{recs: recordsBelow(res.Parts, maxOffset), hold: res.Hold, charged: used}, false
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		if offset >= p.log.StartOffset() && offset >= p.localStart() {
 			return tieredRead{}, true
