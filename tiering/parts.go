@@ -40,12 +40,6 @@ func (r PartsResult) Len() int { return partsLen(r.Parts) }
 // else a copy.
 func (r PartsResult) Join() []byte { return joinParts(r.Parts) }
 
-// joinHeld is Join for a caller that keeps only the joined slice: a copy lets the Hold go, a
-// single part keeps it (never released, so that chunk's buffer is left to the GC).
-func (r PartsResult) joinHeld() []byte {
-	return joinReleasing(r.Parts, r.Hold)
-}
-
 // joinReleasing is joinParts for parts held by hold: when the join copies, hold is released; when
 // it returns a part itself, hold is kept (never released: that buffer is left to the GC).
 func joinReleasing(parts [][]byte, hold *Hold) []byte {

@@ -276,7 +276,7 @@ func (r *RemoteLog) Read(ctx context.Context, segs []meta.RemoteSegment, offset 
 	if err != nil {
 		return ReadResult{}, err
 	}
-	return ReadResult{Data: res.joinHeld(), NextOffset: res.NextOffset}, nil
+	return ReadResult{Data: joinReleasing(res.Parts, res.Hold), NextOffset: res.NextOffset}, nil
 }
 
 // ReadParts is Read with the batches as the consecutive cached chunk slices they span, not copied

@@ -325,7 +325,7 @@ func (r *RemoteReader) Read(ctx context.Context, offset int64, maxBytes int, min
 	if err != nil {
 		return ReadResult{}, err
 	}
-	return ReadResult{Data: res.joinHeld(), NextOffset: res.NextOffset}, nil
+	return ReadResult{Data: joinReleasing(res.Parts, res.Hold), NextOffset: res.NextOffset}, nil
 }
 
 // ReadParts is Read with the batches as the consecutive cached chunk slices they span (parts.go):
