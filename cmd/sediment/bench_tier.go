@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/sediment-io/sediment/broker"
 	"github.com/sediment-io/sediment/internal/loadgen"
+	"github.com/sediment-io/sediment/internal/testport"
 	"github.com/sediment-io/sediment/localstack"
 	"github.com/sediment-io/sediment/meta"
 	"github.com/sediment-io/sediment/tiering"
@@ -176,7 +176,9 @@ func startTierBroker(ctx context.Context, dir string, store *tierStore, extra []
 	cfg.DataDir = dir
 	cfg.ObjectStore = store.url(store.proxy.URL)
 	cfg.Listen = "127.0.0.1:0"
-	raft, err := freePort()
+	// Below the ephemeral range: the restart binds this port again, and an outgoing connection
+	// could otherwise take it in between.
+	raft, err := testport.Addr()
 	if err != nil {
 		return nil, err
 	}
@@ -262,15 +264,6 @@ func (tb *tierBroker) storeGets(ctx context.Context) (loadgen.ProxyCounts, error
 		return c, fmt.Errorf("/metrics of the broker lacks sediment_objectstore_{requests,bytes}_total{op=\"get\"}")
 	}
 	return c, nil
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // partitionDirs finds topic's partition directories under the broker's logs dir

@@ -1,5 +1,6 @@
-// Package testport hands tests loopback TCP ports to give servers that must know their
-// addresses before they start (Raft voter lists, `sediment serve --listen` in a child process).
+// Package testport hands tests (and `sediment bench`) loopback TCP ports to give servers that must
+// know their addresses before they start (Raft voter lists, `sediment serve --listen` in a child
+// process, a broker restarted on the same Raft address).
 //
 // The usual trick — listen on port 0, read the port, close — returns a port from the kernel's
 // ephemeral range, which every outgoing connection on the machine draws from too. Under `go test

@@ -33,6 +33,18 @@ func Free(t TB) string {
 	return fmt.Sprintf("127.0.0.1:%d", Port(t))
 }
 
+// Addr is Free for code that is not a test: `sediment bench` restarts its in-process broker on the
+// Raft port it first gave it, and a port from the ephemeral range could be taken in between by any
+// outgoing connection (TestBenchTier failed so under `go test ./...`: "raft transport: ... bind:
+// address already in use").
+func Addr() (string, error) {
+	p, err := free(ephemeralLow())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", p), nil
+}
+
 // Port is Free's port number alone.
 func Port(t TB) int {
 	t.Helper()

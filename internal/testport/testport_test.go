@@ -63,3 +63,29 @@ func TestFreeSkipsTakenPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrSharesFreesPorts: Addr (the bench's) draws from the same pool as Free, below the
+// ephemeral range, and never returns a port Free gave.
+func TestAddrSharesFreesPorts(t *testing.T) {
+	low := ephemeralLow()
+	fromFree := map[string]bool{}
+	for range 50 {
+		fromFree[Free(t)] = true
+	}
+	for range 50 {
+		addr, err := Addr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fromFree[addr] {
+			t.Fatalf("Addr() = %s, already given by Free", addr)
+		}
+		p, err := strconv.Atoi(strings.TrimPrefix(addr, "127.0.0.1:"))
+		if err != nil {
+			t.Fatalf("Addr() = %q", addr)
+		}
+		if low-lowestPort >= 1000 && (p < lowestPort || p >= low) {
+			t.Fatalf("Addr() port %d outside [%d, %d)", p, lowestPort, low)
+		}
+	}
+}
