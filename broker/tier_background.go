@@ -164,6 +164,7 @@ func (tm *tierManager) writeMetrics(w io.Writer) {
 		{"sediment_tier_remote_cache_shed_total", "counter", "Remote-read cache GETs cancelled with no reader waiting on them when the remote fetch quota fell below a chunk a second (the adaptive throttle backing off for producers).", cs.Shed},
 		{"sediment_tier_remote_cache_direct_reads_total", "counter", "Remote reads fetched exactly their range, past the chunk cache, while the remote fetch quota allowed less than a chunk a second.", cs.Direct},
 		{"sediment_tier_remote_cache_buffers_reused_total", "counter", "Chunk loads into the buffer of an evicted chunk that no fetch response held any more (instead of a new allocation).", cs.Reused},
+		{"sediment_tier_remote_cache_checked_on_arrival_bytes_total", "counter", "Batch bytes of verbatim segment objects whose CRC a chunk load checked as they arrived from the object store, so that fetches serving them did not check them again.", cs.CheckedOnArrival},
 		{"sediment_tier_remote_cache_bytes", "gauge", "Bytes held by the remote-read chunk cache.", cs.Bytes},
 		{"sediment_tier_remote_fetch_throttled_total", "counter", "Remote fetches delayed or emptied by remote.log.manager.fetch.max.bytes.per.second.", tm.remote.Quota().Throttled()},
 	} {

@@ -35,6 +35,10 @@ func TestTierReadReusesChunkBuffersAfterWrite(t *testing.T) {
 		if reused := st.Reused - before.Reused; loads < 50 || reused < loads/2 {
 			t.Fatalf("replay %d: %d chunk buffers reused for %d chunk loads (stats %+v): fetch responses do not release their chunks", replay, reused, loads, st)
 		}
+		// The loads CRC-check the batches as they arrive, so the fetches serving them need not.
+		if checked := st.CheckedOnArrival - before.CheckedOnArrival; checked < loads*chunk/2 {
+			t.Fatalf("replay %d: %d batch bytes checked on arrival for %d chunk loads of %d bytes", replay, checked, loads, chunk)
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ type chunkCache struct {
 	spare   [][]byte
 
 	hits, misses, prefetched, evicted, direct, shed, reused atomic.Int64
+	checkedOnArrival                                        atomic.Int64 // batch bytes CRC-checked by loads
 }
 
 // maxSpare bounds the spare buffers: a replay frees one chunk for each it loads, so a few cover
@@ -135,6 +136,9 @@ type chunkEntry struct {
 	// again once it has reached 0.
 	refs  atomic.Int32
 	cache *chunkCache
+	// checkedFrom and checkedTo bound, in chunk positions, the batches whose CRC the load checked
+	// as they arrived (arrival_check.go); checkedTo 0: none. checkedFrom is stored first.
+	checkedFrom, checkedTo atomic.Int64
 
 	wakeMu sync.Mutex
 	wake   chan struct{} // closed when filled grows; made by a waiting reader (nil: none waits)
@@ -271,13 +275,16 @@ type CacheStats struct {
 	Shed         int64 // GETs cancelled, no read needing them, when the quota fell (shedIdle)
 	Reused       int64 // chunk loads into the buffer of a chunk nothing referenced any more
 	Bytes        int64 // bytes held now (ready and loading)
+	// CheckedOnArrival counts the batch bytes whose CRC a load checked as they arrived, so that
+	// the reads serving them did not check them again (arrival_check.go).
+	CheckedOnArrival int64
 }
 
 func (c *chunkCache) stats() CacheStats {
 	c.mu.Lock()
 	used := c.used
 	c.mu.Unlock()
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Shed: c.shed.Load(), Reused: c.reused.Load(), Bytes: used}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Prefetched: c.prefetched.Load(), Evicted: c.evicted.Load(), Direct: c.direct.Load(), Shed: c.shed.Load(), Reused: c.reused.Load(), Bytes: used, CheckedOnArrival: c.checkedOnArrival.Load()}
 }
 
 // cachedObject is the Store a RemoteReader of one object reads its data through: Gets of that key
@@ -287,6 +294,22 @@ type cachedObject struct {
 	c    *chunkCache
 	key  string
 	size int64
+	// batches: where the object's batches start, for checking them as chunks arrive (the
+	// reader's footer; nil: not checked on arrival).
+	batches batchLocator
+}
+
+func (o *cachedObject) ref() objectRef {
+	return objectRef{s: o.Store, key: o.key, size: o.size, batches: o.batches}
+}
+
+// objectRef is the object a cache read or load is for: its backing store, key and size, and
+// where its batches start (nil: the load does not check them on arrival, arrival_check.go).
+type objectRef struct {
+	s       Store
+	key     string
+	size    int64
+	batches batchLocator
 }
 
 func (o *cachedObject) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
@@ -297,7 +320,7 @@ func (o *cachedObject) Get(ctx context.Context, key string, off, n int64) (io.Re
 	if n >= 0 {
 		end = min(off+n, o.size)
 	}
-	parts, hold, err := o.c.read(ctx, o.Store, o.key, o.size, off, end)
+	parts, hold, err := o.c.read(ctx, o.ref(), off, end)
 	if err != nil {
 		return nil, err
 	}
@@ -348,8 +371,8 @@ func (c *chunkCache) chunkLen(idx, size int64) int64 { return min(c.chunk, size-
 
 // read returns the object's bytes [from, to) (0 <= from < to <= size) as consecutive slices of
 // cached chunks (shared: the caller must not modify them), held until the Hold is released.
-func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, to int64) ([][]byte, *Hold, error) {
-	return c.readPrefix(ctx, s, key, size, from, to, to)
+func (c *chunkCache) read(ctx context.Context, o objectRef, from, to int64) ([][]byte, *Hold, error) {
+	return c.readPrefix(ctx, o, from, to, to)
 }
 
 // readPrefix is read for a reader that can use fewer bytes than it asks for: it waits only for
@@ -358,17 +381,18 @@ func (c *chunkCache) read(ctx context.Context, s Store, key string, size, from, 
 // first batch, not for all of its maxBytes: a replay's first fetch took 47-59 ms waiting for 10 MiB
 // of each partition to arrive from MinIO while the consumer sat idle (sediment bench, 2026-11-23),
 // and later fetches that caught up with the prefetch waited 18-37 ms the same way.
-func (c *chunkCache) readPrefix(ctx context.Context, s Store, key string, size, from, need, to int64) ([][]byte, *Hold, error) {
-	b, h, err := c.readOnce(ctx, s, key, size, from, need, to)
+func (c *chunkCache) readPrefix(ctx context.Context, o objectRef, from, need, to int64) ([][]byte, *Hold, error) {
+	b, h, err := c.readOnce(ctx, o, from, need, to)
 	if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		// A chunk we waited for was being loaded under another reader's context, which ended:
 		// not our failure; load it ourselves.
-		b, h, err = c.readOnce(ctx, s, key, size, from, need, to)
+		b, h, err = c.readOnce(ctx, o, from, need, to)
 	}
 	return b, h, err
 }
 
-func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, from, need, to int64) ([][]byte, *Hold, error) {
+func (c *chunkCache) readOnce(ctx context.Context, o objectRef, from, need, to int64) ([][]byte, *Hold, error) {
+	s, key, size := o.s, o.key, o.size
 	c0, c1 := from/c.chunk, (to-1)/c.chunk
 	if c.speculate != nil && !c.speculate() && !c.holdsAny(key, c0, c1) {
 		// Held below a chunk a second: fetch what was asked, not whole chunks (see speculate).
@@ -431,14 +455,14 @@ func (c *chunkCache) readOnce(ctx context.Context, s Store, key string, size, fr
 		for j < len(mine) && mine[j].id.idx == mine[j-1].id.idx+1 {
 			j++
 		}
-		if err := c.fetchRun(ctx, s, mine[i:j], need); err != nil {
+		if err := c.fetchRun(ctx, o, mine[i:j], need); err != nil {
 			c.drop(mine[j:], err) // registered, never started
 			return nil, nil, err  // no prefetch either: a store that just failed gets no speculative requests
 		}
 		i = j
 	}
 	if sequential {
-		c.prefetchAfter(s, key, size, c1)
+		c.prefetchAfter(o, c1)
 	}
 	if c0 > 0 {
 		c.consumed(chunkID{key, c0 - 1})
@@ -519,12 +543,12 @@ func (c *chunkCache) addLocked(id chunkID, size int64) *chunkEntry {
 // so that there are never more GETs in flight than slots. The GET runs under a context of its own
 // (the caller's values, not its end, bounded by prefetchTimeout) because it may outlive the caller;
 // if the caller gives up while the GET holds no slot of its own, the GET is cancelled.
-func (c *chunkCache) fetchRun(ctx context.Context, s Store, run []*chunkEntry, to int64) error {
+func (c *chunkCache) fetchRun(ctx context.Context, o objectRef, run []*chunkEntry, to int64) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), prefetchTimeout)
 	c.mu.Lock()
 	l := c.trackLocked(run, cancel)
 	c.mu.Unlock()
-	go c.loadTracked(lctx, s, l)
+	go c.loadTracked(lctx, o, l)
 	err := c.waitRun(ctx, run, to)
 	last := run[len(run)-1]
 	select {
@@ -587,7 +611,7 @@ func (c *chunkCache) drop(entries []*chunkEntry, err error) {
 // load fetches the consecutive chunks run with one ranged GET, publishing their bytes as they
 // arrive (chunkEntry.advance) and then the outcome: the chunks join the LRU, or are dropped with
 // the error.
-func (c *chunkCache) load(ctx context.Context, s Store, run []*chunkEntry) error {
+func (c *chunkCache) load(ctx context.Context, o objectRef, run []*chunkEntry) error {
 	defer func() {
 		for _, e := range run {
 			e.unref() // the load's reference (addLocked)
@@ -599,7 +623,9 @@ func (c *chunkCache) load(ctx context.Context, s Store, run []*chunkEntry) error
 		e.data = c.takeBuf(e.size) // before any advance: readers look only below filled
 		bufs[i] = e.data
 	}
-	err := readIntoBufs(ctx, s, run[0].id.key, from, bufs, func(got int64) {
+	check := newArrivalCheck(o.batches, run, bufs, from, c.chunk, &c.checkedOnArrival)
+	err := readIntoBufs(ctx, o.s, o.key, from, bufs, func(got int64) {
+		check.arrived(got) // before advance: a reader that sees the bytes sees them checked
 		// got bytes of the run are final: each chunk's share of them.
 		start := int64(0)
 		for _, e := range run {
@@ -626,12 +652,12 @@ func (c *chunkCache) load(ctx context.Context, s Store, run []*chunkEntry) error
 
 // prefetchAfter starts fetching the chunks after last that are neither cached nor loading, each in
 // the background with a free cold-read slot (none free, or speculate says no: no prefetch).
-func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
+func (c *chunkCache) prefetchAfter(o objectRef, last int64) {
 	if c.speculate != nil && !c.speculate() {
 		return
 	}
-	for i := last + 1; i <= last+int64(c.prefetch) && i*c.chunk < size; i++ {
-		if !c.startLoad(s, key, size, i, false) {
+	for i := last + 1; i <= last+int64(c.prefetch) && i*c.chunk < o.size; i++ {
+		if !c.startLoad(o, i, false) {
 			return
 		}
 	}
@@ -641,18 +667,18 @@ func (c *chunkCache) prefetchAfter(s Store, key string, size, last int64) {
 // still loading the footer: the read needs those bytes whatever the footer says, so the two GETs
 // overlap instead of following each other. Only with a slot free for a consumer read now, and
 // only if speculate allows.
-func (c *chunkCache) loadFirst(s Store, key string, size int64) {
+func (c *chunkCache) loadFirst(o objectRef) {
 	if c.speculate != nil && !c.speculate() {
 		return
 	}
-	c.startLoad(s, key, size, 0, true)
+	c.startLoad(o, 0, true)
 }
 
 // startLoad starts fetching chunk i of key in the background, under a cold-read slot free now,
 // unless the chunk is cached or loading. forRead: for a consumer read that will need the chunk
 // (loadFirst), else a prefetch (background work). It reports false when no slot was free.
-func (c *chunkCache) startLoad(s Store, key string, size, i int64, forRead bool) bool {
-	id := chunkID{key, i}
+func (c *chunkCache) startLoad(o objectRef, i int64, forRead bool) bool {
+	id := chunkID{o.key, i}
 	c.mu.Lock()
 	if c.m[id] != nil {
 		c.mu.Unlock()
@@ -662,7 +688,7 @@ func (c *chunkCache) startLoad(s Store, key string, size, i int64, forRead bool)
 		c.mu.Unlock()
 		return false
 	}
-	e := c.addLocked(id, c.chunkLen(i, size))
+	e := c.addLocked(id, c.chunkLen(i, o.size))
 	e.forRead = forRead
 	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
 	l := c.trackLocked([]*chunkEntry{e}, cancel)
@@ -672,7 +698,7 @@ func (c *chunkCache) startLoad(s Store, key string, size, i int64, forRead bool)
 	}
 	go func() {
 		defer c.sem.release()
-		c.loadTracked(ctx, s, l)
+		c.loadTracked(ctx, o, l)
 	}()
 	return true
 }
@@ -685,9 +711,9 @@ func (c *chunkCache) trackLocked(run []*chunkEntry, cancel context.CancelFunc) *
 }
 
 // loadTracked runs l's GET (load) and unregisters it when it ends.
-func (c *chunkCache) loadTracked(ctx context.Context, s Store, l *chunkLoad) {
+func (c *chunkCache) loadTracked(ctx context.Context, o objectRef, l *chunkLoad) {
 	defer l.cancel()
-	c.load(ctx, s, l.run)
+	c.load(ctx, o, l.run)
 	c.mu.Lock()
 	delete(c.loads, l)
 	c.mu.Unlock()

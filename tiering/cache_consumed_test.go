@@ -36,7 +36,7 @@ func TestChunkCacheEvictsConsumedFirst(t *testing.T) {
 	c := newChunkCache(4*chunk, chunk, 0, newSlots(8))
 	read := func(from, to int64) {
 		t.Helper()
-		parts, _, err := c.read(ctx, s, "o", size, from, to)
+		parts, _, err := c.read(ctx, objectRef{s: s, key: "o", size: size}, from, to)
 		if err != nil {
 			t.Fatal(err)
 		}

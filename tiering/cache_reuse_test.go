@@ -33,7 +33,7 @@ func TestChunkBufferReusedOnlyOnceReleased(t *testing.T) {
 	c := newChunkCache(4*chunk, chunk, 0, newSlots(8))
 	read := func(from, to int64) ([][]byte, *Hold) {
 		t.Helper()
-		parts, hold, err := c.read(context.Background(), s, "o", size, from, to)
+		parts, hold, err := c.read(context.Background(), objectRef{s: s, key: "o", size: size}, from, to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestChunkBufferReuseConcurrentHolds(t *testing.T) {
 			for range 400 {
 				from := rng.Int64N(size - 1)
 				to := min(size, from+1+rng.Int64N(4*chunk))
-				parts, hold, err := c.read(context.Background(), s, "o", size, from, to)
+				parts, hold, err := c.read(context.Background(), objectRef{s: s, key: "o", size: size}, from, to)
 				if err != nil {
 					errs <- err.Error()
 					return

@@ -73,7 +73,7 @@ func patternObject(t *testing.T, n int) (Store, []byte) {
 func readAsync(c *chunkCache, s Store, key string, size, from, to int64) chan readResult {
 	ch := make(chan readResult, 1)
 	go func() {
-		parts, _, err := c.read(context.Background(), s, key, size, from, to)
+		parts, _, err := c.read(context.Background(), objectRef{s: s, key: key, size: size}, from, to)
 		ch <- readResult{joinParts(parts), err}
 	}()
 	return ch

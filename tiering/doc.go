@@ -94,7 +94,9 @@
 //   - Read(offset): the offset index gives the position of the last indexed batch ≤ offset; one ranged
 //     GET of [that position, next index position + maxBytes) holds the target batch and maxBytes after
 //     it (a single batch larger than maxBytes with minOneBatch costs one more GET). A verbatim
-//     object's batches are CRC-checked before they are returned (their only check); an lz4-chunked
+//     object's batches are CRC-checked before they are returned (their only check): through the
+//     chunk cache mostly by the chunk's load, each batch as its bytes arrive (arrival_check.go),
+//     otherwise by the read itself; an lz4-chunked
 //     object's chunks are CRC-checked on every read and its batches not again (they were before
 //     upload, and the chunk CRC covers the same bytes).
 //   - OffsetForTimestamp(ts): the first time entry ≥ ts bounds the byte range holding the first batch
@@ -106,8 +108,8 @@
 // (crc32.Update). The broker hands the slices to the fetch response, which writes each in place
 // (writev); RemoteLog.Read joins them for callers that need one slice (timestamp lookups). Chunk
 // buffers are allocated unzeroed (readInto fills them front to back, and readers see only the filled
-// prefix) and never reused, so a slice handed out stays valid as long as a response holds it,
-// whatever the cache evicts. A chunk is readable while it loads: a read waits only for the bytes
+// prefix) and reused only once no Hold references them (below), so a slice handed out stays valid as
+// long as a response holds it, whatever the cache evicts. A chunk is readable while it loads: a read waits only for the bytes
 // it reaches, so a consumer's first fetch from a cold object waits for its own megabyte, not the
 // whole chunk (cache.go, chunkEntry).
 //

@@ -212,7 +212,7 @@ func (r *RemoteLog) openAs(ctx context.Context, seg meta.RemoteSegment, backgrou
 	}
 	rr.sem = r.sem
 	if r.cache != nil {
-		rr.store = &cachedObject{Store: r.store, c: r.cache, key: seg.ObjectKey, size: rr.size}
+		rr.store = &cachedObject{Store: r.store, c: r.cache, key: seg.ObjectKey, size: rr.size, batches: rr.Footer}
 	}
 	if rr.Footer.BaseOffset != seg.BaseOffset || rr.Footer.LastOffset != seg.LastOffset {
 		return nil, fmt.Errorf("%w: %s holds offsets %d..%d, the manifest says %d..%d", ErrBadFooter, seg.ObjectKey, rr.Footer.BaseOffset, rr.Footer.LastOffset, seg.BaseOffset, seg.LastOffset)
@@ -313,7 +313,7 @@ func (r *RemoteLog) read(ctx context.Context, segs []meta.RemoteSegment, offset 
 	seg := segs[i]
 	offset = max(offset, seg.BaseOffset)
 	if offset == seg.BaseOffset && r.cache != nil && !r.isOpen(seg.ObjectKey) {
-		r.cache.loadFirst(r.store, seg.ObjectKey, seg.Size)
+		r.cache.loadFirst(objectRef{s: r.store, key: seg.ObjectKey, size: seg.Size, batches: objectStart{}})
 	}
 	rr, err := r.open(ctx, seg)
 	if err != nil {
@@ -364,7 +364,7 @@ func (r *RemoteLog) warm(seg meta.RemoteSegment, maxBytes int) {
 		}
 		if rr.ra == nil {
 			if r.cache != nil {
-				r.cache.prefetchAfter(r.store, seg.ObjectKey, rr.size, -1) // its first chunks
+				r.cache.prefetchAfter(objectRef{s: r.store, key: seg.ObjectKey, size: rr.size, batches: rr.Footer}, -1) // its first chunks
 			}
 			return
 		}

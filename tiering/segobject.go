@@ -307,7 +307,7 @@ func (r *RemoteReader) readArrived(ctx context.Context, start, end int64) ([][]b
 		return nil, nil, err
 	}
 	defer r.sem.release()
-	return co.c.readPrefix(ctx, co.Store, r.key, co.size, start, need, end)
+	return co.c.readPrefix(ctx, co.ref(), start, need, end)
 }
 
 // ReadResult is what RemoteReader.Read returns: whole batches and the offset after the last one.
@@ -415,12 +415,14 @@ func (r *RemoteReader) parse(ctx context.Context, parts [][]byte, hold *Hold, st
 	// A chunked object's bytes were checked on the way here: each chunk's CRC (readLogicalParts)
 	// over bytes whose batches were all CRC-checked before the upload (BuildSegmentObjectWith), so
 	// a batch CRC would check the same bytes twice. A verbatim object has no chunk CRC: its batch
-	// CRCs are the only check of its bytes, made on every read.
-	checkCRC := r.Footer.Flags&FlagLZ4Chunks == 0
+	// CRCs are the only check of its bytes, made here unless the chunk's load made it as the
+	// bytes arrived (arrival_check.go; its positions are the object's, as start's).
+	verbatim := r.Footer.Flags&FlagLZ4Chunks == 0
 	for q := from; q < p; {
 		h, err := segment.ParseBatchHeader(v.header(q, hb[:]))
 		if err == nil {
-			err = v.validateBatchAt(q, h, checkCRC)
+			at := start + int64(q)
+			err = v.validateBatchAt(q, h, verbatim && !hold.checkedOnArrival(r.key, at, at+int64(h.Size())))
 		}
 		if err != nil {
 			return PartsResult{}, fmt.Errorf("tiering: %s at byte %d: %w", r.key, start+int64(q), err)
