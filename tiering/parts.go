@@ -36,10 +36,6 @@ type PartsResult struct {
 // Len is the number of bytes in the result.
 func (r PartsResult) Len() int { return partsLen(r.Parts) }
 
-// Join returns the result's bytes as one slice: the part itself when there is one (no copy),
-// else a copy.
-func (r PartsResult) Join() []byte { return joinParts(r.Parts) }
-
 // joinReleasing is joinParts for parts held by hold: when the join copies, hold is released; when
 // it returns a part itself, hold is kept (never released: that buffer is left to the GC).
 func joinReleasing(parts [][]byte, hold *Hold) []byte {
